@@ -1,0 +1,620 @@
+//! The catalog: every metadata document, checked against the others, with the lookups the
+//! engine needs on each request. A catalog is immutable; a change builds a new one.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
+
+use serde_json::Value as Json;
+
+use crate::ident::Ident;
+use crate::meta::{
+    DocKind, EntityDef, FieldDef, FieldType, Labels, Layout, LayoutDoc, LayoutItem, ListViewDoc, RelatedDoc, Section,
+    SortKey, StageSetDoc,
+};
+use crate::{USER_ENTITY, schema, value};
+
+/// A problem with a metadata document, located by the document and a JSON pointer into it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MetaError {
+    /// `kind:name` of the document, e.g. `entity:customer`.
+    pub doc: String,
+    /// JSON pointer into the document, e.g. `/fields/3/target`.
+    pub path: String,
+    pub message: String,
+}
+
+impl MetaError {
+    pub fn new(kind: DocKind, name: &str, path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { doc: format!("{}:{name}", kind.as_str()), path: path.into(), message: message.into() }
+    }
+}
+
+impl fmt::Display for MetaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at `{}`: {}", self.doc, if self.path.is_empty() { "/" } else { &self.path }, self.message)
+    }
+}
+
+/// The system columns every entity table has, in table order.
+pub const SYSTEM_COLUMNS: [&str; 8] =
+    ["id", "owner", "created_by", "created_at", "updated_by", "updated_at", "version", "deleted_at"];
+
+pub fn is_system_column(name: &str) -> bool {
+    SYSTEM_COLUMNS.contains(&name)
+}
+
+fn system_columns(entity: &Ident) -> Vec<FieldDef> {
+    let column = |name: &'static str, field_type, zh: &str, en: &str| {
+        let mut field = FieldDef::new(Ident::system(name), field_type, Labels::new(zh, en));
+        if name == "id" {
+            field.target = Some(entity.clone());
+        }
+        field
+    };
+    vec![
+        column("id", FieldType::Lookup, "编号", "ID"),
+        column("owner", FieldType::User, "所有者", "Owner"),
+        column("created_by", FieldType::User, "创建人", "Created by"),
+        column("created_at", FieldType::Datetime, "创建时间", "Created at"),
+        column("updated_by", FieldType::User, "修改人", "Updated by"),
+        column("updated_at", FieldType::Datetime, "修改时间", "Updated at"),
+        column("version", FieldType::Integer, "版本", "Version"),
+        column("deleted_at", FieldType::Datetime, "删除时间", "Deleted at"),
+    ]
+}
+
+/// All metadata documents by kind and name: what is stored, exported and installed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Docs {
+    pub stage_sets: BTreeMap<Ident, StageSetDoc>,
+    pub entities: BTreeMap<Ident, EntityDef>,
+    pub layouts: BTreeMap<Ident, LayoutDoc>,
+    pub lists: BTreeMap<Ident, ListViewDoc>,
+    pub related: BTreeMap<Ident, RelatedDoc>,
+}
+
+impl Docs {
+    /// Checks a document against its JSON Schema, parses it and puts it in place of the
+    /// document of the same kind and name.
+    pub fn insert_json(&mut self, kind: DocKind, json: &Json) -> Result<Ident, Vec<MetaError>> {
+        let hint = json.get("name").or_else(|| json.get("entity")).and_then(Json::as_str).unwrap_or("?");
+        schema::check(kind, json).map_err(|errors| {
+            errors.into_iter().map(|(path, message)| MetaError::new(kind, hint, path, message)).collect::<Vec<_>>()
+        })?;
+        let parse_error = |e: serde_json::Error| vec![MetaError::new(kind, hint, "", e.to_string())];
+        let mut body = json.clone();
+        if let Some(map) = body.as_object_mut() {
+            map.remove("$schema");
+        }
+        let name = match kind {
+            DocKind::StageSet => {
+                let doc: StageSetDoc = serde_json::from_value(body).map_err(parse_error)?;
+                let name = doc.name.clone();
+                self.stage_sets.insert(name.clone(), doc);
+                name
+            }
+            DocKind::Entity => {
+                let doc: EntityDef = serde_json::from_value(body).map_err(parse_error)?;
+                let name = doc.name.clone();
+                self.entities.insert(name.clone(), doc);
+                name
+            }
+            DocKind::Layout => {
+                let doc: LayoutDoc = serde_json::from_value(body).map_err(parse_error)?;
+                let name = doc.entity.clone();
+                self.layouts.insert(name.clone(), doc);
+                name
+            }
+            DocKind::ListView => {
+                let doc: ListViewDoc = serde_json::from_value(body).map_err(parse_error)?;
+                let name = doc.entity.clone();
+                self.lists.insert(name.clone(), doc);
+                name
+            }
+            DocKind::Related => {
+                let doc: RelatedDoc = serde_json::from_value(body).map_err(parse_error)?;
+                let name = doc.entity.clone();
+                self.related.insert(name.clone(), doc);
+                name
+            }
+        };
+        Ok(name)
+    }
+
+    /// Reads the files of a package: `(path relative to the package folder, contents)`.
+    /// Returns the manifest (`package.json`) and the documents; files outside the kind
+    /// folders are ignored. A document's file must be named after it.
+    pub fn from_package_files(
+        files: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(Json, Docs), Vec<MetaError>> {
+        let mut docs = Docs::default();
+        let mut manifest = None;
+        let mut errors = Vec::new();
+        let mut files: Vec<(String, String)> = files.into_iter().collect();
+        files.sort();
+        for kind in DocKind::ALL {
+            for (path, text) in &files {
+                let Some((folder, file)) = path.split_once('/') else { continue };
+                let Some(stem) = file.strip_suffix(".json") else { continue };
+                if folder != kind.folder() {
+                    continue;
+                }
+                let json: Json = match serde_json::from_str(text) {
+                    Ok(json) => json,
+                    Err(e) => {
+                        errors.push(MetaError::new(kind, stem, "", format!("{path}: {e}")));
+                        continue;
+                    }
+                };
+                match docs.insert_json(kind, &json) {
+                    Ok(name) if name.as_str() != stem => {
+                        errors.push(MetaError::new(
+                            kind,
+                            stem,
+                            "",
+                            format!("{path} holds `{name}`; name the file after its document"),
+                        ));
+                    }
+                    Ok(_) => {}
+                    Err(e) => errors.extend(e),
+                }
+            }
+        }
+        if let Some((_, text)) = files.iter().find(|(path, _)| path == "package.json") {
+            match serde_json::from_str::<Json>(text) {
+                Ok(json) => match schema::check_package(&json) {
+                    Ok(()) => manifest = Some(json),
+                    Err(e) => errors.extend(e.into_iter().map(|(path, message)| MetaError {
+                        doc: "package".into(),
+                        path,
+                        message,
+                    })),
+                },
+                Err(e) => errors.push(MetaError { doc: "package".into(), path: String::new(), message: e.to_string() }),
+            }
+        } else {
+            errors.push(MetaError {
+                doc: "package".into(),
+                path: String::new(),
+                message: "package.json is missing".into(),
+            });
+        }
+        if errors.is_empty() { Ok((manifest.unwrap_or_default(), docs)) } else { Err(errors) }
+    }
+
+    /// Every document as `(kind, name, json)`, in dependency order.
+    pub fn iter_json(&self) -> Vec<(DocKind, Ident, Json)> {
+        fn all<T: serde::Serialize>(
+            kind: DocKind,
+            map: &BTreeMap<Ident, T>,
+        ) -> impl Iterator<Item = (DocKind, Ident, Json)> + '_ {
+            map.iter()
+                .map(move |(name, doc)| (kind, name.clone(), serde_json::to_value(doc).expect("metadata serializes")))
+        }
+        all(DocKind::StageSet, &self.stage_sets)
+            .chain(all(DocKind::Entity, &self.entities))
+            .chain(all(DocKind::Layout, &self.layouts))
+            .chain(all(DocKind::ListView, &self.lists))
+            .chain(all(DocKind::Related, &self.related))
+            .collect()
+    }
+
+    /// One document as JSON, if it exists.
+    pub fn get_json(&self, kind: DocKind, name: &str) -> Option<Json> {
+        fn one<T: serde::Serialize>(map: &BTreeMap<Ident, T>, name: &str) -> Option<Json> {
+            map.get(name).map(|doc| serde_json::to_value(doc).expect("metadata serializes"))
+        }
+        match kind {
+            DocKind::StageSet => one(&self.stage_sets, name),
+            DocKind::Entity => one(&self.entities, name),
+            DocKind::Layout => one(&self.layouts, name),
+            DocKind::ListView => one(&self.lists, name),
+            DocKind::Related => one(&self.related, name),
+        }
+    }
+
+    /// Gives every entity that has none a layout (all fields in one section), a list view
+    /// (its first fields, newest first) and an empty set of related panels.
+    pub fn fill_defaults(&mut self) {
+        for (name, entity) in &self.entities {
+            let live: Vec<&FieldDef> = entity.fields.iter().filter(|f| !f.archived).collect();
+            self.layouts.entry(name.clone()).or_insert_with(|| {
+                let section = Section {
+                    name: Ident::system("main"),
+                    label: Labels::new("基本信息", "Details"),
+                    columns: 2,
+                    fields: live.iter().map(|f| LayoutItem::plain(f.name.clone())).collect(),
+                };
+                let layout = Layout { sections: vec![section] };
+                LayoutDoc { entity: name.clone(), edit: layout.clone(), view: layout }
+            });
+            self.lists.entry(name.clone()).or_insert_with(|| ListViewDoc {
+                entity: name.clone(),
+                columns: live.iter().filter(|f| f.field_type.is_sortable()).take(6).map(|f| f.name.clone()).collect(),
+                sort: vec![SortKey { field: Ident::system("created_at"), descending: true }],
+            });
+            self.related.entry(name.clone()).or_insert_with(|| RelatedDoc { entity: name.clone(), panels: Vec::new() });
+        }
+    }
+}
+
+/// One entity with everything needed to serve it.
+#[derive(Debug)]
+pub struct Entity {
+    pub def: EntityDef,
+    pub layout: LayoutDoc,
+    pub list: ListViewDoc,
+    pub related: RelatedDoc,
+    /// System columns, then every field (archived ones too): the columns of the table.
+    columns: Vec<FieldDef>,
+    by_name: HashMap<Ident, usize>,
+}
+
+impl Entity {
+    pub fn name(&self) -> &Ident {
+        &self.def.name
+    }
+
+    /// Every column of the table, system columns first, archived fields included.
+    pub fn columns(&self) -> &[FieldDef] {
+        &self.columns
+    }
+
+    /// The position of a column in [`Entity::columns`].
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.by_name.get(name).copied()
+    }
+
+    /// A system column or a field that is not archived: what the API reads and filters.
+    pub fn column(&self, name: &str) -> Option<&FieldDef> {
+        self.column_index(name).map(|i| &self.columns[i]).filter(|f| !f.archived)
+    }
+
+    /// A field (not a system column) that is not archived: what the API writes.
+    pub fn field(&self, name: &str) -> Option<&FieldDef> {
+        self.column(name).filter(|f| !is_system_column(f.name.as_str()))
+    }
+
+    /// Fields that are not archived, in declaration order.
+    pub fn live_fields(&self) -> impl Iterator<Item = &FieldDef> {
+        self.def.fields.iter().filter(|f| !f.archived)
+    }
+
+    pub fn title_field(&self) -> Option<&FieldDef> {
+        match &self.def.title_field {
+            Some(name) => self.field(name.as_str()),
+            None => self.field("name").or_else(|| self.live_fields().find(|f| f.field_type == FieldType::Text)),
+        }
+    }
+
+    pub fn panel(&self, name: &str) -> Option<&crate::meta::Panel> {
+        self.related.panels.iter().find(|p| p.name.as_str() == name)
+    }
+}
+
+/// A checked, immutable set of metadata; the engine swaps whole catalogs.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    /// Bumped on every change; a request keeps the catalog it started with.
+    pub version: i64,
+    docs: Docs,
+    entities: BTreeMap<Ident, Arc<Entity>>,
+}
+
+impl Catalog {
+    /// Checks the documents against each other and builds the catalog.
+    pub fn build(docs: Docs, version: i64) -> Result<Self, Vec<MetaError>> {
+        let errors = check(&docs);
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let entities = docs
+            .entities
+            .values()
+            .map(|def| {
+                let mut columns = system_columns(&def.name);
+                columns.extend(def.fields.iter().cloned());
+                let by_name = columns.iter().enumerate().map(|(i, f)| (f.name.clone(), i)).collect();
+                let entity = Entity {
+                    def: def.clone(),
+                    layout: docs.layouts[&def.name].clone(),
+                    list: docs.lists[&def.name].clone(),
+                    related: docs.related[&def.name].clone(),
+                    columns,
+                    by_name,
+                };
+                (def.name.clone(), Arc::new(entity))
+            })
+            .collect();
+        Ok(Self { version, docs, entities })
+    }
+
+    pub fn docs(&self) -> &Docs {
+        &self.docs
+    }
+
+    pub fn entity(&self, name: &str) -> Option<&Arc<Entity>> {
+        self.entities.get(name)
+    }
+
+    pub fn entities(&self) -> impl Iterator<Item = &Arc<Entity>> {
+        self.entities.values()
+    }
+
+    pub fn stage_set(&self, name: &str) -> Option<&StageSetDoc> {
+        self.docs.stage_sets.get(name)
+    }
+}
+
+/// The semantic checks: everything a JSON Schema cannot say.
+fn check(docs: &Docs) -> Vec<MetaError> {
+    let mut errors = Vec::new();
+    // An empty catalog is the state before the first package is installed.
+    if !docs.entities.is_empty() && !docs.entities.contains_key(USER_ENTITY) {
+        errors.push(MetaError::new(
+            DocKind::Entity,
+            USER_ENTITY,
+            "",
+            "the `user` entity is required: every record has an owner",
+        ));
+    }
+    for set in docs.stage_sets.values() {
+        check_stage_set(set, &mut errors);
+    }
+    for entity in docs.entities.values() {
+        check_entity(docs, entity, &mut errors);
+        let name = entity.name.as_str();
+        match docs.layouts.get(name) {
+            Some(layout) => check_layout(entity, layout, &mut errors),
+            None => errors.push(MetaError::new(DocKind::Layout, name, "", "missing")),
+        }
+        match docs.lists.get(name) {
+            Some(list) => check_list(entity, list, &mut errors),
+            None => errors.push(MetaError::new(DocKind::ListView, name, "", "missing")),
+        }
+        match docs.related.get(name) {
+            Some(related) => check_related(docs, entity, related, &mut errors),
+            None => errors.push(MetaError::new(DocKind::Related, name, "", "missing")),
+        }
+    }
+    for (kind, names) in [
+        (DocKind::Layout, docs.layouts.keys().collect::<Vec<_>>()),
+        (DocKind::ListView, docs.lists.keys().collect()),
+        (DocKind::Related, docs.related.keys().collect()),
+    ] {
+        for name in names {
+            if !docs.entities.contains_key(name) {
+                errors.push(MetaError::new(kind, name.as_str(), "/entity", format!("no entity `{name}`")));
+            }
+        }
+    }
+    errors
+}
+
+fn check_stage_set(set: &StageSetDoc, errors: &mut Vec<MetaError>) {
+    let err = |path: String, message: String| MetaError::new(DocKind::StageSet, set.name.as_str(), path, message);
+    let mut seen = HashSet::new();
+    for (i, stage) in set.stages.iter().enumerate() {
+        if !seen.insert(&stage.name) {
+            errors.push(err(format!("/stages/{i}/name"), format!("stage `{}` appears twice", stage.name)));
+        }
+        if stage.probability > 100 {
+            errors.push(err(format!("/stages/{i}/probability"), "must be between 0 and 100".into()));
+        }
+    }
+    if set.stages.is_empty() {
+        errors.push(err("/stages".into(), "a stage set needs at least one stage".into()));
+    }
+}
+
+fn check_entity(docs: &Docs, entity: &EntityDef, errors: &mut Vec<MetaError>) {
+    let name = entity.name.as_str();
+    let err = |path: String, message: String| MetaError::new(DocKind::Entity, name, path, message);
+    let mut seen = HashSet::new();
+    let mut stage_fields = 0;
+    for (i, field) in entity.fields.iter().enumerate() {
+        let at = |prop: &str| format!("/fields/{i}{prop}");
+        if is_system_column(field.name.as_str()) {
+            errors.push(err(at("/name"), format!("`{}` is a system column", field.name)));
+        }
+        if !seen.insert(&field.name) {
+            errors.push(err(at("/name"), format!("field `{}` appears twice", field.name)));
+        }
+        let ty = field.field_type;
+        if field.max_length.is_some() && !(ty.is_text_like() && ty != FieldType::AutoNumber) {
+            errors.push(err(at("/max_length"), "only text fields have a maximum length".into()));
+        }
+        if field.scale.is_some() && ty != FieldType::Decimal {
+            errors.push(err(at("/scale"), "only decimal fields have a scale".into()));
+        }
+        if field.currency.is_some() && ty != FieldType::Money {
+            errors.push(err(at("/currency"), "only money fields have a currency".into()));
+        }
+        if (field.min.is_some() || field.max.is_some())
+            && !matches!(field.storage(), crate::meta::Storage::Integer | crate::meta::Storage::Fixed(_))
+        {
+            errors.push(err(at("/min"), "only number fields have a range".into()));
+        }
+        for (prop, bound) in [("/min", &field.min), ("/max", &field.max)] {
+            if let Some(bound) = bound
+                && value::parse_number_bound(field, bound).is_none()
+            {
+                errors.push(err(at(prop), "not a number this field can hold".into()));
+            }
+        }
+        match ty {
+            FieldType::Select | FieldType::MultiSelect => {
+                if field.options.is_empty() {
+                    errors.push(err(at("/options"), "a select field needs options".into()));
+                }
+                let mut values = HashSet::new();
+                for (j, option) in field.options.iter().enumerate() {
+                    if !values.insert(&option.value) {
+                        errors.push(err(
+                            at(&format!("/options/{j}/value")),
+                            format!("option `{}` appears twice", option.value),
+                        ));
+                    }
+                }
+            }
+            _ if !field.options.is_empty() => {
+                errors.push(err(at("/options"), "only select fields have options".into()));
+            }
+            _ => {}
+        }
+        match (ty, &field.target) {
+            (FieldType::Lookup, Some(target)) if !docs.entities.contains_key(target) => {
+                errors.push(err(at("/target"), format!("no entity `{target}`")));
+            }
+            (FieldType::Lookup, None) => errors.push(err(at("/target"), "a lookup needs a target entity".into())),
+            (FieldType::Lookup, Some(_)) => {}
+            (_, Some(_)) => errors.push(err(at("/target"), "only lookups have a target".into())),
+            (_, None) => {}
+        }
+        match (ty, &field.stage_set) {
+            (FieldType::Stage, Some(set)) => {
+                stage_fields += 1;
+                if !docs.stage_sets.contains_key(set) {
+                    errors.push(err(at("/stage_set"), format!("no stage set `{set}`")));
+                }
+            }
+            (FieldType::Stage, None) => errors.push(err(at("/stage_set"), "a stage field needs a stage set".into())),
+            (_, Some(_)) => errors.push(err(at("/stage_set"), "only stage fields have a stage set".into())),
+            (_, None) => {}
+        }
+        if ty != FieldType::AutoNumber && (field.prefix.is_some() || field.digits.is_some()) {
+            errors.push(err(at("/prefix"), "only auto-number fields have a prefix and digits".into()));
+        }
+        if ty == FieldType::AutoNumber && field.default.is_some() {
+            errors.push(err(at("/default"), "an auto-number is generated, it has no default".into()));
+        }
+        if let Some(default) = &field.default
+            && ty != FieldType::AutoNumber
+            && let Err(e) = value::check_default(
+                field,
+                default,
+                docs.stage_sets.get(field.stage_set.as_ref().map_or("", Ident::as_str)),
+            )
+        {
+            errors.push(err(at("/default"), e.message));
+        }
+    }
+    if stage_fields > 1 {
+        errors.push(err("/fields".into(), "an entity has at most one stage field".into()));
+    }
+    if let Some(title) = &entity.title_field {
+        match entity.fields.iter().find(|f| &f.name == title) {
+            Some(f) if f.field_type.is_text_like() || f.field_type == FieldType::Select => {}
+            Some(_) => errors.push(err("/title_field".into(), format!("`{title}` is not a text field"))),
+            None => errors.push(err("/title_field".into(), format!("no field `{title}`"))),
+        }
+    }
+}
+
+/// Finds a field of an entity by name, archived ones excluded; system columns when allowed.
+fn live_column<'a>(entity: &'a EntityDef, name: &str, system: bool) -> Result<Option<&'a FieldDef>, String> {
+    if is_system_column(name) {
+        return if system { Ok(None) } else { Err(format!("`{name}` is a system column")) };
+    }
+    match entity.fields.iter().find(|f| f.name.as_str() == name) {
+        Some(f) if f.archived => Err(format!("field `{name}` is archived")),
+        Some(f) => Ok(Some(f)),
+        None => Err(format!("no field `{name}` on `{}`", entity.name)),
+    }
+}
+
+fn check_layout(entity: &EntityDef, doc: &LayoutDoc, errors: &mut Vec<MetaError>) {
+    for (which, layout) in [("edit", &doc.edit), ("view", &doc.view)] {
+        let mut seen = HashSet::new();
+        let mut sections = HashSet::new();
+        for (i, section) in layout.sections.iter().enumerate() {
+            if !sections.insert(&section.name) {
+                errors.push(MetaError::new(
+                    DocKind::Layout,
+                    entity.name.as_str(),
+                    format!("/{which}/sections/{i}/name"),
+                    format!("section `{}` appears twice", section.name),
+                ));
+            }
+            for (j, item) in section.fields.iter().enumerate() {
+                let path = format!("/{which}/sections/{i}/fields/{j}");
+                if let Err(message) = live_column(entity, item.field.as_str(), which == "view") {
+                    errors.push(MetaError::new(DocKind::Layout, entity.name.as_str(), path, message));
+                } else if !seen.insert(&item.field) {
+                    errors.push(MetaError::new(
+                        DocKind::Layout,
+                        entity.name.as_str(),
+                        path,
+                        format!("`{}` is placed twice", item.field),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+fn check_sort(
+    entity: &EntityDef,
+    sort: &[SortKey],
+    kind: DocKind,
+    doc: &str,
+    prefix: &str,
+    errors: &mut Vec<MetaError>,
+) {
+    for (i, key) in sort.iter().enumerate() {
+        match live_column(entity, key.field.as_str(), true) {
+            Ok(Some(f)) if !f.field_type.is_sortable() => {
+                errors.push(MetaError::new(
+                    kind,
+                    doc,
+                    format!("{prefix}/sort/{i}"),
+                    format!("`{}` cannot be sorted", key.field),
+                ));
+            }
+            Ok(_) => {}
+            Err(message) => errors.push(MetaError::new(kind, doc, format!("{prefix}/sort/{i}"), message)),
+        }
+    }
+}
+
+fn check_list(entity: &EntityDef, list: &ListViewDoc, errors: &mut Vec<MetaError>) {
+    let name = entity.name.as_str();
+    for (i, column) in list.columns.iter().enumerate() {
+        if let Err(message) = live_column(entity, column.as_str(), true) {
+            errors.push(MetaError::new(DocKind::ListView, name, format!("/columns/{i}"), message));
+        }
+    }
+    check_sort(entity, &list.sort, DocKind::ListView, name, "", errors);
+}
+
+fn check_related(docs: &Docs, entity: &EntityDef, related: &RelatedDoc, errors: &mut Vec<MetaError>) {
+    let name = entity.name.as_str();
+    let mut seen = HashSet::new();
+    for (i, panel) in related.panels.iter().enumerate() {
+        let err =
+            |path: &str, message: String| MetaError::new(DocKind::Related, name, format!("/panels/{i}{path}"), message);
+        if !seen.insert(&panel.name) {
+            errors.push(err("/name", format!("panel `{}` appears twice", panel.name)));
+        }
+        let Some(source) = docs.entities.get(&panel.source) else {
+            errors.push(err("/source", format!("no entity `{}`", panel.source)));
+            continue;
+        };
+        match live_column(source, panel.lookup.as_str(), true) {
+            Ok(Some(f)) if f.reference_target() == Some(name) => {}
+            Ok(None)
+                if matches!(panel.lookup.as_str(), "owner" | "created_by" | "updated_by") && name == USER_ENTITY => {}
+            Ok(_) => {
+                errors.push(err("/lookup", format!("`{}.{}` does not point at `{name}`", panel.source, panel.lookup)))
+            }
+            Err(message) => errors.push(err("/lookup", message)),
+        }
+        for (j, column) in panel.columns.iter().enumerate() {
+            if let Err(message) = live_column(source, column.as_str(), true) {
+                errors.push(err(&format!("/columns/{j}"), message));
+            }
+        }
+        check_sort(source, &panel.sort, DocKind::Related, name, &format!("/panels/{i}"), errors);
+    }
+}

@@ -1,0 +1,255 @@
+//! The filter tree that lists, counts, saved views, reports and permission scopes all build,
+//! and the list query around it. Parsing checks every field and value against the entity, so
+//! the SQL layer only ever sees known columns and typed values.
+
+use serde_json::Value as Json;
+
+use crate::catalog::{Catalog, Entity};
+use crate::meta::{FieldDef, FieldType, SortKey, Storage};
+use crate::value::{self, Value};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filter {
+    And(Vec<Filter>),
+    Or(Vec<Filter>),
+    Not(Box<Filter>),
+    Cond(Box<Cond>),
+}
+
+/// One comparison on one column. `field` is a column of the entity the filter was parsed for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cond {
+    pub field: FieldDef,
+    pub op: Op,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    Eq(Value),
+    Ne(Value),
+    Lt(Value),
+    Lte(Value),
+    Gt(Value),
+    Gte(Value),
+    Between(Value, Value),
+    In(Vec<Value>),
+    /// Text containing the string, case-insensitively; for multi selects, having the option.
+    Contains(Value),
+    StartsWith(String),
+    /// `true`: the column is empty; `false`: it has a value.
+    IsNull(bool),
+}
+
+/// A malformed filter, sort or cursor: the client's mistake, answered with a 400.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message} (at `{path}`)")]
+pub struct QueryError {
+    pub path: String,
+    pub message: String,
+}
+
+fn query_error(path: &str, message: impl Into<String>) -> QueryError {
+    QueryError { path: path.to_owned(), message: message.into() }
+}
+
+const MAX_DEPTH: usize = 8;
+const MAX_CONDITIONS: usize = 100;
+const MAX_IN_VALUES: usize = 1000;
+const MAX_SORT_KEYS: usize = 4;
+
+impl Filter {
+    /// Parses `{"and":[..]}`, `{"or":[..]}`, `{"not":{..}}` or
+    /// `{"field":"name","op":"contains","value":"立友"}` for an entity.
+    pub fn parse(catalog: &Catalog, entity: &Entity, json: &Json) -> Result<Filter, QueryError> {
+        let mut budget = MAX_CONDITIONS;
+        parse_node(catalog, entity, json, "", 0, &mut budget)
+    }
+
+    /// Both filters must hold.
+    pub fn and(self, other: Filter) -> Filter {
+        match self {
+            Filter::And(mut all) => {
+                all.push(other);
+                Filter::And(all)
+            }
+            first => Filter::And(vec![first, other]),
+        }
+    }
+}
+
+fn parse_node(
+    catalog: &Catalog,
+    entity: &Entity,
+    json: &Json,
+    path: &str,
+    depth: usize,
+    budget: &mut usize,
+) -> Result<Filter, QueryError> {
+    if depth > MAX_DEPTH {
+        return Err(query_error(path, format!("filters nest at most {MAX_DEPTH} deep")));
+    }
+    let Some(node) = json.as_object() else {
+        return Err(query_error(path, "a filter node is an object"));
+    };
+    let list = |key: &str, items: &Json, budget: &mut usize| -> Result<Vec<Filter>, QueryError> {
+        let items = items.as_array().ok_or_else(|| query_error(path, format!("`{key}` takes a list")))?;
+        if items.is_empty() {
+            return Err(query_error(path, format!("`{key}` needs at least one filter")));
+        }
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| parse_node(catalog, entity, item, &format!("{path}/{key}/{i}"), depth + 1, budget))
+            .collect()
+    };
+    if node.len() == 1 {
+        if let Some(items) = node.get("and") {
+            return Ok(Filter::And(list("and", items, budget)?));
+        }
+        if let Some(items) = node.get("or") {
+            return Ok(Filter::Or(list("or", items, budget)?));
+        }
+        if let Some(inner) = node.get("not") {
+            let inner = parse_node(catalog, entity, inner, &format!("{path}/not"), depth + 1, budget)?;
+            return Ok(Filter::Not(Box::new(inner)));
+        }
+    }
+    if let Some(key) = node.keys().find(|k| !matches!(k.as_str(), "field" | "op" | "value")) {
+        return Err(query_error(path, format!("unknown key `{key}`; a node is and/or/not or field/op/value")));
+    }
+    if *budget == 0 {
+        return Err(query_error(path, format!("at most {MAX_CONDITIONS} conditions")));
+    }
+    *budget -= 1;
+    let name = node.get("field").and_then(Json::as_str).ok_or_else(|| query_error(path, "`field` is missing"))?;
+    let field = entity
+        .column(name)
+        .ok_or_else(|| query_error(&format!("{path}/field"), format!("no field `{name}` on `{}`", entity.name())))?;
+    let op = node.get("op").and_then(Json::as_str).ok_or_else(|| query_error(path, "`op` is missing"))?;
+    let value = node.get("value").unwrap_or(&Json::Null);
+    let op = parse_op(catalog, field, op, value, &format!("{path}/value"))?;
+    Ok(Filter::Cond(Box::new(Cond { field: field.clone(), op })))
+}
+
+fn parse_op(catalog: &Catalog, field: &FieldDef, op: &str, value: &Json, path: &str) -> Result<Op, QueryError> {
+    let ty = field.field_type;
+    let ordered = !matches!(field.storage(), Storage::List | Storage::Boolean | Storage::Uuid);
+    let one = |json: &Json| operand(catalog, field, json, path);
+    let parsed = match op {
+        "eq" | "ne" if ty == FieldType::MultiSelect => {
+            return Err(query_error(path, "use `contains` or `in` on a multi select"));
+        }
+        "eq" => Op::Eq(one(value)?),
+        "ne" => Op::Ne(one(value)?),
+        "lt" | "lte" | "gt" | "gte" | "between" if !ordered => {
+            return Err(query_error(path, format!("`{op}` does not apply to a {ty:?} field")));
+        }
+        "lt" => Op::Lt(one(value)?),
+        "lte" => Op::Lte(one(value)?),
+        "gt" => Op::Gt(one(value)?),
+        "gte" => Op::Gte(one(value)?),
+        "between" => match value.as_array().map(Vec::as_slice) {
+            Some([low, high]) => Op::Between(one(low)?, one(high)?),
+            _ => return Err(query_error(path, "`between` takes [low, high]")),
+        },
+        "in" => {
+            let items = value.as_array().ok_or_else(|| query_error(path, "`in` takes a list"))?;
+            if items.is_empty() || items.len() > MAX_IN_VALUES {
+                return Err(query_error(path, format!("`in` takes 1 to {MAX_IN_VALUES} values")));
+            }
+            Op::In(items.iter().map(one).collect::<Result<_, _>>()?)
+        }
+        "contains" if ty == FieldType::MultiSelect => Op::Contains(one(&Json::Array(vec![value.clone()]))?),
+        "contains" | "starts_with" => {
+            if !ty.is_text_like() {
+                return Err(query_error(path, format!("`{op}` applies to text fields")));
+            }
+            let text = value.as_str().filter(|s| !s.is_empty() && s.chars().count() <= 255 && !s.contains('\0'));
+            let text = text.ok_or_else(|| query_error(path, "takes a text of 1 to 255 characters"))?;
+            if op == "contains" { Op::Contains(Value::Text(text.to_owned())) } else { Op::StartsWith(text.to_owned()) }
+        }
+        "is_null" => Op::IsNull(value.as_bool().ok_or_else(|| query_error(path, "`is_null` takes true or false"))?),
+        other => {
+            return Err(query_error(
+                path,
+                format!(
+                    "unknown op `{other}`; use eq, ne, lt, lte, gt, gte, between, in, contains, starts_with, is_null"
+                ),
+            ));
+        }
+    };
+    Ok(parsed)
+}
+
+/// A value to compare with: the field's own check, except that generated values (auto
+/// numbers) may be searched for, and an empty value must be asked for with `is_null`.
+fn operand(catalog: &Catalog, field: &FieldDef, json: &Json, path: &str) -> Result<Value, QueryError> {
+    let parsed = if field.field_type == FieldType::AutoNumber {
+        json.as_str()
+            .map(|s| Value::Text(s.to_owned()))
+            .ok_or_else(|| value::Problem::new("invalid_type", "expected text"))
+    } else {
+        let stages = field.stage_set.as_ref().and_then(|s| catalog.stage_set(s.as_str()));
+        value::parse(field, json, stages)
+    };
+    match parsed {
+        Ok(Value::Null) => Err(query_error(path, "an empty value; use `is_null`")),
+        Ok(v) => Ok(v),
+        Err(problem) => Err(query_error(path, problem.message)),
+    }
+}
+
+/// What a list asks for: which rows, in which order, how many, from where.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListQuery {
+    pub filter: Option<Filter>,
+    /// The requested order; the store adds `id` to make it total.
+    pub sort: Vec<SortKey>,
+    pub limit: u32,
+    /// The sort values and then the id of the last row of the previous page.
+    pub after: Option<Vec<Value>>,
+    /// The recycle bin instead of the live rows.
+    pub deleted: bool,
+}
+
+/// Checks sort keys against an entity: they exist and can be sorted.
+pub fn check_sort(entity: &Entity, sort: &[SortKey]) -> Result<(), QueryError> {
+    if sort.len() > MAX_SORT_KEYS {
+        return Err(query_error("sort", format!("at most {MAX_SORT_KEYS} sort keys")));
+    }
+    for key in sort {
+        match entity.column(key.field.as_str()) {
+            Some(f) if f.field_type.is_sortable() => {}
+            Some(_) => return Err(query_error("sort", format!("`{}` cannot be sorted", key.field))),
+            None => return Err(query_error("sort", format!("no field `{}` on `{}`", key.field, entity.name()))),
+        }
+    }
+    Ok(())
+}
+
+/// Parses `-annual_revenue,name`.
+pub fn parse_sort(entity: &Entity, text: &str) -> Result<Vec<SortKey>, QueryError> {
+    let keys = text
+        .split(',')
+        .filter(|k| !k.trim().is_empty())
+        .map(|k| SortKey::parse(k.trim()).map_err(|e| query_error("sort", format!("`{k}`: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    check_sort(entity, &keys)?;
+    Ok(keys)
+}
+
+/// The values a cursor carries, back into typed values: the sort keys' and then the id.
+pub fn cursor_values(entity: &Entity, sort: &[SortKey], items: &[Json]) -> Result<Vec<Value>, QueryError> {
+    let invalid = || query_error("cursor", "this cursor does not belong to this list; start again without it");
+    if items.len() != sort.len() + 1 {
+        return Err(invalid());
+    }
+    let fields = sort.iter().map(|k| k.field.as_str()).chain(["id"]);
+    fields
+        .zip(items)
+        .map(|(name, json)| {
+            let field = entity.column(name).ok_or_else(invalid)?;
+            value::decode(field, json).ok_or_else(invalid)
+        })
+        .collect()
+}

@@ -1,0 +1,22 @@
+//! The metadata model: entities, fields and the documents that describe their screens; their
+//! validation by JSON Schema and by meaning; field values; the filter tree; change plans.
+//! No IO happens here: the store and the app build on these types.
+
+pub mod catalog;
+pub mod changes;
+pub mod filter;
+pub mod ident;
+pub mod meta;
+pub mod plan;
+pub mod region;
+pub mod schema;
+pub mod value;
+
+pub use catalog::{Catalog, Docs, Entity, MetaError};
+pub use filter::{Filter, ListQuery, Op, QueryError};
+pub use ident::Ident;
+pub use meta::{DocKind, EntityDef, FieldDef, FieldType, Labels, Locale, SortKey, Storage};
+pub use value::Value;
+
+/// The entity whose records are the people who own, create and change every other record.
+pub const USER_ENTITY: &str = "user";

@@ -1,0 +1,536 @@
+//! The metadata documents as they are stored, exported and installed: entities with their
+//! fields, layouts, list views, related panels and stage sets.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ident::Ident;
+
+/// A text in each language of the product.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Labels {
+    #[serde(rename = "zh-CN")]
+    pub zh_cn: String,
+    pub en: String,
+}
+
+/// The languages of the product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Locale {
+    #[default]
+    ZhCn,
+    En,
+}
+
+impl Locale {
+    /// Picks the language from a tag such as `zh-CN`, `zh`, `en-US`; anything else is zh-CN.
+    pub fn from_tag(tag: &str) -> Self {
+        if tag.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("en")) { Locale::En } else { Locale::ZhCn }
+    }
+}
+
+impl Labels {
+    pub fn new(zh_cn: &str, en: &str) -> Self {
+        Self { zh_cn: zh_cn.to_owned(), en: en.to_owned() }
+    }
+
+    pub fn get(&self, locale: Locale) -> &str {
+        match locale {
+            Locale::ZhCn => &self.zh_cn,
+            Locale::En => &self.en,
+        }
+    }
+}
+
+/// The kinds of metadata document; each is one row in the metadata table and one file in a
+/// package folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocKind {
+    StageSet,
+    Entity,
+    Layout,
+    ListView,
+    Related,
+}
+
+impl DocKind {
+    /// In dependency order: stage sets before the entities that use them, entities before
+    /// the documents that describe their screens.
+    pub const ALL: [DocKind; 5] =
+        [DocKind::StageSet, DocKind::Entity, DocKind::Layout, DocKind::ListView, DocKind::Related];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DocKind::StageSet => "stage_set",
+            DocKind::Entity => "entity",
+            DocKind::Layout => "layout",
+            DocKind::ListView => "list_view",
+            DocKind::Related => "related",
+        }
+    }
+
+    pub fn parse(kind: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == kind)
+    }
+
+    /// The folder of a package that holds documents of this kind.
+    pub fn folder(self) -> &'static str {
+        match self {
+            DocKind::StageSet => "stage_sets",
+            DocKind::Entity => "entities",
+            DocKind::Layout => "layouts",
+            DocKind::ListView => "lists",
+            DocKind::Related => "related",
+        }
+    }
+
+    /// The JSON Schema file (in `metadata/schema/`) documents of this kind must satisfy.
+    pub fn schema_file(self) -> &'static str {
+        match self {
+            DocKind::StageSet => "stage_set.schema.json",
+            DocKind::Entity => "entity.schema.json",
+            DocKind::Layout => "layout.schema.json",
+            DocKind::ListView => "list_view.schema.json",
+            DocKind::Related => "related.schema.json",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldType {
+    Text,
+    LongText,
+    Integer,
+    Decimal,
+    Money,
+    Percent,
+    Date,
+    Datetime,
+    Boolean,
+    Select,
+    MultiSelect,
+    Lookup,
+    User,
+    Email,
+    Phone,
+    Url,
+    Region,
+    AutoNumber,
+    Stage,
+}
+
+/// How a field's values are kept in a column; types of one class share a column type, which
+/// is what makes a change between them safe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    Text,
+    Integer,
+    /// An exact number kept as an integer scaled by `10^scale`.
+    Fixed(u8),
+    Boolean,
+    Date,
+    Datetime,
+    Uuid,
+    /// A list of option values (multi select).
+    List,
+}
+
+impl FieldType {
+    pub fn is_text_like(self) -> bool {
+        matches!(
+            self,
+            FieldType::Text
+                | FieldType::LongText
+                | FieldType::Email
+                | FieldType::Phone
+                | FieldType::Url
+                | FieldType::Region
+                | FieldType::AutoNumber
+        )
+    }
+
+    pub fn is_reference(self) -> bool {
+        matches!(self, FieldType::Lookup | FieldType::User)
+    }
+
+    /// Whether rows can be ordered by this type (long texts and option lists cannot).
+    pub fn is_sortable(self) -> bool {
+        !matches!(self, FieldType::LongText | FieldType::MultiSelect)
+    }
+
+    /// The longest text accepted when the field sets no `max_length`.
+    pub fn default_max_length(self) -> u32 {
+        match self {
+            FieldType::LongText => 65_535,
+            FieldType::Email => 254,
+            FieldType::Phone => 40,
+            FieldType::Url => 2_048,
+            _ => 255,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelectOption {
+    pub value: String,
+    pub label: Labels,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldDef {
+    pub name: Ident,
+    #[serde(rename = "type")]
+    pub field_type: FieldType,
+    pub label: Labels,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub help: Option<Labels>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub required: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub unique: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub indexed: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub searchable: bool,
+    /// Hidden from the API and screens, its column and data kept.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub archived: bool,
+    /// A value of the field's type, or `$now` / `$today` / `$me`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_length: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<serde_json::Number>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<serde_json::Number>,
+    /// Digits after the decimal point of a decimal field (money and percent have 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<u8>,
+    /// ISO 4217 code of a money field; CNY when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<SelectOption>,
+    /// The entity a lookup points at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Ident>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage_set: Option<Ident>,
+    /// Text put before the number of an auto-number field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digits: Option<u8>,
+}
+
+impl FieldDef {
+    /// A field with only the required properties set; the rest is filled in by callers.
+    pub fn new(name: Ident, field_type: FieldType, label: Labels) -> Self {
+        Self {
+            name,
+            field_type,
+            label,
+            help: None,
+            required: false,
+            unique: false,
+            indexed: false,
+            searchable: false,
+            archived: false,
+            default: None,
+            max_length: None,
+            min: None,
+            max: None,
+            scale: None,
+            currency: None,
+            options: Vec::new(),
+            target: None,
+            stage_set: None,
+            prefix: None,
+            digits: None,
+        }
+    }
+
+    pub fn storage(&self) -> Storage {
+        match self.field_type {
+            FieldType::Text
+            | FieldType::LongText
+            | FieldType::Email
+            | FieldType::Phone
+            | FieldType::Url
+            | FieldType::Region
+            | FieldType::AutoNumber
+            | FieldType::Select
+            | FieldType::Stage => Storage::Text,
+            FieldType::Integer => Storage::Integer,
+            FieldType::Decimal | FieldType::Money | FieldType::Percent => Storage::Fixed(self.scale()),
+            FieldType::Boolean => Storage::Boolean,
+            FieldType::Date => Storage::Date,
+            FieldType::Datetime => Storage::Datetime,
+            FieldType::Lookup | FieldType::User => Storage::Uuid,
+            FieldType::MultiSelect => Storage::List,
+        }
+    }
+
+    /// Digits after the decimal point of an exact number field.
+    pub fn scale(&self) -> u8 {
+        match self.field_type {
+            FieldType::Decimal => self.scale.unwrap_or(2),
+            FieldType::Money | FieldType::Percent => 2,
+            _ => 0,
+        }
+    }
+
+    pub fn max_length(&self) -> u32 {
+        self.max_length.unwrap_or_else(|| self.field_type.default_max_length())
+    }
+
+    /// The entity a reference field points at.
+    pub fn reference_target(&self) -> Option<&str> {
+        match self.field_type {
+            FieldType::User => Some(crate::USER_ENTITY),
+            FieldType::Lookup => self.target.as_ref().map(Ident::as_str),
+            _ => None,
+        }
+    }
+
+    /// Whether the column gets a (non-unique) index: lookups, stages and fields marked indexed.
+    pub fn wants_index(&self) -> bool {
+        !self.unique && (self.indexed || self.field_type.is_reference() || self.field_type == FieldType::Stage)
+    }
+
+    pub fn currency(&self) -> &str {
+        self.currency.as_deref().unwrap_or("CNY")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntityDef {
+    pub name: Ident,
+    pub label: Labels,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icon: Option<String>,
+    /// The field that names a record in lookups, titles and related panels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title_field: Option<Ident>,
+    /// Entities the engine itself relies on (user, department) cannot be removed.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub system: bool,
+    pub fields: Vec<FieldDef>,
+}
+
+/// A field placed on a layout, optionally read-only or required there only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "LayoutItemWire", into = "LayoutItemWire")]
+pub struct LayoutItem {
+    pub field: Ident,
+    pub readonly: bool,
+    pub required: bool,
+}
+
+/// A layout item is written as the bare field name unless it carries flags.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum LayoutItemWire {
+    Name(Ident),
+    Item {
+        field: Ident,
+        #[serde(default, skip_serializing_if = "is_false")]
+        readonly: bool,
+        #[serde(default, skip_serializing_if = "is_false")]
+        required: bool,
+    },
+}
+
+impl From<LayoutItemWire> for LayoutItem {
+    fn from(wire: LayoutItemWire) -> Self {
+        match wire {
+            LayoutItemWire::Name(field) => Self { field, readonly: false, required: false },
+            LayoutItemWire::Item { field, readonly, required } => Self { field, readonly, required },
+        }
+    }
+}
+
+impl From<LayoutItem> for LayoutItemWire {
+    fn from(item: LayoutItem) -> Self {
+        if item.readonly || item.required {
+            LayoutItemWire::Item { field: item.field, readonly: item.readonly, required: item.required }
+        } else {
+            LayoutItemWire::Name(item.field)
+        }
+    }
+}
+
+impl LayoutItem {
+    pub fn plain(field: Ident) -> Self {
+        Self { field, readonly: false, required: false }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Section {
+    pub name: Ident,
+    pub label: Labels,
+    #[serde(default = "one_column")]
+    pub columns: u8,
+    pub fields: Vec<LayoutItem>,
+}
+
+fn one_column() -> u8 {
+    1
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Layout {
+    pub sections: Vec<Section>,
+}
+
+impl Layout {
+    pub fn contains(&self, field: &str) -> bool {
+        self.sections.iter().any(|s| s.fields.iter().any(|i| i.field.as_str() == field))
+    }
+
+    /// Puts a field at the end of the last section (a new section if there is none).
+    pub fn append(&mut self, field: Ident) {
+        if self.contains(field.as_str()) {
+            return;
+        }
+        if self.sections.is_empty() {
+            self.sections.push(Section {
+                name: Ident::system("main"),
+                label: Labels::new("基本信息", "Details"),
+                columns: 2,
+                fields: Vec::new(),
+            });
+        }
+        if let Some(last) = self.sections.last_mut() {
+            last.fields.push(LayoutItem::plain(field));
+        }
+    }
+
+    pub fn remove(&mut self, field: &str) {
+        for section in &mut self.sections {
+            section.fields.retain(|i| i.field.as_str() != field);
+        }
+    }
+}
+
+/// The edit and view layouts of one entity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayoutDoc {
+    pub entity: Ident,
+    pub edit: Layout,
+    pub view: Layout,
+}
+
+/// A sort key as written in metadata and in the `sort` parameter: `name` or `-annual_revenue`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SortKey {
+    pub field: Ident,
+    pub descending: bool,
+}
+
+impl SortKey {
+    pub fn parse(text: &str) -> Result<Self, crate::ident::IdentError> {
+        let (descending, name) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        Ok(Self { field: Ident::new(name)?, descending })
+    }
+}
+
+impl std::fmt::Display for SortKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.descending {
+            f.write_str("-")?;
+        }
+        f.write_str(self.field.as_str())
+    }
+}
+
+impl Serialize for SortKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for SortKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        SortKey::parse(&text).map_err(|e| serde::de::Error::custom(format!("`{text}`: {e}")))
+    }
+}
+
+/// The default list of an entity: its columns and sort.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListViewDoc {
+    pub entity: Ident,
+    pub columns: Vec<Ident>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sort: Vec<SortKey>,
+}
+
+/// A panel of related records on a record's view: the records of `source` whose `lookup`
+/// field points at the record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Panel {
+    pub name: Ident,
+    pub label: Labels,
+    pub source: Ident,
+    pub lookup: Ident,
+    pub columns: Vec<Ident>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sort: Vec<SortKey>,
+}
+
+/// The related panels of one entity's record view, in display order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelatedDoc {
+    pub entity: Ident,
+    pub panels: Vec<Panel>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StageCategory {
+    Open,
+    Won,
+    Lost,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stage {
+    pub name: Ident,
+    pub label: Labels,
+    /// Percent chance of winning at this stage, 0..=100.
+    pub probability: u8,
+    pub category: StageCategory,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageSetDoc {
+    pub name: Ident,
+    pub label: Labels,
+    pub stages: Vec<Stage>,
+    /// Whether a record may carry a probability other than its stage's.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub probability_override: bool,
+}

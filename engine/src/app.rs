@@ -1,0 +1,98 @@
+//! The running application: the database, the live catalog and the caches every request
+//! shares; opening it migrates the system tables and installs the core package on first start.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use chrono::{DateTime, SubsecRound as _, Utc};
+use crm_model::{Catalog, Docs};
+use crm_store::{Db, system};
+
+use crate::auth::TokenCache;
+use crate::config::Config;
+use crate::package::Package;
+
+pub struct App {
+    pub db: Db,
+    pub config: Config,
+    catalog: ArcSwap<Catalog>,
+    /// Metadata changes on this node apply one at a time.
+    pub(crate) meta_lock: tokio::sync::Mutex<()>,
+    pub(crate) tokens: TokenCache,
+}
+
+pub type AppState = Arc<App>;
+
+/// What the first start did, for the command line to report.
+pub struct Opened {
+    pub app: AppState,
+    /// The generated password of the first administrator, printed once.
+    pub generated_admin_password: Option<String>,
+}
+
+impl App {
+    /// Connects, migrates, loads the catalog and, on first start, installs the core package
+    /// and creates the administrator.
+    pub async fn open(config: Config) -> anyhow::Result<Opened> {
+        if !config.database_url.starts_with("postgres") {
+            std::fs::create_dir_all(&config.data_dir)
+                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", config.data_dir.display()))?;
+        }
+        let read_connections = std::thread::available_parallelism().map_or(4, |n| n.get() as u32 * 2).max(4);
+        let db = Db::connect(&config.database_url, read_connections).await?;
+        db.migrate().await?;
+        let catalog = load_catalog(&db).await?;
+        let app = Arc::new(App {
+            db,
+            config,
+            catalog: ArcSwap::from_pointee(catalog),
+            meta_lock: tokio::sync::Mutex::new(()),
+            tokens: TokenCache::default(),
+        });
+        if app.catalog().entities().next().is_none() {
+            let core = Package::core()?;
+            crate::metadata::apply_docs(&app, None, |current| Ok(core.merge_into(current)))
+                .await
+                .map_err(|e| anyhow::anyhow!("installing the core package failed: {e:?}"))?;
+            tracing::info!("installed the core package");
+        }
+        let generated_admin_password = crate::auth::ensure_admin(&app).await?;
+        Ok(Opened { app, generated_admin_password })
+    }
+
+    /// The catalog as of now; a request keeps the one it started with.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.load_full()
+    }
+
+    pub(crate) fn set_catalog(&self, catalog: Catalog) {
+        self.catalog.store(Arc::new(catalog));
+    }
+
+    /// Picks up metadata changes made by another node on the same database.
+    pub async fn refresh_catalog(&self) -> anyhow::Result<bool> {
+        let version = system::catalog_version(&self.db).await?;
+        if version == self.catalog().version {
+            return Ok(false);
+        }
+        let _guard = self.meta_lock.lock().await;
+        self.set_catalog(load_catalog(&self.db).await?);
+        Ok(true)
+    }
+
+    /// The time of the engine; one place so rules and schedules can be tested with a clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        // Microseconds: what both databases keep, so a record reads back as it was written.
+        Utc::now().trunc_subsecs(6)
+    }
+}
+
+/// Builds the catalog from the stored documents.
+pub(crate) async fn load_catalog(db: &Db) -> anyhow::Result<Catalog> {
+    let (version, stored) = system::load_docs(db).await?;
+    let mut docs = Docs::default();
+    for doc in stored {
+        docs.insert_json(doc.kind, &doc.body).map_err(|e| anyhow::anyhow!("stored metadata is invalid: {e:?}"))?;
+    }
+    Catalog::build(docs, version).map_err(|e| anyhow::anyhow!("stored metadata is invalid: {e:?}"))
+}

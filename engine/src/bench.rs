@@ -1,0 +1,3 @@
+pub async fn run(_args: crate::config::BenchArgs) -> anyhow::Result<()> {
+    todo!()
+}

@@ -1,0 +1,174 @@
+//! Configuration, layered: defaults, then `crm.toml`, then `CRM_*` variables, then flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+
+#[derive(Debug, Parser)]
+#[command(name = "crm", version, about = "A metadata-driven CRM platform")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServerArgs),
+    /// Export or install metadata packages.
+    Meta {
+        #[command(subcommand)]
+        command: MetaCommand,
+    },
+    /// Measure the API against direct SQL on a fresh, seeded database.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MetaCommand {
+    /// Write the live catalog as a package folder.
+    Export {
+        dir: PathBuf,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Install a package folder: validate, diff, print the plan, apply.
+    Apply {
+        dir: PathBuf,
+        /// Print the plan only.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+/// Where the data is and where to listen. Every flag has a `CRM_*` variable and a key in
+/// `crm.toml`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServerArgs {
+    /// Folder for the SQLite database and other files [default: ./data]
+    #[arg(long, env = "CRM_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "CRM_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// `postgres://...` for PostgreSQL [default: SQLite file in the data folder]
+    #[arg(long, env = "CRM_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Configuration file [default: ./crm.toml when it exists]
+    #[arg(long, env = "CRM_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Customers to seed.
+    #[arg(long, default_value_t = 100_000)]
+    pub records: usize,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 16)]
+    pub clients: usize,
+    /// Seconds per measured operation.
+    #[arg(long, default_value_t = 3.0)]
+    pub seconds: f64,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Benchmark on PostgreSQL: a fresh database is created on this server and dropped after.
+    #[arg(long, env = "CRM_BENCH_DATABASE_URL")]
+    pub database_url: Option<String>,
+}
+
+/// The keys of `crm.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    database_url: Option<String>,
+}
+
+/// The settings the app runs with.
+#[derive(Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub database_url: String,
+    /// The first administrator's password; generated and printed when absent.
+    pub admin_password: Option<String>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("data_dir", &self.data_dir)
+            .field("listen", &self.listen)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("admin_password", &self.admin_password.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+/// A database URL without its password, for logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl Config {
+    /// Resolves the layers for a command's server arguments.
+    pub fn resolve(args: &ServerArgs) -> anyhow::Result<Self> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None if Path::new("crm.toml").exists() => read_file(Path::new("crm.toml"))?,
+            None => FileConfig::default(),
+        };
+        let data_dir = args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("data"));
+        let listen = args.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let database_url = args
+            .database_url
+            .clone()
+            .or(file.database_url)
+            .unwrap_or_else(|| crm_store::Db::sqlite_url(&data_dir.join("crm.db")));
+        let admin_password = std::env::var("CRM_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty());
+        Ok(Self { data_dir, listen, database_url, admin_password })
+    }
+
+    /// Settings for a data folder with an embedded database (tests, benchmarks).
+    pub fn for_data_dir(data_dir: &Path) -> Self {
+        Self {
+            data_dir: data_dir.to_owned(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database_url: crm_store::Db::sqlite_url(&data_dir.join("crm.db")),
+            admin_password: None,
+        }
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_lose_their_password_in_logs() {
+        assert_eq!(redact_url("postgres://crm:s3cret@db:5432/crm"), "postgres://crm:***@db:5432/crm");
+        assert_eq!(redact_url("postgres://crm@db/crm"), "postgres://crm@db/crm");
+        assert_eq!(redact_url("sqlite://data/crm.db"), "sqlite://data/crm.db");
+    }
+}

@@ -1,0 +1,145 @@
+//! The one error type of the API and its stable codes, answered as `application/problem+json`.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use crm_model::MetaError;
+use crm_store::StoreError;
+use serde::Serialize;
+
+/// A problem with one field of a submitted record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
+        Self { field: field.into(), code, message: message.into() }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    #[error("authentication required")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the request body is too large")]
+    PayloadTooLarge,
+    #[error("some values are not valid")]
+    Invalid(Vec<FieldError>),
+    #[error("the metadata is not valid")]
+    InvalidMetadata(Vec<MetaError>),
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+/// The problem document.
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    code: &'a str,
+    detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<serde_json::Value>,
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::BadRequest { code, message: message.into() }
+    }
+
+    pub fn not_found(what: impl Into<String>) -> Self {
+        ApiError::NotFound(what.into())
+    }
+
+    /// One invalid field.
+    pub fn field(field: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Invalid(vec![FieldError::new(field, code, message)])
+    }
+
+    /// Status, stable code and title; the table every client can rely on.
+    pub fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code, "Bad request"),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", "Not found"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "version_conflict", "Conflict"),
+            ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large"),
+            ApiError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "Validation failed"),
+            ApiError::InvalidMetadata(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_metadata", "Invalid metadata"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unique(field) => ApiError::field(field, "not_unique", "another record already has this value"),
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+impl From<Vec<MetaError>> for ApiError {
+    fn from(errors: Vec<MetaError>) -> Self {
+        ApiError::InvalidMetadata(errors)
+    }
+}
+
+impl From<crm_model::QueryError> for ApiError {
+    fn from(error: crm_model::QueryError) -> Self {
+        ApiError::bad_request("invalid_query", error.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, title) = self.parts();
+        let errors = match &self {
+            ApiError::Invalid(errors) => Some(serde_json::to_value(errors).unwrap_or_default()),
+            ApiError::InvalidMetadata(errors) => Some(serde_json::to_value(errors).unwrap_or_default()),
+            _ => None,
+        };
+        // Internal errors are logged by the middleware that sees the route; the client gets
+        // nothing of them.
+        let detail = match &self {
+            ApiError::Internal(_) => "something went wrong on our side; it has been logged".to_owned(),
+            other => other.to_string(),
+        };
+        let problem = Problem {
+            kind: format!("https://crm.example/problems/{code}"),
+            title,
+            status: status.as_u16(),
+            code,
+            detail,
+            errors,
+        };
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if let ApiError::Internal(source) = self {
+            response.extensions_mut().insert(InternalError(format!("{source:#}")));
+        }
+        response
+    }
+}
+
+/// The cause of a 500, carried to the logging middleware.
+#[derive(Clone)]
+pub struct InternalError(pub String);
+
+pub type ApiResult<T> = Result<T, ApiError>;

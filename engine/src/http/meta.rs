@@ -1,0 +1,173 @@
+//! Handlers of `/api/v1/meta/...`: reading the catalog for everyone, changing it for
+//! administrators.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use crm_model::{DocKind, changes};
+use serde::Deserialize;
+use serde_json::{Value as Json_, json};
+
+use super::{ApiJson, ApiQuery};
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::metadata::apply_docs;
+
+/// The description of an entity the API gives: its document and its screens' documents.
+fn entity_json(catalog: &crm_model::Catalog, name: &str) -> ApiResult<Json_> {
+    let entity = crate::records::entity_of(catalog, name)?;
+    let mut def = serde_json::to_value(&entity.def).unwrap_or_default();
+    if let Some(fields) = def.get_mut("fields").and_then(Json_::as_array_mut) {
+        fields.retain(|f| f.get("archived") != Some(&Json_::Bool(true)));
+    }
+    Ok(json!({
+        "entity": def,
+        "layout": entity.layout,
+        "list_view": entity.list,
+        "related": entity.related,
+    }))
+}
+
+/// `GET /api/v1/meta/entities`
+pub async fn list_entities(State(app): State<AppState>, _p: Principal) -> Json<Json_> {
+    let catalog = app.catalog();
+    let entities: Vec<Json_> = catalog
+        .entities()
+        .map(|e| json!({"name": e.name(), "label": e.def.label, "icon": e.def.icon, "system": e.def.system}))
+        .collect();
+    Json(json!({ "catalog_version": catalog.version, "data": entities }))
+}
+
+/// `GET /api/v1/meta/entities/{entity}`
+pub async fn get_entity(
+    State(app): State<AppState>,
+    _p: Principal,
+    Path(entity): Path<String>,
+) -> ApiResult<Json<Json_>> {
+    Ok(Json(entity_json(&app.catalog(), &entity)?))
+}
+
+fn applied(app: &AppState, entity: &str, plan: &crm_model::plan::Plan, status: StatusCode) -> ApiResult<Response> {
+    let mut body = entity_json(&app.catalog(), entity)?;
+    body["plan"] = json!(plan.describe());
+    Ok((status, Json(body)).into_response())
+}
+
+/// `POST /api/v1/meta/entities`
+pub async fn create_entity(
+    State(app): State<AppState>,
+    p: Principal,
+    ApiJson(body): ApiJson<Json_>,
+) -> ApiResult<Response> {
+    p.require_admin()?;
+    let plan = apply_docs(&app, Some(p.user_id), |docs| changes::create_entity(docs, &body)).await?;
+    let name = body.get("name").and_then(Json_::as_str).unwrap_or_default();
+    applied(&app, name, &plan, StatusCode::CREATED)
+}
+
+/// `POST /api/v1/meta/entities/{entity}/fields`: the field, and optionally
+/// `"place_on_layouts": false` to keep it off the edit and view layouts.
+pub async fn add_field(
+    State(app): State<AppState>,
+    p: Principal,
+    Path(entity): Path<String>,
+    ApiJson(mut body): ApiJson<Json_>,
+) -> ApiResult<Response> {
+    p.require_admin()?;
+    let place = match body.as_object_mut().and_then(|o| o.remove("place_on_layouts")) {
+        None => true,
+        Some(Json_::Bool(place)) => place,
+        Some(_) => return Err(ApiError::bad_request("invalid_body", "`place_on_layouts` is true or false")),
+    };
+    let plan = apply_docs(&app, Some(p.user_id), |docs| changes::add_field(docs, &entity, &body, place)).await?;
+    applied(&app, &entity, &plan, StatusCode::CREATED)
+}
+
+/// `PATCH /api/v1/meta/entities/{entity}/fields/{field}`
+pub async fn patch_field(
+    State(app): State<AppState>,
+    p: Principal,
+    Path((entity, field)): Path<(String, String)>,
+    ApiJson(body): ApiJson<Json_>,
+) -> ApiResult<Response> {
+    p.require_admin()?;
+    let plan = apply_docs(&app, Some(p.user_id), |docs| changes::patch_field(docs, &entity, &field, &body)).await?;
+    applied(&app, &entity, &plan, StatusCode::OK)
+}
+
+/// `DELETE /api/v1/meta/entities/{entity}/fields/{field}`: archives the field, data kept.
+pub async fn archive_field(
+    State(app): State<AppState>,
+    p: Principal,
+    Path((entity, field)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    p.require_admin()?;
+    let plan = apply_docs(&app, Some(p.user_id), |docs| changes::archive_field(docs, &entity, &field)).await?;
+    applied(&app, &entity, &plan, StatusCode::OK)
+}
+
+/// The document kinds that `/api/v1/meta/{kind}/{name}` serves, by their folder names.
+fn doc_kind(kind: &str) -> ApiResult<DocKind> {
+    DocKind::ALL.into_iter().find(|k| k.folder() == kind && *k != DocKind::Entity).ok_or_else(|| {
+        ApiError::not_found(format!("no metadata kind `{kind}`; use layouts, lists, related or stage_sets"))
+    })
+}
+
+/// `GET /api/v1/meta/{layouts|lists|related|stage_sets}/{name}`
+pub async fn get_doc(
+    State(app): State<AppState>,
+    _p: Principal,
+    Path((kind, name)): Path<(String, String)>,
+) -> ApiResult<Json<Json_>> {
+    let kind = doc_kind(&kind)?;
+    app.catalog()
+        .docs()
+        .get_json(kind, &name)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no {} `{name}`", kind.as_str())))
+}
+
+/// `PUT /api/v1/meta/{layouts|lists|related|stage_sets}/{name}`: replaces the document.
+pub async fn put_doc(
+    State(app): State<AppState>,
+    p: Principal,
+    Path((kind, name)): Path<(String, String)>,
+    ApiJson(body): ApiJson<Json_>,
+) -> ApiResult<Response> {
+    p.require_admin()?;
+    let kind = doc_kind(&kind)?;
+    let key = if kind == DocKind::StageSet { "name" } else { "entity" };
+    if body.get(key).and_then(Json_::as_str) != Some(name.as_str()) {
+        return Err(ApiError::bad_request("invalid_body", format!("the document's `{key}` must be `{name}`")));
+    }
+    if kind != DocKind::StageSet && app.catalog().entity(&name).is_none() {
+        return Err(ApiError::not_found(format!("no entity `{name}`")));
+    }
+    let plan = apply_docs(&app, Some(p.user_id), |docs| {
+        let mut next = docs.clone();
+        next.insert_json(kind, &body).map_err(changes::ChangeError::Invalid)?;
+        Ok(next)
+    })
+    .await?;
+    let doc = app.catalog().docs().get_json(kind, &name).unwrap_or_default();
+    Ok(Json(json!({"document": doc, "plan": plan.describe()})).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryParams {
+    limit: Option<u32>,
+}
+
+/// `GET /api/v1/meta/history`: metadata changes, newest first (administrators).
+pub async fn history(
+    State(app): State<AppState>,
+    p: Principal,
+    ApiQuery(q): ApiQuery<HistoryParams>,
+) -> ApiResult<Json<Json_>> {
+    p.require_admin()?;
+    let changes = crm_store::system::meta_changes(&app.db, q.limit.unwrap_or(100).min(1000)).await?;
+    Ok(Json(json!({ "data": changes })))
+}

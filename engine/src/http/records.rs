@@ -1,0 +1,190 @@
+//! Handlers of `/api/v1/records/...`: extract, call the record service, respond.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value as Json_, json};
+
+use super::{ApiJson, ApiQuery};
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::records::{self, ListParams, Outcome};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldsParam {
+    fields: Option<String>,
+}
+
+/// `GET /api/v1/records/{entity}`
+pub async fn list(
+    State(app): State<AppState>,
+    _p: Principal,
+    Path(entity): Path<String>,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> ApiResult<Json<Json_>> {
+    Ok(Json(records::list(&app, &entity, &params).await?.into_json()))
+}
+
+/// `POST /api/v1/records/{entity}`
+pub async fn create(
+    State(app): State<AppState>,
+    p: Principal,
+    Path(entity): Path<String>,
+    ApiJson(body): ApiJson<Json_>,
+) -> ApiResult<Response> {
+    let record = records::create(&app, p, &entity, &body).await?;
+    Ok((StatusCode::CREATED, Json(record)).into_response())
+}
+
+/// `GET /api/v1/records/{entity}/{id}`
+pub async fn get(
+    State(app): State<AppState>,
+    _p: Principal,
+    Path((entity, id)): Path<(String, String)>,
+    ApiQuery(q): ApiQuery<FieldsParam>,
+) -> ApiResult<Json<Json_>> {
+    Ok(Json(records::get(&app, &entity, &id, q.fields.as_deref()).await?))
+}
+
+/// `PATCH /api/v1/records/{entity}/{id}`
+pub async fn update(
+    State(app): State<AppState>,
+    p: Principal,
+    Path((entity, id)): Path<(String, String)>,
+    ApiJson(body): ApiJson<Json_>,
+) -> ApiResult<Json<Json_>> {
+    Ok(Json(records::update(&app, p, &entity, &id, &body).await?))
+}
+
+/// The single result of a one-record bulk operation as a response.
+fn single(results: Vec<records::BulkResult>) -> ApiResult<Response> {
+    match results.into_iter().next().map(|r| (r.id, r.outcome)) {
+        Some((_, Outcome::Done(_))) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Some((_, Outcome::Invalid(errors))) => Err(ApiError::Invalid(errors)),
+        Some((id, Outcome::NotFound)) => Err(ApiError::not_found(format!("no record `{id}`"))),
+        None => Err(ApiError::not_found("no record")),
+    }
+}
+
+/// `DELETE /api/v1/records/{entity}/{id}`: to the recycle bin.
+pub async fn delete(
+    State(app): State<AppState>,
+    p: Principal,
+    Path((entity, id)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    single(records::bulk_set_deleted(&app, p, &entity, &[Json_::String(id)], false).await?)
+}
+
+/// `POST /api/v1/records/{entity}/{id}/restore`: out of the recycle bin.
+pub async fn restore(
+    State(app): State<AppState>,
+    p: Principal,
+    Path((entity, id)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    single(records::bulk_set_deleted(&app, p, &entity, &[Json_::String(id.clone())], true).await?)?;
+    Ok(Json(records::get(&app, &entity, &id, None).await?).into_response())
+}
+
+/// `GET /api/v1/records/{entity}/{id}/related/{panel}`
+pub async fn related(
+    State(app): State<AppState>,
+    _p: Principal,
+    Path((entity, id, panel)): Path<(String, String, String)>,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> ApiResult<Json<Json_>> {
+    Ok(Json(records::related(&app, &entity, &id, &panel, &params).await?.into_json()))
+}
+
+/// `GET /api/v1/records/{entity}/{id}/history`
+pub async fn history(
+    State(app): State<AppState>,
+    _p: Principal,
+    Path((entity, id)): Path<(String, String)>,
+) -> ApiResult<Json<Json_>> {
+    Ok(Json(records::history(&app, &entity, &id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupParams {
+    by: String,
+    sum: Option<String>,
+    filter: Option<String>,
+}
+
+/// `GET /api/v1/records/{entity}/groups?by=status&sum=amount`
+pub async fn groups(
+    State(app): State<AppState>,
+    _p: Principal,
+    Path(entity): Path<String>,
+    ApiQuery(q): ApiQuery<GroupParams>,
+) -> ApiResult<Json<Json_>> {
+    Ok(Json(records::groups(&app, &entity, &q.by, q.sum.as_deref(), q.filter.as_deref()).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulkUpdate {
+    ids: Vec<Json_>,
+    set: Json_,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulkIds {
+    ids: Vec<Json_>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulkCreate {
+    records: Vec<Json_>,
+}
+
+/// `POST /api/v1/records/{entity}/bulk/update`
+pub async fn bulk_update(
+    State(app): State<AppState>,
+    p: Principal,
+    Path(entity): Path<String>,
+    ApiJson(body): ApiJson<BulkUpdate>,
+) -> ApiResult<Json<Json_>> {
+    let results = records::bulk_update(&app, p, &entity, &body.ids, &body.set).await?;
+    Ok(Json(json!({ "results": results })))
+}
+
+/// `POST /api/v1/records/{entity}/bulk/delete`
+pub async fn bulk_delete(
+    State(app): State<AppState>,
+    p: Principal,
+    Path(entity): Path<String>,
+    ApiJson(body): ApiJson<BulkIds>,
+) -> ApiResult<Json<Json_>> {
+    let results = records::bulk_set_deleted(&app, p, &entity, &body.ids, false).await?;
+    Ok(Json(json!({ "results": results })))
+}
+
+/// `POST /api/v1/records/{entity}/bulk/restore`
+pub async fn bulk_restore(
+    State(app): State<AppState>,
+    p: Principal,
+    Path(entity): Path<String>,
+    ApiJson(body): ApiJson<BulkIds>,
+) -> ApiResult<Json<Json_>> {
+    let results = records::bulk_set_deleted(&app, p, &entity, &body.ids, true).await?;
+    Ok(Json(json!({ "results": results })))
+}
+
+/// `POST /api/v1/records/{entity}/bulk/create`: all records or none.
+pub async fn bulk_create(
+    State(app): State<AppState>,
+    p: Principal,
+    Path(entity): Path<String>,
+    ApiJson(body): ApiJson<BulkCreate>,
+) -> ApiResult<Response> {
+    let ids = records::import(&app, p, &entity, &body.records).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "created": ids.len(), "ids": ids }))).into_response())
+}

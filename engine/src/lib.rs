@@ -1,0 +1,17 @@
+//! The CRM application: HTTP API, authentication, the record and metadata services, packages,
+//! the OpenAPI document, the benchmark and the command line. `tests/` drives this library.
+
+pub mod app;
+pub mod auth;
+pub mod bench;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod metadata;
+pub mod openapi;
+pub mod package;
+pub mod records;
+pub mod serve;
+
+pub use app::{App, AppState};
+pub use http::build_app;

@@ -1,0 +1,73 @@
+//! Metadata changes: a new set of documents is checked, planned against the live catalog,
+//! applied to the tables and stored in one transaction, then made live by swapping the
+//! catalog. The API, packages and the first start all change metadata through here.
+
+use crm_model::changes::ChangeError;
+use crm_model::plan::{self, Plan};
+use crm_model::{Catalog, Docs};
+use crm_store::{ddl, system};
+use uuid::Uuid;
+
+use crate::app::App;
+use crate::error::{ApiError, ApiResult};
+
+impl From<ChangeError> for ApiError {
+    fn from(error: ChangeError) -> Self {
+        match error {
+            ChangeError::NotFound(what) => ApiError::NotFound(what),
+            ChangeError::Invalid(errors) => ApiError::InvalidMetadata(errors),
+        }
+    }
+}
+
+/// The checked catalog and the plan that would make `next` live.
+pub fn plan_docs(current: &Catalog, next: Docs) -> ApiResult<(Catalog, Plan)> {
+    let plan = plan::diff(current.docs(), &next)?;
+    let catalog = Catalog::build(next, current.version)?;
+    Ok((catalog, plan))
+}
+
+/// Applies a change to the live metadata. `change` computes the next documents from the
+/// current ones; it is called again if another node changed the metadata meanwhile.
+pub async fn apply_docs(
+    app: &App,
+    by: Option<Uuid>,
+    change: impl Fn(&Docs) -> Result<Docs, ChangeError>,
+) -> ApiResult<Plan> {
+    let _guard = app.meta_lock.lock().await;
+    for _ in 0..3 {
+        let current = app.catalog();
+        let (mut catalog, plan) = plan_docs(&current, change(current.docs())?)?;
+        if plan.is_empty() {
+            return Ok(plan);
+        }
+        let mut tx = app.db.begin().await?;
+        if system::lock_catalog(&mut tx).await? != current.version {
+            drop(tx);
+            app.set_catalog(crate::app::load_catalog(&app.db).await.map_err(ApiError::Internal)?);
+            continue;
+        }
+        ddl::apply(&mut tx, &catalog, &plan.tables).await.map_err(|e| {
+            if e.is_unique_violation() {
+                ApiError::InvalidMetadata(vec![crm_model::MetaError {
+                    doc: "data".into(),
+                    path: String::new(),
+                    message: "existing records have duplicate values in a field being made unique".into(),
+                }])
+            } else {
+                e.into()
+            }
+        })?;
+        catalog.version = system::save_docs(&mut tx, &plan.docs, by, app.now()).await?;
+        tx.commit().await?;
+        tracing::info!(
+            version = catalog.version,
+            table_steps = plan.tables.len(),
+            documents = plan.docs.len(),
+            "metadata changed"
+        );
+        app.set_catalog(catalog);
+        return Ok(plan);
+    }
+    Err(ApiError::Conflict("the metadata keeps changing on another node; try again".into()))
+}

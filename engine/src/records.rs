@@ -1,0 +1,858 @@
+//! The record service: the save pipeline (parse → defaults → required → auto numbers →
+//! references → uniqueness → write with audit and outbox, in one transaction) and reads
+//! (get, list with filters and keyset pages, related panels, grouped counts).
+
+use std::collections::{BTreeMap, HashMap};
+use std::pin::Pin;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use crm_model::catalog::is_system_column;
+use crm_model::filter::{self, Cond, Op};
+use crm_model::{Catalog, Entity, FieldDef, FieldType, Filter, ListQuery, SortKey, Value, value};
+use crm_store::records::{self as store, Page, col};
+use crm_store::system::{self, AuditEntry, OutboxEvent};
+use crm_store::{Record, StoreError, Tx};
+use serde_json::{Map, Value as Json, json};
+use uuid::Uuid;
+
+use crate::app::App;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult, FieldError};
+
+/// Largest page a list returns.
+pub const MAX_LIMIT: u32 = 500;
+/// Most ids one bulk operation takes.
+pub const MAX_BULK: usize = 1000;
+/// Most records one import request takes.
+pub const MAX_IMPORT: usize = 10_000;
+
+pub fn entity_of<'a>(catalog: &'a Catalog, name: &str) -> ApiResult<&'a Entity> {
+    catalog.entity(name).map(AsRef::as_ref).ok_or_else(|| ApiError::not_found(format!("no entity `{name}`")))
+}
+
+/// The JSON of a record: system keys and one key per live field (or only `fields`).
+pub fn record_json(entity: &Entity, record: &Record, fields: Option<&[usize]>) -> Json {
+    let mut object = Map::new();
+    let mut put = |i: usize| {
+        let field = &entity.columns()[i];
+        if !field.archived {
+            object.insert(field.name.to_string(), value::to_json(field, &record.values[i]));
+        }
+    };
+    match fields {
+        Some(indexes) => {
+            put(col::ID);
+            indexes.iter().filter(|i| **i != col::ID).for_each(|i| put(*i));
+        }
+        None => (0..entity.columns().len()).for_each(put),
+    }
+    Json::Object(object)
+}
+
+/// Column positions for a `fields=a,b` parameter.
+pub fn parse_fields(entity: &Entity, text: &str) -> ApiResult<Vec<usize>> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .map(|name| {
+            entity.column(name).and_then(|f| entity.column_index(f.name.as_str())).ok_or_else(|| {
+                ApiError::bad_request("invalid_query", format!("no field `{name}` on `{}`", entity.name()))
+            })
+        })
+        .collect()
+}
+
+fn stages_of<'a>(catalog: &'a Catalog, field: &FieldDef) -> Option<&'a crm_model::meta::StageSetDoc> {
+    field.stage_set.as_ref().and_then(|s| catalog.stage_set(s.as_str()))
+}
+
+/// Parses the values of a write: `(column position, value)` per key. `owner` may be set;
+/// other system columns, generated fields and unknown keys are refused.
+fn parse_values(
+    catalog: &Catalog,
+    entity: &Entity,
+    body: &Map<String, Json>,
+    prefix: &str,
+) -> Result<Vec<(usize, Value)>, Vec<FieldError>> {
+    let mut values = Vec::with_capacity(body.len());
+    let mut errors = Vec::new();
+    for (key, json) in body {
+        let name = format!("{prefix}{key}");
+        let field = match entity.column(key) {
+            Some(field) if field.name.as_str() == "owner" => field,
+            Some(field) if is_system_column(key) || field.field_type == FieldType::AutoNumber => {
+                errors.push(FieldError::new(name, "read_only", "this value is set by the system"));
+                continue;
+            }
+            Some(field) => field,
+            None => {
+                errors.push(FieldError::new(
+                    name,
+                    "unknown_field",
+                    format!("`{}` has no field `{key}`", entity.name()),
+                ));
+                continue;
+            }
+        };
+        match value::parse(field, json, stages_of(catalog, field)) {
+            Ok(parsed) => values.push((entity.column_index(key).expect("a column of the entity"), parsed)),
+            Err(problem) => errors.push(FieldError::new(name, problem.code, problem.message)),
+        }
+    }
+    if errors.is_empty() { Ok(values) } else { Err(errors) }
+}
+
+fn body_object<'a>(body: &'a Json, what: &str) -> ApiResult<&'a Map<String, Json>> {
+    body.as_object().ok_or_else(|| ApiError::bad_request("invalid_body", format!("{what} is a JSON object")))
+}
+
+/// References that do not point at a live record of their target.
+async fn check_references(
+    tx: &mut Tx,
+    catalog: &Catalog,
+    entity: &Entity,
+    records: &[(&Record, String)],
+) -> Result<Vec<FieldError>, StoreError> {
+    let mut wanted: BTreeMap<&str, Vec<Uuid>> = BTreeMap::new();
+    for field in entity.columns().iter().filter(|f| f.field_type.is_reference() && f.name.as_str() != "id") {
+        let i = entity.column_index(field.name.as_str()).expect("own column");
+        for (record, _) in records {
+            if let Value::Uuid(id) = record.values[i] {
+                wanted.entry(field.reference_target().unwrap_or_default()).or_default().push(id);
+            }
+        }
+    }
+    let mut existing: HashMap<&str, std::collections::HashSet<Uuid>> = HashMap::new();
+    for (target, mut ids) in wanted {
+        ids.sort_unstable();
+        ids.dedup();
+        let Some(target_entity) = catalog.entity(target) else { continue };
+        // Records created in this same request are not yet visible, but exist.
+        let mut found = store::existing_ids(tx, target_entity, &ids).await?;
+        if target == entity.name().as_str() {
+            found.extend(records.iter().map(|(r, _)| r.id()));
+        }
+        existing.insert(target, found);
+    }
+    let mut errors = Vec::new();
+    for field in entity.columns().iter().filter(|f| f.field_type.is_reference() && f.name.as_str() != "id") {
+        let i = entity.column_index(field.name.as_str()).expect("own column");
+        let target = field.reference_target().unwrap_or_default();
+        for (record, prefix) in records {
+            if let Value::Uuid(id) = record.values[i]
+                && !existing.get(target).is_some_and(|found| found.contains(&id))
+            {
+                errors.push(FieldError::new(
+                    format!("{prefix}{}", field.name),
+                    "not_found",
+                    format!("no `{target}` with id {id}"),
+                ));
+            }
+        }
+    }
+    Ok(errors)
+}
+
+/// Unique fields whose value another live record already holds.
+async fn check_unique(
+    tx: &mut Tx,
+    entity: &Entity,
+    record: &Record,
+    changed: &[usize],
+    prefix: &str,
+) -> Result<Vec<FieldError>, StoreError> {
+    let mut errors = Vec::new();
+    for &i in changed {
+        let field = &entity.columns()[i];
+        if field.unique
+            && !record.values[i].is_null()
+            && store::value_taken(tx, entity, field, &record.values[i], record.id()).await?
+        {
+            errors.push(FieldError::new(
+                format!("{prefix}{}", field.name),
+                "not_unique",
+                "another record already has this value",
+            ));
+        }
+    }
+    Ok(errors)
+}
+
+fn missing_required(entity: &Entity, record: &Record, only: Option<&[usize]>, prefix: &str) -> Vec<FieldError> {
+    entity
+        .live_fields()
+        .filter(|f| f.required && f.field_type != FieldType::AutoNumber)
+        .filter_map(|f| {
+            let i = entity.column_index(f.name.as_str())?;
+            let asked = only.is_none_or(|only| only.contains(&i));
+            (asked && record.values[i].is_null())
+                .then(|| FieldError::new(format!("{prefix}{}", f.name), "required", "a value is required"))
+        })
+        .collect()
+}
+
+/// `{field: [before, after]}` of the columns that differ.
+fn diff_json(entity: &Entity, before: Option<&Record>, after: &Record) -> Json {
+    let mut changes = Map::new();
+    for (i, field) in entity.columns().iter().enumerate().skip(col::DELETED_AT + 1) {
+        let old = before.map_or(&Value::Null, |b| &b.values[i]);
+        if *old != after.values[i] {
+            changes.insert(
+                field.name.to_string(),
+                json!([value::to_json(field, old), value::to_json(field, &after.values[i])]),
+            );
+        }
+    }
+    if before.is_none_or(|b| b.values[col::OWNER] != after.values[col::OWNER]) {
+        let owner = &entity.columns()[col::OWNER];
+        let old = before.map_or(&Value::Null, |b| &b.values[col::OWNER]);
+        changes.insert(
+            "owner".into(),
+            json!([value::to_json(owner, old), value::to_json(owner, &after.values[col::OWNER])]),
+        );
+    }
+    Json::Object(changes)
+}
+
+/// A new record with defaults, ready for its parsed values.
+fn new_record(catalog: &Catalog, entity: &Entity, principal: Principal, id: Uuid, now: DateTime<Utc>) -> Record {
+    let mut values: Vec<Value> = entity
+        .columns()
+        .iter()
+        .map(|f| {
+            if f.archived {
+                Value::Null
+            } else {
+                value::resolve_default(f, stages_of(catalog, f), now, principal.user_id)
+            }
+        })
+        .collect();
+    values[col::ID] = Value::Uuid(id);
+    values[col::OWNER] = Value::Uuid(principal.user_id);
+    values[col::CREATED_BY] = Value::Uuid(principal.user_id);
+    values[col::CREATED_AT] = Value::Datetime(now);
+    values[col::UPDATED_BY] = Value::Uuid(principal.user_id);
+    values[col::UPDATED_AT] = Value::Datetime(now);
+    values[col::VERSION] = Value::Integer(1);
+    Record { values }
+}
+
+async fn fill_auto_numbers(tx: &mut Tx, entity: &Entity, records: &mut [Record]) -> Result<(), StoreError> {
+    for (i, field) in
+        entity.columns().iter().enumerate().filter(|(_, f)| f.field_type == FieldType::AutoNumber && !f.archived)
+    {
+        let sequence = format!("{}.{}", entity.name(), field.name);
+        for record in records.iter_mut() {
+            let n = store::next_in_sequence(tx, &sequence).await?;
+            let digits = usize::from(field.digits.unwrap_or(6));
+            record.values[i] = Value::Text(format!("{}{n:0digits$}", field.prefix.as_deref().unwrap_or("")));
+        }
+    }
+    Ok(())
+}
+
+pub async fn create(app: &App, principal: Principal, entity_name: &str, body: &Json) -> ApiResult<Json> {
+    create_with(app, principal, entity_name, body, None, |_, _| Box::pin(async { Ok(()) })).await
+}
+
+/// Creates a record; `id` is only set by the engine itself, `extra` writes in the same
+/// transaction.
+pub async fn create_with(
+    app: &App,
+    principal: Principal,
+    entity_name: &str,
+    body: &Json,
+    id: Option<Uuid>,
+    extra: impl for<'t> FnOnce(
+        &'t mut Tx,
+        DateTime<Utc>,
+    ) -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 't>>
+    + Send,
+) -> ApiResult<Json> {
+    let catalog = app.catalog();
+    let entity = entity_of(&catalog, entity_name)?;
+    let body = body_object(body, "a record")?;
+    let now = app.now();
+    let mut records = build_new(&catalog, entity, principal, std::slice::from_ref(body), id, now)?;
+    let mut tx = app.db.begin().await?;
+    insert_checked(&mut tx, &catalog, entity, principal, &mut records, now).await?;
+    extra(&mut tx, now).await?;
+    tx.commit().await?;
+    Ok(record_json(entity, &records[0], None))
+}
+
+/// Creates many records in one transaction: all or none.
+pub async fn import(app: &App, principal: Principal, entity_name: &str, rows: &[Json]) -> ApiResult<Vec<Uuid>> {
+    let catalog = app.catalog();
+    let entity = entity_of(&catalog, entity_name)?;
+    if rows.len() > MAX_IMPORT {
+        return Err(ApiError::bad_request("too_many", format!("at most {MAX_IMPORT} records per request")));
+    }
+    let bodies = rows.iter().map(|r| body_object(r, "each record").cloned()).collect::<ApiResult<Vec<_>>>()?;
+    let now = app.now();
+    let mut records = build_new(&catalog, entity, principal, &bodies, None, now)?;
+    let mut tx = app.db.begin().await?;
+    insert_checked(&mut tx, &catalog, entity, principal, &mut records, now).await?;
+    tx.commit().await?;
+    Ok(records.iter().map(Record::id).collect())
+}
+
+/// Parses the bodies of new records and applies defaults; field errors of row `i` are named
+/// `records/i/field` when there are several.
+fn build_new(
+    catalog: &Catalog,
+    entity: &Entity,
+    principal: Principal,
+    bodies: &[Map<String, Json>],
+    id: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> ApiResult<Vec<Record>> {
+    let mut errors = Vec::new();
+    let mut records = Vec::with_capacity(bodies.len());
+    for (row, body) in bodies.iter().enumerate() {
+        let prefix = if bodies.len() > 1 { format!("records/{row}/") } else { String::new() };
+        let mut record = new_record(catalog, entity, principal, id.unwrap_or_else(Uuid::now_v7), now);
+        match parse_values(catalog, entity, body, &prefix) {
+            Ok(values) => {
+                for (i, value) in values {
+                    record.values[i] = value;
+                }
+                errors.extend(missing_required(entity, &record, None, &prefix));
+            }
+            Err(e) => errors.extend(e),
+        }
+        records.push(record);
+    }
+    if errors.is_empty() { Ok(records) } else { Err(ApiError::Invalid(errors)) }
+}
+
+/// The checks that need the database, then the insert with audit and outbox.
+async fn insert_checked(
+    tx: &mut Tx,
+    catalog: &Catalog,
+    entity: &Entity,
+    principal: Principal,
+    records: &mut [Record],
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    fill_auto_numbers(tx, entity, records).await?;
+    let several = records.len() > 1;
+    let prefix = |row: usize| if several { format!("records/{row}/") } else { String::new() };
+    let labelled: Vec<(&Record, String)> = records.iter().enumerate().map(|(i, r)| (r, prefix(i))).collect();
+    let mut errors = check_references(tx, catalog, entity, &labelled).await?;
+    let unique: Vec<usize> =
+        entity.columns().iter().enumerate().filter(|(_, f)| f.unique && !f.archived).map(|(i, _)| i).collect();
+    if !unique.is_empty() {
+        for (row, record) in records.iter().enumerate() {
+            errors.extend(check_unique(tx, entity, record, &unique, &prefix(row)).await?);
+        }
+        errors.extend(duplicates_within(entity, records, &unique));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Invalid(errors));
+    }
+    store::insert(tx, entity, records).await?;
+    let audit: Vec<AuditEntry> = records
+        .iter()
+        .map(|r| AuditEntry {
+            actor: Some(principal.user_id),
+            entity: entity.name().to_string(),
+            record_id: r.id(),
+            action: "create",
+            changes: diff_json(entity, None, r),
+        })
+        .collect();
+    let events: Vec<OutboxEvent> = records
+        .iter()
+        .map(|r| OutboxEvent {
+            entity: entity.name().to_string(),
+            record_id: r.id(),
+            event: "created",
+            payload: json!({"version": 1}),
+        })
+        .collect();
+    system::record_change(tx, now, &audit, &events).await?;
+    Ok(())
+}
+
+/// Unique values repeated inside one import.
+fn duplicates_within(entity: &Entity, records: &[Record], unique: &[usize]) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    for &i in unique {
+        let mut seen = HashMap::new();
+        for (row, record) in records.iter().enumerate() {
+            if record.values[i].is_null() {
+                continue;
+            }
+            if let Some(first) = seen.insert(&record.values[i], row) {
+                errors.push(FieldError::new(
+                    format!("records/{row}/{}", entity.columns()[i].name),
+                    "not_unique",
+                    format!("the same value as record {first}"),
+                ));
+            }
+        }
+    }
+    errors
+}
+
+pub async fn get(app: &App, entity_name: &str, id: &str, fields: Option<&str>) -> ApiResult<Json> {
+    let catalog = app.catalog();
+    let entity = entity_of(&catalog, entity_name)?;
+    let record = live_record(app, entity, id).await?;
+    let fields = fields.map(|f| parse_fields(entity, f)).transpose()?;
+    Ok(record_json(entity, &record, fields.as_deref()))
+}
+
+fn parse_id(id: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(id).map_err(|_| ApiError::not_found(format!("no record `{id}`")))
+}
+
+async fn live_record(app: &App, entity: &Entity, id: &str) -> ApiResult<Record> {
+    let id = parse_id(id)?;
+    match store::get(&app.db, entity, id).await? {
+        Some(record) if !record.is_deleted() => Ok(record),
+        _ => Err(ApiError::not_found(format!("no {} `{id}`", entity.name()))),
+    }
+}
+
+/// Applies a partial update at the version the client read.
+pub async fn update(app: &App, principal: Principal, entity_name: &str, id: &str, body: &Json) -> ApiResult<Json> {
+    let catalog = app.catalog();
+    let entity = entity_of(&catalog, entity_name)?;
+    let id = parse_id(id)?;
+    let mut body = body_object(body, "a change")?.clone();
+    let version = match body.remove("version") {
+        Some(v) => {
+            v.as_i64().ok_or_else(|| ApiError::field("version", "invalid_type", "the version is a whole number"))?
+        }
+        None => {
+            return Err(ApiError::field(
+                "version",
+                "required",
+                "send the version you read, so that a newer change is not overwritten",
+            ));
+        }
+    };
+    let values = parse_values(&catalog, entity, &body, "").map_err(ApiError::Invalid)?;
+    let mut tx = app.db.begin().await?;
+    let Some(current) = store::get_for_update(&mut tx, entity, id).await?.filter(|r| !r.is_deleted()) else {
+        return Err(ApiError::not_found(format!("no {} `{id}`", entity.name())));
+    };
+    if current.version() != version {
+        return Err(ApiError::Conflict(format!(
+            "this record was changed by someone else (version {} is current, you sent {version}); reload it and apply your change again",
+            current.version()
+        )));
+    }
+    let updated = apply_change(&mut tx, &catalog, entity, principal, &current, &values, app.now(), "").await?;
+    tx.commit().await?;
+    Ok(record_json(entity, &updated, None))
+}
+
+/// Checks and writes a change to a locked, live record; returns the record as stored.
+#[expect(clippy::too_many_arguments, reason = "the pieces of one save, all needed")]
+async fn apply_change(
+    tx: &mut Tx,
+    catalog: &Catalog,
+    entity: &Entity,
+    principal: Principal,
+    current: &Record,
+    values: &[(usize, Value)],
+    now: DateTime<Utc>,
+    prefix: &str,
+) -> ApiResult<Record> {
+    let mut next = current.clone();
+    let mut changed = Vec::new();
+    for (i, value) in values {
+        if current.values[*i] != *value {
+            next.values[*i] = value.clone();
+            changed.push(*i);
+        }
+    }
+    if changed.is_empty() {
+        return Ok(current.clone());
+    }
+    let mut errors = missing_required(entity, &next, Some(&changed), prefix);
+    let mut only_changed = next.clone();
+    for (i, value) in only_changed.values.iter_mut().enumerate() {
+        if !changed.contains(&i) && i != col::ID {
+            *value = Value::Null;
+        }
+    }
+    errors.extend(check_references(tx, catalog, entity, &[(&only_changed, prefix.to_owned())]).await?);
+    errors.extend(check_unique(tx, entity, &next, &changed, prefix).await?);
+    if !errors.is_empty() {
+        return Err(ApiError::Invalid(errors));
+    }
+    let changes: Vec<(usize, Value)> = changed.iter().map(|i| (*i, next.values[*i].clone())).collect();
+    let stored = store::update(tx, entity, current.id(), current.version(), &changes, principal.user_id, now)
+        .await?
+        .ok_or_else(|| ApiError::Conflict("this record changed while it was being saved; reload it".into()))?;
+    let audit = AuditEntry {
+        actor: Some(principal.user_id),
+        entity: entity.name().to_string(),
+        record_id: stored.id(),
+        action: "update",
+        changes: diff_json(entity, Some(current), &stored),
+    };
+    let fields: Vec<String> = changed.iter().map(|i| entity.columns()[*i].name.to_string()).collect();
+    let event = OutboxEvent {
+        entity: entity.name().to_string(),
+        record_id: stored.id(),
+        event: "updated",
+        payload: json!({"version": stored.version(), "fields": fields}),
+    };
+    system::record_change(tx, now, &[audit], &[event]).await?;
+    Ok(stored)
+}
+
+/// The outcome of one record of a bulk operation.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Done; the new version when there is one.
+    Done(Option<i64>),
+    NotFound,
+    Invalid(Vec<FieldError>),
+}
+
+#[derive(Debug)]
+pub struct BulkResult {
+    pub id: String,
+    pub outcome: Outcome,
+}
+
+impl serde::Serialize for BulkResult {
+    /// `{"id", "status", "version"?, "error"?}` with the HTTP status the record would have had.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let value = match &self.outcome {
+            Outcome::Done(Some(version)) => json!({"id": self.id, "status": 200, "version": version}),
+            Outcome::Done(None) => json!({"id": self.id, "status": 200}),
+            Outcome::NotFound => {
+                json!({"id": self.id, "status": 404, "error": {"code": "not_found", "message": "no such record"}})
+            }
+            Outcome::Invalid(errors) => {
+                json!({"id": self.id, "status": 422, "error": {"code": "validation_failed", "errors": errors}})
+            }
+        };
+        value.serialize(serializer)
+    }
+}
+
+fn bulk_ids(ids: &[Json]) -> ApiResult<Vec<(String, Option<Uuid>)>> {
+    if ids.is_empty() || ids.len() > MAX_BULK {
+        return Err(ApiError::bad_request("invalid_body", format!("`ids` takes 1 to {MAX_BULK} ids")));
+    }
+    ids.iter()
+        .map(|id| {
+            let text = id.as_str().ok_or_else(|| ApiError::bad_request("invalid_body", "ids are strings"))?;
+            Ok((text.to_owned(), Uuid::parse_str(text).ok()))
+        })
+        .collect()
+}
+
+fn missing(id: &str) -> BulkResult {
+    BulkResult { id: id.to_owned(), outcome: Outcome::NotFound }
+}
+
+/// Sets the same values on many records; a result per id. Records that fail are left as
+/// they were; the others are saved together.
+pub async fn bulk_update(
+    app: &App,
+    principal: Principal,
+    entity_name: &str,
+    ids: &[Json],
+    set: &Json,
+) -> ApiResult<Vec<BulkResult>> {
+    let catalog = app.catalog();
+    let entity = entity_of(&catalog, entity_name)?;
+    let ids = bulk_ids(ids)?;
+    let values = parse_values(&catalog, entity, body_object(set, "`set`")?, "").map_err(ApiError::Invalid)?;
+    if values.is_empty() {
+        return Err(ApiError::bad_request("invalid_body", "`set` names no field"));
+    }
+    let now = app.now();
+    let mut tx = app.db.begin().await?;
+    let mut results = Vec::with_capacity(ids.len());
+    for (text, id) in ids {
+        let current = match id {
+            Some(id) => store::get_for_update(&mut tx, entity, id).await?.filter(|r| !r.is_deleted()),
+            None => None,
+        };
+        let Some(current) = current else {
+            results.push(missing(&text));
+            continue;
+        };
+        match apply_change(&mut tx, &catalog, entity, principal, &current, &values, now, "").await {
+            Ok(stored) => results.push(BulkResult { id: text, outcome: Outcome::Done(Some(stored.version())) }),
+            Err(ApiError::Invalid(errors)) => results.push(BulkResult { id: text, outcome: Outcome::Invalid(errors) }),
+            Err(other) => return Err(other),
+        }
+    }
+    tx.commit().await?;
+    Ok(results)
+}
+
+/// Moves records to the recycle bin (`restore`: out of it); a result per id.
+pub async fn bulk_set_deleted(
+    app: &App,
+    principal: Principal,
+    entity_name: &str,
+    ids: &[Json],
+    restore: bool,
+) -> ApiResult<Vec<BulkResult>> {
+    let catalog = app.catalog();
+    let entity = entity_of(&catalog, entity_name)?;
+    let ids = bulk_ids(ids)?;
+    let now = app.now();
+    let mut tx = app.db.begin().await?;
+    let wanted: Vec<Uuid> = ids.iter().filter_map(|(_, id)| *id).collect();
+    let mut blocked: HashMap<Uuid, Vec<FieldError>> = HashMap::new();
+    if restore {
+        // A restored record must not collide with a live one on a unique field.
+        let unique: Vec<usize> =
+            entity.columns().iter().enumerate().filter(|(_, f)| f.unique && !f.archived).map(|(i, _)| i).collect();
+        for id in &wanted {
+            if let Some(record) = store::get_for_update(&mut tx, entity, *id).await?.filter(Record::is_deleted) {
+                let errors = check_unique(&mut tx, entity, &record, &unique, "").await?;
+                if !errors.is_empty() {
+                    blocked.insert(*id, errors);
+                }
+            }
+        }
+    }
+    let allowed: Vec<Uuid> = wanted.into_iter().filter(|id| !blocked.contains_key(id)).collect();
+    let deleted = if restore { None } else { Some(now) };
+    let changed = store::set_deleted(&mut tx, entity, &allowed, deleted, principal.user_id, now).await?;
+    let action = if restore { "restore" } else { "delete" };
+    let audit: Vec<AuditEntry> = changed
+        .iter()
+        .map(|id| AuditEntry {
+            actor: Some(principal.user_id),
+            entity: entity.name().to_string(),
+            record_id: *id,
+            action,
+            changes: json!({}),
+        })
+        .collect();
+    let event = if restore { "restored" } else { "deleted" };
+    let events: Vec<OutboxEvent> = changed
+        .iter()
+        .map(|id| OutboxEvent { entity: entity.name().to_string(), record_id: *id, event, payload: json!({}) })
+        .collect();
+    system::record_change(&mut tx, now, &audit, &events).await?;
+    tx.commit().await?;
+    Ok(ids
+        .into_iter()
+        .map(|(text, id)| match id {
+            Some(id) if changed.contains(&id) => BulkResult { id: text, outcome: Outcome::Done(None) },
+            Some(id) => match blocked.remove(&id) {
+                Some(errors) => BulkResult { id: text, outcome: Outcome::Invalid(errors) },
+                None => missing(&text),
+            },
+            None => missing(&text),
+        })
+        .collect())
+}
+
+/// The parameters of a list, as the API takes them.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    pub filter: Option<String>,
+    pub sort: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+    pub fields: Option<String>,
+    #[serde(default)]
+    pub count: bool,
+    /// The recycle bin instead of live records.
+    #[serde(default)]
+    pub deleted: bool,
+}
+
+/// A page of a list, answered as `{"data": [...], "next_cursor": ..., "total": ...}`.
+pub struct ListPage {
+    pub data: Vec<Json>,
+    pub next_cursor: Option<String>,
+    pub total: Option<i64>,
+}
+
+impl ListPage {
+    pub fn into_json(self) -> Json {
+        let mut object = Map::new();
+        object.insert("data".into(), Json::Array(self.data));
+        object.insert("next_cursor".into(), self.next_cursor.map_or(Json::Null, Json::String));
+        if let Some(total) = self.total {
+            object.insert("total".into(), total.into());
+        }
+        Json::Object(object)
+    }
+}
+
+/// Builds the query of a list request; `base` is a filter the caller imposes (a related
+/// panel's lookup).
+pub fn list_query(
+    catalog: &Catalog,
+    entity: &Entity,
+    params: &ListParams,
+    base: Option<Filter>,
+    default_sort: &[SortKey],
+) -> ApiResult<ListQuery> {
+    let filter = params
+        .filter
+        .as_deref()
+        .filter(|f| !f.trim().is_empty())
+        .map(|text| {
+            let json: Json = serde_json::from_str(text)
+                .map_err(|e| ApiError::bad_request("invalid_query", format!("`filter` is not JSON: {e}")))?;
+            Ok::<_, ApiError>(Filter::parse(catalog, entity, &json)?)
+        })
+        .transpose()?;
+    let filter = match (base, filter) {
+        (Some(base), Some(filter)) => Some(base.and(filter)),
+        (base, filter) => base.or(filter),
+    };
+    let sort = match params.sort.as_deref() {
+        Some(text) => filter::parse_sort(entity, text)?,
+        None => default_sort.to_vec(),
+    };
+    let limit = params.limit.unwrap_or(50);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ApiError::bad_request("invalid_query", format!("`limit` is 1 to {MAX_LIMIT}")));
+    }
+    let after = params
+        .cursor
+        .as_deref()
+        .map(|cursor| {
+            let invalid = || ApiError::bad_request("invalid_query", "`cursor` is not a cursor of this list");
+            let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
+            let items: Vec<Json> = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+            Ok::<_, ApiError>(filter::cursor_values(entity, &sort, &items)?)
+        })
+        .transpose()?;
+    Ok(ListQuery { filter, sort, limit, after, deleted: params.deleted })
+}
+
+fn cursor_of(entity: &Entity, sort: &[SortKey], record: &Record) -> String {
+    let items: Vec<Json> = sort
+        .iter()
+        .map(|k| k.field.as_str())
+        .chain(["id"])
+        .map(|name| {
+            let i = entity.column_index(name).expect("sort keys are checked");
+            value::to_json(&entity.columns()[i], &record.values[i])
+        })
+        .collect();
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(&items).unwrap_or_default())
+}
+
+async fn run_list(
+    app: &App,
+    entity: &Entity,
+    query: ListQuery,
+    params: &ListParams,
+    default_fields: Option<Vec<usize>>,
+) -> ApiResult<ListPage> {
+    let fields = match params.fields.as_deref() {
+        Some(text) => Some(parse_fields(entity, text)?),
+        None => default_fields,
+    };
+    let total = if params.count {
+        Some(store::count(&app.db, entity, query.filter.as_ref(), query.deleted).await?)
+    } else {
+        None
+    };
+    let Page { records, more } = store::list(&app.db, entity, &query).await?;
+    let next_cursor = if more { records.last().map(|r| cursor_of(entity, &query.sort, r)) } else { None };
+    let data = records.iter().map(|r| record_json(entity, r, fields.as_deref())).collect();
+    Ok(ListPage { data, next_cursor, total })
+}
+
+pub async fn list(app: &App, entity_name: &str, params: &ListParams) -> ApiResult<ListPage> {
+    let catalog = app.catalog();
+    let entity = entity_of(&catalog, entity_name)?;
+    let query = list_query(&catalog, entity, params, None, &entity.list.sort)?;
+    run_list(app, entity, query, params, None).await
+}
+
+/// The records of a related panel of a record.
+pub async fn related(
+    app: &App,
+    entity_name: &str,
+    id: &str,
+    panel_name: &str,
+    params: &ListParams,
+) -> ApiResult<ListPage> {
+    let catalog = app.catalog();
+    let entity = entity_of(&catalog, entity_name)?;
+    let record = live_record(app, entity, id).await?;
+    let panel = entity
+        .panel(panel_name)
+        .ok_or_else(|| ApiError::not_found(format!("no panel `{panel_name}` on `{entity_name}`")))?;
+    let source = entity_of(&catalog, panel.source.as_str())?;
+    let lookup =
+        source.column(panel.lookup.as_str()).ok_or_else(|| ApiError::not_found("the panel's lookup is archived"))?;
+    let base = Filter::Cond(Box::new(Cond { field: lookup.clone(), op: Op::Eq(Value::Uuid(record.id())) }));
+    let query = list_query(&catalog, source, params, Some(base), &panel.sort)?;
+    let columns = panel.columns.iter().filter_map(|c| source.column_index(c.as_str())).collect();
+    run_list(app, source, query, params, Some(columns)).await
+}
+
+/// Counts (and optionally sums) live records per value of a field.
+pub async fn groups(
+    app: &App,
+    entity_name: &str,
+    by: &str,
+    sum: Option<&str>,
+    filter: Option<&str>,
+) -> ApiResult<Json> {
+    let catalog = app.catalog();
+    let entity = entity_of(&catalog, entity_name)?;
+    let by_field = entity
+        .column(by)
+        .filter(|f| f.field_type.is_sortable())
+        .ok_or_else(|| ApiError::bad_request("invalid_query", format!("cannot group `{entity_name}` by `{by}`")))?;
+    let sum_field = sum
+        .map(|name| {
+            entity
+                .column(name)
+                .filter(|f| matches!(f.storage(), crm_model::Storage::Integer | crm_model::Storage::Fixed(_)))
+                .ok_or_else(|| ApiError::bad_request("invalid_query", format!("cannot sum `{name}`")))
+        })
+        .transpose()?;
+    let params = ListParams { filter: filter.map(str::to_owned), ..ListParams::default() };
+    let query = list_query(&catalog, entity, &params, None, &[])?;
+    let groups = store::group(&app.db, entity, by_field, sum_field, query.filter.as_ref()).await?;
+    let rows: Vec<Json> = groups
+        .iter()
+        .map(|g| {
+            let mut row = Map::new();
+            row.insert("value".into(), value::to_json(by_field, &g.value));
+            row.insert("count".into(), g.count.into());
+            if let (Some(field), Some(sum)) = (sum_field, &g.sum) {
+                row.insert("sum".into(), value::to_json(field, sum));
+            }
+            Json::Object(row)
+        })
+        .collect();
+    Ok(json!({ "groups": rows }))
+}
+
+/// The audit entries of a record, oldest first.
+pub async fn history(app: &App, entity_name: &str, id: &str) -> ApiResult<Json> {
+    let catalog = app.catalog();
+    let entity = entity_of(&catalog, entity_name)?;
+    let id = parse_id(id)?;
+    if store::get(&app.db, entity, id).await?.is_none() {
+        return Err(ApiError::not_found(format!("no {entity_name} `{id}`")));
+    }
+    let entries = system::record_history(&app.db, entity_name, id).await?;
+    let data: Vec<Json> = entries
+        .into_iter()
+        .map(|(at, actor, action, changes)| json!({"at": value::format_datetime(&at), "actor": actor, "action": action, "changes": changes}))
+        .collect();
+    Ok(json!({ "data": data }))
+}

@@ -1,0 +1,132 @@
+//! Tables from metadata: the DDL of a change plan, per dialect, run inside the transaction
+//! that stores the metadata change.
+
+use crm_model::catalog::is_system_column;
+use crm_model::plan::TableStep;
+use crm_model::{Catalog, Entity, FieldDef, Ident, Storage};
+
+use crate::sql::{Arg, Dialect, Sql};
+use crate::{StoreError, Tx};
+
+fn column_type(dialect: Dialect, storage: Storage) -> &'static str {
+    match (dialect, storage) {
+        (Dialect::Sqlite, Storage::Integer | Storage::Fixed(_) | Storage::Boolean) => "INTEGER",
+        (Dialect::Sqlite, _) => "TEXT",
+        (Dialect::Postgres, Storage::Text) => "text",
+        (Dialect::Postgres, Storage::Integer | Storage::Fixed(_)) => "bigint",
+        (Dialect::Postgres, Storage::Boolean) => "boolean",
+        (Dialect::Postgres, Storage::Date) => "date",
+        (Dialect::Postgres, Storage::Datetime) => "timestamptz",
+        (Dialect::Postgres, Storage::Uuid) => "uuid",
+        (Dialect::Postgres, Storage::List) => "jsonb",
+    }
+}
+
+/// System columns that are always set; the others may be empty.
+fn not_null(column: &str) -> bool {
+    matches!(column, "id" | "owner" | "created_at" | "updated_at" | "version")
+}
+
+/// Names of the engine's indexes: `ix_<table>_<column>` (unique: `ux_`), shortened with a
+/// hash when longer than PostgreSQL's 63 bytes.
+pub fn index_name(entity: &str, column: &str, unique: bool) -> String {
+    let prefix = if unique { "ux" } else { "ix" };
+    let name = format!("{prefix}_{entity}_{column}");
+    if name.len() <= 63 {
+        return name;
+    }
+    // FNV-1a: stable across builds and platforms, unlike the std hasher.
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    format!("{}_{hash:016x}", &name[..46])
+}
+
+/// The statements that apply the table steps of a plan; `catalog` is the catalog after it.
+pub fn statements(dialect: Dialect, catalog: &Catalog, steps: &[TableStep]) -> Vec<Sql> {
+    let mut out = Vec::new();
+    for step in steps {
+        match step {
+            TableStep::CreateTable { entity } => {
+                let entity = catalog.entity(entity.as_str()).expect("the plan's catalog has the entity");
+                out.push(create_table(dialect, entity));
+                for column in ["owner", "created_at"] {
+                    let mut sql = Sql::new(dialect);
+                    sql.push("CREATE INDEX ").quoted(&index_name(entity.name().as_str(), column, false));
+                    sql.push(" ON ").ident(entity.name()).push(" (").quoted(column).push(")");
+                    out.push(sql);
+                }
+            }
+            TableStep::AddColumn { entity, field } => {
+                let mut sql = Sql::new(dialect);
+                sql.push("ALTER TABLE ").ident(entity).push(" ADD COLUMN ");
+                column_definition(&mut sql, field);
+                out.push(sql);
+            }
+            TableStep::CreateIndex { entity, field, unique } => {
+                let mut sql = Sql::new(dialect);
+                sql.push(if *unique { "CREATE UNIQUE INDEX " } else { "CREATE INDEX " });
+                sql.quoted(&index_name(entity.as_str(), field.as_str(), *unique));
+                sql.push(" ON ").ident(entity).push(" (").ident(field).push(")");
+                if *unique {
+                    // Records in the recycle bin do not hold on to their unique values.
+                    sql.push(" WHERE \"deleted_at\" IS NULL");
+                }
+                out.push(sql);
+            }
+            TableStep::DropIndex { entity, field, unique } => {
+                let mut sql = Sql::new(dialect);
+                sql.push("DROP INDEX IF EXISTS ").quoted(&index_name(entity.as_str(), field.as_str(), *unique));
+                out.push(sql);
+            }
+            TableStep::Rescale { entity, field, from, to } => {
+                let mut sql = Sql::new(dialect);
+                sql.push("UPDATE ").ident(entity).push(" SET ").ident(field).push(" = ").ident(field).push(" * ");
+                sql.bind(Arg::Integer(10_i64.pow(u32::from(to - from))));
+                sql.push(" WHERE ").ident(field).push(" IS NOT NULL");
+                out.push(sql);
+            }
+        }
+    }
+    out
+}
+
+fn column_definition(sql: &mut Sql, field: &FieldDef) {
+    let dialect = sql.dialect();
+    sql.ident(&field.name).push(" ").push(column_type(dialect, field.storage()));
+    if field.name.as_str() == "id" {
+        sql.push(" PRIMARY KEY NOT NULL");
+    } else if is_system_column(field.name.as_str()) && not_null(field.name.as_str()) {
+        sql.push(" NOT NULL");
+    }
+}
+
+fn create_table(dialect: Dialect, entity: &Entity) -> Sql {
+    let mut sql = Sql::new(dialect);
+    sql.push("CREATE TABLE ").ident(entity.name()).push(" (");
+    sql.comma_list(entity.columns(), column_definition);
+    sql.push(")");
+    if dialect == Dialect::Sqlite {
+        // STRICT makes SQLite refuse a value of the wrong type, as PostgreSQL does.
+        sql.push(" STRICT");
+    }
+    sql
+}
+
+/// Runs the table steps of a plan in the transaction.
+pub async fn apply(tx: &mut Tx, catalog: &Catalog, steps: &[TableStep]) -> Result<(), StoreError> {
+    for statement in statements(tx.dialect(), catalog, steps) {
+        statement.execute_tx(tx).await?;
+    }
+    Ok(())
+}
+
+/// Whether the table of an entity exists (used on start-up to check the database matches
+/// the stored metadata).
+pub async fn table_exists(db: &crate::Db, entity: &Ident) -> Result<bool, StoreError> {
+    let mut sql = db.sql();
+    match db.dialect() {
+        Dialect::Sqlite => sql.push("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = "),
+        Dialect::Postgres => sql.push("SELECT 1 FROM pg_tables WHERE schemaname = current_schema() AND tablename = "),
+    };
+    sql.bind(Arg::Text(entity.to_string()));
+    Ok(sql.fetch_optional(db).await?.is_some())
+}

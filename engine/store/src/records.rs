@@ -1,0 +1,533 @@
+//! Records of entity tables: read, list with filters and keyset pages, count, group, insert,
+//! update with a version check, move to and from the recycle bin.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use crm_model::filter::{Cond, Op};
+use crm_model::{Entity, FieldDef, FieldType, Filter, ListQuery, Storage, Value};
+use uuid::Uuid;
+
+use crate::ddl::index_name;
+use crate::sql::{Arg, Dialect, Row, Sql};
+use crate::{Db, StoreError, Tx};
+
+/// One row of an entity table: a value per column of [`Entity::columns`], in that order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub values: Vec<Value>,
+}
+
+/// Positions of the system columns in every record.
+pub mod col {
+    pub const ID: usize = 0;
+    pub const OWNER: usize = 1;
+    pub const CREATED_BY: usize = 2;
+    pub const CREATED_AT: usize = 3;
+    pub const UPDATED_BY: usize = 4;
+    pub const UPDATED_AT: usize = 5;
+    pub const VERSION: usize = 6;
+    pub const DELETED_AT: usize = 7;
+}
+
+impl Record {
+    pub fn id(&self) -> Uuid {
+        match self.values[col::ID] {
+            Value::Uuid(id) => id,
+            _ => Uuid::nil(),
+        }
+    }
+
+    pub fn version(&self) -> i64 {
+        match self.values[col::VERSION] {
+            Value::Integer(v) => v,
+            _ => 0,
+        }
+    }
+
+    pub fn is_deleted(&self) -> bool {
+        !self.values[col::DELETED_AT].is_null()
+    }
+
+    /// The value of a column by name.
+    pub fn get(&self, entity: &Entity, name: &str) -> Option<&Value> {
+        entity.column_index(name).map(|i| &self.values[i])
+    }
+}
+
+fn read_record(row: &Row, entity: &Entity) -> Result<Record, StoreError> {
+    let values = entity
+        .columns()
+        .iter()
+        .enumerate()
+        .map(|(i, field)| row.value(i, field.storage()))
+        .collect::<Result<_, _>>()?;
+    Ok(Record { values })
+}
+
+fn select_from(sql: &mut Sql, entity: &Entity) {
+    sql.push("SELECT ");
+    sql.comma_list(entity.columns(), |sql, field| {
+        sql.ident(&field.name);
+    });
+    sql.push(" FROM ").ident(entity.name());
+}
+
+/// Turns a unique-index violation into [`StoreError::Unique`] naming the field.
+fn classify(entity: &Entity, error: StoreError) -> StoreError {
+    if let StoreError::Database(sqlx::Error::Database(db)) = &error
+        && db.is_unique_violation()
+    {
+        let by_index = db.constraint().and_then(|name| {
+            entity.columns().iter().find(|f| index_name(entity.name().as_str(), f.name.as_str(), true) == name)
+        });
+        // SQLite names the column instead: "UNIQUE constraint failed: customer.code".
+        let by_message = || {
+            let (_, column) = db.message().rsplit_once('.')?;
+            entity.columns().iter().find(|f| f.name.as_str() == column.trim())
+        };
+        if let Some(field) = by_index.or_else(by_message) {
+            return StoreError::Unique(field.name.to_string());
+        }
+    }
+    error
+}
+
+pub async fn get(db: &Db, entity: &Entity, id: Uuid) -> Result<Option<Record>, StoreError> {
+    let mut sql = db.sql();
+    select_from(&mut sql, entity);
+    sql.push(" WHERE \"id\" = ").bind(Arg::Uuid(id));
+    sql.fetch_optional(db).await?.map(|row| read_record(&row, entity)).transpose()
+}
+
+/// Reads a record inside a transaction, locking it on PostgreSQL until the transaction ends.
+pub async fn get_for_update(tx: &mut Tx, entity: &Entity, id: Uuid) -> Result<Option<Record>, StoreError> {
+    let mut sql = tx.sql();
+    select_from(&mut sql, entity);
+    sql.push(" WHERE \"id\" = ").bind(Arg::Uuid(id));
+    if sql.dialect() == Dialect::Postgres {
+        sql.push(" FOR UPDATE");
+    }
+    sql.fetch_optional_tx(tx).await?.map(|row| read_record(&row, entity)).transpose()
+}
+
+/// Which of `ids` are live records of `entity`.
+pub async fn existing_ids(tx: &mut Tx, entity: &Entity, ids: &[Uuid]) -> Result<HashSet<Uuid>, StoreError> {
+    let mut found = HashSet::new();
+    for chunk in ids.chunks(500) {
+        let mut sql = tx.sql();
+        sql.push("SELECT \"id\" FROM ").ident(entity.name()).push(" WHERE \"deleted_at\" IS NULL AND \"id\" IN (");
+        sql.comma_list(chunk, |sql, id| {
+            sql.bind(Arg::Uuid(*id));
+        });
+        sql.push(")");
+        for row in sql.fetch_all_tx(tx).await? {
+            found.extend(row.uuid(0)?);
+        }
+    }
+    Ok(found)
+}
+
+/// Whether another live record already holds `value` in a unique field.
+pub async fn value_taken(
+    tx: &mut Tx,
+    entity: &Entity,
+    field: &FieldDef,
+    value: &Value,
+    except: Uuid,
+) -> Result<bool, StoreError> {
+    let mut sql = tx.sql();
+    sql.push("SELECT 1 FROM ").ident(entity.name()).push(" WHERE ").ident(&field.name).push(" = ");
+    sql.bind(Arg::of(field, value));
+    sql.push(" AND \"deleted_at\" IS NULL AND \"id\" <> ").bind(Arg::Uuid(except));
+    sql.push(" LIMIT 1");
+    Ok(sql.fetch_optional_tx(tx).await?.is_some())
+}
+
+/// The next number of a counter (auto-number fields), starting at 1.
+pub async fn next_in_sequence(tx: &mut Tx, name: &str) -> Result<i64, StoreError> {
+    let mut sql = tx.sql();
+    sql.push("INSERT INTO crm_sequence (name, value) VALUES (").bind(Arg::Text(name.to_owned()));
+    sql.push(", 1) ON CONFLICT (name) DO UPDATE SET value = crm_sequence.value + 1 RETURNING value");
+    let row =
+        sql.fetch_optional_tx(tx).await?.ok_or_else(|| StoreError::Corrupt("sequence returned nothing".into()))?;
+    row.int(0)?.ok_or_else(|| StoreError::Corrupt("sequence returned null".into()))
+}
+
+/// Inserts records in as few statements as the parameter limits allow.
+pub async fn insert(tx: &mut Tx, entity: &Entity, records: &[Record]) -> Result<(), StoreError> {
+    let columns = entity.columns();
+    // Both databases take at least 32766 parameters per statement.
+    let rows_per_statement = (30_000 / columns.len()).clamp(1, 500);
+    for chunk in records.chunks(rows_per_statement) {
+        let mut sql = tx.sql();
+        sql.push("INSERT INTO ").ident(entity.name()).push(" (");
+        sql.comma_list(columns, |sql, field| {
+            sql.ident(&field.name);
+        });
+        sql.push(") VALUES ");
+        sql.comma_list(chunk, |sql, record| {
+            sql.push("(");
+            sql.comma_list(columns.iter().zip(&record.values), |sql, (field, value)| {
+                sql.bind(Arg::of(field, value));
+            });
+            sql.push(")");
+        });
+        sql.execute_tx(tx).await.map_err(|e| classify(entity, e))?;
+    }
+    Ok(())
+}
+
+/// Writes changed columns of a live record at `version`, bumping the version. Returns the
+/// record as stored, or `None` if it is gone or at another version.
+pub async fn update(
+    tx: &mut Tx,
+    entity: &Entity,
+    id: Uuid,
+    version: i64,
+    changes: &[(usize, Value)],
+    by: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Option<Record>, StoreError> {
+    let columns = entity.columns();
+    let mut sql = tx.sql();
+    sql.push("UPDATE ").ident(entity.name()).push(" SET ");
+    for (i, value) in changes {
+        let field = &columns[*i];
+        sql.ident(&field.name).push(" = ").bind(Arg::of(field, value)).push(", ");
+    }
+    sql.push("\"updated_by\" = ").bind(Arg::Uuid(by));
+    sql.push(", \"updated_at\" = ").bind(Arg::Datetime(now));
+    sql.push(", \"version\" = \"version\" + 1 WHERE \"id\" = ").bind(Arg::Uuid(id));
+    sql.push(" AND \"version\" = ").bind_int(version);
+    sql.push(" RETURNING ");
+    sql.comma_list(columns, |sql, field| {
+        sql.ident(&field.name);
+    });
+    let row = sql.fetch_optional_tx(tx).await.map_err(|e| classify(entity, e))?;
+    row.map(|row| read_record(&row, entity)).transpose()
+}
+
+/// Moves records into the recycle bin (`deleted` is the time) or out of it (`None`).
+/// Returns the ids that changed.
+pub async fn set_deleted(
+    tx: &mut Tx,
+    entity: &Entity,
+    ids: &[Uuid],
+    deleted: Option<DateTime<Utc>>,
+    by: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Vec<Uuid>, StoreError> {
+    let mut changed = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let mut sql = tx.sql();
+        sql.push("UPDATE ").ident(entity.name()).push(" SET \"deleted_at\" = ");
+        sql.bind(deleted.map_or(Arg::Null(Storage::Datetime), Arg::Datetime));
+        sql.push(", \"updated_by\" = ").bind(Arg::Uuid(by));
+        sql.push(", \"updated_at\" = ").bind(Arg::Datetime(now));
+        sql.push(", \"version\" = \"version\" + 1 WHERE \"deleted_at\" IS ");
+        sql.push(if deleted.is_some() { "NULL" } else { "NOT NULL" });
+        sql.push(" AND \"id\" IN (");
+        sql.comma_list(chunk, |sql, id| {
+            sql.bind(Arg::Uuid(*id));
+        });
+        sql.push(") RETURNING \"id\"");
+        for row in sql.fetch_all_tx(tx).await.map_err(|e| classify(entity, e))? {
+            changed.extend(row.uuid(0)?);
+        }
+    }
+    Ok(changed)
+}
+
+/// A page of records and whether more follow.
+pub struct Page {
+    pub records: Vec<Record>,
+    pub more: bool,
+}
+
+/// The statement of a list page: exposed so a benchmark can run the very same SQL directly.
+pub fn list_statement(dialect: Dialect, entity: &Entity, query: &ListQuery) -> Sql {
+    let mut sql = Sql::new(dialect);
+    select_from(&mut sql, entity);
+    push_where(&mut sql, query.filter.as_ref(), query.deleted);
+    let keys = order_keys(entity, &query.sort);
+    if let Some(after) = &query.after {
+        sql.push(" AND ");
+        push_after(&mut sql, &keys, after);
+    }
+    sql.push(" ORDER BY ");
+    sql.comma_list(&keys, |sql, key| {
+        sql.ident(&key.field.name);
+        sql.push(if key.descending { " DESC" } else { " ASC" });
+        if key.nullable {
+            sql.push(" NULLS LAST");
+        }
+    });
+    sql.push(" LIMIT ").bind_int(i64::from(query.limit) + 1);
+    sql
+}
+
+pub async fn list(db: &Db, entity: &Entity, query: &ListQuery) -> Result<Page, StoreError> {
+    let rows = list_statement(db.dialect(), entity, query).fetch_all(db).await?;
+    let mut records = rows.iter().map(|row| read_record(row, entity)).collect::<Result<Vec<_>, _>>()?;
+    let more = records.len() > query.limit as usize;
+    records.truncate(query.limit as usize);
+    Ok(Page { records, more })
+}
+
+pub fn count_statement(dialect: Dialect, entity: &Entity, filter: Option<&Filter>, deleted: bool) -> Sql {
+    let mut sql = Sql::new(dialect);
+    sql.push("SELECT COUNT(*) FROM ").ident(entity.name());
+    push_where(&mut sql, filter, deleted);
+    sql
+}
+
+pub async fn count(db: &Db, entity: &Entity, filter: Option<&Filter>, deleted: bool) -> Result<i64, StoreError> {
+    let row = count_statement(db.dialect(), entity, filter, deleted).fetch_optional(db).await?;
+    Ok(row.map(|r| r.int(0)).transpose()?.flatten().unwrap_or(0))
+}
+
+/// One group of a grouped count: the value, how many records, and the sum asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    pub value: Value,
+    pub count: i64,
+    pub sum: Option<Value>,
+}
+
+pub fn group_statement(
+    dialect: Dialect,
+    entity: &Entity,
+    by: &FieldDef,
+    sum: Option<&FieldDef>,
+    filter: Option<&Filter>,
+) -> Sql {
+    let mut sql = Sql::new(dialect);
+    sql.push("SELECT ").ident(&by.name).push(", COUNT(*)");
+    if let Some(sum) = sum {
+        // PostgreSQL widens a sum of bigints to numeric; the engine reads it as a bigint again.
+        sql.push(", CAST(SUM(").ident(&sum.name).push(") AS BIGINT)");
+    }
+    sql.push(" FROM ").ident(entity.name());
+    push_where(&mut sql, filter, false);
+    sql.push(" GROUP BY ").ident(&by.name).push(" ORDER BY COUNT(*) DESC LIMIT 1000");
+    sql
+}
+
+/// Counts live records per value of a field, optionally summing a number field.
+pub async fn group(
+    db: &Db,
+    entity: &Entity,
+    by: &FieldDef,
+    sum: Option<&FieldDef>,
+    filter: Option<&Filter>,
+) -> Result<Vec<Group>, StoreError> {
+    let rows = group_statement(db.dialect(), entity, by, sum, filter).fetch_all(db).await?;
+    rows.iter()
+        .map(|row| {
+            let sum = match sum {
+                Some(field) => Some(match (row.int(2)?, field.storage()) {
+                    (None, _) => Value::Null,
+                    (Some(n), Storage::Fixed(_)) => Value::Fixed(n),
+                    (Some(n), _) => Value::Integer(n),
+                }),
+                None => None,
+            };
+            Ok(Group { value: row.value(0, by.storage())?, count: row.int(1)?.unwrap_or(0), sum })
+        })
+        .collect()
+}
+
+/// A key of the total order of a list: the requested keys, then the id.
+struct OrderKey {
+    field: FieldDef,
+    descending: bool,
+    nullable: bool,
+}
+
+fn order_keys(entity: &Entity, sort: &[crm_model::SortKey]) -> Vec<OrderKey> {
+    let mut keys: Vec<OrderKey> = sort
+        .iter()
+        .filter_map(|key| {
+            let field = entity.column(key.field.as_str())?;
+            let nullable = !matches!(field.name.as_str(), "id" | "owner" | "created_at" | "updated_at" | "version");
+            Some(OrderKey { field: field.clone(), descending: key.descending, nullable })
+        })
+        .collect();
+    // The id follows the direction of the other keys when they agree, so that a row-value
+    // comparison (which an index can serve) is possible.
+    let descending = !keys.is_empty() && keys.iter().all(|k| k.descending);
+    let id = entity.column("id").expect("every entity has an id").clone();
+    keys.push(OrderKey { field: id, descending, nullable: false });
+    keys
+}
+
+/// Rows strictly after `after` in the order of `keys` (nulls sort last in both directions).
+fn push_after(sql: &mut Sql, keys: &[OrderKey], after: &[Value]) {
+    let same_direction = keys.iter().all(|k| k.descending == keys[0].descending);
+    let no_nulls = keys.iter().all(|k| !k.nullable) && after.iter().all(|v| !v.is_null());
+    if same_direction && no_nulls {
+        sql.push("(");
+        sql.comma_list(keys, |sql, key| {
+            sql.ident(&key.field.name);
+        });
+        sql.push(if keys[0].descending { ") < (" } else { ") > (" });
+        sql.comma_list(keys.iter().zip(after), |sql, (key, value)| {
+            sql.bind(Arg::of(&key.field, value));
+        });
+        sql.push(")");
+        return;
+    }
+    sql.push("(1 = 0");
+    for i in 0..keys.len() {
+        if after[i].is_null() {
+            // Nothing sorts after an empty value in its own key.
+            continue;
+        }
+        sql.push(" OR (");
+        for (key, value) in keys[..i].iter().zip(after) {
+            sql.ident(&key.field.name);
+            if value.is_null() {
+                sql.push(" IS NULL AND ");
+            } else {
+                sql.push(" = ").bind(Arg::of(&key.field, value)).push(" AND ");
+            }
+        }
+        let key = &keys[i];
+        sql.push("(").ident(&key.field.name).push(if key.descending { " < " } else { " > " });
+        sql.bind(Arg::of(&key.field, &after[i]));
+        if key.nullable {
+            sql.push(" OR ").ident(&key.field.name).push(" IS NULL");
+        }
+        sql.push("))");
+    }
+    sql.push(")");
+}
+
+fn push_where(sql: &mut Sql, filter: Option<&Filter>, deleted: bool) {
+    sql.push(if deleted { " WHERE \"deleted_at\" IS NOT NULL" } else { " WHERE \"deleted_at\" IS NULL" });
+    if let Some(filter) = filter {
+        sql.push(" AND ");
+        push_filter(sql, filter);
+    }
+}
+
+fn push_filter(sql: &mut Sql, filter: &Filter) {
+    match filter {
+        Filter::And(items) | Filter::Or(items) => {
+            let joiner = if matches!(filter, Filter::And(_)) { " AND " } else { " OR " };
+            sql.push("(");
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    sql.push(joiner);
+                }
+                push_filter(sql, item);
+            }
+            sql.push(")");
+        }
+        Filter::Not(inner) => {
+            sql.push("NOT (");
+            push_filter(sql, inner);
+            sql.push(")");
+        }
+        Filter::Cond(cond) => push_cond(sql, cond),
+    }
+}
+
+/// Escapes LIKE wildcards so a user's `%` or `_` matches itself.
+fn like_pattern(text: &str, leading: bool) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    if leading {
+        pattern.push('%');
+    }
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+fn push_like(sql: &mut Sql, field: &FieldDef, pattern: String) {
+    sql.ident(&field.name);
+    // SQLite's LIKE ignores ASCII case; ILIKE does the same on PostgreSQL.
+    sql.push(if sql.dialect() == Dialect::Postgres { " ILIKE " } else { " LIKE " });
+    sql.bind(Arg::Text(pattern)).push(" ESCAPE '\\'");
+}
+
+/// `EXISTS (SELECT 1 FROM <elements of the list column> WHERE value IN (...))`.
+fn push_list_has_any(sql: &mut Sql, field: &FieldDef, options: &[String]) {
+    match sql.dialect() {
+        Dialect::Sqlite => sql.push("EXISTS (SELECT 1 FROM json_each(").ident(&field.name).push(") WHERE value IN ("),
+        Dialect::Postgres => sql
+            .push("EXISTS (SELECT 1 FROM jsonb_array_elements_text(")
+            .ident(&field.name)
+            .push(") AS e(value) WHERE e.value IN ("),
+    };
+    sql.comma_list(options, |sql, option| {
+        sql.bind(Arg::Text(option.clone()));
+    });
+    sql.push("))");
+}
+
+fn push_cond(sql: &mut Sql, cond: &Cond) {
+    let field = &cond.field;
+    let compare = |sql: &mut Sql, op: &'static str, value: &Value| {
+        sql.ident(&field.name).push(op).bind(Arg::of(field, value));
+    };
+    match &cond.op {
+        // A region contains its cities: 广东省 matches 广东省/深圳市.
+        Op::Eq(Value::Text(region)) if field.field_type == FieldType::Region => {
+            sql.push("(");
+            compare(sql, " = ", &Value::Text(region.clone()));
+            sql.push(" OR ");
+            push_like(sql, field, like_pattern(&format!("{region}/"), false));
+            sql.push(")");
+        }
+        Op::Eq(value) => compare(sql, " = ", value),
+        Op::Ne(value) => {
+            sql.push("(");
+            compare(sql, " <> ", value);
+            sql.push(" OR ").ident(&field.name).push(" IS NULL)");
+        }
+        Op::Lt(value) => compare(sql, " < ", value),
+        Op::Lte(value) => compare(sql, " <= ", value),
+        Op::Gt(value) => compare(sql, " > ", value),
+        Op::Gte(value) => compare(sql, " >= ", value),
+        Op::Between(low, high) => {
+            compare(sql, " BETWEEN ", low);
+            sql.push(" AND ").bind(Arg::of(field, high));
+        }
+        Op::In(values) if field.storage() == Storage::List => {
+            let options: Vec<String> = values
+                .iter()
+                .flat_map(|v| match v {
+                    Value::List(items) => items.clone(),
+                    _ => Vec::new(),
+                })
+                .collect();
+            push_list_has_any(sql, field, &options);
+        }
+        Op::In(values) => {
+            sql.ident(&field.name).push(" IN (");
+            sql.comma_list(values, |sql, value| {
+                sql.bind(Arg::of(field, value));
+            });
+            sql.push(")");
+        }
+        Op::Contains(Value::List(options)) => push_list_has_any(sql, field, options),
+        Op::Contains(Value::Text(text)) => push_like(sql, field, like_pattern(text, true)),
+        Op::Contains(_) => {
+            sql.push("1 = 0");
+        }
+        Op::StartsWith(text) => push_like(sql, field, like_pattern(text, false)),
+        Op::IsNull(true) => {
+            sql.ident(&field.name).push(" IS NULL");
+        }
+        Op::IsNull(false) => {
+            sql.ident(&field.name).push(" IS NOT NULL");
+        }
+    }
+}

@@ -1,0 +1,407 @@
+//! The dialect layer: statements are assembled here from static SQL, validated identifiers
+//! and bound values, and run on SQLite or PostgreSQL. This is the only place a runtime string
+//! becomes SQL (`AssertSqlSafe`), so everything that reaches the database passed through it.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use crm_model::{FieldDef, Ident, Storage, Value};
+use sqlx::{AssertSqlSafe, Row as _};
+use uuid::Uuid;
+
+use crate::{Db, Pools, StoreError, Tx, TxInner};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// A value bound to a statement parameter. Nulls carry their type because PostgreSQL types
+/// every parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Arg {
+    Null(Storage),
+    Text(String),
+    Integer(i64),
+    Boolean(bool),
+    Date(NaiveDate),
+    Datetime(DateTime<Utc>),
+    Uuid(Uuid),
+    /// A JSON document (jsonb on PostgreSQL, text on SQLite).
+    Json(serde_json::Value),
+}
+
+impl Arg {
+    /// The parameter for a typed field value.
+    pub fn of(field: &FieldDef, value: &Value) -> Arg {
+        match value {
+            Value::Null => Arg::Null(field.storage()),
+            Value::Text(s) => Arg::Text(s.clone()),
+            Value::Integer(n) | Value::Fixed(n) => Arg::Integer(*n),
+            Value::Boolean(b) => Arg::Boolean(*b),
+            Value::Date(d) => Arg::Date(*d),
+            Value::Datetime(dt) => Arg::Datetime(*dt),
+            Value::Uuid(id) => Arg::Uuid(*id),
+            Value::List(items) => Arg::Json(serde_json::Value::from(items.clone())),
+        }
+    }
+}
+
+/// SQLite keeps datetimes as fixed-width UTC text so that text order is time order.
+const SQLITE_DATETIME: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
+
+pub(crate) fn sqlite_datetime(dt: &DateTime<Utc>) -> String {
+    dt.format(SQLITE_DATETIME).to_string()
+}
+
+/// A statement being written: static SQL, quoted identifiers and placeholders.
+#[derive(Debug, Clone)]
+pub struct Sql {
+    dialect: Dialect,
+    text: String,
+    args: Vec<Arg>,
+}
+
+impl Sql {
+    pub fn new(dialect: Dialect) -> Self {
+        Self { dialect, text: String::with_capacity(256), args: Vec::new() }
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    pub fn args(&self) -> &[Arg] {
+        &self.args
+    }
+
+    /// Appends SQL written in the source code; runtime text cannot get here.
+    pub fn push(&mut self, sql: &'static str) -> &mut Self {
+        self.text.push_str(sql);
+        self
+    }
+
+    /// Appends a quoted identifier. [`Ident`]s only hold `[a-z0-9_]`, so quoting cannot be
+    /// escaped; quoting makes keywords such as `order` and `user` plain names.
+    pub fn ident(&mut self, name: &Ident) -> &mut Self {
+        self.quoted(name.as_str())
+    }
+
+    /// Appends a quoted name the engine made from identifiers (index names).
+    pub(crate) fn quoted(&mut self, name: &str) -> &mut Self {
+        debug_assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'));
+        self.text.push('"');
+        self.text.push_str(name);
+        self.text.push('"');
+        self
+    }
+
+    /// Appends `"table"."column"`.
+    pub fn column(&mut self, table: &Ident, column: &Ident) -> &mut Self {
+        self.ident(table).push(".").ident(column)
+    }
+
+    /// Appends a placeholder bound to `arg`.
+    pub fn bind(&mut self, arg: Arg) -> &mut Self {
+        self.args.push(arg);
+        match self.dialect {
+            Dialect::Sqlite => self.text.push('?'),
+            Dialect::Postgres => {
+                self.text.push('$');
+                self.text.push_str(&self.args.len().to_string());
+            }
+        }
+        self
+    }
+
+    /// Appends a number the engine computed (limits, scales) as a bound parameter.
+    pub fn bind_int(&mut self, n: i64) -> &mut Self {
+        self.bind(Arg::Integer(n))
+    }
+
+    /// Appends `a, b, c` by calling `each` between commas.
+    pub fn comma_list<T>(
+        &mut self,
+        items: impl IntoIterator<Item = T>,
+        mut each: impl FnMut(&mut Self, T),
+    ) -> &mut Self {
+        for (i, item) in items.into_iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            each(self, item);
+        }
+        self
+    }
+
+    fn sqlite(self) -> sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+        let mut query = sqlx::query(AssertSqlSafe(self.text));
+        for arg in self.args {
+            query = match arg {
+                Arg::Null(_) => query.bind(Option::<String>::None),
+                Arg::Text(s) => query.bind(s),
+                Arg::Integer(n) => query.bind(n),
+                Arg::Boolean(b) => query.bind(b),
+                Arg::Date(d) => query.bind(d.format("%Y-%m-%d").to_string()),
+                Arg::Datetime(dt) => query.bind(sqlite_datetime(&dt)),
+                Arg::Uuid(id) => query.bind(id.to_string()),
+                Arg::Json(json) => query.bind(json.to_string()),
+            };
+        }
+        query
+    }
+
+    fn postgres(self) -> sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        let mut query = sqlx::query(AssertSqlSafe(self.text));
+        for arg in self.args {
+            query = match arg {
+                Arg::Null(storage) => match storage {
+                    Storage::Text => query.bind(Option::<String>::None),
+                    Storage::Integer | Storage::Fixed(_) => query.bind(Option::<i64>::None),
+                    Storage::Boolean => query.bind(Option::<bool>::None),
+                    Storage::Date => query.bind(Option::<NaiveDate>::None),
+                    Storage::Datetime => query.bind(Option::<DateTime<Utc>>::None),
+                    Storage::Uuid => query.bind(Option::<Uuid>::None),
+                    Storage::List => query.bind(Option::<sqlx::types::Json<serde_json::Value>>::None),
+                },
+                Arg::Text(s) => query.bind(s),
+                Arg::Integer(n) => query.bind(n),
+                Arg::Boolean(b) => query.bind(b),
+                Arg::Date(d) => query.bind(d),
+                Arg::Datetime(dt) => query.bind(dt),
+                Arg::Uuid(id) => query.bind(id),
+                Arg::Json(json) => query.bind(sqlx::types::Json(json)),
+            };
+        }
+        query
+    }
+
+    /// Runs the statement on the read side and returns its rows.
+    pub async fn fetch_all(self, db: &Db) -> Result<Vec<Row>, StoreError> {
+        Ok(match &db.pools {
+            Pools::Sqlite { read, .. } => self.sqlite().fetch_all(read).await?.into_iter().map(Row::Sqlite).collect(),
+            Pools::Postgres(pool) => self.postgres().fetch_all(pool).await?.into_iter().map(Row::Postgres).collect(),
+        })
+    }
+
+    pub async fn fetch_optional(self, db: &Db) -> Result<Option<Row>, StoreError> {
+        Ok(match &db.pools {
+            Pools::Sqlite { read, .. } => self.sqlite().fetch_optional(read).await?.map(Row::Sqlite),
+            Pools::Postgres(pool) => self.postgres().fetch_optional(pool).await?.map(Row::Postgres),
+        })
+    }
+
+    /// Runs the statement inside a transaction and returns its rows.
+    pub async fn fetch_all_tx(self, tx: &mut Tx) -> Result<Vec<Row>, StoreError> {
+        Ok(match &mut tx.inner {
+            TxInner::Sqlite(t) => self.sqlite().fetch_all(&mut **t).await?.into_iter().map(Row::Sqlite).collect(),
+            TxInner::Postgres(t) => self.postgres().fetch_all(&mut **t).await?.into_iter().map(Row::Postgres).collect(),
+        })
+    }
+
+    pub async fn fetch_optional_tx(self, tx: &mut Tx) -> Result<Option<Row>, StoreError> {
+        Ok(match &mut tx.inner {
+            TxInner::Sqlite(t) => self.sqlite().fetch_optional(&mut **t).await?.map(Row::Sqlite),
+            TxInner::Postgres(t) => self.postgres().fetch_optional(&mut **t).await?.map(Row::Postgres),
+        })
+    }
+
+    /// Runs the statement inside a transaction; returns the number of rows it touched.
+    pub async fn execute_tx(self, tx: &mut Tx) -> Result<u64, StoreError> {
+        Ok(match &mut tx.inner {
+            TxInner::Sqlite(t) => self.sqlite().execute(&mut **t).await?.rows_affected(),
+            TxInner::Postgres(t) => self.postgres().execute(&mut **t).await?.rows_affected(),
+        })
+    }
+
+    /// Runs the statement on the write side outside any transaction.
+    pub async fn execute(self, db: &Db) -> Result<u64, StoreError> {
+        Ok(match &db.pools {
+            Pools::Sqlite { write, .. } => self.sqlite().execute(write).await?.rows_affected(),
+            Pools::Postgres(pool) => self.postgres().execute(pool).await?.rows_affected(),
+        })
+    }
+}
+
+/// A result row of either database.
+pub enum Row {
+    Sqlite(sqlx::sqlite::SqliteRow),
+    Postgres(sqlx::postgres::PgRow),
+}
+
+fn corrupt(what: &str, text: &str) -> StoreError {
+    StoreError::Corrupt(format!("unreadable {what} `{text}`"))
+}
+
+impl Row {
+    /// Reads column `i` as a value kept with `storage`.
+    pub fn value(&self, i: usize, storage: Storage) -> Result<Value, StoreError> {
+        match self {
+            Row::Sqlite(row) => {
+                let value = match storage {
+                    Storage::Integer => row.try_get::<Option<i64>, _>(i)?.map(Value::Integer),
+                    Storage::Fixed(_) => row.try_get::<Option<i64>, _>(i)?.map(Value::Fixed),
+                    Storage::Boolean => row.try_get::<Option<bool>, _>(i)?.map(Value::Boolean),
+                    other => match row.try_get::<Option<String>, _>(i)? {
+                        None => None,
+                        Some(text) => Some(match other {
+                            Storage::Date => Value::Date(
+                                NaiveDate::parse_from_str(&text, "%Y-%m-%d").map_err(|_| corrupt("date", &text))?,
+                            ),
+                            Storage::Datetime => Value::Datetime(
+                                DateTime::parse_from_rfc3339(&text).map_err(|_| corrupt("datetime", &text))?.to_utc(),
+                            ),
+                            Storage::Uuid => Value::Uuid(Uuid::parse_str(&text).map_err(|_| corrupt("id", &text))?),
+                            Storage::List => {
+                                Value::List(serde_json::from_str(&text).map_err(|_| corrupt("list", &text))?)
+                            }
+                            _ => Value::Text(text),
+                        }),
+                    },
+                };
+                Ok(value.unwrap_or(Value::Null))
+            }
+            Row::Postgres(row) => {
+                let value = match storage {
+                    Storage::Text => row.try_get::<Option<String>, _>(i)?.map(Value::Text),
+                    Storage::Integer => row.try_get::<Option<i64>, _>(i)?.map(Value::Integer),
+                    Storage::Fixed(_) => row.try_get::<Option<i64>, _>(i)?.map(Value::Fixed),
+                    Storage::Boolean => row.try_get::<Option<bool>, _>(i)?.map(Value::Boolean),
+                    Storage::Date => row.try_get::<Option<NaiveDate>, _>(i)?.map(Value::Date),
+                    Storage::Datetime => row.try_get::<Option<DateTime<Utc>>, _>(i)?.map(Value::Datetime),
+                    Storage::Uuid => row.try_get::<Option<Uuid>, _>(i)?.map(Value::Uuid),
+                    Storage::List => {
+                        row.try_get::<Option<sqlx::types::Json<Vec<String>>>, _>(i)?.map(|json| Value::List(json.0))
+                    }
+                };
+                Ok(value.unwrap_or(Value::Null))
+            }
+        }
+    }
+
+    pub fn text(&self, i: usize) -> Result<Option<String>, StoreError> {
+        Ok(match self {
+            Row::Sqlite(row) => row.try_get(i)?,
+            Row::Postgres(row) => row.try_get(i)?,
+        })
+    }
+
+    pub fn int(&self, i: usize) -> Result<Option<i64>, StoreError> {
+        Ok(match self {
+            Row::Sqlite(row) => row.try_get(i)?,
+            Row::Postgres(row) => row.try_get(i)?,
+        })
+    }
+
+    pub fn uuid(&self, i: usize) -> Result<Option<Uuid>, StoreError> {
+        match self.value(i, Storage::Uuid)? {
+            Value::Uuid(id) => Ok(Some(id)),
+            _ => Ok(None),
+        }
+    }
+
+    pub fn datetime(&self, i: usize) -> Result<Option<DateTime<Utc>>, StoreError> {
+        match self.value(i, Storage::Datetime)? {
+            Value::Datetime(dt) => Ok(Some(dt)),
+            _ => Ok(None),
+        }
+    }
+
+    pub fn boolean(&self, i: usize) -> Result<Option<bool>, StoreError> {
+        match self.value(i, Storage::Boolean)? {
+            Value::Boolean(b) => Ok(Some(b)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Reads a JSON document column.
+    pub fn json(&self, i: usize) -> Result<Option<serde_json::Value>, StoreError> {
+        match self {
+            Row::Sqlite(row) => match row.try_get::<Option<String>, _>(i)? {
+                Some(text) => Ok(Some(serde_json::from_str(&text).map_err(|_| corrupt("JSON", &text))?)),
+                None => Ok(None),
+            },
+            Row::Postgres(row) => Ok(row.try_get::<Option<sqlx::types::Json<serde_json::Value>>, _>(i)?.map(|j| j.0)),
+        }
+    }
+}
+
+/// Creating and dropping whole PostgreSQL databases, for fresh benchmark and test databases.
+pub mod server {
+    use sqlx::Executor as _;
+    use sqlx::postgres::PgConnectOptions;
+    use sqlx::{AssertSqlSafe, ConnectOptions as _};
+    use std::str::FromStr;
+
+    use crate::StoreError;
+
+    fn checked(name: &str) -> Result<&str, StoreError> {
+        if crm_model::Ident::new(name).is_ok()
+            || name.starts_with("crm_")
+                && name[4..].bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            Ok(name)
+        } else {
+            Err(StoreError::Corrupt(format!("`{name}` is not a database name the engine makes")))
+        }
+    }
+
+    /// Creates database `name` on the server of `url`, copying `template` when given.
+    pub async fn create_database(url: &str, name: &str, template: Option<&str>) -> Result<(), StoreError> {
+        let mut conn = PgConnectOptions::from_str(url)?.connect().await?;
+        let statement = match template {
+            Some(t) => format!("CREATE DATABASE \"{}\" TEMPLATE \"{}\"", checked(name)?, checked(t)?),
+            None => format!("CREATE DATABASE \"{}\"", checked(name)?),
+        };
+        conn.execute(AssertSqlSafe(statement)).await?;
+        Ok(())
+    }
+
+    pub async fn drop_database(url: &str, name: &str) -> Result<(), StoreError> {
+        let mut conn = PgConnectOptions::from_str(url)?.connect().await?;
+        let statement = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", checked(name)?);
+        conn.execute(AssertSqlSafe(statement)).await?;
+        Ok(())
+    }
+
+    pub async fn rename_database(url: &str, from: &str, to: &str) -> Result<(), StoreError> {
+        let mut conn = PgConnectOptions::from_str(url)?.connect().await?;
+        let statement = format!("ALTER DATABASE \"{}\" RENAME TO \"{}\"", checked(from)?, checked(to)?);
+        conn.execute(AssertSqlSafe(statement)).await?;
+        Ok(())
+    }
+
+    /// A session-level advisory lock of the server, held until released.
+    pub struct AdvisoryLock(sqlx::PgConnection);
+
+    pub async fn advisory_lock(url: &str, key: i64) -> Result<AdvisoryLock, StoreError> {
+        let mut conn = PgConnectOptions::from_str(url)?.connect().await?;
+        sqlx::query("SELECT pg_advisory_lock($1)").bind(key).execute(&mut conn).await?;
+        Ok(AdvisoryLock(conn))
+    }
+
+    impl AdvisoryLock {
+        pub async fn release(mut self, key: i64) -> Result<(), StoreError> {
+            sqlx::query("SELECT pg_advisory_unlock($1)").bind(key).execute(&mut self.0).await?;
+            Ok(())
+        }
+    }
+
+    pub async fn database_exists(url: &str, name: &str) -> Result<bool, StoreError> {
+        let mut conn = PgConnectOptions::from_str(url)?.connect().await?;
+        let found: Option<(i32,)> =
+            sqlx::query_as("SELECT 1 FROM pg_database WHERE datname = $1").bind(name).fetch_optional(&mut conn).await?;
+        Ok(found.is_some())
+    }
+
+    /// The URL of database `name` on the server of `url`.
+    pub fn database_url(url: &str, name: &str) -> String {
+        match url.rsplit_once('/') {
+            Some((server, _)) if server.contains("://") && !server.ends_with('/') => format!("{server}/{name}"),
+            _ => format!("{}/{name}", url.trim_end_matches('/')),
+        }
+    }
+}

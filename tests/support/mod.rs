@@ -1,0 +1,302 @@
+//! The test harness: a real app with a fresh database per test (SQLite in a temporary folder,
+//! or a PostgreSQL database copied from a migrated template when `CRM_TEST_POSTGRES_URL` is
+//! set), driven in-process through the same router the server uses.
+
+#![allow(dead_code, reason = "each test binary uses a different part of the harness")]
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use crm::config::Config;
+use crm::{App, AppState};
+use http_body_util::BodyExt as _;
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+
+pub const ADMIN_PASSWORD: &str = "test-admin-password";
+
+pub struct TestApp {
+    pub app: AppState,
+    router: Router,
+    pub token: String,
+    _dir: tempfile::TempDir,
+    postgres: Option<(String, String)>,
+}
+
+/// A response: status and JSON body (`Null` when empty).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Value,
+    pub content_type: Option<String>,
+}
+
+impl Reply {
+    /// Asserts the status, printing the body when it differs.
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Value {
+        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {:#}", self.body);
+        self.body
+    }
+}
+
+fn config(dir: &std::path::Path, database_url: Option<String>) -> Config {
+    let mut config = Config::for_data_dir(dir);
+    if let Some(url) = database_url {
+        config.database_url = url;
+    }
+    config.admin_password = Some(ADMIN_PASSWORD.to_owned());
+    config
+}
+
+/// A name for the PostgreSQL template that changes when the system tables or the core
+/// package change, so a stale template is never reused.
+fn template_name() -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |bytes: &[u8]| {
+        for b in bytes {
+            hash = (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    feed(include_bytes!("../../migrations/postgres/0001_system.sql"));
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("metadata/core");
+    let mut files = Vec::new();
+    let mut folders = vec![root.clone()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(folder).expect("metadata/core exists") {
+            let path = entry.expect("readable").path();
+            if path.is_dir() { folders.push(path) } else { files.push(path) }
+        }
+    }
+    files.sort();
+    for file in files {
+        feed(file.to_string_lossy().as_bytes());
+        feed(&std::fs::read(file).expect("readable"));
+    }
+    format!("crm_tpl_{hash:016x}")
+}
+
+const TEMPLATE_LOCK: i64 = 7243;
+
+static TEMPLATE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+
+/// Creates the template database once per server (under an advisory lock, since test
+/// binaries run in parallel).
+async fn postgres_template(server: &str) -> String {
+    TEMPLATE
+        .get_or_init(|| async {
+            let name = template_name();
+            let lock = crm_store::server::advisory_lock(server, TEMPLATE_LOCK).await.expect("PostgreSQL reachable");
+            if !crm_store::server::database_exists(server, &name).await.expect("query pg_database") {
+                let building = format!("{name}_building");
+                crm_store::server::drop_database(server, &building).await.expect("drop leftover");
+                crm_store::server::create_database(server, &building, None).await.expect("create template");
+                let dir = tempfile::tempdir().expect("temp dir");
+                let opened = App::open(config(dir.path(), Some(crm_store::server::database_url(server, &building))))
+                    .await
+                    .expect("template installs");
+                opened.app.db.close().await;
+                crm_store::server::rename_database(server, &building, &name).await.expect("rename template");
+            }
+            lock.release(TEMPLATE_LOCK).await.expect("advisory unlock");
+            name
+        })
+        .await
+        .clone()
+}
+
+impl TestApp {
+    /// A fresh app on SQLite.
+    pub async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let opened = App::open(config(dir.path(), None)).await.expect("app opens");
+        Self::ready(opened.app, dir, None).await
+    }
+
+    /// A fresh app on PostgreSQL, or `None` (with a note) when `CRM_TEST_POSTGRES_URL` is
+    /// not set. CI sets it.
+    pub async fn postgres() -> Option<Self> {
+        let Ok(server) = std::env::var("CRM_TEST_POSTGRES_URL") else {
+            eprintln!("CRM_TEST_POSTGRES_URL is not set: skipping the PostgreSQL run");
+            return None;
+        };
+        let template = postgres_template(&server).await;
+        let name = format!("crm_t_{}", uuid::Uuid::now_v7().simple());
+        crm_store::server::create_database(&server, &name, Some(&template)).await.expect("create test database");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let opened = App::open(config(dir.path(), Some(crm_store::server::database_url(&server, &name))))
+            .await
+            .expect("app opens");
+        Some(Self::ready(opened.app, dir, Some((server, name))).await)
+    }
+
+    async fn ready(app: AppState, dir: tempfile::TempDir, postgres: Option<(String, String)>) -> Self {
+        let router = crm::build_app(app.clone());
+        let mut test = Self { app, router, token: String::new(), _dir: dir, postgres };
+        test.token = test.login("admin", ADMIN_PASSWORD).await.expect("admin logs in");
+        test
+    }
+
+    /// A token for a login, or `None` if refused.
+    pub async fn login(&self, login: &str, password: &str) -> Option<String> {
+        let reply = self
+            .call(Method::POST, "/api/v1/auth/token", Some(json!({"login": login, "password": password})), None)
+            .await;
+        (reply.status == StatusCode::CREATED).then(|| reply.body["token"].as_str().expect("token").to_owned())
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.postgres.is_some()
+    }
+
+    /// Sends a request with the admin's token.
+    pub async fn call(&self, method: Method, uri: &str, body: Option<Value>, token: Option<&str>) -> Reply {
+        let bytes = body.map(|b| serde_json::to_vec(&b).expect("serializable")).unwrap_or_default();
+        self.raw(
+            method,
+            uri,
+            bytes,
+            Some("application/json"),
+            token.or(Some(self.token.as_str())).filter(|t| !t.is_empty()),
+        )
+        .await
+    }
+
+    /// Sends raw bytes.
+    pub async fn raw(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Vec<u8>,
+        content_type: Option<&str>,
+        token: Option<&str>,
+    ) -> Reply {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(ct) = content_type {
+            request = request.header(header::CONTENT_TYPE, ct);
+        }
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let response = self
+            .router
+            .clone()
+            .oneshot(request.body(Body::from(body)).expect("valid request"))
+            .await
+            .expect("infallible");
+        let status = response.status();
+        let content_type =
+            response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Reply { status, body, content_type }
+    }
+
+    pub async fn get(&self, uri: &str) -> Reply {
+        self.call(Method::GET, uri, None, None).await
+    }
+
+    pub async fn post(&self, uri: &str, body: Value) -> Reply {
+        self.call(Method::POST, uri, Some(body), None).await
+    }
+
+    pub async fn patch(&self, uri: &str, body: Value) -> Reply {
+        self.call(Method::PATCH, uri, Some(body), None).await
+    }
+
+    pub async fn put(&self, uri: &str, body: Value) -> Reply {
+        self.call(Method::PUT, uri, Some(body), None).await
+    }
+
+    pub async fn delete(&self, uri: &str) -> Reply {
+        self.call(Method::DELETE, uri, None, None).await
+    }
+
+    /// Creates a record and returns it.
+    pub async fn create(&self, entity: &str, body: Value) -> Value {
+        self.post(&format!("/api/v1/records/{entity}"), body).await.expect(201)
+    }
+
+    /// Lists with a filter tree (URL-encoded here) and other raw query parameters.
+    pub async fn list(&self, entity: &str, filter: Option<Value>, extra: &str) -> Reply {
+        let mut uri = format!("/api/v1/records/{entity}?");
+        if !extra.contains("limit=") {
+            uri.push_str("limit=500");
+        }
+        if let Some(filter) = filter {
+            uri.push_str("&filter=");
+            uri.push_str(&encode(&filter.to_string()));
+        }
+        if !extra.is_empty() {
+            uri.push('&');
+            uri.push_str(extra);
+        }
+        self.get(&uri).await
+    }
+
+    /// The `name`s of a filtered list, sorted.
+    pub async fn names(&self, entity: &str, filter: Value) -> Vec<String> {
+        let body = self.list(entity, Some(filter), "").await.expect(200);
+        let mut names: Vec<String> = body["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .map(|r| r["name"].as_str().unwrap_or("").to_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some((server, name)) = self.postgres.take() {
+            // Dropping needs async IO; do it on a thread of its own so it runs to the end even
+            // while the test's runtime shuts down.
+            let _ = std::thread::spawn(move || {
+                if let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    let _ = runtime.block_on(crm_store::server::drop_database(&server, &name));
+                }
+            })
+            .join();
+        }
+    }
+}
+
+/// Percent-encodes a query parameter value.
+pub fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Runs a scenario on SQLite and, when configured, on PostgreSQL: `backends!(name, ...)`
+/// makes a module per scenario with a `sqlite` and a `postgres` test.
+#[macro_export]
+macro_rules! backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name(super::support::TestApp::sqlite().await).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if let Some(app) = super::support::TestApp::postgres().await {
+                        super::$name(app).await;
+                    }
+                }
+            }
+        )*
+    };
+}
