@@ -1,3 +1,460 @@
-pub async fn run(_args: crate::config::BenchArgs) -> anyhow::Result<()> {
-    todo!()
+//! `crm bench`: seeds deterministic customers into a fresh database, then measures each
+//! operation through the HTTP API at N concurrent clients and the same SQL run directly
+//! through the same pool at the same concurrency (the floor), plus bulk import and adding a
+//! field to the seeded table.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use rand::rngs::StdRng;
+use rand::{RngExt as _, SeedableRng as _};
+use serde::Serialize;
+use serde_json::{Value as Json, json};
+use uuid::Uuid;
+
+use crate::app::{App, AppState};
+use crate::auth::Principal;
+use crate::config::{BenchArgs, Config};
+use crate::records::{self, ListParams};
+
+const INDUSTRIES: [&str; 8] =
+    ["manufacturing", "trade", "industry_trade", "services", "software", "construction", "finance", "retail"];
+const STATUSES: [(&str, u32); 4] = [("prospect", 40), ("active", 35), ("dormant", 15), ("lost", 10)];
+const CITIES: [&str; 16] = [
+    "北京", "上海", "广州", "深圳", "杭州", "南京", "成都", "武汉", "西安", "苏州", "天津", "重庆", "青岛", "厦门",
+    "长沙", "郑州",
+];
+const BRAND_CHARS: [&str; 30] = [
+    "华", "立", "友", "信", "恒", "达", "鑫", "隆", "瑞", "丰", "宏", "盛", "泰", "安", "创", "新", "联", "通", "科",
+    "源", "嘉", "捷", "博", "卓", "众", "汇", "诚", "德", "美", "金",
+];
+const TRADES: [&str; 8] = ["机械制造", "商贸", "工贸", "咨询服务", "软件科技", "建筑工程", "投资", "连锁零售"];
+const SUFFIXES: [&str; 3] = ["有限公司", "股份有限公司", "集团有限公司"];
+const OWNERS: usize = 50;
+const IMPORT_BATCH: usize = 10_000;
+
+fn pick<'a>(rng: &mut StdRng, items: &[&'a str]) -> &'a str {
+    items[rng.random_range(0..items.len())]
+}
+
+fn weighted(rng: &mut StdRng) -> &'static str {
+    let mut roll = rng.random_range(0..100);
+    for (status, weight) in STATUSES {
+        if roll < weight {
+            return status;
+        }
+        roll -= weight;
+    }
+    STATUSES[0].0
+}
+
+fn brand(rng: &mut StdRng) -> String {
+    format!("{}{}", pick(rng, &BRAND_CHARS), pick(rng, &BRAND_CHARS))
+}
+
+/// A customer as a client would send it; the same seed gives the same customers.
+fn customer(rng: &mut StdRng, owners: &[Uuid]) -> Json {
+    let industry = rng.random_range(0..INDUSTRIES.len());
+    let province = crm_model::region::PROVINCES[rng.random_range(0..31)];
+    let revenue = rng.random_range(1_000_000_i64..50_000_000_000);
+    json!({
+        "name": format!("{}{}{}{}", pick(rng, &CITIES), brand(rng), TRADES[industry], pick(rng, &SUFFIXES)),
+        "industry": INDUSTRIES[industry],
+        "region": province,
+        "annual_revenue": crm_model::value::format_fixed(revenue, 2),
+        "status": weighted(rng),
+        "class": pick(rng, &["key", "normal", "small"]),
+        "owner": owners[rng.random_range(0..owners.len())],
+        "phone": format!("0{}-{}", rng.random_range(10..999), rng.random_range(2_000_000..89_999_999)),
+    })
+}
+
+/// Latencies of one measured run.
+struct Run {
+    latencies_us: Vec<u64>,
+    elapsed: Duration,
+}
+
+impl Run {
+    fn percentile_ms(&self, p: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return 0.0;
+        }
+        let i = ((self.latencies_us.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies_us[i] as f64 / 1000.0
+    }
+
+    fn rps(&self) -> f64 {
+        self.latencies_us.len() as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// Runs `op` from `clients` tasks for `duration`; every call must succeed.
+async fn drive<F, Fut>(clients: usize, duration: Duration, op: F) -> anyhow::Result<Run>
+where
+    F: Fn(StdRng) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = anyhow::Result<StdRng>> + Send,
+{
+    let start = Instant::now();
+    let deadline = start + duration;
+    let mut tasks = Vec::with_capacity(clients);
+    for client in 0..clients {
+        let op = op.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut rng = StdRng::seed_from_u64(1000 + client as u64);
+            let mut latencies = Vec::with_capacity(4096);
+            while Instant::now() < deadline {
+                let began = Instant::now();
+                rng = op(rng).await?;
+                latencies.push(began.elapsed().as_micros() as u64);
+            }
+            Ok::<_, anyhow::Error>(latencies)
+        }));
+    }
+    let mut latencies_us = Vec::new();
+    for task in tasks {
+        latencies_us.extend(task.await??);
+    }
+    let elapsed = start.elapsed();
+    latencies_us.sort_unstable();
+    Ok(Run { latencies_us, elapsed })
+}
+
+/// An HTTP client of the running server.
+#[derive(Clone)]
+struct Http {
+    client: Client<HttpConnector, Full<Bytes>>,
+    base: String,
+    token: String,
+}
+
+impl Http {
+    async fn send(&self, method: Method, path: &str, body: Option<&Json>) -> anyhow::Result<Json> {
+        let bytes = body.map(|b| serde_json::to_vec(b)).transpose()?.unwrap_or_default();
+        let request = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header("authorization", format!("Bearer {}", self.token))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(bytes)))?;
+        let response = self.client.request(request).await?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        anyhow::ensure!(
+            status == StatusCode::OK || status == StatusCode::CREATED,
+            "{path}: {status} {}",
+            String::from_utf8_lossy(&body)
+        );
+        Ok(serde_json::from_slice(&body)?)
+    }
+}
+
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn filtered_params(rng: &mut StdRng) -> ListParams {
+    let filter = json!({"and": [
+        {"field": "industry", "op": "eq", "value": pick(rng, &INDUSTRIES)},
+        {"field": "region", "op": "eq", "value": crm_model::region::PROVINCES[rng.random_range(0..31)]},
+    ]});
+    ListParams {
+        filter: Some(filter.to_string()),
+        sort: Some("-annual_revenue".into()),
+        limit: Some(50),
+        ..ListParams::default()
+    }
+}
+
+fn contains_params(rng: &mut StdRng) -> ListParams {
+    let filter = json!({"field": "name", "op": "contains", "value": brand(rng)});
+    ListParams { filter: Some(filter.to_string()), limit: Some(50), ..ListParams::default() }
+}
+
+fn query_string(params: &ListParams) -> String {
+    let mut parts = Vec::new();
+    if let Some(f) = &params.filter {
+        parts.push(format!("filter={}", encode(f)));
+    }
+    if let Some(s) = &params.sort {
+        parts.push(format!("sort={}", encode(s)));
+    }
+    if let Some(l) = params.limit {
+        parts.push(format!("limit={l}"));
+    }
+    if let Some(c) = &params.cursor {
+        parts.push(format!("cursor={c}"));
+    }
+    parts.join("&")
+}
+
+#[derive(Serialize)]
+struct OpReport {
+    op: &'static str,
+    api_p50_ms: f64,
+    api_p99_ms: f64,
+    api_rps: f64,
+    floor_p50_ms: f64,
+    floor_p99_ms: f64,
+    floor_rps: f64,
+    ratio_p50: f64,
+}
+
+#[derive(Serialize)]
+struct Report {
+    records: usize,
+    database: &'static str,
+    clients: usize,
+    ops: Vec<OpReport>,
+    import_rows_per_s: f64,
+    add_field_ms: f64,
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut config = Config::for_data_dir(dir.path());
+    let postgres = match &args.database_url {
+        Some(server) => {
+            let name = format!("crm_bench_{}", Uuid::now_v7().simple());
+            crm_store::server::create_database(server, &name, None).await?;
+            config.database_url = crm_store::server::database_url(server, &name);
+            Some((server.clone(), name))
+        }
+        None => None,
+    };
+    let mut secret = [0u8; 16];
+    rand::fill(&mut secret);
+    let password: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    config.admin_password = Some(password.clone());
+    let result = measure(&args, config, &password).await;
+    if let Some((server, name)) = postgres {
+        crm_store::server::drop_database(&server, &name).await?;
+    }
+    let report = result?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_table(&report);
+    }
+    Ok(())
+}
+
+fn progress(args: &BenchArgs, message: &str) {
+    if !args.json {
+        eprintln!("{message}");
+    }
+}
+
+async fn measure(args: &BenchArgs, config: Config, password: &str) -> anyhow::Result<Report> {
+    let app = App::open(config).await?.app;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let server = tokio::spawn(axum::serve(listener, crate::build_app(app.clone())).into_future());
+    let (token, principal) = crate::auth::login_for_token(&app, "admin", password, "bench")
+        .await
+        .map_err(|e| anyhow::anyhow!("bench login failed: {e}"))?;
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    let client = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(args.clients * 2).build(connector);
+    let http = Http { client, base, token };
+
+    progress(args, &format!("seeding {OWNERS} users and {} customers…", args.records));
+    let users: Vec<Json> =
+        (0..OWNERS).map(|i| json!({"name": format!("销售{i:02}"), "login": format!("rep{i:02}")})).collect();
+    let created = http.send(Method::POST, "/api/v1/records/user/bulk/create", Some(&json!({"records": users}))).await?;
+    let owners: Vec<Uuid> = serde_json::from_value(created["ids"].clone())?;
+    let mut rng = StdRng::seed_from_u64(42);
+    let mut ids: Vec<Uuid> = Vec::with_capacity(args.records);
+    let mut import_time = Duration::ZERO;
+    while ids.len() < args.records {
+        let batch: Vec<Json> =
+            (0..IMPORT_BATCH.min(args.records - ids.len())).map(|_| customer(&mut rng, &owners)).collect();
+        let body = json!({ "records": batch });
+        let began = Instant::now();
+        let reply = http.send(Method::POST, "/api/v1/records/customer/bulk/create", Some(&body)).await?;
+        import_time += began.elapsed();
+        ids.extend(serde_json::from_value::<Vec<Uuid>>(reply["ids"].clone())?);
+    }
+    let import_rows_per_s = ids.len() as f64 / import_time.as_secs_f64();
+    progress(args, &format!("imported at {import_rows_per_s:.0} rows/s"));
+
+    let duration = Duration::from_secs_f64(args.seconds);
+    let mut ops = Vec::new();
+    let ids = std::sync::Arc::new(ids);
+    let catalog = app.catalog();
+    let entity = catalog.entity("customer").ok_or_else(|| anyhow::anyhow!("no customer entity"))?.clone();
+
+    // Cursors deep into the default newest-first list.
+    let mut cursors = Vec::new();
+    for fraction in [0.5, 0.6, 0.7, 0.8, 0.9] {
+        let id = ids[ids.len() - 1 - (ids.len() as f64 * fraction) as usize];
+        let record = crm_store::records::get(&app.db, &entity, id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("seeded row missing"))?;
+        cursors.push(records::cursor_of(&entity, &entity.list.sort, &record));
+    }
+    let cursors = std::sync::Arc::new(cursors);
+
+    for op in ["get", "list_filtered", "list_deep", "contains", "create", "count_by_status"] {
+        progress(args, &format!("measuring {op}…"));
+        let api = {
+            let http = http.clone();
+            let ids = ids.clone();
+            let cursors = cursors.clone();
+            let owners = owners.clone();
+            drive(args.clients, duration, move |mut rng| {
+                let http = http.clone();
+                let ids = ids.clone();
+                let cursors = cursors.clone();
+                let owners = owners.clone();
+                async move {
+                    match op {
+                        "get" => {
+                            let id = ids[rng.random_range(0..ids.len())];
+                            http.send(Method::GET, &format!("/api/v1/records/customer/{id}"), None).await?;
+                        }
+                        "list_filtered" => {
+                            let q = query_string(&filtered_params(&mut rng));
+                            http.send(Method::GET, &format!("/api/v1/records/customer?{q}"), None).await?;
+                        }
+                        "list_deep" => {
+                            let cursor = &cursors[rng.random_range(0..cursors.len())];
+                            http.send(Method::GET, &format!("/api/v1/records/customer?limit=50&cursor={cursor}"), None)
+                                .await?;
+                        }
+                        "contains" => {
+                            let q = query_string(&contains_params(&mut rng));
+                            http.send(Method::GET, &format!("/api/v1/records/customer?{q}"), None).await?;
+                        }
+                        "create" => {
+                            let body = customer(&mut rng, &owners);
+                            http.send(Method::POST, "/api/v1/records/customer", Some(&body)).await?;
+                        }
+                        _ => {
+                            http.send(Method::GET, "/api/v1/records/customer/groups?by=status", None).await?;
+                        }
+                    }
+                    Ok(rng)
+                }
+            })
+            .await?
+        };
+        let floor =
+            floor(&app, principal, op, args.clients, duration, ids.clone(), cursors.clone(), owners.clone()).await?;
+        ops.push(OpReport {
+            op,
+            api_p50_ms: api.percentile_ms(0.5),
+            api_p99_ms: api.percentile_ms(0.99),
+            api_rps: api.rps(),
+            floor_p50_ms: floor.percentile_ms(0.5),
+            floor_p99_ms: floor.percentile_ms(0.99),
+            floor_rps: floor.rps(),
+            ratio_p50: if floor.percentile_ms(0.5) > 0.0 {
+                api.percentile_ms(0.5) / floor.percentile_ms(0.5)
+            } else {
+                0.0
+            },
+        });
+    }
+
+    progress(args, "adding a field to the seeded table…");
+    let field = json!({"name": "bench_note", "type": "text", "label": {"zh-CN": "备注二", "en": "Bench note"}});
+    let began = Instant::now();
+    http.send(Method::POST, "/api/v1/meta/entities/customer/fields", Some(&field)).await?;
+    let add_field_ms = began.elapsed().as_secs_f64() * 1000.0;
+
+    server.abort();
+    let database = if app.db.dialect() == crm_store::Dialect::Postgres { "postgres" } else { "sqlite" };
+    app.db.close().await;
+    Ok(Report { records: args.records, database, clients: args.clients, ops, import_rows_per_s, add_field_ms })
+}
+
+/// The same SQL as the API's, run directly through the same pool at the same concurrency.
+#[expect(clippy::too_many_arguments, reason = "the shared inputs of the measured operations")]
+async fn floor(
+    app: &AppState,
+    principal: Principal,
+    op: &'static str,
+    clients: usize,
+    duration: Duration,
+    ids: std::sync::Arc<Vec<Uuid>>,
+    cursors: std::sync::Arc<Vec<String>>,
+    owners: Vec<Uuid>,
+) -> anyhow::Result<Run> {
+    let app = app.clone();
+    drive(clients, duration, move |mut rng| {
+        let app = app.clone();
+        let ids = ids.clone();
+        let cursors = cursors.clone();
+        let owners = owners.clone();
+        async move {
+            let catalog = app.catalog();
+            let entity = catalog.entity("customer").ok_or_else(|| anyhow::anyhow!("no customer entity"))?;
+            let dialect = app.db.dialect();
+            let list = |params: &ListParams| {
+                records::list_query(&catalog, entity, params, None, &entity.list.sort)
+                    .map(|q| crm_store::records::list_statement(dialect, entity, &q))
+                    .map_err(|e| anyhow::anyhow!("{e}"))
+            };
+            let statement = match op {
+                "get" => crm_store::records::get_statement(dialect, entity, ids[rng.random_range(0..ids.len())]),
+                "list_filtered" => list(&filtered_params(&mut rng))?,
+                "list_deep" => {
+                    let cursor = cursors[rng.random_range(0..cursors.len())].clone();
+                    list(&ListParams { cursor: Some(cursor), limit: Some(50), ..ListParams::default() })?
+                }
+                "contains" => list(&contains_params(&mut rng))?,
+                "create" => {
+                    let body = customer(&mut rng, &owners);
+                    let mut prepared =
+                        records::prepare(&app, principal, "customer", &[body]).map_err(|e| anyhow::anyhow!("{e}"))?;
+                    records::insert_prepared(&app, principal, "customer", &mut prepared)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    return Ok(rng);
+                }
+                _ => {
+                    let status = entity.column("status").ok_or_else(|| anyhow::anyhow!("no status field"))?;
+                    crm_store::records::group_statement(dialect, entity, status, None, None)
+                }
+            };
+            statement.fetch_all(&app.db).await?;
+            Ok(rng)
+        }
+    })
+    .await
+}
+
+fn print_table(report: &Report) {
+    println!("\n{} customers on {}, {} concurrent clients\n", report.records, report.database, report.clients);
+    println!(
+        "{:<16} {:>10} {:>10} {:>10} {:>11} {:>11} {:>10} {:>8}",
+        "op", "api p50", "api p99", "api req/s", "floor p50", "floor p99", "floor r/s", "api/floor"
+    );
+    for op in &report.ops {
+        println!(
+            "{:<16} {:>8.2}ms {:>8.2}ms {:>10.0} {:>9.2}ms {:>9.2}ms {:>10.0} {:>8.2}",
+            op.op,
+            op.api_p50_ms,
+            op.api_p99_ms,
+            op.api_rps,
+            op.floor_p50_ms,
+            op.floor_p99_ms,
+            op.floor_rps,
+            op.ratio_p50
+        );
+    }
+    println!("\nbulk import: {:.0} rows/s", report.import_rows_per_s);
+    println!("add a field to the {}-row table: {:.1} ms", report.records, report.add_field_ms);
 }

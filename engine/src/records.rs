@@ -285,18 +285,36 @@ pub async fn create_with(
 
 /// Creates many records in one transaction: all or none.
 pub async fn import(app: &App, principal: Principal, entity_name: &str, rows: &[Json]) -> ApiResult<Vec<Uuid>> {
+    let mut records = prepare(app, principal, entity_name, rows)?;
+    insert_prepared(app, principal, entity_name, &mut records).await?;
+    Ok(records.iter().map(Record::id).collect())
+}
+
+/// The first half of an import: records parsed, checked by themselves and given defaults.
+pub fn prepare(app: &App, principal: Principal, entity_name: &str, rows: &[Json]) -> ApiResult<Vec<Record>> {
     let catalog = app.catalog();
     let entity = entity_of(&catalog, entity_name)?;
     if rows.len() > MAX_IMPORT {
         return Err(ApiError::bad_request("too_many", format!("at most {MAX_IMPORT} records per request")));
     }
     let bodies = rows.iter().map(|r| body_object(r, "each record").cloned()).collect::<ApiResult<Vec<_>>>()?;
-    let now = app.now();
-    let mut records = build_new(&catalog, entity, principal, &bodies, None, now)?;
+    build_new(&catalog, entity, principal, &bodies, None, app.now())
+}
+
+/// The second half of an import: the checks against the database and the insert, with
+/// audit and outbox, in one transaction.
+pub async fn insert_prepared(
+    app: &App,
+    principal: Principal,
+    entity_name: &str,
+    records: &mut [Record],
+) -> ApiResult<()> {
+    let catalog = app.catalog();
+    let entity = entity_of(&catalog, entity_name)?;
     let mut tx = app.db.begin().await?;
-    insert_checked(&mut tx, &catalog, entity, principal, &mut records, now).await?;
+    insert_checked(&mut tx, &catalog, entity, principal, records, app.now()).await?;
     tx.commit().await?;
-    Ok(records.iter().map(Record::id).collect())
+    Ok(())
 }
 
 /// Parses the bodies of new records and applies defaults; field errors of row `i` are named
@@ -736,7 +754,8 @@ pub fn list_query(
     Ok(ListQuery { filter, sort, limit, after, deleted: params.deleted })
 }
 
-fn cursor_of(entity: &Entity, sort: &[SortKey], record: &Record) -> String {
+/// The cursor that continues a list after `record`.
+pub fn cursor_of(entity: &Entity, sort: &[SortKey], record: &Record) -> String {
     let items: Vec<Json> = sort
         .iter()
         .map(|k| k.field.as_str())

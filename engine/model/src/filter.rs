@@ -152,6 +152,8 @@ fn parse_op(catalog: &Catalog, field: &FieldDef, op: &str, value: &Json, path: &
             Some([low, high]) => Op::Between(one(low)?, one(high)?),
             _ => return Err(query_error(path, "`between` takes [low, high]")),
         },
+        // On a multi select, `in` means having any of the options: one list value.
+        "in" if ty == FieldType::MultiSelect => Op::In(vec![one(value)?]),
         "in" => {
             let items = value.as_array().ok_or_else(|| query_error(path, "`in` takes a list"))?;
             if items.is_empty() || items.len() > MAX_IN_VALUES {

@@ -48,10 +48,12 @@ pub fn statements(dialect: Dialect, catalog: &Catalog, steps: &[TableStep]) -> V
             TableStep::CreateTable { entity } => {
                 let entity = catalog.entity(entity.as_str()).expect("the plan's catalog has the entity");
                 out.push(create_table(dialect, entity));
-                for column in ["owner", "created_at"] {
+                // Owner for data scopes; creation time (with the id that breaks its ties) for the
+                // default newest-first lists and their keyset pages.
+                for (column, key) in [("owner", "\"owner\""), ("created_at", "\"created_at\", \"id\"")] {
                     let mut sql = Sql::new(dialect);
                     sql.push("CREATE INDEX ").quoted(&index_name(entity.name().as_str(), column, false));
-                    sql.push(" ON ").ident(entity.name()).push(" (").quoted(column).push(")");
+                    sql.push(" ON ").ident(entity.name()).push(" (").push(key).push(")");
                     out.push(sql);
                 }
             }

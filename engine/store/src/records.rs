@@ -93,11 +93,17 @@ fn classify(entity: &Entity, error: StoreError) -> StoreError {
     error
 }
 
-pub async fn get(db: &Db, entity: &Entity, id: Uuid) -> Result<Option<Record>, StoreError> {
-    let mut sql = db.sql();
+/// The statement that reads one record (deleted or not) by id.
+pub fn get_statement(dialect: Dialect, entity: &Entity, id: Uuid) -> Sql {
+    let mut sql = Sql::new(dialect);
     select_from(&mut sql, entity);
     sql.push(" WHERE \"id\" = ").bind(Arg::Uuid(id));
-    sql.fetch_optional(db).await?.map(|row| read_record(&row, entity)).transpose()
+    sql
+}
+
+pub async fn get(db: &Db, entity: &Entity, id: Uuid) -> Result<Option<Record>, StoreError> {
+    let row = get_statement(db.dialect(), entity, id).fetch_optional(db).await?;
+    row.map(|row| read_record(&row, entity)).transpose()
 }
 
 /// Reads a record inside a transaction, locking it on PostgreSQL until the transaction ends.
