@@ -500,6 +500,20 @@ fn check_entity(docs: &Docs, entity: &EntityDef, errors: &mut Vec<MetaError>) {
             errors.push(err(at("/default"), e.message));
         }
     }
+    let mut seen_indexes = HashSet::new();
+    for (i, index) in entity.indexes.iter().enumerate() {
+        if !seen_indexes.insert(&index.fields) {
+            errors.push(err(format!("/indexes/{i}"), "the same index appears twice".into()));
+        }
+        for (j, column) in index.fields.iter().enumerate() {
+            let sortable = is_system_column(column.as_str())
+                || entity.fields.iter().any(|f| &f.name == column && f.field_type.is_sortable());
+            if !sortable {
+                errors
+                    .push(err(format!("/indexes/{i}/fields/{j}"), format!("no field `{column}` that can be indexed")));
+            }
+        }
+    }
     if stage_fields > 1 {
         errors.push(err("/fields".into(), "an entity has at most one stage field".into()));
     }

@@ -326,6 +326,17 @@ pub struct EntityDef {
     #[serde(default, skip_serializing_if = "is_false")]
     pub system: bool,
     pub fields: Vec<FieldDef>,
+    /// Indexes over several fields, for the filter-and-sort combinations lists use most.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub indexes: Vec<CompositeIndex>,
+}
+
+/// An index over several columns, in order: equality filters first, then range filters
+/// or the sort.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompositeIndex {
+    pub fields: Vec<Ident>,
 }
 
 /// A field placed on a layout, optionally read-only or required there only.

@@ -19,14 +19,15 @@ pub enum TableStep {
         entity: Ident,
         field: Box<FieldDef>,
     },
+    /// An index on one field (`unique` or not) or on several (never unique).
     CreateIndex {
         entity: Ident,
-        field: Ident,
+        fields: Vec<Ident>,
         unique: bool,
     },
     DropIndex {
         entity: Ident,
-        field: Ident,
+        fields: Vec<Ident>,
         unique: bool,
     },
     /// An exact number gains digits after the point: stored values are multiplied.
@@ -78,17 +79,21 @@ impl fmt::Display for TableStep {
             TableStep::AddColumn { entity, field } => {
                 write!(f, "add column `{entity}.{}` ({:?})", field.name, field.field_type)
             }
-            TableStep::CreateIndex { entity, field, unique } => {
-                write!(f, "create {}index on `{entity}.{field}`", if *unique { "unique " } else { "" })
+            TableStep::CreateIndex { entity, fields, unique } => {
+                write!(f, "create {}index on `{entity}.{}`", if *unique { "unique " } else { "" }, join(fields))
             }
-            TableStep::DropIndex { entity, field, unique } => {
-                write!(f, "drop {}index on `{entity}.{field}`", if *unique { "unique " } else { "" })
+            TableStep::DropIndex { entity, fields, unique } => {
+                write!(f, "drop {}index on `{entity}.{}`", if *unique { "unique " } else { "" }, join(fields))
             }
             TableStep::Rescale { entity, field, from, to } => {
                 write!(f, "rescale `{entity}.{field}` from {from} to {to} decimals")
             }
         }
     }
+}
+
+fn join(fields: &[Ident]) -> String {
+    fields.iter().map(Ident::as_str).collect::<Vec<_>>().join(", ")
 }
 
 /// The steps from `old` to `new`. Both must be complete catalogs (checked by
@@ -107,8 +112,29 @@ pub fn diff(old: &Docs, new: &Docs) -> Result<Plan, Vec<MetaError>> {
             for field in &entity.fields {
                 push_indexes(&mut plan, name, None, field);
             }
+            for index in &entity.indexes {
+                plan.tables.push(TableStep::CreateIndex {
+                    entity: name.clone(),
+                    fields: index.fields.clone(),
+                    unique: false,
+                });
+            }
             continue;
         };
+        for index in before.indexes.iter().filter(|i| !entity.indexes.contains(i)) {
+            plan.tables.push(TableStep::DropIndex {
+                entity: name.clone(),
+                fields: index.fields.clone(),
+                unique: false,
+            });
+        }
+        for index in entity.indexes.iter().filter(|i| !before.indexes.contains(i)) {
+            plan.tables.push(TableStep::CreateIndex {
+                entity: name.clone(),
+                fields: index.fields.clone(),
+                unique: false,
+            });
+        }
         for (i, field) in before.fields.iter().enumerate() {
             if !entity.fields.iter().any(|f| f.name == field.name) {
                 errors.push(MetaError::new(
@@ -168,16 +194,28 @@ fn push_indexes(plan: &mut Plan, entity: &Ident, old: Option<&FieldDef>, new: &F
     let had_unique = old.is_some_and(|f| f.unique);
     let had_index = old.is_some_and(FieldDef::wants_index);
     if had_unique && !new.unique {
-        plan.tables.push(TableStep::DropIndex { entity: entity.clone(), field: new.name.clone(), unique: true });
+        plan.tables.push(TableStep::DropIndex { entity: entity.clone(), fields: vec![new.name.clone()], unique: true });
     }
     if had_index && !new.wants_index() {
-        plan.tables.push(TableStep::DropIndex { entity: entity.clone(), field: new.name.clone(), unique: false });
+        plan.tables.push(TableStep::DropIndex {
+            entity: entity.clone(),
+            fields: vec![new.name.clone()],
+            unique: false,
+        });
     }
     if new.unique && !had_unique {
-        plan.tables.push(TableStep::CreateIndex { entity: entity.clone(), field: new.name.clone(), unique: true });
+        plan.tables.push(TableStep::CreateIndex {
+            entity: entity.clone(),
+            fields: vec![new.name.clone()],
+            unique: true,
+        });
     }
     if new.wants_index() && !had_index {
-        plan.tables.push(TableStep::CreateIndex { entity: entity.clone(), field: new.name.clone(), unique: false });
+        plan.tables.push(TableStep::CreateIndex {
+            entity: entity.clone(),
+            fields: vec![new.name.clone()],
+            unique: false,
+        });
     }
 }
 

@@ -3,13 +3,15 @@
 
 use crm_model::catalog::is_system_column;
 use crm_model::plan::TableStep;
-use crm_model::{Catalog, Entity, FieldDef, Ident, Storage};
+use crm_model::{Catalog, Entity, FieldDef, FieldType, Ident, Storage};
 
 use crate::sql::{Arg, Dialect, Sql};
 use crate::{StoreError, Tx};
 
-fn column_type(dialect: Dialect, storage: Storage) -> &'static str {
-    match (dialect, storage) {
+fn column_type(dialect: Dialect, field: &FieldDef) -> &'static str {
+    match (dialect, field.storage()) {
+        // Regions compare byte-wise so that a province is a key range holding its cities.
+        (Dialect::Postgres, Storage::Text) if field.field_type == FieldType::Region => "text COLLATE \"C\"",
         (Dialect::Sqlite, Storage::Integer | Storage::Fixed(_) | Storage::Boolean) => "INTEGER",
         (Dialect::Sqlite, _) => "TEXT",
         (Dialect::Postgres, Storage::Text) => "text",
@@ -27,17 +29,28 @@ fn not_null(column: &str) -> bool {
     matches!(column, "id" | "owner" | "created_at" | "updated_at" | "version")
 }
 
-/// Names of the engine's indexes: `ix_<table>_<column>` (unique: `ux_`), shortened with a
-/// hash when longer than PostgreSQL's 63 bytes.
-pub fn index_name(entity: &str, column: &str, unique: bool) -> String {
-    let prefix = if unique { "ux" } else { "ix" };
-    let name = format!("{prefix}_{entity}_{column}");
-    if name.len() <= 63 {
-        return name;
-    }
+/// Names of the engine's indexes: `ix_<table>_<column>` (unique: `ux_`); an index on several
+/// columns is `cx_<table>_<columns>_<hash of the list>`, since joined names can coincide.
+/// Names longer than PostgreSQL's 63 bytes are shortened with a hash.
+pub fn index_name(entity: &str, columns: &[&str], unique: bool) -> String {
     // FNV-1a: stable across builds and platforms, unlike the std hasher.
-    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
-    format!("{}_{hash:016x}", &name[..46])
+    let hash = |text: &str| {
+        text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    };
+    let name = match columns {
+        [column] => format!("{}_{entity}_{column}", if unique { "ux" } else { "ix" }),
+        _ => format!("cx_{entity}_{}_{:08x}", columns.join("_"), hash(&columns.join(",")) as u32),
+    };
+    if name.len() <= 63 { name } else { format!("{}_{:016x}", &name[..46], hash(&name)) }
+}
+
+/// Indexes cover live rows only: every list, count and lookup of live records says
+/// `deleted_at IS NULL`, which lets both databases use them and skip reading the row to check
+/// it; and records in the recycle bin do not hold on to their unique values.
+const LIVE_ROWS: &str = " WHERE \"deleted_at\" IS NULL";
+
+fn names(fields: &[Ident]) -> Vec<&str> {
+    fields.iter().map(Ident::as_str).collect()
 }
 
 /// The statements that apply the table steps of a plan; `catalog` is the catalog after it.
@@ -52,8 +65,8 @@ pub fn statements(dialect: Dialect, catalog: &Catalog, steps: &[TableStep]) -> V
                 // default newest-first lists and their keyset pages.
                 for (column, key) in [("owner", "\"owner\""), ("created_at", "\"created_at\", \"id\"")] {
                     let mut sql = Sql::new(dialect);
-                    sql.push("CREATE INDEX ").quoted(&index_name(entity.name().as_str(), column, false));
-                    sql.push(" ON ").ident(entity.name()).push(" (").push(key).push(")");
+                    sql.push("CREATE INDEX ").quoted(&index_name(entity.name().as_str(), &[column], false));
+                    sql.push(" ON ").ident(entity.name()).push(" (").push(key).push(")").push(LIVE_ROWS);
                     out.push(sql);
                 }
             }
@@ -63,20 +76,20 @@ pub fn statements(dialect: Dialect, catalog: &Catalog, steps: &[TableStep]) -> V
                 column_definition(&mut sql, field);
                 out.push(sql);
             }
-            TableStep::CreateIndex { entity, field, unique } => {
+            TableStep::CreateIndex { entity, fields, unique } => {
                 let mut sql = Sql::new(dialect);
                 sql.push(if *unique { "CREATE UNIQUE INDEX " } else { "CREATE INDEX " });
-                sql.quoted(&index_name(entity.as_str(), field.as_str(), *unique));
-                sql.push(" ON ").ident(entity).push(" (").ident(field).push(")");
-                if *unique {
-                    // Records in the recycle bin do not hold on to their unique values.
-                    sql.push(" WHERE \"deleted_at\" IS NULL");
-                }
+                sql.quoted(&index_name(entity.as_str(), &names(fields), *unique));
+                sql.push(" ON ").ident(entity).push(" (");
+                sql.comma_list(fields, |sql, field| {
+                    sql.ident(field);
+                });
+                sql.push(")").push(LIVE_ROWS);
                 out.push(sql);
             }
-            TableStep::DropIndex { entity, field, unique } => {
+            TableStep::DropIndex { entity, fields, unique } => {
                 let mut sql = Sql::new(dialect);
-                sql.push("DROP INDEX IF EXISTS ").quoted(&index_name(entity.as_str(), field.as_str(), *unique));
+                sql.push("DROP INDEX IF EXISTS ").quoted(&index_name(entity.as_str(), &names(fields), *unique));
                 out.push(sql);
             }
             TableStep::Rescale { entity, field, from, to } => {
@@ -93,7 +106,7 @@ pub fn statements(dialect: Dialect, catalog: &Catalog, steps: &[TableStep]) -> V
 
 fn column_definition(sql: &mut Sql, field: &FieldDef) {
     let dialect = sql.dialect();
-    sql.ident(&field.name).push(" ").push(column_type(dialect, field.storage()));
+    sql.ident(&field.name).push(" ").push(column_type(dialect, field));
     if field.name.as_str() == "id" {
         sql.push(" PRIMARY KEY NOT NULL");
     } else if is_system_column(field.name.as_str()) && not_null(field.name.as_str()) {

@@ -79,7 +79,7 @@ fn classify(entity: &Entity, error: StoreError) -> StoreError {
         && db.is_unique_violation()
     {
         let by_index = db.constraint().and_then(|name| {
-            entity.columns().iter().find(|f| index_name(entity.name().as_str(), f.name.as_str(), true) == name)
+            entity.columns().iter().find(|f| index_name(entity.name().as_str(), &[f.name.as_str()], true) == name)
         });
         // SQLite names the column instead: "UNIQUE constraint failed: customer.code".
         let by_message = || {
@@ -484,13 +484,22 @@ fn push_cond(sql: &mut Sql, cond: &Cond) {
         sql.ident(&field.name).push(op).bind(Arg::of(field, value));
     };
     match &cond.op {
-        // A region contains its cities: 广东省 matches 广东省/深圳市.
+        // A region contains its cities: 广东省 matches 广东省/深圳市. Regions are normalized and
+        // compared byte-wise, and '/' is the byte just below '0', so the region and its cities
+        // are exactly the range [region, region + "0"), which an index serves.
         Op::Eq(Value::Text(region)) if field.field_type == FieldType::Region => {
             sql.push("(");
-            compare(sql, " = ", &Value::Text(region.clone()));
-            sql.push(" OR ");
-            push_like(sql, field, like_pattern(&format!("{region}/"), false));
+            compare(sql, " >= ", &Value::Text(region.clone()));
+            sql.push(" AND ");
+            compare(sql, " < ", &Value::Text(format!("{region}0")));
             sql.push(")");
+        }
+        Op::Ne(Value::Text(region)) if field.field_type == FieldType::Region => {
+            sql.push("(");
+            compare(sql, " < ", &Value::Text(region.clone()));
+            sql.push(" OR ");
+            compare(sql, " >= ", &Value::Text(format!("{region}0")));
+            sql.push(" OR ").ident(&field.name).push(" IS NULL)");
         }
         Op::Eq(value) => compare(sql, " = ", value),
         Op::Ne(value) => {
