@@ -136,7 +136,7 @@ struct Http {
 
 impl Http {
     async fn send(&self, method: Method, path: &str, body: Option<&Json>) -> anyhow::Result<Json> {
-        let bytes = body.map(|b| serde_json::to_vec(b)).transpose()?.unwrap_or_default();
+        let bytes = body.map(serde_json::to_vec).transpose()?.unwrap_or_default();
         let request = Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base))
