@@ -10,7 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use crm_model::catalog::is_system_column;
 use crm_model::filter::{self, Cond, Op};
-use crm_model::{Catalog, Entity, FieldDef, FieldType, Filter, ListQuery, SortKey, Value, value};
+use crm_model::{Catalog, Entity, FieldDef, FieldType, Filter, ListQuery, SortKey, USER_ENTITY, Value, value};
 use crm_store::records::{self as store, Page, col};
 use crm_store::system::{self, AuditEntry, OutboxEvent};
 use crm_store::{Record, StoreError, Tx};
@@ -108,19 +108,24 @@ fn body_object<'a>(body: &'a Json, what: &str) -> ApiResult<&'a Map<String, Json
     body.as_object().ok_or_else(|| ApiError::bad_request("invalid_body", format!("{what} is a JSON object")))
 }
 
-/// References that do not point at a live record of their target.
+/// References that do not point at a live record of their target. The caller is a live user
+/// (they were just authenticated), so references to them need no query.
 async fn check_references(
     tx: &mut Tx,
     catalog: &Catalog,
     entity: &Entity,
     records: &[(&Record, String)],
+    caller: Uuid,
 ) -> Result<Vec<FieldError>, StoreError> {
     let mut wanted: BTreeMap<&str, Vec<Uuid>> = BTreeMap::new();
     for field in entity.columns().iter().filter(|f| f.field_type.is_reference() && f.name.as_str() != "id") {
         let i = entity.column_index(field.name.as_str()).expect("own column");
         for (record, _) in records {
             if let Value::Uuid(id) = record.values[i] {
-                wanted.entry(field.reference_target().unwrap_or_default()).or_default().push(id);
+                let target = field.reference_target().unwrap_or_default();
+                if !(target == USER_ENTITY && id == caller) {
+                    wanted.entry(target).or_default().push(id);
+                }
             }
         }
     }
@@ -142,6 +147,7 @@ async fn check_references(
         let target = field.reference_target().unwrap_or_default();
         for (record, prefix) in records {
             if let Value::Uuid(id) = record.values[i]
+                && !(target == USER_ENTITY && id == caller)
                 && !existing.get(target).is_some_and(|found| found.contains(&id))
             {
                 errors.push(FieldError::new(
@@ -244,9 +250,9 @@ async fn fill_auto_numbers(tx: &mut Tx, entity: &Entity, records: &mut [Record])
         entity.columns().iter().enumerate().filter(|(_, f)| f.field_type == FieldType::AutoNumber && !f.archived)
     {
         let sequence = format!("{}.{}", entity.name(), field.name);
-        for record in records.iter_mut() {
-            let n = store::next_in_sequence(tx, &sequence).await?;
-            let digits = usize::from(field.digits.unwrap_or(6));
+        let first = store::reserve_in_sequence(tx, &sequence, records.len() as i64).await?;
+        let digits = usize::from(field.digits.unwrap_or(6));
+        for (n, record) in (first..).zip(records.iter_mut()) {
             record.values[i] = Value::Text(format!("{}{n:0digits$}", field.prefix.as_deref().unwrap_or("")));
         }
     }
@@ -359,7 +365,7 @@ async fn insert_checked(
     let several = records.len() > 1;
     let prefix = |row: usize| if several { format!("records/{row}/") } else { String::new() };
     let labelled: Vec<(&Record, String)> = records.iter().enumerate().map(|(i, r)| (r, prefix(i))).collect();
-    let mut errors = check_references(tx, catalog, entity, &labelled).await?;
+    let mut errors = check_references(tx, catalog, entity, &labelled, principal.user_id).await?;
     let unique: Vec<usize> =
         entity.columns().iter().enumerate().filter(|(_, f)| f.unique && !f.archived).map(|(i, _)| i).collect();
     if !unique.is_empty() {
@@ -500,7 +506,8 @@ async fn apply_change(
             *value = Value::Null;
         }
     }
-    errors.extend(check_references(tx, catalog, entity, &[(&only_changed, prefix.to_owned())]).await?);
+    errors
+        .extend(check_references(tx, catalog, entity, &[(&only_changed, prefix.to_owned())], principal.user_id).await?);
     errors.extend(check_unique(tx, entity, &next, &changed, prefix).await?);
     if !errors.is_empty() {
         return Err(ApiError::Invalid(errors));
