@@ -39,15 +39,16 @@ fn start(data: &std::path::Path, port: u16) -> (Server, Vec<String>) {
             let _ = sender.send(line);
         }
     });
+    // The port is bound before the database is opened; /healthz answers once serving starts,
+    // after anything printed at start-up.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            std::thread::sleep(Duration::from_millis(100));
-            return (child, receiver.try_iter().collect());
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the server did not start");
+        std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("the server did not start");
+    assert_eq!(http(port, "GET", "/healthz", "", None).0, 200);
+    let lines = std::iter::from_fn(|| receiver.recv_timeout(Duration::from_millis(300)).ok()).collect();
+    (child, lines)
 }
 
 /// A minimal HTTP/1.1 exchange, to test the binary from the outside.

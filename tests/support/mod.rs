@@ -49,8 +49,8 @@ fn config(dir: &std::path::Path, database_url: Option<String>) -> Config {
     config
 }
 
-/// A name for the PostgreSQL template that changes when the system tables or the core
-/// package change, so a stale template is never reused.
+/// A name for the PostgreSQL template that changes when the system tables, the code that
+/// builds tables or the core package change, so a stale template is never reused.
 fn template_name() -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let mut feed = |bytes: &[u8]| {
@@ -59,6 +59,8 @@ fn template_name() -> String {
         }
     };
     feed(include_bytes!("../../migrations/postgres/0001_system.sql"));
+    feed(include_bytes!("../../engine/store/src/lib.rs"));
+    feed(include_bytes!("../../engine/store/src/ddl.rs"));
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("metadata/core");
     let mut files = Vec::new();
     let mut folders = vec![root.clone()];

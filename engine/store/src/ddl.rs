@@ -123,11 +123,10 @@ fn create_table(dialect: Dialect, entity: &Entity) -> Sql {
     let mut sql = Sql::new(dialect);
     sql.push("CREATE TABLE ").ident(entity.name()).push(" (");
     sql.comma_list(entity.columns(), column_definition);
+    // Not STRICT: SQLite checks every existing row of a STRICT table when a column is added,
+    // which would make adding a field cost time in proportion to the table. Values reach the
+    // table only through the typed binding of the dialect layer.
     sql.push(")");
-    if dialect == Dialect::Sqlite {
-        // STRICT makes SQLite refuse a value of the wrong type, as PostgreSQL does.
-        sql.push(" STRICT");
-    }
     sql
 }
 

@@ -4,16 +4,15 @@
 pub mod ddl;
 pub mod records;
 pub mod sql;
+mod sqlite;
 pub mod system;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::ConnectOptions as _;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{ConnectOptions as _, SqlSafeStr as _};
 
 pub use records::Record;
 pub use sql::{Arg, Dialect, Row, Sql, server};
@@ -22,8 +21,8 @@ pub use sql::{Arg, Dialect, Row, Sql, server};
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
-    #[error("migration error: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     /// A value in the database that the engine cannot read back; never a client's fault.
     #[error("corrupt data: {0}")]
     Corrupt(String),
@@ -35,23 +34,34 @@ pub enum StoreError {
 impl StoreError {
     /// Whether a unique index refused the statement.
     pub fn is_unique_violation(&self) -> bool {
-        matches!(self, StoreError::Unique(_))
-            || matches!(self, StoreError::Database(sqlx::Error::Database(db)) if db.is_unique_violation())
+        match self {
+            StoreError::Unique(_) => true,
+            StoreError::Database(sqlx::Error::Database(db)) => db.is_unique_violation(),
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            }
+            _ => false,
+        }
+    }
+
+    /// The constraint (PostgreSQL) or the message naming the columns (SQLite) of a violation.
+    pub(crate) fn violation_detail(&self) -> Option<String> {
+        match self {
+            StoreError::Database(sqlx::Error::Database(db)) => db.constraint().map(str::to_owned),
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(_, message)) => message.clone(),
+            _ => None,
+        }
     }
 }
 
 #[derive(Clone)]
 pub(crate) enum Pools {
-    /// SQLite allows one writer at a time: writes go through one connection, so they queue
-    /// in the pool instead of failing with SQLITE_BUSY, and reads use the others in parallel.
-    Sqlite {
-        read: sqlx::SqlitePool,
-        write: sqlx::SqlitePool,
-    },
+    Sqlite(sqlite::SqlitePools),
     Postgres(sqlx::PgPool),
 }
 
-/// The database: a pool (two on SQLite) and its dialect. Cheap to clone.
+/// The database: its connections and its dialect. Cheap to clone.
 #[derive(Clone)]
 pub struct Db {
     pub(crate) pools: Pools,
@@ -63,14 +73,17 @@ pub struct Tx {
 }
 
 pub(crate) enum TxInner {
-    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Sqlite(sqlite::SqliteTx),
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
 }
 
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "system tables", include_str!("../../../migrations/sqlite/0001_system.sql"))];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "system tables", include_str!("../../../migrations/postgres/0001_system.sql"))];
+/// The system tables' migrations: version, description, SQLite script, PostgreSQL script.
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
+    1,
+    "system tables",
+    include_str!("../../../migrations/sqlite/0001_system.sql"),
+    include_str!("../../../migrations/postgres/0001_system.sql"),
+)];
 
 impl Db {
     /// Opens `sqlite://path` (created if missing) or `postgres://...`.
@@ -86,30 +99,12 @@ impl Db {
                 .await?;
             Pools::Postgres(pool)
         } else {
-            let options = SqliteConnectOptions::from_str(url)?
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                // With WAL, NORMAL loses no committed data on an application crash; only a
-                // power loss can drop the last transactions. It is the usual server choice.
-                .synchronous(SqliteSynchronous::Normal)
-                .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(10))
-                .statement_cache_capacity(500)
-                .pragma("cache_size", "-65536")
-                .pragma("temp_store", "memory")
-                .pragma("mmap_size", "268435456")
-                .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1));
-            let write = SqlitePoolOptions::new()
-                .max_connections(1)
-                .acquire_timeout(Duration::from_secs(30))
-                .connect_with(options.clone())
-                .await?;
-            let read = SqlitePoolOptions::new()
-                .max_connections(read_connections.max(1))
-                .acquire_timeout(Duration::from_secs(30))
-                .connect_with(options.read_only(true))
-                .await?;
-            Pools::Sqlite { read, write }
+            let path =
+                PathBuf::from(url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url));
+            let pools = tokio::task::spawn_blocking(move || sqlite::SqlitePools::open(path, read_connections))
+                .await
+                .map_err(|e| StoreError::Corrupt(format!("opening the database failed: {e}")))??;
+            Pools::Sqlite(pools)
         };
         Ok(Self { pools })
     }
@@ -121,7 +116,7 @@ impl Db {
 
     pub fn dialect(&self) -> Dialect {
         match self.pools {
-            Pools::Sqlite { .. } => Dialect::Sqlite,
+            Pools::Sqlite(_) => Dialect::Sqlite,
             Pools::Postgres(_) => Dialect::Postgres,
         }
     }
@@ -130,37 +125,46 @@ impl Db {
         Sql::new(self.dialect())
     }
 
-    /// Creates or updates the system tables.
+    /// Creates or updates the system tables, one node at a time.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        let migrations = |list: &[(i64, &'static str, &'static str)]| {
-            list.iter()
-                .map(|(version, description, sql)| {
-                    Migration::new(*version, (*description).into(), MigrationType::Simple, sql.into_sql_str(), false)
-                })
-                .collect::<Vec<_>>()
-        };
-        match &self.pools {
-            Pools::Sqlite { write, .. } => Migrator::with_migrations(migrations(SQLITE_MIGRATIONS)).run(write).await?,
-            Pools::Postgres(pool) => Migrator::with_migrations(migrations(POSTGRES_MIGRATIONS)).run(pool).await?,
+        let mut tx = self.begin().await?;
+        if tx.dialect() == Dialect::Postgres {
+            let mut lock = tx.sql();
+            lock.push("SELECT pg_advisory_xact_lock(7242)");
+            lock.fetch_all_tx(&mut tx).await?;
         }
-        Ok(())
+        tx.script("CREATE TABLE IF NOT EXISTS crm_migration (version BIGINT PRIMARY KEY, description TEXT NOT NULL)")
+            .await?;
+        let mut applied = tx.sql();
+        applied.push("SELECT version FROM crm_migration");
+        let applied: Vec<i64> =
+            applied.fetch_all_tx(&mut tx).await?.iter().filter_map(|row| row.int(0).ok().flatten()).collect();
+        for (version, description, sqlite, postgres) in MIGRATIONS {
+            if applied.contains(version) {
+                continue;
+            }
+            tx.script(if tx.dialect() == Dialect::Sqlite { sqlite } else { postgres }).await?;
+            let mut record = tx.sql();
+            record.push("INSERT INTO crm_migration (version, description) VALUES (").bind_int(*version).push(", ");
+            record.bind(Arg::Text((*description).to_owned())).push(")");
+            record.execute_tx(&mut tx).await?;
+            tracing::info!(version, description, "migrated the system tables");
+        }
+        tx.commit().await
     }
 
     pub async fn begin(&self) -> Result<Tx, StoreError> {
         let inner = match &self.pools {
-            Pools::Sqlite { write, .. } => TxInner::Sqlite(write.begin().await?),
+            Pools::Sqlite(pools) => TxInner::Sqlite(pools.begin().await?),
             Pools::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
         };
         Ok(Tx { inner })
     }
 
+    /// Closes the connections (SQLite's close when the last handle is dropped).
     pub async fn close(&self) {
-        match &self.pools {
-            Pools::Sqlite { read, write } => {
-                read.close().await;
-                write.close().await;
-            }
-            Pools::Postgres(pool) => pool.close().await,
+        if let Pools::Postgres(pool) = &self.pools {
+            pool.close().await;
         }
     }
 }
@@ -183,5 +187,16 @@ impl Tx {
             TxInner::Postgres(t) => t.commit().await?,
         }
         Ok(())
+    }
+
+    /// Runs a script of several statements without parameters (migrations).
+    async fn script(&mut self, sql: &'static str) -> Result<(), StoreError> {
+        match &mut self.inner {
+            TxInner::Sqlite(t) => t.script(sql).await,
+            TxInner::Postgres(t) => {
+                sqlx::raw_sql(sql).execute(&mut **t).await?;
+                Ok(())
+            }
+        }
     }
 }

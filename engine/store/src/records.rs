@@ -75,22 +75,21 @@ fn select_from(sql: &mut Sql, entity: &Entity) {
 
 /// Turns a unique-index violation into [`StoreError::Unique`] naming the field.
 fn classify(entity: &Entity, error: StoreError) -> StoreError {
-    if let StoreError::Database(sqlx::Error::Database(db)) = &error
-        && db.is_unique_violation()
-    {
-        let by_index = db.constraint().and_then(|name| {
-            entity.columns().iter().find(|f| index_name(entity.name().as_str(), &[f.name.as_str()], true) == name)
-        });
-        // SQLite names the column instead: "UNIQUE constraint failed: customer.code".
-        let by_message = || {
-            let (_, column) = db.message().rsplit_once('.')?;
-            entity.columns().iter().find(|f| f.name.as_str() == column.trim())
-        };
-        if let Some(field) = by_index.or_else(by_message) {
-            return StoreError::Unique(field.name.to_string());
-        }
+    if !error.is_unique_violation() {
+        return error;
     }
-    error
+    let detail = error.violation_detail().unwrap_or_default();
+    let by_index =
+        entity.columns().iter().find(|f| index_name(entity.name().as_str(), &[f.name.as_str()], true) == detail);
+    // SQLite names the column instead: "UNIQUE constraint failed: customer.code".
+    let by_message = || {
+        let (_, column) = detail.rsplit_once('.')?;
+        entity.columns().iter().find(|f| f.name.as_str() == column.trim())
+    };
+    match by_index.or_else(by_message) {
+        Some(field) => StoreError::Unique(field.name.to_string()),
+        None => error,
+    }
 }
 
 /// The statement that reads one record (deleted or not) by id.

@@ -137,23 +137,6 @@ impl Sql {
         self
     }
 
-    fn sqlite(self) -> sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
-        let mut query = sqlx::query(AssertSqlSafe(self.text));
-        for arg in self.args {
-            query = match arg {
-                Arg::Null(_) => query.bind(Option::<String>::None),
-                Arg::Text(s) => query.bind(s),
-                Arg::Integer(n) => query.bind(n),
-                Arg::Boolean(b) => query.bind(b),
-                Arg::Date(d) => query.bind(d.format("%Y-%m-%d").to_string()),
-                Arg::Datetime(dt) => query.bind(sqlite_datetime(&dt)),
-                Arg::Uuid(id) => query.bind(id.to_string()),
-                Arg::Json(json) => query.bind(json.to_string()),
-            };
-        }
-        query
-    }
-
     fn postgres(self) -> sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments> {
         let mut query = sqlx::query(AssertSqlSafe(self.text));
         for arg in self.args {
@@ -182,37 +165,31 @@ impl Sql {
     /// Runs the statement on the read side and returns its rows.
     pub async fn fetch_all(self, db: &Db) -> Result<Vec<Row>, StoreError> {
         Ok(match &db.pools {
-            Pools::Sqlite { read, .. } => self.sqlite().fetch_all(read).await?.into_iter().map(Row::Sqlite).collect(),
+            Pools::Sqlite(pools) => pools.read(self.text, self.args).await?.into_iter().map(Row::Sqlite).collect(),
             Pools::Postgres(pool) => self.postgres().fetch_all(pool).await?.into_iter().map(Row::Postgres).collect(),
         })
     }
 
     pub async fn fetch_optional(self, db: &Db) -> Result<Option<Row>, StoreError> {
-        Ok(match &db.pools {
-            Pools::Sqlite { read, .. } => self.sqlite().fetch_optional(read).await?.map(Row::Sqlite),
-            Pools::Postgres(pool) => self.postgres().fetch_optional(pool).await?.map(Row::Postgres),
-        })
+        Ok(self.fetch_all(db).await?.into_iter().next())
     }
 
     /// Runs the statement inside a transaction and returns its rows.
     pub async fn fetch_all_tx(self, tx: &mut Tx) -> Result<Vec<Row>, StoreError> {
         Ok(match &mut tx.inner {
-            TxInner::Sqlite(t) => self.sqlite().fetch_all(&mut **t).await?.into_iter().map(Row::Sqlite).collect(),
+            TxInner::Sqlite(t) => t.run(self.text, self.args).await?.0.into_iter().map(Row::Sqlite).collect(),
             TxInner::Postgres(t) => self.postgres().fetch_all(&mut **t).await?.into_iter().map(Row::Postgres).collect(),
         })
     }
 
     pub async fn fetch_optional_tx(self, tx: &mut Tx) -> Result<Option<Row>, StoreError> {
-        Ok(match &mut tx.inner {
-            TxInner::Sqlite(t) => self.sqlite().fetch_optional(&mut **t).await?.map(Row::Sqlite),
-            TxInner::Postgres(t) => self.postgres().fetch_optional(&mut **t).await?.map(Row::Postgres),
-        })
+        Ok(self.fetch_all_tx(tx).await?.into_iter().next())
     }
 
     /// Runs the statement inside a transaction; returns the number of rows it touched.
     pub async fn execute_tx(self, tx: &mut Tx) -> Result<u64, StoreError> {
         Ok(match &mut tx.inner {
-            TxInner::Sqlite(t) => self.sqlite().execute(&mut **t).await?.rows_affected(),
+            TxInner::Sqlite(t) => t.run(self.text, self.args).await?.1,
             TxInner::Postgres(t) => self.postgres().execute(&mut **t).await?.rows_affected(),
         })
     }
@@ -220,7 +197,7 @@ impl Sql {
     /// Runs the statement on the write side outside any transaction.
     pub async fn execute(self, db: &Db) -> Result<u64, StoreError> {
         Ok(match &db.pools {
-            Pools::Sqlite { write, .. } => self.sqlite().execute(write).await?.rows_affected(),
+            Pools::Sqlite(pools) => pools.write(self.text, self.args).await?.1,
             Pools::Postgres(pool) => self.postgres().execute(pool).await?.rows_affected(),
         })
     }
@@ -228,7 +205,7 @@ impl Sql {
 
 /// A result row of either database.
 pub enum Row {
-    Sqlite(sqlx::sqlite::SqliteRow),
+    Sqlite(crate::sqlite::Cells),
     Postgres(sqlx::postgres::PgRow),
 }
 
@@ -236,33 +213,35 @@ fn corrupt(what: &str, text: &str) -> StoreError {
     StoreError::Corrupt(format!("unreadable {what} `{text}`"))
 }
 
+/// Reads an SQLite cell as a value kept with `storage`.
+fn sqlite_value(cell: &rusqlite::types::Value, storage: Storage) -> Result<Value, StoreError> {
+    use rusqlite::types::Value as Cell;
+    Ok(match (cell, storage) {
+        (Cell::Null, _) => Value::Null,
+        (Cell::Integer(n), Storage::Integer) => Value::Integer(*n),
+        (Cell::Integer(n), Storage::Fixed(_)) => Value::Fixed(*n),
+        (Cell::Integer(n), Storage::Boolean) => Value::Boolean(*n != 0),
+        (Cell::Text(text), Storage::Date) => {
+            Value::Date(NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| corrupt("date", text))?)
+        }
+        (Cell::Text(text), Storage::Datetime) => {
+            Value::Datetime(DateTime::parse_from_rfc3339(text).map_err(|_| corrupt("datetime", text))?.to_utc())
+        }
+        (Cell::Text(text), Storage::Uuid) => Value::Uuid(Uuid::parse_str(text).map_err(|_| corrupt("id", text))?),
+        (Cell::Text(text), Storage::List) => {
+            Value::List(serde_json::from_str(text).map_err(|_| corrupt("list", text))?)
+        }
+        (Cell::Text(text), Storage::Text) => Value::Text(text.clone()),
+        (other, _) => return Err(StoreError::Corrupt(format!("a {other:?} where a {storage:?} value belongs"))),
+    })
+}
+
 impl Row {
     /// Reads column `i` as a value kept with `storage`.
     pub fn value(&self, i: usize, storage: Storage) -> Result<Value, StoreError> {
         match self {
-            Row::Sqlite(row) => {
-                let value = match storage {
-                    Storage::Integer => row.try_get::<Option<i64>, _>(i)?.map(Value::Integer),
-                    Storage::Fixed(_) => row.try_get::<Option<i64>, _>(i)?.map(Value::Fixed),
-                    Storage::Boolean => row.try_get::<Option<bool>, _>(i)?.map(Value::Boolean),
-                    other => match row.try_get::<Option<String>, _>(i)? {
-                        None => None,
-                        Some(text) => Some(match other {
-                            Storage::Date => Value::Date(
-                                NaiveDate::parse_from_str(&text, "%Y-%m-%d").map_err(|_| corrupt("date", &text))?,
-                            ),
-                            Storage::Datetime => Value::Datetime(
-                                DateTime::parse_from_rfc3339(&text).map_err(|_| corrupt("datetime", &text))?.to_utc(),
-                            ),
-                            Storage::Uuid => Value::Uuid(Uuid::parse_str(&text).map_err(|_| corrupt("id", &text))?),
-                            Storage::List => {
-                                Value::List(serde_json::from_str(&text).map_err(|_| corrupt("list", &text))?)
-                            }
-                            _ => Value::Text(text),
-                        }),
-                    },
-                };
-                Ok(value.unwrap_or(Value::Null))
+            Row::Sqlite(cells) => {
+                sqlite_value(cells.get(i).ok_or_else(|| StoreError::Corrupt(format!("no column {i}")))?, storage)
             }
             Row::Postgres(row) => {
                 let value = match storage {
@@ -283,17 +262,17 @@ impl Row {
     }
 
     pub fn text(&self, i: usize) -> Result<Option<String>, StoreError> {
-        Ok(match self {
-            Row::Sqlite(row) => row.try_get(i)?,
-            Row::Postgres(row) => row.try_get(i)?,
-        })
+        match self.value(i, Storage::Text)? {
+            Value::Text(text) => Ok(Some(text)),
+            _ => Ok(None),
+        }
     }
 
     pub fn int(&self, i: usize) -> Result<Option<i64>, StoreError> {
-        Ok(match self {
-            Row::Sqlite(row) => row.try_get(i)?,
-            Row::Postgres(row) => row.try_get(i)?,
-        })
+        match self.value(i, Storage::Integer)? {
+            Value::Integer(n) => Ok(Some(n)),
+            _ => Ok(None),
+        }
     }
 
     pub fn uuid(&self, i: usize) -> Result<Option<Uuid>, StoreError> {
@@ -320,7 +299,7 @@ impl Row {
     /// Reads a JSON document column.
     pub fn json(&self, i: usize) -> Result<Option<serde_json::Value>, StoreError> {
         match self {
-            Row::Sqlite(row) => match row.try_get::<Option<String>, _>(i)? {
+            Row::Sqlite(_) => match self.text(i)? {
                 Some(text) => Ok(Some(serde_json::from_str(&text).map_err(|_| corrupt("JSON", &text))?)),
                 None => Ok(None),
             },
