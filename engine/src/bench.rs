@@ -314,6 +314,9 @@ async fn measure(args: &BenchArgs, config: Config, password: &str) -> anyhow::Re
     let cursors = std::sync::Arc::new(cursors);
 
     for op in ["get", "list_filtered", "list_deep", "contains", "create", "count_by_status"] {
+        if !args.only.is_empty() && !args.only.iter().any(|o| o == op) {
+            continue;
+        }
         progress(args, &format!("measuring {op}…"));
         let api = {
             let http = http.clone();

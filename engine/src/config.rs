@@ -77,6 +77,9 @@ pub struct BenchArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Measure only these operations (comma-separated), e.g. `get,list_filtered`.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
     /// Benchmark on PostgreSQL: a fresh database is created on this server and dropped after.
     #[arg(long, env = "CRM_BENCH_DATABASE_URL")]
     pub database_url: Option<String>,

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::pin::Pin;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -14,6 +15,8 @@ use crm_model::{Catalog, Entity, FieldDef, FieldType, Filter, ListQuery, SortKey
 use crm_store::records::{self as store, Page, col};
 use crm_store::system::{self, AuditEntry, OutboxEvent};
 use crm_store::{Record, StoreError, Tx};
+use serde::Serialize;
+use serde::ser::SerializeMap as _;
 use serde_json::{Map, Value as Json, json};
 use uuid::Uuid;
 
@@ -28,27 +31,71 @@ pub const MAX_BULK: usize = 1000;
 /// Most records one import request takes.
 pub const MAX_IMPORT: usize = 10_000;
 
-pub fn entity_of<'a>(catalog: &'a Catalog, name: &str) -> ApiResult<&'a Entity> {
-    catalog.entity(name).map(AsRef::as_ref).ok_or_else(|| ApiError::not_found(format!("no entity `{name}`")))
+pub fn entity_of<'a>(catalog: &'a Catalog, name: &str) -> ApiResult<&'a Arc<Entity>> {
+    catalog.entity(name).ok_or_else(|| ApiError::not_found(format!("no entity `{name}`")))
 }
 
-/// The JSON of a record: system keys and one key per live field (or only `fields`).
-pub fn record_json(entity: &Entity, record: &Record, fields: Option<&[usize]>) -> Json {
-    let mut object = Map::new();
-    let mut put = |i: usize| {
-        let field = &entity.columns()[i];
-        if !field.archived {
-            object.insert(field.name.to_string(), value::to_json(field, &record.values[i]));
+/// A record as the API writes it: system keys and one key per live field (or only the
+/// columns asked for), serialized straight from the stored values.
+struct RecordView<'a> {
+    entity: &'a Entity,
+    record: &'a Record,
+    fields: Option<&'a [usize]>,
+}
+
+impl Serialize for RecordView<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let columns = self.entity.columns();
+        let chosen: Box<dyn Iterator<Item = usize>> = match self.fields {
+            Some(indexes) => {
+                Box::new(std::iter::once(col::ID).chain(indexes.iter().copied().filter(|i| *i != col::ID)))
+            }
+            None => Box::new(0..columns.len()),
+        };
+        let mut map = serializer.serialize_map(None)?;
+        for i in chosen {
+            let field = &columns[i];
+            if !field.archived {
+                map.serialize_entry(field.name.as_str(), &ValueView { field, value: &self.record.values[i] })?;
+            }
         }
-    };
-    match fields {
-        Some(indexes) => {
-            put(col::ID);
-            indexes.iter().filter(|i| **i != col::ID).for_each(|i| put(*i));
-        }
-        None => (0..entity.columns().len()).for_each(put),
+        map.end()
     }
-    Json::Object(object)
+}
+
+/// A value as [`value::to_json`] writes it, without building the JSON first.
+struct ValueView<'a> {
+    field: &'a FieldDef,
+    value: &'a Value,
+}
+
+impl Serialize for ValueView<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.value {
+            Value::Null => serializer.serialize_none(),
+            Value::Text(text) => serializer.serialize_str(text),
+            Value::Integer(n) => serializer.serialize_i64(*n),
+            Value::Fixed(n) => serializer.serialize_str(&value::format_fixed(*n, self.field.scale())),
+            Value::Boolean(b) => serializer.serialize_bool(*b),
+            Value::Date(d) => serializer.collect_str(&d.format("%Y-%m-%d")),
+            Value::Datetime(dt) => serializer.serialize_str(&value::format_datetime(dt)),
+            Value::Uuid(id) => serializer.serialize_str(id.hyphenated().encode_lower(&mut Uuid::encode_buffer())),
+            Value::List(items) => items.serialize(serializer),
+        }
+    }
+}
+
+/// One record for a response.
+pub struct RecordOut {
+    entity: Arc<Entity>,
+    record: Record,
+    fields: Option<Vec<usize>>,
+}
+
+impl Serialize for RecordOut {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        RecordView { entity: &self.entity, record: &self.record, fields: self.fields.as_deref() }.serialize(serializer)
+    }
 }
 
 /// Column positions for a `fields=a,b` parameter.
@@ -259,7 +306,7 @@ async fn fill_auto_numbers(tx: &mut Tx, entity: &Entity, records: &mut [Record])
     Ok(())
 }
 
-pub async fn create(app: &App, principal: Principal, entity_name: &str, body: &Json) -> ApiResult<Json> {
+pub async fn create(app: &App, principal: Principal, entity_name: &str, body: &Json) -> ApiResult<RecordOut> {
     create_with(app, principal, entity_name, body, None, |_, _| Box::pin(async { Ok(()) })).await
 }
 
@@ -276,7 +323,7 @@ pub async fn create_with(
         DateTime<Utc>,
     ) -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 't>>
     + Send,
-) -> ApiResult<Json> {
+) -> ApiResult<RecordOut> {
     let catalog = app.catalog();
     let entity = entity_of(&catalog, entity_name)?;
     let body = body_object(body, "a record")?;
@@ -286,7 +333,8 @@ pub async fn create_with(
     insert_checked(&mut tx, &catalog, entity, principal, &mut records, now).await?;
     extra(&mut tx, now).await?;
     tx.commit().await?;
-    Ok(record_json(entity, &records[0], None))
+    let record = records.pop().expect("one record was built");
+    Ok(RecordOut { entity: entity.clone(), record, fields: None })
 }
 
 /// Creates many records in one transaction: all or none.
@@ -422,12 +470,12 @@ fn duplicates_within(entity: &Entity, records: &[Record], unique: &[usize]) -> V
     errors
 }
 
-pub async fn get(app: &App, entity_name: &str, id: &str, fields: Option<&str>) -> ApiResult<Json> {
+pub async fn get(app: &App, entity_name: &str, id: &str, fields: Option<&str>) -> ApiResult<RecordOut> {
     let catalog = app.catalog();
     let entity = entity_of(&catalog, entity_name)?;
     let record = live_record(app, entity, id).await?;
     let fields = fields.map(|f| parse_fields(entity, f)).transpose()?;
-    Ok(record_json(entity, &record, fields.as_deref()))
+    Ok(RecordOut { entity: entity.clone(), record, fields })
 }
 
 fn parse_id(id: &str) -> ApiResult<Uuid> {
@@ -443,7 +491,7 @@ async fn live_record(app: &App, entity: &Entity, id: &str) -> ApiResult<Record> 
 }
 
 /// Applies a partial update at the version the client read.
-pub async fn update(app: &App, principal: Principal, entity_name: &str, id: &str, body: &Json) -> ApiResult<Json> {
+pub async fn update(app: &App, principal: Principal, entity_name: &str, id: &str, body: &Json) -> ApiResult<RecordOut> {
     let catalog = app.catalog();
     let entity = entity_of(&catalog, entity_name)?;
     let id = parse_id(id)?;
@@ -473,7 +521,7 @@ pub async fn update(app: &App, principal: Principal, entity_name: &str, id: &str
     }
     let updated = apply_change(&mut tx, &catalog, entity, principal, &current, &values, app.now(), "").await?;
     tx.commit().await?;
-    Ok(record_json(entity, &updated, None))
+    Ok(RecordOut { entity: entity.clone(), record: updated, fields: None })
 }
 
 /// Checks and writes a change to a locked, live record; returns the record as stored.
@@ -700,20 +748,33 @@ pub struct ListParams {
 
 /// A page of a list, answered as `{"data": [...], "next_cursor": ..., "total": ...}`.
 pub struct ListPage {
-    pub data: Vec<Json>,
+    entity: Arc<Entity>,
+    records: Vec<Record>,
+    fields: Option<Vec<usize>>,
     pub next_cursor: Option<String>,
     pub total: Option<i64>,
 }
 
-impl ListPage {
-    pub fn into_json(self) -> Json {
-        let mut object = Map::new();
-        object.insert("data".into(), Json::Array(self.data));
-        object.insert("next_cursor".into(), self.next_cursor.map_or(Json::Null, Json::String));
-        if let Some(total) = self.total {
-            object.insert("total".into(), total.into());
+impl Serialize for ListPage {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        struct Data<'a>(&'a ListPage);
+        impl Serialize for Data<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let page = self.0;
+                serializer.collect_seq(page.records.iter().map(|record| RecordView {
+                    entity: &page.entity,
+                    record,
+                    fields: page.fields.as_deref(),
+                }))
+            }
         }
-        Json::Object(object)
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("data", &Data(self))?;
+        map.serialize_entry("next_cursor", &self.next_cursor)?;
+        if let Some(total) = self.total {
+            map.serialize_entry("total", &total)?;
+        }
+        map.end()
     }
 }
 
@@ -777,7 +838,7 @@ pub fn cursor_of(entity: &Entity, sort: &[SortKey], record: &Record) -> String {
 
 async fn run_list(
     app: &App,
-    entity: &Entity,
+    entity: &Arc<Entity>,
     query: ListQuery,
     params: &ListParams,
     default_fields: Option<Vec<usize>>,
@@ -793,8 +854,7 @@ async fn run_list(
     };
     let Page { records, more } = store::list(&app.db, entity, &query).await?;
     let next_cursor = if more { records.last().map(|r| cursor_of(entity, &query.sort, r)) } else { None };
-    let data = records.iter().map(|r| record_json(entity, r, fields.as_deref())).collect();
-    Ok(ListPage { data, next_cursor, total })
+    Ok(ListPage { entity: entity.clone(), records, fields, next_cursor, total })
 }
 
 pub async fn list(app: &App, entity_name: &str, params: &ListParams) -> ApiResult<ListPage> {

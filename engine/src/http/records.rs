@@ -25,8 +25,8 @@ pub async fn list(
     _p: Principal,
     Path(entity): Path<String>,
     ApiQuery(params): ApiQuery<ListParams>,
-) -> ApiResult<Json<Json_>> {
-    Ok(Json(records::list(&app, &entity, &params).await?.into_json()))
+) -> ApiResult<Json<records::ListPage>> {
+    Ok(Json(records::list(&app, &entity, &params).await?))
 }
 
 /// `POST /api/v1/records/{entity}`
@@ -46,7 +46,7 @@ pub async fn get(
     _p: Principal,
     Path((entity, id)): Path<(String, String)>,
     ApiQuery(q): ApiQuery<FieldsParam>,
-) -> ApiResult<Json<Json_>> {
+) -> ApiResult<Json<records::RecordOut>> {
     Ok(Json(records::get(&app, &entity, &id, q.fields.as_deref()).await?))
 }
 
@@ -56,7 +56,7 @@ pub async fn update(
     p: Principal,
     Path((entity, id)): Path<(String, String)>,
     ApiJson(body): ApiJson<Json_>,
-) -> ApiResult<Json<Json_>> {
+) -> ApiResult<Json<records::RecordOut>> {
     Ok(Json(records::update(&app, p, &entity, &id, &body).await?))
 }
 
@@ -95,8 +95,8 @@ pub async fn related(
     _p: Principal,
     Path((entity, id, panel)): Path<(String, String, String)>,
     ApiQuery(params): ApiQuery<ListParams>,
-) -> ApiResult<Json<Json_>> {
-    Ok(Json(records::related(&app, &entity, &id, &panel, &params).await?.into_json()))
+) -> ApiResult<Json<records::ListPage>> {
+    Ok(Json(records::related(&app, &entity, &id, &panel, &params).await?))
 }
 
 /// `GET /api/v1/records/{entity}/{id}/history`
