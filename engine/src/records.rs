@@ -425,7 +425,6 @@ async fn insert_checked(
     if !errors.is_empty() {
         return Err(ApiError::Invalid(errors));
     }
-    store::insert(tx, entity, records).await?;
     let audit: Vec<AuditEntry> = records
         .iter()
         .map(|r| AuditEntry {
@@ -445,7 +444,8 @@ async fn insert_checked(
             payload: json!({"version": 1}),
         })
         .collect();
-    system::record_change(tx, now, &audit, &events).await?;
+    let audit_and_outbox = system::change_statements(tx.dialect(), now, &audit, &events);
+    store::insert(tx, entity, records, audit_and_outbox).await?;
     Ok(())
 }
 

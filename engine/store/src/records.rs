@@ -162,11 +162,13 @@ pub async fn reserve_in_sequence(tx: &mut Tx, name: &str, count: i64) -> Result<
     Ok(last - count + 1)
 }
 
-/// Inserts records in as few statements as the parameter limits allow.
-pub async fn insert(tx: &mut Tx, entity: &Entity, records: &[Record]) -> Result<(), StoreError> {
+/// Inserts records, in as few statements as the parameter limits allow, followed by
+/// `then` (the audit and outbox rows of the change), all in one trip to the database.
+pub async fn insert(tx: &mut Tx, entity: &Entity, records: &[Record], then: Vec<Sql>) -> Result<(), StoreError> {
     let columns = entity.columns();
     // Both databases take at least 32766 parameters per statement.
     let rows_per_statement = (30_000 / columns.len()).clamp(1, 500);
+    let mut statements = Vec::with_capacity(records.len() / rows_per_statement + 1 + then.len());
     for chunk in records.chunks(rows_per_statement) {
         let mut sql = tx.sql();
         sql.push("INSERT INTO ").ident(entity.name()).push(" (");
@@ -181,9 +183,10 @@ pub async fn insert(tx: &mut Tx, entity: &Entity, records: &[Record]) -> Result<
             });
             sql.push(")");
         });
-        sql.execute_tx(tx).await.map_err(|e| classify(entity, e))?;
+        statements.push(sql);
     }
-    Ok(())
+    statements.extend(then);
+    Sql::execute_all(statements, tx).await.map_err(|e| classify(entity, e))
 }
 
 /// Writes changed columns of a live record at `version`, bumping the version. Returns the

@@ -194,6 +194,19 @@ impl Sql {
         })
     }
 
+    /// Runs statements in order inside a transaction, in one trip to SQLite.
+    pub async fn execute_all(statements: Vec<Sql>, tx: &mut Tx) -> Result<(), StoreError> {
+        match &mut tx.inner {
+            TxInner::Sqlite(t) => t.run_all(statements.into_iter().map(|s| (s.text, s.args)).collect()).await,
+            TxInner::Postgres(t) => {
+                for statement in statements {
+                    statement.postgres().execute(&mut **t).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// Runs the statement on the write side outside any transaction.
     pub async fn execute(self, db: &Db) -> Result<u64, StoreError> {
         Ok(match &db.pools {

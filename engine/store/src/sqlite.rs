@@ -135,20 +135,11 @@ impl SqlitePools {
         blocking(move || run(&lock(&conn), &sql, &args)).await
     }
 
+    /// Takes the writer's turn; the transaction itself begins with its first statement, in
+    /// the same trip to the database.
     pub(crate) async fn begin(&self) -> Result<SqliteTx, StoreError> {
         let turn = self.write_turn.clone().lock_owned().await;
-        let conn = self.write.clone();
-        let begun = conn.clone();
-        blocking(move || {
-            let conn = lock(&begun);
-            // A transaction whose task was cancelled may not have rolled back yet.
-            if !conn.is_autocommit() {
-                conn.execute_batch("ROLLBACK")?;
-            }
-            Ok(conn.execute_batch("BEGIN IMMEDIATE")?)
-        })
-        .await?;
-        Ok(SqliteTx { _turn: turn, conn, open: true })
+        Ok(SqliteTx { _turn: turn, conn: self.write.clone(), begun: false })
     }
 }
 
@@ -160,30 +151,71 @@ fn lock(conn: &Mutex<Connection>) -> std::sync::MutexGuard<'_, Connection> {
 pub(crate) struct SqliteTx {
     _turn: tokio::sync::OwnedMutexGuard<()>,
     conn: Arc<Mutex<Connection>>,
-    open: bool,
+    begun: bool,
+}
+
+/// Starts the transaction on its first statement.
+fn begin_once(conn: &Connection, begun: bool) -> Result<(), StoreError> {
+    if !begun {
+        // A transaction whose task was cancelled may not have rolled back yet.
+        if !conn.is_autocommit() {
+            conn.execute_batch("ROLLBACK")?;
+        }
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+    }
+    Ok(())
 }
 
 impl SqliteTx {
     pub(crate) async fn run(&mut self, sql: String, args: Vec<Arg>) -> Result<(Vec<Cells>, u64), StoreError> {
         let conn = self.conn.clone();
-        blocking(move || run(&lock(&conn), &sql, &args)).await
+        let begun = std::mem::replace(&mut self.begun, true);
+        blocking(move || {
+            let conn = lock(&conn);
+            begin_once(&conn, begun)?;
+            run(&conn, &sql, &args)
+        })
+        .await
+    }
+
+    /// Runs several statements in one trip.
+    pub(crate) async fn run_all(&mut self, statements: Vec<(String, Vec<Arg>)>) -> Result<(), StoreError> {
+        let conn = self.conn.clone();
+        let begun = std::mem::replace(&mut self.begun, true);
+        blocking(move || {
+            let conn = lock(&conn);
+            begin_once(&conn, begun)?;
+            for (sql, args) in &statements {
+                run(&conn, sql, args)?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     pub(crate) async fn script(&mut self, sql: &'static str) -> Result<(), StoreError> {
         let conn = self.conn.clone();
-        blocking(move || Ok(lock(&conn).execute_batch(sql)?)).await
+        let begun = std::mem::replace(&mut self.begun, true);
+        blocking(move || {
+            let conn = lock(&conn);
+            begin_once(&conn, begun)?;
+            Ok(conn.execute_batch(sql)?)
+        })
+        .await
     }
 
     pub(crate) async fn commit(mut self) -> Result<(), StoreError> {
+        if !std::mem::replace(&mut self.begun, false) {
+            return Ok(());
+        }
         let conn = self.conn.clone();
-        self.open = false;
         blocking(move || Ok(lock(&conn).execute_batch("COMMIT")?)).await
     }
 }
 
 impl Drop for SqliteTx {
     fn drop(&mut self) {
-        if self.open {
+        if self.begun {
             let conn = lock(&self.conn);
             if !conn.is_autocommit() {
                 // Rolling back is immediate in SQLite; it must happen before the writer's turn

@@ -245,8 +245,20 @@ pub async fn record_change(
     audit: &[AuditEntry],
     events: &[OutboxEvent],
 ) -> Result<(), StoreError> {
+    let statements = change_statements(tx.dialect(), now, audit, events);
+    crate::Sql::execute_all(statements, tx).await
+}
+
+/// The statements that write audit entries and outbox events, to run with other writes.
+pub fn change_statements(
+    dialect: crate::Dialect,
+    now: DateTime<Utc>,
+    audit: &[AuditEntry],
+    events: &[OutboxEvent],
+) -> Vec<crate::Sql> {
+    let mut statements = Vec::new();
     for chunk in audit.chunks(1000) {
-        let mut sql = tx.sql();
+        let mut sql = crate::Sql::new(dialect);
         sql.push("INSERT INTO crm_audit (at, actor, entity, record_id, action, changes) VALUES ");
         sql.comma_list(chunk, |sql, entry| {
             sql.push("(").bind(Arg::Datetime(now)).push(", ");
@@ -254,19 +266,19 @@ pub async fn record_change(
             sql.bind(Arg::Text(entry.entity.clone())).push(", ").bind(Arg::Uuid(entry.record_id)).push(", ");
             sql.bind(Arg::Text(entry.action.to_owned())).push(", ").bind(Arg::Json(entry.changes.clone())).push(")");
         });
-        sql.execute_tx(tx).await?;
+        statements.push(sql);
     }
     for chunk in events.chunks(1000) {
-        let mut sql = tx.sql();
+        let mut sql = crate::Sql::new(dialect);
         sql.push("INSERT INTO crm_outbox (at, entity, record_id, event, payload) VALUES ");
         sql.comma_list(chunk, |sql, event| {
             sql.push("(").bind(Arg::Datetime(now)).push(", ");
             sql.bind(Arg::Text(event.entity.clone())).push(", ").bind(Arg::Uuid(event.record_id)).push(", ");
             sql.bind(Arg::Text(event.event.to_owned())).push(", ").bind(Arg::Json(event.payload.clone())).push(")");
         });
-        sql.execute_tx(tx).await?;
+        statements.push(sql);
     }
-    Ok(())
+    statements
 }
 
 /// The audit entries of one record, oldest first.
