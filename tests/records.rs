@@ -17,6 +17,7 @@ backends!(
     import_is_all_or_nothing,
     unique_values_and_the_recycle_bin,
     hostile_input_stays_data,
+    concurrent_writes_all_land_or_fail_alone,
 );
 
 async fn crud_and_optimistic_concurrency(t: TestApp) {
@@ -429,4 +430,35 @@ async fn hostile_input_stays_data(t: TestApp) {
     assert_eq!(nul["errors"][0]["code"], "invalid_text");
     let long = t.post("/api/v1/records/customer", json!({"name": "长".repeat(201)})).await.expect(422);
     assert_eq!(long["errors"][0]["code"], "too_long");
+}
+
+async fn concurrent_writes_all_land_or_fail_alone(t: TestApp) {
+    let t = std::sync::Arc::new(t);
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let t = t.clone();
+        tasks.push(tokio::spawn(async move {
+            // Every third product repeats a code: exactly one of each pair may land.
+            let code = if i % 3 == 0 { format!("DUP-{}", i % 2) } else { format!("P-{i}") };
+            let reply = t.post("/api/v1/records/product", json!({"name": format!("产品{i}"), "code": code})).await;
+            (i, reply.status.as_u16(), reply.body)
+        }));
+    }
+    let mut created = Vec::new();
+    for task in tasks {
+        let (i, status, body) = task.await.unwrap();
+        match status {
+            201 => created.push(body["id"].as_str().unwrap().to_owned()),
+            422 => assert_eq!(body["errors"][0]["field"], "code", "request {i}: {body}"),
+            other => panic!("request {i}: {other} {body}"),
+        }
+    }
+    assert_eq!(created.len(), 40 + 2, "every unique code lands, one of each duplicate");
+    let listed = t.list("product", None, "count=true&limit=1").await.expect(200);
+    assert_eq!(listed["total"], 42);
+    for id in created.iter().take(5) {
+        t.get(&format!("/api/v1/records/product/{id}")).await.expect(200);
+    }
+    let audit = t.get(&format!("/api/v1/records/product/{}/history", created[0])).await.expect(200);
+    assert_eq!(audit["data"][0]["action"], "create", "the audit row committed with its record");
 }

@@ -4,6 +4,7 @@
 //! so a page of rows costs one thread hop, not one per row.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -43,9 +44,91 @@ struct ReadPool {
 #[derive(Clone)]
 pub(crate) struct SqlitePools {
     read: Arc<ReadPool>,
-    /// Held by a transaction for its whole life: the writer's turn.
-    write_turn: Arc<tokio::sync::Mutex<()>>,
-    write: Arc<Mutex<Connection>>,
+    writer: Arc<Writer>,
+}
+
+/// The write connection and the group commit around it.
+///
+/// Transactions take turns on the connection. Each runs inside a savepoint of a shared SQLite
+/// transaction; when it finishes while others wait for their turn, the SQLite transaction is
+/// left open for them and one COMMIT makes the whole group durable. Nobody is told their
+/// transaction succeeded before that COMMIT did. The pages a group shares (table and index
+/// leaves, the audit and outbox tables) are written to the log once instead of once each.
+struct Writer {
+    turn: Arc<tokio::sync::Mutex<()>>,
+    conn: Mutex<Connection>,
+    /// Transactions waiting for the turn.
+    queued: AtomicUsize,
+    group: Mutex<Group>,
+}
+
+#[derive(Default)]
+struct Group {
+    /// A SQLite transaction is open on the write connection.
+    open: bool,
+    /// Finished transactions waiting for the group's COMMIT.
+    waiting: Vec<tokio::sync::oneshot::Sender<Result<(), String>>>,
+    /// A task will commit the group if nobody else does.
+    flusher: bool,
+}
+
+/// The most transactions one COMMIT makes durable: enough to share the log writes, few
+/// enough that the first waits little.
+const MAX_GROUP: usize = 64;
+
+impl Writer {
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn group(&self) -> std::sync::MutexGuard<'_, Group> {
+        self.group.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Commits the open group and tells its members how it went. Callers hold the connection.
+    fn commit_group(&self, conn: &Connection, group: &mut Group) -> Result<(), StoreError> {
+        let result = if conn.is_autocommit() { Ok(()) } else { conn.execute_batch("COMMIT") };
+        group.open = false;
+        let outcome = result.as_ref().map(|_| ()).map_err(ToString::to_string);
+        for member in group.waiting.drain(..) {
+            let _ = member.send(outcome.clone());
+        }
+        Ok(result?)
+    }
+
+    /// Makes sure an open group gets committed even if the transaction it was left open for
+    /// never comes (its request was cancelled).
+    fn ensure_flusher(self: &Arc<Self>, conn: &Connection, group: &mut Group) {
+        if group.flusher {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            let _ = self.commit_group(conn, group);
+            return;
+        };
+        group.flusher = true;
+        let writer = self.clone();
+        runtime.spawn(async move {
+            let _turn = writer.turn.lock().await;
+            let flush = writer.clone();
+            let _ = blocking(move || {
+                let conn = flush.conn();
+                let mut group = flush.group();
+                group.flusher = false;
+                if group.open { flush.commit_group(&conn, &mut group) } else { Ok(()) }
+            })
+            .await;
+        });
+    }
+}
+
+/// Counts a transaction as waiting for its turn until it has it (or gives up).
+struct Queued<'a>(&'a AtomicUsize);
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// A result row: its cells, owned.
@@ -108,8 +191,12 @@ impl SqlitePools {
                 idle: Mutex::new(idle),
                 permits: tokio::sync::Semaphore::new(readers.max(1) as usize),
             }),
-            write_turn: Arc::new(tokio::sync::Mutex::new(())),
-            write: Arc::new(Mutex::new(write)),
+            writer: Arc::new(Writer {
+                turn: Arc::new(tokio::sync::Mutex::new(())),
+                conn: Mutex::new(write),
+                queued: AtomicUsize::new(0),
+                group: Mutex::new(Group::default()),
+            }),
         })
     }
 
@@ -128,51 +215,58 @@ impl SqlitePools {
         .await
     }
 
-    /// Runs a statement on the write connection outside any transaction.
+    /// Runs one statement as a transaction of its own.
     pub(crate) async fn write(&self, sql: String, args: Vec<Arg>) -> Result<(Vec<Cells>, u64), StoreError> {
-        let _turn = self.write_turn.lock().await;
-        let conn = self.write.clone();
-        blocking(move || run(&lock(&conn), &sql, &args)).await
+        let mut tx = self.begin().await?;
+        let result = tx.run(sql, args).await?;
+        tx.commit().await?;
+        Ok(result)
     }
 
-    /// Takes the writer's turn; the transaction itself begins with its first statement, in
-    /// the same trip to the database.
+    /// Waits for the writer's turn; the transaction starts with its first statement, in the
+    /// same trip to the database.
     pub(crate) async fn begin(&self) -> Result<SqliteTx, StoreError> {
-        let turn = self.write_turn.clone().lock_owned().await;
-        Ok(SqliteTx { _turn: turn, conn: self.write.clone(), begun: false })
+        self.writer.queued.fetch_add(1, Ordering::SeqCst);
+        let queued = Queued(&self.writer.queued);
+        let turn = self.writer.turn.clone().lock_owned().await;
+        drop(queued);
+        Ok(SqliteTx { writer: self.writer.clone(), _turn: turn, started: false })
     }
 }
 
-fn lock(conn: &Mutex<Connection>) -> std::sync::MutexGuard<'_, Connection> {
-    conn.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A transaction on the write connection; rolled back if dropped before `commit`.
+/// A transaction on the write connection (a savepoint of the group's SQLite transaction);
+/// rolled back if dropped before `commit`.
 pub(crate) struct SqliteTx {
+    writer: Arc<Writer>,
     _turn: tokio::sync::OwnedMutexGuard<()>,
-    conn: Arc<Mutex<Connection>>,
-    begun: bool,
+    started: bool,
 }
 
-/// Starts the transaction on its first statement.
-fn begin_once(conn: &Connection, begun: bool) -> Result<(), StoreError> {
-    if !begun {
-        // A transaction whose task was cancelled may not have rolled back yet.
-        if !conn.is_autocommit() {
-            conn.execute_batch("ROLLBACK")?;
-        }
-        conn.execute_batch("BEGIN IMMEDIATE")?;
+/// Starts the transaction on its first statement: joins the open group or begins one.
+fn start(writer: &Writer, conn: &Connection, started: bool) -> Result<(), StoreError> {
+    if started {
+        return Ok(());
     }
+    let mut group = writer.group();
+    if group.open && conn.is_autocommit() {
+        // SQLite rolled the group back by itself (a full disk, say): its members learn it.
+        writer.commit_group(conn, &mut group)?;
+    }
+    if !group.open {
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        group.open = true;
+    }
+    conn.execute_batch("SAVEPOINT tx")?;
     Ok(())
 }
 
 impl SqliteTx {
     pub(crate) async fn run(&mut self, sql: String, args: Vec<Arg>) -> Result<(Vec<Cells>, u64), StoreError> {
-        let conn = self.conn.clone();
-        let begun = std::mem::replace(&mut self.begun, true);
+        let writer = self.writer.clone();
+        let started = std::mem::replace(&mut self.started, true);
         blocking(move || {
-            let conn = lock(&conn);
-            begin_once(&conn, begun)?;
+            let conn = writer.conn();
+            start(&writer, &conn, started)?;
             run(&conn, &sql, &args)
         })
         .await
@@ -180,11 +274,11 @@ impl SqliteTx {
 
     /// Runs several statements in one trip.
     pub(crate) async fn run_all(&mut self, statements: Vec<(String, Vec<Arg>)>) -> Result<(), StoreError> {
-        let conn = self.conn.clone();
-        let begun = std::mem::replace(&mut self.begun, true);
+        let writer = self.writer.clone();
+        let started = std::mem::replace(&mut self.started, true);
         blocking(move || {
-            let conn = lock(&conn);
-            begin_once(&conn, begun)?;
+            let conn = writer.conn();
+            start(&writer, &conn, started)?;
             for (sql, args) in &statements {
                 run(&conn, sql, args)?;
             }
@@ -194,34 +288,69 @@ impl SqliteTx {
     }
 
     pub(crate) async fn script(&mut self, sql: &'static str) -> Result<(), StoreError> {
-        let conn = self.conn.clone();
-        let begun = std::mem::replace(&mut self.begun, true);
+        let writer = self.writer.clone();
+        let started = std::mem::replace(&mut self.started, true);
         blocking(move || {
-            let conn = lock(&conn);
-            begin_once(&conn, begun)?;
+            let conn = writer.conn();
+            start(&writer, &conn, started)?;
             Ok(conn.execute_batch(sql)?)
         })
         .await
     }
 
+    /// Keeps the transaction's changes; returns once they are committed to the database.
     pub(crate) async fn commit(mut self) -> Result<(), StoreError> {
-        if !std::mem::replace(&mut self.begun, false) {
+        if !std::mem::replace(&mut self.started, false) {
             return Ok(());
         }
-        let conn = self.conn.clone();
-        blocking(move || Ok(lock(&conn).execute_batch("COMMIT")?)).await
+        let writer = self.writer.clone();
+        let waiting = blocking(move || {
+            let conn = writer.conn();
+            conn.execute_batch("RELEASE tx")?;
+            let mut group = writer.group();
+            if writer.queued.load(Ordering::SeqCst) > 0 && group.waiting.len() + 1 < MAX_GROUP {
+                let (sender, receiver) = tokio::sync::oneshot::channel();
+                group.waiting.push(sender);
+                writer.ensure_flusher(&conn, &mut group);
+                Ok(Some(receiver))
+            } else {
+                writer.commit_group(&conn, &mut group).map(|()| None)
+            }
+        })
+        .await?;
+        // The turn passes on here, when `self` is dropped.
+        drop(self);
+        match waiting {
+            None => Ok(()),
+            Some(receiver) => match receiver.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(message)) => Err(StoreError::Corrupt(format!("the commit failed: {message}"))),
+                Err(_) => Err(StoreError::Corrupt("the commit was abandoned".into())),
+            },
+        }
     }
 }
 
 impl Drop for SqliteTx {
     fn drop(&mut self) {
-        if self.begun {
-            let conn = lock(&self.conn);
+        if !self.started {
+            return;
+        }
+        // Undo this transaction only; the group's other members stay. Rolling back is
+        // immediate in SQLite, and must happen before the turn passes on.
+        let conn = self.writer.conn();
+        let undone = conn.execute_batch("ROLLBACK TO tx; RELEASE tx");
+        let mut group = self.writer.group();
+        if undone.is_err() || group.waiting.is_empty() {
             if !conn.is_autocommit() {
-                // Rolling back is immediate in SQLite; it must happen before the writer's turn
-                // passes to the next transaction.
                 let _ = conn.execute_batch("ROLLBACK");
             }
+            group.open = false;
+            for member in group.waiting.drain(..) {
+                let _ = member.send(Err("the group's transaction was rolled back".into()));
+            }
+        } else {
+            self.writer.ensure_flusher(&conn, &mut group);
         }
     }
 }
