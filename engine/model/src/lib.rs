@@ -15,7 +15,7 @@ pub mod value;
 pub use catalog::{Catalog, Docs, Entity, MetaError};
 pub use filter::{Filter, ListQuery, Op, QueryError};
 pub use ident::Ident;
-pub use meta::{DocKind, EntityDef, FieldDef, FieldType, Labels, Locale, SortKey, Storage};
+pub use meta::{DocKind, EntityDef, FieldDef, FieldType, Labels, SortKey, Storage};
 pub use value::Value;
 
 /// The entity whose records are the people who own, create and change every other record.

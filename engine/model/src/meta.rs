@@ -14,31 +14,9 @@ pub struct Labels {
     pub en: String,
 }
 
-/// The languages of the product.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Locale {
-    #[default]
-    ZhCn,
-    En,
-}
-
-impl Locale {
-    /// Picks the language from a tag such as `zh-CN`, `zh`, `en-US`; anything else is zh-CN.
-    pub fn from_tag(tag: &str) -> Self {
-        if tag.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("en")) { Locale::En } else { Locale::ZhCn }
-    }
-}
-
 impl Labels {
     pub fn new(zh_cn: &str, en: &str) -> Self {
         Self { zh_cn: zh_cn.to_owned(), en: en.to_owned() }
-    }
-
-    pub fn get(&self, locale: Locale) -> &str {
-        match locale {
-            Locale::ZhCn => &self.zh_cn,
-            Locale::En => &self.en,
-        }
     }
 }
 

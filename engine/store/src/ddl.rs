@@ -137,15 +137,3 @@ pub async fn apply(tx: &mut Tx, catalog: &Catalog, steps: &[TableStep]) -> Resul
     }
     Ok(())
 }
-
-/// Whether the table of an entity exists (used on start-up to check the database matches
-/// the stored metadata).
-pub async fn table_exists(db: &crate::Db, entity: &Ident) -> Result<bool, StoreError> {
-    let mut sql = db.sql();
-    match db.dialect() {
-        Dialect::Sqlite => sql.push("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = "),
-        Dialect::Postgres => sql.push("SELECT 1 FROM pg_tables WHERE schemaname = current_schema() AND tablename = "),
-    };
-    sql.bind(Arg::Text(entity.to_string()));
-    Ok(sql.fetch_optional(db).await?.is_some())
-}

@@ -48,11 +48,6 @@ impl Record {
     pub fn is_deleted(&self) -> bool {
         !self.values[col::DELETED_AT].is_null()
     }
-
-    /// The value of a column by name.
-    pub fn get(&self, entity: &Entity, name: &str) -> Option<&Value> {
-        entity.column_index(name).map(|i| &self.values[i])
-    }
 }
 
 fn read_record(row: &Row, entity: &Entity) -> Result<Record, StoreError> {

@@ -70,14 +70,6 @@ impl Sql {
         self.dialect
     }
 
-    pub fn text(&self) -> &str {
-        &self.text
-    }
-
-    pub fn args(&self) -> &[Arg] {
-        &self.args
-    }
-
     /// Appends SQL written in the source code; runtime text cannot get here.
     pub fn push(&mut self, sql: &'static str) -> &mut Self {
         self.text.push_str(sql);
@@ -97,11 +89,6 @@ impl Sql {
         self.text.push_str(name);
         self.text.push('"');
         self
-    }
-
-    /// Appends `"table"."column"`.
-    pub fn column(&mut self, table: &Ident, column: &Ident) -> &mut Self {
-        self.ident(table).push(".").ident(column)
     }
 
     /// Appends a placeholder bound to `arg`.
