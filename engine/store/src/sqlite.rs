@@ -30,8 +30,11 @@ fn open(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
     // drop the last transactions. It is the usual server choice.
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
-         PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY; PRAGMA mmap_size = 268435456;",
+         PRAGMA temp_store = MEMORY; PRAGMA mmap_size = 268435456;",
     )?;
+    // Readers keep a large page cache. The writer's is smaller: SQLite walks the whole cache
+    // at the end of every write transaction, and the pages it needs are in the memory map.
+    conn.execute_batch(if read_only { "PRAGMA cache_size = -65536" } else { "PRAGMA cache_size = -8192" })?;
     Ok(conn)
 }
 
