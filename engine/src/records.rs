@@ -14,7 +14,7 @@ use crm_model::filter::{self, Cond, Op};
 use crm_model::{Catalog, Entity, FieldDef, FieldType, Filter, ListQuery, SortKey, USER_ENTITY, Value, value};
 use crm_store::records::{self as store, Page, col};
 use crm_store::system::{self, AuditEntry, OutboxEvent};
-use crm_store::{Record, StoreError, Tx};
+use crm_store::{Db, On, Record, StoreError, Tx};
 use serde::Serialize;
 use serde::ser::SerializeMap as _;
 use serde_json::{Map, Value as Json, json};
@@ -158,7 +158,7 @@ fn body_object<'a>(body: &'a Json, what: &str) -> ApiResult<&'a Map<String, Json
 /// References that do not point at a live record of their target. The caller is a live user
 /// (they were just authenticated), so references to them need no query.
 async fn check_references(
-    tx: &mut Tx,
+    on: &mut On<'_>,
     catalog: &Catalog,
     entity: &Entity,
     records: &[(&Record, String)],
@@ -182,7 +182,7 @@ async fn check_references(
         ids.dedup();
         let Some(target_entity) = catalog.entity(target) else { continue };
         // Records created in this same request are not yet visible, but exist.
-        let mut found = store::existing_ids(tx, target_entity, &ids).await?;
+        let mut found = store::existing_ids(on, target_entity, &ids).await?;
         if target == entity.name().as_str() {
             found.extend(records.iter().map(|(r, _)| r.id()));
         }
@@ -210,7 +210,7 @@ async fn check_references(
 
 /// Unique fields whose value another live record already holds.
 async fn check_unique(
-    tx: &mut Tx,
+    on: &mut On<'_>,
     entity: &Entity,
     record: &Record,
     changed: &[usize],
@@ -221,7 +221,7 @@ async fn check_unique(
         let field = &entity.columns()[i];
         if field.unique
             && !record.values[i].is_null()
-            && store::value_taken(tx, entity, field, &record.values[i], record.id()).await?
+            && store::value_taken(on, entity, field, &record.values[i], record.id()).await?
         {
             errors.push(FieldError::new(
                 format!("{prefix}{}", field.name),
@@ -320,8 +320,9 @@ pub async fn create_with(
     let body = body_object(body, "a record")?;
     let now = app.now();
     let mut records = build_new(&catalog, entity, principal, &[body], id, now)?;
+    check_new(&app.db, &catalog, entity, principal, &records).await?;
     let mut tx = app.db.begin().await?;
-    insert_checked(&mut tx, &catalog, entity, principal, &mut records, now).await?;
+    write_new(&mut tx, entity, principal, &mut records, now).await?;
     extra(&mut tx, now).await?;
     tx.commit().await?;
     let record = records.pop().expect("one record was built");
@@ -356,8 +357,9 @@ pub async fn insert_prepared(
 ) -> ApiResult<()> {
     let catalog = app.catalog();
     let entity = entity_of(&catalog, entity_name)?;
+    check_new(&app.db, &catalog, entity, principal, records).await?;
     let mut tx = app.db.begin().await?;
-    insert_checked(&mut tx, &catalog, entity, principal, records, app.now()).await?;
+    write_new(&mut tx, entity, principal, records, app.now()).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -393,31 +395,41 @@ fn build_new(
     if errors.is_empty() { Ok(records) } else { Err(ApiError::Invalid(errors)) }
 }
 
-/// The checks that need the database, then the insert with audit and outbox.
-async fn insert_checked(
-    tx: &mut Tx,
+/// The checks of new records that need the database. They read committed data before the
+/// write starts, so the writer's turn is not held for them; the unique indexes remain the
+/// final guard against a concurrent duplicate.
+async fn check_new(
+    db: &Db,
     catalog: &Catalog,
+    entity: &Entity,
+    principal: Principal,
+    records: &[Record],
+) -> ApiResult<()> {
+    let several = records.len() > 1;
+    let prefix = |row: usize| if several { format!("records/{row}/") } else { String::new() };
+    let labelled: Vec<(&Record, String)> = records.iter().enumerate().map(|(i, r)| (r, prefix(i))).collect();
+    let mut on = On::Read(db);
+    let mut errors = check_references(&mut on, catalog, entity, &labelled, principal.user_id).await?;
+    let unique: Vec<usize> =
+        entity.columns().iter().enumerate().filter(|(_, f)| f.unique && !f.archived).map(|(i, _)| i).collect();
+    if !unique.is_empty() {
+        for (row, record) in records.iter().enumerate() {
+            errors.extend(check_unique(&mut on, entity, record, &unique, &prefix(row)).await?);
+        }
+        errors.extend(duplicates_within(entity, records, &unique));
+    }
+    if errors.is_empty() { Ok(()) } else { Err(ApiError::Invalid(errors)) }
+}
+
+/// Numbers new records and inserts them with their audit and outbox rows.
+async fn write_new(
+    tx: &mut Tx,
     entity: &Entity,
     principal: Principal,
     records: &mut [Record],
     now: DateTime<Utc>,
 ) -> ApiResult<()> {
     fill_auto_numbers(tx, entity, records).await?;
-    let several = records.len() > 1;
-    let prefix = |row: usize| if several { format!("records/{row}/") } else { String::new() };
-    let labelled: Vec<(&Record, String)> = records.iter().enumerate().map(|(i, r)| (r, prefix(i))).collect();
-    let mut errors = check_references(tx, catalog, entity, &labelled, principal.user_id).await?;
-    let unique: Vec<usize> =
-        entity.columns().iter().enumerate().filter(|(_, f)| f.unique && !f.archived).map(|(i, _)| i).collect();
-    if !unique.is_empty() {
-        for (row, record) in records.iter().enumerate() {
-            errors.extend(check_unique(tx, entity, record, &unique, &prefix(row)).await?);
-        }
-        errors.extend(duplicates_within(entity, records, &unique));
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::Invalid(errors));
-    }
     // A creation is audited without its values: they are the record's until a change, whose
     // audit entry keeps the value before it. Nothing is lost, and imports stay fast.
     let audit: Vec<AuditEntry> = records
@@ -549,9 +561,11 @@ async fn apply_change(
             *value = Value::Null;
         }
     }
-    errors
-        .extend(check_references(tx, catalog, entity, &[(&only_changed, prefix.to_owned())], principal.user_id).await?);
-    errors.extend(check_unique(tx, entity, &next, &changed, prefix).await?);
+    errors.extend(
+        check_references(&mut On::Tx(tx), catalog, entity, &[(&only_changed, prefix.to_owned())], principal.user_id)
+            .await?,
+    );
+    errors.extend(check_unique(&mut On::Tx(tx), entity, &next, &changed, prefix).await?);
     if !errors.is_empty() {
         return Err(ApiError::Invalid(errors));
     }
@@ -684,7 +698,7 @@ pub async fn bulk_set_deleted(
             entity.columns().iter().enumerate().filter(|(_, f)| f.unique && !f.archived).map(|(i, _)| i).collect();
         for id in &wanted {
             if let Some(record) = store::get_for_update(&mut tx, entity, *id).await?.filter(Record::is_deleted) {
-                let errors = check_unique(&mut tx, entity, &record, &unique, "").await?;
+                let errors = check_unique(&mut On::Tx(&mut tx), entity, &record, &unique, "").await?;
                 if !errors.is_empty() {
                     blocked.insert(*id, errors);
                 }

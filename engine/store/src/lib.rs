@@ -15,7 +15,7 @@ use sqlx::ConnectOptions as _;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 pub use records::Record;
-pub use sql::{Arg, Dialect, Row, Sql, server};
+pub use sql::{Arg, Dialect, On, Row, Sql, server};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

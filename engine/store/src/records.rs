@@ -9,7 +9,7 @@ use crm_model::{Entity, FieldDef, FieldType, Filter, ListQuery, Storage, Value};
 use uuid::Uuid;
 
 use crate::ddl::index_name;
-use crate::sql::{Arg, Dialect, Row, Sql};
+use crate::sql::{Arg, Dialect, On, Row, Sql};
 use crate::{Db, StoreError, Tx};
 
 /// One row of an entity table: a value per column of [`Entity::columns`], in that order.
@@ -112,16 +112,16 @@ pub async fn get_for_update(tx: &mut Tx, entity: &Entity, id: Uuid) -> Result<Op
 }
 
 /// Which of `ids` are live records of `entity`.
-pub async fn existing_ids(tx: &mut Tx, entity: &Entity, ids: &[Uuid]) -> Result<HashSet<Uuid>, StoreError> {
+pub async fn existing_ids(on: &mut On<'_>, entity: &Entity, ids: &[Uuid]) -> Result<HashSet<Uuid>, StoreError> {
     let mut found = HashSet::new();
     for chunk in ids.chunks(500) {
-        let mut sql = tx.sql();
+        let mut sql = on.sql();
         sql.push("SELECT \"id\" FROM ").ident(entity.name()).push(" WHERE \"deleted_at\" IS NULL AND \"id\" IN (");
         sql.comma_list(chunk, |sql, id| {
             sql.bind(Arg::Uuid(*id));
         });
         sql.push(")");
-        for row in sql.fetch_all_tx(tx).await? {
+        for row in on.fetch_all(sql).await? {
             found.extend(row.uuid(0)?);
         }
     }
@@ -130,18 +130,18 @@ pub async fn existing_ids(tx: &mut Tx, entity: &Entity, ids: &[Uuid]) -> Result<
 
 /// Whether another live record already holds `value` in a unique field.
 pub async fn value_taken(
-    tx: &mut Tx,
+    on: &mut On<'_>,
     entity: &Entity,
     field: &FieldDef,
     value: &Value,
     except: Uuid,
 ) -> Result<bool, StoreError> {
-    let mut sql = tx.sql();
+    let mut sql = on.sql();
     sql.push("SELECT 1 FROM ").ident(entity.name()).push(" WHERE ").ident(&field.name).push(" = ");
     sql.bind(Arg::of(field, value));
     sql.push(" AND \"deleted_at\" IS NULL AND \"id\" <> ").bind(Arg::Uuid(except));
     sql.push(" LIMIT 1");
-    Ok(sql.fetch_optional_tx(tx).await?.is_some())
+    Ok(!on.fetch_all(sql).await?.is_empty())
 }
 
 /// Reserves `count` consecutive numbers of a counter (auto-number fields), which starts at 1;

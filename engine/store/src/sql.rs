@@ -203,6 +203,32 @@ impl Sql {
     }
 }
 
+/// Where a statement runs: on the read side, or inside a transaction.
+pub enum On<'a> {
+    Read(&'a Db),
+    Tx(&'a mut Tx),
+}
+
+impl On<'_> {
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            On::Read(db) => db.dialect(),
+            On::Tx(tx) => tx.dialect(),
+        }
+    }
+
+    pub fn sql(&self) -> Sql {
+        Sql::new(self.dialect())
+    }
+
+    pub async fn fetch_all(&mut self, sql: Sql) -> Result<Vec<Row>, StoreError> {
+        match self {
+            On::Read(db) => sql.fetch_all(db).await,
+            On::Tx(tx) => sql.fetch_all_tx(tx).await,
+        }
+    }
+}
+
 /// A result row of either database.
 pub enum Row {
     Sqlite(crate::sqlite::Cells),
