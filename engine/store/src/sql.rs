@@ -1,6 +1,8 @@
 //! The dialect layer: statements are assembled here from static SQL, validated identifiers
-//! and bound values, and run on SQLite or PostgreSQL. This is the only place a runtime string
-//! becomes SQL (`AssertSqlSafe`), so everything that reaches the database passed through it.
+//! and bound values, and run on SQLite (through `sqlite.rs`) or PostgreSQL. [`Sql`] only
+//! accepts `&'static str` text, [`Ident`]s and parameters, so every statement that reaches
+//! either database was built here; for sqlx this is the one place that asserts a runtime
+//! string is safe SQL (`AssertSqlSafe`).
 
 use chrono::{DateTime, NaiveDate, Utc};
 use crm_model::{FieldDef, Ident, Storage, Value};
