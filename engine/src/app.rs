@@ -8,6 +8,7 @@ use chrono::{DateTime, SubsecRound as _, Utc};
 use crm_model::{Catalog, Docs};
 use crm_store::{Db, system};
 
+use crate::access::AccessCache;
 use crate::auth::TokenCache;
 use crate::config::Config;
 use crate::package::Package;
@@ -19,6 +20,8 @@ pub struct App {
     /// Metadata changes on this node apply one at a time.
     pub(crate) meta_lock: tokio::sync::Mutex<()>,
     pub(crate) tokens: TokenCache,
+    pub(crate) access: AccessCache,
+    pub(crate) throttle: crate::auth::Throttle,
 }
 
 pub type AppState = Arc<App>;
@@ -48,6 +51,8 @@ impl App {
             catalog: ArcSwap::from_pointee(catalog),
             meta_lock: tokio::sync::Mutex::new(()),
             tokens: TokenCache::default(),
+            access: AccessCache::default(),
+            throttle: crate::auth::Throttle::default(),
         });
         if app.catalog().entities().next().is_none() {
             let core = Package::core()?;
@@ -78,6 +83,13 @@ impl App {
         let _guard = self.meta_lock.lock().await;
         self.set_catalog(load_catalog(&self.db).await?);
         Ok(true)
+    }
+
+    /// Called after a write commits: changes to users and departments change who may see what.
+    pub fn noticed_write(&self, entity: &str) {
+        if entity == crm_model::USER_ENTITY || entity == "department" {
+            self.access.forget();
+        }
     }
 
     /// The time of the engine; one place so rules and schedules can be tested with a clock.

@@ -1,48 +1,36 @@
-//! Who is calling: passwords (Argon2id), API tokens (kept as SHA-256 hashes, cached briefly),
-//! the middleware that turns a bearer token into a [`Principal`], and the first administrator.
+//! Who is calling: passwords (Argon2id), API tokens and browser sessions (kept as SHA-256
+//! hashes, checked briefly from memory), CSRF tokens for cookie-authenticated changes, login
+//! throttling, the middleware that makes a [`Principal`], and the first administrator.
 
-use std::collections::HashMap;
-use std::sync::RwLock;
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use axum::extract::{FromRequestParts, Request, State};
-use axum::http::header;
-use axum::http::request::Parts;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use crm_store::system;
+use crm_store::system::{self, AuditEntry};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::access::Principal;
 use crate::app::{App, AppState};
 use crate::error::{ApiError, ApiResult};
 
-/// The authenticated caller of a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Principal {
-    pub user_id: Uuid,
-    pub is_admin: bool,
-}
-
-impl Principal {
-    pub fn require_admin(&self) -> ApiResult<()> {
-        if self.is_admin { Ok(()) } else { Err(ApiError::Forbidden("this needs an administrator".into())) }
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for Principal {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Principal>().copied().ok_or(ApiError::Unauthorized)
-    }
-}
+/// The session cookie: random, HttpOnly, SameSite=Lax.
+pub const SESSION_COOKIE: &str = "crm_session";
+/// The header a cookie-authenticated change must carry its CSRF token in.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+/// How long a browser session lasts.
+const SESSION_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::hours(12);
 
 pub fn hash_password(password: &str) -> anyhow::Result<String> {
     Argon2::default()
@@ -55,27 +43,134 @@ pub fn verify_password(hash: &str, password: &str) -> bool {
     PasswordHash::new(hash).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
 }
 
+/// A password policy small enough to state: at least 8 characters, not all the same kind.
+pub fn check_new_password(password: &str) -> ApiResult<()> {
+    let kinds = [
+        password.chars().any(|c| c.is_ascii_lowercase()),
+        password.chars().any(|c| c.is_ascii_uppercase()),
+        password.chars().any(|c| c.is_ascii_digit()),
+        password.chars().any(|c| !c.is_ascii_alphanumeric()),
+    ];
+    if password.chars().count() < 8 || kinds.iter().filter(|k| **k).count() < 2 {
+        return Err(ApiError::field(
+            "password",
+            "weak_password",
+            "at least 8 characters, mixing two of: lower case, upper case, digits, symbols",
+        ));
+    }
+    Ok(())
+}
+
 /// A hash of a valid password-shaped string, verified against when a login does not exist so
 /// that a wrong login takes as long as a wrong password.
 static DECOY_HASH: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| hash_password("decoy password that matches nothing").expect("hashing works"));
 
-/// Checks a login and password; the same error whether the login exists or not.
-pub async fn check_password(app: &App, login: &str, password: &str) -> ApiResult<system::Credential> {
-    let credential = system::credential_by_login(&app.db, login).await?;
-    let hash = credential.as_ref().map_or_else(|| DECOY_HASH.clone(), |c| c.password_hash.clone());
+async fn verify_in_background(hash: String, password: &str) -> ApiResult<bool> {
     let password = password.to_owned();
-    let matches = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
+    tokio::task::spawn_blocking(move || verify_password(&hash, &password))
         .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
-    match credential {
-        Some(credential) if matches => Ok(credential),
-        _ => Err(ApiError::Unauthorized),
+        .map_err(|e| ApiError::Internal(e.into()))
+}
+
+/// How many failed logins are tolerated, and for how long they count.
+const THROTTLE_WINDOW: Duration = Duration::from_secs(15 * 60);
+const FAILURES_PER_LOGIN: usize = 5;
+const FAILURES_PER_ADDRESS: usize = 30;
+
+/// Failed logins per login name and per client address, in memory. After 5 failures for a
+/// login, or 30 from one address, within 15 minutes, further attempts are refused (429) until
+/// the oldest failure is 15 minutes old; a success clears the login's failures.
+#[derive(Default)]
+pub struct Throttle {
+    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+}
+
+impl Throttle {
+    fn keys(login: &str, address: &str) -> [(String, usize); 2] {
+        [
+            (format!("login:{}", login.trim().to_lowercase()), FAILURES_PER_LOGIN),
+            (format!("address:{address}"), FAILURES_PER_ADDRESS),
+        ]
+    }
+
+    fn check(&self, login: &str, address: &str) -> ApiResult<()> {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        for (key, limit) in Self::keys(login, address) {
+            if let Some(times) = failures.get_mut(&key) {
+                times.retain(|t| t.elapsed() < THROTTLE_WINDOW);
+                if times.len() >= limit {
+                    return Err(ApiError::TooManyRequests(
+                        "too many failed logins; wait 15 minutes or ask an administrator".into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn failed(&self, login: &str, address: &str) {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if failures.len() > 100_000 {
+            failures.retain(|_, times| times.back().is_some_and(|t| t.elapsed() < THROTTLE_WINDOW));
+        }
+        for (key, _) in Self::keys(login, address) {
+            failures.entry(key).or_default().push_back(Instant::now());
+        }
+    }
+
+    fn succeeded(&self, login: &str) {
+        let [(key, _), _] = Self::keys(login, "");
+        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
     }
 }
 
-fn token_hash(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
+/// Writes one audit row outside any other change (logins, account actions).
+pub async fn audit(
+    app: &App,
+    actor: Option<Uuid>,
+    record: Uuid,
+    action: &'static str,
+    changes: serde_json::Value,
+) -> ApiResult<()> {
+    let entry = AuditEntry { actor, entity: crm_model::USER_ENTITY.to_owned(), record_id: record, action, changes };
+    let mut tx = app.db.begin().await?;
+    system::record_change(&mut tx, app.now(), &[entry], &[]).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Checks a login and password, throttled; the same error whether the login exists or not.
+/// Failures and successes are audited.
+pub async fn check_password(app: &App, login: &str, password: &str, address: &str) -> ApiResult<Uuid> {
+    app.throttle.check(login, address)?;
+    let credential = system::credential_by_login(&app.db, login).await?;
+    let hash = credential.as_ref().map_or_else(|| DECOY_HASH.clone(), |c| c.password_hash.clone());
+    let matches = verify_in_background(hash, password).await?;
+    match credential {
+        Some(credential) if matches => {
+            app.throttle.succeeded(login);
+            audit(app, Some(credential.user_id), credential.user_id, "login", json!({"address": address})).await?;
+            Ok(credential.user_id)
+        }
+        other => {
+            app.throttle.failed(login, address);
+            let user = other.map(|c| c.user_id);
+            audit(app, None, user.unwrap_or_default(), "login_failed", json!({"login": login, "address": address}))
+                .await?;
+            Err(ApiError::Unauthorized)
+        }
+    }
+}
+
+fn secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::fill(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn digest(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -84,74 +179,167 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Issues a new API token for a user; only its hash is stored.
 pub async fn issue_token(app: &App, user_id: Uuid, name: &str) -> ApiResult<String> {
-    let mut secret = [0u8; 32];
-    rand::fill(&mut secret);
-    let token = format!("crm_{}", URL_SAFE_NO_PAD.encode(secret));
-    system::insert_token(&app.db, Uuid::now_v7(), user_id, &hex(&token_hash(&token)), name, app.now(), None).await?;
+    let token = format!("crm_{}", secret());
+    system::insert_token(&app.db, Uuid::now_v7(), user_id, &hex(&digest(&token)), name, app.now(), None).await?;
     Ok(token)
 }
 
-/// Tokens checked recently, so a busy client does not cost a database read per request.
-#[derive(Default)]
-pub struct TokenCache {
-    entries: RwLock<HashMap<[u8; 32], (Principal, Instant)>>,
+/// A new browser session: the cookie value and its CSRF token.
+pub async fn open_session(app: &App, user_id: Uuid) -> ApiResult<(String, String)> {
+    let (cookie, csrf) = (secret(), secret());
+    let now = app.now();
+    system::insert_session(&app.db, &hex(&digest(&cookie)), user_id, &csrf, now, now + SESSION_LIFETIME).await?;
+    Ok((cookie, csrf))
 }
 
-/// How long a checked token is trusted without asking the database again.
+/// Ends a session by its cookie value.
+pub async fn close_session(app: &App, cookie: &str) -> ApiResult<()> {
+    system::delete_sessions(&app.db, Some(&hex(&digest(cookie))), None).await?;
+    app.tokens.forget();
+    Ok(())
+}
+
+/// Ends every session and revokes every token of a user (disabled, password reset).
+pub async fn sign_out_everywhere(app: &App, user_id: Uuid) -> ApiResult<()> {
+    system::delete_sessions(&app.db, None, Some(user_id)).await?;
+    system::revoke_tokens(&app.db, user_id, None, app.now()).await?;
+    app.tokens.forget();
+    app.access.forget();
+    Ok(())
+}
+
+/// Tokens and sessions checked recently, so a busy client does not cost a database read
+/// per request: secret hash → user and, for sessions, the CSRF token.
+#[derive(Default)]
+pub struct TokenCache {
+    entries: RwLock<HashMap<[u8; 32], Checked>>,
+}
+
+/// A token or session found valid: its user, the session's CSRF token, and when.
+struct Checked {
+    user: Uuid,
+    csrf: Option<String>,
+    at: Instant,
+}
+
+/// How long a checked token is trusted without asking the database again; revocations and
+/// disabled accounts on this node take effect at once (the cache is cleared).
 const TOKEN_CACHE_TTL: Duration = Duration::from_secs(10);
 const TOKEN_CACHE_SIZE: usize = 10_000;
 
 impl TokenCache {
-    fn get(&self, hash: &[u8; 32]) -> Option<Principal> {
+    fn get(&self, hash: &[u8; 32]) -> Option<(Uuid, Option<String>)> {
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        entries.get(hash).filter(|(_, at)| at.elapsed() < TOKEN_CACHE_TTL).map(|(p, _)| *p)
+        entries.get(hash).filter(|c| c.at.elapsed() < TOKEN_CACHE_TTL).map(|c| (c.user, c.csrf.clone()))
     }
 
-    fn put(&self, hash: [u8; 32], principal: Principal) {
+    fn put(&self, hash: [u8; 32], user: Uuid, csrf: Option<String>) {
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         if entries.len() >= TOKEN_CACHE_SIZE {
-            entries.retain(|_, (_, at)| at.elapsed() < TOKEN_CACHE_TTL);
+            entries.retain(|_, c| c.at.elapsed() < TOKEN_CACHE_TTL);
         }
         if entries.len() < TOKEN_CACHE_SIZE {
-            entries.insert(hash, (principal, Instant::now()));
+            entries.insert(hash, Checked { user, csrf, at: Instant::now() });
         }
     }
-}
 
-/// Resolves a bearer token to its principal.
-pub async fn principal_for_token(app: &App, token: &str) -> ApiResult<Principal> {
-    let hash = token_hash(token);
-    if let Some(principal) = app.tokens.get(&hash) {
-        return Ok(principal);
+    pub fn forget(&self) {
+        self.entries.write().unwrap_or_else(|e| e.into_inner()).clear();
     }
-    let (user_id, is_admin) =
-        system::token_user(&app.db, &hex(&hash), app.now()).await?.ok_or(ApiError::Unauthorized)?;
-    let principal = Principal { user_id, is_admin };
-    app.tokens.put(hash, principal);
-    Ok(principal)
 }
 
-/// Middleware: requires `Authorization: Bearer <token>` and puts the [`Principal`] in the
+/// The user of a bearer token.
+async fn token_user(app: &App, token: &str) -> ApiResult<Uuid> {
+    let hash = digest(token);
+    if let Some((user, None)) = app.tokens.get(&hash) {
+        return Ok(user);
+    }
+    let user = system::token_user(&app.db, &hex(&hash), app.now()).await?.ok_or(ApiError::Unauthorized)?;
+    app.tokens.put(hash, user, None);
+    Ok(user)
+}
+
+/// The user and CSRF token of a session cookie.
+async fn session_user(app: &App, cookie: &str) -> ApiResult<(Uuid, String)> {
+    let hash = digest(cookie);
+    if let Some((user, Some(csrf))) = app.tokens.get(&hash) {
+        return Ok((user, csrf));
+    }
+    let (user, csrf) = system::session_user(&app.db, &hex(&hash), app.now()).await?.ok_or(ApiError::Unauthorized)?;
+    app.tokens.put(hash, user, Some(csrf.clone()));
+    Ok((user, csrf))
+}
+
+/// The CSRF token of a session cookie.
+pub async fn session_csrf(app: &App, cookie: &str) -> ApiResult<String> {
+    Ok(session_user(app, cookie).await?.1)
+}
+
+/// The value of a cookie of the request.
+pub fn cookie<'r>(request: &'r axum::http::HeaderMap, name: &str) -> Option<&'r str> {
+    request
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+/// The client's address, as far as this server can tell.
+pub fn client_address(request: &axum::http::Extensions) -> String {
+    request.get::<ConnectInfo<SocketAddr>>().map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string())
+}
+
+/// Comparing secrets in constant time, so the time taken does not reveal how much matched.
+fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Routes a user who must change their password may still use.
+const WHILE_PASSWORD_EXPIRED: [&str; 3] = ["/api/v1/auth/password", "/api/v1/auth/logout", "/api/v1/auth/session"];
+
+/// Middleware: authenticates by `Authorization: Bearer <token>` or by the session cookie
+/// (whose changes need the CSRF token in `X-CSRF-Token`), and puts the [`Principal`] in the
 /// request.
-pub async fn require_token(
-    State(app): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    let token = request
+pub async fn authenticate(State(app): State<AppState>, mut request: Request, next: Next) -> Result<Response, ApiError> {
+    let bearer = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or(ApiError::Unauthorized)?;
-    let principal = principal_for_token(&app, token.trim()).await?;
+        .map(str::trim);
+    let user = match (bearer, cookie(request.headers(), SESSION_COOKIE)) {
+        (Some(token), _) => token_user(&app, token).await?,
+        (None, Some(session)) => {
+            let (user, csrf) = session_user(&app, session).await?;
+            let safe = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+            let sent = request.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+            if !safe && !same_secret(sent, &csrf) {
+                return Err(ApiError::Forbidden {
+                    code: "csrf_failed",
+                    message: "a change made with the session cookie needs the X-CSRF-Token header".into(),
+                });
+            }
+            user
+        }
+        (None, None) => return Err(ApiError::Unauthorized),
+    };
+    let principal = app.principal(user).await?;
+    if principal.must_change_password && !WHILE_PASSWORD_EXPIRED.contains(&request.uri().path()) {
+        return Err(ApiError::Forbidden {
+            code: "password_change_required",
+            message: "set a new password first (POST /api/v1/auth/password)".into(),
+        });
+    }
     request.extensions_mut().insert(principal);
     Ok(next.run(request).await)
 }
 
 /// Creates the administrator on first start. Returns the generated password, if one was.
 pub async fn ensure_admin(app: &App) -> anyhow::Result<Option<String>> {
-    if system::admin_exists(&app.db).await? {
+    if system::any_credential(&app.db).await? {
         return Ok(None);
     }
     let (password, generated) = match &app.config.admin_password {
@@ -163,20 +351,26 @@ pub async fn ensure_admin(app: &App) -> anyhow::Result<Option<String>> {
         }
     };
     let id = Uuid::now_v7();
-    let principal = Principal { user_id: id, is_admin: true };
+    let catalog = app.catalog();
+    let admin_roles: Vec<String> =
+        catalog.docs().roles.values().filter(|r| r.admin).map(|r| r.name.to_string()).collect();
+    anyhow::ensure!(!admin_roles.is_empty(), "the catalog has no administrator role");
+    let principal = Principal {
+        user_id: id,
+        department: None,
+        roles: admin_roles.clone(),
+        access: std::sync::Arc::new(crm_model::Access::of(admin_roles.iter().filter_map(|r| catalog.role(r)))),
+        must_change_password: false,
+    };
     let hash = hash_password(&password)?;
     let fields = json!({"name": "系统管理员", "login": "admin", "active": true});
-    crate::records::create_with(app, principal, "user", &fields, Some(id), move |tx, now| {
-        Box::pin(async move { system::set_credential(tx, id, &hash, true, false, now).await })
+    crate::records::create_with(app, &principal, "user", &fields, Some(id), move |tx, now| {
+        Box::pin(async move {
+            system::set_credential(tx, id, &hash, false, now).await?;
+            system::set_user_roles(tx, id, &admin_roles).await
+        })
     })
     .await
     .map_err(|e| anyhow::anyhow!("creating the administrator failed: {e:?}"))?;
     Ok(generated.then_some(password))
-}
-
-/// Login with password, answering a new API token.
-pub async fn login_for_token(app: &App, login: &str, password: &str, name: &str) -> ApiResult<(String, Principal)> {
-    let credential = check_password(app, login, password).await?;
-    let token = issue_token(app, credential.user_id, name).await?;
-    Ok((token, Principal { user_id: credential.user_id, is_admin: credential.is_admin }))
 }

@@ -3,6 +3,7 @@
 //! through the same pool at the same concurrency (the floor), plus bulk import and adding a
 //! field to the seeded table.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -18,8 +19,8 @@ use serde::Serialize;
 use serde_json::{Value as Json, json};
 use uuid::Uuid;
 
+use crate::access::Principal;
 use crate::app::{App, AppState};
-use crate::auth::Principal;
 use crate::config::{BenchArgs, Config};
 use crate::records::{self, ListParams};
 
@@ -267,9 +268,11 @@ async fn measure(args: &BenchArgs, config: Config, password: &str) -> anyhow::Re
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let server = tokio::spawn(axum::serve(listener, crate::build_app(app.clone())).into_future());
-    let (token, principal) = crate::auth::login_for_token(&app, "admin", password, "bench")
+    let admin = crate::auth::check_password(&app, "admin", password, "bench")
         .await
         .map_err(|e| anyhow::anyhow!("bench login failed: {e}"))?;
+    let token = crate::auth::issue_token(&app, admin, "bench").await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let principal = app.principal(admin).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     let client = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(args.clients * 2).build(connector);
@@ -306,7 +309,7 @@ async fn measure(args: &BenchArgs, config: Config, password: &str) -> anyhow::Re
     let mut cursors = Vec::new();
     for fraction in [0.5, 0.6, 0.7, 0.8, 0.9] {
         let id = ids[ids.len() - 1 - (ids.len() as f64 * fraction) as usize];
-        let record = crm_store::records::get(&app.db, &entity, id)
+        let record = crm_store::records::get(&app.db, &entity, id, None)
             .await?
             .ok_or_else(|| anyhow::anyhow!("seeded row missing"))?;
         cursors.push(records::cursor_of(&entity, &entity.list.sort, &record));
@@ -361,7 +364,8 @@ async fn measure(args: &BenchArgs, config: Config, password: &str) -> anyhow::Re
             .await?
         };
         let floor =
-            floor(&app, principal, op, args.clients, duration, ids.clone(), cursors.clone(), owners.clone()).await?;
+            floor(&app, principal.clone(), op, args.clients, duration, ids.clone(), cursors.clone(), owners.clone())
+                .await?;
         ops.push(OpReport {
             op,
             api_p50_ms: api.percentile_ms(0.5),
@@ -408,17 +412,18 @@ async fn floor(
         let ids = ids.clone();
         let cursors = cursors.clone();
         let owners = owners.clone();
+        let principal = principal.clone();
         async move {
             let catalog = app.catalog();
             let entity = catalog.entity("customer").ok_or_else(|| anyhow::anyhow!("no customer entity"))?;
             let dialect = app.db.dialect();
             let list = |params: &ListParams| {
-                records::list_query(&catalog, entity, params, None, &entity.list.sort)
+                records::list_query(&catalog, entity, params, None, &entity.list.sort, &HashSet::new())
                     .map(|q| crm_store::records::list_statement(dialect, entity, &q))
                     .map_err(|e| anyhow::anyhow!("{e}"))
             };
             let statement = match op {
-                "get" => crm_store::records::get_statement(dialect, entity, ids[rng.random_range(0..ids.len())]),
+                "get" => crm_store::records::get_statement(dialect, entity, ids[rng.random_range(0..ids.len())], None),
                 "list_filtered" => list(&filtered_params(&mut rng))?,
                 "list_deep" => {
                     let cursor = cursors[rng.random_range(0..cursors.len())].clone();
@@ -428,8 +433,8 @@ async fn floor(
                 "create" => {
                     let body = customer(&mut rng, &owners);
                     let mut prepared =
-                        records::prepare(&app, principal, "customer", &[body]).map_err(|e| anyhow::anyhow!("{e}"))?;
-                    records::insert_prepared(&app, principal, "customer", &mut prepared)
+                        records::prepare(&app, &principal, "customer", &[body]).map_err(|e| anyhow::anyhow!("{e}"))?;
+                    records::insert_prepared(&app, &principal, "customer", &mut prepared)
                         .await
                         .map_err(|e| anyhow::anyhow!("{e}"))?;
                     return Ok(rng);

@@ -58,6 +58,9 @@ pub struct ServerArgs {
     /// `postgres://...` for PostgreSQL [default: SQLite file in the data folder]
     #[arg(long, env = "CRM_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// Mark the session cookie Secure (serve behind HTTPS) [default: false]
+    #[arg(long, env = "CRM_SECURE_COOKIES")]
+    pub secure_cookies: Option<bool>,
     /// Configuration file [default: ./crm.toml when it exists]
     #[arg(long, env = "CRM_CONFIG")]
     pub config: Option<PathBuf>,
@@ -92,6 +95,7 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     listen: Option<SocketAddr>,
     database_url: Option<String>,
+    secure_cookies: Option<bool>,
 }
 
 /// The settings the app runs with.
@@ -102,6 +106,8 @@ pub struct Config {
     pub database_url: String,
     /// The first administrator's password; generated and printed when absent.
     pub admin_password: Option<String>,
+    /// Whether the session cookie is marked Secure (HTTPS only).
+    pub secure_cookies: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -111,6 +117,7 @@ impl std::fmt::Debug for Config {
             .field("listen", &self.listen)
             .field("database_url", &redact_url(&self.database_url))
             .field("admin_password", &self.admin_password.as_ref().map(|_| "***"))
+            .field("secure_cookies", &self.secure_cookies)
             .finish()
     }
 }
@@ -145,7 +152,8 @@ impl Config {
             .or(file.database_url)
             .unwrap_or_else(|| crm_store::Db::sqlite_url(&data_dir.join("crm.db")));
         let admin_password = std::env::var("CRM_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty());
-        Ok(Self { data_dir, listen, database_url, admin_password })
+        let secure_cookies = args.secure_cookies.or(file.secure_cookies).unwrap_or(false);
+        Ok(Self { data_dir, listen, database_url, admin_password, secure_cookies })
     }
 
     /// Settings for a data folder with an embedded database (tests, benchmarks).
@@ -155,6 +163,7 @@ impl Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             database_url: crm_store::Db::sqlite_url(&data_dir.join("crm.db")),
             admin_password: None,
+            secure_cookies: false,
         }
     }
 }

@@ -26,8 +26,10 @@ pub enum ApiError {
     BadRequest { code: &'static str, message: String },
     #[error("authentication required")]
     Unauthorized,
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
     #[error("{0}")]
-    Forbidden(String),
+    TooManyRequests(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -60,6 +62,10 @@ impl ApiError {
         ApiError::BadRequest { code, message: message.into() }
     }
 
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        ApiError::Forbidden { code: "forbidden", message: message.into() }
+    }
+
     pub fn not_found(what: impl Into<String>) -> Self {
         ApiError::NotFound(what.into())
     }
@@ -74,7 +80,8 @@ impl ApiError {
         match self {
             ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code, "Bad request"),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
-            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            ApiError::Forbidden { code, .. } => (StatusCode::FORBIDDEN, code, "Forbidden"),
+            ApiError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", "Too many attempts"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", "Not found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "version_conflict", "Conflict"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large"),

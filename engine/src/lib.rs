@@ -1,6 +1,8 @@
 //! The CRM application: HTTP API, authentication, the record and metadata services, packages,
 //! the OpenAPI document, the benchmark and the command line. `tests/` drives this library.
 
+pub mod access;
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod bench;

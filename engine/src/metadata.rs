@@ -59,6 +59,18 @@ pub async fn apply_docs(
             }
         })?;
         catalog.version = system::save_docs(&mut tx, &plan.docs, by, app.now()).await?;
+        let audit: Vec<system::AuditEntry> = plan
+            .docs
+            .iter()
+            .map(|doc| system::AuditEntry {
+                actor: by,
+                entity: format!("meta:{}", doc.kind.as_str()),
+                record_id: Uuid::nil(),
+                action: "meta_change",
+                changes: serde_json::json!({"name": doc.name, "catalog_version": catalog.version}),
+            })
+            .collect();
+        system::record_change(&mut tx, app.now(), &audit, &[]).await?;
         tx.commit().await?;
         tracing::info!(
             version = catalog.version,

@@ -351,11 +351,12 @@ fn meta_paths(paths: &mut Map<String, Json>) {
     paths.insert("/healthz".into(), json!({"get": health}));
 }
 
-pub fn document(catalog: &Catalog) -> Json {
+/// The document for the entities `visible` admits.
+pub fn document(catalog: &Catalog, visible: impl Fn(&str) -> bool) -> Json {
     let mut paths = Map::new();
     meta_paths(&mut paths);
     let mut schemas = Map::new();
-    for entity in catalog.entities() {
+    for entity in catalog.entities().filter(|e| visible(e.name().as_str())) {
         entity_paths(&mut paths, entity);
         let name = entity.name().as_str();
         schemas.insert(name.to_owned(), record_schema(catalog, entity));

@@ -66,6 +66,7 @@ impl Package {
         next.layouts.extend(self.docs.layouts.clone());
         next.lists.extend(self.docs.lists.clone());
         next.related.extend(self.docs.related.clone());
+        next.roles.extend(self.docs.roles.clone());
         next.fill_defaults();
         next
     }

@@ -1,8 +1,10 @@
-//! The record service: the save pipeline (parse → defaults → required → auto numbers →
-//! references → uniqueness → write with audit and outbox, in one transaction) and reads
-//! (get, list with filters and keyset pages, related panels, grouped counts).
+//! The record service: the save pipeline (permission → parse → defaults → required → auto
+//! numbers → references → uniqueness → write with audit and outbox, in one transaction),
+//! reads (get, list with filters and keyset pages, related panels, grouped counts), and the
+//! bulk operations (update, delete, restore, assign, share). Every read and write carries the
+//! caller's data scope into the SQL, and leaves out or refuses the fields they may not see.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -11,7 +13,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use crm_model::catalog::is_system_column;
 use crm_model::filter::{self, Cond, Op};
-use crm_model::{Catalog, Entity, FieldDef, FieldType, Filter, ListQuery, SortKey, USER_ENTITY, Value, value};
+use crm_model::{
+    Action, Catalog, Entity, FieldDef, FieldType, Filter, Ident, ListQuery, SortKey, USER_ENTITY, Value, value,
+};
 use crm_store::records::{self as store, Page, col};
 use crm_store::system::{self, AuditEntry, OutboxEvent};
 use crm_store::{Db, On, Record, StoreError, Tx};
@@ -20,8 +24,8 @@ use serde::ser::SerializeMap as _;
 use serde_json::{Map, Value as Json, json};
 use uuid::Uuid;
 
+use crate::access::Principal;
 use crate::app::App;
-use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, FieldError};
 
 /// Largest page a list returns.
@@ -31,8 +35,12 @@ pub const MAX_BULK: usize = 1000;
 /// Most records one import request takes.
 pub const MAX_IMPORT: usize = 10_000;
 
-pub fn entity_of<'a>(catalog: &'a Catalog, name: &str) -> ApiResult<&'a Arc<Entity>> {
-    catalog.entity(name).ok_or_else(|| ApiError::not_found(format!("no entity `{name}`")))
+/// The columns a caller may see when some are hidden from them (`None`: all of them).
+fn visible_columns(entity: &Entity, hidden: &HashSet<Ident>) -> Option<Vec<usize>> {
+    if hidden.is_empty() {
+        return None;
+    }
+    Some((0..entity.columns().len()).filter(|i| !hidden.contains(&entity.columns()[*i].name)).collect())
 }
 
 /// A record as the API writes it: system keys and one key per live field (or only the
@@ -98,15 +106,19 @@ impl Serialize for RecordOut {
     }
 }
 
-/// Column positions for a `fields=a,b` parameter.
-pub fn parse_fields(entity: &Entity, text: &str) -> ApiResult<Vec<usize>> {
+/// Column positions for a `fields=a,b` parameter; hidden fields do not exist for it.
+pub fn parse_fields(entity: &Entity, text: &str, hidden: &HashSet<Ident>) -> ApiResult<Vec<usize>> {
     text.split(',')
         .map(str::trim)
         .filter(|f| !f.is_empty())
         .map(|name| {
-            entity.column(name).and_then(|f| entity.column_index(f.name.as_str())).ok_or_else(|| {
-                ApiError::bad_request("invalid_query", format!("no field `{name}` on `{}`", entity.name()))
-            })
+            entity
+                .column(name)
+                .filter(|f| !hidden.contains(&f.name))
+                .and_then(|f| entity.column_index(f.name.as_str()))
+                .ok_or_else(|| {
+                    ApiError::bad_request("invalid_query", format!("no field `{name}` on `{}`", entity.name()))
+                })
         })
         .collect()
 }
@@ -115,20 +127,35 @@ fn stages_of<'a>(catalog: &'a Catalog, field: &FieldDef) -> Option<&'a crm_model
     field.stage_set.as_ref().and_then(|s| catalog.stage_set(s.as_str()))
 }
 
-/// Parses the values of a write: `(column position, value)` per key. `owner` may be set;
-/// other system columns, generated fields and unknown keys are refused.
+/// Parses the values of a write: `(column position, value)` per key. `owner` may be set by
+/// those who may assign; other system columns, generated fields, fields the caller may only
+/// read and unknown (or hidden) keys are refused.
 fn parse_values(
     catalog: &Catalog,
     entity: &Entity,
+    p: &Principal,
     body: &Map<String, Json>,
     prefix: &str,
 ) -> Result<Vec<(usize, Value)>, Vec<FieldError>> {
     let mut values = Vec::with_capacity(body.len());
     let mut errors = Vec::new();
+    let hidden = p.hidden(entity.name().as_str());
+    let read_only = p.read_only(entity.name().as_str());
     for (key, json) in body {
         let name = format!("{prefix}{key}");
-        let field = match entity.column(key) {
-            Some(field) if field.name.as_str() == "owner" => field,
+        let field = match entity.column(key).filter(|f| !hidden.contains(&f.name)) {
+            Some(field) if field.name.as_str() == "owner" => {
+                let yours = json.as_str().and_then(|s| Uuid::parse_str(s).ok()) == Some(p.user_id);
+                if !yours && !p.access.allows(entity.name().as_str(), Action::Assign) {
+                    errors.push(FieldError::new(name, "forbidden", "your roles do not allow assigning records"));
+                    continue;
+                }
+                field
+            }
+            Some(field) if read_only.contains(&field.name) => {
+                errors.push(FieldError::new(name, "read_only", "you may see this field but not change it"));
+                continue;
+            }
             Some(field) if is_system_column(key) || field.field_type == FieldType::AutoNumber => {
                 errors.push(FieldError::new(name, "read_only", "this value is set by the system"));
                 continue;
@@ -262,7 +289,7 @@ fn diff_json(entity: &Entity, before: &Record, after: &Record) -> Json {
 }
 
 /// The values of a new record before its own: defaults and system columns (its id aside).
-fn new_values(catalog: &Catalog, entity: &Entity, principal: Principal, now: DateTime<Utc>) -> Vec<Value> {
+fn new_values(catalog: &Catalog, entity: &Entity, principal: &Principal, now: DateTime<Utc>) -> Vec<Value> {
     let mut values: Vec<Value> = entity
         .columns()
         .iter()
@@ -297,7 +324,7 @@ async fn fill_auto_numbers(tx: &mut Tx, entity: &Entity, records: &mut [Record])
     Ok(())
 }
 
-pub async fn create(app: &App, principal: Principal, entity_name: &str, body: &Json) -> ApiResult<RecordOut> {
+pub async fn create(app: &App, principal: &Principal, entity_name: &str, body: &Json) -> ApiResult<RecordOut> {
     create_with(app, principal, entity_name, body, None, |_, _| Box::pin(async { Ok(()) })).await
 }
 
@@ -305,7 +332,7 @@ pub async fn create(app: &App, principal: Principal, entity_name: &str, body: &J
 /// transaction.
 pub async fn create_with(
     app: &App,
-    principal: Principal,
+    principal: &Principal,
     entity_name: &str,
     body: &Json,
     id: Option<Uuid>,
@@ -316,7 +343,7 @@ pub async fn create_with(
     + Send,
 ) -> ApiResult<RecordOut> {
     let catalog = app.catalog();
-    let entity = entity_of(&catalog, entity_name)?;
+    let entity = principal.entity(&catalog, entity_name, Action::Create)?;
     let body = body_object(body, "a record")?;
     let now = app.now();
     let mut records = build_new(&catalog, entity, principal, &[body], id, now)?;
@@ -325,21 +352,23 @@ pub async fn create_with(
     write_new(&mut tx, entity, principal, &mut records, now).await?;
     extra(&mut tx, now).await?;
     tx.commit().await?;
+    app.noticed_write(entity_name);
     let record = records.pop().expect("one record was built");
-    Ok(RecordOut { entity: entity.clone(), record, fields: None })
+    let fields = visible_columns(entity, principal.hidden(entity_name));
+    Ok(RecordOut { entity: entity.clone(), record, fields })
 }
 
 /// Creates many records in one transaction: all or none.
-pub async fn import(app: &App, principal: Principal, entity_name: &str, rows: &[Json]) -> ApiResult<Vec<Uuid>> {
+pub async fn import(app: &App, principal: &Principal, entity_name: &str, rows: &[Json]) -> ApiResult<Vec<Uuid>> {
     let mut records = prepare(app, principal, entity_name, rows)?;
     insert_prepared(app, principal, entity_name, &mut records).await?;
     Ok(records.iter().map(Record::id).collect())
 }
 
 /// The first half of an import: records parsed, checked by themselves and given defaults.
-pub fn prepare(app: &App, principal: Principal, entity_name: &str, rows: &[Json]) -> ApiResult<Vec<Record>> {
+pub fn prepare(app: &App, principal: &Principal, entity_name: &str, rows: &[Json]) -> ApiResult<Vec<Record>> {
     let catalog = app.catalog();
-    let entity = entity_of(&catalog, entity_name)?;
+    let entity = principal.entity(&catalog, entity_name, Action::Import)?;
     if rows.len() > MAX_IMPORT {
         return Err(ApiError::bad_request("too_many", format!("at most {MAX_IMPORT} records per request")));
     }
@@ -351,16 +380,17 @@ pub fn prepare(app: &App, principal: Principal, entity_name: &str, rows: &[Json]
 /// audit and outbox, in one transaction.
 pub async fn insert_prepared(
     app: &App,
-    principal: Principal,
+    principal: &Principal,
     entity_name: &str,
     records: &mut [Record],
 ) -> ApiResult<()> {
     let catalog = app.catalog();
-    let entity = entity_of(&catalog, entity_name)?;
+    let entity = principal.entity(&catalog, entity_name, Action::Import)?;
     check_new(&app.db, &catalog, entity, principal, records).await?;
     let mut tx = app.db.begin().await?;
     write_new(&mut tx, entity, principal, records, app.now()).await?;
     tx.commit().await?;
+    app.noticed_write(entity_name);
     Ok(())
 }
 
@@ -369,7 +399,7 @@ pub async fn insert_prepared(
 fn build_new(
     catalog: &Catalog,
     entity: &Entity,
-    principal: Principal,
+    principal: &Principal,
     bodies: &[&Map<String, Json>],
     id: Option<Uuid>,
     now: DateTime<Utc>,
@@ -381,7 +411,7 @@ fn build_new(
         let prefix = if bodies.len() > 1 { format!("records/{row}/") } else { String::new() };
         let mut record = Record { values: defaults.clone() };
         record.values[col::ID] = Value::Uuid(id.unwrap_or_else(Uuid::now_v7));
-        match parse_values(catalog, entity, body, &prefix) {
+        match parse_values(catalog, entity, principal, body, &prefix) {
             Ok(values) => {
                 for (i, value) in values {
                     record.values[i] = value;
@@ -402,7 +432,7 @@ async fn check_new(
     db: &Db,
     catalog: &Catalog,
     entity: &Entity,
-    principal: Principal,
+    principal: &Principal,
     records: &[Record],
 ) -> ApiResult<()> {
     let several = records.len() > 1;
@@ -425,7 +455,7 @@ async fn check_new(
 async fn write_new(
     tx: &mut Tx,
     entity: &Entity,
-    principal: Principal,
+    principal: &Principal,
     records: &mut [Record],
     now: DateTime<Utc>,
 ) -> ApiResult<()> {
@@ -477,11 +507,22 @@ fn duplicates_within(entity: &Entity, records: &[Record], unique: &[usize]) -> V
     errors
 }
 
-pub async fn get(app: &App, entity_name: &str, id: &str, fields: Option<&str>) -> ApiResult<RecordOut> {
+pub async fn get(
+    app: &App,
+    principal: &Principal,
+    entity_name: &str,
+    id: &str,
+    fields: Option<&str>,
+) -> ApiResult<RecordOut> {
     let catalog = app.catalog();
-    let entity = entity_of(&catalog, entity_name)?;
-    let record = live_record(app, entity, id).await?;
-    let fields = fields.map(|f| parse_fields(entity, f)).transpose()?;
+    let entity = principal.entity(&catalog, entity_name, Action::Read)?;
+    let scope = principal.read_scope(&*app.departments().await?, entity);
+    let record = live_record(app, entity, id, scope.as_ref()).await?;
+    let hidden = principal.hidden(entity_name);
+    let fields = match fields {
+        Some(text) => Some(parse_fields(entity, text, hidden)?),
+        None => visible_columns(entity, hidden),
+    };
     Ok(RecordOut { entity: entity.clone(), record, fields })
 }
 
@@ -489,18 +530,25 @@ fn parse_id(id: &str) -> ApiResult<Uuid> {
     Uuid::parse_str(id).map_err(|_| ApiError::not_found(format!("no record `{id}`")))
 }
 
-async fn live_record(app: &App, entity: &Entity, id: &str) -> ApiResult<Record> {
+/// A live record within a scope; outside it, as if it did not exist.
+async fn live_record(app: &App, entity: &Entity, id: &str, scope: Option<&Filter>) -> ApiResult<Record> {
     let id = parse_id(id)?;
-    match store::get(&app.db, entity, id).await? {
+    match store::get(&app.db, entity, id, scope).await? {
         Some(record) if !record.is_deleted() => Ok(record),
         _ => Err(ApiError::not_found(format!("no {} `{id}`", entity.name()))),
     }
 }
 
 /// Applies a partial update at the version the client read.
-pub async fn update(app: &App, principal: Principal, entity_name: &str, id: &str, body: &Json) -> ApiResult<RecordOut> {
+pub async fn update(
+    app: &App,
+    principal: &Principal,
+    entity_name: &str,
+    id: &str,
+    body: &Json,
+) -> ApiResult<RecordOut> {
     let catalog = app.catalog();
-    let entity = entity_of(&catalog, entity_name)?;
+    let entity = principal.entity(&catalog, entity_name, Action::Edit)?;
     let id = parse_id(id)?;
     let mut body = body_object(body, "a change")?.clone();
     let version = match body.remove("version") {
@@ -515,10 +563,14 @@ pub async fn update(app: &App, principal: Principal, entity_name: &str, id: &str
             ));
         }
     };
-    let values = parse_values(&catalog, entity, &body, "").map_err(ApiError::Invalid)?;
+    let values = parse_values(&catalog, entity, principal, &body, "").map_err(ApiError::Invalid)?;
+    let tree = app.departments().await?;
+    let scope = principal.edit_scope(&tree, entity);
     let mut tx = app.db.begin().await?;
-    let Some(current) = store::get_for_update(&mut tx, entity, id).await?.filter(|r| !r.is_deleted()) else {
-        return Err(ApiError::not_found(format!("no {} `{id}`", entity.name())));
+    let current = store::get_for_update(&mut tx, entity, id, scope.as_ref()).await?.filter(|r| !r.is_deleted());
+    let Some(current) = current else {
+        drop(tx);
+        return Err(not_editable(app, principal, &tree, entity, id).await);
     };
     if current.version() != version {
         return Err(ApiError::Conflict(format!(
@@ -526,22 +578,42 @@ pub async fn update(app: &App, principal: Principal, entity_name: &str, id: &str
             current.version()
         )));
     }
-    let updated = apply_change(&mut tx, &catalog, entity, principal, &current, &values, app.now(), "").await?;
+    let updated = apply_change(&mut tx, &catalog, entity, principal, &current, &values, app.now(), "update").await?;
     tx.commit().await?;
-    Ok(RecordOut { entity: entity.clone(), record: updated, fields: None })
+    app.noticed_write(entity_name);
+    let fields = visible_columns(entity, principal.hidden(entity_name));
+    Ok(RecordOut { entity: entity.clone(), record: updated, fields })
+}
+
+/// Why a record the caller wanted to change was not found in their edit scope: they may see
+/// it but not change it (403), or it is not there for them at all (404).
+async fn not_editable(
+    app: &App,
+    principal: &Principal,
+    tree: &crate::access::DepartmentTree,
+    entity: &Entity,
+    id: Uuid,
+) -> ApiError {
+    let visible = principal.read_scope(tree, entity);
+    match store::get(&app.db, entity, id, visible.as_ref()).await {
+        Ok(Some(record)) if !record.is_deleted() => ApiError::forbidden("you may see this record but not change it"),
+        Ok(_) => ApiError::not_found(format!("no {} `{id}`", entity.name())),
+        Err(e) => e.into(),
+    }
 }
 
 /// Checks and writes a change to a locked, live record; returns the record as stored.
+/// `action` names the change in the audit log (update, assign, ...).
 #[expect(clippy::too_many_arguments, reason = "the pieces of one save, all needed")]
 async fn apply_change(
     tx: &mut Tx,
     catalog: &Catalog,
     entity: &Entity,
-    principal: Principal,
+    principal: &Principal,
     current: &Record,
     values: &[(usize, Value)],
     now: DateTime<Utc>,
-    prefix: &str,
+    action: &'static str,
 ) -> ApiResult<Record> {
     let mut next = current.clone();
     let mut changed = Vec::new();
@@ -554,7 +626,7 @@ async fn apply_change(
     if changed.is_empty() {
         return Ok(current.clone());
     }
-    let mut errors = missing_required(entity, &next, Some(&changed), prefix);
+    let mut errors = missing_required(entity, &next, Some(&changed), "");
     let mut only_changed = next.clone();
     for (i, value) in only_changed.values.iter_mut().enumerate() {
         if !changed.contains(&i) && i != col::ID {
@@ -562,10 +634,10 @@ async fn apply_change(
         }
     }
     errors.extend(
-        check_references(&mut On::Tx(tx), catalog, entity, &[(&only_changed, prefix.to_owned())], principal.user_id)
+        check_references(&mut On::Tx(tx), catalog, entity, &[(&only_changed, String::new())], principal.user_id)
             .await?,
     );
-    errors.extend(check_unique(&mut On::Tx(tx), entity, &next, &changed, prefix).await?);
+    errors.extend(check_unique(&mut On::Tx(tx), entity, &next, &changed, "").await?);
     if !errors.is_empty() {
         return Err(ApiError::Invalid(errors));
     }
@@ -577,7 +649,7 @@ async fn apply_change(
         actor: Some(principal.user_id),
         entity: entity.name().to_string(),
         record_id: stored.id(),
-        action: "update",
+        action,
         changes: diff_json(entity, current, &stored),
     };
     let fields: Vec<String> = changed.iter().map(|i| entity.columns()[*i].name.to_string()).collect();
@@ -643,50 +715,70 @@ fn missing(id: &str) -> BulkResult {
 /// they were; the others are saved together.
 pub async fn bulk_update(
     app: &App,
-    principal: Principal,
+    principal: &Principal,
     entity_name: &str,
     ids: &[Json],
     set: &Json,
 ) -> ApiResult<Vec<BulkResult>> {
     let catalog = app.catalog();
-    let entity = entity_of(&catalog, entity_name)?;
-    let ids = bulk_ids(ids)?;
-    let values = parse_values(&catalog, entity, body_object(set, "`set`")?, "").map_err(ApiError::Invalid)?;
+    let entity = principal.entity(&catalog, entity_name, Action::Edit)?;
+    let values =
+        parse_values(&catalog, entity, principal, body_object(set, "`set`")?, "").map_err(ApiError::Invalid)?;
     if values.is_empty() {
         return Err(ApiError::bad_request("invalid_body", "`set` names no field"));
     }
+    let scope = principal.edit_scope(&*app.departments().await?, entity);
+    change_each(app, &catalog, entity, principal, ids, scope.as_ref(), &values, "update").await
+}
+
+/// Applies the same values to many records within a scope, each in its own right: a result
+/// per id; those that fail are left as they were, the others saved together.
+#[expect(clippy::too_many_arguments, reason = "the pieces of one bulk change")]
+async fn change_each(
+    app: &App,
+    catalog: &Catalog,
+    entity: &Entity,
+    principal: &Principal,
+    ids: &[Json],
+    scope: Option<&Filter>,
+    values: &[(usize, Value)],
+    action: &'static str,
+) -> ApiResult<Vec<BulkResult>> {
+    let ids = bulk_ids(ids)?;
     let now = app.now();
     let mut tx = app.db.begin().await?;
     let mut results = Vec::with_capacity(ids.len());
     for (text, id) in ids {
         let current = match id {
-            Some(id) => store::get_for_update(&mut tx, entity, id).await?.filter(|r| !r.is_deleted()),
+            Some(id) => store::get_for_update(&mut tx, entity, id, scope).await?.filter(|r| !r.is_deleted()),
             None => None,
         };
         let Some(current) = current else {
             results.push(missing(&text));
             continue;
         };
-        match apply_change(&mut tx, &catalog, entity, principal, &current, &values, now, "").await {
+        match apply_change(&mut tx, catalog, entity, principal, &current, values, now, action).await {
             Ok(stored) => results.push(BulkResult { id: text, outcome: Outcome::Done(Some(stored.version())) }),
             Err(ApiError::Invalid(errors)) => results.push(BulkResult { id: text, outcome: Outcome::Invalid(errors) }),
             Err(other) => return Err(other),
         }
     }
     tx.commit().await?;
+    app.noticed_write(entity.name().as_str());
     Ok(results)
 }
 
 /// Moves records to the recycle bin (`restore`: out of it); a result per id.
 pub async fn bulk_set_deleted(
     app: &App,
-    principal: Principal,
+    principal: &Principal,
     entity_name: &str,
     ids: &[Json],
     restore: bool,
 ) -> ApiResult<Vec<BulkResult>> {
     let catalog = app.catalog();
-    let entity = entity_of(&catalog, entity_name)?;
+    let entity = principal.entity(&catalog, entity_name, if restore { Action::Restore } else { Action::Delete })?;
+    let scope = principal.edit_scope(&*app.departments().await?, entity);
     let ids = bulk_ids(ids)?;
     let now = app.now();
     let mut tx = app.db.begin().await?;
@@ -697,7 +789,8 @@ pub async fn bulk_set_deleted(
         let unique: Vec<usize> =
             entity.columns().iter().enumerate().filter(|(_, f)| f.unique && !f.archived).map(|(i, _)| i).collect();
         for id in &wanted {
-            if let Some(record) = store::get_for_update(&mut tx, entity, *id).await?.filter(Record::is_deleted) {
+            let record = store::get_for_update(&mut tx, entity, *id, scope.as_ref()).await?;
+            if let Some(record) = record.filter(Record::is_deleted) {
                 let errors = check_unique(&mut On::Tx(&mut tx), entity, &record, &unique, "").await?;
                 if !errors.is_empty() {
                     blocked.insert(*id, errors);
@@ -707,7 +800,8 @@ pub async fn bulk_set_deleted(
     }
     let allowed: Vec<Uuid> = wanted.into_iter().filter(|id| !blocked.contains_key(id)).collect();
     let deleted = if restore { None } else { Some(now) };
-    let changed = store::set_deleted(&mut tx, entity, &allowed, deleted, principal.user_id, now).await?;
+    let changed =
+        store::set_deleted(&mut tx, entity, &allowed, scope.as_ref(), deleted, principal.user_id, now).await?;
     let action = if restore { "restore" } else { "delete" };
     let audit: Vec<AuditEntry> = changed
         .iter()
@@ -726,6 +820,7 @@ pub async fn bulk_set_deleted(
         .collect();
     system::record_change(&mut tx, now, &audit, &events).await?;
     tx.commit().await?;
+    app.noticed_write(entity_name);
     Ok(ids
         .into_iter()
         .map(|(text, id)| match id {
@@ -795,6 +890,7 @@ pub fn list_query(
     params: &ListParams,
     base: Option<Filter>,
     default_sort: &[SortKey],
+    hidden: &HashSet<Ident>,
 ) -> ApiResult<ListQuery> {
     let filter = params
         .filter
@@ -803,7 +899,7 @@ pub fn list_query(
         .map(|text| {
             let json: Json = serde_json::from_str(text)
                 .map_err(|e| ApiError::bad_request("invalid_query", format!("`filter` is not JSON: {e}")))?;
-            Ok::<_, ApiError>(Filter::parse(catalog, entity, &json)?)
+            Ok::<_, ApiError>(Filter::parse(catalog, entity, &json, hidden)?)
         })
         .transpose()?;
     let filter = match (base, filter) {
@@ -811,7 +907,9 @@ pub fn list_query(
         (base, filter) => base.or(filter),
     };
     let sort = match params.sort.as_deref() {
-        Some(text) => filter::parse_sort(entity, text)?,
+        Some(text) => filter::parse_sort(entity, text, hidden)?,
+        // A default sort on a field hidden from the caller falls back to the newest first.
+        None if default_sort.iter().any(|k| hidden.contains(&k.field)) => Vec::new(),
         None => default_sort.to_vec(),
     };
     let limit = params.limit.unwrap_or(50);
@@ -851,10 +949,11 @@ async fn run_list(
     query: ListQuery,
     params: &ListParams,
     default_fields: Option<Vec<usize>>,
+    hidden: &HashSet<Ident>,
 ) -> ApiResult<ListPage> {
     let fields = match params.fields.as_deref() {
-        Some(text) => Some(parse_fields(entity, text)?),
-        None => default_fields,
+        Some(text) => Some(parse_fields(entity, text, hidden)?),
+        None => default_fields.or_else(|| visible_columns(entity, hidden)),
     };
     let total = if params.count {
         Some(store::count(&app.db, entity, query.filter.as_ref(), query.deleted).await?)
@@ -866,60 +965,87 @@ async fn run_list(
     Ok(ListPage { entity: entity.clone(), records, fields, next_cursor, total })
 }
 
-pub async fn list(app: &App, entity_name: &str, params: &ListParams) -> ApiResult<ListPage> {
+pub async fn list(app: &App, principal: &Principal, entity_name: &str, params: &ListParams) -> ApiResult<ListPage> {
     let catalog = app.catalog();
-    let entity = entity_of(&catalog, entity_name)?;
-    let query = list_query(&catalog, entity, params, None, &entity.list.sort)?;
-    run_list(app, entity, query, params, None).await
+    let entity = principal.entity(&catalog, entity_name, Action::Read)?;
+    let scope = scope_for_list(app, principal, entity, params).await?;
+    let hidden = principal.hidden(entity_name);
+    let query = list_query(&catalog, entity, params, scope, &entity.list.sort, hidden)?;
+    run_list(app, entity, query, params, None, hidden).await
+}
+
+/// The scope of a list: what the caller may read; in the recycle bin, what they may restore.
+async fn scope_for_list(
+    app: &App,
+    principal: &Principal,
+    entity: &Entity,
+    params: &ListParams,
+) -> ApiResult<Option<Filter>> {
+    let tree = app.departments().await?;
+    if params.deleted {
+        principal.entity(&app.catalog(), entity.name().as_str(), Action::Restore)?;
+        return Ok(principal.edit_scope(&tree, entity));
+    }
+    Ok(principal.read_scope(&tree, entity))
 }
 
 /// The records of a related panel of a record.
 pub async fn related(
     app: &App,
+    principal: &Principal,
     entity_name: &str,
     id: &str,
     panel_name: &str,
     params: &ListParams,
 ) -> ApiResult<ListPage> {
     let catalog = app.catalog();
-    let entity = entity_of(&catalog, entity_name)?;
-    let record = live_record(app, entity, id).await?;
-    let panel = entity
-        .panel(panel_name)
-        .ok_or_else(|| ApiError::not_found(format!("no panel `{panel_name}` on `{entity_name}`")))?;
-    let source = entity_of(&catalog, panel.source.as_str())?;
-    let lookup =
-        source.column(panel.lookup.as_str()).ok_or_else(|| ApiError::not_found("the panel's lookup is archived"))?;
-    let base = Filter::Cond(Box::new(Cond { field: lookup.clone(), op: Op::Eq(Value::Uuid(record.id())) }));
-    let query = list_query(&catalog, source, params, Some(base), &panel.sort)?;
-    let columns = panel.columns.iter().filter_map(|c| source.column_index(c.as_str())).collect();
-    run_list(app, source, query, params, Some(columns)).await
+    let entity = principal.entity(&catalog, entity_name, Action::Read)?;
+    let tree = app.departments().await?;
+    let record = live_record(app, entity, id, principal.read_scope(&tree, entity).as_ref()).await?;
+    let no_panel = || ApiError::not_found(format!("no panel `{panel_name}` on `{entity_name}`"));
+    let panel = entity.panel(panel_name).ok_or_else(no_panel)?;
+    // A panel of records the caller may not see does not exist for them.
+    let source = principal.entity(&catalog, panel.source.as_str(), Action::Read).map_err(|_| no_panel())?;
+    let hidden = principal.hidden(panel.source.as_str());
+    let lookup = source.column(panel.lookup.as_str()).filter(|f| !hidden.contains(&f.name)).ok_or_else(no_panel)?;
+    let mut base = Filter::Cond(Box::new(Cond { field: lookup.clone(), op: Op::Eq(Value::Uuid(record.id())) }));
+    if let Some(scope) = principal.read_scope(&tree, source) {
+        base = base.and(scope);
+    }
+    let query = list_query(&catalog, source, params, Some(base), &panel.sort, hidden)?;
+    let columns =
+        panel.columns.iter().filter(|c| !hidden.contains(*c)).filter_map(|c| source.column_index(c.as_str())).collect();
+    run_list(app, source, query, params, Some(columns), hidden).await
 }
 
 /// Counts (and optionally sums) live records per value of a field.
 pub async fn groups(
     app: &App,
+    principal: &Principal,
     entity_name: &str,
     by: &str,
     sum: Option<&str>,
     filter: Option<&str>,
 ) -> ApiResult<Json> {
     let catalog = app.catalog();
-    let entity = entity_of(&catalog, entity_name)?;
+    let entity = principal.entity(&catalog, entity_name, Action::Read)?;
+    let hidden = principal.hidden(entity_name);
     let by_field = entity
         .column(by)
-        .filter(|f| f.field_type.is_sortable())
+        .filter(|f| f.field_type.is_sortable() && !hidden.contains(&f.name))
         .ok_or_else(|| ApiError::bad_request("invalid_query", format!("cannot group `{entity_name}` by `{by}`")))?;
     let sum_field = sum
         .map(|name| {
             entity
                 .column(name)
+                .filter(|f| !hidden.contains(&f.name))
                 .filter(|f| matches!(f.storage(), crm_model::Storage::Integer | crm_model::Storage::Fixed(_)))
                 .ok_or_else(|| ApiError::bad_request("invalid_query", format!("cannot sum `{name}`")))
         })
         .transpose()?;
     let params = ListParams { filter: filter.map(str::to_owned), ..ListParams::default() };
-    let query = list_query(&catalog, entity, &params, None, &[])?;
+    let scope = scope_for_list(app, principal, entity, &params).await?;
+    let query = list_query(&catalog, entity, &params, scope, &[], hidden)?;
     let groups = store::group(&app.db, entity, by_field, sum_field, query.filter.as_ref()).await?;
     let rows: Vec<Json> = groups
         .iter()
@@ -937,17 +1063,141 @@ pub async fn groups(
 }
 
 /// The audit entries of a record, oldest first.
-pub async fn history(app: &App, entity_name: &str, id: &str) -> ApiResult<Json> {
+pub async fn history(app: &App, principal: &Principal, entity_name: &str, id: &str) -> ApiResult<Json> {
     let catalog = app.catalog();
-    let entity = entity_of(&catalog, entity_name)?;
+    let entity = principal.entity(&catalog, entity_name, Action::Read)?;
     let id = parse_id(id)?;
-    if store::get(&app.db, entity, id).await?.is_none() {
+    let scope = principal.read_scope(&*app.departments().await?, entity);
+    if store::get(&app.db, entity, id, scope.as_ref()).await?.is_none() {
         return Err(ApiError::not_found(format!("no {entity_name} `{id}`")));
     }
+    let hidden = principal.hidden(entity_name);
     let entries = system::record_history(&app.db, entity_name, id).await?;
     let data: Vec<Json> = entries
         .into_iter()
-        .map(|(at, actor, action, changes)| json!({"at": value::format_datetime(&at), "actor": actor, "action": action, "changes": changes}))
+        .map(|(at, actor, action, mut changes)| {
+            if let Some(fields) = changes.as_object_mut() {
+                fields.retain(|name, _| !hidden.iter().any(|h| h.as_str() == name));
+            }
+            json!({"at": value::format_datetime(&at), "actor": actor, "action": action, "changes": changes})
+        })
         .collect();
     Ok(json!({ "data": data }))
+}
+
+/// Gives records a new owner (C-2, SA-2, L-2, SV-2); a result per id. Those who may assign
+/// do it on every record they see (pool records included); anyone may hand records they may
+/// change back to a public pool account (C-7).
+pub async fn bulk_assign(
+    app: &App,
+    principal: &Principal,
+    entity_name: &str,
+    ids: &[Json],
+    owner: Uuid,
+) -> ApiResult<Vec<BulkResult>> {
+    let catalog = app.catalog();
+    let entity = principal.entity(&catalog, entity_name, Action::Read)?;
+    let to_pool = is_pool(app, owner).await?;
+    let tree = app.departments().await?;
+    let scope = if principal.access.allows(entity_name, Action::Assign) {
+        principal.read_scope(&tree, entity)
+    } else if to_pool {
+        principal.entity(&catalog, entity_name, Action::Edit)?;
+        principal.edit_scope(&tree, entity)
+    } else {
+        return Err(ApiError::forbidden(format!("your roles do not allow `assign` on `{entity_name}`")));
+    };
+    let values = [(col::OWNER, Value::Uuid(owner))];
+    change_each(app, &catalog, entity, principal, ids, scope.as_ref(), &values, "assign").await
+}
+
+/// Whether a user is a public pool account.
+async fn is_pool(app: &App, user: Uuid) -> ApiResult<bool> {
+    let catalog = app.catalog();
+    let users = catalog.entity(USER_ENTITY).ok_or_else(|| ApiError::not_found("no user entity"))?;
+    let record = store::get(&app.db, users, user, None).await?.filter(|r| !r.is_deleted());
+    let record = record.ok_or_else(|| ApiError::field("owner", "not_found", format!("no user with id {user}")))?;
+    Ok(users.column_index("pool").is_some_and(|i| record.values[i] == Value::Boolean(true)))
+}
+
+/// Who records are shared with.
+#[derive(Debug, Clone, Copy)]
+pub enum Grantee {
+    User(Uuid),
+    Department(Uuid),
+}
+
+/// Shares records the caller may change with a user or a department, for reading or editing
+/// (C-3), or takes such shares back (`access` is `None`); a result per id.
+pub async fn bulk_share(
+    app: &App,
+    principal: &Principal,
+    entity_name: &str,
+    ids: &[Json],
+    grantee: Grantee,
+    access: Option<&'static str>,
+) -> ApiResult<Vec<BulkResult>> {
+    let catalog = app.catalog();
+    let entity = principal.entity(&catalog, entity_name, Action::Share)?;
+    let (target_entity, target, field) = match grantee {
+        Grantee::User(id) => (USER_ENTITY, id, "user"),
+        Grantee::Department(id) => ("department", id, "department"),
+    };
+    let targets = catalog.entity(target_entity).ok_or_else(|| ApiError::not_found(format!("no {target_entity}")))?;
+    if store::get(&app.db, targets, target, None).await?.is_none_or(|r| r.is_deleted()) {
+        return Err(ApiError::field(field, "not_found", format!("no {target_entity} with id {target}")));
+    }
+    let scope = principal.edit_scope(&*app.departments().await?, entity);
+    let ids = bulk_ids(ids)?;
+    let wanted: Vec<Uuid> = ids.iter().filter_map(|(_, id)| *id).collect();
+    let mut scoped = Filter::Cond(Box::new(Cond {
+        field: entity.column("id").expect("every entity has an id").clone(),
+        op: Op::In(wanted.iter().map(|id| Value::Uuid(*id)).collect()),
+    }));
+    if let Some(scope) = scope {
+        scoped = scoped.and(scope);
+    }
+    let found: HashSet<Uuid> = if wanted.is_empty() {
+        HashSet::new()
+    } else {
+        let query =
+            ListQuery { filter: Some(scoped), sort: Vec::new(), limit: MAX_BULK as u32, after: None, deleted: false };
+        store::list(&app.db, entity, &query).await?.records.iter().map(Record::id).collect()
+    };
+    let shares: Vec<system::Share> = wanted
+        .iter()
+        .filter(|id| found.contains(id))
+        .map(|id| system::Share {
+            entity: entity_name.to_owned(),
+            record_id: *id,
+            user: matches!(grantee, Grantee::User(_)).then_some(target),
+            department: matches!(grantee, Grantee::Department(_)).then_some(target),
+            access: access.unwrap_or("read"),
+        })
+        .collect();
+    let now = app.now();
+    let mut tx = app.db.begin().await?;
+    match access {
+        Some(_) => system::share(&mut tx, &shares, principal.user_id, now).await?,
+        None => system::unshare(&mut tx, &shares).await?,
+    }
+    let audit: Vec<AuditEntry> = shares
+        .iter()
+        .map(|s| AuditEntry {
+            actor: Some(principal.user_id),
+            entity: entity_name.to_owned(),
+            record_id: s.record_id,
+            action: if access.is_some() { "share" } else { "unshare" },
+            changes: json!({ field: target, "access": access }),
+        })
+        .collect();
+    system::record_change(&mut tx, now, &audit, &[]).await?;
+    tx.commit().await?;
+    Ok(ids
+        .into_iter()
+        .map(|(text, id)| match id {
+            Some(id) if found.contains(&id) => BulkResult { id: text, outcome: Outcome::Done(None) },
+            _ => missing(&text),
+        })
+        .collect())
 }

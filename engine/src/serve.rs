@@ -10,7 +10,8 @@ pub async fn serve(app: AppState, listener: tokio::net::TcpListener) -> anyhow::
     if app.db.dialect() == crm_store::Dialect::Postgres {
         tokio::spawn(follow_catalog(app.clone()));
     }
-    axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await?;
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service).with_graceful_shutdown(shutdown_signal()).await?;
     app.db.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -35,10 +35,41 @@ CREATE INDEX crm_meta_change_doc ON crm_meta_change (kind, name, id);
 CREATE TABLE crm_credential (
     user_id uuid PRIMARY KEY,
     password_hash text NOT NULL,
-    is_admin boolean NOT NULL DEFAULT false,
     must_change boolean NOT NULL DEFAULT false,
     updated_at timestamptz NOT NULL
 );
+
+-- The roles (metadata documents) each user holds.
+CREATE TABLE crm_user_role (
+    user_id uuid NOT NULL,
+    role text NOT NULL,
+    PRIMARY KEY (user_id, role)
+);
+
+-- Records shared with a user or a department, for reading or editing.
+CREATE TABLE crm_share (
+    entity text NOT NULL,
+    record_id uuid NOT NULL,
+    user_id uuid,
+    department_id uuid,
+    access text NOT NULL CHECK (access IN ('read', 'edit')),
+    created_by uuid,
+    created_at timestamptz NOT NULL,
+    CHECK ((user_id IS NULL) <> (department_id IS NULL))
+);
+CREATE UNIQUE INDEX crm_share_grant ON crm_share (entity, record_id, COALESCE(user_id, '00000000-0000-0000-0000-000000000000'), COALESCE(department_id, '00000000-0000-0000-0000-000000000000'));
+CREATE INDEX crm_share_user ON crm_share (entity, user_id, record_id);
+CREATE INDEX crm_share_department ON crm_share (entity, department_id, record_id);
+
+-- Browser sessions; only a SHA-256 of the session cookie is kept.
+CREATE TABLE crm_session (
+    id_hash text PRIMARY KEY,
+    user_id uuid NOT NULL,
+    csrf text NOT NULL,
+    created_at timestamptz NOT NULL,
+    expires_at timestamptz NOT NULL
+);
+CREATE INDEX crm_session_user ON crm_session (user_id);
 
 -- API tokens; only a SHA-256 of the token is kept.
 CREATE TABLE crm_token (

@@ -35,10 +35,41 @@ CREATE INDEX crm_meta_change_doc ON crm_meta_change (kind, name, id);
 CREATE TABLE crm_credential (
     user_id TEXT PRIMARY KEY,
     password_hash TEXT NOT NULL,
-    is_admin INTEGER NOT NULL DEFAULT 0,
     must_change INTEGER NOT NULL DEFAULT 0,
     updated_at TEXT NOT NULL
 ) STRICT;
+
+-- The roles (metadata documents) each user holds.
+CREATE TABLE crm_user_role (
+    user_id TEXT NOT NULL,
+    role TEXT NOT NULL,
+    PRIMARY KEY (user_id, role)
+) STRICT;
+
+-- Records shared with a user or a department, for reading or editing.
+CREATE TABLE crm_share (
+    entity TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    user_id TEXT,
+    department_id TEXT,
+    access TEXT NOT NULL CHECK (access IN ('read', 'edit')),
+    created_by TEXT,
+    created_at TEXT NOT NULL,
+    CHECK ((user_id IS NULL) <> (department_id IS NULL))
+) STRICT;
+CREATE UNIQUE INDEX crm_share_grant ON crm_share (entity, record_id, COALESCE(user_id, ''), COALESCE(department_id, ''));
+CREATE INDEX crm_share_user ON crm_share (entity, user_id, record_id);
+CREATE INDEX crm_share_department ON crm_share (entity, department_id, record_id);
+
+-- Browser sessions; only a SHA-256 of the session cookie is kept.
+CREATE TABLE crm_session (
+    id_hash TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    csrf TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+) STRICT;
+CREATE INDEX crm_session_user ON crm_session (user_id);
 
 -- API tokens; only a SHA-256 of the token is kept.
 CREATE TABLE crm_token (

@@ -29,6 +29,7 @@ pub struct Reply {
     pub status: StatusCode,
     pub body: Value,
     pub content_type: Option<String>,
+    pub set_cookie: Option<String>,
 }
 
 impl Reply {
@@ -180,13 +181,31 @@ impl TestApp {
         if let Some(token) = token {
             request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
         }
-        let response = self
-            .router
-            .clone()
-            .oneshot(request.body(Body::from(body)).expect("valid request"))
-            .await
-            .expect("infallible");
+        self.send(request.body(Body::from(body)).expect("valid request")).await
+    }
+
+    /// Sends a request authenticated by a session cookie (`name=value`), with a CSRF token.
+    pub async fn with_cookie(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Option<Value>,
+        cookie: &str,
+        csrf: Option<&str>,
+    ) -> Reply {
+        let mut request = Request::builder().method(method).uri(uri).header(header::COOKIE, cookie);
+        if let Some(csrf) = csrf {
+            request = request.header("x-csrf-token", csrf);
+        }
+        let bytes = body.map(|b| serde_json::to_vec(&b).expect("serializable")).unwrap_or_default();
+        let request = request.header(header::CONTENT_TYPE, "application/json").body(Body::from(bytes));
+        self.send(request.expect("valid request")).await
+    }
+
+    async fn send(&self, request: Request<Body>) -> Reply {
+        let response = self.router.clone().oneshot(request).await.expect("infallible");
         let status = response.status();
+        let set_cookie = response.headers().get(header::SET_COOKIE).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let content_type =
             response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let bytes = response.into_body().collect().await.expect("body").to_bytes();
@@ -196,7 +215,7 @@ impl TestApp {
             serde_json::from_slice(&bytes)
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
-        Reply { status, body, content_type }
+        Reply { status, body, content_type, set_cookie }
     }
 
     pub async fn get(&self, uri: &str) -> Reply {

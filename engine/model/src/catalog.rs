@@ -12,6 +12,7 @@ use crate::meta::{
     DocKind, EntityDef, FieldDef, FieldType, Labels, Layout, LayoutDoc, LayoutItem, ListViewDoc, RelatedDoc, Section,
     SortKey, StageSetDoc,
 };
+use crate::roles::RoleDoc;
 use crate::{USER_ENTITY, schema, value};
 
 /// A problem with a metadata document, located by the document and a JSON pointer into it.
@@ -72,6 +73,7 @@ pub struct Docs {
     pub layouts: BTreeMap<Ident, LayoutDoc>,
     pub lists: BTreeMap<Ident, ListViewDoc>,
     pub related: BTreeMap<Ident, RelatedDoc>,
+    pub roles: BTreeMap<Ident, RoleDoc>,
 }
 
 impl Docs {
@@ -116,6 +118,12 @@ impl Docs {
                 let doc: RelatedDoc = serde_json::from_value(body).map_err(parse_error)?;
                 let name = doc.entity.clone();
                 self.related.insert(name.clone(), doc);
+                name
+            }
+            DocKind::Role => {
+                let doc: RoleDoc = serde_json::from_value(body).map_err(parse_error)?;
+                let name = doc.name.clone();
+                self.roles.insert(name.clone(), doc);
                 name
             }
         };
@@ -197,6 +205,7 @@ impl Docs {
             .chain(all(DocKind::Layout, &self.layouts))
             .chain(all(DocKind::ListView, &self.lists))
             .chain(all(DocKind::Related, &self.related))
+            .chain(all(DocKind::Role, &self.roles))
             .collect()
     }
 
@@ -211,6 +220,7 @@ impl Docs {
             DocKind::Layout => one(&self.layouts, name),
             DocKind::ListView => one(&self.lists, name),
             DocKind::Related => one(&self.related, name),
+            DocKind::Role => one(&self.roles, name),
         }
     }
 
@@ -345,6 +355,10 @@ impl Catalog {
     pub fn stage_set(&self, name: &str) -> Option<&StageSetDoc> {
         self.docs.stage_sets.get(name)
     }
+
+    pub fn role(&self, name: &str) -> Option<&RoleDoc> {
+        self.docs.roles.get(name)
+    }
 }
 
 /// The semantic checks: everything a JSON Schema cannot say.
@@ -378,6 +392,9 @@ fn check(docs: &Docs) -> Vec<MetaError> {
             None => errors.push(MetaError::new(DocKind::Related, name, "", "missing")),
         }
     }
+    for role in docs.roles.values() {
+        check_role(docs, role, &mut errors);
+    }
     for (kind, names) in [
         (DocKind::Layout, docs.layouts.keys().collect::<Vec<_>>()),
         (DocKind::ListView, docs.lists.keys().collect()),
@@ -390,6 +407,26 @@ fn check(docs: &Docs) -> Vec<MetaError> {
         }
     }
     errors
+}
+
+fn check_role(docs: &Docs, role: &RoleDoc, errors: &mut Vec<MetaError>) {
+    for (entity, grant) in &role.entities {
+        let path = format!("/entities/{entity}");
+        let Some(def) = docs.entities.get(entity) else {
+            errors.push(MetaError::new(DocKind::Role, role.name.as_str(), path, format!("no entity `{entity}`")));
+            continue;
+        };
+        for field in grant.fields.keys() {
+            if !def.fields.iter().any(|f| &f.name == field) {
+                errors.push(MetaError::new(
+                    DocKind::Role,
+                    role.name.as_str(),
+                    format!("{path}/fields/{field}"),
+                    format!("no field `{field}` on `{entity}`"),
+                ));
+            }
+        }
+    }
 }
 
 fn check_stage_set(set: &StageSetDoc, errors: &mut Vec<MetaError>) {

@@ -2,9 +2,14 @@
 //! and the list query around it. Parsing checks every field and value against the entity, so
 //! the SQL layer only ever sees known columns and typed values.
 
+use std::collections::HashSet;
+
 use serde_json::Value as Json;
 
+use uuid::Uuid;
+
 use crate::catalog::{Catalog, Entity};
+use crate::ident::Ident;
 use crate::meta::{FieldDef, FieldType, SortKey, Storage};
 use crate::value::{self, Value};
 
@@ -14,6 +19,22 @@ pub enum Filter {
     Or(Vec<Filter>),
     Not(Box<Filter>),
     Cond(Box<Cond>),
+    /// A part of a data scope the engine adds; clients cannot write these.
+    Scope(Box<ScopeTerm>),
+}
+
+/// The parts of a data scope that are not a comparison on the record's own columns.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScopeTerm {
+    /// Records owned by a user of one of these departments.
+    OwnedInDepartments(Vec<Uuid>),
+    /// Records owned by a public pool account.
+    OwnedByPools,
+    /// Records of `entity` shared with the user or one of the departments; for editing only
+    /// when shared with edit access.
+    SharedWith { entity: Ident, user: Uuid, departments: Vec<Uuid>, edit: bool },
+    /// No record at all.
+    Nothing,
 }
 
 /// One comparison on one column. `field` is a column of the entity the filter was parsed for.
@@ -59,10 +80,17 @@ const MAX_SORT_KEYS: usize = 4;
 
 impl Filter {
     /// Parses `{"and":[..]}`, `{"or":[..]}`, `{"not":{..}}` or
-    /// `{"field":"name","op":"contains","value":"立友"}` for an entity.
-    pub fn parse(catalog: &Catalog, entity: &Entity, json: &Json) -> Result<Filter, QueryError> {
+    /// `{"field":"name","op":"contains","value":"立友"}` for an entity; `hidden` fields are
+    /// treated as if they did not exist.
+    pub fn parse(
+        catalog: &Catalog,
+        entity: &Entity,
+        json: &Json,
+        hidden: &HashSet<Ident>,
+    ) -> Result<Filter, QueryError> {
         let mut budget = MAX_CONDITIONS;
-        parse_node(catalog, entity, json, "", 0, &mut budget)
+        let view = View { catalog, entity, hidden };
+        parse_node(&view, json, "", 0, &mut budget)
     }
 
     /// Both filters must hold.
@@ -77,9 +105,20 @@ impl Filter {
     }
 }
 
+/// An entity as one user sees it.
+struct View<'a> {
+    catalog: &'a Catalog,
+    entity: &'a Entity,
+    hidden: &'a HashSet<Ident>,
+}
+
+/// A column a user may see.
+fn visible_column<'a>(entity: &'a Entity, hidden: &HashSet<Ident>, name: &str) -> Option<&'a FieldDef> {
+    entity.column(name).filter(|f| !hidden.contains(&f.name))
+}
+
 fn parse_node(
-    catalog: &Catalog,
-    entity: &Entity,
+    view: &View<'_>,
     json: &Json,
     path: &str,
     depth: usize,
@@ -99,7 +138,7 @@ fn parse_node(
         items
             .iter()
             .enumerate()
-            .map(|(i, item)| parse_node(catalog, entity, item, &format!("{path}/{key}/{i}"), depth + 1, budget))
+            .map(|(i, item)| parse_node(view, item, &format!("{path}/{key}/{i}"), depth + 1, budget))
             .collect()
     };
     if node.len() == 1 {
@@ -110,7 +149,7 @@ fn parse_node(
             return Ok(Filter::Or(list("or", items, budget)?));
         }
         if let Some(inner) = node.get("not") {
-            let inner = parse_node(catalog, entity, inner, &format!("{path}/not"), depth + 1, budget)?;
+            let inner = parse_node(view, inner, &format!("{path}/not"), depth + 1, budget)?;
             return Ok(Filter::Not(Box::new(inner)));
         }
     }
@@ -122,12 +161,12 @@ fn parse_node(
     }
     *budget -= 1;
     let name = node.get("field").and_then(Json::as_str).ok_or_else(|| query_error(path, "`field` is missing"))?;
-    let field = entity
-        .column(name)
+    let entity = view.entity;
+    let field = visible_column(entity, view.hidden, name)
         .ok_or_else(|| query_error(&format!("{path}/field"), format!("no field `{name}` on `{}`", entity.name())))?;
     let op = node.get("op").and_then(Json::as_str).ok_or_else(|| query_error(path, "`op` is missing"))?;
     let value = node.get("value").unwrap_or(&Json::Null);
-    let op = parse_op(catalog, field, op, value, &format!("{path}/value"))?;
+    let op = parse_op(view.catalog, field, op, value, &format!("{path}/value"))?;
     Ok(Filter::Cond(Box::new(Cond { field: field.clone(), op })))
 }
 
@@ -214,13 +253,13 @@ pub struct ListQuery {
     pub deleted: bool,
 }
 
-/// Checks sort keys against an entity: they exist and can be sorted.
-pub fn check_sort(entity: &Entity, sort: &[SortKey]) -> Result<(), QueryError> {
+/// Checks sort keys against an entity: they exist, are not hidden and can be sorted.
+pub fn check_sort(entity: &Entity, sort: &[SortKey], hidden: &HashSet<Ident>) -> Result<(), QueryError> {
     if sort.len() > MAX_SORT_KEYS {
         return Err(query_error("sort", format!("at most {MAX_SORT_KEYS} sort keys")));
     }
     for key in sort {
-        match entity.column(key.field.as_str()) {
+        match visible_column(entity, hidden, key.field.as_str()) {
             Some(f) if f.field_type.is_sortable() => {}
             Some(_) => return Err(query_error("sort", format!("`{}` cannot be sorted", key.field))),
             None => return Err(query_error("sort", format!("no field `{}` on `{}`", key.field, entity.name()))),
@@ -230,13 +269,13 @@ pub fn check_sort(entity: &Entity, sort: &[SortKey]) -> Result<(), QueryError> {
 }
 
 /// Parses `-annual_revenue,name`.
-pub fn parse_sort(entity: &Entity, text: &str) -> Result<Vec<SortKey>, QueryError> {
+pub fn parse_sort(entity: &Entity, text: &str, hidden: &HashSet<Ident>) -> Result<Vec<SortKey>, QueryError> {
     let keys = text
         .split(',')
         .filter(|k| !k.trim().is_empty())
         .map(|k| SortKey::parse(k.trim()).map_err(|e| query_error("sort", format!("`{k}`: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
-    check_sort(entity, &keys)?;
+    check_sort(entity, &keys, hidden)?;
     Ok(keys)
 }
 

@@ -9,6 +9,7 @@ pub mod ident;
 pub mod meta;
 pub mod plan;
 pub mod region;
+pub mod roles;
 pub mod schema;
 pub mod value;
 
@@ -16,6 +17,7 @@ pub use catalog::{Catalog, Docs, Entity, MetaError};
 pub use filter::{Filter, ListQuery, Op, QueryError};
 pub use ident::Ident;
 pub use meta::{DocKind, EntityDef, FieldDef, FieldType, Labels, SortKey, Storage};
+pub use roles::{Access, Action, Scope};
 pub use value::Value;
 
 /// The entity whose records are the people who own, create and change every other record.

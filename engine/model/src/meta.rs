@@ -30,13 +30,14 @@ pub enum DocKind {
     Layout,
     ListView,
     Related,
+    Role,
 }
 
 impl DocKind {
     /// In dependency order: stage sets before the entities that use them, entities before
     /// the documents that describe their screens.
-    pub const ALL: [DocKind; 5] =
-        [DocKind::StageSet, DocKind::Entity, DocKind::Layout, DocKind::ListView, DocKind::Related];
+    pub const ALL: [DocKind; 6] =
+        [DocKind::StageSet, DocKind::Entity, DocKind::Layout, DocKind::ListView, DocKind::Related, DocKind::Role];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -45,6 +46,7 @@ impl DocKind {
             DocKind::Layout => "layout",
             DocKind::ListView => "list_view",
             DocKind::Related => "related",
+            DocKind::Role => "role",
         }
     }
 
@@ -60,6 +62,7 @@ impl DocKind {
             DocKind::Layout => "layouts",
             DocKind::ListView => "lists",
             DocKind::Related => "related",
+            DocKind::Role => "roles",
         }
     }
 
@@ -71,6 +74,7 @@ impl DocKind {
             DocKind::Layout => "layout.schema.json",
             DocKind::ListView => "list_view.schema.json",
             DocKind::Related => "related.schema.json",
+            DocKind::Role => "role.schema.json",
         }
     }
 }

@@ -9,12 +9,13 @@ use serde_json::Value as Json;
 use crate::meta::DocKind;
 
 /// The schema files, embedded so the binary checks exactly what editors autocomplete with.
-pub const FILES: [(DocKind, &str); 5] = [
+pub const FILES: [(DocKind, &str); 6] = [
     (DocKind::StageSet, include_str!("../../../metadata/schema/stage_set.schema.json")),
     (DocKind::Entity, include_str!("../../../metadata/schema/entity.schema.json")),
     (DocKind::Layout, include_str!("../../../metadata/schema/layout.schema.json")),
     (DocKind::ListView, include_str!("../../../metadata/schema/list_view.schema.json")),
     (DocKind::Related, include_str!("../../../metadata/schema/related.schema.json")),
+    (DocKind::Role, include_str!("../../../metadata/schema/role.schema.json")),
 ];
 
 static VALIDATORS: LazyLock<HashMap<DocKind, jsonschema::Validator>> = LazyLock::new(|| {

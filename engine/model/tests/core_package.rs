@@ -58,6 +58,10 @@ fn core_package_is_a_valid_catalog() {
         let entity = catalog.entity(name).unwrap_or_else(|| panic!("missing entity {name}"));
         assert!(entity.title_field().is_some(), "{name} needs a title field");
     }
+    for role in ["administrator", "manager", "sales_rep"] {
+        assert!(catalog.role(role).is_some(), "missing role {role}");
+    }
+    assert!(catalog.role("administrator").unwrap().admin);
 }
 
 #[test]

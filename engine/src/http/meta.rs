@@ -10,17 +10,22 @@ use serde::Deserialize;
 use serde_json::{Value as Json_, json};
 
 use super::{ApiJson, ApiQuery};
+use crate::access::Principal;
 use crate::app::AppState;
-use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::metadata::apply_docs;
 
-/// The description of an entity the API gives: its document and its screens' documents.
-fn entity_json(catalog: &crm_model::Catalog, name: &str) -> ApiResult<Json_> {
-    let entity = crate::records::entity_of(catalog, name)?;
+/// The description of an entity the API gives: its document and its screens' documents,
+/// without the fields archived or hidden from the caller.
+fn entity_json(catalog: &crm_model::Catalog, p: &Principal, name: &str) -> ApiResult<Json_> {
+    let entity = p.entity(catalog, name, crm_model::Action::Read)?;
+    let hidden = p.hidden(name);
     let mut def = serde_json::to_value(&entity.def).unwrap_or_default();
     if let Some(fields) = def.get_mut("fields").and_then(Json_::as_array_mut) {
-        fields.retain(|f| f.get("archived") != Some(&Json_::Bool(true)));
+        fields.retain(|f| {
+            f.get("archived") != Some(&Json_::Bool(true))
+                && !f.get("name").and_then(Json_::as_str).is_some_and(|n| hidden.iter().any(|h| h.as_str() == n))
+        });
     }
     Ok(json!({
         "entity": def,
@@ -30,11 +35,12 @@ fn entity_json(catalog: &crm_model::Catalog, name: &str) -> ApiResult<Json_> {
     }))
 }
 
-/// `GET /api/v1/meta/entities`
-pub async fn list_entities(State(app): State<AppState>, _p: Principal) -> Json<Json_> {
+/// `GET /api/v1/meta/entities`: the caller's modules.
+pub async fn list_entities(State(app): State<AppState>, p: Principal) -> Json<Json_> {
     let catalog = app.catalog();
     let entities: Vec<Json_> = catalog
         .entities()
+        .filter(|e| p.sees(e.name().as_str()))
         .map(|e| json!({"name": e.name(), "label": e.def.label, "icon": e.def.icon, "system": e.def.system}))
         .collect();
     Json(json!({ "catalog_version": catalog.version, "data": entities }))
@@ -43,14 +49,20 @@ pub async fn list_entities(State(app): State<AppState>, _p: Principal) -> Json<J
 /// `GET /api/v1/meta/entities/{entity}`
 pub async fn get_entity(
     State(app): State<AppState>,
-    _p: Principal,
+    p: Principal,
     Path(entity): Path<String>,
 ) -> ApiResult<Json<Json_>> {
-    Ok(Json(entity_json(&app.catalog(), &entity)?))
+    Ok(Json(entity_json(&app.catalog(), &p, &entity)?))
 }
 
-fn applied(app: &AppState, entity: &str, plan: &crm_model::plan::Plan, status: StatusCode) -> ApiResult<Response> {
-    let mut body = entity_json(&app.catalog(), entity)?;
+fn applied(
+    app: &AppState,
+    p: &Principal,
+    entity: &str,
+    plan: &crm_model::plan::Plan,
+    status: StatusCode,
+) -> ApiResult<Response> {
+    let mut body = entity_json(&app.catalog(), p, entity)?;
     body["plan"] = json!(plan.describe());
     Ok((status, Json(body)).into_response())
 }
@@ -64,7 +76,7 @@ pub async fn create_entity(
     p.require_admin()?;
     let plan = apply_docs(&app, Some(p.user_id), |docs| changes::create_entity(docs, &body)).await?;
     let name = body.get("name").and_then(Json_::as_str).unwrap_or_default();
-    applied(&app, name, &plan, StatusCode::CREATED)
+    applied(&app, &p, name, &plan, StatusCode::CREATED)
 }
 
 /// `POST /api/v1/meta/entities/{entity}/fields`: the field, and optionally
@@ -82,7 +94,7 @@ pub async fn add_field(
         Some(_) => return Err(ApiError::bad_request("invalid_body", "`place_on_layouts` is true or false")),
     };
     let plan = apply_docs(&app, Some(p.user_id), |docs| changes::add_field(docs, &entity, &body, place)).await?;
-    applied(&app, &entity, &plan, StatusCode::CREATED)
+    applied(&app, &p, &entity, &plan, StatusCode::CREATED)
 }
 
 /// `PATCH /api/v1/meta/entities/{entity}/fields/{field}`
@@ -94,7 +106,7 @@ pub async fn patch_field(
 ) -> ApiResult<Response> {
     p.require_admin()?;
     let plan = apply_docs(&app, Some(p.user_id), |docs| changes::patch_field(docs, &entity, &field, &body)).await?;
-    applied(&app, &entity, &plan, StatusCode::OK)
+    applied(&app, &p, &entity, &plan, StatusCode::OK)
 }
 
 /// `DELETE /api/v1/meta/entities/{entity}/fields/{field}`: archives the field, data kept.
@@ -105,23 +117,30 @@ pub async fn archive_field(
 ) -> ApiResult<Response> {
     p.require_admin()?;
     let plan = apply_docs(&app, Some(p.user_id), |docs| changes::archive_field(docs, &entity, &field)).await?;
-    applied(&app, &entity, &plan, StatusCode::OK)
+    applied(&app, &p, &entity, &plan, StatusCode::OK)
 }
 
 /// The document kinds that `/api/v1/meta/{kind}/{name}` serves, by their folder names.
 fn doc_kind(kind: &str) -> ApiResult<DocKind> {
     DocKind::ALL.into_iter().find(|k| k.folder() == kind && *k != DocKind::Entity).ok_or_else(|| {
-        ApiError::not_found(format!("no metadata kind `{kind}`; use layouts, lists, related or stage_sets"))
+        ApiError::not_found(format!("no metadata kind `{kind}`; use layouts, lists, related, stage_sets or roles"))
     })
 }
 
-/// `GET /api/v1/meta/{layouts|lists|related|stage_sets}/{name}`
+/// `GET /api/v1/meta/{layouts|lists|related|stage_sets|roles}/{name}`: roles for
+/// administrators, the others for the entities the caller sees.
 pub async fn get_doc(
     State(app): State<AppState>,
-    _p: Principal,
+    p: Principal,
     Path((kind, name)): Path<(String, String)>,
 ) -> ApiResult<Json<Json_>> {
     let kind = doc_kind(&kind)?;
+    match kind {
+        DocKind::Role => p.require_admin()?,
+        DocKind::StageSet => {}
+        _ if !p.sees(&name) => return Err(ApiError::not_found(format!("no {} `{name}`", kind.as_str()))),
+        _ => {}
+    }
     app.catalog()
         .docs()
         .get_json(kind, &name)
@@ -129,7 +148,8 @@ pub async fn get_doc(
         .ok_or_else(|| ApiError::not_found(format!("no {} `{name}`", kind.as_str())))
 }
 
-/// `PUT /api/v1/meta/{layouts|lists|related|stage_sets}/{name}`: replaces the document.
+/// `PUT /api/v1/meta/{layouts|lists|related|stage_sets|roles}/{name}`: replaces (or, for
+/// stage sets and roles, creates) the document.
 pub async fn put_doc(
     State(app): State<AppState>,
     p: Principal,
@@ -138,11 +158,12 @@ pub async fn put_doc(
 ) -> ApiResult<Response> {
     p.require_admin()?;
     let kind = doc_kind(&kind)?;
-    let key = if kind == DocKind::StageSet { "name" } else { "entity" };
+    let named = matches!(kind, DocKind::StageSet | DocKind::Role);
+    let key = if named { "name" } else { "entity" };
     if body.get(key).and_then(Json_::as_str) != Some(name.as_str()) {
         return Err(ApiError::bad_request("invalid_body", format!("the document's `{key}` must be `{name}`")));
     }
-    if kind != DocKind::StageSet && app.catalog().entity(&name).is_none() {
+    if !named && app.catalog().entity(&name).is_none() {
         return Err(ApiError::not_found(format!("no entity `{name}`")));
     }
     let plan = apply_docs(&app, Some(p.user_id), |docs| {
@@ -170,4 +191,11 @@ pub async fn history(
     p.require_admin()?;
     let changes = crm_store::system::meta_changes(&app.db, q.limit.unwrap_or(100).min(1000)).await?;
     Ok(Json(json!({ "data": changes })))
+}
+
+/// `GET /api/v1/meta/roles`: every role (administrators).
+pub async fn list_roles(State(app): State<AppState>, p: Principal) -> ApiResult<Json<Json_>> {
+    p.require_admin()?;
+    let catalog = app.catalog();
+    Ok(Json(json!({ "data": catalog.docs().roles.values().collect::<Vec<_>>() })))
 }

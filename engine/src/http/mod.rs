@@ -1,6 +1,8 @@
 //! HTTP: the whole route table, the extractors that turn bad input into problem documents,
 //! and the middleware around every request.
 
+mod admin;
+mod auth;
 mod meta;
 mod records;
 
@@ -14,9 +16,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 
+use crate::access::Principal;
 use crate::app::AppState;
-use crate::auth::{self, Principal};
-use crate::error::{ApiError, ApiResult, InternalError};
+use crate::error::{ApiError, InternalError};
 
 /// Bodies larger than this are refused with 413, except imports.
 pub const BODY_LIMIT: usize = 2 * 1024 * 1024;
@@ -33,6 +35,7 @@ pub fn build_app(state: AppState) -> Router {
             axum::routing::patch(meta::patch_field).delete(meta::archive_field),
         )
         .route("/api/v1/meta/history", get(meta::history))
+        .route("/api/v1/meta/roles", get(meta::list_roles))
         .route("/api/v1/meta/{kind}/{name}", get(meta::get_doc).put(meta::put_doc))
         // Records
         .route("/api/v1/records/{entity}", get(records::list).post(records::create))
@@ -40,6 +43,9 @@ pub fn build_app(state: AppState) -> Router {
         .route("/api/v1/records/{entity}/bulk/update", post(records::bulk_update))
         .route("/api/v1/records/{entity}/bulk/delete", post(records::bulk_delete))
         .route("/api/v1/records/{entity}/bulk/restore", post(records::bulk_restore))
+        .route("/api/v1/records/{entity}/bulk/assign", post(records::bulk_assign))
+        .route("/api/v1/records/{entity}/bulk/share", post(records::bulk_share))
+        .route("/api/v1/records/{entity}/bulk/unshare", post(records::bulk_unshare))
         .route(
             "/api/v1/records/{entity}/bulk/create",
             post(records::bulk_create).layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT)),
@@ -48,13 +54,29 @@ pub fn build_app(state: AppState) -> Router {
         .route("/api/v1/records/{entity}/{id}/restore", post(records::restore))
         .route("/api/v1/records/{entity}/{id}/related/{panel}", get(records::related))
         .route("/api/v1/records/{entity}/{id}/history", get(records::history))
+        // One's own session, password and tokens
+        .route("/api/v1/auth/logout", post(auth::logout))
+        .route("/api/v1/auth/session", get(auth::session))
+        .route("/api/v1/auth/password", post(auth::change_password))
+        .route("/api/v1/auth/tokens", get(auth::tokens).post(auth::create_token))
+        .route("/api/v1/auth/tokens/{id}", axum::routing::delete(auth::revoke_token))
+        // Accounts and the audit log (administrators)
+        .route("/api/v1/admin/users", post(admin::create_user))
+        .route("/api/v1/admin/users/{id}", get(admin::account))
+        .route("/api/v1/admin/users/{id}/roles", axum::routing::put(admin::set_roles))
+        .route("/api/v1/admin/users/{id}/disable", post(admin::disable))
+        .route("/api/v1/admin/users/{id}/enable", post(admin::enable))
+        .route("/api/v1/admin/users/{id}/reset-password", post(admin::reset_password))
+        .route("/api/v1/admin/users/{id}/transfer", post(admin::transfer))
+        .route("/api/v1/audit", get(admin::audit))
         // The API's own description
         .route("/api/openapi.json", get(openapi))
-        .layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
+        .layer(middleware::from_fn_with_state(state.clone(), crate::auth::authenticate));
 
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/api/v1/auth/token", post(token))
+        .route("/api/v1/auth/token", post(auth::token))
+        .route("/api/v1/auth/login", post(auth::login))
         .merge(api)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -73,29 +95,9 @@ async fn healthz(State(app): State<AppState>) -> Response {
     }
 }
 
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TokenRequest {
-    login: String,
-    password: String,
-    #[serde(default)]
-    name: Option<String>,
-}
-
-/// `POST /api/v1/auth/token`: a bearer token for a login and password.
-async fn token(State(app): State<AppState>, ApiJson(body): ApiJson<TokenRequest>) -> ApiResult<Response> {
-    let name = body.name.as_deref().unwrap_or("api");
-    let (token, principal) = auth::login_for_token(&app, &body.login, &body.password, name).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(serde_json::json!({"token": token, "token_type": "Bearer", "user_id": principal.user_id})),
-    )
-        .into_response())
-}
-
-/// `GET /api/openapi.json`: generated from the live catalog.
-async fn openapi(State(app): State<AppState>, _principal: Principal) -> Json<serde_json::Value> {
-    Json(crate::openapi::document(&app.catalog()))
+/// `GET /api/openapi.json`: generated from the live catalog, for the caller's modules.
+async fn openapi(State(app): State<AppState>, principal: Principal) -> Json<serde_json::Value> {
+    Json(crate::openapi::document(&app.catalog(), |entity| principal.sees(entity)))
 }
 
 async fn not_found() -> ApiError {

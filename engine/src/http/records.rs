@@ -8,8 +8,8 @@ use serde::Deserialize;
 use serde_json::{Value as Json_, json};
 
 use super::{ApiJson, ApiQuery};
+use crate::access::Principal;
 use crate::app::AppState;
-use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::records::{self, ListParams, Outcome};
 
@@ -22,11 +22,11 @@ pub struct FieldsParam {
 /// `GET /api/v1/records/{entity}`
 pub async fn list(
     State(app): State<AppState>,
-    _p: Principal,
+    p: Principal,
     Path(entity): Path<String>,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<Json<records::ListPage>> {
-    Ok(Json(records::list(&app, &entity, &params).await?))
+    Ok(Json(records::list(&app, &p, &entity, &params).await?))
 }
 
 /// `POST /api/v1/records/{entity}`
@@ -36,18 +36,18 @@ pub async fn create(
     Path(entity): Path<String>,
     ApiJson(body): ApiJson<Json_>,
 ) -> ApiResult<Response> {
-    let record = records::create(&app, p, &entity, &body).await?;
+    let record = records::create(&app, &p, &entity, &body).await?;
     Ok((StatusCode::CREATED, Json(record)).into_response())
 }
 
 /// `GET /api/v1/records/{entity}/{id}`
 pub async fn get(
     State(app): State<AppState>,
-    _p: Principal,
+    p: Principal,
     Path((entity, id)): Path<(String, String)>,
     ApiQuery(q): ApiQuery<FieldsParam>,
 ) -> ApiResult<Json<records::RecordOut>> {
-    Ok(Json(records::get(&app, &entity, &id, q.fields.as_deref()).await?))
+    Ok(Json(records::get(&app, &p, &entity, &id, q.fields.as_deref()).await?))
 }
 
 /// `PATCH /api/v1/records/{entity}/{id}`
@@ -57,7 +57,7 @@ pub async fn update(
     Path((entity, id)): Path<(String, String)>,
     ApiJson(body): ApiJson<Json_>,
 ) -> ApiResult<Json<records::RecordOut>> {
-    Ok(Json(records::update(&app, p, &entity, &id, &body).await?))
+    Ok(Json(records::update(&app, &p, &entity, &id, &body).await?))
 }
 
 /// The single result of a one-record bulk operation as a response.
@@ -76,7 +76,7 @@ pub async fn delete(
     p: Principal,
     Path((entity, id)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    single(records::bulk_set_deleted(&app, p, &entity, &[Json_::String(id)], false).await?)
+    single(records::bulk_set_deleted(&app, &p, &entity, &[Json_::String(id)], false).await?)
 }
 
 /// `POST /api/v1/records/{entity}/{id}/restore`: out of the recycle bin.
@@ -85,27 +85,27 @@ pub async fn restore(
     p: Principal,
     Path((entity, id)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    single(records::bulk_set_deleted(&app, p, &entity, &[Json_::String(id.clone())], true).await?)?;
-    Ok(Json(records::get(&app, &entity, &id, None).await?).into_response())
+    single(records::bulk_set_deleted(&app, &p, &entity, &[Json_::String(id.clone())], true).await?)?;
+    Ok(Json(records::get(&app, &p, &entity, &id, None).await?).into_response())
 }
 
 /// `GET /api/v1/records/{entity}/{id}/related/{panel}`
 pub async fn related(
     State(app): State<AppState>,
-    _p: Principal,
+    p: Principal,
     Path((entity, id, panel)): Path<(String, String, String)>,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<Json<records::ListPage>> {
-    Ok(Json(records::related(&app, &entity, &id, &panel, &params).await?))
+    Ok(Json(records::related(&app, &p, &entity, &id, &panel, &params).await?))
 }
 
 /// `GET /api/v1/records/{entity}/{id}/history`
 pub async fn history(
     State(app): State<AppState>,
-    _p: Principal,
+    p: Principal,
     Path((entity, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Json_>> {
-    Ok(Json(records::history(&app, &entity, &id).await?))
+    Ok(Json(records::history(&app, &p, &entity, &id).await?))
 }
 
 #[derive(Deserialize)]
@@ -119,11 +119,11 @@ pub struct GroupParams {
 /// `GET /api/v1/records/{entity}/groups?by=status&sum=amount`
 pub async fn groups(
     State(app): State<AppState>,
-    _p: Principal,
+    p: Principal,
     Path(entity): Path<String>,
     ApiQuery(q): ApiQuery<GroupParams>,
 ) -> ApiResult<Json<Json_>> {
-    Ok(Json(records::groups(&app, &entity, &q.by, q.sum.as_deref(), q.filter.as_deref()).await?))
+    Ok(Json(records::groups(&app, &p, &entity, &q.by, q.sum.as_deref(), q.filter.as_deref()).await?))
 }
 
 #[derive(Deserialize)]
@@ -152,7 +152,7 @@ pub async fn bulk_update(
     Path(entity): Path<String>,
     ApiJson(body): ApiJson<BulkUpdate>,
 ) -> ApiResult<Json<Json_>> {
-    let results = records::bulk_update(&app, p, &entity, &body.ids, &body.set).await?;
+    let results = records::bulk_update(&app, &p, &entity, &body.ids, &body.set).await?;
     Ok(Json(json!({ "results": results })))
 }
 
@@ -163,7 +163,7 @@ pub async fn bulk_delete(
     Path(entity): Path<String>,
     ApiJson(body): ApiJson<BulkIds>,
 ) -> ApiResult<Json<Json_>> {
-    let results = records::bulk_set_deleted(&app, p, &entity, &body.ids, false).await?;
+    let results = records::bulk_set_deleted(&app, &p, &entity, &body.ids, false).await?;
     Ok(Json(json!({ "results": results })))
 }
 
@@ -174,7 +174,7 @@ pub async fn bulk_restore(
     Path(entity): Path<String>,
     ApiJson(body): ApiJson<BulkIds>,
 ) -> ApiResult<Json<Json_>> {
-    let results = records::bulk_set_deleted(&app, p, &entity, &body.ids, true).await?;
+    let results = records::bulk_set_deleted(&app, &p, &entity, &body.ids, true).await?;
     Ok(Json(json!({ "results": results })))
 }
 
@@ -185,6 +185,70 @@ pub async fn bulk_create(
     Path(entity): Path<String>,
     ApiJson(body): ApiJson<BulkCreate>,
 ) -> ApiResult<Response> {
-    let ids = records::import(&app, p, &entity, &body.records).await?;
+    let ids = records::import(&app, &p, &entity, &body.records).await?;
     Ok((StatusCode::CREATED, Json(json!({ "created": ids.len(), "ids": ids }))).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulkAssign {
+    ids: Vec<Json_>,
+    owner: uuid::Uuid,
+}
+
+/// `POST /api/v1/records/{entity}/bulk/assign`: a new owner for many records.
+pub async fn bulk_assign(
+    State(app): State<AppState>,
+    p: Principal,
+    Path(entity): Path<String>,
+    ApiJson(body): ApiJson<BulkAssign>,
+) -> ApiResult<Json<Json_>> {
+    let results = records::bulk_assign(&app, &p, &entity, &body.ids, body.owner).await?;
+    Ok(Json(json!({ "results": results })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulkShare {
+    ids: Vec<Json_>,
+    user: Option<uuid::Uuid>,
+    department: Option<uuid::Uuid>,
+    access: Option<String>,
+}
+
+impl BulkShare {
+    fn grantee(&self) -> ApiResult<records::Grantee> {
+        match (self.user, self.department) {
+            (Some(user), None) => Ok(records::Grantee::User(user)),
+            (None, Some(department)) => Ok(records::Grantee::Department(department)),
+            _ => Err(ApiError::bad_request("invalid_body", "give either `user` or `department`")),
+        }
+    }
+}
+
+/// `POST /api/v1/records/{entity}/bulk/share`: `{"ids", "user"|"department", "access": "read"|"edit"}`.
+pub async fn bulk_share(
+    State(app): State<AppState>,
+    p: Principal,
+    Path(entity): Path<String>,
+    ApiJson(body): ApiJson<BulkShare>,
+) -> ApiResult<Json<Json_>> {
+    let access = match body.access.as_deref() {
+        Some("read") | None => "read",
+        Some("edit") => "edit",
+        Some(_) => return Err(ApiError::bad_request("invalid_body", "`access` is read or edit")),
+    };
+    let results = records::bulk_share(&app, &p, &entity, &body.ids, body.grantee()?, Some(access)).await?;
+    Ok(Json(json!({ "results": results })))
+}
+
+/// `POST /api/v1/records/{entity}/bulk/unshare`: `{"ids", "user"|"department"}`.
+pub async fn bulk_unshare(
+    State(app): State<AppState>,
+    p: Principal,
+    Path(entity): Path<String>,
+    ApiJson(body): ApiJson<BulkShare>,
+) -> ApiResult<Json<Json_>> {
+    let results = records::bulk_share(&app, &p, &entity, &body.ids, body.grantee()?, None).await?;
+    Ok(Json(json!({ "results": results })))
 }

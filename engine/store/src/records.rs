@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use crm_model::filter::{Cond, Op};
+use crm_model::filter::{Cond, Op, ScopeTerm};
 use crm_model::{Entity, FieldDef, FieldType, Filter, ListQuery, Storage, Value};
 use uuid::Uuid;
 
@@ -87,28 +87,51 @@ fn classify(entity: &Entity, error: StoreError) -> StoreError {
     }
 }
 
-/// The statement that reads one record (deleted or not) by id.
-pub fn get_statement(dialect: Dialect, entity: &Entity, id: Uuid) -> Sql {
+/// The statement that reads one record (deleted or not) by id, within a scope.
+pub fn get_statement(dialect: Dialect, entity: &Entity, id: Uuid, scope: Option<&Filter>) -> Sql {
     let mut sql = Sql::new(dialect);
     select_from(&mut sql, entity);
     sql.push(" WHERE \"id\" = ").bind(Arg::Uuid(id));
+    push_and(&mut sql, scope);
     sql
 }
 
-pub async fn get(db: &Db, entity: &Entity, id: Uuid) -> Result<Option<Record>, StoreError> {
-    let row = get_statement(db.dialect(), entity, id).fetch_optional(db).await?;
+fn push_and(sql: &mut Sql, filter: Option<&Filter>) {
+    if let Some(filter) = filter {
+        sql.push(" AND ");
+        push_filter(sql, filter);
+    }
+}
+
+pub async fn get(db: &Db, entity: &Entity, id: Uuid, scope: Option<&Filter>) -> Result<Option<Record>, StoreError> {
+    let row = get_statement(db.dialect(), entity, id, scope).fetch_optional(db).await?;
     row.map(|row| read_record(&row, entity)).transpose()
 }
 
-/// Reads a record inside a transaction, locking it on PostgreSQL until the transaction ends.
-pub async fn get_for_update(tx: &mut Tx, entity: &Entity, id: Uuid) -> Result<Option<Record>, StoreError> {
+/// Reads a record within a scope inside a transaction, locking it on PostgreSQL until the
+/// transaction ends.
+pub async fn get_for_update(
+    tx: &mut Tx,
+    entity: &Entity,
+    id: Uuid,
+    scope: Option<&Filter>,
+) -> Result<Option<Record>, StoreError> {
     let mut sql = tx.sql();
     select_from(&mut sql, entity);
     sql.push(" WHERE \"id\" = ").bind(Arg::Uuid(id));
+    push_and(&mut sql, scope);
     if sql.dialect() == Dialect::Postgres {
         sql.push(" FOR UPDATE");
     }
     sql.fetch_optional_tx(tx).await?.map(|row| read_record(&row, entity)).transpose()
+}
+
+/// The id and one reference of every live record: for small tables such as departments.
+pub async fn references(db: &Db, entity: &Entity, field: &FieldDef) -> Result<Vec<(Uuid, Option<Uuid>)>, StoreError> {
+    let mut sql = db.sql();
+    sql.push("SELECT \"id\", ").ident(&field.name).push(" FROM ").ident(entity.name());
+    sql.push(" WHERE \"deleted_at\" IS NULL");
+    sql.fetch_all(db).await?.iter().map(|row| Ok((row.uuid(0)?.unwrap_or_default(), row.uuid(1)?))).collect()
 }
 
 /// Which of `ids` are live records of `entity`.
@@ -214,12 +237,13 @@ pub async fn update(
     row.map(|row| read_record(&row, entity)).transpose()
 }
 
-/// Moves records into the recycle bin (`deleted` is the time) or out of it (`None`).
-/// Returns the ids that changed.
+/// Moves records within a scope into the recycle bin (`deleted` is the time) or out of it
+/// (`None`). Returns the ids that changed.
 pub async fn set_deleted(
     tx: &mut Tx,
     entity: &Entity,
     ids: &[Uuid],
+    scope: Option<&Filter>,
     deleted: Option<DateTime<Utc>>,
     by: Uuid,
     now: DateTime<Utc>,
@@ -233,16 +257,43 @@ pub async fn set_deleted(
         sql.push(", \"updated_at\" = ").bind(Arg::Datetime(now));
         sql.push(", \"version\" = \"version\" + 1 WHERE \"deleted_at\" IS ");
         sql.push(if deleted.is_some() { "NULL" } else { "NOT NULL" });
-        sql.push(" AND \"id\" IN (");
-        sql.comma_list(chunk, |sql, id| {
-            sql.bind(Arg::Uuid(*id));
-        });
-        sql.push(") RETURNING \"id\"");
+        sql.push(" AND \"id\" IN ");
+        push_ids(&mut sql, chunk);
+        push_and(&mut sql, scope);
+        sql.push(" RETURNING \"id\"");
         for row in sql.fetch_all_tx(tx).await.map_err(|e| classify(entity, e))? {
             changed.extend(row.uuid(0)?);
         }
     }
     Ok(changed)
+}
+
+/// Every record a user owns, the recycle bin included.
+pub async fn owned_by(tx: &mut Tx, entity: &Entity, user: Uuid) -> Result<Vec<Uuid>, StoreError> {
+    let mut sql = tx.sql();
+    sql.push("SELECT \"id\" FROM ").ident(entity.name()).push(" WHERE \"owner\" = ").bind(Arg::Uuid(user));
+    sql.fetch_all_tx(tx).await?.iter().map(|row| Ok(row.uuid(0)?.unwrap_or_default())).collect()
+}
+
+/// Gives records a new owner.
+pub async fn set_owner(
+    tx: &mut Tx,
+    entity: &Entity,
+    ids: &[Uuid],
+    owner: Uuid,
+    by: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let mut statements = Vec::new();
+    for chunk in ids.chunks(500) {
+        let mut sql = tx.sql();
+        sql.push("UPDATE ").ident(entity.name()).push(" SET \"owner\" = ").bind(Arg::Uuid(owner));
+        sql.push(", \"updated_by\" = ").bind(Arg::Uuid(by)).push(", \"updated_at\" = ").bind(Arg::Datetime(now));
+        sql.push(", \"version\" = \"version\" + 1 WHERE \"id\" IN ");
+        push_ids(&mut sql, chunk);
+        statements.push(sql);
+    }
+    Sql::execute_all(statements, tx).await
 }
 
 /// A page of records and whether more follow.
@@ -422,10 +473,7 @@ fn push_after(sql: &mut Sql, keys: &[OrderKey], after: &[Value]) {
 
 fn push_where(sql: &mut Sql, filter: Option<&Filter>, deleted: bool) {
     sql.push(if deleted { " WHERE \"deleted_at\" IS NOT NULL" } else { " WHERE \"deleted_at\" IS NULL" });
-    if let Some(filter) = filter {
-        sql.push(" AND ");
-        push_filter(sql, filter);
-    }
+    push_and(sql, filter);
 }
 
 fn push_filter(sql: &mut Sql, filter: &Filter) {
@@ -447,6 +495,48 @@ fn push_filter(sql: &mut Sql, filter: &Filter) {
             sql.push(")");
         }
         Filter::Cond(cond) => push_cond(sql, cond),
+        Filter::Scope(term) => push_scope(sql, term),
+    }
+}
+
+fn push_ids(sql: &mut Sql, ids: &[Uuid]) {
+    sql.push("(");
+    sql.comma_list(ids, |sql, id| {
+        sql.bind(Arg::Uuid(*id));
+    });
+    sql.push(")");
+}
+
+/// The parts of data scopes that look beyond the record: who its owner is, what is shared.
+fn push_scope(sql: &mut Sql, term: &ScopeTerm) {
+    match term {
+        ScopeTerm::OwnedInDepartments(departments) if departments.is_empty() => {
+            sql.push("1 = 0");
+        }
+        ScopeTerm::OwnedInDepartments(departments) => {
+            sql.push("\"owner\" IN (SELECT \"id\" FROM \"user\" WHERE \"department\" IN ");
+            push_ids(sql, departments);
+            sql.push(")");
+        }
+        ScopeTerm::OwnedByPools => {
+            sql.push("\"owner\" IN (SELECT \"id\" FROM \"user\" WHERE \"pool\" = ").bind(Arg::Boolean(true)).push(")");
+        }
+        ScopeTerm::SharedWith { entity, user, departments, edit } => {
+            sql.push("\"id\" IN (SELECT record_id FROM crm_share WHERE entity = ").bind(Arg::Text(entity.to_string()));
+            sql.push(" AND (user_id = ").bind(Arg::Uuid(*user));
+            if !departments.is_empty() {
+                sql.push(" OR department_id IN ");
+                push_ids(sql, departments);
+            }
+            sql.push(")");
+            if *edit {
+                sql.push(" AND access = ").bind(Arg::Text("edit".into()));
+            }
+            sql.push(")");
+        }
+        ScopeTerm::Nothing => {
+            sql.push("1 = 0");
+        }
     }
 }
 

@@ -133,52 +133,90 @@ pub async fn meta_changes(db: &Db, limit: u32) -> Result<Vec<MetaChange>, StoreE
 pub struct Credential {
     pub user_id: Uuid,
     pub password_hash: String,
-    pub is_admin: bool,
     pub must_change: bool,
 }
 
-/// The credential of an active, live user by login.
+/// The credential of an active, live user who is not a pool account, by login.
 pub async fn credential_by_login(db: &Db, login: &str) -> Result<Option<Credential>, StoreError> {
     let mut sql = db.sql();
-    sql.push("SELECT c.user_id, c.password_hash, c.is_admin, c.must_change FROM crm_credential c ");
+    sql.push("SELECT c.user_id, c.password_hash, c.must_change FROM crm_credential c ");
     sql.push("JOIN \"user\" u ON u.\"id\" = c.user_id WHERE u.\"login\" = ").bind(Arg::Text(login.to_owned()));
-    sql.push(" AND u.\"deleted_at\" IS NULL AND (u.\"active\" IS NULL OR u.\"active\" = ")
-        .bind(Arg::Boolean(true))
-        .push(")");
+    push_user_can_sign_in(&mut sql);
     let Some(row) = sql.fetch_optional(db).await? else {
         return Ok(None);
     };
     Ok(Some(Credential {
         user_id: row.uuid(0)?.unwrap_or_default(),
         password_hash: row.text(1)?.unwrap_or_default(),
-        is_admin: row.boolean(2)?.unwrap_or(false),
-        must_change: row.boolean(3)?.unwrap_or(false),
+        must_change: row.boolean(2)?.unwrap_or(false),
     }))
+}
+
+/// The credential of a user by id (to check their current password).
+pub async fn credential_of(db: &Db, user_id: Uuid) -> Result<Option<Credential>, StoreError> {
+    let mut sql = db.sql();
+    sql.push("SELECT user_id, password_hash, must_change FROM crm_credential WHERE user_id = ")
+        .bind(Arg::Uuid(user_id));
+    let Some(row) = sql.fetch_optional(db).await? else {
+        return Ok(None);
+    };
+    Ok(Some(Credential {
+        user_id,
+        password_hash: row.text(1)?.unwrap_or_default(),
+        must_change: row.boolean(2)?.unwrap_or(false),
+    }))
+}
+
+/// `AND` the user `u` is live, active and not a pool account.
+fn push_user_can_sign_in(sql: &mut crate::Sql) {
+    sql.push(" AND u.\"deleted_at\" IS NULL AND (u.\"active\" IS NULL OR u.\"active\" = ").bind(Arg::Boolean(true));
+    sql.push(") AND (u.\"pool\" IS NULL OR u.\"pool\" = ").bind(Arg::Boolean(false)).push(")");
 }
 
 pub async fn set_credential(
     tx: &mut Tx,
     user_id: Uuid,
     password_hash: &str,
-    is_admin: bool,
     must_change: bool,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let mut sql = tx.sql();
-    sql.push("INSERT INTO crm_credential (user_id, password_hash, is_admin, must_change, updated_at) VALUES (");
+    sql.push("INSERT INTO crm_credential (user_id, password_hash, must_change, updated_at) VALUES (");
     sql.bind(Arg::Uuid(user_id)).push(", ").bind(Arg::Text(password_hash.to_owned())).push(", ");
-    sql.bind(Arg::Boolean(is_admin)).push(", ").bind(Arg::Boolean(must_change)).push(", ").bind(Arg::Datetime(now));
+    sql.bind(Arg::Boolean(must_change)).push(", ").bind(Arg::Datetime(now));
     sql.push(") ON CONFLICT (user_id) DO UPDATE SET password_hash = excluded.password_hash, ");
-    sql.push("is_admin = excluded.is_admin, must_change = excluded.must_change, updated_at = excluded.updated_at");
+    sql.push("must_change = excluded.must_change, updated_at = excluded.updated_at");
     sql.execute_tx(tx).await?;
     Ok(())
 }
 
-/// Whether any administrator exists (the first start creates one).
-pub async fn admin_exists(db: &Db) -> Result<bool, StoreError> {
+/// Whether anyone can sign in yet (the first start creates the administrator).
+pub async fn any_credential(db: &Db) -> Result<bool, StoreError> {
     let mut sql = db.sql();
-    sql.push("SELECT 1 FROM crm_credential WHERE is_admin = ").bind(Arg::Boolean(true)).push(" LIMIT 1");
+    sql.push("SELECT 1 FROM crm_credential LIMIT 1");
     Ok(sql.fetch_optional(db).await?.is_some())
+}
+
+/// The roles a user holds.
+pub async fn user_roles(db: &Db, user_id: Uuid) -> Result<Vec<String>, StoreError> {
+    let mut sql = db.sql();
+    sql.push("SELECT role FROM crm_user_role WHERE user_id = ").bind(Arg::Uuid(user_id)).push(" ORDER BY role");
+    sql.fetch_all(db).await?.iter().map(|row| Ok(row.text(0)?.unwrap_or_default())).collect()
+}
+
+/// Replaces the roles a user holds.
+pub async fn set_user_roles(tx: &mut Tx, user_id: Uuid, roles: &[String]) -> Result<(), StoreError> {
+    let mut statements = Vec::with_capacity(1 + roles.len());
+    let mut clear = tx.sql();
+    clear.push("DELETE FROM crm_user_role WHERE user_id = ").bind(Arg::Uuid(user_id));
+    statements.push(clear);
+    for role in roles {
+        let mut add = tx.sql();
+        add.push("INSERT INTO crm_user_role (user_id, role) VALUES (").bind(Arg::Uuid(user_id)).push(", ");
+        add.bind(Arg::Text(role.clone())).push(")");
+        statements.push(add);
+    }
+    crate::Sql::execute_all(statements, tx).await
 }
 
 pub async fn insert_token(
@@ -202,20 +240,151 @@ pub async fn insert_token(
     Ok(())
 }
 
-/// The user (and whether an administrator) of a valid token: not revoked, not expired, its
-/// user live and active.
-pub async fn token_user(db: &Db, token_hash: &str, now: DateTime<Utc>) -> Result<Option<(Uuid, bool)>, StoreError> {
+/// The user of a valid token: not revoked, not expired, its user able to sign in.
+pub async fn token_user(db: &Db, token_hash: &str, now: DateTime<Utc>) -> Result<Option<Uuid>, StoreError> {
     let mut sql = db.sql();
-    sql.push("SELECT t.user_id, c.is_admin FROM crm_token t JOIN crm_credential c ON c.user_id = t.user_id ");
-    sql.push("JOIN \"user\" u ON u.\"id\" = t.user_id WHERE t.token_hash = ").bind(Arg::Text(token_hash.to_owned()));
-    sql.push(" AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > ").bind(Arg::Datetime(now));
-    sql.push(") AND u.\"deleted_at\" IS NULL AND (u.\"active\" IS NULL OR u.\"active\" = ")
-        .bind(Arg::Boolean(true))
+    sql.push("SELECT t.user_id FROM crm_token t JOIN \"user\" u ON u.\"id\" = t.user_id WHERE t.token_hash = ");
+    sql.bind(Arg::Text(token_hash.to_owned()));
+    sql.push(" AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > ")
+        .bind(Arg::Datetime(now))
         .push(")");
+    push_user_can_sign_in(&mut sql);
+    let row = sql.fetch_optional(db).await?;
+    Ok(row.map(|r| r.uuid(0)).transpose()?.flatten())
+}
+
+/// An API token as its owner sees it (never the token itself).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TokenInfo {
+    pub id: Uuid,
+    pub name: String,
+    pub created_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+pub async fn tokens_of(db: &Db, user_id: Uuid) -> Result<Vec<TokenInfo>, StoreError> {
+    let mut sql = db.sql();
+    sql.push("SELECT id, name, created_at, expires_at, revoked_at FROM crm_token WHERE user_id = ");
+    sql.bind(Arg::Uuid(user_id)).push(" ORDER BY created_at DESC");
+    sql.fetch_all(db)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(TokenInfo {
+                id: row.uuid(0)?.unwrap_or_default(),
+                name: row.text(1)?.unwrap_or_default(),
+                created_at: row.datetime(2)?,
+                expires_at: row.datetime(3)?,
+                revoked_at: row.datetime(4)?,
+            })
+        })
+        .collect()
+}
+
+/// Revokes a user's token (or all of them when `id` is `None`); returns how many.
+pub async fn revoke_tokens(db: &Db, user_id: Uuid, id: Option<Uuid>, now: DateTime<Utc>) -> Result<u64, StoreError> {
+    let mut sql = db.sql();
+    sql.push("UPDATE crm_token SET revoked_at = ").bind(Arg::Datetime(now));
+    sql.push(" WHERE revoked_at IS NULL AND user_id = ").bind(Arg::Uuid(user_id));
+    if let Some(id) = id {
+        sql.push(" AND id = ").bind(Arg::Uuid(id));
+    }
+    sql.execute(db).await
+}
+
+pub async fn insert_session(
+    db: &Db,
+    id_hash: &str,
+    user_id: Uuid,
+    csrf: &str,
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let mut sql = db.sql();
+    sql.push("INSERT INTO crm_session (id_hash, user_id, csrf, created_at, expires_at) VALUES (");
+    sql.bind(Arg::Text(id_hash.to_owned())).push(", ").bind(Arg::Uuid(user_id)).push(", ");
+    sql.bind(Arg::Text(csrf.to_owned())).push(", ").bind(Arg::Datetime(now)).push(", ").bind(Arg::Datetime(expires_at));
+    sql.push(")");
+    sql.execute(db).await?;
+    Ok(())
+}
+
+/// The user and CSRF token of a live session whose user can sign in.
+pub async fn session_user(db: &Db, id_hash: &str, now: DateTime<Utc>) -> Result<Option<(Uuid, String)>, StoreError> {
+    let mut sql = db.sql();
+    sql.push("SELECT s.user_id, s.csrf FROM crm_session s JOIN \"user\" u ON u.\"id\" = s.user_id WHERE s.id_hash = ");
+    sql.bind(Arg::Text(id_hash.to_owned())).push(" AND s.expires_at > ").bind(Arg::Datetime(now));
+    push_user_can_sign_in(&mut sql);
     let Some(row) = sql.fetch_optional(db).await? else {
         return Ok(None);
     };
-    Ok(row.uuid(0)?.map(|id| (id, row.boolean(1).ok().flatten().unwrap_or(false))))
+    Ok(row.uuid(0)?.map(|id| (id, row.text(1).ok().flatten().unwrap_or_default())))
+}
+
+/// Ends one session, or all of a user's.
+pub async fn delete_sessions(db: &Db, id_hash: Option<&str>, user_id: Option<Uuid>) -> Result<u64, StoreError> {
+    let mut sql = db.sql();
+    sql.push("DELETE FROM crm_session WHERE ");
+    match (id_hash, user_id) {
+        (Some(hash), _) => sql.push("id_hash = ").bind(Arg::Text(hash.to_owned())),
+        (None, Some(user)) => sql.push("user_id = ").bind(Arg::Uuid(user)),
+        (None, None) => return Ok(0),
+    };
+    sql.execute(db).await
+}
+
+/// One grant of a record to a user or a department.
+#[derive(Debug, Clone)]
+pub struct Share {
+    pub entity: String,
+    pub record_id: Uuid,
+    pub user: Option<Uuid>,
+    pub department: Option<Uuid>,
+    /// `read` or `edit`.
+    pub access: &'static str,
+}
+
+/// Shares records (replacing the access of an existing share to the same grantee).
+pub async fn share(tx: &mut Tx, shares: &[Share], by: Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
+    let mut statements = Vec::new();
+    for share in shares {
+        let mut remove = tx.sql();
+        push_share_match(&mut remove, share);
+        statements.push(remove);
+        let mut add = tx.sql();
+        add.push("INSERT INTO crm_share (entity, record_id, user_id, department_id, access, created_by, created_at) VALUES (");
+        add.bind(Arg::Text(share.entity.clone())).push(", ").bind(Arg::Uuid(share.record_id)).push(", ");
+        add.bind(share.user.map_or(Arg::Null(Storage::Uuid), Arg::Uuid)).push(", ");
+        add.bind(share.department.map_or(Arg::Null(Storage::Uuid), Arg::Uuid)).push(", ");
+        add.bind(Arg::Text(share.access.to_owned())).push(", ").bind(Arg::Uuid(by)).push(", ");
+        add.bind(Arg::Datetime(now)).push(")");
+        statements.push(add);
+    }
+    crate::Sql::execute_all(statements, tx).await
+}
+
+/// Removes shares (their `access` is ignored).
+pub async fn unshare(tx: &mut Tx, shares: &[Share]) -> Result<(), StoreError> {
+    let statements = shares
+        .iter()
+        .map(|share| {
+            let mut remove = tx.sql();
+            push_share_match(&mut remove, share);
+            remove
+        })
+        .collect();
+    crate::Sql::execute_all(statements, tx).await
+}
+
+fn push_share_match(sql: &mut crate::Sql, share: &Share) {
+    sql.push("DELETE FROM crm_share WHERE entity = ").bind(Arg::Text(share.entity.clone()));
+    sql.push(" AND record_id = ").bind(Arg::Uuid(share.record_id));
+    match (share.user, share.department) {
+        (Some(user), _) => sql.push(" AND user_id = ").bind(Arg::Uuid(user)),
+        (None, Some(department)) => sql.push(" AND department_id = ").bind(Arg::Uuid(department)),
+        (None, None) => sql.push(" AND 1 = 0"),
+    };
 }
 
 /// One audited write.
@@ -300,6 +469,75 @@ pub async fn record_history(
                 row.text(2)?.unwrap_or_default(),
                 row.json(3)?.unwrap_or(Json::Null),
             ))
+        })
+        .collect()
+}
+
+/// What to look for in the audit log; every part optional.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub entity: Option<String>,
+    pub record_id: Option<Uuid>,
+    pub actor: Option<Uuid>,
+    pub action: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    /// Entries older than this id (the previous page's last).
+    pub before: Option<i64>,
+    pub limit: u32,
+}
+
+/// An audit entry as the log shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AuditRow {
+    pub id: i64,
+    pub at: Option<DateTime<Utc>>,
+    pub actor: Option<Uuid>,
+    pub entity: String,
+    pub record_id: Option<Uuid>,
+    pub action: String,
+    pub changes: Json,
+}
+
+/// The audit log, newest first.
+pub async fn audit_entries(db: &Db, query: &AuditQuery) -> Result<Vec<AuditRow>, StoreError> {
+    let mut sql = db.sql();
+    sql.push("SELECT id, at, actor, entity, record_id, action, changes FROM crm_audit WHERE 1 = 1");
+    if let Some(entity) = &query.entity {
+        sql.push(" AND entity = ").bind(Arg::Text(entity.clone()));
+    }
+    if let Some(record) = query.record_id {
+        sql.push(" AND record_id = ").bind(Arg::Uuid(record));
+    }
+    if let Some(actor) = query.actor {
+        sql.push(" AND actor = ").bind(Arg::Uuid(actor));
+    }
+    if let Some(action) = &query.action {
+        sql.push(" AND action = ").bind(Arg::Text(action.clone()));
+    }
+    if let Some(from) = query.from {
+        sql.push(" AND at >= ").bind(Arg::Datetime(from));
+    }
+    if let Some(to) = query.to {
+        sql.push(" AND at < ").bind(Arg::Datetime(to));
+    }
+    if let Some(before) = query.before {
+        sql.push(" AND id < ").bind_int(before);
+    }
+    sql.push(" ORDER BY id DESC LIMIT ").bind_int(i64::from(query.limit));
+    sql.fetch_all(db)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(AuditRow {
+                id: row.int(0)?.unwrap_or(0),
+                at: row.datetime(1)?,
+                actor: row.uuid(2)?,
+                entity: row.text(3)?.unwrap_or_default(),
+                record_id: row.uuid(4)?,
+                action: row.text(5)?.unwrap_or_default(),
+                changes: row.json(6)?.unwrap_or(Json::Null),
+            })
         })
         .collect()
 }

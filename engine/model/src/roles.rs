@@ -1,0 +1,183 @@
+//! Roles: per entity, the actions a role allows, the data scope it sees and the fields it may
+//! only read or not see; and the access of a user, the union of their roles.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::ident::Ident;
+use crate::meta::Labels;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Read,
+    Create,
+    Edit,
+    Delete,
+    Restore,
+    Assign,
+    Share,
+    Import,
+    Export,
+    Approve,
+}
+
+/// Whose records a role sees: its holder's, their department's, their department's and
+/// those below it, or everyone's. Ordered from narrowest to widest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    Own,
+    Department,
+    DepartmentTree,
+    All,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldAccess {
+    /// Shown, not editable.
+    Read,
+    /// Not shown at all: left out of every response, refused in writes, filters and sorts.
+    Hidden,
+}
+
+/// What a role allows on one entity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grant {
+    pub actions: BTreeSet<Action>,
+    pub scope: Scope,
+    /// Also sees the records owned by public pool accounts (公共池), to claim them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pool: bool,
+    /// Fields this role may only read, or not see.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<Ident, FieldAccess>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleDoc {
+    pub name: Ident,
+    pub label: Labels,
+    /// Administrators may do everything, including changing metadata and accounts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub admin: bool,
+    /// Entities the role may use; an entity not listed is invisible to it.
+    #[serde(default)]
+    pub entities: BTreeMap<Ident, Grant>,
+}
+
+/// What a user may do with one entity: the union of their roles' grants.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EntityAccess {
+    pub actions: BTreeSet<Action>,
+    pub scope: Option<Scope>,
+    pub pool: bool,
+    pub read_only: HashSet<Ident>,
+    pub hidden: HashSet<Ident>,
+}
+
+impl EntityAccess {
+    pub fn allows(&self, action: Action) -> bool {
+        self.actions.contains(&action)
+    }
+}
+
+/// A user's access over the catalog.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Access {
+    pub admin: bool,
+    entities: HashMap<Ident, EntityAccess>,
+}
+
+impl Access {
+    /// The union of roles: every action any role allows, the widest scope, and for each field
+    /// the freest access any role reading the entity gives.
+    pub fn of<'a>(roles: impl IntoIterator<Item = &'a RoleDoc>) -> Self {
+        let mut access = Access::default();
+        let mut grants: HashMap<&Ident, Vec<&Grant>> = HashMap::new();
+        for role in roles {
+            access.admin |= role.admin;
+            for (entity, grant) in &role.entities {
+                grants.entry(entity).or_default().push(grant);
+            }
+        }
+        for (entity, grants) in grants {
+            let mut merged = EntityAccess::default();
+            for grant in &grants {
+                merged.actions.extend(grant.actions.iter().copied());
+                merged.scope = merged.scope.max(Some(grant.scope));
+                merged.pool |= grant.pool;
+            }
+            let restricted: BTreeSet<&Ident> = grants.iter().flat_map(|g| g.fields.keys()).collect();
+            for field in restricted {
+                // A role that does not mention the field gives full access to it.
+                let freest = grants.iter().map(|g| g.fields.get(field).copied()).min_by_key(|a| match a {
+                    None => 0,
+                    Some(FieldAccess::Read) => 1,
+                    Some(FieldAccess::Hidden) => 2,
+                });
+                match freest.flatten() {
+                    Some(FieldAccess::Read) => {
+                        merged.read_only.insert(field.clone());
+                    }
+                    Some(FieldAccess::Hidden) => {
+                        merged.hidden.insert(field.clone());
+                    }
+                    None => {}
+                }
+            }
+            access.entities.insert(entity.clone(), merged);
+        }
+        access
+    }
+
+    /// The access to an entity; administrators have all of it.
+    pub fn entity(&self, name: &str) -> Option<&EntityAccess> {
+        self.entities.get(name)
+    }
+
+    pub fn allows(&self, entity: &str, action: Action) -> bool {
+        self.admin || self.entity(entity).is_some_and(|e| e.allows(action))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn role(name: &str, entities: serde_json::Value) -> RoleDoc {
+        serde_json::from_value(serde_json::json!({
+            "name": name, "label": {"zh-CN": name, "en": name}, "entities": entities,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn roles_add_up_to_the_freest_access() {
+        let rep = role(
+            "rep",
+            serde_json::json!({"customer": {"actions": ["read", "edit"], "scope": "own",
+                "fields": {"credit_limit": "hidden", "annual_revenue": "read"}}}),
+        );
+        let auditor = role(
+            "auditor",
+            serde_json::json!({"customer": {"actions": ["read", "export"], "scope": "department_tree",
+                "fields": {"annual_revenue": "hidden", "remark": "read"}}}),
+        );
+        let access = Access::of([&rep, &auditor]);
+        let customer = access.entity("customer").unwrap();
+        assert_eq!(customer.scope, Some(Scope::DepartmentTree));
+        assert!(customer.allows(Action::Edit) && customer.allows(Action::Export) && !customer.allows(Action::Delete));
+        assert!(customer.hidden.is_empty(), "credit_limit is visible to the auditor: {customer:?}");
+        let read_only: BTreeSet<&str> = customer.read_only.iter().map(Ident::as_str).collect();
+        assert_eq!(read_only, BTreeSet::from(["annual_revenue"]));
+        assert!(!access.allows("contact", Action::Read), "unlisted entities are invisible");
+
+        let only_rep = Access::of([&rep]);
+        assert!(only_rep.entity("customer").unwrap().hidden.iter().any(|f| f.as_str() == "credit_limit"));
+    }
+}

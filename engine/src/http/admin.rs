@@ -1,0 +1,135 @@
+//! Handlers of `/api/v1/admin/...` and `/api/v1/audit`: accounts and the audit log, for
+//! administrators.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value as Json_, json};
+use uuid::Uuid;
+
+use super::{ApiJson, ApiQuery};
+use crate::access::Principal;
+use crate::app::AppState;
+use crate::error::ApiResult;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    /// The user record's fields (name, login, department, ...).
+    user: Json_,
+    password: String,
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+/// `POST /api/v1/admin/users`: a user with a password (to change at first login) and roles.
+pub async fn create_user(
+    State(app): State<AppState>,
+    p: Principal,
+    ApiJson(body): ApiJson<NewUser>,
+) -> ApiResult<Response> {
+    let user = crate::admin::create_user(&app, &p, &body.user, &body.password, &body.roles).await?;
+    Ok((StatusCode::CREATED, Json(user)).into_response())
+}
+
+/// `GET /api/v1/admin/users/{id}`: roles and password state.
+pub async fn account(State(app): State<AppState>, p: Principal, Path(id): Path<Uuid>) -> ApiResult<Json<Json_>> {
+    Ok(Json(crate::admin::account(&app, &p, id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Roles {
+    roles: Vec<String>,
+}
+
+/// `PUT /api/v1/admin/users/{id}/roles`
+pub async fn set_roles(
+    State(app): State<AppState>,
+    p: Principal,
+    Path(id): Path<Uuid>,
+    ApiJson(body): ApiJson<Roles>,
+) -> ApiResult<Json<Json_>> {
+    Ok(Json(crate::admin::set_roles(&app, &p, id, &body.roles).await?))
+}
+
+/// `POST /api/v1/admin/users/{id}/disable`: 停用; signed out everywhere at once.
+pub async fn disable(State(app): State<AppState>, p: Principal, Path(id): Path<Uuid>) -> ApiResult<Json<Json_>> {
+    Ok(Json(crate::admin::set_active(&app, &p, id, false).await?))
+}
+
+/// `POST /api/v1/admin/users/{id}/enable`
+pub async fn enable(State(app): State<AppState>, p: Principal, Path(id): Path<Uuid>) -> ApiResult<Json<Json_>> {
+    Ok(Json(crate::admin::set_active(&app, &p, id, true).await?))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Reset {
+    password: Option<String>,
+}
+
+/// `POST /api/v1/admin/users/{id}/reset-password`: `{"password"}` or a generated one, shown
+/// once; to be changed at next login.
+pub async fn reset_password(
+    State(app): State<AppState>,
+    p: Principal,
+    Path(id): Path<Uuid>,
+    ApiJson(body): ApiJson<Reset>,
+) -> ApiResult<Json<Json_>> {
+    Ok(Json(crate::admin::reset_password(&app, &p, id, body.password.as_deref()).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Transfer {
+    to: Uuid,
+}
+
+/// `POST /api/v1/admin/users/{id}/transfer`: every record of a leaver to another user.
+pub async fn transfer(
+    State(app): State<AppState>,
+    p: Principal,
+    Path(id): Path<Uuid>,
+    ApiJson(body): ApiJson<Transfer>,
+) -> ApiResult<Json<Json_>> {
+    Ok(Json(crate::admin::transfer(&app, &p, id, body.to).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditParams {
+    entity: Option<String>,
+    record_id: Option<Uuid>,
+    actor: Option<Uuid>,
+    action: Option<String>,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    before: Option<i64>,
+    limit: Option<u32>,
+}
+
+/// `GET /api/v1/audit`: the audit log, newest first, filtered; `before` pages on.
+pub async fn audit(
+    State(app): State<AppState>,
+    p: Principal,
+    ApiQuery(q): ApiQuery<AuditParams>,
+) -> ApiResult<Json<Json_>> {
+    p.require_admin()?;
+    let query = crm_store::system::AuditQuery {
+        entity: q.entity,
+        record_id: q.record_id,
+        actor: q.actor,
+        action: q.action,
+        from: q.from,
+        to: q.to,
+        before: q.before,
+        limit: q.limit.unwrap_or(100).clamp(1, 1000),
+    };
+    let rows = crm_store::system::audit_entries(&app.db, &query).await?;
+    let next = if rows.len() == query.limit as usize { rows.last().map(|r| r.id) } else { None };
+    Ok(Json(json!({ "data": rows, "next_before": next })))
+}
