@@ -15,6 +15,7 @@ backends!(
     assignment_pools_sharing_and_transfer,
     fields_and_modules_follow_the_roles,
     accounts_sessions_and_throttling,
+    no_route_leaks_a_record_outside_the_scope,
 );
 
 const PASSWORD: &str = "Start-123";
@@ -522,4 +523,61 @@ async fn accounts_sessions_and_throttling(t: TestApp) {
     assert!(failed["data"].as_array().unwrap().len() >= 5);
     let meta = org.t.get("/api/v1/audit?entity=meta:role").await.expect(200);
     assert!(!meta["data"].as_array().unwrap().is_empty(), "role changes are audited");
+}
+
+/// Walks every GET route of the OpenAPI document as a sales rep, with every record id in
+/// the path, and checks that no response mentions a customer outside the rep's scope.
+async fn no_route_leaks_a_record_outside_the_scope(t: TestApp) {
+    let org = Org::new(t).await;
+    // A contact under an invisible customer, to be found through panels if scopes leaked.
+    let hidden_contact = org.t.create("contact", json!({"name": "秘密", "customer": org.id("A1")})).await;
+    let visible = ["D1", "P1"];
+    let secrets: Vec<String> = org
+        .customers
+        .iter()
+        .filter(|(name, _)| !visible.contains(name))
+        .map(|(_, id)| id.clone())
+        .chain([hidden_contact["id"].as_str().unwrap().to_owned()])
+        .collect();
+    let ids: Vec<String> = org.customers.values().cloned().chain(secrets.iter().cloned()).collect();
+    let document = org.as_user("rep3", Method::GET, "/api/openapi.json", None).await.expect(200);
+    let mut checked = 0;
+    for (path, item) in document["paths"].as_object().unwrap() {
+        if item.get("get").is_none() {
+            continue;
+        }
+        let mut uris = vec![path.clone()];
+        for (placeholder, values) in [
+            ("{id}", ids.clone()),
+            ("{entity}", vec!["customer".to_owned(), "contact".to_owned()]),
+            ("{kind}", vec!["layouts".to_owned(), "related".to_owned()]),
+            ("{name}", vec!["customer".to_owned()]),
+        ] {
+            uris = uris
+                .into_iter()
+                .flat_map(|uri| {
+                    if uri.contains(placeholder) {
+                        values.iter().map(|v| uri.replace(placeholder, v)).collect::<Vec<_>>()
+                    } else {
+                        vec![uri]
+                    }
+                })
+                .collect();
+        }
+        for uri in uris {
+            let uri = if uri.ends_with("/groups") { format!("{uri}?by=id") } else { uri };
+            let reply = org.as_user("rep3", Method::GET, &uri, None).await;
+            assert!(reply.status.as_u16() < 500, "{uri}: {}", reply.body);
+            let text = reply.body.to_string();
+            for secret in &secrets {
+                // The id in the request path may be echoed in a 404's message; nothing else.
+                if reply.status.as_u16() == 404 && uri.contains(secret.as_str()) {
+                    continue;
+                }
+                assert!(!text.contains(secret.as_str()), "{uri} shows {secret}: {text}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 100, "walked {checked} requests");
 }

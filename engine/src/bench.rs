@@ -3,7 +3,6 @@
 //! through the same pool at the same concurrency (the floor), plus bulk import and adding a
 //! field to the seeded table.
 
-use std::collections::HashSet;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -38,6 +37,10 @@ const BRAND_CHARS: [&str; 30] = [
 const TRADES: [&str; 8] = ["机械制造", "商贸", "工贸", "咨询服务", "软件科技", "建筑工程", "投资", "连锁零售"];
 const SUFFIXES: [&str; 3] = ["有限公司", "股份有限公司", "集团有限公司"];
 const OWNERS: usize = 50;
+const DEPARTMENTS: usize = 10;
+const SHARES: usize = 1_000;
+/// The password of the sales rep the scoped list is measured as.
+const REP_PASSWORD: &str = "Bench-rep-2026";
 const IMPORT_BATCH: usize = 10_000;
 
 fn pick<'a>(rng: &mut StdRng, items: &[&'a str]) -> &'a str {
@@ -226,6 +229,9 @@ struct Report {
     ops: Vec<OpReport>,
     import_rows_per_s: f64,
     add_field_ms: f64,
+    /// The filtered list as a rep with a department scope, over the same list as the
+    /// administrator (p50).
+    scope_ratio_p50: f64,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -278,9 +284,15 @@ async fn measure(args: &BenchArgs, config: Config, password: &str) -> anyhow::Re
     let client = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(args.clients * 2).build(connector);
     let http = Http { client, base, token };
 
-    progress(args, &format!("seeding {OWNERS} users and {} customers…", args.records));
-    let users: Vec<Json> =
-        (0..OWNERS).map(|i| json!({"name": format!("销售{i:02}"), "login": format!("rep{i:02}")})).collect();
+    progress(args, &format!("seeding {DEPARTMENTS} departments, {OWNERS} users and {} customers…", args.records));
+    let departments: Vec<Json> = (0..DEPARTMENTS).map(|i| json!({"name": format!("销售{i}部")})).collect();
+    let created = http
+        .send_json(Method::POST, "/api/v1/records/department/bulk/create", Some(&json!({"records": departments})))
+        .await?;
+    let departments: Vec<Uuid> = serde_json::from_value(created["ids"].clone())?;
+    let users: Vec<Json> = (0..OWNERS)
+        .map(|i| json!({"name": format!("销售{i:02}"), "login": format!("rep{i:02}"), "department": departments[i % DEPARTMENTS]}))
+        .collect();
     let created =
         http.send_json(Method::POST, "/api/v1/records/user/bulk/create", Some(&json!({"records": users}))).await?;
     let owners: Vec<Uuid> = serde_json::from_value(created["ids"].clone())?;
@@ -298,6 +310,9 @@ async fn measure(args: &BenchArgs, config: Config, password: &str) -> anyhow::Re
     }
     let import_rows_per_s = ids.len() as f64 / import_time.as_secs_f64();
     progress(args, &format!("imported at {import_rows_per_s:.0} rows/s"));
+    let rep = scoped_rep(&http, &departments, &owners, &ids, &mut rng).await?;
+    let rep_principal = app.principal(rep.0).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let rep_http = Http { token: rep.1, ..http.clone() };
 
     let duration = Duration::from_secs_f64(args.seconds);
     let mut ops = Vec::new();
@@ -316,13 +331,13 @@ async fn measure(args: &BenchArgs, config: Config, password: &str) -> anyhow::Re
     }
     let cursors = std::sync::Arc::new(cursors);
 
-    for op in ["get", "list_filtered", "list_deep", "contains", "create", "count_by_status"] {
+    for op in ["get", "list_filtered", "list_scoped", "list_deep", "contains", "create", "count_by_status"] {
         if !args.only.is_empty() && !args.only.iter().any(|o| o == op) {
             continue;
         }
         progress(args, &format!("measuring {op}…"));
         let api = {
-            let http = http.clone();
+            let http = if op == "list_scoped" { rep_http.clone() } else { http.clone() };
             let ids = ids.clone();
             let cursors = cursors.clone();
             let owners = owners.clone();
@@ -337,7 +352,7 @@ async fn measure(args: &BenchArgs, config: Config, password: &str) -> anyhow::Re
                             let id = ids[rng.random_range(0..ids.len())];
                             http.send(Method::GET, &format!("/api/v1/records/customer/{id}"), None).await?;
                         }
-                        "list_filtered" => {
+                        "list_filtered" | "list_scoped" => {
                             let q = query_string(&filtered_params(&mut rng));
                             http.send(Method::GET, &format!("/api/v1/records/customer?{q}"), None).await?;
                         }
@@ -363,9 +378,8 @@ async fn measure(args: &BenchArgs, config: Config, password: &str) -> anyhow::Re
             })
             .await?
         };
-        let floor =
-            floor(&app, principal.clone(), op, args.clients, duration, ids.clone(), cursors.clone(), owners.clone())
-                .await?;
+        let who = if op == "list_scoped" { rep_principal.clone() } else { principal.clone() };
+        let floor = floor(&app, who, op, args.clients, duration, ids.clone(), cursors.clone(), owners.clone()).await?;
         ops.push(OpReport {
             op,
             api_p50_ms: api.percentile_ms(0.5),
@@ -391,7 +405,20 @@ async fn measure(args: &BenchArgs, config: Config, password: &str) -> anyhow::Re
     server.abort();
     let database = if app.db.dialect() == crm_store::Dialect::Postgres { "postgres" } else { "sqlite" };
     app.db.close().await;
-    Ok(Report { records: args.records, database, clients: args.clients, ops, import_rows_per_s, add_field_ms })
+    let p50 = |name: &str| ops.iter().find(|o| o.op == name).map(|o| o.api_p50_ms);
+    let scope_ratio_p50 = match (p50("list_scoped"), p50("list_filtered")) {
+        (Some(scoped), Some(admin)) if admin > 0.0 => scoped / admin,
+        _ => 0.0,
+    };
+    Ok(Report {
+        records: args.records,
+        database,
+        clients: args.clients,
+        ops,
+        import_rows_per_s,
+        add_field_ms,
+        scope_ratio_p50,
+    })
 }
 
 /// The same SQL as the API's, run directly through the same pool at the same concurrency.
@@ -417,14 +444,16 @@ async fn floor(
             let catalog = app.catalog();
             let entity = catalog.entity("customer").ok_or_else(|| anyhow::anyhow!("no customer entity"))?;
             let dialect = app.db.dialect();
+            let scope = principal.read_scope(&*app.departments().await.map_err(|e| anyhow::anyhow!("{e}"))?, entity);
             let list = |params: &ListParams| {
-                records::list_query(&catalog, entity, params, None, &entity.list.sort, &HashSet::new())
+                let hidden = principal.hidden("customer");
+                records::list_query(&catalog, entity, params, scope.clone(), &entity.list.sort, hidden)
                     .map(|q| crm_store::records::list_statement(dialect, entity, &q))
                     .map_err(|e| anyhow::anyhow!("{e}"))
             };
             let statement = match op {
                 "get" => crm_store::records::get_statement(dialect, entity, ids[rng.random_range(0..ids.len())], None),
-                "list_filtered" => list(&filtered_params(&mut rng))?,
+                "list_filtered" | "list_scoped" => list(&filtered_params(&mut rng))?,
                 "list_deep" => {
                     let cursor = cursors[rng.random_range(0..cursors.len())].clone();
                     list(&ListParams { cursor: Some(cursor), limit: Some(50), ..ListParams::default() })?
@@ -451,6 +480,42 @@ async fn floor(
     .await
 }
 
+/// A sales rep whose role sees the customers of their own department, and shares spread
+/// over the users and departments: returns the rep's id and token.
+async fn scoped_rep(
+    http: &Http,
+    departments: &[Uuid],
+    users: &[Uuid],
+    customers: &[Uuid],
+    rng: &mut StdRng,
+) -> anyhow::Result<(Uuid, String)> {
+    let role = json!({"name": "bench_department", "label": {"zh-CN": "部门业务员", "en": "Department rep"},
+        "entities": {"customer": {"actions": ["read", "create", "edit"], "scope": "department"}}});
+    http.send(Method::PUT, "/api/v1/meta/roles/bench_department", Some(&role)).await?;
+    let rep = json!({"user": {"name": "部门业务员", "login": "bench_rep", "department": departments[0]},
+        "password": REP_PASSWORD, "roles": ["bench_department"]});
+    let created = http.send_json(Method::POST, "/api/v1/admin/users", Some(&rep)).await?;
+    let id: Uuid = serde_json::from_value(created["id"].clone())?;
+    let login = json!({"login": "bench_rep", "password": REP_PASSWORD});
+    let token = http.send_json(Method::POST, "/api/v1/auth/token", Some(&login)).await?["token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let rep_http = Http { token: token.clone(), ..http.clone() };
+    let change = json!({"current_password": REP_PASSWORD, "password": format!("{REP_PASSWORD}!")});
+    rep_http.send(Method::POST, "/api/v1/auth/password", Some(&change)).await.ok();
+    for batch in 0..SHARES / 10 {
+        let ids: Vec<Uuid> = (0..10).map(|_| customers[rng.random_range(0..customers.len())]).collect();
+        let grantee = if batch % 2 == 0 {
+            json!({"ids": ids, "user": users[rng.random_range(0..users.len())], "access": "read"})
+        } else {
+            json!({"ids": ids, "department": departments[rng.random_range(0..departments.len())], "access": "read"})
+        };
+        http.send(Method::POST, "/api/v1/records/customer/bulk/share", Some(&grantee)).await?;
+    }
+    Ok((id, token))
+}
+
 fn print_table(report: &Report) {
     println!("\n{} customers on {}, {} concurrent clients\n", report.records, report.database, report.clients);
     println!(
@@ -472,4 +537,8 @@ fn print_table(report: &Report) {
     }
     println!("\nbulk import: {:.0} rows/s", report.import_rows_per_s);
     println!("add a field to the {}-row table: {:.1} ms", report.records, report.add_field_ms);
+    println!(
+        "filtered list as a rep with department scope ({SHARES} shares) vs as administrator: {:.2}x (p50)",
+        report.scope_ratio_p50
+    );
 }

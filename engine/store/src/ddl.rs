@@ -84,6 +84,11 @@ pub fn statements(dialect: Dialect, catalog: &Catalog, steps: &[TableStep]) -> V
                 sql.comma_list(fields, |sql, field| {
                     sql.ident(field);
                 });
+                if !*unique && fields.len() > 1 && !fields.iter().any(|f| f.as_str() == "owner") {
+                    // Data scopes test the owner of every candidate row: in the index, they
+                    // are tested without reading the row.
+                    sql.push(", \"owner\"");
+                }
                 if !*unique && !fields.iter().any(|f| f.as_str() == "id") {
                     // The id breaks ties in every list order and is what a page selects first:
                     // with it, an index alone answers a filtered, sorted page of ids.
