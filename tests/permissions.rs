@@ -389,10 +389,16 @@ async fn fields_and_modules_follow_the_roles(t: TestApp) {
 
 async fn accounts_sessions_and_throttling(t: TestApp) {
     let org = Org::new(t).await;
-    // A disabled user's token stops at once; their records stay.
+    // A disabled user's token and session stop at once; their records stay.
     org.as_user("rep3", Method::GET, "/api/v1/records/customer", None).await.expect(200);
+    let body = json!({"login": "rep3", "password": NEW_PASSWORD}).to_string().into_bytes();
+    let session = org.t.raw(Method::POST, "/api/v1/auth/login", body, Some("application/json"), None).await;
+    let session_cookie = session.set_cookie.expect("a session cookie").split(';').next().unwrap().to_owned();
+    org.t.with_cookie(Method::GET, "/api/v1/records/customer", None, &session_cookie, None).await.expect(200);
     org.t.post(&format!("/api/v1/admin/users/{}/disable", org.users["rep3"]), json!({})).await.expect(200);
     assert_eq!(org.as_user("rep3", Method::GET, "/api/v1/records/customer", None).await.status.as_u16(), 401);
+    let after = org.t.with_cookie(Method::GET, "/api/v1/records/customer", None, &session_cookie, None).await;
+    assert_eq!(after.status.as_u16(), 401, "the session ended with the account");
     assert!(org.t.login("rep3", NEW_PASSWORD).await.is_none(), "a disabled user cannot log in");
     assert_eq!(
         org.t.get(&format!("/api/v1/records/customer/{}", org.id("D1"))).await.expect(200)["owner"],
