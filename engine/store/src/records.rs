@@ -522,15 +522,20 @@ fn push_scope(sql: &mut Sql, term: &ScopeTerm) {
             sql.push("\"owner\" IN (SELECT \"id\" FROM \"user\" WHERE \"pool\" = ").bind(Arg::Boolean(true)).push(")");
         }
         ScopeTerm::SharedWith { entity, user, departments, edit } => {
-            sql.push("\"id\" IN (SELECT record_id FROM crm_share WHERE entity = ").bind(Arg::Text(entity.to_string()));
-            sql.push(" AND (user_id = ").bind(Arg::Uuid(*user));
+            // One subquery per kind of grantee, so that each is served by its own index.
+            let grantee = |sql: &mut Sql, column: &'static str, ids: &[Uuid]| {
+                sql.push("SELECT record_id FROM crm_share WHERE entity = ").bind(Arg::Text(entity.to_string()));
+                sql.push(" AND ").push(column).push(" IN ");
+                push_ids(sql, ids);
+                if *edit {
+                    sql.push(" AND access = ").bind(Arg::Text("edit".into()));
+                }
+            };
+            sql.push("\"id\" IN (");
+            grantee(sql, "user_id", &[*user]);
             if !departments.is_empty() {
-                sql.push(" OR department_id IN ");
-                push_ids(sql, departments);
-            }
-            sql.push(")");
-            if *edit {
-                sql.push(" AND access = ").bind(Arg::Text("edit".into()));
+                sql.push(" UNION ALL ");
+                grantee(sql, "department_id", departments);
             }
             sql.push(")");
         }
