@@ -2,6 +2,8 @@
 //! (which signs them out everywhere at once), resetting passwords, changing one's own, and
 //! transferring a leaver's records.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use crm_model::{USER_ENTITY, Value};
 use crm_store::records::{self as store, col};
 use crm_store::system::{self, AuditEntry, OutboxEvent};
@@ -126,8 +128,7 @@ pub async fn reset_password(app: &App, admin: &Principal, user: Uuid, password: 
         None => {
             let mut bytes = [0u8; 9];
             rand::fill(&mut bytes);
-            use base64::Engine as _;
-            (format!("T{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)), true)
+            (format!("T{}", URL_SAFE_NO_PAD.encode(bytes)), true)
         }
     };
     let hash = hashed(&password)?;

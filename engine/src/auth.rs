@@ -177,8 +177,13 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Issues a new API token for a user; only its hash is stored.
+/// Issues a new API token for a user, named so they can tell their tokens apart; only its
+/// hash is stored.
 pub async fn issue_token(app: &App, user_id: Uuid, name: &str) -> ApiResult<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::field("name", "invalid", "a name of 1 to 100 characters"));
+    }
     let token = format!("crm_{}", secret());
     system::insert_token(&app.db, Uuid::now_v7(), user_id, &hex(&digest(&token)), name, app.now(), None).await?;
     Ok(token)
