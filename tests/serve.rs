@@ -113,26 +113,22 @@ fn first_start_restart_and_graceful_stop() {
     stop(child);
 
     let export = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_crm"))
-        .args(["meta", "export"])
-        .arg(export.path())
-        .arg("--data-dir")
-        .arg(data.path())
-        .env("CRM_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let meta = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_crm"))
+            .arg("meta")
+            .args(args)
+            .arg(export.path())
+            .arg("--data-dir")
+            .arg(data.path())
+            .env("CRM_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    meta(&["export"]);
     assert!(export.path().join("entities/customer.json").exists());
-    let output = Command::new(env!("CARGO_BIN_EXE_crm"))
-        .args(["meta", "apply", "--dry-run"])
-        .arg(export.path())
-        .arg("--data-dir")
-        .arg(data.path())
-        .env("CRM_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(output.status.success());
-    assert!(String::from_utf8_lossy(&output.stdout).contains("nothing to change"));
+    assert!(meta(&["apply", "--dry-run"]).contains("nothing to change"));
 }
 
 #[test]

@@ -252,6 +252,13 @@ fn entity_paths(paths: &mut Map<String, Json>, entity: &Entity) {
             "Restore many from the recycle bin",
             json!({"type": "object", "required": ["ids"], "properties": {"ids": ids}}),
         ),
+        (
+            "assign",
+            "Give a new owner to many",
+            json!({"type": "object", "required": ["ids", "owner"], "properties": {"ids": ids, "owner": {"type": "string", "format": "uuid"}}}),
+        ),
+        ("share", "Share many", share_schema(&ids, true)),
+        ("unshare", "Take back shares of many", share_schema(&ids, false)),
     ] {
         let mut op = operation(
             format!("bulk_{action}_{name}"),
@@ -272,6 +279,19 @@ fn entity_paths(paths: &mut Map<String, Json>, entity: &Entity) {
         "properties": {"records": {"type": "array", "maxItems": crate::records::MAX_IMPORT, "items": {"$ref": format!("#/components/schemas/{name}_input")}}},
     }));
     paths.insert(format!("/api/v1/records/{name}/bulk/create"), json!({"post": import}));
+}
+
+/// The body of bulk share (with `access`) and unshare: a user or a department.
+fn share_schema(ids: &Json, access: bool) -> Json {
+    let mut properties = json!({
+        "ids": ids,
+        "user": {"type": "string", "format": "uuid"},
+        "department": {"type": "string", "format": "uuid"},
+    });
+    if access {
+        properties["access"] = json!({"enum": ["read", "edit"]});
+    }
+    json!({"type": "object", "required": ["ids"], "properties": properties})
 }
 
 fn filter_schema() -> Json {
@@ -345,7 +365,61 @@ fn meta_paths(paths: &mut Map<String, Json>) {
         "type": "object", "required": ["login", "password"], "additionalProperties": false,
         "properties": {"login": {"type": "string"}, "password": {"type": "string"}, "name": {"type": "string"}},
     }));
-    paths.insert("/api/v1/auth/token".into(), json!({"post": token}));
+    paths.insert("/api/v1/auth/token".into(), json!({"post": token.clone()}));
+    let mut login = std("login", "Sign in: a session cookie and its CSRF token", "200", &["400", "401"]);
+    login["security"] = json!([]);
+    login["requestBody"] = token["requestBody"].clone();
+    paths.insert("/api/v1/auth/login".into(), json!({"post": login}));
+    paths.insert("/api/v1/auth/logout".into(), json!({"post": std("logout", "End the session", "204", &["401"])}));
+    paths.insert(
+        "/api/v1/auth/session".into(),
+        json!({"get": std("session", "Who is signed in, their roles and CSRF token", "200", &["401"])}),
+    );
+    let mut password = std("change_password", "Change one's own password", "204", &["400", "401", "422"]);
+    password["requestBody"] = body(json!({
+        "type": "object", "required": ["current_password", "password"],
+        "properties": {"current_password": {"type": "string"}, "password": {"type": "string"}},
+    }));
+    paths.insert("/api/v1/auth/password".into(), json!({"post": password}));
+    let mut new_token = std("create_api_token", "A new API token, shown once", "201", &["400", "401", "422"]);
+    new_token["requestBody"] =
+        body(json!({"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}));
+    paths.insert(
+        "/api/v1/auth/tokens".into(),
+        json!({"get": std("list_api_tokens", "One's API tokens", "200", &["401"]), "post": new_token}),
+    );
+    let mut revoke = std("revoke_api_token", "Revoke one of one's tokens", "204", &["401", "404"]);
+    revoke["parameters"] = json!([name_param("id")]);
+    paths.insert("/api/v1/auth/tokens/{id}".into(), json!({"delete": revoke}));
+    paths.insert("/api/v1/meta/roles".into(), json!({"get": std("list_roles", "Every role", "200", &["401", "403"])}));
+    let mut create_user = std("create_user", "A user with a password and roles", "201", &["400", "401", "403", "422"]);
+    create_user["requestBody"] = body(json!({
+        "type": "object", "required": ["user", "password"],
+        "properties": {"user": {"type": "object"}, "password": {"type": "string"}, "roles": {"type": "array", "items": {"type": "string"}}},
+    }));
+    paths.insert("/api/v1/admin/users".into(), json!({"post": create_user}));
+    let mut account = std("account", "A user's roles and password state", "200", &["401", "403", "404"]);
+    account["parameters"] = json!([name_param("id")]);
+    paths.insert("/api/v1/admin/users/{id}".into(), json!({"get": account}));
+    for (action, summary, method) in [
+        ("roles", "Replace a user's roles", "put"),
+        ("disable", "Disable a user (signed out everywhere)", "post"),
+        ("enable", "Enable a user", "post"),
+        ("reset-password", "Set a temporary password", "post"),
+        ("transfer", "Move every record of a user to another", "post"),
+    ] {
+        let mut op =
+            std(&format!("user_{}", action.replace('-', "_")), summary, "200", &["400", "401", "403", "404", "422"]);
+        op["parameters"] = json!([name_param("id")]);
+        op["requestBody"] = body(any.clone());
+        paths.insert(format!("/api/v1/admin/users/{{id}}/{action}"), json!({ method: op }));
+    }
+    let mut audit = std("audit", "The audit log, newest first", "200", &["400", "401", "403"]);
+    audit["parameters"] = json!(
+        ["entity", "record_id", "actor", "action", "from", "to", "before", "limit"]
+            .map(|name| json!({"name": name, "in": "query", "schema": {"type": "string"}}))
+    );
+    paths.insert("/api/v1/audit".into(), json!({"get": audit}));
     let mut health = std("healthz", "Health", "200", &[]);
     health["security"] = json!([]);
     paths.insert("/healthz".into(), json!({"get": health}));
