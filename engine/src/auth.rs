@@ -265,7 +265,7 @@ async fn token_user(app: &App, token: &str) -> ApiResult<Uuid> {
 }
 
 /// The user and CSRF token of a session cookie.
-async fn session_user(app: &App, cookie: &str) -> ApiResult<(Uuid, String)> {
+pub(crate) async fn session_user(app: &App, cookie: &str) -> ApiResult<(Uuid, String)> {
     let hash = digest(cookie);
     if let Some((user, Some(csrf))) = app.tokens.get(&hash) {
         return Ok((user, csrf));
@@ -273,6 +273,15 @@ async fn session_user(app: &App, cookie: &str) -> ApiResult<(Uuid, String)> {
     let (user, csrf) = system::session_user(&app.db, &hex(&hash), app.now()).await?.ok_or(ApiError::Unauthorized)?;
     app.tokens.put(hash, user, Some(csrf.clone()));
     Ok((user, csrf))
+}
+
+/// The `Set-Cookie` value that gives the browser its session cookie, or (`open` false) takes
+/// it away.
+pub fn session_cookie(app: &App, value: &str, open: bool) -> ApiResult<axum::http::HeaderValue> {
+    let secure = if app.config.secure_cookies { "; Secure" } else { "" };
+    let max_age = if open { SESSION_LIFETIME.num_seconds() } else { 0 };
+    let cookie = format!("{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
+    axum::http::HeaderValue::from_str(&cookie).map_err(|e| ApiError::Internal(e.into()))
 }
 
 /// The CSRF token of a session cookie.
@@ -298,7 +307,7 @@ pub fn client_address(request: &axum::http::Extensions) -> String {
 }
 
 /// Comparing secrets in constant time, so the time taken does not reveal how much matched.
-fn same_secret(a: &str, b: &str) -> bool {
+pub(crate) fn same_secret(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

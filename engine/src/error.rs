@@ -127,6 +127,7 @@ impl IntoResponse for ApiError {
             ApiError::Internal(_) => "something went wrong on our side; it has been logged".to_owned(),
             other => other.to_string(),
         };
+        let failure = Failure { code, detail: detail.clone() };
         let problem = Problem {
             kind: format!("https://crm.example/problems/{code}"),
             title,
@@ -138,11 +139,20 @@ impl IntoResponse for ApiError {
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (status, body).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        response.extensions_mut().insert(failure);
         if let ApiError::Internal(source) = self {
             response.extensions_mut().insert(InternalError(format!("{source:#}")));
         }
         response
     }
+}
+
+/// What went wrong, carried to the screens, which answer with a page instead of a problem
+/// document.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub code: &'static str,
+    pub detail: String,
 }
 
 /// The cause of a 500, carried to the logging middleware.

@@ -1,5 +1,5 @@
 //! The CRM application: HTTP API, authentication, the record and metadata services, packages,
-//! the OpenAPI document, the benchmark and the command line. `tests/` drives this library.
+//! the OpenAPI document, the screens, the benchmark and the command line. `tests/` drives this library.
 
 pub mod access;
 pub mod admin;
@@ -13,6 +13,7 @@ pub mod metadata;
 pub mod openapi;
 pub mod package;
 pub mod records;
+pub mod screens;
 pub mod serve;
 
 pub use app::{App, AppState};

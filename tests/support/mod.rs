@@ -41,6 +41,16 @@ impl Reply {
     }
 }
 
+/// A page as a browser gets it.
+#[derive(Debug)]
+pub struct PageReply {
+    pub status: StatusCode,
+    pub location: Option<String>,
+    pub content_type: Option<String>,
+    pub set_cookies: Vec<String>,
+    pub text: String,
+}
+
 fn config(dir: &std::path::Path, database_url: Option<String>) -> Config {
     let mut config = Config::for_data_dir(dir);
     if let Some(url) = database_url {
@@ -60,6 +70,7 @@ fn template_name() -> String {
         }
     };
     feed(include_bytes!("../../migrations/postgres/0001_system.sql"));
+    feed(include_bytes!("../../migrations/postgres/0002_screens.sql"));
     feed(include_bytes!("../../engine/store/src/lib.rs"));
     feed(include_bytes!("../../engine/store/src/ddl.rs"));
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("metadata/core");
@@ -148,6 +159,16 @@ impl TestApp {
         (reply.status == StatusCode::CREATED).then(|| reply.body["token"].as_str().expect("token").to_owned())
     }
 
+    /// Serves the app on a free local port, as `crm serve` does, for a real browser; returns
+    /// the base URL. The server lives as long as the test's runtime.
+    pub async fn serve(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+        let address = listener.local_addr().expect("bound");
+        let service = self.router.clone().into_make_service_with_connect_info::<std::net::SocketAddr>();
+        tokio::spawn(async move { axum::serve(listener, service).await.expect("serves") });
+        format!("http://{address}")
+    }
+
     pub fn is_postgres(&self) -> bool {
         self.postgres.is_some()
     }
@@ -200,6 +221,32 @@ impl TestApp {
         let bytes = body.map(|b| serde_json::to_vec(&b).expect("serializable")).unwrap_or_default();
         let request = request.header(header::CONTENT_TYPE, "application/json").body(Body::from(bytes));
         self.send(request.expect("valid request")).await
+    }
+
+    /// Requests a page as a browser would: with cookies (`a=1; b=2`) and, for a form, its
+    /// fields URL-encoded. Redirects are not followed.
+    pub async fn page(&self, method: Method, uri: &str, cookies: &str, form: Option<&[(&str, &str)]>) -> PageReply {
+        let mut request = Request::builder().method(method).uri(uri).header(header::COOKIE, cookies);
+        let mut body = Vec::new();
+        if let Some(form) = form {
+            request = request.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+            let pairs: Vec<String> = form.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect();
+            body = pairs.join("&").into_bytes();
+        }
+        let response = self.router.clone().oneshot(request.body(Body::from(body)).expect("valid request")).await;
+        let response = response.expect("infallible");
+        let header_text = |name| response.headers().get(name).and_then(|v: &header::HeaderValue| v.to_str().ok());
+        let location = header_text(header::LOCATION).map(str::to_owned);
+        let content_type = header_text(header::CONTENT_TYPE).map(str::to_owned);
+        let set_cookies = response
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        PageReply { status, location, content_type, set_cookies, text: String::from_utf8_lossy(&bytes).into_owned() }
     }
 
     async fn send(&self, request: Request<Body>) -> Reply {

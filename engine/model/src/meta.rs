@@ -18,6 +18,11 @@ impl Labels {
     pub fn new(zh_cn: &str, en: &str) -> Self {
         Self { zh_cn: zh_cn.to_owned(), en: en.to_owned() }
     }
+
+    /// The text in a locale of the screens (`en`, otherwise Chinese).
+    pub fn get(&self, locale: &str) -> &str {
+        if locale == "en" { &self.en } else { &self.zh_cn }
+    }
 }
 
 /// The kinds of metadata document; each is one row in the metadata table and one file in a
@@ -301,6 +306,9 @@ pub struct EntityDef {
     pub label: Labels,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub icon: Option<String>,
+    /// Position in the navigation; entities without one come after, by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub menu_order: Option<u16>,
     /// The field that names a record in lookups, titles and related panels.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title_field: Option<Ident>,

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value as Json_, json};
@@ -45,16 +45,13 @@ pub async fn login(
     let user = auth::check_password(&app, &body.login, &body.password, &address).await?;
     let (cookie, csrf) = auth::open_session(&app, user).await?;
     let principal = app.principal(user).await?;
-    let secure = if app.config.secure_cookies { "; Secure" } else { "" };
-    let set_cookie = format!("{SESSION_COOKIE}={cookie}; Path=/; HttpOnly; SameSite=Lax; Max-Age=43200{secure}");
     let mut response = Json(json!({
         "user_id": user,
         "csrf_token": csrf,
         "must_change_password": principal.must_change_password,
     }))
     .into_response();
-    let value = HeaderValue::from_str(&set_cookie).map_err(|e| ApiError::Internal(e.into()))?;
-    response.headers_mut().insert(header::SET_COOKIE, value);
+    response.headers_mut().insert(header::SET_COOKIE, auth::session_cookie(&app, &cookie, true)?);
     Ok(response)
 }
 
@@ -65,9 +62,7 @@ pub async fn logout(State(app): State<AppState>, p: Principal, headers: HeaderMa
     }
     auth::audit(&app, Some(p.user_id), p.user_id, "logout", json!({})).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
-    let expired = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
-    let value = HeaderValue::from_str(&expired).map_err(|e| ApiError::Internal(e.into()))?;
-    response.headers_mut().insert(header::SET_COOKIE, value);
+    response.headers_mut().insert(header::SET_COOKIE, auth::session_cookie(&app, "", false)?);
     Ok(response)
 }
 

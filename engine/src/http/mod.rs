@@ -78,6 +78,7 @@ pub fn build_app(state: AppState) -> Router {
         .route("/api/v1/auth/token", post(auth::token))
         .route("/api/v1/auth/login", post(auth::login))
         .merge(api)
+        .merge(crate::screens::routes(state.clone()))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(log_failures))

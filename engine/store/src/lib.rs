@@ -78,12 +78,20 @@ pub(crate) enum TxInner {
 }
 
 /// The system tables' migrations: version, description, SQLite script, PostgreSQL script.
-const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
-    1,
-    "system tables",
-    include_str!("../../../migrations/sqlite/0001_system.sql"),
-    include_str!("../../../migrations/postgres/0001_system.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
+    (
+        1,
+        "system tables",
+        include_str!("../../../migrations/sqlite/0001_system.sql"),
+        include_str!("../../../migrations/postgres/0001_system.sql"),
+    ),
+    (
+        2,
+        "screen preferences and saved views",
+        include_str!("../../../migrations/sqlite/0002_screens.sql"),
+        include_str!("../../../migrations/postgres/0002_screens.sql"),
+    ),
+];
 
 impl Db {
     /// Opens `sqlite://path` (created if missing) or `postgres://...`.

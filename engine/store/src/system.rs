@@ -541,3 +541,71 @@ pub async fn audit_entries(db: &Db, query: &AuditQuery) -> Result<Vec<AuditRow>,
         })
         .collect()
 }
+
+/// A user's screen preferences (language, theme), by name.
+pub async fn preferences(db: &Db, user_id: Uuid) -> Result<Vec<(String, String)>, StoreError> {
+    let mut sql = db.sql();
+    sql.push("SELECT name, value FROM crm_preference WHERE user_id = ").bind(Arg::Uuid(user_id));
+    let rows = sql.fetch_all(db).await?;
+    rows.iter().map(|row| Ok((row.text(0)?.unwrap_or_default(), row.text(1)?.unwrap_or_default()))).collect()
+}
+
+pub async fn set_preference(db: &Db, user_id: Uuid, name: &str, value: &str) -> Result<(), StoreError> {
+    let mut sql = db.sql();
+    sql.push("INSERT INTO crm_preference (user_id, name, value) VALUES (").bind(Arg::Uuid(user_id)).push(", ");
+    sql.bind(Arg::Text(name.to_owned())).push(", ").bind(Arg::Text(value.to_owned()));
+    sql.push(") ON CONFLICT (user_id, name) DO UPDATE SET value = excluded.value");
+    sql.execute(db).await?;
+    Ok(())
+}
+
+/// A personal saved list view.
+pub struct SavedView {
+    pub id: Uuid,
+    pub name: String,
+    /// The list page's query string: filters, columns and sort.
+    pub query: String,
+}
+
+pub async fn saved_views(db: &Db, user_id: Uuid, entity: &str) -> Result<Vec<SavedView>, StoreError> {
+    let mut sql = db.sql();
+    sql.push("SELECT id, name, query FROM crm_saved_view WHERE user_id = ").bind(Arg::Uuid(user_id));
+    sql.push(" AND entity = ").bind(Arg::Text(entity.to_owned())).push(" ORDER BY name");
+    let rows = sql.fetch_all(db).await?;
+    rows.iter()
+        .map(|row| {
+            Ok(SavedView {
+                id: row.uuid(0)?.unwrap_or_default(),
+                name: row.text(1)?.unwrap_or_default(),
+                query: row.text(2)?.unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+/// Saves a view under its name, replacing the user's view of that name.
+pub async fn save_view(
+    db: &Db,
+    user_id: Uuid,
+    entity: &str,
+    name: &str,
+    query: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let mut sql = db.sql();
+    sql.push("INSERT INTO crm_saved_view (id, user_id, entity, name, query, created_at) VALUES (");
+    sql.bind(Arg::Uuid(Uuid::now_v7())).push(", ").bind(Arg::Uuid(user_id)).push(", ");
+    sql.bind(Arg::Text(entity.to_owned())).push(", ").bind(Arg::Text(name.to_owned())).push(", ");
+    sql.bind(Arg::Text(query.to_owned())).push(", ").bind(Arg::Datetime(now));
+    sql.push(") ON CONFLICT (user_id, entity, name) DO UPDATE SET query = excluded.query");
+    sql.execute(db).await?;
+    Ok(())
+}
+
+/// Deletes one of the user's views; false if they have none with that id.
+pub async fn delete_view(db: &Db, user_id: Uuid, id: Uuid) -> Result<bool, StoreError> {
+    let mut sql = db.sql();
+    sql.push("DELETE FROM crm_saved_view WHERE id = ").bind(Arg::Uuid(id));
+    sql.push(" AND user_id = ").bind(Arg::Uuid(user_id));
+    Ok(sql.execute(db).await? > 0)
+}

@@ -1,0 +1,546 @@
+//! The list page of an entity (`/e/{entity}`): columns and sort from the list-view metadata,
+//! a filter bar with a widget per field type, personal saved views, keyset pages with a total,
+//! bulk actions on selected rows, CSV export, and the recycle bin.
+
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use crm_model::{Action, Entity, FieldDef, FieldType, USER_ENTITY};
+use crm_store::system;
+use serde::Serialize;
+use serde_json::{Value as Json, json};
+use uuid::Uuid;
+
+use super::view::{self, Cell};
+use super::{Posted, Viewer, allowed, encode, html, redirect_with};
+use crate::app::{App, AppState};
+use crate::error::{ApiError, ApiResult};
+use crate::records::{self, BulkResult, Grantee, ListParams, Outcome};
+
+/// Rows per page.
+const PAGE_SIZE: u32 = 50;
+/// Most rows one CSV export writes.
+const EXPORT_LIMIT: usize = 100_000;
+
+/// What a list page was asked for: its query string, read.
+struct ListState {
+    pairs: Vec<(String, String)>,
+}
+
+impl ListState {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.pairs.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+    }
+
+    /// The query string without some keys (the cursor, or the sort when a header sets it).
+    fn query_without(&self, drop: &[&str]) -> String {
+        self.pairs
+            .iter()
+            .filter(|(k, v)| !drop.contains(&k.as_str()) && !v.is_empty())
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+
+    fn has_filters(&self) -> bool {
+        self.pairs.iter().any(|(k, v)| k.starts_with("f_") && !v.is_empty())
+    }
+}
+
+/// The fields a user sees as the list's columns: `cols=` if given, else the list view's.
+fn columns<'e>(entity: &'e Entity, viewer: &Viewer, state: &ListState) -> Vec<&'e FieldDef> {
+    let hidden = viewer.principal.hidden(entity.name().as_str());
+    // `cols=a,b` from a saved link, or one `cols` per ticked box of the column chooser.
+    let picked: Vec<String> = state
+        .pairs
+        .iter()
+        .filter(|(k, _)| k == "cols")
+        .flat_map(|(_, v)| v.split(',').map(str::to_owned))
+        .filter(|v| !v.is_empty())
+        .collect();
+    let names: Vec<String> =
+        if picked.is_empty() { entity.list.columns.iter().map(ToString::to_string).collect() } else { picked };
+    let chosen: Vec<&FieldDef> =
+        names.iter().filter_map(|n| entity.column(n.trim())).filter(|f| !hidden.contains(&f.name)).collect();
+    if chosen.is_empty() { entity.title_field().into_iter().collect() } else { chosen }
+}
+
+/// The fields the filter bar offers: the columns, the owner, and any other field the query
+/// filters on (a saved view may filter on a field it does not show).
+fn filterable<'e>(
+    entity: &'e Entity,
+    viewer: &Viewer,
+    columns: &[&'e FieldDef],
+    state: &ListState,
+) -> Vec<&'e FieldDef> {
+    let hidden = viewer.principal.hidden(entity.name().as_str());
+    let filtered = state.pairs.iter().filter_map(|(k, _)| {
+        let name = k.strip_prefix("f_")?;
+        let name = name.strip_suffix("_from").or_else(|| name.strip_suffix("_to")).unwrap_or(name);
+        entity.column(name).or_else(|| entity.column(k.strip_prefix("f_")?))
+    });
+    let mut fields: Vec<&FieldDef> = Vec::new();
+    for field in columns.iter().copied().chain(entity.column("owner")).chain(filtered) {
+        let usable =
+            field.field_type != FieldType::MultiSelect && field.name.as_str() != "id" && !hidden.contains(&field.name);
+        if usable && !fields.iter().any(|f| f.name == field.name) {
+            fields.push(field);
+        }
+    }
+    fields
+}
+
+/// The filter tree the filter bar's inputs stand for.
+fn filter_of(fields: &[&FieldDef], state: &ListState, viewer: &Viewer) -> Option<String> {
+    let mut conditions = Vec::new();
+    let offset = viewer.offset.to_string();
+    for field in fields {
+        let name = field.name.as_str();
+        let value = state.get(&format!("f_{name}"));
+        let from = state.get(&format!("f_{name}_from"));
+        let to = state.get(&format!("f_{name}_to"));
+        let cond = |op: &str, value: Json| json!({"field": name, "op": op, "value": value});
+        match field.field_type {
+            ty if ty.is_text_like() && ty != FieldType::Region => {
+                conditions.extend(value.map(|v| cond("contains", json!(v))));
+            }
+            FieldType::Region => conditions.extend(value.map(|v| cond("starts_with", json!(v)))),
+            FieldType::Select | FieldType::Stage => conditions.extend(value.map(|v| cond("eq", json!(v)))),
+            FieldType::Boolean => conditions.extend(value.map(|v| cond("eq", json!(v == "true")))),
+            FieldType::User | FieldType::Lookup => {
+                let me = viewer.principal.user_id.to_string();
+                conditions.extend(value.map(|v| cond("eq", json!(if v == "me" { me.as_str() } else { v }))));
+            }
+            FieldType::Datetime => {
+                conditions.extend(from.map(|d| cond("gte", json!(format!("{d}T00:00:00{offset}")))));
+                conditions.extend(to.map(|d| cond("lte", json!(format!("{d}T23:59:59.999999{offset}")))));
+            }
+            _ => {
+                conditions.extend(from.map(|v| cond("gte", json!(v))));
+                conditions.extend(to.map(|v| cond("lte", json!(v))));
+            }
+        }
+    }
+    (!conditions.is_empty()).then(|| json!({"and": conditions}).to_string())
+}
+
+/// A filter bar widget.
+#[derive(Serialize)]
+struct Widget {
+    name: String,
+    label: String,
+    kind: &'static str,
+    options: Vec<(String, String)>,
+    value: String,
+    from: String,
+    to: String,
+}
+
+fn widgets(
+    app: &App,
+    fields: &[&FieldDef],
+    state: &ListState,
+    viewer: &Viewer,
+    users: &[(String, String)],
+) -> Vec<Widget> {
+    let catalog = app.catalog();
+    fields
+        .iter()
+        .map(|field| {
+            let name = field.name.as_str();
+            let value = |suffix: &str| state.get(&format!("f_{name}{suffix}")).unwrap_or("").to_owned();
+            let (kind, options) = match field.field_type {
+                FieldType::Select => (
+                    "select",
+                    field.options.iter().map(|o| (o.value.clone(), o.label.get(viewer.locale).to_owned())).collect(),
+                ),
+                FieldType::Stage => {
+                    let stages = field.stage_set.as_ref().and_then(|s| catalog.stage_set(s.as_str()));
+                    let options = stages.map(|s| {
+                        s.stages
+                            .iter()
+                            .map(|st| (st.name.to_string(), st.label.get(viewer.locale).to_owned()))
+                            .collect()
+                    });
+                    ("select", options.unwrap_or_default())
+                }
+                FieldType::Boolean => (
+                    "select",
+                    vec![("true".into(), viewer.text("common.yes")), ("false".into(), viewer.text("common.no"))],
+                ),
+                FieldType::User => {
+                    let mut options = vec![("me".to_owned(), viewer.text("list.me"))];
+                    options.extend(users.iter().cloned());
+                    ("select", options)
+                }
+                FieldType::Region => (
+                    "select",
+                    crm_model::region::PROVINCES.iter().map(|p| ((*p).to_owned(), (*p).to_owned())).collect(),
+                ),
+                FieldType::Lookup => ("lookup", Vec::new()),
+                FieldType::Date | FieldType::Datetime => ("date_range", Vec::new()),
+                FieldType::Integer | FieldType::Decimal | FieldType::Money | FieldType::Percent => {
+                    ("number_range", Vec::new())
+                }
+                _ => ("text", Vec::new()),
+            };
+            Widget {
+                name: name.to_owned(),
+                label: field.label.get(viewer.locale).to_owned(),
+                kind,
+                options,
+                value: value(""),
+                from: value("_from"),
+                to: value("_to"),
+            }
+        })
+        .collect()
+}
+
+/// Active users by name, for owner filters and the assign and share actions.
+pub async fn users(app: &App) -> ApiResult<Vec<(String, String)>> {
+    let catalog = app.catalog();
+    let Some(users) = catalog.entity(USER_ENTITY) else { return Ok(Vec::new()) };
+    let Some(title) = users.title_field() else { return Ok(Vec::new()) };
+    let mut filter = None;
+    if let Some(active) = users.column("active") {
+        filter = Some(crm_model::Filter::Cond(Box::new(crm_model::filter::Cond {
+            field: active.clone(),
+            op: crm_model::filter::Op::Eq(crm_model::Value::Boolean(true)),
+        })));
+    }
+    let sort = vec![crm_model::SortKey { field: title.name.clone(), descending: false }];
+    let query = crm_model::ListQuery { filter, sort, limit: 1000, after: None, deleted: false };
+    let index = users.column_index(title.name.as_str()).expect("the title is a column");
+    let page = crm_store::records::list(&app.db, users, &query).await?;
+    Ok(page
+        .records
+        .iter()
+        .map(|r| {
+            (
+                r.id().to_string(),
+                match &r.values[index] {
+                    crm_model::Value::Text(t) => t.clone(),
+                    _ => String::new(),
+                },
+            )
+        })
+        .collect())
+}
+
+#[derive(Serialize)]
+struct Column {
+    name: String,
+    label: String,
+    sort_href: Option<String>,
+    sorted: Option<&'static str>,
+}
+
+/// `GET /e/{entity}`
+pub async fn page(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Path(entity_name): Path<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> ApiResult<Response> {
+    let catalog = app.catalog();
+    let entity = viewer.principal.entity(&catalog, &entity_name, Action::Read)?.clone();
+    let state = ListState { pairs };
+    let fields = columns(&entity, &viewer, &state);
+    let filterable = filterable(&entity, &viewer, &fields, &state);
+    let users = users(&app).await?;
+    let sort = state.get("sort").map(str::to_owned);
+    let params = ListParams {
+        filter: filter_of(&filterable, &state, &viewer),
+        sort: sort.clone(),
+        limit: Some(PAGE_SIZE),
+        cursor: state.get("cursor").map(str::to_owned),
+        fields: Some(fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(",")),
+        count: true,
+        deleted: false,
+    };
+    // A filter value that is not valid (a word in a number box) is said beside the bar.
+    let (records, next_cursor, total, problem) =
+        match records::list(&app, &viewer.principal, &entity_name, &params).await {
+            Ok(page) => (view::records_of(&page)?, page.next_cursor.clone(), page.total.unwrap_or(0), None),
+            Err(ApiError::BadRequest { message, .. }) => (Vec::new(), None, 0, Some(message)),
+            Err(e) => return Err(e),
+        };
+    let rows = view::rows(&app, &viewer, &entity_name, &fields, &records).await?;
+    let current_sort =
+        sort.unwrap_or_else(|| entity.list.sort.iter().map(ToString::to_string).collect::<Vec<_>>().join(","));
+    let base = state.query_without(&["cursor", "sort"]);
+    let columns: Vec<Column> = fields
+        .iter()
+        .map(|f| {
+            let name = f.name.as_str();
+            let sorted = match current_sort.split(',').next() {
+                Some(first) if first == name => Some("asc"),
+                Some(first) if first.strip_prefix('-') == Some(name) => Some("desc"),
+                _ => None,
+            };
+            let next = if sorted == Some("asc") { format!("-{name}") } else { name.to_owned() };
+            let sort_href = f
+                .field_type
+                .is_sortable()
+                .then(|| format!("?{}{}sort={}", base, if base.is_empty() { "" } else { "&" }, encode(&next)));
+            Column { name: name.to_owned(), label: f.label.get(viewer.locale).to_owned(), sort_href, sorted }
+        })
+        .collect();
+    let query = state.query_without(&["cursor"]);
+    let next_href =
+        next_cursor.map(|c| format!("?{}{}cursor={}", query, if query.is_empty() { "" } else { "&" }, encode(&c)));
+    let views = system::saved_views(&app.db, viewer.principal.user_id, &entity_name).await?;
+    let views: Vec<Json> = views
+        .iter()
+        .map(|v| json!({"id": v.id, "name": v.name, "href": format!("?{}", v.query), "active": v.query == query}))
+        .collect();
+    let hidden = viewer.principal.hidden(&entity_name);
+    let read_only = viewer.principal.read_only(&entity_name);
+    let all_fields: Vec<Json> = entity
+        .live_fields()
+        .filter(|f| !hidden.contains(&f.name))
+        .map(|f| json!({"name": f.name, "label": f.label.get(viewer.locale), "shown": fields.iter().any(|c| c.name == f.name)}))
+        .collect();
+    let editable: Vec<Json> = entity
+        .live_fields()
+        .filter(|f| !hidden.contains(&f.name) && !read_only.contains(&f.name) && f.field_type != FieldType::AutoNumber)
+        .map(|f| json!({"name": f.name, "label": f.label.get(viewer.locale)}))
+        .collect();
+    let label = entity.def.label.get(viewer.locale).to_owned();
+    let values = json!({
+        "entity": entity_name,
+        "entity_label": label,
+        "has_board": entity.live_fields().any(|f| f.field_type == FieldType::Stage),
+        "columns": columns,
+        "rows": rows,
+        "total": total,
+        "next_href": next_href,
+        "first_href": state.get("cursor").map(|_| format!("?{query}")),
+        "widgets": widgets(&app, &filterable, &state, &viewer, &users),
+        "filtered": state.has_filters(),
+        "problem": problem,
+        "query": query,
+        "views": views,
+        "all_fields": all_fields,
+        "editable_fields": editable,
+        "users": users,
+        "can": allowed(&viewer, &entity_name),
+    });
+    html("list.html", viewer.page(&catalog, Some(&entity_name), &label, values))
+}
+
+/// `GET /e/{entity}/export.csv`: the current view (filters, columns, sort) as CSV, as shown.
+pub async fn export(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Path(entity_name): Path<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> ApiResult<Response> {
+    let catalog = app.catalog();
+    let entity = viewer.principal.entity(&catalog, &entity_name, Action::Export)?.clone();
+    let state = ListState { pairs };
+    let fields = columns(&entity, &viewer, &state);
+    let filterable = filterable(&entity, &viewer, &fields, &state);
+    let mut params = ListParams {
+        filter: filter_of(&filterable, &state, &viewer),
+        sort: state.get("sort").map(str::to_owned),
+        limit: Some(records::MAX_LIMIT),
+        cursor: None,
+        fields: Some(fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(",")),
+        count: false,
+        deleted: false,
+    };
+    let mut out = csv::Writer::from_writer(Vec::new());
+    // A byte-order mark, so that Excel opens the Chinese text as UTF-8.
+    out.write_record(fields.iter().enumerate().map(|(i, f)| {
+        let label = f.label.get(viewer.locale);
+        if i == 0 { format!("\u{feff}{label}") } else { label.to_owned() }
+    }))
+    .map_err(|e| ApiError::Internal(e.into()))?;
+    let mut written = 0;
+    loop {
+        let page = records::list(&app, &viewer.principal, &entity_name, &params).await?;
+        let records = view::records_of(&page)?;
+        for row in view::rows(&app, &viewer, &entity_name, &fields, &records).await? {
+            out.write_record(row.cells.iter().map(|c| c.text.as_str())).map_err(|e| ApiError::Internal(e.into()))?;
+        }
+        written += records.len();
+        match page.next_cursor {
+            Some(cursor) if written < EXPORT_LIMIT => params.cursor = Some(cursor),
+            _ => break,
+        }
+    }
+    let body = out.into_inner().map_err(|e| ApiError::Internal(anyhow::anyhow!("{e}")))?;
+    let file = format!("attachment; filename=\"{entity_name}.csv\"");
+    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, file)], body)
+        .into_response())
+}
+
+/// Sums up the results of a bulk action for the next page.
+fn summary(viewer: &Viewer, results: &[BulkResult]) -> String {
+    let done = results.iter().filter(|r| matches!(r.outcome, Outcome::Done(_))).count();
+    let failed: Vec<String> = results
+        .iter()
+        .filter_map(|r| match &r.outcome {
+            Outcome::Done(_) => None,
+            Outcome::NotFound => Some(viewer.text("bulk.not_allowed")),
+            Outcome::Invalid(errors) => Some(errors.iter().map(|e| e.message.clone()).collect::<Vec<_>>().join("; ")),
+        })
+        .collect();
+    let mut text = super::shell::text(viewer.locale, "bulk.done", &[("n", done.to_string())]);
+    if !failed.is_empty() {
+        text.push_str(&super::shell::text(
+            viewer.locale,
+            "bulk.failed",
+            &[("n", failed.len().to_string()), ("why", failed[0].clone())],
+        ));
+    }
+    text
+}
+
+/// `POST /e/{entity}/bulk`: assign, share, update a field or delete the selected rows.
+pub async fn bulk(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Path(entity_name): Path<String>,
+    form: Posted,
+) -> ApiResult<Response> {
+    let ids: Vec<Json> = form.all("ids").into_iter().map(Json::from).collect();
+    let back = format!("/e/{entity_name}?{}", form.get("query").unwrap_or(""));
+    if ids.is_empty() {
+        return Ok(redirect_with(&back, Some(&viewer.text("bulk.none_selected"))));
+    }
+    let results = match bulk_action(&app, &viewer, &entity_name, &ids, &form).await {
+        Ok(results) => results,
+        // A value that is not valid for every row is said on the list, as a row's would be.
+        Err(ApiError::Invalid(errors)) => {
+            let message = errors.iter().map(|e| super::form::error_text(&viewer, e)).collect::<Vec<_>>().join("; ");
+            return Ok(redirect_with(&back, Some(&message)));
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(redirect_with(&back, Some(&summary(&viewer, &results))))
+}
+
+async fn bulk_action(
+    app: &App,
+    viewer: &Viewer,
+    entity_name: &str,
+    ids: &[Json],
+    form: &Posted,
+) -> ApiResult<Vec<BulkResult>> {
+    let user = |name: &str| {
+        form.get(name)
+            .and_then(|v| Uuid::parse_str(v).ok())
+            .ok_or_else(|| ApiError::field(name, "required", viewer.text("bulk.choose_user")))
+    };
+    let p = &viewer.principal;
+    Ok(match form.get("action").unwrap_or("") {
+        "assign" => records::bulk_assign(app, p, entity_name, ids, user("owner")?).await?,
+        "share" => {
+            let access = if form.get("access") == Some("edit") { "edit" } else { "read" };
+            records::bulk_share(app, p, entity_name, ids, Grantee::User(user("share_with")?), Some(access)).await?
+        }
+        "update" => {
+            let catalog = app.catalog();
+            let entity = p.entity(&catalog, entity_name, Action::Edit)?;
+            let name = form.get("field").unwrap_or("");
+            let field =
+                entity.field(name).ok_or_else(|| ApiError::field(name, "unknown", viewer.text("bulk.choose_field")))?;
+            let value = view::form_value(field, &[form.get("value").unwrap_or("")], &viewer.offset);
+            records::bulk_update(app, p, entity_name, ids, &json!({ name: value })).await?
+        }
+        "delete" => records::bulk_set_deleted(app, p, entity_name, ids, false).await?,
+        other => return Err(ApiError::bad_request("invalid_body", format!("no bulk action `{other}`"))),
+    })
+}
+
+/// `POST /e/{entity}/views`: saves the current filters, columns and sort under a name.
+pub async fn save_view(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Path(entity_name): Path<String>,
+    form: Posted,
+) -> ApiResult<Response> {
+    viewer.principal.entity(&app.catalog(), &entity_name, Action::Read)?;
+    let name = form.get("name").unwrap_or("").trim();
+    if name.is_empty() || name.chars().count() > 60 {
+        return Err(ApiError::field("name", "invalid", viewer.text("views.name_rule")));
+    }
+    let query = form.get("query").unwrap_or("");
+    system::save_view(&app.db, viewer.principal.user_id, &entity_name, name, query, app.now()).await?;
+    Ok(redirect_with(&format!("/e/{entity_name}?{query}"), Some(&viewer.text("views.saved"))))
+}
+
+/// `POST /e/{entity}/views/{id}/delete`
+pub async fn delete_view(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Path((entity_name, id)): Path<(String, Uuid)>,
+    _: Posted,
+) -> ApiResult<Response> {
+    if !system::delete_view(&app.db, viewer.principal.user_id, id).await? {
+        return Err(ApiError::not_found("no such view"));
+    }
+    Ok(redirect_with(&format!("/e/{entity_name}"), Some(&viewer.text("views.deleted"))))
+}
+
+/// `GET /e/{entity}/bin`: the recycle bin — records the user deleted or may restore.
+pub async fn bin(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Path(entity_name): Path<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> ApiResult<Response> {
+    let catalog = app.catalog();
+    let entity = viewer.principal.entity(&catalog, &entity_name, Action::Restore)?.clone();
+    let state = ListState { pairs };
+    let fields = columns(&entity, &viewer, &ListState { pairs: Vec::new() });
+    let params = ListParams {
+        sort: Some("-deleted_at".into()),
+        limit: Some(PAGE_SIZE),
+        cursor: state.get("cursor").map(str::to_owned),
+        count: true,
+        deleted: true,
+        ..ListParams::default()
+    };
+    let page = records::list(&app, &viewer.principal, &entity_name, &params).await?;
+    let records = view::records_of(&page)?;
+    let deleted_at: Vec<Cell> = records
+        .iter()
+        .map(|r| {
+            let at = entity.column("deleted_at").expect("every entity has deleted_at");
+            view::display(&catalog, at, r.get("deleted_at").unwrap_or(&Json::Null), &viewer, &Default::default())
+        })
+        .collect();
+    let rows = view::rows(&app, &viewer, &entity_name, &fields, &records).await?;
+    let label = entity.def.label.get(viewer.locale).to_owned();
+    let title = super::shell::text(viewer.locale, "bin.title", &[("entity", label.clone())]);
+    let values = json!({
+        "entity": entity_name,
+        "entity_label": label,
+        "columns": fields.iter().map(|f| json!({"label": f.label.get(viewer.locale)})).collect::<Vec<_>>(),
+        "rows": rows,
+        "deleted_at": deleted_at,
+        "total": page.total.unwrap_or(0),
+        "next_href": page.next_cursor.map(|c| format!("?cursor={}", encode(&c))),
+    });
+    html("bin.html", viewer.page(&catalog, Some(&entity_name), &title, values))
+}
+
+/// `POST /e/{entity}/bin`: restores the selected records.
+pub async fn restore(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Path(entity_name): Path<String>,
+    form: Posted,
+) -> ApiResult<Response> {
+    let ids: Vec<Json> = form.all("ids").into_iter().map(Json::from).collect();
+    let back = format!("/e/{entity_name}/bin");
+    if ids.is_empty() {
+        return Ok(redirect_with(&back, Some(&viewer.text("bulk.none_selected"))));
+    }
+    let results = records::bulk_set_deleted(&app, &viewer.principal, &entity_name, &ids, true).await?;
+    Ok(redirect_with(&back, Some(&summary(&viewer, &results))))
+}

@@ -1,0 +1,441 @@
+//! The screens: server-rendered pages generated from the catalog — navigation, lists, record
+//! views, forms, kanban boards, the recycle bin — for signed-in users with a session cookie.
+//! Pages call the same record services as the API, so permissions and data scopes are the
+//! same; the few scripts of the pages call the JSON API with the session's CSRF token.
+
+mod board;
+mod form;
+mod list;
+mod record;
+pub mod shell;
+mod view;
+
+use axum::Router;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use chrono::FixedOffset;
+use crm_model::{Action, Catalog};
+use crm_store::system;
+use serde::Serialize;
+use serde_json::{Value as Json, json};
+
+use crate::access::Principal;
+use crate::app::{App, AppState};
+use crate::auth::{self, SESSION_COOKIE};
+use crate::error::{ApiError, ApiResult, Failure};
+
+pub fn routes(state: AppState) -> Router<AppState> {
+    let signed_in = Router::new()
+        .route("/", get(home))
+        .route("/logout", post(logout))
+        .route("/prefs", post(preferences))
+        .route("/password", get(password_page).post(change_password))
+        .route("/e/{entity}", get(list::page))
+        .route("/e/{entity}/export.csv", get(list::export))
+        .route("/e/{entity}/bulk", post(list::bulk))
+        .route("/e/{entity}/views", post(list::save_view))
+        .route("/e/{entity}/views/{id}/delete", post(list::delete_view))
+        .route("/e/{entity}/bin", get(list::bin).post(list::restore))
+        .route("/e/{entity}/board", get(board::page))
+        .route("/e/{entity}/new", get(form::new).post(form::create))
+        .route("/e/{entity}/{id}", get(record::page))
+        .route("/e/{entity}/{id}/edit", get(form::edit).post(form::save))
+        .route("/e/{entity}/{id}/delete", post(record::delete))
+        .layer(middleware::from_fn_with_state(state, sign_in_required));
+    Router::new().route("/login", get(login_page).post(login)).route("/static/{*path}", get(asset)).merge(signed_in)
+}
+
+/// The signed-in user of a page, with what the page needs to know about them.
+#[derive(Clone)]
+pub struct Viewer {
+    pub principal: Principal,
+    pub csrf: String,
+    pub locale: &'static str,
+    pub theme: String,
+    /// Where the user's wall clock is; China Standard Time unless they chose otherwise.
+    pub offset: FixedOffset,
+    pub name: String,
+    /// The page's path and query, to come back to after changing a preference.
+    pub path: String,
+    /// A message left by the previous page (after a redirect), shown once.
+    pub flash: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Viewer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Viewer>().cloned().ok_or(ApiError::Unauthorized)
+    }
+}
+
+const FLASH_COOKIE: &str = "crm_flash";
+const CHINA_STANDARD_TIME: i32 = 8 * 3600;
+
+impl Viewer {
+    pub fn text(&self, key: &str) -> String {
+        shell::text(self.locale, key, &[])
+    }
+
+    /// The context every page template gets: who is signed in, the navigation, the page's
+    /// title, and the page's own values.
+    pub fn page(&self, catalog: &Catalog, active: Option<&str>, title: &str, values: Json) -> minijinja::Value {
+        let mut context = json!({
+            "locale": self.locale,
+            "locales": shell::LOCALES,
+            "theme": self.theme,
+            "themes": shell::THEMES,
+            "csrf": self.csrf,
+            "user_name": self.name,
+            "path": self.path,
+            "is_admin": self.principal.is_admin(),
+            "nav": navigation(catalog, &self.principal, self.locale, active),
+            "title": title,
+            "flash": self.flash,
+        });
+        if let (Some(page), Json::Object(values)) = (context.as_object_mut(), values) {
+            page.extend(values);
+        }
+        minijinja::Value::from(minijinja::value::Serde(context))
+    }
+}
+
+#[derive(Serialize)]
+struct NavItem {
+    name: String,
+    label: String,
+    active: bool,
+}
+
+/// The user's modules in menu order.
+fn navigation(catalog: &Catalog, principal: &Principal, locale: &str, active: Option<&str>) -> Vec<NavItem> {
+    let mut entities: Vec<_> = catalog.entities().filter(|e| principal.sees(e.name().as_str())).collect();
+    entities.sort_by_key(|e| (e.def.menu_order.unwrap_or(u16::MAX), e.name().as_str().to_owned()));
+    entities
+        .into_iter()
+        .map(|e| NavItem {
+            name: e.name().to_string(),
+            label: e.def.label.get(locale).to_owned(),
+            active: active == Some(e.name().as_str()),
+        })
+        .collect()
+}
+
+/// Renders a page, or the error page if the template fails.
+pub fn html(name: &str, context: minijinja::Value) -> ApiResult<Response> {
+    let body =
+        shell::render(name, context).map_err(|e| ApiError::Internal(anyhow::anyhow!("template {name}: {e:#}")))?;
+    Ok(Html(body).into_response())
+}
+
+/// A redirect after a change, carrying a message for the next page.
+pub fn redirect_with(to: &str, message: Option<&str>) -> Response {
+    let mut response = Redirect::to(to).into_response();
+    if let Some(message) = message {
+        let cookie = format!("{FLASH_COOKIE}={}; Path=/; Max-Age=60; HttpOnly; SameSite=Lax", encode(message));
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    response
+}
+
+/// Percent-encodes a text for a URL query value or a cookie.
+pub fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(byte as char),
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+fn decode(text: &str) -> String {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&format!("v={text}")).unwrap_or_default();
+    pairs.into_iter().next().map(|(_, v)| v).unwrap_or_default()
+}
+
+/// The locale a browser asks for: English if it prefers it, Chinese otherwise.
+fn browser_locale(headers: &HeaderMap) -> &'static str {
+    let accept = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let first = accept.split(',').next().unwrap_or("").trim().to_ascii_lowercase();
+    if first.starts_with("en") { "en" } else { "zh-CN" }
+}
+
+fn known_locale(name: &str) -> Option<&'static str> {
+    shell::LOCALES.into_iter().find(|l| *l == name)
+}
+
+/// Middleware: pages need a session; without one the browser goes to the login page and
+/// comes back after. Error answers of the services become error pages in the user's language.
+async fn sign_in_required(State(app): State<AppState>, mut request: Request, next: Next) -> Response {
+    let back = request.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    let to_login = || Redirect::to(&format!("/login?next={}", encode(&back))).into_response();
+    let Some(cookie) = auth::cookie(request.headers(), SESSION_COOKIE) else {
+        return to_login();
+    };
+    let (user, csrf) = match auth::session_user(&app, cookie).await {
+        Ok(session) => session,
+        Err(ApiError::Unauthorized) => return to_login(),
+        Err(e) => return e.into_response(),
+    };
+    let viewer = match viewer(&app, user, csrf, request.headers()).await {
+        Ok(viewer) => Viewer { path: back, ..viewer },
+        Err(e) => return e.into_response(),
+    };
+    let path = request.uri().path();
+    if viewer.principal.must_change_password && path != "/password" && path != "/logout" {
+        return Redirect::to("/password").into_response();
+    }
+    let had_flash = viewer.flash.is_some();
+    request.extensions_mut().insert(viewer.clone());
+    let mut response = next.run(request).await;
+    if let Some(failure) = response.extensions().get::<Failure>().cloned() {
+        response = error_page(&app, &viewer, response.status(), &failure);
+    }
+    if had_flash && response.status().is_success() {
+        let expired = format!("{FLASH_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax");
+        response.headers_mut().append(header::SET_COOKIE, HeaderValue::from_str(&expired).expect("ASCII"));
+    }
+    response
+}
+
+async fn viewer(app: &App, user: uuid::Uuid, csrf: String, headers: &HeaderMap) -> ApiResult<Viewer> {
+    let principal = app.principal(user).await?;
+    let preferences = system::preferences(&app.db, user).await?;
+    let chosen = |name: &str| preferences.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+    let locale = chosen("locale").and_then(known_locale).unwrap_or_else(|| browser_locale(headers));
+    let theme = chosen("theme").filter(|t| shell::THEMES.contains(t)).unwrap_or(shell::THEMES[0]).to_owned();
+    let offset = chosen("utc_offset")
+        .and_then(|o| o.parse::<i32>().ok())
+        .and_then(FixedOffset::east_opt)
+        .unwrap_or_else(|| FixedOffset::east_opt(CHINA_STANDARD_TIME).expect("in range"));
+    let name = user_name(app, user).await?;
+    let flash = auth::cookie(headers, FLASH_COOKIE).map(decode).filter(|f| !f.is_empty());
+    Ok(Viewer { principal, csrf, locale, theme, offset, name, path: String::new(), flash })
+}
+
+async fn user_name(app: &App, user: uuid::Uuid) -> ApiResult<String> {
+    let catalog = app.catalog();
+    let users = catalog.entity(crm_model::USER_ENTITY).ok_or_else(|| ApiError::not_found("no user entity"))?;
+    let record = crm_store::records::get(&app.db, users, user, None).await?;
+    let title = users.title_field().and_then(|f| users.column_index(f.name.as_str()));
+    Ok(match (record, title) {
+        (Some(record), Some(i)) => match &record.values[i] {
+            crm_model::Value::Text(name) => name.clone(),
+            _ => String::new(),
+        },
+        _ => String::new(),
+    })
+}
+
+fn error_page(app: &App, viewer: &Viewer, status: StatusCode, failure: &Failure) -> Response {
+    let catalog = app.catalog();
+    let key = match status {
+        StatusCode::NOT_FOUND => "error.not_found",
+        StatusCode::FORBIDDEN => "error.forbidden",
+        StatusCode::BAD_REQUEST => "error.bad_request",
+        StatusCode::CONFLICT => "error.conflict",
+        _ => "error.failed",
+    };
+    let title = viewer.text(key);
+    let context = viewer.page(&catalog, None, &title, json!({"status": status.as_u16(), "detail": failure.detail}));
+    match shell::render("error.html", context) {
+        Ok(body) => (status, Html(body)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "the error page failed to render");
+            (status, failure.detail.clone()).into_response()
+        }
+    }
+}
+
+/// A form posted by a page: its fields in order, after its CSRF token was checked.
+pub struct Posted(pub Vec<(String, String)>);
+
+impl Posted {
+    /// The last value posted under a name.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// Every value posted under a name, in order.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect()
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for Posted {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let csrf = request.extensions().get::<Viewer>().map(|v| v.csrf.clone()).ok_or(ApiError::Unauthorized)?;
+        let axum::Form(pairs) = axum::Form::<Vec<(String, String)>>::from_request(request, state)
+            .await
+            .map_err(|e| ApiError::bad_request("invalid_body", e.body_text()))?;
+        let posted = Posted(pairs);
+        if !auth::same_secret(posted.get("_csrf").unwrap_or(""), &csrf) {
+            return Err(ApiError::Forbidden {
+                code: "csrf_failed",
+                message: "this form is out of date; reload the page and send it again".into(),
+            });
+        }
+        Ok(posted)
+    }
+}
+
+/// A local path to go back to; anything else (another site) goes home.
+pub fn local_path(next: Option<&str>) -> &str {
+    match next {
+        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => path,
+        _ => "/",
+    }
+}
+
+/// `GET /`: the user's modules.
+async fn home(State(app): State<AppState>, viewer: Viewer) -> ApiResult<Response> {
+    let catalog = app.catalog();
+    let title = viewer.text("home.title");
+    html("home.html", viewer.page(&catalog, None, &title, json!({})))
+}
+
+#[derive(serde::Deserialize)]
+struct LoginQuery {
+    next: Option<String>,
+}
+
+/// `GET /login`
+async fn login_page(
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<LoginQuery>,
+) -> ApiResult<Response> {
+    login_form(browser_locale(&headers), q.next.as_deref(), "", None, StatusCode::OK)
+}
+
+fn login_form(
+    locale: &str,
+    next: Option<&str>,
+    login: &str,
+    error: Option<String>,
+    status: StatusCode,
+) -> ApiResult<Response> {
+    let context = json!({
+        "locale": locale,
+        "theme": shell::THEMES[0],
+        "title": shell::text(locale, "login.title", &[]),
+        "next": local_path(next),
+        "login": login,
+        "error": error,
+    });
+    let mut response = html("login.html", minijinja::Value::from(minijinja::value::Serde(context)))?;
+    *response.status_mut() = status;
+    Ok(response)
+}
+
+/// `POST /login`: checks the password, opens a session and goes where the user was headed.
+async fn login(State(app): State<AppState>, request: Request) -> ApiResult<Response> {
+    let locale = browser_locale(request.headers());
+    let address = auth::client_address(request.extensions());
+    let axum::Form(form) = axum::Form::<Vec<(String, String)>>::from_request(request, &())
+        .await
+        .map_err(|e| ApiError::bad_request("invalid_body", e.body_text()))?;
+    let form = Posted(form);
+    let (login, password, next) =
+        (form.get("login").unwrap_or(""), form.get("password").unwrap_or(""), form.get("next"));
+    let user = match auth::check_password(&app, login, password, &address).await {
+        Ok(user) => user,
+        Err(ApiError::Unauthorized) => {
+            let error = shell::text(locale, "login.failed", &[]);
+            return login_form(locale, next, login, Some(error), StatusCode::UNAUTHORIZED);
+        }
+        Err(ApiError::TooManyRequests(_)) => {
+            let error = shell::text(locale, "login.throttled", &[]);
+            return login_form(locale, next, login, Some(error), StatusCode::TOO_MANY_REQUESTS);
+        }
+        Err(e) => return Err(e),
+    };
+    let (cookie, _) = auth::open_session(&app, user).await?;
+    let mut response = Redirect::to(local_path(next)).into_response();
+    response.headers_mut().insert(header::SET_COOKIE, auth::session_cookie(&app, &cookie, true)?);
+    Ok(response)
+}
+
+/// `POST /logout`
+async fn logout(State(app): State<AppState>, viewer: Viewer, headers: HeaderMap, _: Posted) -> ApiResult<Response> {
+    if let Some(cookie) = auth::cookie(&headers, SESSION_COOKIE) {
+        auth::close_session(&app, cookie).await?;
+    }
+    auth::audit(&app, Some(viewer.principal.user_id), viewer.principal.user_id, "logout", json!({})).await?;
+    let mut response = Redirect::to("/login").into_response();
+    response.headers_mut().insert(header::SET_COOKIE, auth::session_cookie(&app, "", false)?);
+    Ok(response)
+}
+
+/// `POST /prefs`: the user's language or theme, remembered for their next sessions.
+async fn preferences(State(app): State<AppState>, viewer: Viewer, form: Posted) -> ApiResult<Response> {
+    if let Some(locale) = form.get("locale") {
+        let locale = known_locale(locale).ok_or_else(|| ApiError::field("locale", "invalid", "unknown language"))?;
+        system::set_preference(&app.db, viewer.principal.user_id, "locale", locale).await?;
+    }
+    if let Some(theme) = form.get("theme") {
+        if !shell::THEMES.contains(&theme) {
+            return Err(ApiError::field("theme", "invalid", "unknown theme"));
+        }
+        system::set_preference(&app.db, viewer.principal.user_id, "theme", theme).await?;
+    }
+    Ok(Redirect::to(local_path(form.get("back"))).into_response())
+}
+
+/// `GET /password`: set a new password (required after an administrator reset).
+async fn password_page(State(app): State<AppState>, viewer: Viewer) -> ApiResult<Response> {
+    password_form(&app, &viewer, None)
+}
+
+fn password_form(app: &App, viewer: &Viewer, error: Option<String>) -> ApiResult<Response> {
+    let title = viewer.text("password.title");
+    let values = json!({"error": error, "required": viewer.principal.must_change_password});
+    html("password.html", viewer.page(&app.catalog(), None, &title, values))
+}
+
+async fn change_password(State(app): State<AppState>, viewer: Viewer, form: Posted) -> ApiResult<Response> {
+    let (current, new) = (form.get("current_password").unwrap_or(""), form.get("password").unwrap_or(""));
+    match crate::admin::change_own_password(&app, &viewer.principal, current, new).await {
+        Ok(()) => Ok(redirect_with("/", Some(&viewer.text("password.changed")))),
+        Err(ApiError::Invalid(errors)) => {
+            let message = errors.into_iter().map(|e| e.message).collect::<Vec<_>>().join("; ");
+            password_form(&app, &viewer, Some(message))
+        }
+        Err(ApiError::Unauthorized) => password_form(&app, &viewer, Some(viewer.text("password.wrong_current"))),
+        Err(e) => Err(e),
+    }
+}
+
+/// `GET /static/...`: the shell's CSS and scripts, cached by the browser for a day.
+async fn asset(Path(path): Path<String>) -> Response {
+    match shell::asset(&path) {
+        Some((body, content_type)) => {
+            ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "public, max-age=86400")], body)
+                .into_response()
+        }
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// The actions of an entity the viewer's roles allow, for showing only the buttons that work.
+pub fn allowed(viewer: &Viewer, entity: &str) -> Json {
+    let may = |action| viewer.principal.access.allows(entity, action);
+    json!({
+        "create": may(Action::Create),
+        "edit": may(Action::Edit),
+        "delete": may(Action::Delete),
+        "restore": may(Action::Restore),
+        "assign": may(Action::Assign),
+        "share": may(Action::Share),
+        "export": may(Action::Export),
+    })
+}

@@ -1,0 +1,262 @@
+//! The record view (`/e/{entity}/{id}`): sections of the view layout, the stage path with the
+//! stage history and time spent per stage, related panels with a "new" that pre-fills the
+//! lookup, a timeline of changes, and the actions the user's roles allow.
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use chrono::{DateTime, Utc};
+use crm_model::{Action, Catalog, Entity, FieldDef, FieldType};
+use serde_json::{Value as Json, json};
+use uuid::Uuid;
+
+use super::view::{self, Titles};
+use super::{Posted, Viewer, allowed, html, redirect_with};
+use crate::app::{App, AppState};
+use crate::error::{ApiError, ApiResult};
+use crate::records::{self, ListParams};
+
+/// Rows a related panel shows before "more".
+const PANEL_ROWS: u32 = 10;
+
+/// `GET /e/{entity}/{id}`
+pub async fn page(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Path((entity_name, id)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let catalog = app.catalog();
+    let entity = viewer.principal.entity(&catalog, &entity_name, Action::Read)?.clone();
+    let record = serde_json::to_value(records::get(&app, &viewer.principal, &entity_name, &id, None).await?)
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let hidden = viewer.principal.hidden(&entity_name);
+    let history = records::history(&app, &viewer.principal, &entity_name, &id).await?;
+    let history = history.get("data").and_then(Json::as_array).cloned().unwrap_or_default();
+
+    // One batch of titles for every reference on the page: the record's and the history's.
+    let references: Vec<&FieldDef> = entity.columns().iter().filter(|f| f.field_type.is_reference()).collect();
+    let mut values = vec![record.clone()];
+    values.extend(history.iter().flat_map(|entry| {
+        let changes = entry.get("changes").and_then(Json::as_object);
+        [0, 1].map(|side| {
+            let mut row = serde_json::Map::new();
+            for (name, pair) in changes.into_iter().flatten() {
+                row.insert(name.clone(), pair.get(side).cloned().unwrap_or(Json::Null));
+            }
+            Json::Object(row)
+        })
+    }));
+    let mut wanted = view::references(&references, &values.iter().collect::<Vec<_>>());
+    let actors = history.iter().filter_map(|e| e.get("actor")?.as_str()?.parse::<Uuid>().ok());
+    wanted.entry(crm_model::USER_ENTITY.to_owned()).or_default().extend(actors);
+    let titles = view::titles(&app, &viewer, wanted).await?;
+
+    let sections: Vec<Json> = entity
+        .layout
+        .view
+        .sections
+        .iter()
+        .map(|section| {
+            let items: Vec<Json> = section
+                .fields
+                .iter()
+                .filter(|item| !hidden.contains(&item.field))
+                .filter_map(|item| entity.column(item.field.as_str()))
+                .map(|f| {
+                    let cell = view::display(
+                        &catalog,
+                        f,
+                        record.get(f.name.as_str()).unwrap_or(&Json::Null),
+                        &viewer,
+                        &titles,
+                    );
+                    json!({"name": f.name, "label": f.label.get(viewer.locale), "cell": cell})
+                })
+                .collect();
+            json!({"label": section.label.get(viewer.locale), "columns": section.columns, "items": items})
+        })
+        .filter(|s| s["items"].as_array().is_some_and(|i| !i.is_empty()))
+        .collect();
+
+    let title =
+        entity.title_field().and_then(|f| record.get(f.name.as_str())).and_then(Json::as_str).unwrap_or(&id).to_owned();
+    let panels = panels(&app, &viewer, &entity, &id).await?;
+    let stage = stage_path(&catalog, &entity, &viewer, &record, &history, app.now());
+    let timeline = timeline(&catalog, &entity, &viewer, &history, &titles);
+    let values = json!({
+        "entity": entity_name,
+        "entity_label": entity.def.label.get(viewer.locale),
+        "id": id,
+        "version": record.get("version"),
+        "sections": sections,
+        "panels": panels,
+        "stage": stage,
+        "timeline": timeline,
+        "can": allowed(&viewer, &entity_name),
+    });
+    html("record.html", viewer.page(&catalog, Some(&entity_name), &title, values))
+}
+
+/// The related panels the user may see, with their first rows.
+async fn panels(app: &App, viewer: &Viewer, entity: &Entity, id: &str) -> ApiResult<Vec<Json>> {
+    let catalog = app.catalog();
+    let mut panels = Vec::new();
+    for panel in &entity.related.panels {
+        let Some(source) = catalog.entity(panel.source.as_str()) else { continue };
+        if !viewer.principal.sees(panel.source.as_str()) {
+            continue;
+        }
+        let params = ListParams { limit: Some(PANEL_ROWS), count: true, ..ListParams::default() };
+        let page =
+            match records::related(app, &viewer.principal, entity.name().as_str(), id, panel.name.as_str(), &params)
+                .await
+            {
+                Ok(page) => page,
+                // A panel whose lookup the user may not see does not exist for them.
+                Err(ApiError::NotFound(_)) => continue,
+                Err(e) => return Err(e),
+            };
+        let hidden = viewer.principal.hidden(panel.source.as_str());
+        let fields: Vec<&FieldDef> =
+            panel.columns.iter().filter(|c| !hidden.contains(*c)).filter_map(|c| source.column(c.as_str())).collect();
+        let records = view::records_of(&page)?;
+        let rows = view::rows(app, viewer, panel.source.as_str(), &fields, &records).await?;
+        let new_href = viewer
+            .principal
+            .access
+            .allows(panel.source.as_str(), Action::Create)
+            .then(|| format!("/e/{}/new?{}={}", panel.source, panel.lookup, id));
+        let more = page.next_cursor.is_some().then(|| format!("/e/{}?f_{}={}", panel.source, panel.lookup, id));
+        panels.push(json!({
+            "name": panel.name,
+            "label": panel.label.get(viewer.locale),
+            "columns": fields.iter().map(|f| f.label.get(viewer.locale)).collect::<Vec<_>>(),
+            "rows": rows,
+            "total": page.total.unwrap_or(0),
+            "new_href": new_href,
+            "more_href": more,
+        }));
+    }
+    Ok(panels)
+}
+
+/// The stage path: every stage of the record's stage set, the current one marked, and how
+/// long the record spent in each stage it passed through.
+fn stage_path(
+    catalog: &Catalog,
+    entity: &Entity,
+    viewer: &Viewer,
+    record: &Json,
+    history: &[Json],
+    now: DateTime<Utc>,
+) -> Option<Json> {
+    let field = entity.live_fields().find(|f| f.field_type == FieldType::Stage)?;
+    let set = catalog.stage_set(field.stage_set.as_ref()?.as_str())?;
+    let name = field.name.as_str();
+    let current = record.get(name).and_then(Json::as_str).unwrap_or("");
+    let at = |entry: &Json| {
+        entry
+            .get("at")
+            .and_then(Json::as_str)
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc))
+    };
+    let created = record
+        .get("created_at")
+        .and_then(Json::as_str)
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))?;
+    // Each move: (when, from, to, who).
+    let moves: Vec<(DateTime<Utc>, String, String, Json)> = history
+        .iter()
+        .filter_map(|entry| {
+            let pair = entry.get("changes")?.get(name)?;
+            let text = |i: usize| pair.get(i).and_then(Json::as_str).unwrap_or("").to_owned();
+            Some((at(entry)?, text(0), text(1), entry.get("actor").cloned().unwrap_or(Json::Null)))
+        })
+        .collect();
+    let label = |stage: &str| {
+        set.stages
+            .iter()
+            .find(|s| s.name.as_str() == stage)
+            .map_or(stage.to_owned(), |s| s.label.get(viewer.locale).to_owned())
+    };
+    let mut periods = Vec::new();
+    let mut since = created;
+    let mut stage = moves.first().map_or(current.to_owned(), |m| m.1.clone());
+    for (when, _, to, _) in &moves {
+        periods.push(json!({"stage": label(&stage), "from": since.to_rfc3339(), "days": days(*when - since)}));
+        since = *when;
+        stage = to.clone();
+    }
+    periods
+        .push(json!({"stage": label(&stage), "from": since.to_rfc3339(), "days": days(now - since), "current": true}));
+    let position = set.stages.iter().position(|s| s.name.as_str() == current);
+    let stages: Vec<Json> = set
+        .stages
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let state = match position {
+                Some(p) if i < p => "done",
+                Some(p) if i == p => "current",
+                _ => "upcoming",
+            };
+            json!({"name": s.name, "label": s.label.get(viewer.locale), "state": state, "category": s.category, "probability": s.probability})
+        })
+        .collect();
+    Some(json!({"field": name, "label": field.label.get(viewer.locale), "stages": stages, "periods": periods}))
+}
+
+/// A duration in days with one decimal, for "time in stage".
+fn days(span: chrono::TimeDelta) -> String {
+    format!("{:.1}", span.num_seconds().max(0) as f64 / 86_400.0)
+}
+
+/// The record's history, newest first: who changed which fields from what to what.
+fn timeline(catalog: &Catalog, entity: &Entity, viewer: &Viewer, history: &[Json], titles: &Titles) -> Vec<Json> {
+    history
+        .iter()
+        .rev()
+        .map(|entry| {
+            let changes: Vec<Json> = entry
+                .get("changes")
+                .and_then(Json::as_object)
+                .into_iter()
+                .flatten()
+                .filter_map(|(name, pair)| {
+                    let field = entity.column(name)?;
+                    let side =
+                        |i: usize| view::display(catalog, field, pair.get(i).unwrap_or(&Json::Null), viewer, titles);
+                    Some(json!({"label": field.label.get(viewer.locale), "before": side(0), "after": side(1)}))
+                })
+                .collect();
+            let actor =
+                entry.get("actor").and_then(Json::as_str).and_then(|a| a.parse().ok()).and_then(|a| titles.get(&a));
+            let at = entry.get("at").and_then(Json::as_str).and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+            let action = entry.get("action").and_then(Json::as_str).unwrap_or("");
+            json!({
+                "action": super::shell::text(viewer.locale, &format!("timeline.{action}"), &[]),
+                "actor": actor,
+                "at": at.map(|t| t.with_timezone(&viewer.offset).format("%Y-%m-%d %H:%M").to_string()),
+                "changes": changes,
+            })
+        })
+        .collect()
+}
+
+/// `POST /e/{entity}/{id}/delete`: to the recycle bin, then back to the list.
+pub async fn delete(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Path((entity_name, id)): Path<(String, String)>,
+    _: Posted,
+) -> ApiResult<Response> {
+    let results =
+        records::bulk_set_deleted(&app, &viewer.principal, &entity_name, &[Json::from(id.as_str())], false).await?;
+    match results.into_iter().next().map(|r| r.outcome) {
+        Some(records::Outcome::Done(_)) => {
+            Ok(redirect_with(&format!("/e/{entity_name}"), Some(&viewer.text("record.deleted"))))
+        }
+        _ => Err(ApiError::not_found(format!("no {entity_name} `{id}`"))),
+    }
+}

@@ -1,0 +1,260 @@
+//! How values look on the screens: a display text (and link) per field type, the titles of
+//! referenced records, and the conversions between form inputs and API values.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone as _};
+use crm_model::filter::{Cond, Op};
+use crm_model::{Action, Catalog, FieldDef, FieldType, Filter, ListQuery, USER_ENTITY, Value};
+use crm_store::records as store;
+use serde::Serialize;
+use serde_json::Value as Json;
+use uuid::Uuid;
+
+use super::Viewer;
+use crate::app::App;
+use crate::error::ApiResult;
+
+/// One value as shown: its text, and where it links to.
+#[derive(Debug, Serialize)]
+pub struct Cell {
+    pub text: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub href: Option<String>,
+    /// Links that leave the product open in a new tab, without giving it a handle back.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub external: bool,
+    /// How the cell is aligned and styled: `text`, `number`, `long`.
+    pub kind: &'static str,
+}
+
+impl Cell {
+    fn text(text: String) -> Self {
+        Cell { text, href: None, external: false, kind: "text" }
+    }
+}
+
+/// The display names of referenced records, by id.
+pub type Titles = HashMap<Uuid, String>;
+
+/// Formats one value of a field for display.
+pub fn display(catalog: &Catalog, field: &FieldDef, value: &Json, viewer: &Viewer, titles: &Titles) -> Cell {
+    let locale = viewer.locale;
+    let text = |v: &Json| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string());
+    if value.is_null() {
+        return Cell::text(String::new());
+    }
+    match field.field_type {
+        FieldType::Select => Cell::text(option_label(field, &text(value), locale)),
+        FieldType::MultiSelect => {
+            let items = value.as_array().map(Vec::as_slice).unwrap_or_default();
+            let labels: Vec<String> = items.iter().map(|v| option_label(field, &text(v), locale)).collect();
+            Cell::text(labels.join(if locale == "en" { ", " } else { "、" }))
+        }
+        FieldType::Stage => {
+            let name = text(value);
+            let stage = field
+                .stage_set
+                .as_ref()
+                .and_then(|s| catalog.stage_set(s.as_str()))
+                .and_then(|set| set.stages.iter().find(|s| s.name.as_str() == name));
+            Cell::text(stage.map_or(name, |s| s.label.get(locale).to_owned()))
+        }
+        FieldType::Boolean => {
+            let key = if value.as_bool() == Some(true) { "common.yes" } else { "common.no" };
+            Cell::text(super::shell::text(locale, key, &[]))
+        }
+        FieldType::Money => Cell { kind: "number", ..Cell::text(money(&text(value), field.currency())) },
+        FieldType::Percent => Cell { kind: "number", ..Cell::text(format!("{}%", group_digits(&text(value)))) },
+        FieldType::Decimal | FieldType::Integer => Cell { kind: "number", ..Cell::text(group_digits(&text(value))) },
+        FieldType::Datetime => Cell::text(
+            DateTime::parse_from_rfc3339(&text(value))
+                .map(|dt| dt.with_timezone(&viewer.offset).format("%Y-%m-%d %H:%M").to_string())
+                .unwrap_or_else(|_| text(value)),
+        ),
+        FieldType::Lookup | FieldType::User => {
+            let id = text(value);
+            let target = field.reference_target().unwrap_or_default();
+            match Uuid::parse_str(&id).ok().and_then(|id| titles.get(&id)) {
+                Some(title) => Cell { href: Some(format!("/e/{target}/{id}")), ..Cell::text(title.clone()) },
+                None => Cell::text(super::shell::text(locale, "common.no_access", &[])),
+            }
+        }
+        FieldType::Email => {
+            let address = text(value);
+            Cell { href: Some(format!("mailto:{address}")), ..Cell::text(address) }
+        }
+        FieldType::Phone => {
+            let number = text(value);
+            let digits: String = number.chars().filter(|c| c.is_ascii_digit() || *c == '+').collect();
+            Cell { href: Some(format!("tel:{digits}")), ..Cell::text(number) }
+        }
+        FieldType::Url => {
+            let url = text(value);
+            // Only web addresses become links: a `javascript:` URL stays inert text.
+            let safe = url.starts_with("https://") || url.starts_with("http://");
+            Cell { href: safe.then(|| url.clone()), external: safe, ..Cell::text(url) }
+        }
+        FieldType::LongText => Cell { kind: "long", ..Cell::text(text(value)) },
+        _ => Cell::text(text(value)),
+    }
+}
+
+fn option_label(field: &FieldDef, value: &str, locale: &str) -> String {
+    field.options.iter().find(|o| o.value == value).map_or_else(|| value.to_owned(), |o| o.label.get(locale).to_owned())
+}
+
+/// `1234567.50` as `1,234,567.50`.
+fn group_digits(number: &str) -> String {
+    let (sign, rest) = number.strip_prefix('-').map_or(("", number), |r| ("-", r));
+    let (whole, fraction) = rest.split_once('.').map_or((rest, None), |(w, f)| (w, Some(f)));
+    let mut grouped = String::with_capacity(number.len() + whole.len() / 3);
+    for (i, c) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    match fraction {
+        Some(f) => format!("{sign}{grouped}.{f}"),
+        None => format!("{sign}{grouped}"),
+    }
+}
+
+fn money(amount: &str, currency: &str) -> String {
+    let symbol = match currency {
+        "CNY" => "¥",
+        "USD" => "$",
+        "EUR" => "€",
+        "GBP" => "£",
+        "JPY" => "JP¥",
+        "HKD" => "HK$",
+        other => return format!("{other} {}", group_digits(amount)),
+    };
+    format!("{symbol}{}", group_digits(amount))
+}
+
+/// Ids of referenced records, by the entity they belong to.
+pub type Wanted = HashMap<String, HashSet<Uuid>>;
+
+/// The records the reference fields of `rows` point at.
+pub fn references(fields: &[&FieldDef], rows: &[&Json]) -> Wanted {
+    let mut wanted = Wanted::new();
+    for field in fields {
+        let Some(target) = field.reference_target() else { continue };
+        let ids = rows
+            .iter()
+            .filter_map(|row| row.get(field.name.as_str())?.as_str())
+            .filter_map(|id| id.parse::<Uuid>().ok());
+        wanted.entry(target.to_owned()).or_default().extend(ids);
+    }
+    wanted
+}
+
+/// The titles of records as the viewer may see them: a record outside their scope has no
+/// title (the screen says so). User names are directory information every signed-in user
+/// sees.
+pub async fn titles(app: &App, viewer: &Viewer, wanted: Wanted) -> ApiResult<Titles> {
+    let catalog = app.catalog();
+    let mut titles = Titles::new();
+    let tree = app.departments().await?;
+    for (target, ids) in &wanted {
+        let target = target.as_str();
+        let Some(entity) = catalog.entity(target) else { continue };
+        let Some(title) = entity.title_field().and_then(|f| entity.column_index(f.name.as_str())) else { continue };
+        if ids.is_empty() || (target != USER_ENTITY && !viewer.principal.access.allows(target, Action::Read)) {
+            continue;
+        }
+        let id_field = entity.column("id").expect("every entity has an id").clone();
+        let mut filter = Filter::Cond(Box::new(Cond {
+            field: id_field,
+            op: Op::In(ids.iter().map(|id| Value::Uuid(*id)).collect()),
+        }));
+        if target != USER_ENTITY
+            && let Some(scope) = viewer.principal.read_scope(&tree, entity)
+        {
+            filter = filter.and(scope);
+        }
+        let limit = ids.len() as u32;
+        let query = ListQuery { filter: Some(filter), sort: Vec::new(), limit, after: None, deleted: false };
+        for record in store::list(&app.db, entity, &query).await?.records {
+            if let Value::Text(text) = &record.values[title] {
+                titles.insert(record.id(), text.clone());
+            }
+        }
+    }
+    Ok(titles)
+}
+
+/// A stored value as a form input's value.
+pub fn input_value(field: &FieldDef, value: &Json, offset: &FixedOffset) -> Json {
+    match (field.field_type, value) {
+        (FieldType::Datetime, Json::String(text)) => DateTime::parse_from_rfc3339(text)
+            .map(|dt| Json::String(dt.with_timezone(offset).format("%Y-%m-%dT%H:%M").to_string()))
+            .unwrap_or_else(|_| value.clone()),
+        _ => value.clone(),
+    }
+}
+
+/// The API value of a field from the values a form posted for it (several for a multi
+/// select; a checkbox posts `true` after its hidden `false`). What cannot be read is passed
+/// on as text, so the record service reports it beside the field.
+pub fn form_value(field: &FieldDef, posted: &[&str], offset: &FixedOffset) -> Json {
+    let last = posted.last().copied().unwrap_or("").trim();
+    match field.field_type {
+        FieldType::MultiSelect => {
+            Json::Array(posted.iter().filter(|v| !v.is_empty()).map(|v| Json::from(*v)).collect())
+        }
+        FieldType::Boolean => Json::Bool(last == "true"),
+        FieldType::LongText if !last.is_empty() => Json::from(posted.last().copied().unwrap_or("")),
+        _ if last.is_empty() => Json::Null,
+        FieldType::Datetime => NaiveDateTime::parse_from_str(last, "%Y-%m-%dT%H:%M")
+            .ok()
+            .and_then(|local| offset.from_local_datetime(&local).single())
+            .map_or_else(|| Json::from(last), |dt| Json::from(dt.to_rfc3339())),
+        _ => Json::from(last),
+    }
+}
+
+/// A row of a table on a page: the record's link and its cells.
+#[derive(Debug, Serialize)]
+pub struct Row {
+    pub id: String,
+    pub href: String,
+    pub cells: Vec<Cell>,
+}
+
+/// The rows of a table of records (as the API serializes them) over some fields.
+pub async fn rows(
+    app: &App,
+    viewer: &Viewer,
+    entity: &str,
+    fields: &[&FieldDef],
+    records: &[Json],
+) -> ApiResult<Vec<Row>> {
+    let catalog = app.catalog();
+    let titles = titles(app, viewer, references(fields, &records.iter().collect::<Vec<_>>())).await?;
+    Ok(records
+        .iter()
+        .map(|record| {
+            let id = record.get("id").and_then(Json::as_str).unwrap_or_default().to_owned();
+            let cells = fields
+                .iter()
+                .map(|f| display(&catalog, f, record.get(f.name.as_str()).unwrap_or(&Json::Null), viewer, &titles))
+                .collect();
+            Row { href: format!("/e/{entity}/{id}"), id, cells }
+        })
+        .collect())
+}
+
+/// The records of a list page as the API serializes them.
+pub fn records_of(page: &crate::records::ListPage) -> ApiResult<Vec<Json>> {
+    let json = serde_json::to_value(page).map_err(|e| crate::error::ApiError::Internal(e.into()))?;
+    Ok(match json {
+        Json::Object(mut page) => match page.remove("data") {
+            Some(Json::Array(records)) => records,
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    })
+}

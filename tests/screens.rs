@@ -1,0 +1,490 @@
+//! The screens as a browser without JavaScript sees them, on SQLite and PostgreSQL: sign-in,
+//! CSRF on forms, lists (filters, sort, pages, saved views, export, bulk actions), record
+//! views, forms with inline errors and conflicts, the board and stage path, the recycle bin,
+//! preferences, live metadata, and hostile values rendered inert on every screen.
+
+mod support;
+
+use axum::http::{Method, StatusCode};
+use serde_json::{Value, json};
+use support::{PageReply, TestApp};
+
+backends!(
+    pages_need_a_session_and_forms_their_token,
+    hostile_values_are_inert_on_every_screen,
+    metadata_changes_show_on_the_next_page,
+    forms_keep_input_beside_errors_and_explain_conflicts,
+    lists_filter_sort_page_save_views_and_export,
+    bulk_actions_and_the_recycle_bin,
+    board_and_stage_path,
+    language_and_theme_are_remembered,
+    a_rep_sees_only_their_modules_and_actions,
+);
+
+/// A browser signed in with a session cookie.
+struct Browser<'t> {
+    t: &'t TestApp,
+    session: String,
+    flash: Option<String>,
+    csrf: String,
+}
+
+impl<'t> Browser<'t> {
+    async fn sign_in(t: &'t TestApp, login: &str, password: &str) -> Browser<'t> {
+        let form = [("login", login), ("password", password), ("next", "/e/customer")];
+        let reply = t.page(Method::POST, "/login", "", Some(&form)).await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.text);
+        assert_eq!(reply.location.as_deref(), Some("/e/customer"));
+        let session = cookie(&reply, "crm_session").expect("a session cookie");
+        let mut browser = Browser { t, session, flash: None, csrf: String::new() };
+        let mut home = browser.get("/").await;
+        if home.status == StatusCode::SEE_OTHER {
+            home = browser.follow(home).await;
+        }
+        browser.csrf = between(&home.text, "name=\"_csrf\" value=\"", "\"").expect("pages carry the CSRF token");
+        browser
+    }
+
+    fn cookies(&self) -> String {
+        match &self.flash {
+            Some(flash) => format!("crm_session={}; crm_flash={flash}", self.session),
+            None => format!("crm_session={}", self.session),
+        }
+    }
+
+    async fn request(&mut self, method: Method, uri: &str, form: Option<&[(&str, &str)]>) -> PageReply {
+        let reply = self.t.page(method, uri, &self.cookies(), form).await;
+        if let Some(flash) = cookie(&reply, "crm_flash") {
+            self.flash = (!flash.is_empty()).then_some(flash);
+        }
+        reply
+    }
+
+    async fn get(&mut self, uri: &str) -> PageReply {
+        self.request(Method::GET, uri, None).await
+    }
+
+    /// Posts a form with the page's CSRF token.
+    async fn post(&mut self, uri: &str, fields: &[(&str, &str)]) -> PageReply {
+        let mut form = vec![("_csrf", self.csrf.as_str())];
+        form.extend_from_slice(fields);
+        let form: Vec<(&str, &str)> = form;
+        let csrf_less = self.t.page(Method::POST, uri, &self.cookies(), Some(&form)).await;
+        if let Some(flash) = cookie(&csrf_less, "crm_flash") {
+            self.flash = (!flash.is_empty()).then_some(flash);
+        }
+        csrf_less
+    }
+
+    /// Follows a redirect and returns the page it leads to.
+    async fn follow(&mut self, reply: PageReply) -> PageReply {
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "expected a redirect: {}", reply.text);
+        let to = reply.location.expect("a location");
+        self.get(&to).await
+    }
+}
+
+fn cookie(reply: &PageReply, name: &str) -> Option<String> {
+    reply.set_cookies.iter().find_map(|c| c.strip_prefix(&format!("{name}="))?.split(';').next().map(str::to_owned))
+}
+
+fn between(text: &str, start: &str, end: &str) -> Option<String> {
+    let from = text.find(start)? + start.len();
+    let to = text[from..].find(end)? + from;
+    Some(text[from..to].to_owned())
+}
+
+/// The ids of the rows of a page's tables, in order.
+fn row_ids(html: &str) -> Vec<String> {
+    html.split("<tr data-id=\"").skip(1).filter_map(|s| s.split('"').next().map(str::to_owned)).collect()
+}
+
+#[track_caller]
+fn ok(reply: &PageReply) -> &str {
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert!(reply.content_type.as_deref().unwrap_or("").starts_with("text/html"), "{:?}", reply.content_type);
+    &reply.text
+}
+
+async fn pages_need_a_session_and_forms_their_token(t: TestApp) {
+    let anonymous = t.page(Method::GET, "/e/customer?f_name=x", "", None).await;
+    assert_eq!(anonymous.status, StatusCode::SEE_OTHER);
+    assert_eq!(anonymous.location.as_deref(), Some("/login?next=%2Fe%2Fcustomer%3Ff_name%3Dx"));
+    let login = t.page(Method::GET, "/login?next=/e/customer", "", None).await;
+    assert!(ok(&login).contains("id=\"login-form\""));
+
+    let wrong = t.page(Method::POST, "/login", "", Some(&[("login", "admin"), ("password", "nope")])).await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.text.contains("id=\"login-error\""));
+    assert!(wrong.set_cookies.is_empty());
+    // Only local paths are followed after signing in.
+    let form = [("login", "admin"), ("password", support::ADMIN_PASSWORD), ("next", "//evil.example/")];
+    let offsite = t.page(Method::POST, "/login", "", Some(&form)).await;
+    assert_eq!(offsite.location.as_deref(), Some("/"));
+
+    let mut b = Browser::sign_in(&t, "admin", support::ADMIN_PASSWORD).await;
+    let forged = t
+        .page(Method::POST, "/e/customer/new", &b.cookies(), Some(&[("_csrf", "forged"), ("name", "Forged Ltd")]))
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert!(forged.text.contains("<html"), "refusals are pages: {}", forged.text);
+    assert_eq!(t.list("customer", None, "count=true").await.expect(200)["total"], 0, "nothing was written");
+
+    let created = b.post("/e/customer/new", &[("name", "Token Ltd")]).await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.text);
+    assert_eq!(t.list("customer", None, "count=true").await.expect(200)["total"], 1);
+
+    let missing = b.get("/e/no_such_entity").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert!(missing.text.contains("<main"), "errors are pages in the shell");
+
+    let out = b.post("/logout", &[]).await;
+    assert_eq!(out.location.as_deref(), Some("/login"));
+    assert_eq!(b.get("/e/customer").await.status, StatusCode::SEE_OTHER, "the session ended");
+}
+
+const HOSTILE: &str = "<script>alert(1)</script>\"'><img src=x onerror=alert(2)>{{7*7}}";
+
+/// No page may carry the payload as markup.
+#[track_caller]
+fn inert(page: &str, what: &str) {
+    for raw in ["<script>alert(1)", "<img src=x", "onerror=alert(2)>"] {
+        assert!(!page.contains(raw), "{what} renders `{raw}` as markup");
+    }
+    assert!(!page.contains(">49<") && !page.contains("49</"), "{what} evaluated a template expression in data");
+}
+
+async fn hostile_values_are_inert_on_every_screen(t: TestApp) {
+    // Hostile metadata labels too: an entity field and select options an admin typed.
+    let field = json!({
+        "name": "tag",
+        "type": "select",
+        "label": {"zh-CN": HOSTILE, "en": HOSTILE},
+        "options": [{"value": "x", "label": {"zh-CN": HOSTILE, "en": HOSTILE}}],
+    });
+    t.post("/api/v1/meta/entities/customer/fields", field).await.expect(201);
+    let long = json!({"name": "notes_x", "type": "long_text", "label": {"zh-CN": "说明", "en": "Notes"}});
+    t.post("/api/v1/meta/entities/customer/fields", long).await.expect(201);
+    let customer = t
+        .create(
+            "customer",
+            json!({
+                "name": HOSTILE, "address": HOSTILE, "remark": HOSTILE, "notes_x": HOSTILE, "tag": "x",
+                "website": "https://example.com/a?b=c",
+                "industry": "software", "annual_revenue": "1000.5", "email": "a@example.com", "phone": "010-1234",
+            }),
+        )
+        .await;
+    let id = customer["id"].as_str().unwrap().to_owned();
+    let contact = t.create("contact", json!({"name": HOSTILE, "customer": id, "remark": HOSTILE})).await;
+    let opportunity = t.create("opportunity", json!({"name": HOSTILE, "customer": id, "amount": 10})).await;
+    let gone = t.create("customer", json!({"name": format!("{HOSTILE} deleted")})).await;
+    t.delete(&format!("/api/v1/records/customer/{}", gone["id"].as_str().unwrap())).await.expect(204);
+
+    let mut b = Browser::sign_in(&t, "admin", support::ADMIN_PASSWORD).await;
+    let pages = [
+        "/e/customer".to_owned(),
+        format!("/e/customer?f_name={}", support::encode(HOSTILE)),
+        format!("/e/customer/{id}"),
+        format!("/e/customer/{id}/edit"),
+        format!("/e/contact/{}", contact["id"].as_str().unwrap()),
+        format!("/e/contact/new?customer={id}&name={}", support::encode(HOSTILE)),
+        format!("/e/opportunity/{}", opportunity["id"].as_str().unwrap()),
+        "/e/opportunity/board".to_owned(),
+        "/e/customer/bin".to_owned(),
+        "/".to_owned(),
+    ];
+    for page in pages {
+        let reply = b.get(&page).await;
+        inert(ok(&reply), &page);
+        assert!(reply.text.contains("&lt;script&gt;") || page == "/", "{page} shows the text, escaped");
+    }
+    // A javascript: address is never a link.
+    let record = b.get(&format!("/e/customer/{id}")).await;
+    assert!(!record.text.contains("href=\"javascript:"));
+    // Errors keep what was typed, escaped.
+    let invalid = b.post("/e/customer/new", &[("name", HOSTILE), ("email", HOSTILE)]).await;
+    assert_eq!(invalid.status, StatusCode::UNPROCESSABLE_ENTITY);
+    inert(&invalid.text, "the form with errors");
+    // The export is data, not markup, and keeps the text whole.
+    let csv = b.get("/e/customer/export.csv").await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert!(csv.text.contains("<script>alert(1)</script>"), "CSV keeps the text as typed");
+}
+
+async fn metadata_changes_show_on_the_next_page(t: TestApp) {
+    let mut b = Browser::sign_in(&t, "admin", support::ADMIN_PASSWORD).await;
+    let id = t.create("customer", json!({"name": "Live Ltd"})).await["id"].as_str().unwrap().to_owned();
+    let before = b.get("/e/customer/new").await;
+    assert!(!ok(&before).contains("name=\"wechat\""));
+
+    let field = json!({"name": "wechat", "type": "text", "label": {"zh-CN": "微信号", "en": "WeChat"}});
+    t.post("/api/v1/meta/entities/customer/fields", field).await.expect(201);
+    let form = b.get("/e/customer/new").await;
+    assert!(ok(&form).contains("name=\"wechat\""), "the new field is on the form");
+    assert!(form.text.contains("微信号"));
+    let saved = b.post(&format!("/e/customer/{id}/edit"), &[("wechat", "live_ltd"), ("version", "1")]).await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text);
+    let view = b.follow(saved).await;
+    assert!(ok(&view).contains("live_ltd"), "the record view shows the new field");
+
+    // Moving the field to the top of the first section moves it on the form.
+    let mut layout = t.get("/api/v1/meta/layouts/customer").await.expect(200);
+    for side in ["edit", "view"] {
+        let sections = layout[side]["sections"].as_array_mut().unwrap();
+        for section in sections.iter_mut() {
+            section["fields"].as_array_mut().unwrap().retain(|f| f != "wechat");
+        }
+        sections[0]["fields"].as_array_mut().unwrap().insert(0, json!("wechat"));
+    }
+    t.put("/api/v1/meta/layouts/customer", layout).await.expect(200);
+    let moved = b.get("/e/customer/new").await;
+    let text = ok(&moved);
+    let wechat = text.find("name=\"wechat\"").unwrap();
+    let name = text.find("name=\"name\"").unwrap();
+    assert!(wechat < name, "the moved field comes first");
+}
+
+async fn forms_keep_input_beside_errors_and_explain_conflicts(t: TestApp) {
+    let mut b = Browser::sign_in(&t, "admin", support::ADMIN_PASSWORD).await;
+    let invalid = b.post("/e/customer/new", &[("name", "Kept Name Ltd"), ("email", "not-an-email")]).await;
+    assert_eq!(invalid.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(invalid.text.contains("data-error-for=\"email\""), "the error is beside the field");
+    assert!(invalid.text.contains("value=\"Kept Name Ltd\""), "what was typed is kept");
+    assert!(invalid.text.contains("value=\"not-an-email\""));
+    let missing = b.post("/e/customer/new", &[("name", "")]).await;
+    assert!(missing.text.contains("data-error-for=\"name\""));
+    assert_eq!(t.list("customer", None, "count=true").await.expect(200)["total"], 0);
+
+    // Two people edit the same record; the second save is refused and explained.
+    let id = t.create("customer", json!({"name": "Shared Ltd"})).await["id"].as_str().unwrap().to_owned();
+    let first = b.post(&format!("/e/customer/{id}/edit"), &[("name", "Shared Ltd (A)"), ("version", "1")]).await;
+    assert_eq!(first.status, StatusCode::SEE_OTHER);
+    let second = b.post(&format!("/e/customer/{id}/edit"), &[("name", "Shared Ltd (B)"), ("version", "1")]).await;
+    assert_eq!(second.status, StatusCode::CONFLICT);
+    assert!(second.text.contains("id=\"conflict\""));
+    assert!(second.text.contains("value=\"Shared Ltd (B)\""), "the user's change is still on the form");
+    assert!(second.text.contains(&format!("href=\"/e/customer/{id}/edit\"")), "a way to reload");
+    assert_eq!(t.get(&format!("/api/v1/records/customer/{id}")).await.expect(200)["name"], "Shared Ltd (A)");
+
+    // A related panel's "new" pre-fills the lookup and comes back to the record.
+    let new = b.get(&format!("/e/contact/new?customer={id}&back=/e/customer/{id}")).await;
+    assert!(ok(&new).contains(&format!("value=\"{id}\"")), "the lookup is filled in");
+    assert!(new.text.contains("Shared Ltd (A)"), "and shows the customer's name");
+    let saved = b
+        .post("/e/contact/new", &[("name", "王经理"), ("customer", &id), ("_back", &format!("/e/customer/{id}"))])
+        .await;
+    assert_eq!(saved.location, Some(format!("/e/customer/{id}")));
+    let record = b.follow(saved).await;
+    let panel = between(&record.text, "id=\"panel-contacts\"", "</section>").unwrap();
+    assert!(panel.contains("王经理"), "the contact is in the customer's panel");
+    assert!(record.text.contains("已创建"), "the flash says so");
+}
+
+async fn lists_filter_sort_page_save_views_and_export(t: TestApp) {
+    let rows: Vec<Value> = (0..60)
+        .map(|i| json!({"name": format!("客户{i:02}"), "industry": if i % 3 == 0 { "software" } else { "trade" }, "annual_revenue": i * 1000}))
+        .collect();
+    t.post("/api/v1/records/customer/bulk/create", json!({"records": rows})).await.expect(201);
+    let mut b = Browser::sign_in(&t, "admin", support::ADMIN_PASSWORD).await;
+
+    let first = b.get("/e/customer").await;
+    assert!(ok(&first).contains("共 60 条"));
+    assert_eq!(row_ids(&first.text).len(), 50, "a page has 50 rows");
+    assert!(first.text.contains("id=\"next-page\""));
+    let cursor = between(&first.text, "href=\"/e/customer?cursor=", "\"").expect("a next page");
+    let second = b.get(&format!("/e/customer?cursor={cursor}")).await;
+    assert_eq!(row_ids(ok(&second)).len(), 10);
+
+    let software = b.get("/e/customer?f_industry=software&f_annual_revenue_from=30000").await;
+    let ids = row_ids(ok(&software));
+    assert_eq!(ids.len(), 10, "20 software customers, 10 of them with revenue of at least 30,000");
+    assert!(software.text.contains("共 10 条"));
+    let sorted = b.get("/e/customer?f_industry=software&sort=-annual_revenue").await;
+    let names: Vec<String> = sorted
+        .text
+        .split("class=\"record-link\">")
+        .skip(1)
+        .filter_map(|s| s.split('<').next().map(str::to_owned))
+        .collect();
+    assert_eq!(names.first().map(String::as_str), Some("客户57"));
+    assert!(sorted.text.contains("aria-sort=\"descending\""));
+    let contains = b.get(&format!("/e/customer?f_name={}", support::encode("客户1"))).await;
+    assert_eq!(row_ids(ok(&contains)).len(), 10);
+    let bad = b.get("/e/customer?f_annual_revenue_from=lots").await;
+    assert!(ok(&bad).contains("class=\"form-error\""), "a bad filter is said, not a crash");
+
+    // A saved view keeps filters and columns, and is the user's own.
+    let query = "f_industry=software&cols=name&cols=annual_revenue";
+    let saved = b.post("/e/customer/views", &[("name", "软件客户"), ("query", query)]).await;
+    let page = b.follow(saved).await;
+    assert!(ok(&page).contains("data-view=\"软件客户\""));
+    assert!(page.text.contains("共 20 条"));
+    assert!(!page.text.contains("data-field=\"industry\""), "only the chosen columns");
+    let view_id = between(&page.text, "/e/customer/views/", "/delete").expect("a delete button");
+    b.post(&format!("/e/customer/views/{view_id}/delete"), &[]).await;
+    assert!(!b.get("/e/customer").await.text.contains("data-view=\"软件客户\""));
+
+    let csv = b.get("/e/customer/export.csv?f_industry=software").await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert!(csv.content_type.as_deref().unwrap().starts_with("text/csv"));
+    let lines: Vec<&str> = csv.text.lines().collect();
+    assert_eq!(lines.len(), 21, "a header and 20 rows");
+    assert!(lines[0].starts_with('\u{feff}'), "a byte-order mark for Excel");
+    assert!(lines[0].contains("客户名称"));
+    assert!(lines.iter().skip(1).all(|l| l.contains("软件与信息技术")), "values as shown");
+}
+
+async fn bulk_actions_and_the_recycle_bin(t: TestApp) {
+    let user =
+        json!({"user": {"name": "李四", "login": "lisi"}, "password": "a-long-password-1", "roles": ["sales_rep"]});
+    let lisi = t.post("/api/v1/admin/users", user).await.expect(201)["id"].as_str().unwrap().to_owned();
+    let ids: Vec<String> = futures_ids(&t, 3).await;
+    let mut b = Browser::sign_in(&t, "admin", support::ADMIN_PASSWORD).await;
+
+    let none = b.post("/e/customer/bulk", &[("action", "assign"), ("owner", &lisi)]).await;
+    assert!(b.follow(none).await.text.contains("请先选择记录"));
+    let assigned =
+        b.post("/e/customer/bulk", &[("action", "assign"), ("owner", &lisi), ("ids", &ids[0]), ("ids", &ids[1])]).await;
+    let page = b.follow(assigned).await;
+    assert!(ok(&page).contains("已处理 2 条"), "{}", page.text);
+    for id in &ids[..2] {
+        assert_eq!(t.get(&format!("/api/v1/records/customer/{id}")).await.expect(200)["owner"], lisi.as_str());
+    }
+    let updated = b
+        .post("/e/customer/bulk", &[("action", "update"), ("field", "status"), ("value", "active"), ("ids", &ids[2])])
+        .await;
+    b.follow(updated).await;
+    assert_eq!(t.get(&format!("/api/v1/records/customer/{}", ids[2])).await.expect(200)["status"], "active");
+    let invalid = b
+        .post("/e/customer/bulk", &[("action", "update"), ("field", "status"), ("value", "nonsense"), ("ids", &ids[2])])
+        .await;
+    let said = b.follow(invalid).await;
+    assert!(ok(&said).contains("不是可选的值"), "the refusal is said on the list");
+
+    let deleted = b.post("/e/customer/bulk", &[("action", "delete"), ("ids", &ids[0]), ("ids", &ids[1])]).await;
+    b.follow(deleted).await;
+    assert_eq!(t.list("customer", None, "count=true").await.expect(200)["total"], 1);
+    let bin = b.get("/e/customer/bin").await;
+    assert_eq!(row_ids(ok(&bin)).len(), 2);
+    let restored = b.post("/e/customer/bin", &[("ids", &ids[0])]).await;
+    let bin = b.follow(restored).await;
+    assert_eq!(row_ids(&bin.text), vec![ids[1].clone()]);
+    assert_eq!(t.list("customer", None, "count=true").await.expect(200)["total"], 2);
+
+    let gone = b.post(&format!("/e/customer/{}/delete", ids[2]), &[]).await;
+    assert_eq!(gone.location.as_deref(), Some("/e/customer"));
+    assert_eq!(b.get(&format!("/e/customer/{}", ids[2])).await.status, StatusCode::NOT_FOUND);
+}
+
+async fn futures_ids(t: &TestApp, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        ids.push(t.create("customer", json!({"name": format!("批量{i}")})).await["id"].as_str().unwrap().to_owned());
+    }
+    ids
+}
+
+async fn board_and_stage_path(t: TestApp) {
+    let customer = t.create("customer", json!({"name": "Board Ltd"})).await["id"].as_str().unwrap().to_owned();
+    let mut ids = Vec::new();
+    for (name, stage, amount) in
+        [("A", "initial_contact", "100.5"), ("B", "initial_contact", "200"), ("C", "proposal", "50")]
+    {
+        let created = t
+            .create("opportunity", json!({"name": name, "customer": customer, "stage": stage, "amount": amount}))
+            .await;
+        ids.push(created["id"].as_str().unwrap().to_owned());
+    }
+    let mut b = Browser::sign_in(&t, "admin", support::ADMIN_PASSWORD).await;
+    let board = b.get("/e/opportunity/board").await;
+    let column = between(ok(&board), "data-stage=\"initial_contact\"", "</section>").unwrap();
+    assert!(column.contains("data-count>2<"), "{column}");
+    assert!(column.contains("¥300.50"), "the sum of the amounts");
+    assert_eq!(row_ids(&column).len(), 0);
+    assert_eq!(column.matches("class=\"kanban-card\"").count(), 2);
+    assert_eq!(b.get("/e/customer/board").await.status, StatusCode::NOT_FOUND, "no stages, no board");
+
+    // The stage path moves the record, as a drag on the board does (same form).
+    let moved = b
+        .post(
+            &format!("/e/opportunity/{}/edit", ids[0]),
+            &[("stage", "negotiation"), ("version", "1"), ("_back", "/e/opportunity/board")],
+        )
+        .await;
+    assert_eq!(moved.location.as_deref(), Some("/e/opportunity/board"));
+    let board = b.follow(moved).await;
+    assert!(between(&board.text, "data-stage=\"negotiation\"", "</section>").unwrap().contains("data-count>1<"));
+    assert_eq!(t.get(&format!("/api/v1/records/opportunity/{}", ids[0])).await.expect(200)["stage"], "negotiation");
+    let stale = b
+        .post(
+            &format!("/e/opportunity/{}/edit", ids[0]),
+            &[("stage", "proposal"), ("version", "1"), ("_back", "/e/opportunity/board")],
+        )
+        .await;
+    assert!(b.follow(stale).await.text.contains("其他人已修改"), "a stale move is explained");
+
+    let record = b.get(&format!("/e/opportunity/{}", ids[0])).await;
+    let path = between(ok(&record), "id=\"stage-path\"", "</section>").unwrap();
+    assert!(path.contains("data-stage=\"negotiation\" aria-current=\"step\""));
+    assert!(path.contains("class=\"stage done"), "earlier stages are marked done");
+    assert!(path.contains("初步接洽") && path.contains("谈判审核"), "the history names both stages");
+    let timeline = between(&record.text, "class=\"timeline", "</aside>").unwrap();
+    assert!(timeline.contains("系统管理员") && timeline.contains("谈判审核"), "the change is on the timeline");
+}
+
+async fn language_and_theme_are_remembered(t: TestApp) {
+    let mut b = Browser::sign_in(&t, "admin", support::ADMIN_PASSWORD).await;
+    assert!(b.get("/e/customer").await.text.contains("<html lang=\"zh-CN\" data-theme=\"blue\">"));
+    let english = b.post("/prefs", &[("locale", "en"), ("back", "/e/customer")]).await;
+    assert_eq!(english.location.as_deref(), Some("/e/customer"));
+    b.post("/prefs", &[("theme", "dark"), ("back", "/")]).await;
+    let page = b.get("/e/customer").await;
+    assert!(ok(&page).contains("<html lang=\"en\" data-theme=\"dark\">"));
+    assert!(page.text.contains(">Customer <") || page.text.contains(">Customer<"), "labels in English");
+    assert!(page.text.contains("Export CSV"));
+    let refused = b.post("/prefs", &[("theme", "neon")]).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // A new session keeps the choice; a browser that asks for English gets it before choosing.
+    let again = Browser::sign_in(&t, "admin", support::ADMIN_PASSWORD).await;
+    let cookies = again.cookies();
+    assert!(t.page(Method::GET, "/", &cookies, None).await.text.contains("lang=\"en\""));
+}
+
+async fn a_rep_sees_only_their_modules_and_actions(t: TestApp) {
+    let password = "a-long-password-1";
+    let user = json!({"user": {"name": "张三", "login": "zhangsan"}, "password": password, "roles": ["sales_rep"]});
+    t.post("/api/v1/admin/users", user).await.expect(201);
+    let mut rep = Browser::sign_in(&t, "zhangsan", password).await;
+    // A new account sets its password first.
+    let forced = rep.get("/e/customer").await;
+    assert_eq!(forced.location.as_deref(), Some("/password"));
+    let changed =
+        rep.post("/password", &[("current_password", password), ("password", "another-long-password-2")]).await;
+    assert_eq!(changed.status, StatusCode::SEE_OTHER, "{}", changed.text);
+
+    let theirs = t.create("customer", json!({"name": "Admin's own Ltd"})).await["id"].as_str().unwrap().to_owned();
+    let list = rep.get("/e/customer").await;
+    assert!(ok(&list).contains("id=\"empty\""), "no customers of their own yet: the empty state");
+    assert!(list.text.contains("新建第一条客户"));
+    assert!(!list.text.contains("bulk-assign"), "reps may not assign");
+    assert_eq!(rep.get(&format!("/e/customer/{theirs}")).await.status, StatusCode::NOT_FOUND, "out of scope");
+    let home = rep.get("/").await;
+    assert!(ok(&home).contains("href=\"/e/customer\""));
+    let mine = rep.post("/e/customer/new", &[("name", "Rep's Ltd")]).await;
+    let record = rep.follow(mine).await;
+    assert!(ok(&record).contains("Rep&#x27;s Ltd") || record.text.contains("Rep's Ltd"));
+    assert!(record.text.contains("张三"), "owned by the rep");
+    assert!(!rep.get("/e/customer").await.text.contains("id=\"empty\""));
+}
+
+#[test]
+fn ui_catalogs_agree() {
+    let zh = crm::screens::shell::catalog_keys("zh-CN");
+    let en = crm::screens::shell::catalog_keys("en");
+    let missing_zh: Vec<&String> = en.iter().filter(|k| !zh.contains(k)).collect();
+    assert!(missing_zh.is_empty(), "keys without Chinese: {missing_zh:?}");
+    // Field error codes are said in English by the service itself; everything else is in both.
+    let missing_en: Vec<&String> = zh.iter().filter(|k| !k.starts_with("error.") && !en.contains(k)).collect();
+    assert!(missing_en.is_empty(), "keys without English: {missing_en:?}");
+}
