@@ -279,6 +279,10 @@ async fn forms_keep_input_beside_errors_and_explain_conflicts(t: TestApp) {
     let panel = between(&record.text, "id=\"panel-contacts\"", "</section>").unwrap();
     assert!(panel.contains("王经理"), "the contact is in the customer's panel");
     assert!(record.text.contains("已创建"), "the flash says so");
+    // The panel's records as a list filtered by the lookup, the filter showing the name.
+    let filtered = b.get(&format!("/e/contact?f_customer={id}")).await;
+    assert_eq!(row_ids(ok(&filtered)).len(), 1);
+    assert!(filtered.text.contains("value=\"Shared Ltd (A)\""), "the lookup filter shows the customer's name");
 }
 
 async fn lists_filter_sort_page_save_views_and_export(t: TestApp) {
@@ -476,6 +480,26 @@ async fn a_rep_sees_only_their_modules_and_actions(t: TestApp) {
     assert!(ok(&record).contains("Rep&#x27;s Ltd") || record.text.contains("Rep's Ltd"));
     assert!(record.text.contains("张三"), "owned by the rep");
     assert!(!rep.get("/e/customer").await.text.contains("id=\"empty\""));
+}
+
+/// Pages load one stylesheet and one script, together well under 100 KB, and nothing else
+/// before first paint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_stay_light() {
+    let t = TestApp::sqlite().await;
+    let mut b = Browser::sign_in(&t, "admin", support::ADMIN_PASSWORD).await;
+    let page = b.get("/e/customer").await;
+    let loads: Vec<String> =
+        ok(&page).split(['"', '\'']).filter(|part| part.starts_with("/static/")).map(str::to_owned).collect();
+    assert_eq!(loads, vec!["/static/app.css", "/static/app.js"]);
+    let mut total = 0;
+    for asset in &loads {
+        let reply = t.page(Method::GET, asset, "", None).await;
+        assert_eq!(reply.status, StatusCode::OK, "{asset}");
+        total += reply.text.len();
+    }
+    assert!(total < 100 * 1024, "JS and CSS are {total} bytes");
+    assert_eq!(t.page(Method::GET, "/static/../Cargo.toml", "", None).await.status, StatusCode::NOT_FOUND);
 }
 
 #[test]

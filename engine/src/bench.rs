@@ -136,6 +136,8 @@ struct Http {
     client: Client<HttpConnector, Full<Bytes>>,
     base: String,
     token: String,
+    /// A browser session's cookie, for the screens.
+    cookie: String,
 }
 
 impl Http {
@@ -147,6 +149,7 @@ impl Http {
             .method(method)
             .uri(format!("{}{path}", self.base))
             .header("authorization", format!("Bearer {}", self.token))
+            .header("cookie", format!("{}={}", crate::auth::SESSION_COOKIE, self.cookie))
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(bytes)))?;
         let response = self.client.request(request).await?;
@@ -282,7 +285,8 @@ async fn measure(args: &BenchArgs, config: Config, password: &str) -> anyhow::Re
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     let client = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(args.clients * 2).build(connector);
-    let http = Http { client, base, token };
+    let (cookie, _) = crate::auth::open_session(&app, admin).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let http = Http { client, base, token, cookie };
 
     progress(args, &format!("seeding {DEPARTMENTS} departments, {OWNERS} users and {} customers…", args.records));
     let departments: Vec<Json> = (0..DEPARTMENTS).map(|i| json!({"name": format!("销售{i}部")})).collect();
@@ -331,7 +335,8 @@ async fn measure(args: &BenchArgs, config: Config, password: &str) -> anyhow::Re
     }
     let cursors = std::sync::Arc::new(cursors);
 
-    for op in ["get", "list_filtered", "list_scoped", "list_deep", "contains", "create", "count_by_status"] {
+    for op in ["get", "list_filtered", "list_scoped", "list_deep", "contains", "create", "count_by_status", "list_page"]
+    {
         if !args.only.is_empty() && !args.only.iter().any(|o| o == op) {
             continue;
         }
@@ -368,6 +373,9 @@ async fn measure(args: &BenchArgs, config: Config, password: &str) -> anyhow::Re
                         "create" => {
                             let body = customer(&mut rng, &owners);
                             http.send(Method::POST, "/api/v1/records/customer", Some(&body)).await?;
+                        }
+                        "list_page" => {
+                            http.send(Method::GET, "/e/customer", None).await?;
                         }
                         _ => {
                             http.send(Method::GET, "/api/v1/records/customer/groups?by=status", None).await?;
@@ -459,6 +467,13 @@ async fn floor(
                     list(&ListParams { cursor: Some(cursor), limit: Some(50), ..ListParams::default() })?
                 }
                 "contains" => list(&contains_params(&mut rng))?,
+                // The list screen's SQL: its first page and its total.
+                "list_page" => {
+                    crm_store::records::count_statement(dialect, entity, scope.as_ref(), false)
+                        .fetch_all(&app.db)
+                        .await?;
+                    list(&ListParams { limit: Some(50), ..ListParams::default() })?
+                }
                 "create" => {
                     let body = customer(&mut rng, &owners);
                     let mut prepared =

@@ -134,6 +134,10 @@ struct Widget {
     value: String,
     from: String,
     to: String,
+    /// For a lookup: the entity it searches, its title field, and the chosen record's title.
+    target: Option<String>,
+    title_field: Option<String>,
+    title: Option<String>,
 }
 
 fn widgets(
@@ -142,6 +146,7 @@ fn widgets(
     state: &ListState,
     viewer: &Viewer,
     users: &[(String, String)],
+    titles: &view::Titles,
 ) -> Vec<Widget> {
     let catalog = app.catalog();
     fields
@@ -184,6 +189,10 @@ fn widgets(
                 }
                 _ => ("text", Vec::new()),
             };
+            let target = (field.field_type == FieldType::Lookup).then(|| field.reference_target()).flatten();
+            let title_field =
+                target.and_then(|t| catalog.entity(t)).and_then(|e| e.title_field()).map(|f| f.name.to_string());
+            let title = Uuid::parse_str(&value("")).ok().and_then(|id| titles.get(&id).cloned());
             Widget {
                 name: name.to_owned(),
                 label: field.label.get(viewer.locale).to_owned(),
@@ -192,6 +201,9 @@ fn widgets(
                 value: value(""),
                 from: value("_from"),
                 to: value("_to"),
+                target: target.map(str::to_owned),
+                title_field,
+                title,
             }
         })
         .collect()
@@ -267,6 +279,15 @@ pub async fn page(
             Err(e) => return Err(e),
         };
     let rows = view::rows(&app, &viewer, &entity_name, &fields, &records).await?;
+    // The titles of the records lookup filters point at.
+    let chosen: Vec<(String, Json)> = filterable
+        .iter()
+        .filter(|f| f.field_type == FieldType::Lookup)
+        .filter_map(|f| Some((f.name.to_string(), Json::from(state.get(&format!("f_{}", f.name))?))))
+        .collect();
+    let chosen = Json::Object(chosen.into_iter().collect());
+    let lookups: Vec<&FieldDef> = filterable.iter().copied().filter(|f| f.field_type == FieldType::Lookup).collect();
+    let filter_titles = view::titles(&app, &viewer, view::references(&lookups, &[&chosen])).await?;
     let current_sort =
         sort.unwrap_or_else(|| entity.list.sort.iter().map(ToString::to_string).collect::<Vec<_>>().join(","));
     let base = state.query_without(&["cursor", "sort"]);
@@ -317,7 +338,7 @@ pub async fn page(
         "total": total,
         "next_href": next_href,
         "first_href": state.get("cursor").map(|_| format!("?{query}")),
-        "widgets": widgets(&app, &filterable, &state, &viewer, &users),
+        "widgets": widgets(&app, &filterable, &state, &viewer, &users, &filter_titles),
         "filtered": state.has_filters(),
         "problem": problem,
         "query": query,
