@@ -8,6 +8,11 @@ navToggle?.addEventListener("click", () => {
   navToggle.setAttribute("aria-expanded", String(open));
 });
 
+// Filters are open on wide screens; on a phone they wait behind their summary.
+if (window.matchMedia("(min-width: 721px)").matches) {
+  for (const box of document.querySelectorAll("details[data-open-on-wide]")) box.open = true;
+}
+
 // Buttons that destroy ask first.
 document.addEventListener("click", (event) => {
   const button = event.target.closest("[data-confirm]");
@@ -24,7 +29,10 @@ for (const form of document.querySelectorAll("form#bulk, form#bin")) {
     const n = boxes().filter((b) => b.checked).length;
     if (counter) counter.textContent = template.replace(/\d+/, String(n));
     if (all) all.checked = n > 0 && n === boxes().length;
+    // The actions show once there is something to act on.
+    form.classList.toggle("none-selected", n === 0);
   };
+  update();
   all?.addEventListener("change", () => { for (const b of boxes()) b.checked = all.checked; update(); });
   form.addEventListener("change", (e) => { if (e.target.name === "ids") update(); });
 }
@@ -37,19 +45,25 @@ for (const box of document.querySelectorAll("[data-lookup]")) {
   const titleField = box.dataset.titleField || "name";
   let timer;
   let active = -1;
+  // Only the answer to the latest search is shown, whatever order answers arrive in.
+  let asked = 0;
   const close = () => { list.hidden = true; list.replaceChildren(); active = -1; };
   const choose = (item) => { id.value = item.dataset.id; text.value = item.textContent; close(); };
   text.addEventListener("input", () => {
-    if (text.value === "") id.value = "";
+    // Typing means choosing again: the old record no longer matches the text.
+    id.value = "";
     clearTimeout(timer);
     timer = setTimeout(async () => {
       const term = text.value.trim();
+      const ask = ++asked;
       if (!term) return close();
       const filter = JSON.stringify({ field: titleField, op: "contains", value: term });
       const url = `/api/v1/records/${box.dataset.lookup}?limit=10&fields=${titleField}&filter=${encodeURIComponent(filter)}`;
       const response = await fetch(url, { headers: { Accept: "application/json" } });
+      if (ask !== asked) return;
       if (!response.ok) return close();
       const { data } = await response.json();
+      if (ask !== asked) return;
       list.replaceChildren(...data.map((record) => {
         const li = document.createElement("li");
         li.setAttribute("role", "option");

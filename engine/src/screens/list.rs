@@ -428,7 +428,10 @@ pub async fn bulk(
     form: Posted,
 ) -> ApiResult<Response> {
     let ids: Vec<Json> = form.all("ids").into_iter().map(Json::from).collect();
-    let back = format!("/e/{entity_name}?{}", form.get("query").unwrap_or(""));
+    let back = match form.get("query").filter(|q| !q.is_empty()) {
+        Some(query) => format!("/e/{entity_name}?{query}"),
+        None => format!("/e/{entity_name}"),
+    };
     if ids.is_empty() {
         return Ok(redirect_with(&back, Some(&viewer.text("bulk.none_selected"))));
     }

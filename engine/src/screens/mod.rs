@@ -109,6 +109,8 @@ struct NavItem {
     name: String,
     label: String,
     active: bool,
+    /// Modules without a place in the menu (child records, new ones) are under "more".
+    more: bool,
 }
 
 /// The user's modules in menu order.
@@ -121,6 +123,7 @@ fn navigation(catalog: &Catalog, principal: &Principal, locale: &str, active: Op
             name: e.name().to_string(),
             label: e.def.label.get(locale).to_owned(),
             active: active == Some(e.name().as_str()),
+            more: e.def.menu_order.is_none(),
         })
         .collect()
 }

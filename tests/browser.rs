@@ -1,0 +1,862 @@
+//! The screens in a real browser: Chromium, driven over the DevTools protocol, against the app
+//! served on a local port with a fresh database per test. Each test does what a user does —
+//! types, clicks, drags — and checks the page it lands on and what the server stored.
+//!
+//! Set `CRM_TEST_CHROMIUM` to a Chromium binary to run them (`.ci/run` does); without it they
+//! pass without doing anything. A failing test leaves a screenshot of its page in
+//! `<target>/browser-screenshots/<test>.png`.
+
+mod support;
+
+use std::ffi::OsString;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, Location};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
+use chromiumoxide::cdp::browser_protocol::input::{
+    DispatchMouseEventParams, DispatchMouseEventType, InsertTextParams, MouseButton,
+};
+use chromiumoxide::cdp::browser_protocol::page::CaptureScreenshotFormat;
+use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
+use chromiumoxide::handler::viewport::Viewport;
+use chromiumoxide::page::ScreenshotParams;
+use chromiumoxide::{Browser, BrowserConfig, Page};
+use futures_util::{FutureExt as _, StreamExt as _};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use support::{ADMIN_PASSWORD, TestApp};
+
+/// How long a page may take to reach an expected state.
+const TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the page is looked at while waiting.
+const POLL: Duration = Duration::from_millis(50);
+
+/// A desktop window and a phone's.
+const DESKTOP: Screen = Screen { width: 1280, height: 900, phone: false };
+const PHONE: Screen = Screen { width: 375, height: 800, phone: true };
+
+/// Where in a test a step was asked for, for its failure message.
+type At = &'static Location<'static>;
+
+#[derive(Clone, Copy)]
+struct Screen {
+    width: u32,
+    height: u32,
+    phone: bool,
+}
+
+/// A browser with one tab, on the app of one test.
+struct Ui {
+    test: &'static str,
+    screen: Screen,
+    base: String,
+    browser: Browser,
+    page: Page,
+    handler: tokio::task::JoinHandle<()>,
+    _profile: tempfile::TempDir,
+}
+
+/// A fresh app served on a local port and a browser for it, or `None` (with a note) when
+/// `CRM_TEST_CHROMIUM` is not set.
+async fn start(test: &'static str, screen: Screen) -> Option<(TestApp, Ui)> {
+    let Some(chromium) = std::env::var_os("CRM_TEST_CHROMIUM").filter(|c| !c.is_empty()) else {
+        eprintln!("CRM_TEST_CHROMIUM is not set: skipping the browser test {test}");
+        return None;
+    };
+    let t = TestApp::sqlite().await;
+    let base = t.serve().await;
+    let ui = Ui::launch(test, chromium, base, screen).await;
+    Some((t, ui))
+}
+
+/// Quotes a text as a JavaScript string literal.
+fn js(text: &str) -> String {
+    Value::from(text).to_string()
+}
+
+/// The expression for the first element matching a CSS selector.
+fn q(selector: &str) -> String {
+    format!("document.querySelector({})", js(selector))
+}
+
+impl Ui {
+    async fn launch(test: &'static str, chromium: OsString, base: String, screen: Screen) -> Self {
+        let profile = tempfile::tempdir().expect("a temporary browser profile");
+        let viewport = Viewport {
+            width: screen.width,
+            height: screen.height,
+            device_scale_factor: Some(1.0),
+            emulating_mobile: screen.phone,
+            is_landscape: false,
+            has_touch: false,
+        };
+        // Chromium's own defaults are replaced: they ask for English pages, and these tests
+        // start as a Chinese user.
+        let config = BrowserConfig::builder()
+            .chrome_executable(&chromium)
+            .user_data_dir(profile.path())
+            .no_sandbox()
+            .disable_default_args()
+            .window_size(screen.width, screen.height)
+            .viewport(viewport)
+            .request_timeout(Duration::from_secs(20))
+            .args([
+                "disable-gpu",
+                "disable-background-networking",
+                "disable-component-update",
+                "disable-sync",
+                "no-first-run",
+                "disable-default-apps",
+                "disable-dev-shm-usage",
+                "disable-breakpad",
+                "disable-features=Translate,MediaRouter,OptimizationHints",
+                "metrics-recording-only",
+                "use-mock-keychain",
+                "password-store=basic",
+            ])
+            .arg(("lang", "zh-CN"))
+            .arg(("accept-lang", "zh-CN,zh"))
+            .build()
+            .expect("a browser configuration");
+        let (browser, mut events) = Browser::launch(config)
+            .await
+            .unwrap_or_else(|e| panic!("Chromium ({}) does not start: {e}", chromium.to_string_lossy()));
+        let handler = tokio::spawn(async move { while events.next().await.is_some() {} });
+        let page = browser.new_page("about:blank").await.expect("a browser tab");
+        Ui { test, screen, base, browser, page, handler, _profile: profile }
+    }
+
+    /// Runs a test's steps; if one fails, saves a screenshot of the page before failing.
+    async fn check(&self, steps: impl Future<Output = ()>) {
+        if let Err(panic) = AssertUnwindSafe(steps).catch_unwind().await {
+            self.screenshot(None).await;
+            std::panic::resume_unwind(panic);
+        }
+    }
+
+    /// Saves a screenshot of the page as `<test>.png`, or `<test>-<what>.png`; says where.
+    async fn screenshot(&self, what: Option<&str>) -> String {
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+        let folder = target.join("browser-screenshots");
+        let name = match what {
+            Some(what) => format!("{}-{}", self.test, what.replace(|c: char| !c.is_ascii_alphanumeric(), "_")),
+            None => self.test.to_owned(),
+        };
+        let path = folder.join(format!("{name}.png"));
+        let params = ScreenshotParams::builder().format(CaptureScreenshotFormat::Png).full_page(true).build();
+        let url = self.try_eval("location.href").await.unwrap_or(Value::Null);
+        let shot = async {
+            let png = self.page.screenshot(params).await;
+            // A full-page screenshot drops the window's emulation; put it back for the next steps.
+            let Screen { width, height, phone } = self.screen;
+            let screen = SetDeviceMetricsOverrideParams::new(i64::from(width), i64::from(height), 1.0, phone);
+            let restored = self.page.execute(screen).await;
+            png.and_then(|png| restored.map(|_| png))
+        };
+        let said = match tokio::time::timeout(Duration::from_secs(5), shot).await {
+            Ok(Ok(png)) => match std::fs::create_dir_all(&folder).and_then(|()| std::fs::write(&path, png)) {
+                Ok(()) => format!("a screenshot of {url} is in {}", path.display()),
+                Err(e) => format!("could not save a screenshot of {url} to {}: {e}", path.display()),
+            },
+            Ok(Err(e)) => format!("no screenshot of {url}: {e}"),
+            Err(_) => format!("no screenshot of {url}: the browser did not answer"),
+        };
+        eprintln!("{}: {said}", self.test);
+        said
+    }
+
+    /// Closes the browser (a failed test leaves it to be killed when dropped).
+    async fn close(mut self) {
+        let _ = self.browser.close().await;
+        let _ = self.browser.wait().await;
+        self.handler.abort();
+    }
+
+    /// Evaluates an expression in the page as it is now (awaiting a promise), or says why not.
+    async fn try_eval(&self, expression: &str) -> Result<Value, String> {
+        // No execution context id: the protocol then uses the current document's, which is
+        // what is wanted right after a navigation.
+        let params = EvaluateParams::builder()
+            .expression(expression)
+            .return_by_value(true)
+            .await_promise(true)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let reply = self.page.execute(params).await.map_err(|e| e.to_string())?;
+        if let Some(exception) = &reply.result.exception_details {
+            let detail = exception.exception.as_ref().and_then(|e| e.description.clone()).unwrap_or_default();
+            return Err(format!("{} {detail}", exception.text));
+        }
+        Ok(reply.result.result.value.clone().unwrap_or(Value::Null))
+    }
+
+    /// Evaluates an expression; its value as a `T`.
+    #[track_caller]
+    fn eval<T: DeserializeOwned>(&self, expression: &str) -> impl Future<Output = T> {
+        self.eval_at(Location::caller(), expression)
+    }
+
+    async fn eval_at<T: DeserializeOwned>(&self, at: At, expression: &str) -> T {
+        let value = self.try_eval(expression).await.unwrap_or_else(|e| panic!("{at}: `{expression}` fails: {e}"));
+        serde_json::from_value(value.clone())
+            .unwrap_or_else(|e| panic!("{at}: `{expression}` gave {value}, not the expected type: {e}"))
+    }
+
+    /// Waits until an expression is `true`.
+    #[track_caller]
+    fn wait(&self, condition: &str, what: &str) -> impl Future<Output = ()> {
+        self.wait_at(Location::caller(), condition, what)
+    }
+
+    async fn wait_at(&self, at: At, condition: &str, what: &str) {
+        let started = Instant::now();
+        loop {
+            let last = match self.try_eval(condition).await {
+                Ok(Value::Bool(true)) => return,
+                Ok(other) => other.to_string(),
+                Err(e) => e,
+            };
+            if started.elapsed() > TIMEOUT {
+                panic!("{at}: waited {TIMEOUT:?} for {what} (`{condition}` was {last})");
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Runs an action that loads another page (a link, a form, a drop), and waits until the
+    /// new page is loaded and its script has run.
+    #[track_caller]
+    fn navigating<F: Future>(&self, action: F) -> impl Future<Output = F::Output> {
+        let at = Location::caller();
+        async move {
+            self.eval_at::<Value>(at, "window.__before_navigation = true").await;
+            let out = action.await;
+            let loaded = "!window.__before_navigation && document.readyState === 'complete'";
+            self.wait_at(at, loaded, "the next page").await;
+            out
+        }
+    }
+
+    /// Opens a path of the app.
+    #[track_caller]
+    fn goto(&self, path: &str) -> impl Future<Output = ()> {
+        let at = Location::caller();
+        let url = format!("{}{path}", self.base);
+        self.navigating(async move {
+            self.page.goto(url.as_str()).await.unwrap_or_else(|e| panic!("{at}: {url} does not load: {e}"));
+        })
+    }
+
+    /// The path and query of the page.
+    async fn location(&self) -> String {
+        self.eval("location.pathname + location.search").await
+    }
+
+    async fn exists(&self, selector: &str) -> bool {
+        self.eval(&format!("{} !== null", q(selector))).await
+    }
+
+    async fn count(&self, selector: &str) -> usize {
+        self.eval(&format!("document.querySelectorAll({}).length", js(selector))).await
+    }
+
+    /// The text of an element, trimmed.
+    #[track_caller]
+    fn text(&self, selector: &str) -> impl Future<Output = String> {
+        let at = Location::caller();
+        async move {
+            let text: Option<String> = self.eval_at(at, &format!("{}?.textContent.trim() ?? null", q(selector))).await;
+            text.unwrap_or_else(|| panic!("{at}: no `{selector}` on the page"))
+        }
+    }
+
+    /// The texts of all matching elements, trimmed, in page order.
+    async fn texts(&self, selector: &str) -> Vec<String> {
+        self.eval(&format!("[...document.querySelectorAll({})].map(e => e.textContent.trim())", js(selector))).await
+    }
+
+    /// The `value` of a form control.
+    #[track_caller]
+    fn value(&self, selector: &str) -> impl Future<Output = String> {
+        self.value_at(Location::caller(), selector)
+    }
+
+    async fn value_at(&self, at: At, selector: &str) -> String {
+        let value: Option<String> = self.eval_at(at, &format!("{}?.value ?? null", q(selector))).await;
+        value.unwrap_or_else(|| panic!("{at}: no `{selector}` on the page"))
+    }
+
+    async fn attribute(&self, selector: &str, name: &str) -> Option<String> {
+        self.eval(&format!("{}?.getAttribute({}) ?? null", q(selector), js(name))).await
+    }
+
+    /// Waits until an element is on the page and shown.
+    async fn visible_at(&self, at: At, selector: &str) {
+        let shown = format!("(e => e !== null && e.getClientRects().length > 0)({})", q(selector));
+        self.wait_at(at, &shown, &format!("`{selector}` to show")).await;
+    }
+
+    /// Clicks an element with the mouse, in its middle, once it shows.
+    #[track_caller]
+    fn click(&self, selector: &str) -> impl Future<Output = ()> {
+        self.click_at(Location::caller(), selector)
+    }
+
+    async fn click_at(&self, at: At, selector: &str) {
+        self.visible_at(at, selector).await;
+        let element = self.page.find_element(selector).await.unwrap_or_else(|e| panic!("{at}: `{selector}`: {e}"));
+        element.click().await.unwrap_or_else(|e| panic!("{at}: clicking `{selector}`: {e}"));
+    }
+
+    /// Empties a text box, clicks into it and types, key by key (characters no key makes,
+    /// such as Chinese, arrive as an input method would send them).
+    #[track_caller]
+    fn fill(&self, selector: &str, text: &str) -> impl Future<Output = ()> {
+        let at = Location::caller();
+        async move {
+            self.visible_at(at, selector).await;
+            self.eval_at::<Value>(at, &format!("{}.value = ''", q(selector))).await;
+            self.click_at(at, selector).await;
+            let element = self.page.find_element(selector).await.unwrap_or_else(|e| panic!("{at}: {e}"));
+            let mut buffer = [0u8; 4];
+            for c in text.chars() {
+                let key: &str = c.encode_utf8(&mut buffer);
+                let typed = if c.is_ascii() && chromiumoxide::keys::get_key_definition(key).is_some() {
+                    element.press_key(key).await.map(|_| ())
+                } else {
+                    self.page.execute(InsertTextParams::new(key)).await.map(|_| ())
+                };
+                typed.unwrap_or_else(|e| panic!("{at}: typing {c:?} into `{selector}`: {e}"));
+            }
+            assert_eq!(self.value_at(at, selector).await, text, "{at}: `{selector}` holds what was typed");
+        }
+    }
+
+    /// Picks an option of a `<select>` by value, as a user's choice does (with a change event).
+    #[track_caller]
+    fn select(&self, selector: &str, value: &str) -> impl Future<Output = ()> {
+        let at = Location::caller();
+        async move {
+            self.visible_at(at, selector).await;
+            let pick = format!(
+                "(s => {{ if (![...s.options].some(o => o.value === {v})) return false; s.value = {v}; \
+                 s.dispatchEvent(new Event('input', {{bubbles: true}})); \
+                 s.dispatchEvent(new Event('change', {{bubbles: true}})); return true; }})({})",
+                q(selector),
+                v = js(value)
+            );
+            let picked: bool = self.eval_at(at, &pick).await;
+            assert!(picked, "{at}: `{selector}` has no option `{value}`");
+        }
+    }
+
+    /// The middle of an element, in viewport coordinates, after scrolling it into view.
+    async fn middle(&self, selector: &str) -> (f64, f64) {
+        self.visible_at(Location::caller(), selector).await;
+        let [x, y]: [f64; 2] = self
+            .eval(&format!(
+                "(e => {{ e.scrollIntoView({{block: 'nearest', inline: 'nearest'}}); const r = e.getBoundingClientRect(); \
+                 return [r.left + r.width / 2, r.top + r.height / 2]; }})({})",
+                q(selector)
+            ))
+            .await;
+        (x, y)
+    }
+
+    /// A mouse event at a point; `buttons` is the set of buttons held (1: the left one).
+    async fn mouse(&self, kind: DispatchMouseEventType, (x, y): (f64, f64), buttons: i64) {
+        let mut event = DispatchMouseEventParams::builder().r#type(kind.clone()).x(x).y(y).buttons(buttons);
+        event = match kind {
+            DispatchMouseEventType::MousePressed | DispatchMouseEventType::MouseReleased => {
+                event.button(MouseButton::Left).click_count(1)
+            }
+            _ if buttons == 1 => event.button(MouseButton::Left),
+            _ => event.button(MouseButton::None),
+        };
+        let event = event.build().expect("a mouse event");
+        self.page.execute(event).await.unwrap_or_else(|e| panic!("a mouse event at ({x}, {y}): {e}"));
+    }
+
+    /// Drags one element onto another with the mouse: press, move in steps, release.
+    async fn drag(&self, what: &str, onto: &str) {
+        let from = self.middle(what).await;
+        let to = self.middle(onto).await;
+        self.mouse(DispatchMouseEventType::MouseMoved, from, 0).await;
+        self.mouse(DispatchMouseEventType::MousePressed, from, 1).await;
+        const STEPS: u32 = 12;
+        for step in 1..=STEPS {
+            let f = f64::from(step) / f64::from(STEPS);
+            let point = (from.0 + (to.0 - from.0) * f, from.1 + (to.1 - from.1) * f);
+            self.mouse(DispatchMouseEventType::MouseMoved, point, 1).await;
+        }
+        self.mouse(DispatchMouseEventType::MouseReleased, to, 0).await;
+    }
+
+    /// Signs in as a user from the login page, heading for `next`.
+    async fn sign_in_as(&self, login: &str, password: &str, next: &str) {
+        self.goto(&format!("/login?next={}", support::encode(next))).await;
+        self.fill("#login-form input[name=login]", login).await;
+        self.fill("#login-form input[name=password]", password).await;
+        self.navigating(self.click("#login-form button[type=submit]")).await;
+    }
+
+    async fn sign_in(&self, next: &str) {
+        self.sign_in_as("admin", ADMIN_PASSWORD, next).await;
+        assert_eq!(self.location().await, next, "signed in, the browser is where it was headed");
+    }
+
+    /// Opens the user menu and clicks one of its buttons.
+    async fn menu(&self, button: &str) {
+        self.click("details#user-menu > summary").await;
+        self.navigating(self.click(&format!("details#user-menu {button}"))).await;
+    }
+
+    /// How the page is wider than the window, if it is (something to scroll sideways to),
+    /// naming the outermost elements that stick out; a screenshot of such a page is saved.
+    async fn too_wide(&self, width: u32) -> Option<String> {
+        let scroll: u32 = self.eval("document.documentElement.scrollWidth").await;
+        if scroll <= width + 1 {
+            return None;
+        }
+        let out: Vec<String> = self
+            .eval(&format!(
+                "(() => {{ const out = [...document.querySelectorAll('body *')] \
+                 .filter(e => e.getBoundingClientRect().right > {width} + 1); \
+                 return out.filter(e => !out.includes(e.parentElement)).slice(0, 5).map(e => e.tagName.toLowerCase() \
+                 + (e.id ? '#' + e.id : '') + [...e.classList].map(c => '.' + c).join('') \
+                 + (e.name ? `[name=${{e.name}}]` : '')); }})()"
+            ))
+            .await;
+        let page = self.location().await;
+        let shot = self.screenshot(Some(&page)).await;
+        Some(format!("{page} is {scroll} px wide (sticking out: {}; {shot})", out.join(", ")))
+    }
+}
+
+/// A record's id.
+fn id(record: &Value) -> String {
+    record["id"].as_str().expect("a record has an id").to_owned()
+}
+
+/// A user with a role, as an administrator creates one; returns the id.
+async fn add_user(t: &TestApp, name: &str, login: &str, password: &str) -> String {
+    let body = json!({"user": {"name": name, "login": login}, "password": password, "roles": ["sales_rep"]});
+    id(&t.post("/api/v1/admin/users", body).await.expect(201))
+}
+
+async fn admin_id(t: &TestApp) -> String {
+    t.get("/api/v1/auth/session").await.expect(200)["user_id"].as_str().expect("the session's user").to_owned()
+}
+
+/// Login: a page asked for while signed out sends the browser to the login form, a wrong
+/// password is refused on the form, the right one goes to the page first asked for. A user an
+/// administrator created chooses a password before anything else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_returns_to_the_page_asked_for() {
+    let Some((t, ui)) = start("login_returns_to_the_page_asked_for", DESKTOP).await else { return };
+    ui.check(async {
+        ui.goto("/e/customer?f_name=x").await;
+        assert_eq!(ui.location().await, "/login?next=%2Fe%2Fcustomer%3Ff_name%3Dx");
+        assert_eq!(ui.value("#login-form input[name=next]").await, "/e/customer?f_name=x");
+        assert!(!ui.exists("#login-error").await, "no error before trying");
+
+        ui.fill("#login-form input[name=login]", "admin").await;
+        ui.fill("#login-form input[name=password]", "not-the-password").await;
+        ui.navigating(ui.click("#login-form button[type=submit]")).await;
+        assert!(ui.location().await.starts_with("/login"), "still on the login page");
+        assert!(!ui.text("p#login-error").await.is_empty(), "the refusal is said");
+        assert_eq!(ui.value("#login-form input[name=login]").await, "admin", "the login is kept");
+        assert_eq!(ui.value("#login-form input[name=password]").await, "", "the password is not sent back");
+
+        ui.fill("#login-form input[name=password]", ADMIN_PASSWORD).await;
+        ui.navigating(ui.click("#login-form button[type=submit]")).await;
+        assert_eq!(ui.location().await, "/e/customer?f_name=x");
+        assert_eq!(ui.value("form#filters input[name=f_name]").await, "x");
+        assert!(ui.exists("nav#nav a[href='/e/customer'].active").await, "the module is marked in the menu");
+        let cookies: String = ui.eval("document.cookie").await;
+        assert!(!cookies.contains("crm_session"), "scripts cannot read the session cookie: {cookies}");
+
+        // Signing out ends the session: pages ask for a login again.
+        ui.menu("button#logout").await;
+        assert!(ui.location().await.starts_with("/login"));
+        ui.goto("/e/customer").await;
+        assert_eq!(ui.location().await, "/login?next=%2Fe%2Fcustomer");
+
+        // A new user must choose their own password first, wherever they were headed.
+        add_user(&t, "新同事", "newcomer", "Start-12345").await;
+        ui.sign_in_as("newcomer", "Start-12345", "/e/customer").await;
+        assert_eq!(ui.location().await, "/password");
+        ui.goto("/e/contact").await;
+        assert_eq!(ui.location().await, "/password", "no page before the password is changed");
+        ui.fill("input[name=current_password]", "Start-12345").await;
+        ui.fill("input[name=password]", "Chosen-67890").await;
+        ui.navigating(ui.click("main form button[type=submit]")).await;
+        assert_eq!(ui.location().await, "/");
+        assert!(!ui.text("div#flash").await.is_empty(), "the change is confirmed");
+        ui.goto("/e/customer").await;
+        assert_eq!(ui.location().await, "/e/customer");
+        assert!(t.login("newcomer", "Chosen-67890").await.is_some(), "the new password works");
+    })
+    .await;
+    ui.close().await;
+}
+
+/// A customer made with the form, a contact made from its contacts panel (the lookup filled
+/// in, back to the customer after saving), and an opportunity whose customer is picked by
+/// typing part of its name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customer_then_contact_from_its_panel_and_lookup_typeahead() {
+    let Some((t, ui)) = start("customer_then_contact_from_its_panel_and_lookup_typeahead", DESKTOP).await else {
+        return;
+    };
+    ui.check(async {
+        // Another customer whose name also matches what is typed in the lookup below.
+        let decoy = id(&t.create("customer", json!({"name": "Acme 贸易有限公司"})).await);
+        ui.sign_in("/e/customer").await;
+        ui.navigating(ui.click("a#new-record")).await;
+        assert_eq!(ui.location().await, "/e/customer/new");
+        let name = "Acme 立友信科技";
+        ui.fill("form#record-form input[name=name]", name).await;
+        ui.select("form#record-form select[name=industry]", "software").await;
+        ui.fill("form#record-form input[name=email]", "info@acme.example").await;
+        ui.navigating(ui.click("button#save")).await;
+
+        let path = ui.location().await;
+        let customer = path.strip_prefix("/e/customer/").unwrap_or_else(|| panic!("on the new record, not {path}"));
+        assert!(uuid::Uuid::parse_str(customer).is_ok(), "a record page: {path}");
+        let customer = customer.to_owned();
+        assert_eq!(ui.text("h1#record-title").await, name);
+        assert!(!ui.text("div#flash").await.is_empty(), "the creation is confirmed");
+        let stored = t.get(&format!("/api/v1/records/customer/{customer}")).await.expect(200);
+        assert_eq!((stored["name"].as_str(), stored["industry"].as_str()), (Some(name), Some("software")));
+        assert_eq!(stored["email"], "info@acme.example");
+        assert_eq!(ui.count("section#panel-contacts tr[data-id]").await, 0);
+
+        // The contacts panel's "new": the form knows the customer and comes back here.
+        ui.navigating(ui.click("section#panel-contacts a[data-new-related=contacts]")).await;
+        assert!(ui.location().await.starts_with(&format!("/e/contact/new?customer={customer}")));
+        let lookup = "form#record-form div.lookup[data-lookup=customer]";
+        assert_eq!(ui.value(&format!("{lookup} input[data-lookup-id]")).await, customer);
+        assert_eq!(ui.value(&format!("{lookup} input[data-lookup-text]")).await, name, "the lookup shows the title");
+        ui.fill("form#record-form input[name=name]", "张伟").await;
+        ui.navigating(ui.click("button#save")).await;
+        assert_eq!(ui.location().await, format!("/e/customer/{customer}"), "back on the customer");
+        let contacts = t.list("contact", Some(json!({"field": "customer", "op": "eq", "value": customer})), "").await;
+        let contacts = contacts.expect(200)["data"].as_array().expect("a list").clone();
+        assert_eq!(contacts.len(), 1, "one contact of the customer: {contacts:?}");
+        let contact = id(&contacts[0]);
+        assert_eq!(contacts[0]["name"], "张伟");
+        let row = format!("section#panel-contacts tr[data-id='{contact}']");
+        assert_eq!(ui.count("section#panel-contacts tr[data-id]").await, 1);
+        assert!(ui.text(&row).await.contains("张伟"), "the contact is in the panel");
+
+        // An opportunity: the customer is found by typing part of its name and picked.
+        ui.goto("/e/opportunity/new").await;
+        ui.fill("form#record-form input[name=name]", "ERP 升级").await;
+        let lookup = "form#record-form div.lookup[data-lookup=customer]";
+        ui.fill(&format!("{lookup} input[data-lookup-text]"), "Acme").await;
+        let choices = format!("{lookup} ul.lookup-results li");
+        ui.wait(
+            &format!(
+                "document.querySelectorAll({}).length === 2 && !{}.hidden",
+                js(&choices),
+                q(&format!("{lookup} ul.lookup-results"))
+            ),
+            "both matching customers offered",
+        )
+        .await;
+        let offered = ui.texts(&choices).await;
+        assert!(offered.contains(&name.to_owned()) && offered.contains(&"Acme 贸易有限公司".to_owned()), "{offered:?}");
+        ui.click(&format!("{lookup} ul.lookup-results li[data-id='{customer}']")).await;
+        assert_eq!(ui.value(&format!("{lookup} input[data-lookup-id]")).await, customer, "not the decoy {decoy}");
+        assert_eq!(ui.value(&format!("{lookup} input[data-lookup-text]")).await, name);
+        ui.wait(&format!("{}.hidden", q(&format!("{lookup} ul.lookup-results"))), "the choices to close").await;
+        ui.navigating(ui.click("button#save")).await;
+        let path = ui.location().await;
+        let opportunity =
+            path.strip_prefix("/e/opportunity/").unwrap_or_else(|| panic!("on the new record, not {path}"));
+        let stored = t.get(&format!("/api/v1/records/opportunity/{opportunity}")).await.expect(200);
+        assert_eq!(stored["customer"].as_str(), Some(customer.as_str()));
+        assert_eq!(stored["stage"], "initial_contact");
+        assert!(ui.exists("section#stage-path span[data-stage=initial_contact][aria-current=step]").await);
+
+        ui.goto(&format!("/e/customer/{customer}")).await;
+        assert!(ui.exists(&format!("section#panel-opportunities tr[data-id='{opportunity}']")).await);
+    })
+    .await;
+    ui.close().await;
+}
+
+/// Filtering a list by text and by a choice, then sorting by a column both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filter_and_sort_a_list() {
+    let Some((t, ui)) = start("filter_and_sort_a_list", DESKTOP).await else { return };
+    ui.check(async {
+        for (name, industry) in [
+            ("Alpha 科技", "software"),
+            ("Beta 贸易", "trade"),
+            ("Gamma 科技", "software"),
+            ("Delta 制造", "manufacturing"),
+            ("Epsilon 科技", "trade"),
+        ] {
+            t.create("customer", json!({"name": name, "industry": industry})).await;
+        }
+        ui.sign_in("/e/customer").await;
+        assert_eq!(ui.count("table#records tbody tr[data-id]").await, 5);
+        assert_eq!(ui.text("span#total").await, "共 5 条");
+
+        ui.fill("form#filters input[name=f_name]", "科技").await;
+        ui.navigating(ui.click("button#apply-filters")).await;
+        let mut titles = ui.texts("table#records tbody tr[data-id] a.record-link").await;
+        titles.sort();
+        assert_eq!(titles, ["Alpha 科技", "Epsilon 科技", "Gamma 科技"]);
+        assert_eq!(ui.text("span#total").await, "共 3 条");
+        assert_eq!(ui.value("form#filters input[name=f_name]").await, "科技", "the filter stays in its box");
+
+        let names = "table#records tbody tr[data-id] a.record-link";
+        ui.navigating(ui.click("th[data-field=name] a.sort")).await;
+        assert_eq!(ui.attribute("th[data-field=name]", "aria-sort").await.as_deref(), Some("ascending"));
+        assert_eq!(ui.texts(names).await, ["Alpha 科技", "Epsilon 科技", "Gamma 科技"]);
+        ui.navigating(ui.click("th[data-field=name] a.sort")).await;
+        assert_eq!(ui.attribute("th[data-field=name]", "aria-sort").await.as_deref(), Some("descending"));
+        assert_eq!(ui.texts(names).await, ["Gamma 科技", "Epsilon 科技", "Alpha 科技"], "the order flips");
+        assert_eq!(ui.text("span#total").await, "共 3 条", "sorting keeps the filter");
+
+        ui.select("form#filters select[name=f_industry]", "software").await;
+        ui.navigating(ui.click("button#apply-filters")).await;
+        assert_eq!(ui.texts(names).await, ["Gamma 科技", "Alpha 科技"], "both filters, and still the sort");
+        assert_eq!(ui.text("span#total").await, "共 2 条");
+    })
+    .await;
+    ui.close().await;
+}
+
+/// Two rows ticked and given to another user; the third keeps its owner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_assign_two_records() {
+    let Some((t, ui)) = start("bulk_assign_two_records", DESKTOP).await else { return };
+    ui.check(async {
+        let wang = add_user(&t, "王销售", "wang", "Start-12345").await;
+        let admin = admin_id(&t).await;
+        let mut ids = Vec::new();
+        for name in ["一号客户", "二号客户", "三号客户"] {
+            ids.push(id(&t.create("customer", json!({"name": name})).await));
+        }
+        ui.sign_in("/e/customer").await;
+        assert_eq!(ui.text("[data-selected-count]").await, "已选 0 条");
+        for picked in &ids[..2] {
+            ui.click(&format!("table#records tr[data-id='{picked}'] input[name=ids]")).await;
+        }
+        assert_eq!(ui.text("[data-selected-count]").await, "已选 2 条", "the count follows the ticks");
+        let option = format!("form#bulk select[name=owner] option[value='{wang}']");
+        assert_eq!(ui.text(&option).await, "王销售");
+        ui.select("form#bulk select[name=owner]", &wang).await;
+        ui.navigating(ui.click("button#bulk-assign")).await;
+
+        assert_eq!(ui.location().await, "/e/customer");
+        assert_eq!(ui.text("div#flash").await, "已处理 2 条。");
+        for (record, owner) in ids.iter().zip([&wang, &wang, &admin]) {
+            let stored = t.get(&format!("/api/v1/records/customer/{record}")).await.expect(200);
+            assert_eq!(stored["owner"].as_str(), Some(owner.as_str()), "{}", stored["name"]);
+        }
+        let row = format!("table#records tr[data-id='{}'] td[data-label]", ids[0]);
+        assert!(ui.texts(&row).await.contains(&"王销售".to_owned()), "the list shows the new owner");
+        ui.goto("/e/customer").await;
+        assert!(!ui.exists("div#flash").await, "the message is shown once");
+    })
+    .await;
+    ui.close().await;
+}
+
+/// An opportunity dragged from one kanban column to another changes stage; the stage path of
+/// its record moves it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drag_an_opportunity_across_the_kanban() {
+    let Some((t, ui)) = start("drag_an_opportunity_across_the_kanban", DESKTOP).await else { return };
+    ui.check(async {
+        let customer = id(&t.create("customer", json!({"name": "看板客户"})).await);
+        let deal = t.create("opportunity", json!({"name": "大单", "customer": customer, "amount": "120000.00"})).await;
+        let other = t.create("opportunity", json!({"name": "小单", "customer": customer, "amount": "800.00"})).await;
+        let (deal, other) = (id(&deal), id(&other));
+        ui.sign_in("/e/opportunity/board").await;
+        assert!(ui.exists("#board[data-draggable]").await);
+        let column = |stage: &str| format!("section.board-column[data-stage={stage}]");
+        let count = |stage: &str| format!("{} span[data-count]", column(stage));
+        let stage_of = |card: &str| {
+            format!(
+                "{}?.closest('.board-column')?.dataset.stage ?? null",
+                q(&format!("li.kanban-card[data-id='{card}']"))
+            )
+        };
+        assert_eq!(ui.text(&count("initial_contact")).await, "2");
+        assert_eq!(ui.text(&count("needs_analysis")).await, "0");
+
+        ui.navigating(ui.drag(&format!("li.kanban-card[data-id='{deal}']"), &column("needs_analysis"))).await;
+        assert_eq!(ui.location().await, "/e/opportunity/board");
+        assert_eq!(ui.eval::<Option<String>>(&stage_of(&deal)).await.as_deref(), Some("needs_analysis"));
+        assert_eq!(ui.eval::<Option<String>>(&stage_of(&other)).await.as_deref(), Some("initial_contact"));
+        assert_eq!(ui.text(&count("initial_contact")).await, "1");
+        assert_eq!(ui.text(&count("needs_analysis")).await, "1");
+        assert!(ui.exists("div#flash").await, "the move is confirmed");
+        let stored = t.get(&format!("/api/v1/records/opportunity/{deal}")).await.expect(200);
+        assert_eq!(stored["stage"], "needs_analysis");
+        let untouched = t.get(&format!("/api/v1/records/opportunity/{other}")).await.expect(200);
+        assert_eq!(untouched["stage"], "initial_contact");
+
+        // The stage path on the record page.
+        ui.goto(&format!("/e/opportunity/{deal}")).await;
+        assert!(ui.exists("section#stage-path span[data-stage=needs_analysis][aria-current=step]").await);
+        ui.navigating(ui.click("section#stage-path button[data-stage=proposal]")).await;
+        assert_eq!(ui.location().await, format!("/e/opportunity/{deal}"));
+        assert!(ui.exists("section#stage-path span[data-stage=proposal][aria-current=step]").await);
+        let stored = t.get(&format!("/api/v1/records/opportunity/{deal}")).await.expect(200);
+        assert_eq!(stored["stage"], "proposal");
+    })
+    .await;
+    ui.close().await;
+}
+
+/// Language and theme from the user menu: the page comes back in English and dark, stays so on
+/// other pages, and in the user's next session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switch_language_and_theme() {
+    let Some((t, ui)) = start("switch_language_and_theme", DESKTOP).await else { return };
+    ui.check(async {
+        t.create("customer", json!({"name": "语言客户"})).await;
+        ui.sign_in("/e/customer").await;
+        let lang = "document.documentElement.lang";
+        let theme = "document.documentElement.dataset.theme";
+        let background = "getComputedStyle(document.body).backgroundColor";
+        assert_eq!(ui.eval::<String>(lang).await, "zh-CN", "a Chinese browser gets Chinese pages");
+        assert_eq!(ui.eval::<String>(theme).await, "blue");
+        let light: String = ui.eval(background).await;
+        assert_eq!(ui.text("span#total").await, "共 1 条");
+
+        ui.menu("button[data-locale=en]").await;
+        assert_eq!(ui.location().await, "/e/customer", "back on the same page");
+        assert_eq!(ui.eval::<String>(lang).await, "en");
+        assert_eq!(ui.text("span#total").await, "1 in all");
+        assert_eq!(ui.eval::<String>(theme).await, "blue");
+
+        ui.menu("button[data-theme-choice=dark]").await;
+        assert_eq!(ui.eval::<String>(theme).await, "dark");
+        assert_eq!(ui.eval::<String>(lang).await, "en", "the language stays");
+        let dark: String = ui.eval(background).await;
+        assert_ne!(dark, light, "the theme's colours apply");
+        assert_eq!(dark, "rgb(13, 17, 23)");
+
+        ui.navigating(ui.click("nav#nav a[href='/e/contact']")).await;
+        assert_eq!(ui.location().await, "/e/contact");
+        assert_eq!((ui.eval::<String>(lang).await, ui.eval::<String>(theme).await), ("en".into(), "dark".into()));
+        assert!(ui.exists("div#empty").await, "no contacts yet");
+
+        // Remembered for the user, not the browser session.
+        ui.menu("button#logout").await;
+        ui.sign_in("/e/opportunity").await;
+        assert_eq!((ui.eval::<String>(lang).await, ui.eval::<String>(theme).await), ("en".into(), "dark".into()));
+    })
+    .await;
+    ui.close().await;
+}
+
+/// A value the server refuses: the form comes back with the message beside the field and what
+/// was typed still there; corrected, it saves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn form_error_shown_inline() {
+    let Some((t, ui)) = start("form_error_shown_inline", DESKTOP).await else { return };
+    ui.check(async {
+        ui.sign_in("/e/customer/new").await;
+        ui.fill("form#record-form input[name=name]", "深圳邮箱有误公司").await;
+        ui.fill("form#record-form input[name=email]", "not-an-email").await;
+        ui.select("form#record-form select[name=industry]", "retail").await;
+        ui.navigating(ui.click("button#save")).await;
+
+        assert_eq!(ui.location().await, "/e/customer/new", "still on the form");
+        assert!(!ui.text("p.field-error[data-error-for=email]").await.is_empty(), "the error is said");
+        let beside: bool = ui
+            .eval("document.querySelector('p.field-error[data-error-for=email]').closest('.field').dataset.field === 'email'")
+            .await;
+        assert!(beside, "the error is beside the email field");
+        assert_eq!(ui.count("p.field-error").await, 1, "only the email is wrong");
+        assert!(ui.exists("#form-errors").await);
+        assert_eq!(ui.value("form#record-form input[name=name]").await, "深圳邮箱有误公司", "the name is kept");
+        assert_eq!(ui.value("form#record-form input[name=email]").await, "not-an-email", "the bad value is kept");
+        assert_eq!(ui.value("form#record-form select[name=industry]").await, "retail", "the choice is kept");
+        assert_eq!(t.list("customer", None, "count=true").await.expect(200)["total"], 0, "nothing was saved");
+
+        ui.fill("form#record-form input[name=email]", "hello@example.com").await;
+        ui.navigating(ui.click("button#save")).await;
+        let path = ui.location().await;
+        let saved_id = path.strip_prefix("/e/customer/").unwrap_or_else(|| panic!("on the new record, not {path}"));
+        assert!(uuid::Uuid::parse_str(saved_id).is_ok(), "a record page: {path}");
+        let saved = t.list("customer", None, "").await.expect(200)["data"][0].clone();
+        assert_eq!((saved["name"].as_str(), saved["email"].as_str()), (Some("深圳邮箱有误公司"), Some("hello@example.com")));
+        assert_eq!(saved["industry"], "retail");
+        assert_eq!(saved["id"].as_str(), Some(saved_id));
+    })
+    .await;
+    ui.close().await;
+}
+
+/// On a phone, pages fit the screen's width and the module menu opens from its button.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phone_width_pages_fit() {
+    let Some((t, ui)) = start("phone_width_pages_fit", PHONE).await else { return };
+    ui.check(async {
+        let customer = t
+            .create(
+                "customer",
+                json!({"name": "北京立友信科技有限公司华南大区深圳分公司", "industry": "software", "region": "广东省/深圳市",
+                       "annual_revenue": "123456789.00", "email": "procurement.department@lixinyou-technology.example.com",
+                       "website": "https://www.lixinyou-technology-group.example.com/about/company/profile",
+                       "address": "广东省深圳市南山区粤海街道科技园南区高新南七道数字技术园"}),
+            )
+            .await;
+        let customer = id(&customer);
+        t.create(
+            "contact",
+            json!({"name": "欧阳晓明", "customer": customer, "title": "信息化建设部副总经理",
+                   "email": "ouyang.xiaoming@lixinyou-technology.example.com", "mobile": "13800138000"}),
+        )
+        .await;
+        t.create("opportunity", json!({"name": "全国门店 ERP 替换项目", "customer": customer, "amount": "2500000.00"})).await;
+
+        let mut too_wide = Vec::new();
+        ui.goto("/e/customer").await;
+        assert!(ui.location().await.starts_with("/login"));
+        too_wide.extend(ui.too_wide(PHONE.width).await);
+        ui.sign_in("/e/customer").await;
+        let nav_shown = "getComputedStyle(document.getElementById('nav')).display !== 'none'";
+        assert!(!ui.eval::<bool>(nav_shown).await, "the module menu is folded away");
+        assert_eq!(ui.attribute("button.nav-toggle", "aria-expanded").await.as_deref(), Some("false"));
+        too_wide.extend(ui.too_wide(PHONE.width).await);
+
+        ui.click("button.nav-toggle").await;
+        ui.wait(&format!("document.getElementById('nav').classList.contains('open') && {nav_shown}"), "the menu").await;
+        assert_eq!(ui.attribute("button.nav-toggle", "aria-expanded").await.as_deref(), Some("true"));
+        ui.navigating(ui.click("nav#nav a[href='/e/opportunity']")).await;
+        assert_eq!(ui.location().await, "/e/opportunity");
+        assert!(!ui.eval::<bool>(nav_shown).await, "the menu is folded again on the next page");
+
+        for page in [
+            "/e/opportunity".to_owned(),
+            "/e/contact".to_owned(),
+            format!("/e/customer/{customer}"),
+            "/e/customer/new".to_owned(),
+            format!("/e/customer/{customer}/edit"),
+            "/e/opportunity/new".to_owned(),
+            "/e/opportunity/board".to_owned(),
+        ] {
+            ui.goto(&page).await;
+            assert_eq!(ui.location().await, page);
+            too_wide.extend(ui.too_wide(PHONE.width).await);
+        }
+        assert!(too_wide.is_empty(), "pages wider than a {} px phone:\n{}", PHONE.width, too_wide.join("\n"));
+    })
+    .await;
+    ui.close().await;
+}
