@@ -473,6 +473,18 @@ async fn a_rep_sees_only_their_modules_and_actions(t: TestApp) {
     assert!(list.text.contains("新建第一条客户"));
     assert!(!list.text.contains("bulk-assign"), "reps may not assign");
     assert_eq!(rep.get(&format!("/e/customer/{theirs}")).await.status, StatusCode::NOT_FOUND, "out of scope");
+    // A share shows at once, total included (list totals are remembered between writes).
+    let zhangsan =
+        t.list("user", Some(json!({"field": "login", "op": "eq", "value": "zhangsan"})), "").await.expect(200);
+    let zhangsan = zhangsan["data"][0]["id"].as_str().unwrap().to_owned();
+    t.post("/api/v1/records/customer/bulk/share", json!({"ids": [theirs], "user": zhangsan, "access": "read"}))
+        .await
+        .expect(200);
+    let shared = rep.get("/e/customer").await;
+    assert!(ok(&shared).contains("共 1 条"), "the shared record counts");
+    assert_eq!(rep.get(&format!("/e/customer/{theirs}")).await.status, StatusCode::OK);
+    t.post("/api/v1/records/customer/bulk/unshare", json!({"ids": [theirs], "user": zhangsan})).await.expect(200);
+    assert!(rep.get("/e/customer").await.text.contains("id=\"empty\""), "and stops counting when unshared");
     let home = rep.get("/").await;
     assert!(ok(&home).contains("href=\"/e/customer\""));
     let mine = rep.post("/e/customer/new", &[("name", "Rep's Ltd")]).await;

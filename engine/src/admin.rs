@@ -90,7 +90,7 @@ pub async fn set_roles(app: &App, admin: &Principal, user: Uuid, roles: &[String
     let mut tx = app.db.begin().await?;
     system::set_user_roles(&mut tx, user, &roles).await?;
     tx.commit().await?;
-    app.access.forget();
+    app.scopes_changed();
     auth::audit(app, Some(admin.user_id), user, "roles", json!({"roles": [before, roles]})).await?;
     account(app, admin, user).await
 }
@@ -159,7 +159,7 @@ pub async fn change_own_password(app: &App, principal: &Principal, current: &str
     let mut tx = app.db.begin().await?;
     system::set_credential(&mut tx, principal.user_id, &hash, false, app.now()).await?;
     tx.commit().await?;
-    app.access.forget();
+    app.scopes_changed();
     auth::audit(app, Some(principal.user_id), principal.user_id, "password_changed", json!({})).await
 }
 
@@ -204,6 +204,6 @@ pub async fn transfer(app: &App, admin: &Principal, from: Uuid, to: Uuid) -> Api
         moved.insert(entity.name().to_string(), ids.len().into());
     }
     tx.commit().await?;
-    app.access.forget();
+    app.scopes_changed();
     Ok(json!({ "from": from, "to": to, "moved": moved }))
 }

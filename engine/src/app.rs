@@ -22,6 +22,7 @@ pub struct App {
     pub(crate) tokens: TokenCache,
     pub(crate) access: AccessCache,
     pub(crate) throttle: crate::auth::Throttle,
+    pub(crate) counts: crate::records::CountCache,
 }
 
 pub type AppState = Arc<App>;
@@ -53,6 +54,7 @@ impl App {
             tokens: TokenCache::default(),
             access: AccessCache::default(),
             throttle: crate::auth::Throttle::default(),
+            counts: crate::records::CountCache::default(),
         });
         if app.catalog().entities().next().is_none() {
             let core = Package::core()?;
@@ -85,11 +87,19 @@ impl App {
         Ok(true)
     }
 
-    /// Called after a write commits: changes to users and departments change who may see what.
+    /// Called after a write commits: list totals are recounted, and changes to users and
+    /// departments change who may see what.
     pub fn noticed_write(&self, entity: &str) {
+        self.counts.forget();
         if entity == crm_model::USER_ENTITY || entity == "department" {
             self.access.forget();
         }
+    }
+
+    /// Called after roles, accounts or ownership change: who sees what is worked out again.
+    pub fn scopes_changed(&self) {
+        self.access.forget();
+        self.counts.forget();
     }
 
     /// The time of the engine; one place so rules and schedules can be tested with a clock.

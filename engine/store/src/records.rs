@@ -349,8 +349,9 @@ pub fn count_statement(dialect: Dialect, entity: &Entity, filter: Option<&Filter
     sql
 }
 
-pub async fn count(db: &Db, entity: &Entity, filter: Option<&Filter>, deleted: bool) -> Result<i64, StoreError> {
-    let row = count_statement(db.dialect(), entity, filter, deleted).fetch_optional(db).await?;
+/// Runs a [`count_statement`].
+pub async fn count(db: &Db, statement: Sql) -> Result<i64, StoreError> {
+    let row = statement.fetch_optional(db).await?;
     Ok(row.map(|r| r.int(0)).transpose()?.flatten().unwrap_or(0))
 }
 

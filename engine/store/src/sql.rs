@@ -72,6 +72,11 @@ impl Sql {
         self.dialect
     }
 
+    /// The statement and its values as one text: equal texts ask the same question.
+    pub fn cache_key(&self) -> String {
+        format!("{}\u{1f}{:?}", self.text, self.args)
+    }
+
     /// Appends SQL written in the source code; runtime text cannot get here.
     pub fn push(&mut self, sql: &'static str) -> &mut Self {
         self.text.push_str(sql);

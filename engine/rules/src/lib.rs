@@ -1,0 +1,397 @@
+//! Rules: one hardened Rhai engine for every script, each script compiled once per source and
+//! cached, and the run of a script against a record under limits — operations, call depth,
+//! string, array and map sizes, and a wall-clock budget. A script has no file, network or
+//! `eval`; its only doors out are the host functions registered here, whose effects are
+//! collected and handed back for the caller to apply (or, in a dry run, to show).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::str::FromStr;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use rhai::{AST, Dynamic, Engine, EvalAltResult, Map as RhaiMap, Position, Scope};
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde_json::{Map, Value as Json};
+
+/// What a run may use.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_operations: u64,
+    pub max_call_levels: usize,
+    pub max_string_size: usize,
+    pub max_array_size: usize,
+    pub max_map_size: usize,
+    pub budget: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_operations: 2_000_000,
+            max_call_levels: 32,
+            max_string_size: 1024 * 1024,
+            max_array_size: 10_000,
+            max_map_size: 10_000,
+            budget: Duration::from_millis(50),
+        }
+    }
+}
+
+/// Reads records for a script, through the permissions of the user the script runs for:
+/// `(entity, filter)` → records as JSON objects, or a message saying why not.
+pub type Reader = Arc<dyn Fn(&str, &Json) -> Result<Vec<Json>, String> + Send + Sync>;
+
+/// What a script sees.
+pub struct Input {
+    /// The record as it will be saved; the script may change it.
+    pub record: Map<String, Json>,
+    /// The record as it was, for a change.
+    pub old: Option<Map<String, Json>>,
+    /// The user the script runs for: id, department, roles.
+    pub user: Json,
+    /// The engine's time, RFC 3339.
+    pub now: String,
+    /// Exact-number fields and their scale: scripts compute on them as decimals, and what
+    /// they write back is rounded half away from zero to the field's scale.
+    pub decimals: HashMap<String, u32>,
+    pub reader: Reader,
+}
+
+/// Something a script asked for that the engine carries out with the save.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// A reminder for a user.
+    Notify { user: String, message: String },
+    /// A new record of an entity.
+    Create { entity: String, values: Json },
+}
+
+/// What a run did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// The record after the script.
+    pub record: Map<String, Json>,
+    /// Field errors the script raised: `(field, message)`; an empty field is the record's.
+    pub errors: Vec<(String, String)>,
+    pub effects: Vec<Effect>,
+    /// The value of the script's last expression (a formula's result).
+    pub value: Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleError {
+    #[error("script `{script}` does not compile (line {line}, column {column}): {message}")]
+    Syntax { script: String, line: usize, column: usize, message: String },
+    #[error("script `{script}` failed (line {line}, column {column}): {message}")]
+    Failed { script: String, line: usize, column: usize, message: String },
+    #[error("script `{script}` was stopped (line {line}, column {column}): {reason}")]
+    Stopped { script: String, line: usize, column: usize, reason: String },
+}
+
+/// The state of the run on this thread, reached by the host functions and the progress
+/// check; a run is synchronous on one thread, so no run sees another's.
+struct RunState {
+    deadline: Instant,
+    budget: Duration,
+    errors: Vec<(String, String)>,
+    effects: Vec<Effect>,
+    reader: Reader,
+}
+
+thread_local! {
+    static RUN: RefCell<Option<RunState>> = const { RefCell::new(None) };
+}
+
+fn with_run<T>(f: impl FnOnce(&mut RunState) -> T) -> Option<T> {
+    RUN.with(|run| run.borrow_mut().as_mut().map(f))
+}
+
+/// How many operations pass between two looks at the clock.
+const CLOCK_EVERY: u64 = 1024;
+const CACHE_SIZE: usize = 2_000;
+
+pub struct Rules {
+    engine: Engine,
+    limits: Limits,
+    compiled: RwLock<HashMap<u64, Arc<AST>>>,
+}
+
+impl Rules {
+    pub fn new(limits: Limits) -> Self {
+        let mut engine = Engine::new();
+        engine.disable_symbol("eval");
+        engine
+            .set_max_operations(limits.max_operations)
+            .set_max_call_levels(limits.max_call_levels)
+            .set_max_string_size(limits.max_string_size)
+            .set_max_array_size(limits.max_array_size)
+            .set_max_map_size(limits.max_map_size)
+            .set_max_expr_depths(64, 32)
+            .set_max_variables(1_000)
+            .set_max_functions(200);
+        engine.on_print(|_| {});
+        engine.on_debug(|_, _, _| {});
+        engine.on_progress(|operations| {
+            if !operations.is_multiple_of(CLOCK_EVERY) {
+                return None;
+            }
+            with_run(|run| (Instant::now() > run.deadline).then(|| Dynamic::from(run.budget.as_millis() as i64)))
+                .flatten()
+        });
+        engine.register_fn("error", |field: &str, message: &str| {
+            with_run(|run| run.errors.push((field.to_owned(), message.to_owned())));
+        });
+        engine.register_fn("notify", |user: &str, message: &str| {
+            with_run(|run| run.effects.push(Effect::Notify { user: user.to_owned(), message: message.to_owned() }));
+        });
+        engine.register_fn("create", |entity: &str, values: RhaiMap| -> Result<(), Box<EvalAltResult>> {
+            let values = to_json(&Dynamic::from_map(values))?;
+            with_run(|run| run.effects.push(Effect::Create { entity: entity.to_owned(), values }));
+            Ok(())
+        });
+        engine.register_fn("find", |entity: &str, filter: RhaiMap| -> Result<rhai::Array, Box<EvalAltResult>> {
+            let filter = to_json(&Dynamic::from_map(filter))?;
+            let reader = with_run(|run| run.reader.clone()).ok_or("find is only available while a rule runs")?;
+            let records = reader(entity, &filter).map_err(|e| format!("find(\"{entity}\"): {e}"))?;
+            records.iter().map(|r| rhai::serde::to_dynamic(r)).collect()
+        });
+        engine.register_fn("decimal", |text: &str| -> Result<Decimal, Box<EvalAltResult>> {
+            Decimal::from_str(text.trim()).map_err(|_| format!("`{text}` is not a number").into())
+        });
+        Rules { engine, limits, compiled: RwLock::new(HashMap::new()) }
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Compiles a script (or finds it compiled): a syntax check on save, and the first step of
+    /// every run.
+    pub fn compile(&self, script: &str, source: &str) -> Result<Arc<AST>, RuleError> {
+        let mut hasher = DefaultHasher::new();
+        source.hash(&mut hasher);
+        let key = hasher.finish();
+        if let Some(ast) = self.compiled.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return Ok(ast.clone());
+        }
+        let ast = self.engine.compile(source).map_err(|e| {
+            let (line, column) = place(e.position());
+            RuleError::Syntax { script: script.to_owned(), line, column, message: e.err_type().to_string() }
+        })?;
+        let ast = Arc::new(ast);
+        let mut compiled = self.compiled.write().unwrap_or_else(|e| e.into_inner());
+        if compiled.len() >= CACHE_SIZE {
+            compiled.clear();
+        }
+        compiled.insert(key, ast.clone());
+        Ok(ast)
+    }
+
+    /// Runs a script against a record. Blocking: call it where blocking is allowed.
+    pub fn run(&self, script: &str, source: &str, input: Input) -> Result<Outcome, RuleError> {
+        let ast = self.compile(script, source)?;
+        let decimals = input.decimals;
+        let mut scope = Scope::new();
+        scope.push("record", dynamic_record(&input.record, &decimals));
+        scope.push("old", input.old.as_ref().map_or(Dynamic::UNIT, |old| dynamic_record(old, &decimals)));
+        scope.push("user", rhai::serde::to_dynamic(&input.user).unwrap_or(Dynamic::UNIT));
+        scope.push("now", input.now);
+        let started = Instant::now();
+        RUN.with(|run| {
+            *run.borrow_mut() = Some(RunState {
+                deadline: started + self.limits.budget,
+                budget: self.limits.budget,
+                errors: Vec::new(),
+                effects: Vec::new(),
+                reader: input.reader,
+            })
+        });
+        let result = self.engine.eval_ast_with_scope::<Dynamic>(&mut scope, &ast);
+        let state = RUN.with(|run| run.borrow_mut().take()).expect("the run's state was set");
+        let value = result.map_err(|e| failure(script, *e))?;
+        let record = scope.get_value::<Dynamic>("record").unwrap_or(Dynamic::UNIT);
+        let record = match json_record(&record, &decimals).map_err(|e| failure(script, *e))? {
+            Json::Object(record) => record,
+            _ => {
+                return Err(RuleError::Failed {
+                    script: script.to_owned(),
+                    line: 0,
+                    column: 0,
+                    message: "`record` must stay a map".into(),
+                });
+            }
+        };
+        let value = to_json(&value).map_err(|e| failure(script, *e))?;
+        Ok(Outcome { record, errors: state.errors, effects: state.effects, value })
+    }
+}
+
+fn place(position: Position) -> (usize, usize) {
+    (position.line().unwrap_or(0), position.position().unwrap_or(0))
+}
+
+/// A run's error as the engine reports it: what stopped it, and where.
+fn failure(script: &str, error: EvalAltResult) -> RuleError {
+    let (line, column) = place(error.position());
+    let script = script.to_owned();
+    let stopped = |reason: String| RuleError::Stopped { script: script.clone(), line, column, reason };
+    match &error {
+        EvalAltResult::ErrorTerminated(budget, _) => stopped(format!("ran longer than its {budget} ms budget")),
+        EvalAltResult::ErrorTooManyOperations(_) => stopped("used more operations than a rule may".into()),
+        EvalAltResult::ErrorStackOverflow(_) => stopped("called functions nested too deeply".into()),
+        EvalAltResult::ErrorDataTooLarge(what, _) => stopped(format!("{what} grew past its limit")),
+        EvalAltResult::ErrorRuntime(value, _) => RuleError::Failed { script, line, column, message: value.to_string() },
+        other => RuleError::Failed { script, line, column, message: other.to_string() },
+    }
+}
+
+/// A record for a script: exact numbers become decimals.
+fn dynamic_record(record: &Map<String, Json>, decimals: &HashMap<String, u32>) -> Dynamic {
+    let mut map = RhaiMap::new();
+    for (name, value) in record {
+        let dynamic = match (decimals.contains_key(name), value) {
+            (true, Json::String(text)) => Decimal::from_str(text).map_or(Dynamic::UNIT, Dynamic::from_decimal),
+            (true, Json::Number(n)) => Decimal::from_str(&n.to_string()).map_or(Dynamic::UNIT, Dynamic::from_decimal),
+            _ => rhai::serde::to_dynamic(value).unwrap_or(Dynamic::UNIT),
+        };
+        map.insert(name.as_str().into(), dynamic);
+    }
+    Dynamic::from_map(map)
+}
+
+/// A record back from a script: decimals become exact text at their field's scale.
+fn json_record(record: &Dynamic, decimals: &HashMap<String, u32>) -> Result<Json, Box<EvalAltResult>> {
+    let Some(map) = record.read_lock::<RhaiMap>() else {
+        return Ok(Json::Null);
+    };
+    let mut out = Map::new();
+    for (name, value) in map.iter() {
+        let json = match decimals.get(name.as_str()) {
+            Some(scale) => match number_of(value) {
+                Some(n) => {
+                    Json::String(n.round_dp_with_strategy(*scale, RoundingStrategy::MidpointAwayFromZero).to_string())
+                }
+                None => to_json(value)?,
+            },
+            None => to_json(value)?,
+        };
+        out.insert(name.to_string(), json);
+    }
+    Ok(Json::Object(out))
+}
+
+/// A number a script computed, as a decimal: from a decimal, an integer or a float.
+fn number_of(value: &Dynamic) -> Option<Decimal> {
+    if let Ok(d) = value.as_decimal() {
+        return Some(d);
+    }
+    if let Ok(i) = value.as_int() {
+        return Some(Decimal::from(i));
+    }
+    value.as_float().ok().and_then(|f| Decimal::try_from(f).ok())
+}
+
+fn to_json(value: &Dynamic) -> Result<Json, Box<EvalAltResult>> {
+    if let Ok(d) = value.as_decimal() {
+        return Ok(Json::String(d.normalize().to_string()));
+    }
+    rhai::serde::from_dynamic(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn input(record: Json) -> Input {
+        let Json::Object(record) = record else { panic!("a record is an object") };
+        Input {
+            record,
+            old: None,
+            user: json!({"id": "u1"}),
+            now: "2026-11-26T08:00:00+08:00".into(),
+            decimals: HashMap::from([("price".to_owned(), 2), ("amount".to_owned(), 2), ("discount".to_owned(), 2)]),
+            reader: Arc::new(|entity, _| Ok(vec![json!({"entity": entity, "name": "found"})])),
+        }
+    }
+
+    fn stopped(result: Result<Outcome, RuleError>) -> String {
+        match result {
+            Err(RuleError::Stopped { script, reason, .. }) => {
+                assert_eq!(script, "bad");
+                reason
+            }
+            other => panic!("expected the script to be stopped, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_rule_reads_and_sets_fields_raises_errors_and_asks_for_effects() {
+        let rules = Rules::new(Limits::default());
+        let source = r#"
+            if record.name == "" { error("name", "a name is needed"); }
+            record.amount = record.quantity * record.price * (1 - record.discount / 100);
+            notify(user.id, `check ${record.name}`);
+            create("activity", #{ name: "follow up" });
+            find("customer", #{}).len()
+        "#;
+        let outcome = rules
+            .run("lines", source, input(json!({"name": "", "quantity": 3, "price": "10.15", "discount": "12.50"})))
+            .unwrap();
+        assert_eq!(outcome.record["amount"], "26.64", "3 × 10.15 × 0.875 = 26.64375, rounded to the field's scale");
+        assert_eq!(outcome.errors, vec![("name".to_owned(), "a name is needed".to_owned())]);
+        assert_eq!(outcome.effects.len(), 2);
+        assert_eq!(outcome.effects[0], Effect::Notify { user: "u1".into(), message: "check ".into() });
+        assert_eq!(outcome.value, json!(1));
+    }
+
+    #[test]
+    fn runaway_scripts_are_stopped_with_the_script_named() {
+        let rules = Rules::new(Limits { budget: Duration::from_millis(30), ..Limits::default() });
+        let began = Instant::now();
+        let reason = stopped(rules.run("bad", "let x = 0; loop { x += 1; }", input(json!({}))));
+        assert!(reason.contains("budget") || reason.contains("operations"), "{reason}");
+        assert!(began.elapsed() < Duration::from_secs(2), "stopped promptly");
+
+        let reason = stopped(rules.run("bad", "fn f(n) { f(n + 1) } f(0)", input(json!({}))));
+        assert!(reason.contains("nested"), "{reason}");
+
+        let reason = stopped(rules.run("bad", r#"let s = "x"; loop { s += s; }"#, input(json!({}))));
+        assert!(reason.contains("limit"), "{reason}");
+        let reason = stopped(rules.run("bad", "let a = []; loop { a.push(1); }", input(json!({}))));
+        assert!(reason.contains("limit") || reason.contains("budget"), "{reason}");
+    }
+
+    #[test]
+    fn scripts_have_no_way_out() {
+        let rules = Rules::new(Limits::default());
+        for (source, what) in [
+            (r#"import "/etc/passwd" as p;"#, "import"),
+            (r#"eval("1 + 1")"#, "eval"),
+            (r#"open("/etc/passwd")"#, "a file function"),
+            (r#"http_get("http://example.com")"#, "a network function"),
+        ] {
+            let error = rules.run("escape", source, input(json!({}))).expect_err(what);
+            assert!(
+                matches!(&error, RuleError::Syntax { script, .. } | RuleError::Failed { script, .. } if script == "escape"),
+                "{what}: {error:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn errors_name_the_script_line_and_column() {
+        let rules = Rules::new(Limits::default());
+        let error = rules.compile("typo", "let a = 1;\nlet b = ;").unwrap_err();
+        assert!(matches!(error, RuleError::Syntax { line: 2, .. }), "{error:?}");
+        let error = rules.run("thrower", "let a = 1;\n  throw \"no deal\";", input(json!({}))).unwrap_err();
+        assert_eq!(
+            error,
+            RuleError::Failed { script: "thrower".into(), line: 2, column: 3, message: "no deal".into() }
+        );
+        assert!(error.to_string().contains("thrower") && error.to_string().contains("line 2"));
+    }
+}
