@@ -14,6 +14,8 @@ use crate::config::Config;
 use crate::package::Package;
 
 pub struct App {
+    /// The app itself, for work handed to other threads (rules read records through it).
+    me: std::sync::Weak<App>,
     pub db: Db,
     pub config: Config,
     catalog: ArcSwap<Catalog>,
@@ -23,6 +25,7 @@ pub struct App {
     pub(crate) access: AccessCache,
     pub(crate) throttle: crate::auth::Throttle,
     pub(crate) counts: crate::records::CountCache,
+    pub rules: crm_rules::Rules,
 }
 
 pub type AppState = Arc<App>;
@@ -46,7 +49,8 @@ impl App {
         let db = Db::connect(&config.database_url, read_connections).await?;
         db.migrate().await?;
         let catalog = load_catalog(&db).await?;
-        let app = Arc::new(App {
+        let app = Arc::new_cyclic(|me| App {
+            me: me.clone(),
             db,
             config,
             catalog: ArcSwap::from_pointee(catalog),
@@ -55,6 +59,7 @@ impl App {
             access: AccessCache::default(),
             throttle: crate::auth::Throttle::default(),
             counts: crate::records::CountCache::default(),
+            rules: crm_rules::Rules::new(crm_rules::Limits::default()),
         });
         if app.catalog().entities().next().is_none() {
             let core = Package::core()?;
@@ -65,6 +70,11 @@ impl App {
         }
         let generated_admin_password = crate::auth::ensure_admin(&app).await?;
         Ok(Opened { app, generated_admin_password })
+    }
+
+    /// A shared handle on the app, for work that outlives the borrow it started from.
+    pub fn shared(&self) -> AppState {
+        self.me.upgrade().expect("the app is alive while it is used")
     }
 
     /// The catalog as of now; a request keeps the one it started with.

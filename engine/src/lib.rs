@@ -13,6 +13,7 @@ pub mod metadata;
 pub mod openapi;
 pub mod package;
 pub mod records;
+pub mod rules;
 pub mod screens;
 pub mod serve;
 

@@ -11,6 +11,11 @@ use serde_json::Value as Json;
 #[folder = "metadata/core/"]
 struct CoreFiles;
 
+/// The core package's rules, shipped as Rhai files under `scripts/core/`.
+#[derive(rust_embed::RustEmbed)]
+#[folder = "scripts/core/"]
+struct CoreScripts;
+
 pub struct Package {
     pub manifest: Json,
     pub docs: Docs,
@@ -22,6 +27,11 @@ impl Package {
             let file = CoreFiles::get(&path)?;
             Some((path.to_string(), String::from_utf8_lossy(&file.data).into_owned()))
         });
+        let scripts = CoreScripts::iter().filter_map(|path| {
+            let file = CoreScripts::get(&path)?;
+            Some((format!("scripts/{path}"), String::from_utf8_lossy(&file.data).into_owned()))
+        });
+        let files = files.chain(scripts);
         Self::from_files(files).map_err(|errors| anyhow::anyhow!("the embedded core package is invalid: {errors:?}"))
     }
 
@@ -34,7 +44,7 @@ impl Package {
                 let path = entry?.path();
                 if path.is_dir() {
                     folders.push(path);
-                } else if path.extension().is_some_and(|e| e == "json") {
+                } else if path.extension().is_some_and(|e| e == "json" || e == "rhai") {
                     let relative = path.strip_prefix(dir)?.to_string_lossy().replace('\\', "/");
                     files.push((relative, std::fs::read_to_string(&path)?));
                 }
@@ -67,6 +77,7 @@ impl Package {
         next.lists.extend(self.docs.lists.clone());
         next.related.extend(self.docs.related.clone());
         next.roles.extend(self.docs.roles.clone());
+        next.scripts.extend(self.docs.scripts.clone());
         next.fill_defaults();
         next
     }
@@ -90,6 +101,12 @@ impl Package {
             document.insert("$schema".into(), Json::String(format!("../../schema/{}", kind.schema_file())));
             if let Json::Object(fields) = body {
                 document.extend(fields);
+            }
+            // A rule's source goes in its own file, where editors know it as Rhai.
+            if kind == crm_model::DocKind::Script
+                && let Some(Json::String(source)) = document.remove("source")
+            {
+                std::fs::write(folder.join(format!("{doc_name}.rhai")), source)?;
             }
             let text = serde_json::to_string_pretty(&Json::Object(document))? + "\n";
             std::fs::write(folder.join(format!("{doc_name}.json")), text)?;

@@ -14,7 +14,8 @@ use chrono::{DateTime, Utc};
 use crm_model::catalog::is_system_column;
 use crm_model::filter::{self, Cond, Op};
 use crm_model::{
-    Action, Catalog, Entity, FieldDef, FieldType, Filter, Ident, ListQuery, SortKey, USER_ENTITY, Value, value,
+    Action, Catalog, Entity, FieldDef, FieldType, Filter, Ident, ListQuery, ScriptEvent, SortKey, USER_ENTITY, Value,
+    value,
 };
 use crm_store::records::{self as store, Page, col};
 use crm_store::system::{self, AuditEntry, OutboxEvent};
@@ -347,15 +348,44 @@ pub async fn create_with(
     let body = body_object(body, "a record")?;
     let now = app.now();
     let mut records = build_new(&catalog, entity, principal, &[body], id, now)?;
+    let effects = crate::rules::on_save(app, principal, &catalog, entity, &mut records[0], None).await?;
+    let moves = crate::rules::check_stage_moves(app, principal, &catalog, entity, &mut records[0], None).await?;
     check_new(&app.db, &catalog, entity, principal, &records).await?;
     let mut tx = app.db.begin().await?;
     write_new(&mut tx, entity, principal, &mut records, now).await?;
+    crate::rules::record_stage_moves(&mut tx, entity, &records[0], &moves, principal.user_id, now).await?;
+    crate::rules::apply_effects(&mut tx, app, principal, entity, &records[0], effects, now).await?;
     extra(&mut tx, now).await?;
     tx.commit().await?;
     app.noticed_write(entity_name);
     let record = records.pop().expect("one record was built");
     let fields = visible_columns(entity, principal.hidden(entity_name));
     Ok(RecordOut { entity: entity.clone(), record, fields })
+}
+
+/// Creates a record in a transaction already open (a rule's effect): checked like any new
+/// record, owned by the caller; its own rules are not run.
+pub async fn create_in(
+    tx: &mut Tx,
+    app: &App,
+    principal: &Principal,
+    entity_name: &str,
+    body: &Json,
+    now: DateTime<Utc>,
+) -> ApiResult<Uuid> {
+    let catalog = app.catalog();
+    let entity = principal.entity(&catalog, entity_name, Action::Create)?;
+    let body = body_object(body, "a record")?;
+    let mut records = build_new(&catalog, entity, principal, &[body], None, now)?;
+    let labelled = [(&records[0], String::new())];
+    let mut errors = missing_required(entity, &records[0], None, "");
+    errors.extend(check_references(&mut On::Tx(tx), &catalog, entity, &labelled, principal.user_id).await?);
+    if !errors.is_empty() {
+        return Err(ApiError::Invalid(errors));
+    }
+    write_new(tx, entity, principal, &mut records, now).await?;
+    app.noticed_write(entity_name);
+    Ok(records[0].id())
 }
 
 /// Creates many records in one transaction: all or none.
@@ -407,6 +437,11 @@ fn build_new(
     let mut errors = Vec::new();
     let mut records = Vec::with_capacity(bodies.len());
     let defaults = new_values(catalog, entity, principal, now);
+    // With rules that may fill fields in, required fields are checked after them.
+    let filled_by_rules =
+        [ScriptEvent::Default, ScriptEvent::Assignment, ScriptEvent::BeforeSave, ScriptEvent::Formula]
+            .into_iter()
+            .any(|event| !catalog.scripts(entity.name().as_str(), event).is_empty());
     for (row, body) in bodies.iter().enumerate() {
         let prefix = if bodies.len() > 1 { format!("records/{row}/") } else { String::new() };
         let mut record = Record { values: defaults.clone() };
@@ -416,7 +451,9 @@ fn build_new(
                 for (i, value) in values {
                     record.values[i] = value;
                 }
-                errors.extend(missing_required(entity, &record, None, &prefix));
+                if !filled_by_rules {
+                    errors.extend(missing_required(entity, &record, None, &prefix));
+                }
             }
             Err(e) => errors.extend(e),
         }
@@ -438,8 +475,14 @@ async fn check_new(
     let several = records.len() > 1;
     let prefix = |row: usize| if several { format!("records/{row}/") } else { String::new() };
     let labelled: Vec<(&Record, String)> = records.iter().enumerate().map(|(i, r)| (r, prefix(i))).collect();
+    // Required fields are checked here, after rules had their chance to fill them in.
+    let mut errors: Vec<FieldError> =
+        labelled.iter().flat_map(|(record, prefix)| missing_required(entity, record, None, prefix)).collect();
+    if !errors.is_empty() {
+        return Err(ApiError::Invalid(errors));
+    }
     let mut on = On::Read(db);
-    let mut errors = check_references(&mut on, catalog, entity, &labelled, principal.user_id).await?;
+    errors = check_references(&mut on, catalog, entity, &labelled, principal.user_id).await?;
     let unique: Vec<usize> =
         entity.columns().iter().enumerate().filter(|(_, f)| f.unique && !f.archived).map(|(i, _)| i).collect();
     if !unique.is_empty() {
@@ -578,7 +621,7 @@ pub async fn update(
             current.version()
         )));
     }
-    let updated = apply_change(&mut tx, &catalog, entity, principal, &current, &values, app.now(), "update").await?;
+    let updated = apply_change(&mut tx, app, &catalog, entity, principal, &current, &values, "update").await?;
     tx.commit().await?;
     app.noticed_write(entity_name);
     let fields = visible_columns(entity, principal.hidden(entity_name));
@@ -602,27 +645,31 @@ async fn not_editable(
     }
 }
 
-/// Checks and writes a change to a locked, live record; returns the record as stored.
-/// `action` names the change in the audit log (update, assign, ...).
+/// Checks and writes a change to a locked, live record, with its rules, stage moves and
+/// their effects; returns the record as stored. `action` names the change in the audit log
+/// (update, assign, ...).
 #[expect(clippy::too_many_arguments, reason = "the pieces of one save, all needed")]
 async fn apply_change(
     tx: &mut Tx,
+    app: &App,
     catalog: &Catalog,
-    entity: &Entity,
+    entity: &Arc<Entity>,
     principal: &Principal,
     current: &Record,
     values: &[(usize, Value)],
-    now: DateTime<Utc>,
     action: &'static str,
 ) -> ApiResult<Record> {
+    let now = app.now();
     let mut next = current.clone();
-    let mut changed = Vec::new();
     for (i, value) in values {
-        if current.values[*i] != *value {
-            next.values[*i] = value.clone();
-            changed.push(*i);
-        }
+        next.values[*i] = value.clone();
     }
+    if next.values == current.values {
+        return Ok(current.clone());
+    }
+    let effects = crate::rules::on_save(app, principal, catalog, entity, &mut next, Some(current)).await?;
+    let moves = crate::rules::check_stage_moves(app, principal, catalog, entity, &mut next, Some(current)).await?;
+    let changed: Vec<usize> = (0..next.values.len()).filter(|i| next.values[*i] != current.values[*i]).collect();
     if changed.is_empty() {
         return Ok(current.clone());
     }
@@ -660,6 +707,8 @@ async fn apply_change(
         payload: json!({"version": stored.version(), "fields": fields}),
     };
     system::record_change(tx, now, &[audit], &[event]).await?;
+    crate::rules::record_stage_moves(tx, entity, &stored, &moves, principal.user_id, now).await?;
+    crate::rules::apply_effects(tx, app, principal, entity, &stored, effects, now).await?;
     Ok(stored)
 }
 
@@ -737,7 +786,7 @@ pub async fn bulk_update(
 async fn change_each(
     app: &App,
     catalog: &Catalog,
-    entity: &Entity,
+    entity: &Arc<Entity>,
     principal: &Principal,
     ids: &[Json],
     scope: Option<&Filter>,
@@ -745,7 +794,6 @@ async fn change_each(
     action: &'static str,
 ) -> ApiResult<Vec<BulkResult>> {
     let ids = bulk_ids(ids)?;
-    let now = app.now();
     let mut tx = app.db.begin().await?;
     let mut results = Vec::with_capacity(ids.len());
     for (text, id) in ids {
@@ -757,7 +805,7 @@ async fn change_each(
             results.push(missing(&text));
             continue;
         };
-        match apply_change(&mut tx, catalog, entity, principal, &current, values, now, action).await {
+        match apply_change(&mut tx, app, catalog, entity, principal, &current, values, action).await {
             Ok(stored) => results.push(BulkResult { id: text, outcome: Outcome::Done(Some(stored.version())) }),
             Err(ApiError::Invalid(errors)) => results.push(BulkResult { id: text, outcome: Outcome::Invalid(errors) }),
             Err(other) => return Err(other),

@@ -71,13 +71,14 @@ fn template_name() -> String {
     };
     feed(include_bytes!("../../migrations/postgres/0001_system.sql"));
     feed(include_bytes!("../../migrations/postgres/0002_screens.sql"));
+    feed(include_bytes!("../../migrations/postgres/0003_rules.sql"));
     feed(include_bytes!("../../engine/store/src/lib.rs"));
     feed(include_bytes!("../../engine/store/src/ddl.rs"));
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("metadata/core");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = Vec::new();
-    let mut folders = vec![root.clone()];
+    let mut folders = vec![root.join("metadata/core"), root.join("scripts/core")];
     while let Some(folder) = folders.pop() {
-        for entry in std::fs::read_dir(folder).expect("metadata/core exists") {
+        for entry in std::fs::read_dir(folder).expect("the core package folders exist") {
             let path = entry.expect("readable").path();
             if path.is_dir() { folders.push(path) } else { files.push(path) }
         }

@@ -9,8 +9,8 @@ use serde_json::Value as Json;
 
 use crate::ident::Ident;
 use crate::meta::{
-    DocKind, EntityDef, FieldDef, FieldType, Labels, Layout, LayoutDoc, LayoutItem, ListViewDoc, RelatedDoc, Section,
-    SortKey, StageSetDoc,
+    DocKind, EntityDef, FieldDef, FieldType, Labels, Layout, LayoutDoc, LayoutItem, ListViewDoc, RelatedDoc, ScriptDoc,
+    ScriptEvent, Section, SortKey, StageSetDoc,
 };
 use crate::roles::RoleDoc;
 use crate::{USER_ENTITY, schema, value};
@@ -74,6 +74,7 @@ pub struct Docs {
     pub lists: BTreeMap<Ident, ListViewDoc>,
     pub related: BTreeMap<Ident, RelatedDoc>,
     pub roles: BTreeMap<Ident, RoleDoc>,
+    pub scripts: BTreeMap<Ident, ScriptDoc>,
 }
 
 impl Docs {
@@ -126,6 +127,12 @@ impl Docs {
                 self.roles.insert(name.clone(), doc);
                 name
             }
+            DocKind::Script => {
+                let doc: ScriptDoc = serde_json::from_value(body).map_err(parse_error)?;
+                let name = doc.name.clone();
+                self.scripts.insert(name.clone(), doc);
+                name
+            }
         };
         Ok(name)
     }
@@ -141,6 +148,14 @@ impl Docs {
         let mut errors = Vec::new();
         let mut files: Vec<(String, String)> = files.into_iter().collect();
         files.sort();
+        // A rule's source may sit beside its document as `scripts/<name>.rhai`.
+        let sources: HashMap<&str, &str> = files
+            .iter()
+            .filter_map(|(path, text)| {
+                let stem = path.strip_prefix("scripts/")?.strip_suffix(".rhai")?;
+                Some((stem, text.as_str()))
+            })
+            .collect();
         for kind in DocKind::ALL {
             for (path, text) in &files {
                 let Some((folder, file)) = path.split_once('/') else { continue };
@@ -148,13 +163,19 @@ impl Docs {
                 if folder != kind.folder() {
                     continue;
                 }
-                let json: Json = match serde_json::from_str(text) {
+                let mut json: Json = match serde_json::from_str(text) {
                     Ok(json) => json,
                     Err(e) => {
                         errors.push(MetaError::new(kind, stem, "", format!("{path}: {e}")));
                         continue;
                     }
                 };
+                if kind == DocKind::Script
+                    && let (Some(source), Some(doc)) = (sources.get(stem), json.as_object_mut())
+                    && doc.get("source").and_then(Json::as_str).is_none_or(|s| s.trim().is_empty())
+                {
+                    doc.insert("source".into(), Json::String((*source).to_owned()));
+                }
                 match docs.insert_json(kind, &json) {
                     Ok(name) if name.as_str() != stem => {
                         errors.push(MetaError::new(
@@ -206,6 +227,7 @@ impl Docs {
             .chain(all(DocKind::ListView, &self.lists))
             .chain(all(DocKind::Related, &self.related))
             .chain(all(DocKind::Role, &self.roles))
+            .chain(all(DocKind::Script, &self.scripts))
             .collect()
     }
 
@@ -221,6 +243,7 @@ impl Docs {
             DocKind::ListView => one(&self.lists, name),
             DocKind::Related => one(&self.related, name),
             DocKind::Role => one(&self.roles, name),
+            DocKind::Script => one(&self.scripts, name),
         }
     }
 
@@ -359,6 +382,18 @@ impl Catalog {
     pub fn role(&self, name: &str) -> Option<&RoleDoc> {
         self.docs.roles.get(name)
     }
+
+    /// The enabled rules of an entity's event, in the order they run.
+    pub fn scripts(&self, entity: &str, event: ScriptEvent) -> Vec<&ScriptDoc> {
+        let mut scripts: Vec<&ScriptDoc> = self
+            .docs
+            .scripts
+            .values()
+            .filter(|s| s.enabled && s.event == event && s.entity.as_ref().is_some_and(|e| e.as_str() == entity))
+            .collect();
+        scripts.sort_by_key(|s| (s.order, s.name.clone()));
+        scripts
+    }
 }
 
 /// The semantic checks: everything a JSON Schema cannot say.
@@ -395,6 +430,9 @@ fn check(docs: &Docs) -> Vec<MetaError> {
     for role in docs.roles.values() {
         check_role(docs, role, &mut errors);
     }
+    for script in docs.scripts.values() {
+        check_script(docs, script, &mut errors);
+    }
     for (kind, names) in [
         (DocKind::Layout, docs.layouts.keys().collect::<Vec<_>>()),
         (DocKind::ListView, docs.lists.keys().collect()),
@@ -426,6 +464,23 @@ fn check_role(docs: &Docs, role: &RoleDoc, errors: &mut Vec<MetaError>) {
                 ));
             }
         }
+    }
+}
+
+fn check_script(docs: &Docs, script: &ScriptDoc, errors: &mut Vec<MetaError>) {
+    let err = |path: &str, message: String| MetaError::new(DocKind::Script, script.name.as_str(), path, message);
+    if script.source.trim().is_empty() {
+        errors.push(err("/source", "a rule needs a script".into()));
+    }
+    let Some(entity) = &script.entity else { return };
+    let Some(def) = docs.entities.get(entity) else {
+        errors.push(err("/entity", format!("no entity `{entity}`")));
+        return;
+    };
+    if let Some(field) = &script.field
+        && !def.fields.iter().any(|f| &f.name == field && !f.archived)
+    {
+        errors.push(err("/field", format!("no field `{field}` on `{entity}`")));
     }
 }
 

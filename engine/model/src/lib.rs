@@ -16,7 +16,7 @@ pub mod value;
 pub use catalog::{Catalog, Docs, Entity, MetaError};
 pub use filter::{Filter, ListQuery, Op, QueryError};
 pub use ident::Ident;
-pub use meta::{DocKind, EntityDef, FieldDef, FieldType, Labels, SortKey, Storage};
+pub use meta::{DocKind, EntityDef, FieldDef, FieldType, Labels, ScriptDoc, ScriptEvent, SortKey, Storage};
 pub use roles::{Access, Action, Scope};
 pub use value::Value;
 

@@ -36,13 +36,21 @@ pub enum DocKind {
     ListView,
     Related,
     Role,
+    Script,
 }
 
 impl DocKind {
     /// In dependency order: stage sets before the entities that use them, entities before
     /// the documents that describe their screens.
-    pub const ALL: [DocKind; 6] =
-        [DocKind::StageSet, DocKind::Entity, DocKind::Layout, DocKind::ListView, DocKind::Related, DocKind::Role];
+    pub const ALL: [DocKind; 7] = [
+        DocKind::StageSet,
+        DocKind::Entity,
+        DocKind::Layout,
+        DocKind::ListView,
+        DocKind::Related,
+        DocKind::Role,
+        DocKind::Script,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -52,6 +60,7 @@ impl DocKind {
             DocKind::ListView => "list_view",
             DocKind::Related => "related",
             DocKind::Role => "role",
+            DocKind::Script => "script",
         }
     }
 
@@ -68,6 +77,7 @@ impl DocKind {
             DocKind::ListView => "lists",
             DocKind::Related => "related",
             DocKind::Role => "roles",
+            DocKind::Script => "scripts",
         }
     }
 
@@ -80,6 +90,7 @@ impl DocKind {
             DocKind::ListView => "list_view.schema.json",
             DocKind::Related => "related.schema.json",
             DocKind::Role => "role.schema.json",
+            DocKind::Script => "script.schema.json",
         }
     }
 }
@@ -523,6 +534,9 @@ pub struct Stage {
     /// Percent chance of winning at this stage, 0..=100.
     pub probability: u8,
     pub category: StageCategory,
+    /// Fields a record must have filled in to enter this stage.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required: Vec<Ident>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -534,4 +548,60 @@ pub struct StageSetDoc {
     /// Whether a record may carry a probability other than its stage's.
     #[serde(default, skip_serializing_if = "is_false")]
     pub probability_override: bool,
+}
+
+/// When a rule runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScriptEvent {
+    /// Raises field errors; the save is refused if there are any.
+    Validate,
+    /// Sets or derives fields of the record being saved.
+    BeforeSave,
+    /// Creates related records or notifies people; applied in the save's transaction.
+    AfterSave,
+    /// Refuses a move between stages with a reason.
+    BeforeStageMove,
+    /// Computes `field` on every save; the value is stored, so it sorts and filters.
+    Formula,
+    /// Fills `field` of a new record when the caller leaves it empty.
+    Default,
+    /// Chooses the owner of a new record (sets `record.owner`).
+    Assignment,
+    /// Runs on a schedule (`schedule`), e.g. each morning's reminders.
+    Scheduled,
+}
+
+/// A rule: a Rhai script attached to an entity's event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptDoc {
+    pub name: Ident,
+    pub label: Labels,
+    /// The entity whose records the rule sees; a scheduled rule may have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity: Option<Ident>,
+    pub event: ScriptEvent,
+    /// The field a formula or default computes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<Ident>,
+    /// When a scheduled rule runs: `daily HH:MM` (the server's business time zone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// Rules of one event run in this order (then by name).
+    #[serde(default)]
+    pub order: i32,
+    #[serde(default = "enabled", skip_serializing_if = "is_true")]
+    pub enabled: bool,
+    /// The Rhai source; in a package folder it may instead be `scripts/<package>/<name>.rhai`.
+    #[serde(default)]
+    pub source: String,
+}
+
+fn enabled() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }

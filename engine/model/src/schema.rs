@@ -9,13 +9,14 @@ use serde_json::Value as Json;
 use crate::meta::DocKind;
 
 /// The schema files, embedded so the binary checks exactly what editors autocomplete with.
-pub const FILES: [(DocKind, &str); 6] = [
+pub const FILES: [(DocKind, &str); 7] = [
     (DocKind::StageSet, include_str!("../../../metadata/schema/stage_set.schema.json")),
     (DocKind::Entity, include_str!("../../../metadata/schema/entity.schema.json")),
     (DocKind::Layout, include_str!("../../../metadata/schema/layout.schema.json")),
     (DocKind::ListView, include_str!("../../../metadata/schema/list_view.schema.json")),
     (DocKind::Related, include_str!("../../../metadata/schema/related.schema.json")),
     (DocKind::Role, include_str!("../../../metadata/schema/role.schema.json")),
+    (DocKind::Script, include_str!("../../../metadata/schema/script.schema.json")),
 ];
 
 static VALIDATORS: LazyLock<HashMap<DocKind, jsonschema::Validator>> = LazyLock::new(|| {

@@ -155,7 +155,7 @@ impl Rules {
             let filter = to_json(&Dynamic::from_map(filter))?;
             let reader = with_run(|run| run.reader.clone()).ok_or("find is only available while a rule runs")?;
             let records = reader(entity, &filter).map_err(|e| format!("find(\"{entity}\"): {e}"))?;
-            records.iter().map(|r| rhai::serde::to_dynamic(r)).collect()
+            records.iter().map(rhai::serde::to_dynamic).collect()
         });
         engine.register_fn("decimal", |text: &str| -> Result<Decimal, Box<EvalAltResult>> {
             Decimal::from_str(text.trim()).map_err(|_| format!("`{text}` is not a number").into())

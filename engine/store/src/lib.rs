@@ -91,6 +91,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../../migrations/sqlite/0002_screens.sql"),
         include_str!("../../../migrations/postgres/0002_screens.sql"),
     ),
+    (
+        3,
+        "stage history, reminders and schedules",
+        include_str!("../../../migrations/sqlite/0003_rules.sql"),
+        include_str!("../../../migrations/postgres/0003_rules.sql"),
+    ),
 ];
 
 impl Db {

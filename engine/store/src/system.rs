@@ -609,3 +609,158 @@ pub async fn delete_view(db: &Db, user_id: Uuid, id: Uuid) -> Result<bool, Store
     sql.push(" AND user_id = ").bind(Arg::Uuid(user_id));
     Ok(sql.execute(db).await? > 0)
 }
+
+/// A move of a record between stages.
+pub struct StageMove<'a> {
+    pub entity: &'a str,
+    pub record_id: Uuid,
+    pub field: &'a str,
+    pub from: Option<&'a str>,
+    pub to: &'a str,
+    pub actor: Uuid,
+    pub at: DateTime<Utc>,
+    /// How long the record was in the stage it leaves.
+    pub seconds_in_previous: Option<i64>,
+}
+
+pub async fn insert_stage_move(tx: &mut Tx, m: &StageMove<'_>) -> Result<(), StoreError> {
+    let mut sql = tx.sql();
+    sql.push("INSERT INTO crm_stage_history (entity, record_id, field, from_stage, to_stage, actor, at, seconds_in_previous) VALUES (");
+    sql.bind(Arg::Text(m.entity.to_owned())).push(", ").bind(Arg::Uuid(m.record_id)).push(", ");
+    sql.bind(Arg::Text(m.field.to_owned())).push(", ");
+    sql.bind(m.from.map_or(Arg::Null(Storage::Text), |f| Arg::Text(f.to_owned()))).push(", ");
+    sql.bind(Arg::Text(m.to.to_owned())).push(", ").bind(Arg::Uuid(m.actor)).push(", ").bind(Arg::Datetime(m.at));
+    sql.push(", ").bind(m.seconds_in_previous.map_or(Arg::Null(Storage::Integer), Arg::Integer)).push(")");
+    sql.execute_tx(tx).await?;
+    Ok(())
+}
+
+/// When a record last moved between stages of a field, if it ever did.
+pub async fn last_stage_move(
+    tx: &mut Tx,
+    entity: &str,
+    record_id: Uuid,
+    field: &str,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let mut sql = tx.sql();
+    sql.push("SELECT at FROM crm_stage_history WHERE entity = ").bind(Arg::Text(entity.to_owned()));
+    sql.push(" AND record_id = ").bind(Arg::Uuid(record_id)).push(" AND field = ").bind(Arg::Text(field.to_owned()));
+    sql.push(" ORDER BY id DESC LIMIT 1");
+    Ok(sql.fetch_optional_tx(tx).await?.map(|row| row.datetime(0)).transpose()?.flatten())
+}
+
+/// A record's moves between stages, oldest first.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StageHistoryRow {
+    pub field: String,
+    pub from: Option<String>,
+    pub to: String,
+    pub actor: Option<Uuid>,
+    pub at: Option<DateTime<Utc>>,
+    pub seconds_in_previous: Option<i64>,
+}
+
+pub async fn stage_history(db: &Db, entity: &str, record_id: Uuid) -> Result<Vec<StageHistoryRow>, StoreError> {
+    let mut sql = db.sql();
+    sql.push(
+        "SELECT field, from_stage, to_stage, actor, at, seconds_in_previous FROM crm_stage_history WHERE entity = ",
+    );
+    sql.bind(Arg::Text(entity.to_owned())).push(" AND record_id = ").bind(Arg::Uuid(record_id)).push(" ORDER BY id");
+    sql.fetch_all(db)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(StageHistoryRow {
+                field: row.text(0)?.unwrap_or_default(),
+                from: row.text(1)?,
+                to: row.text(2)?.unwrap_or_default(),
+                actor: row.uuid(3)?,
+                at: row.datetime(4)?,
+                seconds_in_previous: row.int(5)?,
+            })
+        })
+        .collect()
+}
+
+/// A reminder for a user.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Reminder {
+    pub id: Uuid,
+    pub message: String,
+    pub entity: Option<String>,
+    pub record_id: Option<Uuid>,
+    pub rule: Option<String>,
+    pub due_at: Option<DateTime<Utc>>,
+    pub done_at: Option<DateTime<Utc>>,
+}
+
+/// A new reminder, due at `due_at`.
+pub struct NewReminder<'a> {
+    pub user: Uuid,
+    pub message: &'a str,
+    pub entity: Option<&'a str>,
+    pub record_id: Option<Uuid>,
+    pub rule: Option<&'a str>,
+    pub due_at: DateTime<Utc>,
+}
+
+pub async fn insert_reminder(tx: &mut Tx, r: &NewReminder<'_>, now: DateTime<Utc>) -> Result<(), StoreError> {
+    let mut sql = tx.sql();
+    sql.push("INSERT INTO crm_reminder (id, user_id, message, entity, record_id, rule, due_at, created_at) VALUES (");
+    sql.bind(Arg::Uuid(Uuid::now_v7())).push(", ").bind(Arg::Uuid(r.user)).push(", ");
+    sql.bind(Arg::Text(r.message.to_owned())).push(", ");
+    sql.bind(r.entity.map_or(Arg::Null(Storage::Text), |e| Arg::Text(e.to_owned()))).push(", ");
+    sql.bind(r.record_id.map_or(Arg::Null(Storage::Uuid), Arg::Uuid)).push(", ");
+    sql.bind(r.rule.map_or(Arg::Null(Storage::Text), |e| Arg::Text(e.to_owned()))).push(", ");
+    sql.bind(Arg::Datetime(r.due_at)).push(", ").bind(Arg::Datetime(now)).push(")");
+    sql.execute_tx(tx).await?;
+    Ok(())
+}
+
+/// A user's open reminders due before `until`, oldest first.
+pub async fn open_reminders(db: &Db, user: Uuid, until: DateTime<Utc>) -> Result<Vec<Reminder>, StoreError> {
+    let mut sql = db.sql();
+    sql.push("SELECT id, message, entity, record_id, rule, due_at, done_at FROM crm_reminder WHERE user_id = ");
+    sql.bind(Arg::Uuid(user)).push(" AND done_at IS NULL AND due_at < ").bind(Arg::Datetime(until));
+    sql.push(" ORDER BY due_at, id LIMIT 500");
+    sql.fetch_all(db)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(Reminder {
+                id: row.uuid(0)?.unwrap_or_default(),
+                message: row.text(1)?.unwrap_or_default(),
+                entity: row.text(2)?,
+                record_id: row.uuid(3)?,
+                rule: row.text(4)?,
+                due_at: row.datetime(5)?,
+                done_at: row.datetime(6)?,
+            })
+        })
+        .collect()
+}
+
+/// Marks one of a user's reminders done; false if they have no such open reminder.
+pub async fn finish_reminder(db: &Db, user: Uuid, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    let mut sql = db.sql();
+    sql.push("UPDATE crm_reminder SET done_at = ").bind(Arg::Datetime(now)).push(" WHERE id = ").bind(Arg::Uuid(id));
+    sql.push(" AND user_id = ").bind(Arg::Uuid(user)).push(" AND done_at IS NULL");
+    Ok(sql.execute(db).await? > 0)
+}
+
+/// When a scheduled rule last ran.
+pub async fn last_scheduled_run(db: &Db, rule: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let mut sql = db.sql();
+    sql.push("SELECT last_run_at FROM crm_schedule_run WHERE rule = ").bind(Arg::Text(rule.to_owned()));
+    Ok(sql.fetch_optional(db).await?.map(|row| row.datetime(0)).transpose()?.flatten())
+}
+
+pub async fn set_scheduled_run(tx: &mut Tx, rule: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+    let mut sql = tx.sql();
+    sql.push("INSERT INTO crm_schedule_run (rule, last_run_at) VALUES (").bind(Arg::Text(rule.to_owned()));
+    sql.push(", ")
+        .bind(Arg::Datetime(at))
+        .push(") ON CONFLICT (rule) DO UPDATE SET last_run_at = excluded.last_run_at");
+    sql.execute_tx(tx).await?;
+    Ok(())
+}

@@ -1,0 +1,452 @@
+//! Rules on records: an entity's scripts around a save (defaults, assignment, derived fields,
+//! formulas, validation, after-save effects), stage moves (required fields, guards,
+//! probability, history), and the dry run of one script. Scripts run on a blocking thread,
+//! so a slow one holds up no other request; whatever they do is checked like a user's input.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use crm_model::catalog::is_system_column;
+use crm_model::meta::StageSetDoc;
+use crm_model::{Catalog, Entity, FieldType, ScriptDoc, ScriptEvent, Storage, Value, value};
+use crm_rules::{Effect, Input, RuleError};
+use crm_store::records::col;
+use crm_store::{Record, Tx, system};
+use serde_json::{Map, Value as Json, json};
+use uuid::Uuid;
+
+use crate::access::Principal;
+use crate::app::App;
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::records::{self, ListParams};
+
+/// An effect a rule asked for, with the rule's name.
+pub type Effects = Vec<(String, Effect)>;
+
+/// A record as scripts see it: every live column by name.
+pub fn record_json(entity: &Entity, record: &Record) -> Map<String, Json> {
+    entity
+        .columns()
+        .iter()
+        .zip(&record.values)
+        .filter(|(f, _)| !f.archived)
+        .map(|(f, v)| (f.name.to_string(), value::to_json(f, v)))
+        .collect()
+}
+
+fn decimals(entity: &Entity) -> HashMap<String, u32> {
+    entity
+        .columns()
+        .iter()
+        .filter_map(|f| match f.storage() {
+            Storage::Fixed(scale) => Some((f.name.to_string(), u32::from(scale))),
+            _ => None,
+        })
+        .collect()
+}
+
+/// What a run needs besides the record: who, when, and a reader through their permissions.
+struct Context {
+    app: Arc<App>,
+    principal: Principal,
+    now: DateTime<Utc>,
+    handle: tokio::runtime::Handle,
+}
+
+impl Context {
+    fn input(
+        &self,
+        decimals: HashMap<String, u32>,
+        record: Map<String, Json>,
+        old: Option<Map<String, Json>>,
+    ) -> Input {
+        let (app, principal, handle) = (self.app.clone(), self.principal.clone(), self.handle.clone());
+        Input {
+            record,
+            old,
+            user: json!({"id": self.principal.user_id, "department": self.principal.department, "roles": self.principal.roles}),
+            now: value::format_datetime(&self.now),
+            decimals,
+            reader: Arc::new(move |entity, filter| {
+                let filter = filter.as_object().filter(|f| !f.is_empty()).map(|_| filter.to_string());
+                let params = ListParams { filter, limit: Some(200), ..ListParams::default() };
+                let page =
+                    handle.block_on(records::list(&app, &principal, entity, &params)).map_err(|e| e.to_string())?;
+                let json = serde_json::to_value(&page).map_err(|e| e.to_string())?;
+                Ok(json.get("data").and_then(Json::as_array).cloned().unwrap_or_default())
+            }),
+        }
+    }
+}
+
+/// What the rules of one save decided.
+struct Verdict {
+    record: Map<String, Json>,
+    errors: Vec<FieldError>,
+    effects: Effects,
+}
+
+/// Runs scripts of the given events in order on a blocking thread.
+async fn run_events(
+    app: &App,
+    principal: &Principal,
+    entity: &Arc<Entity>,
+    scripts: Vec<ScriptDoc>,
+    record: Map<String, Json>,
+    old: Option<Map<String, Json>>,
+) -> ApiResult<Verdict> {
+    let context = Context {
+        app: app.shared(),
+        principal: principal.clone(),
+        now: app.now(),
+        handle: tokio::runtime::Handle::current(),
+    };
+    let entity = entity.clone();
+    let verdict = tokio::task::spawn_blocking(move || -> Result<Verdict, RuleError> {
+        let rules = &context.app.rules;
+        let mut verdict = Verdict { record, errors: Vec::new(), effects: Vec::new() };
+        for script in scripts {
+            let name = script.name.as_str();
+            let field = script.field.as_ref().map(ToString::to_string);
+            if script.event == ScriptEvent::Default
+                && field.as_ref().is_some_and(|f| verdict.record.get(f).is_some_and(|v| !v.is_null()))
+            {
+                continue;
+            }
+            let input = context.input(decimals(&entity), verdict.record.clone(), old.clone());
+            let outcome = rules.run(name, &script.source, input)?;
+            verdict.errors.extend(outcome.errors.into_iter().map(|(f, message)| FieldError::new(f, "rule", message)));
+            match script.event {
+                ScriptEvent::Formula | ScriptEvent::Default => {
+                    if let Some(field) = field {
+                        verdict.record.insert(field, outcome.value);
+                    }
+                }
+                ScriptEvent::BeforeSave | ScriptEvent::Assignment => verdict.record = outcome.record,
+                ScriptEvent::AfterSave => {
+                    verdict.effects.extend(outcome.effects.into_iter().map(|e| (name.to_owned(), e)))
+                }
+                ScriptEvent::Validate | ScriptEvent::BeforeStageMove | ScriptEvent::Scheduled => {}
+            }
+        }
+        Ok(verdict)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?;
+    verdict.map_err(script_failure)
+}
+
+/// A script that failed or was stopped: the caller's save is refused with the script's name,
+/// line and column, never a 500.
+fn script_failure(error: RuleError) -> ApiError {
+    tracing::warn!(%error, "a rule failed");
+    ApiError::Invalid(vec![FieldError::new("", "script_error", error.to_string())])
+}
+
+/// Runs the save rules of an entity on a record about to be written (`old` for a change),
+/// changing it in place; returns the effects to apply with the write.
+pub async fn on_save(
+    app: &App,
+    principal: &Principal,
+    catalog: &Catalog,
+    entity: &Arc<Entity>,
+    record: &mut Record,
+    old: Option<&Record>,
+) -> ApiResult<Effects> {
+    let name = entity.name().as_str();
+    let mut events = Vec::new();
+    if old.is_none() {
+        events.extend([ScriptEvent::Default, ScriptEvent::Assignment]);
+    }
+    events.extend([ScriptEvent::BeforeSave, ScriptEvent::Formula, ScriptEvent::Validate, ScriptEvent::AfterSave]);
+    let scripts: Vec<ScriptDoc> = events.iter().flat_map(|e| catalog.scripts(name, *e)).cloned().collect();
+    if scripts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let before = record_json(entity, record);
+    let verdict =
+        run_events(app, principal, entity, scripts, before.clone(), old.map(|o| record_json(entity, o))).await?;
+    let mut errors = verdict.errors;
+    errors.extend(take_changes(catalog, entity, record, &before, &verdict.record));
+    if errors.is_empty() { Ok(verdict.effects) } else { Err(ApiError::Invalid(errors)) }
+}
+
+/// Puts what scripts changed into the record, checked as any input is; a script may set
+/// fields and the owner, nothing else.
+fn take_changes(
+    catalog: &Catalog,
+    entity: &Entity,
+    record: &mut Record,
+    before: &Map<String, Json>,
+    after: &Map<String, Json>,
+) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    for (name, value) in after {
+        if before.get(name) == Some(value) {
+            continue;
+        }
+        let Some(i) = entity.column_index(name) else {
+            errors.push(FieldError::new(
+                name.clone(),
+                "rule",
+                format!("a rule set `{name}`, which `{}` does not have", entity.name()),
+            ));
+            continue;
+        };
+        let field = &entity.columns()[i];
+        let writable = !field.archived
+            && field.field_type != FieldType::AutoNumber
+            && (!is_system_column(name) || i == col::OWNER);
+        if !writable {
+            errors.push(FieldError::new(name.clone(), "rule", format!("a rule may not set `{name}`")));
+            continue;
+        }
+        let stages = field.stage_set.as_ref().and_then(|s| catalog.stage_set(s.as_str()));
+        match value::parse(field, value, stages) {
+            Ok(parsed) => record.values[i] = parsed,
+            Err(problem) => {
+                errors.push(FieldError::new(name.clone(), problem.code, format!("a rule set it: {}", problem.message)))
+            }
+        }
+    }
+    errors
+}
+
+/// A move between stages found in a save, to be recorded with it.
+pub struct StageChange {
+    field: String,
+    from: Option<String>,
+    to: String,
+}
+
+/// Checks the moves between stages a save makes: the fields the new stage needs, the
+/// entity's guards; and makes the probability follow the stage (unless the stage set lets
+/// records override it and this save does). Returns the moves to record.
+pub async fn check_stage_moves(
+    app: &App,
+    principal: &Principal,
+    catalog: &Catalog,
+    entity: &Arc<Entity>,
+    record: &mut Record,
+    old: Option<&Record>,
+) -> ApiResult<Vec<StageChange>> {
+    let mut moves = Vec::new();
+    let mut errors = Vec::new();
+    for field in entity.live_fields().filter(|f| f.field_type == FieldType::Stage) {
+        let i = entity.column_index(field.name.as_str()).expect("a column of the entity");
+        let before = old.map(|o| &o.values[i]);
+        if before == Some(&record.values[i]) || record.values[i].is_null() {
+            continue;
+        }
+        let Value::Text(to) = record.values[i].clone() else { continue };
+        let Some(set) = field.stage_set.as_ref().and_then(|s| catalog.stage_set(s.as_str())) else { continue };
+        let Some(stage) = set.stages.iter().find(|s| s.name.as_str() == to) else { continue };
+        for needed in &stage.required {
+            if entity.column_index(needed.as_str()).is_some_and(|n| record.values[n].is_null()) {
+                let label = entity.field(needed.as_str()).map_or(needed.as_str(), |f| f.label.zh_cn.as_str());
+                errors.push(FieldError::new(
+                    needed.to_string(),
+                    "required_for_stage",
+                    format!("`{}` needs `{needed}` ({label}) filled in", stage.name),
+                ));
+            }
+        }
+        follow_probability(entity, set, stage.probability, record, old);
+        let from = match before {
+            Some(Value::Text(from)) => Some(from.clone()),
+            _ => None,
+        };
+        moves.push(StageChange { field: field.name.to_string(), from, to });
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Invalid(errors));
+    }
+    if !moves.is_empty() {
+        let guards: Vec<ScriptDoc> =
+            catalog.scripts(entity.name().as_str(), ScriptEvent::BeforeStageMove).into_iter().cloned().collect();
+        if !guards.is_empty() {
+            let verdict = run_events(
+                app,
+                principal,
+                entity,
+                guards,
+                record_json(entity, record),
+                old.map(|o| record_json(entity, o)),
+            )
+            .await?;
+            // A guard's refusal is said on the stage field unless it names another.
+            let stage_field = &moves[0].field;
+            let errors: Vec<FieldError> = verdict
+                .errors
+                .into_iter()
+                .map(|e| if e.field.is_empty() { FieldError { field: stage_field.clone(), ..e } } else { e })
+                .collect();
+            if !errors.is_empty() {
+                return Err(ApiError::Invalid(errors));
+            }
+        }
+    }
+    Ok(moves)
+}
+
+/// The probability field follows the stage, unless the stage set allows an override and
+/// this save sets one.
+fn follow_probability(entity: &Entity, set: &StageSetDoc, probability: u8, record: &mut Record, old: Option<&Record>) {
+    let Some(i) = entity.column_index("probability").filter(|i| entity.columns()[*i].field_type == FieldType::Percent)
+    else {
+        return;
+    };
+    let overridden =
+        old.is_some_and(|o| o.values[i] != record.values[i]) || (old.is_none() && !record.values[i].is_null());
+    if !(set.probability_override && overridden) {
+        record.values[i] = Value::Fixed(i64::from(probability) * 100);
+    }
+}
+
+/// Records the moves of a save, with the time spent in the stage each leaves.
+pub async fn record_stage_moves(
+    tx: &mut Tx,
+    entity: &Entity,
+    record: &Record,
+    moves: &[StageChange],
+    actor: Uuid,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    for m in moves {
+        let since = match system::last_stage_move(tx, entity.name().as_str(), record.id(), &m.field).await? {
+            Some(at) => Some(at),
+            None => match record.values[col::CREATED_AT] {
+                Value::Datetime(at) if m.from.is_some() => Some(at),
+                _ => None,
+            },
+        };
+        let stage_move = system::StageMove {
+            entity: entity.name().as_str(),
+            record_id: record.id(),
+            field: &m.field,
+            from: m.from.as_deref(),
+            to: &m.to,
+            actor,
+            at: now,
+            seconds_in_previous: since.map(|s| (now - s).num_seconds().max(0)),
+        };
+        system::insert_stage_move(tx, &stage_move).await?;
+    }
+    Ok(())
+}
+
+/// Applies the effects of a save's rules in its transaction: reminders, and records created
+/// for the caller (owned by them, their rules not run again).
+pub async fn apply_effects(
+    tx: &mut Tx,
+    app: &App,
+    principal: &Principal,
+    entity: &Entity,
+    record: &Record,
+    effects: Effects,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    for (rule, effect) in effects {
+        match effect {
+            Effect::Notify { user, message } => {
+                let user = Uuid::parse_str(&user).map_err(|_| {
+                    ApiError::Invalid(vec![FieldError::new(
+                        "",
+                        "rule",
+                        format!("rule `{rule}` notified `{user}`, which is not a user id"),
+                    )])
+                })?;
+                let reminder = system::NewReminder {
+                    user,
+                    message: &message,
+                    entity: Some(entity.name().as_str()),
+                    record_id: Some(record.id()),
+                    rule: Some(&rule),
+                    due_at: now,
+                };
+                system::insert_reminder(tx, &reminder, now).await?;
+            }
+            Effect::Create { entity: target, values } => {
+                records::create_in(tx, app, principal, &target, &values, now).await.map_err(|e| match e {
+                    ApiError::Invalid(errors) => ApiError::Invalid(
+                        errors
+                            .into_iter()
+                            .map(|e| FieldError {
+                                message: format!("rule `{rule}` creating `{target}`: {}", e.message),
+                                ..e
+                            })
+                            .collect(),
+                    ),
+                    other => other,
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `POST /api/v1/meta/scripts/{name}/dry-run`: runs one rule against a stored record (`id`)
+/// or a supplied one (`record`) and says what it would change, raise and do; nothing is saved.
+pub async fn dry_run(app: &App, principal: &Principal, name: &str, body: &Json) -> ApiResult<Json> {
+    principal.require_admin()?;
+    let catalog = app.catalog();
+    let script = catalog.docs().scripts.get(name).ok_or_else(|| ApiError::not_found(format!("no script `{name}`")))?;
+    let entity_name = script.entity.as_ref().map(ToString::to_string);
+    let (entity, record, old) = match &entity_name {
+        Some(entity_name) => {
+            let entity = principal.entity(&catalog, entity_name, crm_model::Action::Read)?.clone();
+            let stored = match body.get("id").and_then(Json::as_str) {
+                Some(id) => {
+                    let out = records::get(app, principal, entity_name, id, None).await?;
+                    match serde_json::to_value(out).map_err(|e| ApiError::Internal(e.into()))? {
+                        Json::Object(map) => Some(map),
+                        _ => None,
+                    }
+                }
+                None => None,
+            };
+            let mut record = stored.clone().unwrap_or_default();
+            if let Some(Json::Object(supplied)) = body.get("record") {
+                record.extend(supplied.clone());
+            }
+            (Some(entity), record, stored)
+        }
+        None => (None, Map::new(), None),
+    };
+    let context = Context {
+        app: app.shared(),
+        principal: principal.clone(),
+        now: app.now(),
+        handle: tokio::runtime::Handle::current(),
+    };
+    let script = script.clone();
+    let input_record = record.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let input = context.input(entity.as_deref().map(decimals).unwrap_or_default(), input_record, old);
+        context.app.rules.run(script.name.as_str(), &script.source, input)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(match outcome {
+        Ok(outcome) => {
+            let changes: Map<String, Json> = outcome
+                .record
+                .iter()
+                .filter(|(k, v)| record.get(*k) != Some(*v))
+                .map(|(k, v)| (k.clone(), json!([record.get(k).cloned().unwrap_or(Json::Null), v])))
+                .collect();
+            let effects: Vec<Json> = outcome
+                .effects
+                .iter()
+                .map(|e| match e {
+                    Effect::Notify { user, message } => json!({"notify": {"user": user, "message": message}}),
+                    Effect::Create { entity, values } => json!({"create": {"entity": entity, "values": values}}),
+                })
+                .collect();
+            let errors: Vec<Json> = outcome.errors.iter().map(|(f, m)| json!({"field": f, "message": m})).collect();
+            json!({"ok": true, "changes": changes, "errors": errors, "effects": effects, "value": outcome.value})
+        }
+        Err(error) => json!({"ok": false, "error": error.to_string()}),
+    })
+}
