@@ -49,6 +49,7 @@ impl App {
         let db = Db::connect(&config.database_url, read_connections).await?;
         db.migrate().await?;
         let catalog = load_catalog(&db).await?;
+        let rules_budget = config.rule_budget;
         let app = Arc::new_cyclic(|me| App {
             me: me.clone(),
             db,
@@ -59,7 +60,7 @@ impl App {
             access: AccessCache::default(),
             throttle: crate::auth::Throttle::default(),
             counts: crate::records::CountCache::default(),
-            rules: crm_rules::Rules::new(crm_rules::Limits::default()),
+            rules: crm_rules::Rules::new(crm_rules::Limits { budget: rules_budget, ..crm_rules::Limits::default() }),
         });
         if app.catalog().entities().next().is_none() {
             let core = Package::core()?;

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
@@ -61,6 +62,9 @@ pub struct ServerArgs {
     /// Mark the session cookie Secure (serve behind HTTPS) [default: false]
     #[arg(long, env = "CRM_SECURE_COOKIES")]
     pub secure_cookies: Option<bool>,
+    /// How long one run of a rule may take, in milliseconds [default: 50]
+    #[arg(long, env = "CRM_RULE_BUDGET_MS")]
+    pub rule_budget_ms: Option<u64>,
     /// Configuration file [default: ./crm.toml when it exists]
     #[arg(long, env = "CRM_CONFIG")]
     pub config: Option<PathBuf>,
@@ -88,6 +92,8 @@ pub struct BenchArgs {
     pub database_url: Option<String>,
 }
 
+const DEFAULT_RULE_BUDGET: Duration = Duration::from_millis(50);
+
 /// The keys of `crm.toml`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -96,6 +102,7 @@ struct FileConfig {
     listen: Option<SocketAddr>,
     database_url: Option<String>,
     secure_cookies: Option<bool>,
+    rule_budget_ms: Option<u64>,
 }
 
 /// The settings the app runs with.
@@ -108,6 +115,8 @@ pub struct Config {
     pub admin_password: Option<String>,
     /// Whether the session cookie is marked Secure (HTTPS only).
     pub secure_cookies: bool,
+    /// The wall-clock budget of one run of a rule.
+    pub rule_budget: std::time::Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -118,6 +127,7 @@ impl std::fmt::Debug for Config {
             .field("database_url", &redact_url(&self.database_url))
             .field("admin_password", &self.admin_password.as_ref().map(|_| "***"))
             .field("secure_cookies", &self.secure_cookies)
+            .field("rule_budget", &self.rule_budget)
             .finish()
     }
 }
@@ -153,7 +163,9 @@ impl Config {
             .unwrap_or_else(|| crm_store::Db::sqlite_url(&data_dir.join("crm.db")));
         let admin_password = std::env::var("CRM_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty());
         let secure_cookies = args.secure_cookies.or(file.secure_cookies).unwrap_or(false);
-        Ok(Self { data_dir, listen, database_url, admin_password, secure_cookies })
+        let rule_budget =
+            args.rule_budget_ms.or(file.rule_budget_ms).map_or(DEFAULT_RULE_BUDGET, Duration::from_millis);
+        Ok(Self { data_dir, listen, database_url, admin_password, secure_cookies, rule_budget })
     }
 
     /// Settings for a data folder with an embedded database (tests, benchmarks).
@@ -164,6 +176,7 @@ impl Config {
             database_url: crm_store::Db::sqlite_url(&data_dir.join("crm.db")),
             admin_password: None,
             secure_cookies: false,
+            rule_budget: DEFAULT_RULE_BUDGET,
         }
     }
 }

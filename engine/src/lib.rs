@@ -14,6 +14,7 @@ pub mod openapi;
 pub mod package;
 pub mod records;
 pub mod rules;
+pub mod schedule;
 pub mod screens;
 pub mod serve;
 

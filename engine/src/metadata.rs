@@ -27,6 +27,19 @@ pub fn plan_docs(current: &Catalog, next: Docs) -> ApiResult<(Catalog, Plan)> {
     Ok((catalog, plan))
 }
 
+/// New and changed rules must compile: a syntax error is reported with the rule's name, line
+/// and column, and nothing is saved.
+fn check_scripts(app: &App, current: &Docs, next: &Docs) -> ApiResult<()> {
+    let errors: Vec<crm_model::MetaError> = next
+        .scripts
+        .values()
+        .filter(|s| current.scripts.get(&s.name).is_none_or(|old| old.source != s.source))
+        .filter_map(|s| app.rules.compile(s.name.as_str(), &s.source).err().map(|e| (s, e)))
+        .map(|(s, e)| crm_model::MetaError::new(crm_model::DocKind::Script, s.name.as_str(), "/source", e.to_string()))
+        .collect();
+    if errors.is_empty() { Ok(()) } else { Err(ApiError::InvalidMetadata(errors)) }
+}
+
 /// Applies a change to the live metadata. `change` computes the next documents from the
 /// current ones; it is called again if another node changed the metadata meanwhile.
 pub async fn apply_docs(
@@ -37,7 +50,9 @@ pub async fn apply_docs(
     let _guard = app.meta_lock.lock().await;
     for _ in 0..3 {
         let current = app.catalog();
-        let (mut catalog, plan) = plan_docs(&current, change(current.docs())?)?;
+        let next = change(current.docs())?;
+        check_scripts(app, current.docs(), &next)?;
+        let (mut catalog, plan) = plan_docs(&current, next)?;
         if plan.is_empty() {
             return Ok(plan);
         }

@@ -209,6 +209,27 @@ fn entity_paths(paths: &mut Map<String, Json>, entity: &Entity) {
     history["parameters"] = json!([id_param]);
     paths.insert(format!("/api/v1/records/{name}/{{id}}/history"), json!({"get": history}));
 
+    if entity.live_fields().any(|f| f.field_type == crm_model::FieldType::Stage) {
+        let mut stage = operation(
+            format!("move_stage_{name}"),
+            format!("Move a {label} to a stage (forward, back or skipping stages)"),
+            with(one("200", ok("Moved", record.clone())), &["400", "401", "403", "404", "409", "422"]),
+        );
+        stage["parameters"] = json!([id_param]);
+        stage["requestBody"] = body(json!({
+            "type": "object", "required": ["stage"], "additionalProperties": false,
+            "properties": {"stage": {"type": "string"}, "field": {"type": "string"}, "version": {"type": "integer"}},
+        }));
+        paths.insert(format!("/api/v1/records/{name}/{{id}}/stage"), json!({"post": stage}));
+        let mut stage_history = operation(
+            format!("stage_history_{name}"),
+            format!("Stage moves of a {label}, oldest first"),
+            with(one("200", ok("Stage moves", json!({"type": "object"}))), &["401", "404"]),
+        );
+        stage_history["parameters"] = json!([id_param]);
+        paths.insert(format!("/api/v1/records/{name}/{{id}}/stage-history"), json!({"get": stage_history}));
+    }
+
     for panel in &entity.related.panels {
         let source_page = json!({"type": "object", "properties": {"data": {"type": "array", "items": {"$ref": format!("#/components/schemas/{}", panel.source)}}, "next_cursor": {"type": ["string", "null"]}}});
         let mut related = operation(
@@ -392,6 +413,25 @@ fn meta_paths(paths: &mut Map<String, Json>) {
     revoke["parameters"] = json!([name_param("id")]);
     paths.insert("/api/v1/auth/tokens/{id}".into(), json!({"delete": revoke}));
     paths.insert("/api/v1/meta/roles".into(), json!({"get": std("list_roles", "Every role", "200", &["401", "403"])}));
+    let mut dry_run = std(
+        "dry_run_script",
+        "Run a rule without saving: what it would change, raise and do",
+        "200",
+        &["400", "401", "403", "404"],
+    );
+    dry_run["parameters"] = json!([name_param("name")]);
+    dry_run["requestBody"] = body(json!({
+        "type": "object",
+        "properties": {"id": {"type": "string", "format": "uuid"}, "record": {"type": "object"}},
+    }));
+    paths.insert("/api/v1/meta/scripts/{name}/dry-run".into(), json!({"post": dry_run}));
+    let mut reminders = std("list_reminders", "One's open reminders: due today and overdue", "200", &["400", "401"]);
+    reminders["parameters"] =
+        json!([{"name": "when", "in": "query", "required": false, "schema": {"enum": ["today", "overdue"]}}]);
+    paths.insert("/api/v1/reminders".into(), json!({"get": reminders}));
+    let mut done = std("finish_reminder", "Mark one of one's reminders done", "204", &["401", "404"]);
+    done["parameters"] = json!([name_param("id")]);
+    paths.insert("/api/v1/reminders/{id}/done".into(), json!({"post": done}));
     let mut create_user = std("create_user", "A user with a password and roles", "201", &["400", "401", "403", "422"]);
     create_user["requestBody"] = body(json!({
         "type": "object", "required": ["user", "password"],

@@ -55,12 +55,15 @@ struct Context {
 }
 
 impl Context {
+    /// The input of a run; `result` is the field a formula or default computes.
     fn input(
         &self,
         decimals: HashMap<String, u32>,
+        result: Option<&str>,
         record: Map<String, Json>,
         old: Option<Map<String, Json>>,
     ) -> Input {
+        let result_scale = result.and_then(|field| decimals.get(field).copied());
         let (app, principal, handle) = (self.app.clone(), self.principal.clone(), self.handle.clone());
         Input {
             record,
@@ -68,6 +71,7 @@ impl Context {
             user: json!({"id": self.principal.user_id, "department": self.principal.department, "roles": self.principal.roles}),
             now: value::format_datetime(&self.now),
             decimals,
+            result_scale,
             reader: Arc::new(move |entity, filter| {
                 let filter = filter.as_object().filter(|f| !f.is_empty()).map(|_| filter.to_string());
                 let params = ListParams { filter, limit: Some(200), ..ListParams::default() };
@@ -114,7 +118,7 @@ async fn run_events(
             {
                 continue;
             }
-            let input = context.input(decimals(&entity), verdict.record.clone(), old.clone());
+            let input = context.input(decimals(&entity), field.as_deref(), verdict.record.clone(), old.clone());
             let outcome = rules.run(name, &script.source, input)?;
             verdict.errors.extend(outcome.errors.into_iter().map(|(f, message)| FieldError::new(f, "rule", message)));
             match script.event {
@@ -368,22 +372,49 @@ pub async fn apply_effects(
                 system::insert_reminder(tx, &reminder, now).await?;
             }
             Effect::Create { entity: target, values } => {
-                records::create_in(tx, app, principal, &target, &values, now).await.map_err(|e| match e {
-                    ApiError::Invalid(errors) => ApiError::Invalid(
-                        errors
-                            .into_iter()
-                            .map(|e| FieldError {
-                                message: format!("rule `{rule}` creating `{target}`: {}", e.message),
-                                ..e
-                            })
-                            .collect(),
-                    ),
-                    other => other,
-                })?;
+                let what = format!("rule `{rule}` creating `{target}`");
+                records::create_in(tx, app, principal, &target, &values, now).await.map_err(|e| blame(&what, e))?;
+            }
+            Effect::Update { entity: target, id, values } => {
+                let what = format!("rule `{rule}` changing `{target}` `{id}`");
+                records::update_in(tx, app, principal, &target, &id, &values).await.map_err(|e| blame(&what, e))?;
             }
         }
     }
     Ok(())
+}
+
+/// Runs one rule on its own (a scheduled rule) at `now`, with an optional record.
+pub async fn run_script(
+    app: &App,
+    principal: &Principal,
+    script: &ScriptDoc,
+    record: Map<String, Json>,
+    now: DateTime<Utc>,
+) -> ApiResult<crm_rules::Outcome> {
+    let context =
+        Context { app: app.shared(), principal: principal.clone(), now, handle: tokio::runtime::Handle::current() };
+    let script = script.clone();
+    tokio::task::spawn_blocking(move || {
+        let input = context.input(HashMap::new(), None, record, None);
+        context.app.rules.run(script.name.as_str(), &script.source, input)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?
+    .map_err(script_failure)
+}
+
+/// An effect that could not be applied refuses the save, saying which rule asked for it.
+fn blame(what: &str, error: ApiError) -> ApiError {
+    match error {
+        ApiError::Invalid(errors) => ApiError::Invalid(
+            errors.into_iter().map(|e| FieldError { message: format!("{what}: {}", e.message), ..e }).collect(),
+        ),
+        ApiError::NotFound(message) | ApiError::Forbidden { message, .. } => {
+            ApiError::Invalid(vec![FieldError::new("", "rule", format!("{what}: {message}"))])
+        }
+        other => other,
+    }
 }
 
 /// `POST /api/v1/meta/scripts/{name}/dry-run`: runs one rule against a stored record (`id`)
@@ -423,7 +454,8 @@ pub async fn dry_run(app: &App, principal: &Principal, name: &str, body: &Json) 
     let script = script.clone();
     let input_record = record.clone();
     let outcome = tokio::task::spawn_blocking(move || {
-        let input = context.input(entity.as_deref().map(decimals).unwrap_or_default(), input_record, old);
+        let result = script.field.as_ref().map(|f| f.as_str());
+        let input = context.input(entity.as_deref().map(decimals).unwrap_or_default(), result, input_record, old);
         context.app.rules.run(script.name.as_str(), &script.source, input)
     })
     .await
@@ -442,6 +474,9 @@ pub async fn dry_run(app: &App, principal: &Principal, name: &str, body: &Json) 
                 .map(|e| match e {
                     Effect::Notify { user, message } => json!({"notify": {"user": user, "message": message}}),
                     Effect::Create { entity, values } => json!({"create": {"entity": entity, "values": values}}),
+                    Effect::Update { entity, id, values } => {
+                        json!({"update": {"entity": entity, "id": id, "values": values}})
+                    }
                 })
                 .collect();
             let errors: Vec<Json> = outcome.errors.iter().map(|(f, m)| json!({"field": f, "message": m})).collect();

@@ -10,6 +10,7 @@ pub async fn serve(app: AppState, listener: tokio::net::TcpListener) -> anyhow::
     if app.db.dialect() == crm_store::Dialect::Postgres {
         tokio::spawn(follow_catalog(app.clone()));
     }
+    tokio::spawn(crate::schedule::follow_schedule(app.clone()));
     let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, service).with_graceful_shutdown(shutdown_signal()).await?;
     app.db.close().await;

@@ -123,8 +123,15 @@ async fn postgres_template(server: &str) -> String {
 impl TestApp {
     /// A fresh app on SQLite.
     pub async fn sqlite() -> Self {
+        Self::sqlite_with(|_| {}).await
+    }
+
+    /// A fresh app on SQLite with some settings changed.
+    pub async fn sqlite_with(change: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let opened = App::open(config(dir.path(), None)).await.expect("app opens");
+        let mut config = config(dir.path(), None);
+        change(&mut config);
+        let opened = App::open(config).await.expect("app opens");
         Self::ready(opened.app, dir, None).await
     }
 

@@ -24,8 +24,13 @@ fn read_package(dir: &Path) -> Vec<(String, String)> {
 
 #[test]
 fn core_package_is_a_valid_catalog() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../metadata/core");
-    let (manifest, docs) = Docs::from_package_files(read_package(&dir))
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut files = read_package(&root.join("metadata/core"));
+    // The package's rules are shipped as Rhai files under scripts/core.
+    files.extend(
+        read_package(&root.join("scripts/core")).into_iter().map(|(path, text)| (format!("scripts/{path}"), text)),
+    );
+    let (manifest, docs) = Docs::from_package_files(files)
         .unwrap_or_else(|errors| panic!("{}", errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")));
     assert_eq!(manifest["name"], "core");
     let mut completed = docs.clone();

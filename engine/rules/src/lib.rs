@@ -11,6 +11,7 @@ use std::str::FromStr;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, FixedOffset, NaiveDate};
 use rhai::{AST, Dynamic, Engine, EvalAltResult, Map as RhaiMap, Position, Scope};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::{Map, Value as Json};
@@ -29,7 +30,8 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_operations: 2_000_000,
+            // A safety net only: the clock stops long runs first.
+            max_operations: 500_000_000,
             max_call_levels: 32,
             max_string_size: 1024 * 1024,
             max_array_size: 10_000,
@@ -56,6 +58,8 @@ pub struct Input {
     /// Exact-number fields and their scale: scripts compute on them as decimals, and what
     /// they write back is rounded half away from zero to the field's scale.
     pub decimals: HashMap<String, u32>,
+    /// The scale of an exact-number result (a formula's), to round it to.
+    pub result_scale: Option<u32>,
     pub reader: Reader,
 }
 
@@ -66,6 +70,8 @@ pub enum Effect {
     Notify { user: String, message: String },
     /// A new record of an entity.
     Create { entity: String, values: Json },
+    /// A change to another record (a parent's totals, say).
+    Update { entity: String, id: String, values: Json },
 }
 
 /// What a run did.
@@ -93,6 +99,7 @@ pub enum RuleError {
 /// The state of the run on this thread, reached by the host functions and the progress
 /// check; a run is synchronous on one thread, so no run sees another's.
 struct RunState {
+    now: DateTime<FixedOffset>,
     deadline: Instant,
     budget: Duration,
     errors: Vec<(String, String)>,
@@ -151,6 +158,24 @@ impl Rules {
             with_run(|run| run.effects.push(Effect::Create { entity: entity.to_owned(), values }));
             Ok(())
         });
+        engine.register_fn("update", |entity: &str, id: &str, values: RhaiMap| -> Result<(), Box<EvalAltResult>> {
+            let values = to_json(&Dynamic::from_map(values))?;
+            with_run(|run| run.effects.push(Effect::Update { entity: entity.to_owned(), id: id.to_owned(), values }));
+            Ok(())
+        });
+        engine.register_fn("days_ago", |days: i64| -> Result<String, Box<EvalAltResult>> {
+            let now = with_run(|run| run.now).ok_or("days_ago is only available while a rule runs")?;
+            Ok((now - chrono::TimeDelta::days(days)).to_rfc3339())
+        });
+        engine.register_fn("days_between", |from: &str, to: &str| -> Result<i64, Box<EvalAltResult>> {
+            let day = |text: &str| {
+                DateTime::parse_from_rfc3339(text)
+                    .map(|t| t.date_naive())
+                    .or_else(|_| NaiveDate::parse_from_str(text, "%Y-%m-%d"))
+                    .map_err(|_| format!("`{text}` is not a date"))
+            };
+            Ok((day(to)? - day(from)?).num_days())
+        });
         engine.register_fn("find", |entity: &str, filter: RhaiMap| -> Result<rhai::Array, Box<EvalAltResult>> {
             let filter = to_json(&Dynamic::from_map(filter))?;
             let reader = with_run(|run| run.reader.clone()).ok_or("find is only available while a rule runs")?;
@@ -192,7 +217,14 @@ impl Rules {
     /// Runs a script against a record. Blocking: call it where blocking is allowed.
     pub fn run(&self, script: &str, source: &str, input: Input) -> Result<Outcome, RuleError> {
         let ast = self.compile(script, source)?;
+        let now = DateTime::parse_from_rfc3339(&input.now).map_err(|e| RuleError::Failed {
+            script: script.to_owned(),
+            line: 0,
+            column: 0,
+            message: format!("the time given to the rule is not RFC 3339: {e}"),
+        })?;
         let decimals = input.decimals;
+        let input_scale = input.result_scale;
         let mut scope = Scope::new();
         scope.push("record", dynamic_record(&input.record, &decimals));
         scope.push("old", input.old.as_ref().map_or(Dynamic::UNIT, |old| dynamic_record(old, &decimals)));
@@ -201,6 +233,7 @@ impl Rules {
         let started = Instant::now();
         RUN.with(|run| {
             *run.borrow_mut() = Some(RunState {
+                now,
                 deadline: started + self.limits.budget,
                 budget: self.limits.budget,
                 errors: Vec::new(),
@@ -223,7 +256,10 @@ impl Rules {
                 });
             }
         };
-        let value = to_json(&value).map_err(|e| failure(script, *e))?;
+        let value = match (input_scale, number_of(&value)) {
+            (Some(scale), Some(n)) => Json::String(round(n, scale).to_string()),
+            _ => to_json(&value).map_err(|e| failure(script, *e))?,
+        };
         Ok(Outcome { record, errors: state.errors, effects: state.effects, value })
     }
 }
@@ -282,6 +318,11 @@ fn json_record(record: &Dynamic, decimals: &HashMap<String, u32>) -> Result<Json
     Ok(Json::Object(out))
 }
 
+/// Exact numbers are rounded half away from zero, as people round money.
+fn round(n: Decimal, scale: u32) -> Decimal {
+    n.round_dp_with_strategy(scale, RoundingStrategy::MidpointAwayFromZero)
+}
+
 /// A number a script computed, as a decimal: from a decimal, an integer or a float.
 fn number_of(value: &Dynamic) -> Option<Decimal> {
     if let Ok(d) = value.as_decimal() {
@@ -293,9 +334,20 @@ fn number_of(value: &Dynamic) -> Option<Decimal> {
     value.as_float().ok().and_then(|f| Decimal::try_from(f).ok())
 }
 
+/// A script's value as JSON; decimals, wherever they are, become exact text.
 fn to_json(value: &Dynamic) -> Result<Json, Box<EvalAltResult>> {
     if let Ok(d) = value.as_decimal() {
         return Ok(Json::String(d.normalize().to_string()));
+    }
+    if let Some(map) = value.read_lock::<RhaiMap>() {
+        return map
+            .iter()
+            .map(|(k, v)| Ok((k.to_string(), to_json(v)?)))
+            .collect::<Result<Map<_, _>, _>>()
+            .map(Json::Object);
+    }
+    if let Some(items) = value.read_lock::<rhai::Array>() {
+        return items.iter().map(to_json).collect::<Result<Vec<_>, _>>().map(Json::Array);
     }
     rhai::serde::from_dynamic(value)
 }
@@ -314,6 +366,7 @@ mod tests {
             user: json!({"id": "u1"}),
             now: "2026-11-26T08:00:00+08:00".into(),
             decimals: HashMap::from([("price".to_owned(), 2), ("amount".to_owned(), 2), ("discount".to_owned(), 2)]),
+            result_scale: None,
             reader: Arc::new(|entity, _| Ok(vec![json!({"entity": entity, "name": "found"})])),
         }
     }
@@ -346,6 +399,14 @@ mod tests {
         assert_eq!(outcome.effects.len(), 2);
         assert_eq!(outcome.effects[0], Effect::Notify { user: "u1".into(), message: "check ".into() });
         assert_eq!(outcome.value, json!(1));
+    }
+
+    #[test]
+    fn dates_are_counted_from_the_run_time() {
+        let rules = Rules::new(Limits::default());
+        let outcome =
+            rules.run("dates", r#"[days_ago(30), days_between("2026-11-01", now)]"#, input(json!({}))).unwrap();
+        assert_eq!(outcome.value, json!(["2026-10-27T08:00:00+08:00", 25]));
     }
 
     #[test]

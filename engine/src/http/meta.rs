@@ -123,7 +123,9 @@ pub async fn archive_field(
 /// The document kinds that `/api/v1/meta/{kind}/{name}` serves, by their folder names.
 fn doc_kind(kind: &str) -> ApiResult<DocKind> {
     DocKind::ALL.into_iter().find(|k| k.folder() == kind && *k != DocKind::Entity).ok_or_else(|| {
-        ApiError::not_found(format!("no metadata kind `{kind}`; use layouts, lists, related, stage_sets or roles"))
+        ApiError::not_found(format!(
+            "no metadata kind `{kind}`; use layouts, lists, related, stage_sets, roles or scripts"
+        ))
     })
 }
 
@@ -136,7 +138,7 @@ pub async fn get_doc(
 ) -> ApiResult<Json<Json_>> {
     let kind = doc_kind(&kind)?;
     match kind {
-        DocKind::Role => p.require_admin()?,
+        DocKind::Role | DocKind::Script => p.require_admin()?,
         DocKind::StageSet => {}
         _ if !p.sees(&name) => return Err(ApiError::not_found(format!("no {} `{name}`", kind.as_str()))),
         _ => {}
@@ -158,7 +160,7 @@ pub async fn put_doc(
 ) -> ApiResult<Response> {
     p.require_admin()?;
     let kind = doc_kind(&kind)?;
-    let named = matches!(kind, DocKind::StageSet | DocKind::Role);
+    let named = matches!(kind, DocKind::StageSet | DocKind::Role | DocKind::Script);
     let key = if named { "name" } else { "entity" };
     if body.get(key).and_then(Json_::as_str) != Some(name.as_str()) {
         return Err(ApiError::bad_request("invalid_body", format!("the document's `{key}` must be `{name}`")));

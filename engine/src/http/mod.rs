@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod meta;
 mod records;
+mod rules;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Request, State};
@@ -36,6 +37,7 @@ pub fn build_app(state: AppState) -> Router {
         )
         .route("/api/v1/meta/history", get(meta::history))
         .route("/api/v1/meta/roles", get(meta::list_roles))
+        .route("/api/v1/meta/scripts/{name}/dry-run", post(rules::dry_run))
         .route("/api/v1/meta/{kind}/{name}", get(meta::get_doc).put(meta::put_doc))
         // Records
         .route("/api/v1/records/{entity}", get(records::list).post(records::create))
@@ -54,6 +56,11 @@ pub fn build_app(state: AppState) -> Router {
         .route("/api/v1/records/{entity}/{id}/restore", post(records::restore))
         .route("/api/v1/records/{entity}/{id}/related/{panel}", get(records::related))
         .route("/api/v1/records/{entity}/{id}/history", get(records::history))
+        .route("/api/v1/records/{entity}/{id}/stage", post(rules::move_stage))
+        .route("/api/v1/records/{entity}/{id}/stage-history", get(rules::stage_history))
+        // One's reminders
+        .route("/api/v1/reminders", get(rules::reminders))
+        .route("/api/v1/reminders/{id}/done", post(rules::finish_reminder))
         // One's own session, password and tokens
         .route("/api/v1/auth/logout", post(auth::logout))
         .route("/api/v1/auth/session", get(auth::session))

@@ -56,7 +56,7 @@ pub struct Viewer {
     pub csrf: String,
     pub locale: &'static str,
     pub theme: String,
-    /// Where the user's wall clock is; China Standard Time unless they chose otherwise.
+    /// Where the user's wall clock is; the business time zone unless they chose otherwise.
     pub offset: FixedOffset,
     pub name: String,
     /// The page's path and query, to come back to after changing a preference.
@@ -74,7 +74,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Viewer {
 }
 
 const FLASH_COOKIE: &str = "crm_flash";
-const CHINA_STANDARD_TIME: i32 = 8 * 3600;
 
 impl Viewer {
     pub fn text(&self, key: &str) -> String {
@@ -218,7 +217,7 @@ async fn viewer(app: &App, user: uuid::Uuid, csrf: String, headers: &HeaderMap) 
     let offset = chosen("utc_offset")
         .and_then(|o| o.parse::<i32>().ok())
         .and_then(FixedOffset::east_opt)
-        .unwrap_or_else(|| FixedOffset::east_opt(CHINA_STANDARD_TIME).expect("in range"));
+        .unwrap_or_else(crate::schedule::business_offset);
     let name = user_name(app, user).await?;
     let flash = auth::cookie(headers, FLASH_COOKIE).map(decode).filter(|f| !f.is_empty());
     Ok(Viewer { principal, csrf, locale, theme, offset, name, path: String::new(), flash })

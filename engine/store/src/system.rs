@@ -717,6 +717,15 @@ pub async fn insert_reminder(tx: &mut Tx, r: &NewReminder<'_>, now: DateTime<Utc
     Ok(())
 }
 
+/// Closes the open reminders a scheduled rule left on its previous run: today's run lists
+/// what is still to do.
+pub async fn supersede_reminders(tx: &mut Tx, rule: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
+    let mut sql = tx.sql();
+    sql.push("UPDATE crm_reminder SET done_at = ").bind(Arg::Datetime(now)).push(" WHERE rule = ");
+    sql.bind(Arg::Text(rule.to_owned())).push(" AND record_id IS NULL AND done_at IS NULL");
+    sql.execute_tx(tx).await
+}
+
 /// A user's open reminders due before `until`, oldest first.
 pub async fn open_reminders(db: &Db, user: Uuid, until: DateTime<Utc>) -> Result<Vec<Reminder>, StoreError> {
     let mut sql = db.sql();
@@ -748,19 +757,14 @@ pub async fn finish_reminder(db: &Db, user: Uuid, id: Uuid, now: DateTime<Utc>) 
     Ok(sql.execute(db).await? > 0)
 }
 
-/// When a scheduled rule last ran.
-pub async fn last_scheduled_run(db: &Db, rule: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+/// Claims the run of a scheduled rule for the slot at `slot`: true for exactly one caller
+/// (of any node) per slot.
+pub async fn claim_scheduled_run(db: &Db, rule: &str, slot: DateTime<Utc>) -> Result<bool, StoreError> {
     let mut sql = db.sql();
-    sql.push("SELECT last_run_at FROM crm_schedule_run WHERE rule = ").bind(Arg::Text(rule.to_owned()));
-    Ok(sql.fetch_optional(db).await?.map(|row| row.datetime(0)).transpose()?.flatten())
-}
-
-pub async fn set_scheduled_run(tx: &mut Tx, rule: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
-    let mut sql = tx.sql();
     sql.push("INSERT INTO crm_schedule_run (rule, last_run_at) VALUES (").bind(Arg::Text(rule.to_owned()));
     sql.push(", ")
-        .bind(Arg::Datetime(at))
+        .bind(Arg::Datetime(slot))
         .push(") ON CONFLICT (rule) DO UPDATE SET last_run_at = excluded.last_run_at");
-    sql.execute_tx(tx).await?;
-    Ok(())
+    sql.push(" WHERE crm_schedule_run.last_run_at < excluded.last_run_at");
+    Ok(sql.execute(db).await? > 0)
 }

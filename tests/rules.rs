@@ -1,0 +1,342 @@
+//! Rules and stage workflows on SQLite and PostgreSQL: every event of the save pipeline, the
+//! core package's rules, stage moves with their checks, guards and history, the sandbox, the
+//! dry run, and scheduled reminders driven by a clock the test chooses.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use chrono::{TimeDelta, Utc};
+use serde_json::{Value, json};
+use support::TestApp;
+
+backends!(
+    core_rules_price_lines_and_total_their_parents,
+    every_save_event_runs_and_a_refusal_writes_nothing,
+    stage_moves_check_fields_and_guards_and_are_recorded,
+    broken_and_runaway_scripts_are_refused_with_their_place,
+    a_dry_run_says_what_would_happen_and_saves_nothing,
+    scheduled_rules_leave_reminders_once_per_slot,
+);
+
+/// Installs a rule through the metadata API.
+async fn install(t: &TestApp, name: &str, entity: Option<&str>, event: &str, extra: Value, source: &str) -> TestApp_ {
+    let mut doc = json!({"name": name, "label": {"zh-CN": name, "en": name}, "event": event, "source": source});
+    if let Some(entity) = entity {
+        doc["entity"] = json!(entity);
+    }
+    if let Value::Object(extra) = extra {
+        doc.as_object_mut().unwrap().extend(extra);
+    }
+    let reply = t.put(&format!("/api/v1/meta/scripts/{name}"), doc).await;
+    TestApp_ { status: reply.status.as_u16(), body: reply.body }
+}
+
+/// What installing a rule answered.
+struct TestApp_ {
+    status: u16,
+    body: Value,
+}
+
+fn id(record: &Value) -> String {
+    record["id"].as_str().expect("an id").to_owned()
+}
+
+async fn core_rules_price_lines_and_total_their_parents(t: TestApp) {
+    let customer = t.create("customer", json!({"name": "报价客户"})).await;
+    let quote = t.create("quote", json!({"name": "年度报价", "customer": id(&customer)})).await;
+    let line = t
+        .create(
+            "quote_line",
+            json!({"name": "服务器", "quote": id(&quote), "quantity": "3", "price": "10.15", "discount": "12.5"}),
+        )
+        .await;
+    assert_eq!(line["amount"], "26.64", "3 × 10.15 × (1 − 12.5%) = 26.64375, rounded to the fen");
+    let second =
+        t.create("quote_line", json!({"name": "安装", "quote": id(&quote), "quantity": 1, "price": "100"})).await;
+    assert_eq!(second["amount"], "100.00");
+    let stored = t.get(&format!("/api/v1/records/quote/{}", id(&quote))).await.expect(200);
+    assert_eq!(stored["total_amount"], "126.64", "the quote totals its lines");
+
+    let changed = t
+        .patch(&format!("/api/v1/records/quote_line/{}", id(&line)), json!({"quantity": "4", "version": 1}))
+        .await
+        .expect(200);
+    assert_eq!(changed["amount"], "35.53", "4 × 10.15 × 0.875 = 35.525 → 35.53");
+    let stored = t.get(&format!("/api/v1/records/quote/{}", id(&quote))).await.expect(200);
+    assert_eq!(stored["total_amount"], "135.53");
+    // A typed amount does not survive: the formula owns the field.
+    let forced = t
+        .patch(&format!("/api/v1/records/quote_line/{}", id(&second)), json!({"amount": "1", "version": 1}))
+        .await
+        .expect(200);
+    assert_eq!(forced["amount"], "100.00");
+
+    // Opportunities' probability follows their stage (the sales stage set allows no override).
+    let opportunity = t
+        .create(
+            "opportunity",
+            json!({"name": "扩容", "customer": id(&customer), "stage": "proposal", "probability": "90"}),
+        )
+        .await;
+    assert_eq!(opportunity["probability"], "50.00");
+}
+
+async fn every_save_event_runs_and_a_refusal_writes_nothing(t: TestApp) {
+    let owner = t.get("/api/v1/auth/session").await.expect(200)["user_id"].as_str().unwrap().to_owned();
+    for (name, event, extra, source) in [
+        ("class_default", "default", json!({"field": "class"}), r#""normal""#),
+        ("tidy_name", "before_save", json!({}), "record.name.trim(); record.fax = `${record.phone ?? \"\"}`;"),
+        (
+            "revenue_band",
+            "formula",
+            json!({"field": "remark", "order": 1}),
+            r#"if (record.annual_revenue ?? 0) >= 1000000 { "大客户" } else { "中小客户" }"#,
+        ),
+        (
+            "no_test_names",
+            "validate",
+            json!({}),
+            r#"if record.name.contains("测试") { error("name", "客户名称不能包含“测试”"); }
+               if old != () && old.status == "lost" && record.status == "active" { error("status", "流失客户须先转为潜在客户"); }"#,
+        ),
+        (
+            "welcome_call",
+            "after_save",
+            json!({}),
+            r#"if old == () {
+                   notify(record.owner, `新客户：${record.name}`);
+                   create("activity", #{ name: `首次拜访 ${record.name}`, type: "visit", status: "planned", customer: record.id });
+               }"#,
+        ),
+    ] {
+        let installed = install(&t, name, Some("customer"), event, extra, source).await;
+        assert_eq!(installed.status, 200, "{name}: {}", installed.body);
+    }
+    let created =
+        t.create("customer", json!({"name": "  立友信  ", "annual_revenue": "2000000", "phone": "010-1234"})).await;
+    assert_eq!(created["name"], "立友信", "before_save trimmed the name");
+    assert_eq!(created["class"], "normal", "the default filled the empty field");
+    assert_eq!(created["remark"], "大客户", "the formula is stored");
+    assert_eq!(created["fax"], "010-1234");
+    let found =
+        t.list("customer", Some(json!({"field": "remark", "op": "eq", "value": "大客户"})), "").await.expect(200);
+    assert_eq!(found["data"].as_array().unwrap().len(), 1, "formula values filter like any column");
+    let activities =
+        t.list("activity", Some(json!({"field": "customer", "op": "eq", "value": id(&created)})), "").await.expect(200);
+    assert_eq!(activities["data"][0]["name"], "首次拜访 立友信", "after_save created the visit");
+    let reminders = t.get("/api/v1/reminders").await.expect(200);
+    assert_eq!(reminders["data"][0]["message"], "新客户：立友信");
+    assert_eq!(reminders["data"][0]["record_id"], created["id"]);
+    assert_eq!(created["owner"], owner.as_str());
+
+    // A rule's refusal is a 422 naming the field, and nothing is written — not even effects.
+    let refused = t.post("/api/v1/records/customer", json!({"name": "测试公司"})).await.expect(422);
+    assert_eq!(refused["errors"][0]["field"], "name");
+    assert_eq!(refused["errors"][0]["message"], "客户名称不能包含“测试”");
+    assert_eq!(t.list("customer", None, "count=true").await.expect(200)["total"], 1);
+    assert_eq!(t.list("activity", None, "count=true").await.expect(200)["total"], 1);
+    assert_eq!(t.get("/api/v1/reminders").await.expect(200)["data"].as_array().unwrap().len(), 1);
+
+    // `old` is the stored record on a change.
+    let lost = t
+        .patch(&format!("/api/v1/records/customer/{}", id(&created)), json!({"status": "lost", "version": 1}))
+        .await
+        .expect(200);
+    let back = t
+        .patch(
+            &format!("/api/v1/records/customer/{}", id(&created)),
+            json!({"status": "active", "version": lost["version"]}),
+        )
+        .await
+        .expect(422);
+    assert_eq!(back["errors"][0]["field"], "status");
+    // A rule that sets a value the field cannot hold is refused like a user's input.
+    let bad =
+        install(&t, "bad_set", Some("customer"), "before_save", json!({}), r#"record.industry = "mining";"#).await;
+    assert_eq!(bad.status, 200);
+    let refused = t.post("/api/v1/records/customer", json!({"name": "另一家"})).await.expect(422);
+    assert_eq!(refused["errors"][0]["field"], "industry");
+    // Reminders are marked done by their owner.
+    let reminder =
+        t.get("/api/v1/reminders?when=today").await.expect(200)["data"][0]["id"].as_str().unwrap().to_owned();
+    t.post(&format!("/api/v1/reminders/{reminder}/done"), json!({})).await.expect(204);
+    assert!(t.get("/api/v1/reminders").await.expect(200)["data"].as_array().unwrap().is_empty());
+    t.post(&format!("/api/v1/reminders/{reminder}/done"), json!({})).await.expect(404);
+}
+
+async fn stage_moves_check_fields_and_guards_and_are_recorded(t: TestApp) {
+    // Entering "proposal" needs an amount; a guard refuses winning without a close date.
+    let mut sales = t.get("/api/v1/meta/stage_sets/sales").await.expect(200);
+    sales["stages"][2]["required"] = json!(["amount"]);
+    t.put("/api/v1/meta/stage_sets/sales", sales).await.expect(200);
+    let guard = r#"if record.stage == "won" && record.expected_close == () { error("", "赢单前请填写预计成交日期"); }"#;
+    assert_eq!(
+        install(&t, "won_needs_close", Some("opportunity"), "before_stage_move", json!({}), guard).await.status,
+        200
+    );
+
+    let customer = t.create("customer", json!({"name": "阶段客户"})).await;
+    let created =
+        t.create("opportunity", json!({"name": "机会", "customer": id(&customer), "stage": "initial_contact"})).await;
+    let path = format!("/api/v1/records/opportunity/{}", id(&created));
+    assert_eq!(created["probability"], "10.00");
+
+    let refused = t.post(&format!("{path}/stage"), json!({"stage": "proposal"})).await.expect(422);
+    assert_eq!(refused["errors"][0]["field"], "amount", "the stage says what it needs");
+    assert_eq!(t.get(&path).await.expect(200)["stage"], "initial_contact", "nothing moved");
+    t.patch(&path, json!({"amount": "50000", "version": 1})).await.expect(200);
+    // Skipping a stage (跨阶段升迁) is allowed.
+    let moved = t.post(&format!("{path}/stage"), json!({"stage": "proposal"})).await.expect(200);
+    assert_eq!(moved["stage"], "proposal");
+    assert_eq!(moved["probability"], "50.00", "the probability follows the stage");
+    let refused = t.post(&format!("{path}/stage"), json!({"stage": "won"})).await.expect(422);
+    assert_eq!(refused["errors"][0]["field"], "stage", "a guard's refusal is said on the stage");
+    assert_eq!(refused["errors"][0]["message"], "赢单前请填写预计成交日期");
+    // Backwards, then a stale version.
+    let back = t.post(&format!("{path}/stage"), json!({"stage": "needs_analysis"})).await.expect(200);
+    t.post(&format!("{path}/stage"), json!({"stage": "proposal", "version": 1})).await.expect(409);
+    // A plain PATCH of the stage goes through the same checks.
+    t.patch(&path, json!({"stage": "won", "version": back["version"]})).await.expect(422);
+    let won = t
+        .patch(&path, json!({"stage": "won", "expected_close": "2026-12-31", "version": back["version"]}))
+        .await
+        .expect(200);
+    assert_eq!(won["probability"], "100.00");
+
+    let history = t.get(&format!("{path}/stage-history")).await.expect(200);
+    let moves: Vec<(Value, Value)> =
+        history["data"].as_array().unwrap().iter().map(|m| (m["from"].clone(), m["to"].clone())).collect();
+    assert_eq!(
+        moves,
+        vec![
+            (Value::Null, json!("initial_contact")),
+            (json!("initial_contact"), json!("proposal")),
+            (json!("proposal"), json!("needs_analysis")),
+            (json!("needs_analysis"), json!("won")),
+        ]
+    );
+    let spent: Vec<Option<i64>> =
+        history["data"].as_array().unwrap().iter().map(|m| m["seconds_in_previous"].as_i64()).collect();
+    assert_eq!(spent[0], None, "entering the first stage leaves none");
+    assert!(spent[1..].iter().all(|s| s.is_some_and(|s| s >= 0)), "{spent:?}");
+    assert_eq!(history["data"][0]["actor"], t.get("/api/v1/auth/session").await.expect(200)["user_id"]);
+    t.get("/api/v1/records/opportunity/01a2f0b3-0000-7000-8000-000000000000/stage-history").await.expect(404);
+    t.post(&format!("/api/v1/records/customer/{}/stage", id(&customer)), json!({"stage": "x"})).await.expect(400);
+}
+
+async fn broken_and_runaway_scripts_are_refused_with_their_place(t: TestApp) {
+    let broken = install(&t, "typo", Some("customer"), "validate", json!({}), "let a = 1;\nif a > { }").await;
+    assert_eq!(broken.status, 422, "{}", broken.body);
+    let message = broken.body["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("typo") && message.contains("line 2"), "{message}");
+    assert_eq!(broken.body["errors"][0]["path"], "/source");
+    t.get("/api/v1/meta/scripts/typo").await.expect(404);
+
+    for (name, source, says) in [
+        ("spin", "loop { }", "stopped"),
+        ("deep", "fn f(n) { f(n + 1) } f(0);", "nested"),
+        ("huge", r#"let s = "0123456789"; loop { s += s; }"#, "limit"),
+        ("escape", r#"open("/etc/passwd")"#, "escape"),
+        ("thrower", "let a = 1;\nthrow \"坏了\";", "line 2"),
+    ] {
+        assert_eq!(install(&t, name, Some("lead"), "validate", json!({}), source).await.status, 200, "{name}");
+        let began = Instant::now();
+        let refused = t.post("/api/v1/records/lead", json!({"name": "线索"})).await.expect(422);
+        assert!(began.elapsed() < Duration::from_secs(5), "{name} was stopped in time");
+        let error = &refused["errors"][0];
+        assert_eq!(error["code"], "script_error", "{name}: {refused}");
+        let message = error["message"].as_str().unwrap();
+        assert!(message.contains(name), "{name}: the script is named: {message}");
+        assert!(message.contains(says) || says == "escape", "{name}: {message}");
+        let disabled = json!({"name": name, "label": {"zh-CN": name, "en": name}, "entity": "lead", "event": "validate", "enabled": false, "source": source});
+        t.put(&format!("/api/v1/meta/scripts/{name}"), disabled).await.expect(200);
+    }
+    assert_eq!(t.list("lead", None, "count=true").await.expect(200)["total"], 0, "no partial write");
+    t.create("lead", json!({"name": "线索"})).await;
+}
+
+/// A slow rule runs on its own thread: other requests are answered meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_rule_holds_up_no_other_request() {
+    let t = TestApp::sqlite_with(|config| config.rule_budget = Duration::from_millis(1500)).await;
+    assert_eq!(install(&t, "slow", Some("lead"), "validate", json!({}), "loop { }").await.status, 200);
+    let t = std::sync::Arc::new(t);
+    let slow = {
+        let t = t.clone();
+        tokio::spawn(async move {
+            let began = Instant::now();
+            let reply = t.post("/api/v1/records/lead", json!({"name": "慢"})).await;
+            (reply.status.as_u16(), began.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let began = Instant::now();
+    for _ in 0..5 {
+        t.list("customer", None, "count=true").await.expect(200);
+    }
+    let others = began.elapsed();
+    let (status, took) = slow.await.unwrap();
+    assert_eq!(status, 422);
+    assert!(took >= Duration::from_millis(1400), "the rule ran its whole budget ({took:?})");
+    assert!(others < Duration::from_millis(1000), "five lists took {others:?} while the rule ran");
+}
+
+async fn a_dry_run_says_what_would_happen_and_saves_nothing(t: TestApp) {
+    let customer = t.create("customer", json!({"name": "试算客户"})).await;
+    let quote = t.create("quote", json!({"name": "试算", "customer": id(&customer)})).await;
+    let line = t.create("quote_line", json!({"name": "行", "quote": id(&quote), "quantity": 2, "price": "5"})).await;
+    let supplied = t
+        .post(
+            "/api/v1/meta/scripts/quote_line_amount/dry-run",
+            json!({"record": {"quantity": "3", "price": "10.15", "discount": "12.5"}}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(supplied["ok"], true);
+    assert_eq!(supplied["value"], "26.64");
+    let stored = t
+        .post("/api/v1/meta/scripts/quote_total/dry-run", json!({"id": id(&line), "record": {"amount": "99"}}))
+        .await
+        .expect(200);
+    assert_eq!(stored["effects"][0]["update"]["values"]["total_amount"], "99", "{stored}");
+    assert_eq!(
+        t.get(&format!("/api/v1/records/quote/{}", id(&quote))).await.expect(200)["total_amount"],
+        "10.00",
+        "nothing saved"
+    );
+    assert_eq!(t.get(&format!("/api/v1/records/quote_line/{}", id(&line))).await.expect(200)["version"], 1);
+    let failing = install(&t, "fails", Some("customer"), "validate", json!({}), "throw \"no\";").await;
+    assert_eq!(failing.status, 200);
+    let said = t.post("/api/v1/meta/scripts/fails/dry-run", json!({"id": id(&customer)})).await.expect(200);
+    assert_eq!(said["ok"], false);
+    assert!(said["error"].as_str().unwrap().contains("fails"));
+    t.post("/api/v1/meta/scripts/nothing/dry-run", json!({})).await.expect(404);
+}
+
+async fn scheduled_rules_leave_reminders_once_per_slot(t: TestApp) {
+    let now = Utc::now();
+    let customer = t.create("customer", json!({"name": "久未联系"})).await;
+    let stale = (now - TimeDelta::days(40)).to_rfc3339();
+    let fresh = (now - TimeDelta::days(3)).to_rfc3339();
+    t.create("contact", json!({"name": "老张", "customer": id(&customer), "last_contacted_at": stale})).await;
+    t.create("contact", json!({"name": "小李", "customer": id(&customer), "last_contacted_at": fresh})).await;
+    // At 09:00 China time the 08:00 slot has come.
+    let nine = now.with_timezone(&crm::schedule::business_offset()).date_naive().and_hms_opt(9, 0, 0).unwrap();
+    let nine = nine.and_local_timezone(crm::schedule::business_offset()).unwrap().with_timezone(&Utc);
+    let ran = crm::schedule::run_due(&t.app, nine).await.unwrap();
+    assert_eq!(ran, 2, "both core scheduled rules ran");
+    assert_eq!(crm::schedule::run_due(&t.app, nine + TimeDelta::minutes(30)).await.unwrap(), 0, "once per slot");
+    let mine: Vec<String> = t.get("/api/v1/reminders").await.expect(200)["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["message"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(mine.iter().any(|m| m.starts_with("老张")), "{mine:?}");
+    assert!(!mine.iter().any(|m| m.starts_with("小李")), "contacted recently: no reminder");
+    // The next morning's run replaces the day's list instead of piling up.
+    assert_eq!(crm::schedule::run_due(&t.app, nine + TimeDelta::days(1)).await.unwrap(), 2);
+    let open = t.get("/api/v1/reminders").await.expect(200)["data"].as_array().unwrap().len();
+    assert_eq!(open, 0, "tomorrow's reminders are not due today, and today's were replaced");
+}
