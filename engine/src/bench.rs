@@ -235,7 +235,24 @@ struct Report {
     /// The filtered list as a rep with a department scope, over the same list as the
     /// administrator (p50).
     scope_ratio_p50: f64,
+    /// A create with three rules attached over one with none (p50).
+    rules_ratio_p50: f64,
+    /// One run of a compiled rule, in microseconds.
+    rule_run_us: f64,
 }
+
+/// The three rules a create runs in the `create_rules` operation: a validation, a derived
+/// field and a formula.
+const BENCH_RULES: [(&str, &str, Option<&str>, &str); 3] = [
+    ("bench_validate", "validate", None, r#"if record.name == "" { error("name", "a name is needed"); }"#),
+    ("bench_tidy", "before_save", None, "record.name.trim();"),
+    (
+        "bench_class",
+        "formula",
+        Some("class"),
+        r#"let revenue = record.annual_revenue ?? 0; if revenue >= 50000000 { "key" } else if revenue >= 5000000 { "normal" } else { "small" }"#,
+    ),
+];
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
@@ -335,10 +352,30 @@ async fn measure(args: &BenchArgs, config: Config, password: &str) -> anyhow::Re
     }
     let cursors = std::sync::Arc::new(cursors);
 
-    for op in ["get", "list_filtered", "list_scoped", "list_deep", "contains", "create", "count_by_status", "list_page"]
-    {
+    // `create_rules` comes last: the rules it installs stay on the customers.
+    let all = [
+        "get",
+        "list_filtered",
+        "list_scoped",
+        "list_deep",
+        "contains",
+        "create",
+        "count_by_status",
+        "list_page",
+        "create_rules",
+    ];
+    for op in all {
         if !args.only.is_empty() && !args.only.iter().any(|o| o == op) {
             continue;
+        }
+        if op == "create_rules" {
+            for (name, event, field, source) in BENCH_RULES {
+                let mut doc = json!({"name": name, "label": {"zh-CN": name, "en": name}, "entity": "customer", "event": event, "source": source});
+                if let Some(field) = field {
+                    doc["field"] = json!(field);
+                }
+                http.send(Method::PUT, &format!("/api/v1/meta/scripts/{name}"), Some(&doc)).await?;
+            }
         }
         progress(args, &format!("measuring {op}…"));
         let api = {
@@ -370,7 +407,7 @@ async fn measure(args: &BenchArgs, config: Config, password: &str) -> anyhow::Re
                             let q = query_string(&contains_params(&mut rng));
                             http.send(Method::GET, &format!("/api/v1/records/customer?{q}"), None).await?;
                         }
-                        "create" => {
+                        "create" | "create_rules" => {
                             let body = customer(&mut rng, &owners);
                             http.send(Method::POST, "/api/v1/records/customer", Some(&body)).await?;
                         }
@@ -410,12 +447,17 @@ async fn measure(args: &BenchArgs, config: Config, password: &str) -> anyhow::Re
     http.send(Method::POST, "/api/v1/meta/entities/customer/fields", Some(&field)).await?;
     let add_field_ms = began.elapsed().as_secs_f64() * 1000.0;
 
+    let rule_run_us = rule_run_us(&app)?;
     server.abort();
     let database = if app.db.dialect() == crm_store::Dialect::Postgres { "postgres" } else { "sqlite" };
     app.db.close().await;
     let p50 = |name: &str| ops.iter().find(|o| o.op == name).map(|o| o.api_p50_ms);
     let scope_ratio_p50 = match (p50("list_scoped"), p50("list_filtered")) {
         (Some(scoped), Some(admin)) if admin > 0.0 => scoped / admin,
+        _ => 0.0,
+    };
+    let rules_ratio_p50 = match (p50("create_rules"), p50("create")) {
+        (Some(with), Some(without)) if without > 0.0 => with / without,
         _ => 0.0,
     };
     Ok(Report {
@@ -426,7 +468,30 @@ async fn measure(args: &BenchArgs, config: Config, password: &str) -> anyhow::Re
         import_rows_per_s,
         add_field_ms,
         scope_ratio_p50,
+        rules_ratio_p50,
+        rule_run_us,
     })
+}
+
+/// The time of one run of a compiled rule (the formula of [`BENCH_RULES`]) on one thread.
+fn rule_run_us(app: &App) -> anyhow::Result<f64> {
+    let (name, _, _, source) = BENCH_RULES[2];
+    let runs = 20_000;
+    let input = || crm_rules::Input {
+        record: serde_json::Map::from_iter([("annual_revenue".to_owned(), json!("12000000.00"))]),
+        old: None,
+        user: json!({"id": Uuid::nil()}),
+        now: "2026-11-26T08:00:00+08:00".into(),
+        decimals: std::collections::HashMap::from([("annual_revenue".to_owned(), 2)]),
+        result_scale: None,
+        reader: std::sync::Arc::new(|_, _| Ok(Vec::new())),
+    };
+    app.rules.run(name, source, input())?;
+    let began = Instant::now();
+    for _ in 0..runs {
+        app.rules.run(name, source, input())?;
+    }
+    Ok(began.elapsed().as_secs_f64() * 1e6 / f64::from(runs))
 }
 
 /// The same SQL as the API's, run directly through the same pool at the same concurrency.
@@ -474,7 +539,7 @@ async fn floor(
                         .await?;
                     list(&ListParams { limit: Some(50), ..ListParams::default() })?
                 }
-                "create" => {
+                "create" | "create_rules" => {
                     let body = customer(&mut rng, &owners);
                     let mut prepared =
                         records::prepare(&app, &principal, "customer", &[body]).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -556,4 +621,6 @@ fn print_table(report: &Report) {
         "filtered list as a rep with department scope ({SHARES} shares) vs as administrator: {:.2}x (p50)",
         report.scope_ratio_p50
     );
+    println!("create with three rules vs none: {:.2}x (p50)", report.rules_ratio_p50);
+    println!("one run of a compiled rule: {:.1} µs", report.rule_run_us);
 }
