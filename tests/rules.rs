@@ -17,6 +17,7 @@ backends!(
     broken_and_runaway_scripts_are_refused_with_their_place,
     a_dry_run_says_what_would_happen_and_saves_nothing,
     scheduled_rules_leave_reminders_once_per_slot,
+    approvals_lock_records_for_reps_not_approvers,
 );
 
 /// Installs a rule through the metadata API.
@@ -36,6 +37,19 @@ async fn install(t: &TestApp, name: &str, entity: Option<&str>, event: &str, ext
 struct TestApp_ {
     status: u16,
     body: Value,
+}
+
+/// A user with a role, signed in with a new password; returns their id and token.
+async fn user(t: &TestApp, login: &str, role: &str, department: Option<&str>) -> (String, String) {
+    let first = "first-Password-1";
+    let body =
+        json!({"user": {"name": login, "login": login, "department": department}, "password": first, "roles": [role]});
+    let id = t.post("/api/v1/admin/users", body).await.expect(201)["id"].as_str().unwrap().to_owned();
+    let token = t.login(login, first).await.expect("a new user signs in");
+    let change = json!({"current_password": first, "password": "second-Password-2"});
+    let changed = t.call(axum::http::Method::POST, "/api/v1/auth/password", Some(change), Some(&token)).await;
+    assert_eq!(changed.status.as_u16(), 204);
+    (id, token)
 }
 
 fn id(record: &Value) -> String {
@@ -339,4 +353,123 @@ async fn scheduled_rules_leave_reminders_once_per_slot(t: TestApp) {
     assert_eq!(crm::schedule::run_due(&t.app, nine + TimeDelta::days(1)).await.unwrap(), 2);
     let open = t.get("/api/v1/reminders").await.expect(200)["data"].as_array().unwrap().len();
     assert_eq!(open, 0, "tomorrow's reminders are not due today, and today's were replaced");
+}
+
+async fn approvals_lock_records_for_reps_not_approvers(t: TestApp) {
+    use axum::http::Method;
+    let department = id(&t.create("department", json!({"name": "华东销售部"})).await);
+    let (manager, boss) = user(&t, "boss", "manager", Some(&department)).await;
+    t.patch(&format!("/api/v1/records/department/{department}"), json!({"manager": manager, "version": 1}))
+        .await
+        .expect(200);
+    let (rep_id, rep) = user(&t, "rep", "sales_rep", Some(&department)).await;
+    let as_rep = |method: Method, uri: String, body: Option<Value>| {
+        let t = &t;
+        let rep = rep.clone();
+        async move { t.call(method, &uri, body, Some(&rep)).await }
+    };
+    let as_boss = |method: Method, uri: String, body: Option<Value>| {
+        let t = &t;
+        let boss = boss.clone();
+        async move { t.call(method, &uri, body, Some(&boss)).await }
+    };
+
+    let customer =
+        as_rep(Method::POST, "/api/v1/records/customer".into(), Some(json!({"name": "审核客户"}))).await.expect(201);
+    let order =
+        as_rep(Method::POST, "/api/v1/records/order".into(), Some(json!({"name": "首单", "customer": id(&customer)})))
+            .await
+            .expect(201);
+    let path = format!("/api/v1/records/order/{}", id(&order));
+    let line = as_rep(
+        Method::POST,
+        "/api/v1/records/order_line".into(),
+        Some(json!({"name": "设备", "order": id(&order), "quantity": 2, "price": "100"})),
+    )
+    .await
+    .expect(201);
+    let line_path = format!("/api/v1/records/order_line/{}", id(&line));
+
+    // A rep may not decide; a rejection needs a reason.
+    as_rep(Method::POST, format!("{path}/approval"), Some(json!({"action": "approve"}))).await.expect(403);
+    let submitted =
+        as_rep(Method::POST, format!("{path}/approval"), Some(json!({"action": "submit"}))).await.expect(200);
+    assert_eq!(submitted["status"], "submitted");
+    let locked =
+        as_rep(Method::PATCH, path.clone(), Some(json!({"remark": "改一下", "version": submitted["version"]})))
+            .await
+            .expect(403);
+    assert_eq!(locked["code"], "record_locked");
+    let line_locked =
+        as_rep(Method::PATCH, line_path.clone(), Some(json!({"quantity": 3, "version": 1}))).await.expect(403);
+    assert_eq!(line_locked["code"], "record_locked", "the lines are locked with their order");
+    let deleted = as_rep(Method::POST, "/api/v1/records/order/bulk/delete".into(), Some(json!({"ids": [id(&order)]})))
+        .await
+        .expect(200);
+    assert_eq!(deleted["results"][0]["status"], 422);
+    assert_eq!(deleted["results"][0]["error"]["errors"][0]["code"], "record_locked");
+    as_boss(Method::POST, format!("{path}/approval"), Some(json!({"action": "reject"}))).await.expect(422);
+
+    let approved =
+        as_boss(Method::POST, format!("{path}/approval"), Some(json!({"action": "approve", "comment": "同意"})))
+            .await
+            .expect(200);
+    assert_eq!(approved["status"], "approved");
+    as_boss(Method::POST, format!("{path}/approval"), Some(json!({"action": "approve"}))).await.expect(422);
+    // Still locked for the rep; a manager may still change it.
+    as_rep(Method::PATCH, path.clone(), Some(json!({"remark": "再改", "version": approved["version"]})))
+        .await
+        .expect(403);
+    as_boss(Method::PATCH, path.clone(), Some(json!({"remark": "经理修改", "version": approved["version"]})))
+        .await
+        .expect(200);
+    as_boss(Method::PATCH, line_path.clone(), Some(json!({"quantity": 3, "version": 1}))).await.expect(200);
+
+    let steps = t.get(&format!("{path}/approvals")).await.expect(200);
+    let taken: Vec<(&str, &str)> = steps["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["action"].as_str().unwrap(), s["actor"].as_str().unwrap()))
+        .collect();
+    assert_eq!(taken, vec![("submit", rep_id.as_str()), ("approve", manager.as_str())]);
+    assert_eq!(steps["data"][1]["comment"], "同意");
+    let told = as_rep(Method::GET, "/api/v1/reminders".into(), None).await.expect(200);
+    assert!(
+        told["data"][0]["message"].as_str().unwrap().contains("approved"),
+        "the submitter hears the decision: {told}"
+    );
+
+    // Any entity can have an approval: a new one where only the submitter's manager decides.
+    let claim = json!({
+        "name": "claim",
+        "label": {"zh-CN": "报销", "en": "Claim"},
+        "approval": {"field": "state", "manager_only": true},
+        "fields": [
+            {"name": "name", "type": "text", "label": {"zh-CN": "名称", "en": "Name"}, "required": true},
+            {"name": "state", "type": "select", "label": {"zh-CN": "状态", "en": "State"}, "default": "draft", "options": [
+                {"value": "draft", "label": {"zh-CN": "草稿", "en": "Draft"}},
+                {"value": "submitted", "label": {"zh-CN": "已提交", "en": "Submitted"}},
+                {"value": "approved", "label": {"zh-CN": "已审核", "en": "Approved"}},
+                {"value": "rejected", "label": {"zh-CN": "已退回", "en": "Rejected"}}
+            ]}
+        ]
+    });
+    t.post("/api/v1/meta/entities", claim).await.expect(201);
+    let bad = json!({"name": "bad", "label": {"zh-CN": "坏", "en": "Bad"}, "approval": {"field": "name"},
+        "fields": [{"name": "name", "type": "text", "label": {"zh-CN": "名称", "en": "Name"}}]});
+    t.post("/api/v1/meta/entities", bad).await.expect(422);
+    let mut role = t.get("/api/v1/meta/roles/sales_rep").await.expect(200);
+    role["entities"]["claim"] = json!({"actions": ["read", "create", "edit", "approve"], "scope": "own"});
+    t.put("/api/v1/meta/roles/sales_rep", role).await.expect(200);
+    let mut role = t.get("/api/v1/meta/roles/manager").await.expect(200);
+    role["entities"]["claim"] = json!({"actions": ["read", "edit", "approve"], "scope": "department_tree"});
+    t.put("/api/v1/meta/roles/manager", role).await.expect(200);
+    let claim = as_rep(Method::POST, "/api/v1/records/claim".into(), Some(json!({"name": "差旅"}))).await.expect(201);
+    let claim_path = format!("/api/v1/records/claim/{}", id(&claim));
+    as_rep(Method::POST, format!("{claim_path}/approval"), Some(json!({"action": "submit"}))).await.expect(200);
+    let own =
+        as_rep(Method::POST, format!("{claim_path}/approval"), Some(json!({"action": "approve"}))).await.expect(403);
+    assert!(own["detail"].as_str().unwrap().contains("manager"), "{own}");
+    as_boss(Method::POST, format!("{claim_path}/approval"), Some(json!({"action": "approve"}))).await.expect(200);
 }

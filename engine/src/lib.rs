@@ -4,6 +4,7 @@
 pub mod access;
 pub mod admin;
 pub mod app;
+pub mod approval;
 pub mod auth;
 pub mod bench;
 pub mod config;

@@ -229,6 +229,26 @@ fn entity_paths(paths: &mut Map<String, Json>, entity: &Entity) {
         stage_history["parameters"] = json!([id_param]);
         paths.insert(format!("/api/v1/records/{name}/{{id}}/stage-history"), json!({"get": stage_history}));
     }
+    if entity.def.approval.is_some() {
+        let mut step = operation(
+            format!("approval_{name}"),
+            format!("Submit, approve, reject or recall a {label}"),
+            with(one("200", ok("The new status", json!({"type": "object"}))), &["400", "401", "403", "404", "422"]),
+        );
+        step["parameters"] = json!([id_param]);
+        step["requestBody"] = body(json!({
+            "type": "object", "required": ["action"], "additionalProperties": false,
+            "properties": {"action": {"enum": ["submit", "approve", "reject", "recall"]}, "comment": {"type": "string"}},
+        }));
+        paths.insert(format!("/api/v1/records/{name}/{{id}}/approval"), json!({"post": step}));
+        let mut steps = operation(
+            format!("approvals_{name}"),
+            format!("Approval steps of a {label}, oldest first"),
+            with(one("200", ok("Approval steps", json!({"type": "object"}))), &["401", "404"]),
+        );
+        steps["parameters"] = json!([id_param]);
+        paths.insert(format!("/api/v1/records/{name}/{{id}}/approvals"), json!({"get": steps}));
+    }
 
     for panel in &entity.related.panels {
         let source_page = json!({"type": "object", "properties": {"data": {"type": "array", "items": {"$ref": format!("#/components/schemas/{}", panel.source)}}, "next_cursor": {"type": ["string", "null"]}}});

@@ -388,6 +388,27 @@ pub async fn create_in(
     Ok(records[0].id())
 }
 
+/// Changes a record's approval status: the approval itself is not held up by its lock.
+pub(crate) async fn change_locked(
+    tx: &mut Tx,
+    app: &App,
+    catalog: &Catalog,
+    entity: &Arc<Entity>,
+    principal: &Principal,
+    current: &Record,
+    values: &[(usize, Value)],
+) -> ApiResult<Record> {
+    apply_change(tx, app, catalog, entity, principal, current, values, "approval", true).await
+}
+
+/// A refusal of one record of a bulk operation, as its result says it.
+fn locked_error(error: ApiError) -> FieldError {
+    match error {
+        ApiError::Forbidden { code, message } => FieldError::new("", code, message),
+        other => FieldError::new("", "failed", other.to_string()),
+    }
+}
+
 /// Changes a record in a transaction already open (a rule's effect), within the caller's
 /// edit scope; its own rules are not run again.
 pub async fn update_in(
@@ -406,6 +427,7 @@ pub async fn update_in(
     let scope = principal.edit_scope(&*app.departments().await?, entity);
     let current = store::get_for_update(tx, entity, id, scope.as_ref()).await?.filter(|r| !r.is_deleted());
     let current = current.ok_or_else(|| ApiError::not_found(format!("no {entity_name} `{id}` you may change")))?;
+    crate::approval::check_unlocked(tx, &catalog, principal, entity, &current).await?;
     Box::pin(apply_change(tx, app, &catalog, entity, principal, &current, &values, "update", false)).await?;
     app.noticed_write(entity_name);
     Ok(())
@@ -638,6 +660,7 @@ pub async fn update(
         drop(tx);
         return Err(not_editable(app, principal, &tree, entity, id).await);
     };
+    crate::approval::check_unlocked(&mut tx, &catalog, principal, entity, &current).await?;
     if current.version() != version {
         return Err(ApiError::Conflict(format!(
             "this record was changed by someone else (version {} is current, you sent {version}); reload it and apply your change again",
@@ -833,6 +856,10 @@ async fn change_each(
             results.push(missing(&text));
             continue;
         };
+        if let Err(e) = crate::approval::check_unlocked(&mut tx, catalog, principal, entity, &current).await {
+            results.push(BulkResult { id: text, outcome: Outcome::Invalid(vec![locked_error(e)]) });
+            continue;
+        }
         match apply_change(&mut tx, app, catalog, entity, principal, &current, values, action, true).await {
             Ok(stored) => results.push(BulkResult { id: text, outcome: Outcome::Done(Some(stored.version())) }),
             Err(ApiError::Invalid(errors)) => results.push(BulkResult { id: text, outcome: Outcome::Invalid(errors) }),
@@ -871,6 +898,15 @@ pub async fn bulk_set_deleted(
                 if !errors.is_empty() {
                     blocked.insert(*id, errors);
                 }
+            }
+        }
+    } else if entity.def.approval.is_some() || entity.def.locked_by.is_some() {
+        // A locked record stays where it is, for those who may not approve it.
+        for id in &wanted {
+            if let Some(record) = store::get_for_update(&mut tx, entity, *id, scope.as_ref()).await?
+                && let Err(e) = crate::approval::check_unlocked(&mut tx, &catalog, principal, entity, &record).await
+            {
+                blocked.insert(*id, vec![locked_error(e)]);
             }
         }
     }

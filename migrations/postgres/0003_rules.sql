@@ -31,3 +31,17 @@ CREATE TABLE crm_schedule_run (
     rule text PRIMARY KEY,
     last_run_at timestamptz NOT NULL
 );
+
+-- Approval steps of records (submit, approve, reject, recall), with comments.
+CREATE TABLE crm_approval (
+    id bigserial PRIMARY KEY,
+    entity text NOT NULL,
+    record_id uuid NOT NULL,
+    action text NOT NULL,
+    from_status text,
+    to_status text NOT NULL,
+    actor uuid NOT NULL,
+    comment text,
+    at timestamptz NOT NULL
+);
+CREATE INDEX crm_approval_record ON crm_approval (entity, record_id, id);

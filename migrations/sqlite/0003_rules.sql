@@ -31,3 +31,17 @@ CREATE TABLE crm_schedule_run (
     rule TEXT PRIMARY KEY,
     last_run_at TEXT NOT NULL
 ) STRICT;
+
+-- Approval steps of records (submit, approve, reject, recall), with comments.
+CREATE TABLE crm_approval (
+    id INTEGER PRIMARY KEY,
+    entity TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    from_status TEXT,
+    to_status TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    comment TEXT,
+    at TEXT NOT NULL
+) STRICT;
+CREATE INDEX crm_approval_record ON crm_approval (entity, record_id, id);

@@ -503,6 +503,32 @@ fn check_stage_set(set: &StageSetDoc, errors: &mut Vec<MetaError>) {
 fn check_entity(docs: &Docs, entity: &EntityDef, errors: &mut Vec<MetaError>) {
     let name = entity.name.as_str();
     let err = |path: String, message: String| MetaError::new(DocKind::Entity, name, path, message);
+    if let Some(approval) = &entity.approval {
+        let field = entity.fields.iter().find(|f| f.name == approval.field && !f.archived);
+        let has_statuses = field.is_some_and(|f| {
+            f.field_type == FieldType::Select
+                && crate::meta::APPROVAL_STATUSES.iter().all(|s| f.options.iter().any(|o| o.value == *s))
+        });
+        if !has_statuses {
+            errors.push(err(
+                "/approval/field".into(),
+                format!(
+                    "`{}` must be a select field with the options draft, submitted, approved and rejected",
+                    approval.field
+                ),
+            ));
+        }
+    }
+    if let Some(parent) = &entity.locked_by {
+        let lookup = entity.fields.iter().find(|f| &f.name == parent && f.field_type == FieldType::Lookup);
+        let locks = lookup
+            .and_then(|f| f.target.as_ref())
+            .and_then(|target| docs.entities.get(target))
+            .is_some_and(|target| target.approval.is_some());
+        if !locks {
+            errors.push(err("/locked_by".into(), format!("`{parent}` must be a lookup to an entity with an approval")));
+        }
+    }
     let mut seen = HashSet::new();
     let mut stage_fields = 0;
     for (i, field) in entity.fields.iter().enumerate() {

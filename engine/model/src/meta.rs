@@ -330,7 +330,33 @@ pub struct EntityDef {
     /// Indexes over several fields, for the filter-and-sort combinations lists use most.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub indexes: Vec<CompositeIndex>,
+    /// Records of this entity go through an approval (审核) kept in a select field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalDef>,
+    /// A lookup to a parent whose lock (an approved order) also locks these records (its lines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locked_by: Option<Ident>,
 }
+
+/// How an entity's records are approved: the status field (with the options draft,
+/// submitted, approved and rejected), the statuses that lock a record against those who may
+/// not approve, and whether only the submitter's department manager may approve.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalDef {
+    pub field: Ident,
+    #[serde(default = "locked_statuses")]
+    pub locked: Vec<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub manager_only: bool,
+}
+
+fn locked_statuses() -> Vec<String> {
+    vec!["submitted".into(), "approved".into()]
+}
+
+/// The statuses of an approval, as the status field's options.
+pub const APPROVAL_STATUSES: [&str; 4] = ["draft", "submitted", "approved", "rejected"];
 
 /// An index over several columns, in order: equality filters first, then range filters
 /// or the sort.

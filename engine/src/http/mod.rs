@@ -58,6 +58,8 @@ pub fn build_app(state: AppState) -> Router {
         .route("/api/v1/records/{entity}/{id}/history", get(records::history))
         .route("/api/v1/records/{entity}/{id}/stage", post(rules::move_stage))
         .route("/api/v1/records/{entity}/{id}/stage-history", get(rules::stage_history))
+        .route("/api/v1/records/{entity}/{id}/approval", post(rules::approve))
+        .route("/api/v1/records/{entity}/{id}/approvals", get(rules::approvals))
         // One's reminders
         .route("/api/v1/reminders", get(rules::reminders))
         .route("/api/v1/reminders/{id}/done", post(rules::finish_reminder))

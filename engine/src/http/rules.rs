@@ -1,4 +1,5 @@
-//! Handlers of stage moves and their history, the dry run of a rule, and the reminders inbox.
+//! Handlers of stage moves and their history, approvals, the dry run of a rule, and the
+//! reminders inbox.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -64,6 +65,33 @@ pub async fn stage_history(
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found(format!("no {entity} `{id}`")))?;
     let rows = crm_store::system::stage_history(&app.db, &entity, id).await?;
     Ok(Json(json!({ "data": rows })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalStep {
+    /// submit, approve, reject or recall.
+    action: String,
+    comment: Option<String>,
+}
+
+/// `POST /api/v1/records/{entity}/{id}/approval`: one step of the record's approval.
+pub async fn approve(
+    State(app): State<AppState>,
+    p: Principal,
+    Path((entity, id)): Path<(String, String)>,
+    ApiJson(body): ApiJson<ApprovalStep>,
+) -> ApiResult<Json<Json_>> {
+    Ok(Json(crate::approval::act(&app, &p, &entity, &id, &body.action, body.comment.as_deref()).await?))
+}
+
+/// `GET /api/v1/records/{entity}/{id}/approvals`: the record's approval steps, oldest first.
+pub async fn approvals(
+    State(app): State<AppState>,
+    p: Principal,
+    Path((entity, id)): Path<(String, String)>,
+) -> ApiResult<Json<Json_>> {
+    Ok(Json(crate::approval::steps(&app, &p, &entity, &id).await?))
 }
 
 /// `POST /api/v1/meta/scripts/{name}/dry-run` with `{"id": ...}` and/or `{"record": {...}}`.

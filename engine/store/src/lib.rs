@@ -93,7 +93,7 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
     ),
     (
         3,
-        "stage history, reminders and schedules",
+        "stage history, reminders, schedules and approvals",
         include_str!("../../../migrations/sqlite/0003_rules.sql"),
         include_str!("../../../migrations/postgres/0003_rules.sql"),
     ),

@@ -768,3 +768,56 @@ pub async fn claim_scheduled_run(db: &Db, rule: &str, slot: DateTime<Utc>) -> Re
     sql.push(" WHERE crm_schedule_run.last_run_at < excluded.last_run_at");
     Ok(sql.execute(db).await? > 0)
 }
+
+/// A step of a record's approval.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ApprovalStep {
+    pub action: String,
+    pub from: Option<String>,
+    pub to: String,
+    pub actor: Option<Uuid>,
+    pub comment: Option<String>,
+    pub at: Option<DateTime<Utc>>,
+}
+
+pub async fn insert_approval_step(
+    tx: &mut Tx,
+    entity: &str,
+    record_id: Uuid,
+    step: &ApprovalStep,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let mut sql = tx.sql();
+    sql.push(
+        "INSERT INTO crm_approval (entity, record_id, action, from_status, to_status, actor, comment, at) VALUES (",
+    );
+    sql.bind(Arg::Text(entity.to_owned())).push(", ").bind(Arg::Uuid(record_id)).push(", ");
+    sql.bind(Arg::Text(step.action.clone())).push(", ");
+    sql.bind(step.from.clone().map_or(Arg::Null(Storage::Text), Arg::Text)).push(", ");
+    sql.bind(Arg::Text(step.to.clone())).push(", ").bind(Arg::Uuid(step.actor.unwrap_or_default())).push(", ");
+    sql.bind(step.comment.clone().map_or(Arg::Null(Storage::Text), Arg::Text)).push(", ").bind(Arg::Datetime(now));
+    sql.push(")");
+    sql.execute_tx(tx).await?;
+    Ok(())
+}
+
+/// A record's approval steps, oldest first.
+pub async fn approval_steps(db: &Db, entity: &str, record_id: Uuid) -> Result<Vec<ApprovalStep>, StoreError> {
+    let mut sql = db.sql();
+    sql.push("SELECT action, from_status, to_status, actor, comment, at FROM crm_approval WHERE entity = ");
+    sql.bind(Arg::Text(entity.to_owned())).push(" AND record_id = ").bind(Arg::Uuid(record_id)).push(" ORDER BY id");
+    sql.fetch_all(db)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(ApprovalStep {
+                action: row.text(0)?.unwrap_or_default(),
+                from: row.text(1)?,
+                to: row.text(2)?.unwrap_or_default(),
+                actor: row.uuid(3)?,
+                comment: row.text(4)?,
+                at: row.datetime(5)?,
+            })
+        })
+        .collect()
+}

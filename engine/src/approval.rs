@@ -1,0 +1,185 @@
+//! Approvals (审核) and record locks: a record of an entity with an approval is submitted,
+//! then approved or rejected by someone whose roles may approve (optionally only the
+//! submitter's department manager); each step is kept with its comment. While its status
+//! locks it, only approvers may change the record — and the records whose `locked_by` points
+//! at it (an approved order's lines).
+
+use chrono::{DateTime, Utc};
+use crm_model::{Action, Catalog, Entity, Value};
+use crm_store::records::{self as store, col};
+use crm_store::system::{self, ApprovalStep};
+use crm_store::{Record, Tx};
+use serde_json::{Value as Json, json};
+use uuid::Uuid;
+
+use crate::access::Principal;
+use crate::app::App;
+use crate::error::{ApiError, ApiResult};
+
+/// Why a change is refused: the record (or its parent) is locked by its approval.
+fn locked(what: &str) -> ApiError {
+    ApiError::Forbidden {
+        code: "record_locked",
+        message: format!("{what} is locked by its approval (已审核或待审核，已锁定): only approvers may change it"),
+    }
+}
+
+fn status_of(entity: &Entity, record: &Record) -> Option<String> {
+    let approval = entity.def.approval.as_ref()?;
+    match &record.values[entity.column_index(approval.field.as_str())?] {
+        Value::Text(status) => Some(status.clone()),
+        _ => None,
+    }
+}
+
+fn is_locked(entity: &Entity, record: &Record) -> bool {
+    let Some(approval) = &entity.def.approval else { return false };
+    status_of(entity, record).is_some_and(|s| approval.locked.contains(&s))
+}
+
+/// Refuses a change to a locked record (or a record of a locked parent) by someone whose
+/// roles may not approve that entity.
+pub async fn check_unlocked(
+    tx: &mut Tx,
+    catalog: &Catalog,
+    principal: &Principal,
+    entity: &Entity,
+    record: &Record,
+) -> ApiResult<()> {
+    let name = entity.name().as_str();
+    if is_locked(entity, record) && !principal.access.allows(name, Action::Approve) {
+        return Err(locked(&format!("this {name}")));
+    }
+    let Some(parent_field) = &entity.def.locked_by else { return Ok(()) };
+    let Some(parent_entity) =
+        entity.field(parent_field.as_str()).and_then(|f| f.reference_target()).and_then(|t| catalog.entity(t))
+    else {
+        return Ok(());
+    };
+    let index = entity.column_index(parent_field.as_str()).expect("a column of the entity");
+    let Value::Uuid(parent_id) = record.values[index] else { return Ok(()) };
+    let parent = store::get_for_update(tx, parent_entity, parent_id, None).await?;
+    let parent_name = parent_entity.name().as_str();
+    if parent.is_some_and(|p| is_locked(parent_entity, &p)) && !principal.access.allows(parent_name, Action::Approve) {
+        return Err(locked(&format!("its {parent_name}")));
+    }
+    Ok(())
+}
+
+/// The status an approval action leads to from the current one, if it may be taken.
+fn next_status(action: &str, current: Option<&str>) -> Result<&'static str, String> {
+    match (action, current) {
+        ("submit", None | Some("draft" | "rejected")) => Ok("submitted"),
+        ("approve", Some("submitted")) => Ok("approved"),
+        ("reject", Some("submitted")) => Ok("rejected"),
+        ("recall", Some("submitted")) => Ok("draft"),
+        ("submit" | "approve" | "reject" | "recall", status) => {
+            Err(format!("cannot {action} a record whose approval status is {}", status.unwrap_or("empty")))
+        }
+        (other, _) => Err(format!("no approval action `{other}`; use submit, approve, reject or recall")),
+    }
+}
+
+/// `POST /api/v1/records/{entity}/{id}/approval`: takes one approval step.
+pub async fn act(
+    app: &App,
+    principal: &Principal,
+    entity_name: &str,
+    id: &str,
+    action: &str,
+    comment: Option<&str>,
+) -> ApiResult<Json> {
+    let catalog = app.catalog();
+    let entity = principal.entity(&catalog, entity_name, Action::Read)?.clone();
+    let approval = entity
+        .def
+        .approval
+        .clone()
+        .ok_or_else(|| ApiError::bad_request("no_approval", format!("`{entity_name}` has no approval")))?;
+    let id = Uuid::parse_str(id).map_err(|_| ApiError::not_found(format!("no {entity_name} `{id}`")))?;
+    let deciding = matches!(action, "approve" | "reject");
+    let needed = if deciding { Action::Approve } else { Action::Edit };
+    principal.entity(&catalog, entity_name, needed)?;
+    let comment = comment.map(str::trim).filter(|c| !c.is_empty());
+    if action == "reject" && comment.is_none() {
+        return Err(ApiError::field("comment", "required", "say why the record is rejected"));
+    }
+    let tree = app.departments().await?;
+    let scope = if deciding { principal.read_scope(&tree, &entity) } else { principal.edit_scope(&tree, &entity) };
+    let mut tx = app.db.begin().await?;
+    let current = store::get_for_update(&mut tx, &entity, id, scope.as_ref()).await?.filter(|r| !r.is_deleted());
+    let current = current.ok_or_else(|| ApiError::not_found(format!("no {entity_name} `{id}`")))?;
+    let from = status_of(&entity, &current);
+    let to = next_status(action, from.as_deref())
+        .map_err(|m| ApiError::field(approval.field.to_string(), "invalid_step", m))?;
+    if deciding && approval.manager_only && !principal.is_admin() {
+        let submitter =
+            system::approval_steps(&app.db, entity_name, id).await?.into_iter().rev().find(|s| s.action == "submit");
+        let manager = match submitter.and_then(|s| s.actor) {
+            Some(user) => manager_of(app, &catalog, user).await?,
+            None => None,
+        };
+        if manager != Some(principal.user_id) {
+            return Err(ApiError::forbidden("only the manager of the submitter's department may decide this approval"));
+        }
+    }
+    let index = entity.column_index(approval.field.as_str()).expect("the approval field is a column");
+    let values = [(index, Value::Text(to.to_owned()))];
+    let stored = crate::records::change_locked(&mut tx, app, &catalog, &entity, principal, &current, &values).await?;
+    let step = ApprovalStep {
+        action: action.to_owned(),
+        from,
+        to: to.to_owned(),
+        actor: Some(principal.user_id),
+        comment: comment.map(str::to_owned),
+        at: None,
+    };
+    let now: DateTime<Utc> = app.now();
+    system::insert_approval_step(&mut tx, entity_name, id, &step, now).await?;
+    // The submitter hears the decision.
+    if deciding && let Value::Uuid(owner) = stored.values[col::OWNER] {
+        let verdict = if action == "approve" { "已审核通过 / approved" } else { "被退回 / rejected" };
+        let message = format!("{entity_name} {verdict}{}", comment.map(|c| format!("：{c}")).unwrap_or_default());
+        let reminder = system::NewReminder {
+            user: owner,
+            message: &message,
+            entity: Some(entity_name),
+            record_id: Some(id),
+            rule: None,
+            due_at: now,
+        };
+        system::insert_reminder(&mut tx, &reminder, now).await?;
+    }
+    tx.commit().await?;
+    app.noticed_write(entity_name);
+    Ok(json!({"id": id, "status": to, "version": stored.version()}))
+}
+
+/// The manager of a user's department.
+async fn manager_of(app: &App, catalog: &Catalog, user: Uuid) -> ApiResult<Option<Uuid>> {
+    let (Some(users), Some(departments)) = (catalog.entity(crm_model::USER_ENTITY), catalog.entity("department"))
+    else {
+        return Ok(None);
+    };
+    let department = match (store::get(&app.db, users, user, None).await?, users.column_index("department")) {
+        (Some(record), Some(i)) => match record.values[i] {
+            Value::Uuid(department) => department,
+            _ => return Ok(None),
+        },
+        _ => return Ok(None),
+    };
+    Ok(match (store::get(&app.db, departments, department, None).await?, departments.column_index("manager")) {
+        (Some(record), Some(i)) => match record.values[i] {
+            Value::Uuid(manager) => Some(manager),
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
+/// `GET /api/v1/records/{entity}/{id}/approvals`: the record's approval steps.
+pub async fn steps(app: &App, principal: &Principal, entity_name: &str, id: &str) -> ApiResult<Json> {
+    crate::records::get(app, principal, entity_name, id, Some("id")).await?;
+    let id = Uuid::parse_str(id).map_err(|_| ApiError::not_found(format!("no {entity_name} `{id}`")))?;
+    Ok(json!({"data": system::approval_steps(&app.db, entity_name, id).await?}))
+}
