@@ -18,6 +18,8 @@ backends!(
     a_dry_run_says_what_would_happen_and_saves_nothing,
     scheduled_rules_leave_reminders_once_per_slot,
     approvals_lock_records_for_reps_not_approvers,
+    leads_convert_to_customer_contact_and_opportunity,
+    assignment_and_activity_stage_rules,
 );
 
 /// Installs a rule through the metadata API.
@@ -472,4 +474,79 @@ async fn approvals_lock_records_for_reps_not_approvers(t: TestApp) {
         as_rep(Method::POST, format!("{claim_path}/approval"), Some(json!({"action": "approve"}))).await.expect(403);
     assert!(own["detail"].as_str().unwrap().contains("manager"), "{own}");
     as_boss(Method::POST, format!("{claim_path}/approval"), Some(json!({"action": "approve"}))).await.expect(200);
+}
+
+async fn leads_convert_to_customer_contact_and_opportunity(t: TestApp) {
+    let (manager, _) = user(&t, "manager1", "manager", None).await;
+    let campaign = t.create("campaign", json!({"name": "春季展会"})).await;
+    let lead = t
+        .create("lead", json!({"name": "王经理", "company": "杭州新客科技", "mobile": "13800138000", "campaign": id(&campaign), "industry": "software"}))
+        .await;
+    let other = t.create("lead", json!({"name": "李总", "company": "杭州新客科技"})).await;
+    let reply =
+        t.post("/api/v1/leads/convert", json!({"ids": [id(&lead), id(&other)], "owner": manager})).await.expect(200);
+    assert_eq!(reply["results"][0]["status"], 200, "{reply}");
+    assert_eq!(reply["results"][1]["status"], 422, "the second would duplicate the first's customer");
+    assert_eq!(reply["results"][1]["error"]["errors"][0]["code"], "duplicate");
+
+    let converted = t.get(&format!("/api/v1/records/lead/{}", id(&lead))).await.expect(200);
+    assert_eq!(converted["status"], "converted");
+    let customer = t
+        .get(&format!("/api/v1/records/customer/{}", converted["converted_customer"].as_str().unwrap()))
+        .await
+        .expect(200);
+    assert_eq!(customer["name"], "杭州新客科技");
+    assert_eq!(customer["industry"], "software");
+    assert_eq!(customer["owner"], manager.as_str(), "owned by the chosen user");
+    let contact = t
+        .get(&format!("/api/v1/records/contact/{}", converted["converted_contact"].as_str().unwrap()))
+        .await
+        .expect(200);
+    assert_eq!((contact["name"].as_str(), contact["mobile"].as_str()), (Some("王经理"), Some("13800138000")));
+    let opportunity = t
+        .get(&format!("/api/v1/records/opportunity/{}", converted["converted_opportunity"].as_str().unwrap()))
+        .await
+        .expect(200);
+    assert_eq!(opportunity["campaign"], campaign["id"], "the campaign link is kept (M-9)");
+    assert_eq!(opportunity["lead"], lead["id"]);
+    assert_eq!(opportunity["customer"], customer["id"]);
+
+    // Into the existing customer, without an opportunity; a converted lead stays converted.
+    let into = t
+        .post(
+            "/api/v1/leads/convert",
+            json!({"ids": [id(&other)], "customer": customer["id"], "create_opportunity": false}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(into["results"][0]["status"], 200, "{into}");
+    let other = t.get(&format!("/api/v1/records/lead/{}", id(&other))).await.expect(200);
+    assert_eq!(other["converted_customer"], customer["id"]);
+    assert!(other["converted_opportunity"].is_null());
+    let again = t.post("/api/v1/leads/convert", json!({"ids": [id(&lead)]})).await.expect(200);
+    assert_eq!(again["results"][0]["status"], 422);
+    assert_eq!(t.list("customer", None, "count=true").await.expect(200)["total"], 1);
+}
+
+async fn assignment_and_activity_stage_rules(t: TestApp) {
+    // Leads from Guangdong go to the south team's rep; others stay with their creator.
+    let (south, _) = user(&t, "south", "sales_rep", None).await;
+    let rule = format!(r#"if (record.region ?? "").starts_with("广东省") {{ record.owner = "{south}"; }}"#);
+    assert_eq!(install(&t, "south_leads", Some("lead"), "assignment", json!({}), &rule).await.status, 200);
+    let southern = t.create("lead", json!({"name": "深圳客户", "region": "广东省/深圳市"})).await;
+    assert_eq!(southern["owner"], south.as_str());
+    let northern = t.create("lead", json!({"name": "北京客户", "region": "北京市"})).await;
+    assert_ne!(northern["owner"], south.as_str());
+
+    // An activity logged on an opportunity is logged against its current stage.
+    let customer = t.create("customer", json!({"name": "阶段行动"})).await;
+    let opportunity =
+        t.create("opportunity", json!({"name": "机会", "customer": id(&customer), "stage": "needs_analysis"})).await;
+    let activity = t.create("activity", json!({"name": "需求调研", "opportunity": id(&opportunity)})).await;
+    assert_eq!(activity["stage"], "needs_analysis");
+    let listed = t
+        .list("activity", Some(json!({"and": [{"field": "opportunity", "op": "eq", "value": id(&opportunity)}, {"field": "stage", "op": "eq", "value": "needs_analysis"}]})), "")
+        .await
+        .expect(200);
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1, "activities listed per stage");
 }

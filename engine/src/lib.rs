@@ -8,6 +8,7 @@ pub mod approval;
 pub mod auth;
 pub mod bench;
 pub mod config;
+pub mod convert;
 pub mod error;
 pub mod http;
 pub mod metadata;

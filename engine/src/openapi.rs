@@ -449,6 +449,24 @@ fn meta_paths(paths: &mut Map<String, Json>) {
     reminders["parameters"] =
         json!([{"name": "when", "in": "query", "required": false, "schema": {"enum": ["today", "overdue"]}}]);
     paths.insert("/api/v1/reminders".into(), json!({"get": reminders}));
+    let mut convert = std(
+        "convert_leads",
+        "Convert leads to customer, contact and opportunity; a result per lead",
+        "200",
+        &["400", "401", "403"],
+    );
+    convert["requestBody"] = body(json!({
+        "type": "object", "required": ["ids"], "additionalProperties": false,
+        "properties": {
+            "ids": {"type": "array", "items": {"type": "string", "format": "uuid"}},
+            "owner": {"type": "string", "format": "uuid"},
+            "customer": {"type": "string", "format": "uuid"},
+            "create_contact": {"type": "boolean"},
+            "create_opportunity": {"type": "boolean"},
+            "opportunity_name": {"type": "string"},
+        },
+    }));
+    paths.insert("/api/v1/leads/convert".into(), json!({"post": convert}));
     let mut done = std("finish_reminder", "Mark one of one's reminders done", "204", &["401", "404"]);
     done["parameters"] = json!([name_param("id")]);
     paths.insert("/api/v1/reminders/{id}/done".into(), json!({"post": done}));

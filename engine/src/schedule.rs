@@ -29,8 +29,8 @@ fn latest_slot(schedule: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     Some(slot.with_timezone(&Utc))
 }
 
-/// The system, as scheduled rules run: it reads every record.
-fn system_principal(app: &App) -> Principal {
+/// The system, as scheduled rules and engine checks run: it reads every record.
+pub fn system_principal(app: &App) -> Principal {
     let catalog = app.catalog();
     let roles: Vec<String> = catalog.docs().roles.values().filter(|r| r.admin).map(|r| r.name.to_string()).collect();
     Principal {

@@ -60,6 +60,7 @@ pub fn build_app(state: AppState) -> Router {
         .route("/api/v1/records/{entity}/{id}/stage-history", get(rules::stage_history))
         .route("/api/v1/records/{entity}/{id}/approval", post(rules::approve))
         .route("/api/v1/records/{entity}/{id}/approvals", get(rules::approvals))
+        .route("/api/v1/leads/convert", post(rules::convert_leads))
         // One's reminders
         .route("/api/v1/reminders", get(rules::reminders))
         .route("/api/v1/reminders/{id}/done", post(rules::finish_reminder))

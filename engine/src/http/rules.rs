@@ -94,6 +94,16 @@ pub async fn approvals(
     Ok(Json(crate::approval::steps(&app, &p, &entity, &id).await?))
 }
 
+/// `POST /api/v1/leads/convert`: leads to customer, contact and opportunity; a result per lead.
+pub async fn convert_leads(
+    State(app): State<AppState>,
+    p: Principal,
+    ApiJson(body): ApiJson<crate::convert::Conversion>,
+) -> ApiResult<Json<Json_>> {
+    let results = crate::convert::convert(&app, &p, &body).await?;
+    Ok(Json(json!({ "results": results })))
+}
+
 /// `POST /api/v1/meta/scripts/{name}/dry-run` with `{"id": ...}` and/or `{"record": {...}}`.
 pub async fn dry_run(
     State(app): State<AppState>,
