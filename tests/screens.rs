@@ -19,6 +19,7 @@ backends!(
     board_and_stage_path,
     language_and_theme_are_remembered,
     a_rep_sees_only_their_modules_and_actions,
+    approvals_reminders_and_conversion_on_screen,
 );
 
 /// A browser signed in with a session cookie.
@@ -151,7 +152,8 @@ fn inert(page: &str, what: &str) {
     for raw in ["<script>alert(1)", "<img src=x", "onerror=alert(2)>"] {
         assert!(!page.contains(raw), "{what} renders `{raw}` as markup");
     }
-    assert!(!page.contains(">49<") && !page.contains("49</"), "{what} evaluated a template expression in data");
+    // The payload ends `>{{7*7}}`: evaluated, it would read `&gt;49`.
+    assert!(!page.contains("&gt;49"), "{what} evaluated a template expression in data");
 }
 
 async fn hostile_values_are_inert_on_every_screen(t: TestApp) {
@@ -512,6 +514,45 @@ async fn pages_stay_light() {
     }
     assert!(total < 100 * 1024, "JS and CSS are {total} bytes");
     assert_eq!(t.page(Method::GET, "/static/../Cargo.toml", "", None).await.status, StatusCode::NOT_FOUND);
+}
+
+async fn approvals_reminders_and_conversion_on_screen(t: TestApp) {
+    let mut b = Browser::sign_in(&t, "admin", support::ADMIN_PASSWORD).await;
+    let customer = t.create("customer", json!({"name": "审核客户"})).await["id"].as_str().unwrap().to_owned();
+    let order =
+        t.create("order", json!({"name": "首单", "customer": customer})).await["id"].as_str().unwrap().to_owned();
+    let page = b.get(&format!("/e/order/{order}")).await;
+    let approval = between(ok(&page), "id=\"approval\"", "</section>").unwrap();
+    assert!(approval.contains("data-approval=\"submit\""), "{approval}");
+    let submitted = b.post(&format!("/e/order/{order}/approval"), &[("action", "submit")]).await;
+    let page = b.follow(submitted).await;
+    assert!(ok(&page).contains("已提交审核"));
+    let approval = between(&page.text, "id=\"approval\"", "</section>").unwrap();
+    assert!(approval.contains("data-approval=\"approve\"") && approval.contains("data-approval=\"reject\""));
+    let refused = b.post(&format!("/e/order/{order}/approval"), &[("action", "reject")]).await;
+    assert!(b.follow(refused).await.text.contains("say why"), "a rejection needs a reason, said on the page");
+    let approved = b.post(&format!("/e/order/{order}/approval"), &[("action", "approve"), ("comment", "同意")]).await;
+    let page = b.follow(approved).await;
+    let approval = between(&page.text, "id=\"approval\"", "</section>").unwrap();
+    assert!(approval.contains("同意") && approval.contains("审核通过"), "{approval}");
+    assert_eq!(t.get(&format!("/api/v1/records/order/{order}")).await.expect(200)["approval_status"], "approved");
+
+    // The decision is in the owner's reminders, and can be marked done there.
+    let reminders = b.get("/reminders").await;
+    assert!(ok(&reminders).contains("approved"), "{}", reminders.text);
+    let id = between(&reminders.text, "action=\"/reminders/", "/done").unwrap();
+    let done = b.post(&format!("/reminders/{id}/done"), &[]).await;
+    assert!(b.follow(done).await.text.contains("今天没有待办提醒"));
+
+    let lead =
+        t.create("lead", json!({"name": "赵经理", "company": "新线索公司"})).await["id"].as_str().unwrap().to_owned();
+    let page = b.get(&format!("/e/lead/{lead}")).await;
+    assert!(ok(&page).contains("id=\"convert-lead\""));
+    let converted = b.post(&format!("/e/lead/{lead}/convert"), &[]).await;
+    let page = b.follow(converted).await;
+    assert!(ok(&page).contains("线索已转换"));
+    assert!(!page.text.contains("id=\"convert-lead\""), "a converted lead is not converted again");
+    assert_eq!(t.list("customer", None, "count=true").await.expect(200)["total"], 2);
 }
 
 #[test]

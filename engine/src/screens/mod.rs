@@ -45,6 +45,10 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/e/{entity}/{id}", get(record::page))
         .route("/e/{entity}/{id}/edit", get(form::edit).post(form::save))
         .route("/e/{entity}/{id}/delete", post(record::delete))
+        .route("/e/{entity}/{id}/approval", post(record::approve))
+        .route("/e/lead/{id}/convert", post(record::convert))
+        .route("/reminders", get(reminders))
+        .route("/reminders/{id}/done", post(finish_reminder))
         .layer(middleware::from_fn_with_state(state, sign_in_required));
     Router::new().route("/login", get(login_page).post(login)).route("/static/{*path}", get(asset)).merge(signed_in)
 }
@@ -415,6 +419,47 @@ async fn change_password(State(app): State<AppState>, viewer: Viewer, form: Post
         Err(ApiError::Unauthorized) => password_form(&app, &viewer, Some(viewer.text("password.wrong_current"))),
         Err(e) => Err(e),
     }
+}
+
+/// `GET /reminders`: the user's open reminders, overdue first.
+async fn reminders(State(app): State<AppState>, viewer: Viewer) -> ApiResult<Response> {
+    let offset = viewer.offset;
+    let now = app.now();
+    let today = now.with_timezone(&offset).date_naive();
+    let end_of_day = today
+        .succ_opt()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .and_then(|t| t.and_local_timezone(offset).single())
+        .map_or(now, |t| t.with_timezone(&chrono::Utc));
+    let open = system::open_reminders(&app.db, viewer.principal.user_id, end_of_day).await?;
+    let items: Vec<Json> = open
+        .iter()
+        .map(|r| {
+            let due = r.due_at.map(|d| d.with_timezone(&offset));
+            json!({
+                "id": r.id,
+                "message": r.message,
+                "href": r.entity.as_ref().zip(r.record_id).map(|(e, id)| format!("/e/{e}/{id}")),
+                "due": due.map(|d| d.format("%Y-%m-%d %H:%M").to_string()),
+                "overdue": due.is_some_and(|d| d.date_naive() < today),
+            })
+        })
+        .collect();
+    let title = viewer.text("reminders.title");
+    html("reminders.html", viewer.page(&app.catalog(), None, &title, json!({"items": items})))
+}
+
+/// `POST /reminders/{id}/done`
+async fn finish_reminder(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<uuid::Uuid>,
+    _: Posted,
+) -> ApiResult<Response> {
+    if !system::finish_reminder(&app.db, viewer.principal.user_id, id, app.now()).await? {
+        return Err(ApiError::not_found("no such reminder"));
+    }
+    Ok(redirect_with("/reminders", Some(&viewer.text("reminders.done"))))
 }
 
 /// `GET /static/...`: the shell's CSS and scripts, cached by the browser for a day.

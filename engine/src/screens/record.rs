@@ -82,6 +82,10 @@ pub async fn page(
     let panels = panels(&app, &viewer, &entity, &id).await?;
     let stage = stage_path(&catalog, &entity, &viewer, &record, &history, app.now());
     let timeline = timeline(&catalog, &entity, &viewer, &history, &titles);
+    let approval = approval(&app, &viewer, &entity, &record, &titles).await?;
+    let convertible = entity_name == "lead"
+        && record.get("status").and_then(Json::as_str) != Some("converted")
+        && viewer.principal.access.allows("customer", Action::Create);
     let values = json!({
         "entity": entity_name,
         "entity_label": entity.def.label.get(viewer.locale),
@@ -91,9 +95,93 @@ pub async fn page(
         "panels": panels,
         "stage": stage,
         "timeline": timeline,
+        "approval": approval,
+        "convertible": convertible,
         "can": allowed(&viewer, &entity_name),
     });
     html("record.html", viewer.page(&catalog, Some(&entity_name), &title, values))
+}
+
+/// The approval of a record: its status, the steps taken, and the actions the viewer may take.
+async fn approval(
+    app: &App,
+    viewer: &Viewer,
+    entity: &Entity,
+    record: &Json,
+    titles: &Titles,
+) -> ApiResult<Option<Json>> {
+    let Some(def) = &entity.def.approval else { return Ok(None) };
+    let Some(field) = entity.field(def.field.as_str()) else { return Ok(None) };
+    let name = entity.name().as_str();
+    let status = record.get(def.field.as_str()).and_then(Json::as_str);
+    let id = record.get("id").and_then(Json::as_str).and_then(|i| i.parse().ok()).unwrap_or_default();
+    let steps = crm_store::system::approval_steps(&app.db, name, id).await?;
+    let steps: Vec<Json> = steps
+        .iter()
+        .map(|s| {
+            json!({
+                "action": super::shell::text(viewer.locale, &format!("approval.{}", s.action), &[]),
+                "actor": s.actor.and_then(|a| titles.get(&a)),
+                "comment": s.comment,
+                "at": s.at.map(|t| t.with_timezone(&viewer.offset).format("%Y-%m-%d %H:%M").to_string()),
+            })
+        })
+        .collect();
+    let may = |action| viewer.principal.access.allows(name, action);
+    let actions: Vec<&str> = match status {
+        None | Some("draft" | "rejected") if may(Action::Edit) => vec!["submit"],
+        Some("submitted") if may(Action::Approve) => vec!["approve", "reject", "recall"],
+        Some("submitted") if may(Action::Edit) => vec!["recall"],
+        _ => Vec::new(),
+    };
+    let label =
+        view::display(&app.catalog(), field, record.get(def.field.as_str()).unwrap_or(&Json::Null), viewer, titles);
+    Ok(Some(json!({"status": label.text, "steps": steps, "actions": actions})))
+}
+
+/// `POST /e/{entity}/{id}/approval`: one approval step, then back to the record.
+pub async fn approve(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Path((entity_name, id)): Path<(String, String)>,
+    form: Posted,
+) -> ApiResult<Response> {
+    let back = format!("/e/{entity_name}/{id}");
+    let action = form.get("action").unwrap_or("");
+    let message =
+        match crate::approval::act(&app, &viewer.principal, &entity_name, &id, action, form.get("comment")).await {
+            Ok(_) => super::shell::text(viewer.locale, &format!("approval.done_{action}"), &[]),
+            Err(ApiError::Invalid(errors)) => errors.iter().map(|e| e.message.clone()).collect::<Vec<_>>().join("; "),
+            Err(ApiError::Forbidden { message, .. }) => message,
+            Err(e) => return Err(e),
+        };
+    Ok(redirect_with(&back, Some(&message)))
+}
+
+/// `POST /e/lead/{id}/convert`: the lead becomes a customer, a contact and an opportunity.
+pub async fn convert(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    _: Posted,
+) -> ApiResult<Response> {
+    let conversion = crate::convert::Conversion {
+        ids: vec![Json::from(id.as_str())],
+        owner: None,
+        customer: None,
+        create_contact: true,
+        create_opportunity: true,
+        opportunity_name: None,
+    };
+    let results = crate::convert::convert(&app, &viewer.principal, &conversion).await?;
+    let back = format!("/e/lead/{id}");
+    Ok(match results.into_iter().next().map(|r| r.outcome) {
+        Some(records::Outcome::Done(_)) => redirect_with(&back, Some(&viewer.text("lead.converted"))),
+        Some(records::Outcome::Invalid(errors)) => {
+            redirect_with(&back, Some(&errors.iter().map(|e| e.message.clone()).collect::<Vec<_>>().join("; ")))
+        }
+        _ => return Err(ApiError::not_found(format!("no lead `{id}`"))),
+    })
 }
 
 /// The related panels the user may see, with their first rows.
