@@ -20,6 +20,7 @@ backends!(
     approvals_lock_records_for_reps_not_approvers,
     leads_convert_to_customer_contact_and_opportunity,
     assignment_and_activity_stage_rules,
+    each_campaign_type_has_its_stages,
 );
 
 /// Installs a rule through the metadata API.
@@ -549,4 +550,23 @@ async fn assignment_and_activity_stage_rules(t: TestApp) {
         .await
         .expect(200);
     assert_eq!(listed["data"].as_array().unwrap().len(), 1, "activities listed per stage");
+}
+
+async fn each_campaign_type_has_its_stages(t: TestApp) {
+    // An email campaign walks the email stages (M-1); others the general ones.
+    let email = t.create("campaign", json!({"name": "双十一邮件", "type": "email"})).await;
+    assert_eq!(email["stage"], "design", "a new email campaign starts at its own first stage");
+    let event = t.create("campaign", json!({"name": "展会", "type": "event"})).await;
+    assert_eq!(event["stage"], "plan");
+    let path = format!("/api/v1/records/campaign/{}", id(&email));
+    let refused = t.post(&format!("{path}/stage"), json!({"stage": "execute"})).await.expect(422);
+    assert_eq!(refused["errors"][0]["code"], "invalid_stage", "a general stage is not an email one");
+    let moved = t.post(&format!("{path}/stage"), json!({"stage": "choose_recipients"})).await.expect(200);
+    assert_eq!(moved["stage"], "choose_recipients");
+    // Changing the type to one whose stages do not include the current stage is refused.
+    t.patch(&path, json!({"type": "event", "version": moved["version"]})).await.expect(422);
+    t.patch(&path, json!({"type": "event", "stage": "prepare", "version": moved["version"]})).await.expect(200);
+    let history = t.get(&format!("{path}/stage-history")).await.expect(200);
+    let to: Vec<&str> = history["data"].as_array().unwrap().iter().map(|m| m["to"].as_str().unwrap()).collect();
+    assert_eq!(to, ["design", "choose_recipients", "prepare"]);
 }

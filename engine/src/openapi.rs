@@ -49,8 +49,13 @@ fn field_schema(catalog: &Catalog, field: &FieldDef) -> Json {
             json!({"type": "string", "format": "uuid", "x-target": field.reference_target()})
         }
         FieldType::Stage => {
-            let stages = field.stage_set.as_ref().and_then(|s| catalog.stage_set(s.as_str()));
-            json!({"type": "string", "enum": stages.map(|s| s.stages.iter().map(|st| st.name.to_string()).collect::<Vec<_>>()).unwrap_or_default()})
+            let mut stages: Vec<String> = Vec::new();
+            for stage in catalog.stage_sets_of(field).iter().flat_map(|s| s.stages.iter()) {
+                if !stages.iter().any(|s| s == stage.name.as_str()) {
+                    stages.push(stage.name.to_string());
+                }
+            }
+            json!({"type": "string", "enum": stages})
         }
     };
     schema["title"] = json!(field.label.en);

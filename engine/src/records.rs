@@ -128,6 +128,19 @@ fn stages_of<'a>(catalog: &'a Catalog, field: &FieldDef) -> Option<&'a crm_model
     field.stage_set.as_ref().and_then(|s| catalog.stage_set(s.as_str()))
 }
 
+/// The stage set a value of a stage field is parsed against: the one of the field's sets that
+/// has the stage (which one the record needs is checked with the whole record), else the
+/// default.
+pub(crate) fn stages_for_value<'a>(
+    catalog: &'a Catalog,
+    field: &FieldDef,
+    value: &Json,
+) -> Option<&'a crm_model::meta::StageSetDoc> {
+    let sets = catalog.stage_sets_of(field);
+    let name = value.as_str().unwrap_or_default();
+    sets.iter().find(|set| set.stages.iter().any(|s| s.name.as_str() == name)).or(sets.first()).copied()
+}
+
 /// Parses the values of a write: `(column position, value)` per key. `owner` may be set by
 /// those who may assign; other system columns, generated fields, fields the caller may only
 /// read and unknown (or hidden) keys are refused.
@@ -171,7 +184,7 @@ fn parse_values(
                 continue;
             }
         };
-        match value::parse(field, json, stages_of(catalog, field)) {
+        match value::parse(field, json, stages_for_value(catalog, field, json)) {
             Ok(parsed) => values.push((entity.column_index(key).expect("a column of the entity"), parsed)),
             Err(problem) => errors.push(FieldError::new(name, problem.code, problem.message)),
         }

@@ -206,8 +206,7 @@ fn take_changes(
             errors.push(FieldError::new(name.clone(), "rule", format!("a rule may not set `{name}`")));
             continue;
         }
-        let stages = field.stage_set.as_ref().and_then(|s| catalog.stage_set(s.as_str()));
-        match value::parse(field, value, stages) {
+        match value::parse(field, value, records::stages_for_value(catalog, field, value)) {
             Ok(parsed) => record.values[i] = parsed,
             Err(problem) => {
                 errors.push(FieldError::new(name.clone(), problem.code, format!("a rule set it: {}", problem.message)))
@@ -240,11 +239,41 @@ pub async fn check_stage_moves(
     for field in entity.live_fields().filter(|f| f.field_type == FieldType::Stage) {
         let i = entity.column_index(field.name.as_str()).expect("a column of the entity");
         let before = old.map(|o| &o.values[i]);
-        if before == Some(&record.values[i]) || record.values[i].is_null() {
+        // A record whose stage set follows another field (a campaign's type) is checked
+        // against its own set when either changes.
+        let selector = field.stage_set_by.as_ref().and_then(|by| entity.column_index(by.field.as_str()));
+        let selector_changed = selector.is_some_and(|s| old.is_none_or(|o| o.values[s] != record.values[s]));
+        let moved = before != Some(&record.values[i]);
+        if (!moved && !selector_changed) || record.values[i].is_null() {
             continue;
         }
-        let Value::Text(to) = record.values[i].clone() else { continue };
-        let Some(set) = field.stage_set.as_ref().and_then(|s| catalog.stage_set(s.as_str())) else { continue };
+        let selected = selector.and_then(|s| match &record.values[s] {
+            Value::Text(value) => Some(value.as_str()),
+            _ => None,
+        });
+        let Some(set) = catalog.stage_set_for(field, selected) else { continue };
+        let Value::Text(mut to) = record.values[i].clone() else { continue };
+        if !set.stages.iter().any(|s| s.name.as_str() == to) {
+            // A new record's default stage comes from the default set: it starts at its own.
+            let defaulted = old.is_none() && stages_default(field) == Some(to.as_str());
+            match set.stages.first().filter(|_| defaulted) {
+                Some(first) => {
+                    to = first.name.to_string();
+                    record.values[i] = Value::Text(to.clone());
+                }
+                None => {
+                    errors.push(FieldError::new(
+                        field.name.to_string(),
+                        "invalid_stage",
+                        format!("`{to}` is not a stage of `{}`", set.name),
+                    ));
+                    continue;
+                }
+            }
+        }
+        if !moved && before == Some(&record.values[i]) {
+            continue;
+        }
         let Some(stage) = set.stages.iter().find(|s| s.name.as_str() == to) else { continue };
         for needed in &stage.required {
             if entity.column_index(needed.as_str()).is_some_and(|n| record.values[n].is_null()) {
@@ -292,6 +321,11 @@ pub async fn check_stage_moves(
         }
     }
     Ok(moves)
+}
+
+/// The stage a new record gets when its stage is left empty.
+fn stages_default(field: &crm_model::FieldDef) -> Option<&str> {
+    field.default.as_ref().and_then(Json::as_str)
 }
 
 /// The probability field follows the stage, unless the stage set allows an override and

@@ -379,6 +379,27 @@ impl Catalog {
         self.docs.stage_sets.get(name)
     }
 
+    /// The stage set of a stage field for a record whose selector field (see
+    /// [`crate::meta::StageSetBy`]) has `selector`.
+    pub fn stage_set_for(&self, field: &FieldDef, selector: Option<&str>) -> Option<&StageSetDoc> {
+        let chosen = field.stage_set_by.as_ref().zip(selector).and_then(|(by, value)| by.sets.get(value));
+        chosen.or(field.stage_set.as_ref()).and_then(|name| self.stage_set(name.as_str()))
+    }
+
+    /// Every stage set a stage field may use, its default first.
+    pub fn stage_sets_of(&self, field: &FieldDef) -> Vec<&StageSetDoc> {
+        let by = field.stage_set_by.iter().flat_map(|by| by.sets.values());
+        let mut sets: Vec<&StageSetDoc> = Vec::new();
+        for name in field.stage_set.iter().chain(by) {
+            if let Some(set) = self.stage_set(name.as_str())
+                && !sets.iter().any(|s| s.name == set.name)
+            {
+                sets.push(set);
+            }
+        }
+        sets
+    }
+
     pub fn role(&self, name: &str) -> Option<&RoleDoc> {
         self.docs.roles.get(name)
     }
@@ -600,6 +621,28 @@ fn check_entity(docs: &Docs, entity: &EntityDef, errors: &mut Vec<MetaError>) {
             (FieldType::Stage, None) => errors.push(err(at("/stage_set"), "a stage field needs a stage set".into())),
             (_, Some(_)) => errors.push(err(at("/stage_set"), "only stage fields have a stage set".into())),
             (_, None) => {}
+        }
+        if let Some(by) = &field.stage_set_by {
+            let selector = entity.fields.iter().find(|f| f.name == by.field && f.field_type == FieldType::Select);
+            match selector {
+                None => errors.push(err(at("/stage_set_by/field"), format!("`{}` is not a select field", by.field))),
+                Some(selector) => {
+                    for (value, set) in &by.sets {
+                        if !selector.options.iter().any(|o| &o.value == value) {
+                            errors.push(err(
+                                at("/stage_set_by/sets"),
+                                format!("`{value}` is not an option of `{}`", by.field),
+                            ));
+                        }
+                        if !docs.stage_sets.contains_key(set) {
+                            errors.push(err(at("/stage_set_by/sets"), format!("no stage set `{set}`")));
+                        }
+                    }
+                }
+            }
+            if ty != FieldType::Stage {
+                errors.push(err(at("/stage_set_by"), "only stage fields have stage sets".into()));
+            }
         }
         if ty != FieldType::AutoNumber && (field.prefix.is_some() || field.digits.is_some()) {
             errors.push(err(at("/prefix"), "only auto-number fields have a prefix and digits".into()));

@@ -223,6 +223,10 @@ pub struct FieldDef {
     pub target: Option<Ident>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stage_set: Option<Ident>,
+    /// Stage sets chosen by another field's value (a campaign's type); `stage_set` serves the
+    /// values without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage_set_by: Option<StageSetBy>,
     /// Text put before the number of an auto-number field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
@@ -252,6 +256,7 @@ impl FieldDef {
             options: Vec::new(),
             target: None,
             stage_set: None,
+            stage_set_by: None,
             prefix: None,
             digits: None,
         }
@@ -574,6 +579,14 @@ pub struct StageSetDoc {
     /// Whether a record may carry a probability other than its stage's.
     #[serde(default, skip_serializing_if = "is_false")]
     pub probability_override: bool,
+}
+
+/// The stage sets of a stage field by the value of a select field of the same record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageSetBy {
+    pub field: Ident,
+    pub sets: std::collections::BTreeMap<String, Ident>,
 }
 
 /// When a rule runs.

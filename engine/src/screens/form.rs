@@ -92,7 +92,7 @@ async fn render(app: &App, viewer: &Viewer, state: FormState<'_>, status: Status
                         "required": f.required || item.required,
                         "readonly": item.readonly || read_only.contains(&f.name) || f.field_type == FieldType::AutoNumber,
                         "value": view::input_value(f, &value, &viewer.offset),
-                        "options": options(&catalog, f, viewer, &users),
+                        "options": options(&catalog, f, &state.values, viewer, &users),
                         "currency": (f.field_type == FieldType::Money).then(|| f.currency()),
                         "percent": f.field_type == FieldType::Percent,
                         "target": f.target,
@@ -134,17 +134,31 @@ async fn render(app: &App, viewer: &Viewer, state: FormState<'_>, status: Status
 }
 
 /// The choices of a select-like field.
-fn options(catalog: &Catalog, field: &FieldDef, viewer: &Viewer, users: &[(String, String)]) -> Vec<(String, String)> {
+fn options(
+    catalog: &Catalog,
+    field: &FieldDef,
+    values: &Map<String, Json>,
+    viewer: &Viewer,
+    users: &[(String, String)],
+) -> Vec<(String, String)> {
     match field.field_type {
         FieldType::Select | FieldType::MultiSelect => {
             field.options.iter().map(|o| (o.value.clone(), o.label.get(viewer.locale).to_owned())).collect()
         }
-        FieldType::Stage => field
-            .stage_set
-            .as_ref()
-            .and_then(|s| catalog.stage_set(s.as_str()))
-            .map(|set| set.stages.iter().map(|s| (s.name.to_string(), s.label.get(viewer.locale).to_owned())).collect())
-            .unwrap_or_default(),
+        // The stages of the record's own set, when it follows another field (a campaign's
+        // type); of every set the field may use otherwise.
+        FieldType::Stage => {
+            let selected =
+                field.stage_set_by.as_ref().and_then(|by| values.get(by.field.as_str())).and_then(Json::as_str);
+            let sets = match selected.and_then(|_| catalog.stage_set_for(field, selected)) {
+                Some(set) => vec![set],
+                None => catalog.stage_sets_of(field),
+            };
+            sets.iter()
+                .flat_map(|set| set.stages.iter())
+                .map(|s| (s.name.to_string(), s.label.get(viewer.locale).to_owned()))
+                .collect()
+        }
         FieldType::User => users.to_vec(),
         _ => Vec::new(),
     }

@@ -160,14 +160,13 @@ fn widgets(
                     field.options.iter().map(|o| (o.value.clone(), o.label.get(viewer.locale).to_owned())).collect(),
                 ),
                 FieldType::Stage => {
-                    let stages = field.stage_set.as_ref().and_then(|s| catalog.stage_set(s.as_str()));
-                    let options = stages.map(|s| {
-                        s.stages
-                            .iter()
-                            .map(|st| (st.name.to_string(), st.label.get(viewer.locale).to_owned()))
-                            .collect()
-                    });
-                    ("select", options.unwrap_or_default())
+                    let mut options: Vec<(String, String)> = Vec::new();
+                    for stage in catalog.stage_sets_of(field).into_iter().flat_map(|set| set.stages.iter()) {
+                        if !options.iter().any(|(name, _)| name == stage.name.as_str()) {
+                            options.push((stage.name.to_string(), stage.label.get(viewer.locale).to_owned()));
+                        }
+                    }
+                    ("select", options)
                 }
                 FieldType::Boolean => (
                     "select",

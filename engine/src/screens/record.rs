@@ -238,7 +238,8 @@ fn stage_path(
     now: DateTime<Utc>,
 ) -> Option<Json> {
     let field = entity.live_fields().find(|f| f.field_type == FieldType::Stage)?;
-    let set = catalog.stage_set(field.stage_set.as_ref()?.as_str())?;
+    let selector = field.stage_set_by.as_ref().and_then(|by| record.get(by.field.as_str())).and_then(Json::as_str);
+    let set = catalog.stage_set_for(field, selector)?;
     let name = field.name.as_str();
     let current = record.get(name).and_then(Json::as_str).unwrap_or("");
     let at = |entry: &Json| {

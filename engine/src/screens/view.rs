@@ -53,11 +53,8 @@ pub fn display(catalog: &Catalog, field: &FieldDef, value: &Json, viewer: &Viewe
         }
         FieldType::Stage => {
             let name = text(value);
-            let stage = field
-                .stage_set
-                .as_ref()
-                .and_then(|s| catalog.stage_set(s.as_str()))
-                .and_then(|set| set.stages.iter().find(|s| s.name.as_str() == name));
+            let sets = catalog.stage_sets_of(field);
+            let stage = sets.iter().flat_map(|set| set.stages.iter()).find(|s| s.name.as_str() == name);
             Cell::text(stage.map_or(name, |s| s.label.get(locale).to_owned()))
         }
         FieldType::Boolean => {
