@@ -338,11 +338,31 @@ async fn scheduled_rules_leave_reminders_once_per_slot(t: TestApp) {
     let fresh = (now - TimeDelta::days(3)).to_rfc3339();
     t.create("contact", json!({"name": "老张", "customer": id(&customer), "last_contacted_at": stale})).await;
     t.create("contact", json!({"name": "小李", "customer": id(&customer), "last_contacted_at": fresh})).await;
+    let this_month = now.with_timezone(&crm::schedule::business_offset()).format("%Y-%m-15").to_string();
+    let order = t
+        .create("order", json!({"name": "应收订单", "customer": id(&customer), "delivery_date": this_month, "payment_status": "partially"}))
+        .await;
+    t.post(&format!("/api/v1/records/order/{}/approval", id(&order)), json!({"action": "submit"})).await.expect(200);
+    t.post(&format!("/api/v1/records/order/{}/approval", id(&order)), json!({"action": "approve"})).await.expect(200);
+    t.post("/api/v1/records/order_line", json!({"name": "货款", "order": id(&order), "quantity": 1, "price": "1000"}))
+        .await
+        .expect(201);
+    let paid = t.get(&format!("/api/v1/records/order/{}", id(&order))).await.expect(200);
+    t.patch(
+        &format!("/api/v1/records/order/{}", id(&order)),
+        json!({"paid_amount": "400", "version": paid["version"]}),
+    )
+    .await
+    .expect(200);
+    // The approval's own reminder is not what this test is about.
+    for r in t.get("/api/v1/reminders").await.expect(200)["data"].as_array().unwrap() {
+        t.post(&format!("/api/v1/reminders/{}/done", r["id"].as_str().unwrap()), json!({})).await.expect(204);
+    }
     // At 09:00 China time the 08:00 slot has come.
     let nine = now.with_timezone(&crm::schedule::business_offset()).date_naive().and_hms_opt(9, 0, 0).unwrap();
     let nine = nine.and_local_timezone(crm::schedule::business_offset()).unwrap().with_timezone(&Utc);
     let ran = crm::schedule::run_due(&t.app, nine).await.unwrap();
-    assert_eq!(ran, 2, "both core scheduled rules ran");
+    assert_eq!(ran, 3, "the core scheduled rules ran");
     assert_eq!(crm::schedule::run_due(&t.app, nine + TimeDelta::minutes(30)).await.unwrap(), 0, "once per slot");
     let mine: Vec<String> = t.get("/api/v1/reminders").await.expect(200)["data"]
         .as_array()
@@ -352,8 +372,9 @@ async fn scheduled_rules_leave_reminders_once_per_slot(t: TestApp) {
         .collect();
     assert!(mine.iter().any(|m| m.starts_with("老张")), "{mine:?}");
     assert!(!mine.iter().any(|m| m.starts_with("小李")), "contacted recently: no reminder");
+    assert!(mine.iter().any(|m| m.contains("应收订单 ¥600")), "what is still owed this month: {mine:?}");
     // The next morning's run replaces the day's list instead of piling up.
-    assert_eq!(crm::schedule::run_due(&t.app, nine + TimeDelta::days(1)).await.unwrap(), 2);
+    assert_eq!(crm::schedule::run_due(&t.app, nine + TimeDelta::days(1)).await.unwrap(), 3);
     let open = t.get("/api/v1/reminders").await.expect(200)["data"].as_array().unwrap().len();
     assert_eq!(open, 0, "tomorrow's reminders are not due today, and today's were replaced");
 }
