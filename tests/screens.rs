@@ -437,6 +437,12 @@ async fn board_and_stage_path(t: TestApp) {
     assert!(path.contains("初步接洽") && path.contains("谈判审核"), "the history names both stages");
     let timeline = between(&record.text, "class=\"timeline", "</aside>").unwrap();
     assert!(timeline.contains("系统管理员") && timeline.contains("谈判审核"), "the change is on the timeline");
+    // Activities logged on the record are on its timeline too, newest first.
+    t.create("activity", json!({"name": "电话回访", "opportunity": ids[0]})).await;
+    let record = b.get(&format!("/e/opportunity/{}", ids[0])).await;
+    let timeline = between(ok(&record), "class=\"timeline", "</aside>").unwrap();
+    let call = timeline.find("电话回访").expect("the activity is on the timeline");
+    assert!(call < timeline.find("谈判审核").unwrap(), "newer entries come first");
 }
 
 async fn language_and_theme_are_remembered(t: TestApp) {

@@ -539,6 +539,9 @@ pub struct Panel {
     pub columns: Vec<Ident>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sort: Vec<SortKey>,
+    /// The panel's records (activities, say) also appear on the record's timeline.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub timeline: bool,
 }
 
 /// The related panels of one entity's record view, in display order.

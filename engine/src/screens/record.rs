@@ -81,7 +81,8 @@ pub async fn page(
         entity.title_field().and_then(|f| record.get(f.name.as_str())).and_then(Json::as_str).unwrap_or(&id).to_owned();
     let panels = panels(&app, &viewer, &entity, &id).await?;
     let stage = stage_path(&catalog, &entity, &viewer, &record, &history, app.now());
-    let timeline = timeline(&catalog, &entity, &viewer, &history, &titles);
+    let logged = logged(&app, &viewer, &entity, &id).await?;
+    let timeline = timeline(&catalog, &entity, &viewer, &history, &titles, logged);
     let approval = approval(&app, &viewer, &entity, &record, &titles).await?;
     let convertible = entity_name == "lead"
         && record.get("status").and_then(Json::as_str) != Some("converted")
@@ -302,10 +303,16 @@ fn days(span: chrono::TimeDelta) -> String {
 }
 
 /// The record's history, newest first: who changed which fields from what to what.
-fn timeline(catalog: &Catalog, entity: &Entity, viewer: &Viewer, history: &[Json], titles: &Titles) -> Vec<Json> {
-    history
+fn timeline(
+    catalog: &Catalog,
+    entity: &Entity,
+    viewer: &Viewer,
+    history: &[Json],
+    titles: &Titles,
+    logged: Vec<(DateTime<Utc>, Json)>,
+) -> Vec<Json> {
+    let mut entries: Vec<(DateTime<Utc>, Json)> = history
         .iter()
-        .rev()
         .map(|entry| {
             let changes: Vec<Json> = entry
                 .get("changes")
@@ -323,14 +330,70 @@ fn timeline(catalog: &Catalog, entity: &Entity, viewer: &Viewer, history: &[Json
                 entry.get("actor").and_then(Json::as_str).and_then(|a| a.parse().ok()).and_then(|a| titles.get(&a));
             let at = entry.get("at").and_then(Json::as_str).and_then(|t| DateTime::parse_from_rfc3339(t).ok());
             let action = entry.get("action").and_then(Json::as_str).unwrap_or("");
-            json!({
+            let entry = json!({
                 "action": super::shell::text(viewer.locale, &format!("timeline.{action}"), &[]),
                 "actor": actor,
                 "at": at.map(|t| t.with_timezone(&viewer.offset).format("%Y-%m-%d %H:%M").to_string()),
                 "changes": changes,
-            })
+            });
+            (at.map(|t| t.with_timezone(&Utc)).unwrap_or_default(), entry)
         })
-        .collect()
+        .collect();
+    entries.extend(logged);
+    entries.sort_by_key(|entry| std::cmp::Reverse(entry.0));
+    entries.into_iter().map(|(_, entry)| entry).collect()
+}
+
+/// The records of timeline panels (activities), as timeline entries: who logged what, when.
+async fn logged(app: &App, viewer: &Viewer, entity: &Entity, id: &str) -> ApiResult<Vec<(DateTime<Utc>, Json)>> {
+    let catalog = app.catalog();
+    let mut entries = Vec::new();
+    for panel in entity.related.panels.iter().filter(|p| p.timeline) {
+        let Some(source) =
+            catalog.entity(panel.source.as_str()).filter(|_| viewer.principal.sees(panel.source.as_str()))
+        else {
+            continue;
+        };
+        let Some(title) = source.title_field() else { continue };
+        let params = ListParams {
+            fields: Some(format!("{},created_at,created_by", title.name)),
+            sort: Some("-created_at".into()),
+            limit: Some(20),
+            ..ListParams::default()
+        };
+        let page =
+            match records::related(app, &viewer.principal, entity.name().as_str(), id, panel.name.as_str(), &params)
+                .await
+            {
+                Ok(page) => page,
+                Err(ApiError::NotFound(_) | ApiError::BadRequest { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+        let rows = view::records_of(&page)?;
+        let creators = source.column("created_by").into_iter().collect::<Vec<_>>();
+        let titles = view::titles(app, viewer, view::references(&creators, &rows.iter().collect::<Vec<_>>())).await?;
+        for row in rows {
+            let at = row.get("created_at").and_then(Json::as_str).and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+            let Some(at) = at else { continue };
+            let actor = row
+                .get("created_by")
+                .and_then(Json::as_str)
+                .and_then(|a| a.parse::<Uuid>().ok())
+                .and_then(|a| titles.get(&a));
+            let entry = json!({
+                "action": super::shell::text(viewer.locale, "timeline.logged", &[("what", panel.label.get(viewer.locale).to_owned())]),
+                "actor": actor,
+                "at": at.with_timezone(&viewer.offset).format("%Y-%m-%d %H:%M").to_string(),
+                "item": {
+                    "text": row.get(title.name.as_str()).and_then(Json::as_str).unwrap_or_default(),
+                    "href": format!("/e/{}/{}", panel.source, row.get("id").and_then(Json::as_str).unwrap_or_default()),
+                },
+                "changes": [],
+            });
+            entries.push((at.with_timezone(&Utc), entry));
+        }
+    }
+    Ok(entries)
 }
 
 /// `POST /e/{entity}/{id}/delete`: to the recycle bin, then back to the list.
