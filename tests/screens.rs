@@ -20,6 +20,7 @@ backends!(
     language_and_theme_are_remembered,
     a_rep_sees_only_their_modules_and_actions,
     approvals_reminders_and_conversion_on_screen,
+    the_studio_builds_an_entity_with_a_plan_first,
 );
 
 /// A browser signed in with a session cookie.
@@ -559,6 +560,78 @@ async fn approvals_reminders_and_conversion_on_screen(t: TestApp) {
     assert!(ok(&page).contains("线索已转换"));
     assert!(!page.text.contains("id=\"convert-lead\""), "a converted lead is not converted again");
     assert_eq!(t.list("customer", None, "count=true").await.expect(200)["total"], 2);
+}
+
+async fn the_studio_builds_an_entity_with_a_plan_first(t: TestApp) {
+    let mut b = Browser::sign_in(&t, "admin", support::ADMIN_PASSWORD).await;
+    let home = b.get("/studio").await;
+    assert!(ok(&home).contains("data-entity=\"customer\""));
+
+    // A new entity: first its plan, then (confirmed) live, with nothing applied in between.
+    let fields = [("name", "competitor"), ("label_zh", "竞争对手"), ("label_en", "Competitor")];
+    let planned = b.post("/studio", &fields).await;
+    assert!(ok(&planned).contains("create table `competitor`"), "the plan is shown first");
+    t.get("/api/v1/meta/entities/competitor").await.expect(404);
+    let mut confirmed = fields.to_vec();
+    confirmed.push(("confirm", "yes"));
+    let applied = b.post("/studio", &confirmed).await;
+    assert_eq!(applied.location.as_deref(), Some("/studio/e/competitor"));
+    t.get("/api/v1/meta/entities/competitor").await.expect(200);
+
+    // A select field with its options, then live on the entity's form.
+    let field = [
+        ("name", "threat"),
+        ("label_zh", "威胁程度"),
+        ("label_en", "Threat"),
+        ("type", "select"),
+        ("options", "high | 高 | High\nlow | 低 | Low"),
+        ("required", "true"),
+    ];
+    let planned = b.post("/studio/e/competitor/fields", &field).await;
+    assert!(ok(&planned).contains("add column `competitor.threat`"), "{}", planned.text);
+    let mut confirmed = field.to_vec();
+    confirmed.push(("confirm", "yes"));
+    let applied = b.post("/studio/e/competitor/fields", &confirmed).await;
+    assert_eq!(applied.status, StatusCode::SEE_OTHER, "{}", applied.text);
+    let form = b.get("/e/competitor/new").await;
+    assert!(ok(&form).contains("name=\"threat\"") && form.text.contains("威胁程度"));
+    assert!(form.text.contains("<option value=\"high\">高</option>"));
+    let created = t.create("competitor", json!({"name": "对手甲", "threat": "high"})).await;
+    assert_eq!(created["threat"], "high");
+
+    // A field the metadata refuses is said on the page, nothing applied.
+    let refused =
+        b.post("/studio/e/competitor/fields", &[("name", "Bad Name"), ("label_zh", "坏"), ("label_en", "Bad")]).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.text.contains("id=\"studio-errors\""));
+    let lookup = b
+        .post(
+            "/studio/e/competitor/fields",
+            &[
+                ("name", "rival_of"),
+                ("label_zh", "对手"),
+                ("label_en", "Rival of"),
+                ("type", "lookup"),
+                ("confirm", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(lookup.status, StatusCode::UNPROCESSABLE_ENTITY, "a lookup needs a target");
+
+    let archived = b.post("/studio/e/competitor/fields/threat/archive", &[]).await;
+    assert_eq!(archived.location.as_deref(), Some("/studio/e/competitor"));
+    assert!(!b.get("/e/competitor/new").await.text.contains("name=\"threat\""), "archived fields leave the form");
+    let history = b.get("/studio/history").await;
+    assert!(ok(&history).contains("entity/competitor") && history.text.contains("~ field threat"), "{}", history.text);
+
+    // Only administrators have the studio.
+    let user =
+        json!({"user": {"name": "普通", "login": "plain"}, "password": "first-Password-1", "roles": ["sales_rep"]});
+    t.post("/api/v1/admin/users", user).await.expect(201);
+    let mut rep = Browser::sign_in(&t, "plain", "first-Password-1").await;
+    rep.post("/password", &[("current_password", "first-Password-1"), ("password", "second-Password-2")]).await;
+    assert_eq!(rep.get("/studio").await.status, StatusCode::FORBIDDEN);
+    assert!(!rep.get("/").await.text.contains("id=\"studio-link\""));
 }
 
 #[test]

@@ -8,6 +8,7 @@ mod form;
 mod list;
 mod record;
 pub mod shell;
+mod studio;
 mod view;
 
 use axum::Router;
@@ -47,6 +48,11 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/e/{entity}/{id}/delete", post(record::delete))
         .route("/e/{entity}/{id}/approval", post(record::approve))
         .route("/e/lead/{id}/convert", post(record::convert))
+        .route("/studio", get(studio::home).post(studio::create_entity))
+        .route("/studio/history", get(studio::history))
+        .route("/studio/e/{entity}", get(studio::entity))
+        .route("/studio/e/{entity}/fields", post(studio::add_field))
+        .route("/studio/e/{entity}/fields/{field}/archive", post(studio::archive_field))
         .route("/reminders", get(reminders))
         .route("/reminders/{id}/done", post(finish_reminder))
         .layer(middleware::from_fn_with_state(state, sign_in_required));

@@ -1,0 +1,323 @@
+//! The admin studio (administrators only): the entities with their fields — create an entity,
+//! add a field of any type with its options, archive a field — each change shown as its plan
+//! before it is applied; and the metadata history.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use crm_model::changes::{self, ChangeError};
+use crm_model::{Catalog, Docs};
+use serde_json::{Map, Value as Json, json};
+
+use super::{Posted, Viewer, html, redirect_with};
+use crate::app::{App, AppState};
+use crate::error::{ApiError, ApiResult};
+
+/// Every field type, in the order the studio offers them.
+const FIELD_TYPES: [&str; 19] = [
+    "text",
+    "long_text",
+    "integer",
+    "decimal",
+    "money",
+    "percent",
+    "date",
+    "datetime",
+    "boolean",
+    "select",
+    "multi_select",
+    "lookup",
+    "user",
+    "email",
+    "phone",
+    "url",
+    "region",
+    "auto_number",
+    "stage",
+];
+
+fn admin(viewer: &Viewer) -> ApiResult<()> {
+    viewer.principal.require_admin()
+}
+
+/// `GET /studio`: the entities, and what else the studio manages.
+pub async fn home(State(app): State<AppState>, viewer: Viewer) -> ApiResult<Response> {
+    admin(&viewer)?;
+    home_page(&app, &viewer, json!({}), Vec::new(), Vec::new())
+}
+
+fn home_page(app: &App, viewer: &Viewer, form: Json, plan: Vec<String>, errors: Vec<String>) -> ApiResult<Response> {
+    let catalog = app.catalog();
+    let entities: Vec<Json> = catalog
+        .entities()
+        .map(|e| {
+            json!({
+                "name": e.name(),
+                "label": e.def.label.get(viewer.locale),
+                "fields": e.live_fields().count(),
+                "system": e.def.system,
+            })
+        })
+        .collect();
+    let title = viewer.text("studio.title");
+    let values = json!({"entities": entities, "form": form, "plan": plan, "errors": errors});
+    html("studio_home.html", viewer.page(&catalog, None, &title, values))
+}
+
+/// The body of a new entity from the studio's form.
+fn entity_body(form: &Posted) -> Json {
+    let name = form.get("name").unwrap_or("").trim();
+    let zh = form.get("label_zh").unwrap_or("").trim();
+    let en = form.get("label_en").unwrap_or("").trim();
+    json!({
+        "name": name,
+        "label": {"zh-CN": zh, "en": en},
+        "fields": [{"name": "name", "type": "text", "label": {"zh-CN": "名称", "en": "Name"}, "required": true, "indexed": true}],
+    })
+}
+
+/// The body of a new field from the studio's form: every option the field type takes.
+fn field_body(form: &Posted) -> Json {
+    let text = |name: &str| form.get(name).map(str::trim).filter(|v| !v.is_empty());
+    let flag = |name: &str| form.get(name) == Some("true");
+    let mut field = Map::new();
+    field.insert("name".into(), json!(text("name").unwrap_or("")));
+    field.insert("type".into(), json!(text("type").unwrap_or("text")));
+    field
+        .insert("label".into(), json!({"zh-CN": text("label_zh").unwrap_or(""), "en": text("label_en").unwrap_or("")}));
+    if let (Some(zh), Some(en)) = (text("help_zh"), text("help_en")) {
+        field.insert("help".into(), json!({"zh-CN": zh, "en": en}));
+    }
+    for name in ["required", "unique", "indexed", "searchable"] {
+        if flag(name) {
+            field.insert(name.into(), json!(true));
+        }
+    }
+    if let Some(max) = text("max_length").and_then(|m| m.parse::<u32>().ok()) {
+        field.insert("max_length".into(), json!(max));
+    }
+    for name in ["target", "stage_set", "currency"] {
+        if let Some(value) = text(name) {
+            field.insert(name.into(), json!(value));
+        }
+    }
+    if let Some(default) = text("default") {
+        field.insert("default".into(), json!(default));
+    }
+    // Options: one per line, `value | 中文 | English`.
+    let options: Vec<Json> = form
+        .get("options")
+        .unwrap_or("")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let parts: Vec<&str> = line.split('|').map(str::trim).collect();
+            let value = parts.first().copied().unwrap_or("");
+            let zh = parts.get(1).copied().unwrap_or(value);
+            let en = parts.get(2).copied().unwrap_or(zh);
+            json!({"value": value, "label": {"zh-CN": zh, "en": en}})
+        })
+        .collect();
+    if !options.is_empty() {
+        field.insert("options".into(), Json::Array(options));
+    }
+    Json::Object(field)
+}
+
+/// A change's plan, or the errors that stop it, for the page to show.
+fn preview(catalog: &Catalog, next: Result<Docs, ChangeError>) -> Result<Vec<String>, Vec<String>> {
+    let next = next.map_err(|e| match e {
+        ChangeError::NotFound(what) => vec![what],
+        ChangeError::Invalid(errors) => errors.iter().map(ToString::to_string).collect(),
+    })?;
+    crate::metadata::plan_docs(catalog, next).map(|(_, plan)| plan.describe()).map_err(|e| match e {
+        ApiError::InvalidMetadata(errors) => errors.iter().map(ToString::to_string).collect(),
+        other => vec![other.to_string()],
+    })
+}
+
+/// Shows a change's plan (first post), or applies it (the post that confirms it).
+async fn plan_or_apply(
+    app: &App,
+    viewer: &Viewer,
+    form: &Posted,
+    change: impl Fn(&Docs) -> Result<Docs, ChangeError>,
+    done: &str,
+) -> ApiResult<Result<Response, (Vec<String>, Vec<String>)>> {
+    let catalog = app.catalog();
+    match preview(&catalog, change(catalog.docs())) {
+        Err(errors) => Ok(Err((Vec::new(), errors))),
+        Ok(plan) if form.get("confirm") != Some("yes") => Ok(Err((plan, Vec::new()))),
+        Ok(_) => match crate::metadata::apply_docs(app, Some(viewer.principal.user_id), change).await {
+            Ok(_) => Ok(Ok(redirect_with(done, Some(&viewer.text("studio.applied"))))),
+            Err(ApiError::InvalidMetadata(errors)) => {
+                Ok(Err((Vec::new(), errors.iter().map(ToString::to_string).collect())))
+            }
+            Err(e) => Err(e),
+        },
+    }
+}
+
+/// `POST /studio`: a new entity, planned then applied.
+pub async fn create_entity(State(app): State<AppState>, viewer: Viewer, form: Posted) -> ApiResult<Response> {
+    admin(&viewer)?;
+    let body = entity_body(&form);
+    let name = body["name"].as_str().unwrap_or_default().to_owned();
+    let outcome =
+        plan_or_apply(&app, &viewer, &form, |docs| changes::create_entity(docs, &body), &format!("/studio/e/{name}"))
+            .await?;
+    let (plan, errors) = match outcome {
+        Ok(response) => return Ok(response),
+        Err(shown) => shown,
+    };
+    let failed = !errors.is_empty();
+    let mut response = home_page(&app, &viewer, form_map(&form), plan, errors)?;
+    if failed {
+        *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    Ok(response)
+}
+
+fn form_map(form: &Posted) -> Json {
+    Json::Object(form.0.iter().filter(|(k, _)| k != "_csrf").map(|(k, v)| (k.clone(), json!(v))).collect())
+}
+
+/// `GET /studio/e/{entity}`: the entity's fields and the form to add one.
+pub async fn entity(State(app): State<AppState>, viewer: Viewer, Path(name): Path<String>) -> ApiResult<Response> {
+    admin(&viewer)?;
+    entity_page(&app, &viewer, &name, json!({}), Vec::new(), Vec::new())
+}
+
+fn entity_page(
+    app: &App,
+    viewer: &Viewer,
+    name: &str,
+    form: Json,
+    plan: Vec<String>,
+    errors: Vec<String>,
+) -> ApiResult<Response> {
+    let catalog = app.catalog();
+    let entity = catalog.entity(name).ok_or_else(|| ApiError::not_found(format!("no entity `{name}`")))?;
+    let fields: Vec<Json> = entity
+        .def
+        .fields
+        .iter()
+        .map(|f| {
+            json!({
+                "name": f.name,
+                "label": f.label.get(viewer.locale),
+                "type": f.field_type,
+                "required": f.required,
+                "unique": f.unique,
+                "indexed": f.indexed || f.wants_index(),
+                "archived": f.archived,
+                "target": f.target,
+            })
+        })
+        .collect();
+    let label = entity.def.label.get(viewer.locale).to_owned();
+    let values = json!({
+        "entity": name,
+        "entity_label": label,
+        "fields": fields,
+        "types": FIELD_TYPES,
+        "targets": catalog.entities().map(|e| json!({"name": e.name(), "label": e.def.label.get(viewer.locale)})).collect::<Vec<_>>(),
+        "stage_sets": catalog.docs().stage_sets.values().map(|s| json!({"name": s.name, "label": s.label.get(viewer.locale)})).collect::<Vec<_>>(),
+        "form": form,
+        "plan": plan,
+        "errors": errors,
+    });
+    let title = super::shell::text(viewer.locale, "studio.entity_title", &[("entity", label)]);
+    html("studio_entity.html", viewer.page(&catalog, None, &title, values))
+}
+
+/// `POST /studio/e/{entity}/fields`: a new field, planned then applied.
+pub async fn add_field(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Path(name): Path<String>,
+    form: Posted,
+) -> ApiResult<Response> {
+    admin(&viewer)?;
+    let body = field_body(&form);
+    let back = format!("/studio/e/{name}");
+    match plan_or_apply(&app, &viewer, &form, |docs| changes::add_field(docs, &name, &body, true), &back).await? {
+        Ok(response) => Ok(response),
+        Err((plan, errors)) => {
+            let failed = !errors.is_empty();
+            let mut response = entity_page(&app, &viewer, &name, form_map(&form), plan, errors)?;
+            if failed {
+                *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            }
+            Ok(response)
+        }
+    }
+}
+
+/// `POST /studio/e/{entity}/fields/{field}/archive`: hidden, its data kept.
+pub async fn archive_field(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Path((name, field)): Path<(String, String)>,
+    _: Posted,
+) -> ApiResult<Response> {
+    admin(&viewer)?;
+    crate::metadata::apply_docs(&app, Some(viewer.principal.user_id), |docs| {
+        changes::archive_field(docs, &name, &field)
+    })
+    .await?;
+    Ok(redirect_with(&format!("/studio/e/{name}"), Some(&viewer.text("studio.archived"))))
+}
+
+/// `GET /studio/history`: every metadata change, newest first, with who and when.
+pub async fn history(State(app): State<AppState>, viewer: Viewer) -> ApiResult<Response> {
+    admin(&viewer)?;
+    let changes = crm_store::system::meta_changes(&app.db, 200).await?;
+    let catalog = app.catalog();
+    let users: std::collections::HashMap<String, String> = super::list::users(&app).await?.into_iter().collect();
+    let rows: Vec<Json> = changes
+        .iter()
+        .map(|c| {
+            json!({
+                "version": c.catalog_version,
+                "kind": c.kind,
+                "name": c.name,
+                "created": c.before.is_none(),
+                "by": c.changed_by.and_then(|u| users.get(&u.to_string()).cloned()),
+                "at": c.changed_at.map(|t| t.with_timezone(&viewer.offset).format("%Y-%m-%d %H:%M").to_string()),
+                "diff": diff(c.before.as_ref(), &c.after),
+            })
+        })
+        .collect();
+    let title = viewer.text("studio.history");
+    html("studio_history.html", viewer.page(&catalog, None, &title, json!({"changes": rows})))
+}
+
+/// A readable difference between two versions of a document: the top-level keys that changed
+/// and, for entities, the fields added or changed.
+fn diff(before: Option<&Json>, after: &Json) -> Vec<String> {
+    let Some(before) = before else { return Vec::new() };
+    let mut lines = Vec::new();
+    if let (Some(old), Some(new)) = (before.as_object(), after.as_object()) {
+        for (key, value) in new {
+            if old.get(key) == Some(value) {
+                continue;
+            }
+            if key == "fields"
+                && let (Some(old_fields), Some(new_fields)) = (old.get(key).and_then(Json::as_array), value.as_array())
+            {
+                for field in new_fields {
+                    let name = field["name"].as_str().unwrap_or_default();
+                    match old_fields.iter().find(|f| f["name"] == field["name"]) {
+                        None => lines.push(format!("+ field {name}")),
+                        Some(old) if old != field => lines.push(format!("~ field {name}")),
+                        Some(_) => {}
+                    }
+                }
+                continue;
+            }
+            lines.push(format!("~ {key}"));
+        }
+    }
+    lines
+}
