@@ -860,3 +860,33 @@ async fn phone_width_pages_fit() {
     .await;
     ui.close().await;
 }
+
+/// The layout designer: a field dragged from the palette into a section, and one dragged out
+/// to the palette, are on (and off) the form once saved — with no restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drag_fields_on_the_layout_designer() {
+    let Some((t, ui)) = start("drag_fields_on_the_layout_designer", DESKTOP).await else { return };
+    ui.check(async {
+        let field = json!({"name": "wechat", "type": "text", "label": {"zh-CN": "微信号", "en": "WeChat"}, "place_on_layouts": false});
+        t.post("/api/v1/meta/entities/customer/fields", field).await.expect(201);
+        ui.sign_in("/studio/e/customer/layout").await;
+        assert!(ui.exists("#palette li.chip-field[data-field=wechat]").await, "the new field waits in the palette");
+        let first = "#designer section.designer-section:first-of-type ol.chips";
+        ui.drag("#palette li.chip-field[data-field=wechat]", &format!("{first} li.chip-field[data-field=name]")).await;
+        ui.wait(&format!("!!{}", q(&format!("{first} li.chip-field[data-field=wechat]"))), "the field in the first section")
+            .await;
+        ui.drag(&format!("{first} li.chip-field[data-field=class]"), "#palette").await;
+        ui.wait(&format!("!!{}", q("#palette li.chip-field[data-field=class]")), "the class field back in the palette").await;
+        ui.navigating(ui.click("#save-layout")).await;
+        assert!(ui.exists("div#flash").await, "saved");
+        ui.goto("/e/customer/new").await;
+        assert!(ui.exists("#record-form input[name=wechat]").await, "the dragged field is on the form");
+        assert!(!ui.exists("#record-form [name=class]").await, "the removed one is not");
+        let order: Vec<String> = ui
+            .eval(r#"[...document.querySelectorAll('#record-form [name]')].map(e => e.name).filter(n => n === 'wechat' || n === 'name')"#)
+            .await;
+        assert_eq!(order, ["wechat", "name"], "dropped before the name field");
+    })
+    .await;
+    ui.close().await;
+}

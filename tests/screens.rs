@@ -618,6 +618,23 @@ async fn the_studio_builds_an_entity_with_a_plan_first(t: TestApp) {
         .await;
     assert_eq!(lookup.status, StatusCode::UNPROCESSABLE_ENTITY, "a lookup needs a target");
 
+    // The layout as JSON (what the designer's script writes): a field moved, errors refused.
+    let designer = b.get("/studio/e/competitor/layout").await;
+    assert!(ok(&designer).contains("data-field=\"threat\""));
+    let moved = json!({"sections": [{"name": "main", "label": {"zh-CN": "基本", "en": "Main"}, "columns": 1,
+        "fields": [{"field": "threat", "required": true}, "name"]}]});
+    let saved = b.post("/studio/e/competitor/layout", &[("side", "edit"), ("layout", &moved.to_string())]).await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text);
+    let form = b.get("/e/competitor/new").await;
+    assert!(ok(&form).find("name=\"threat\"").unwrap() < form.text.find("name=\"name\"").unwrap());
+    let unknown = json!({"sections": [{"name": "main", "label": {"zh-CN": "基本", "en": "Main"}, "fields": ["nope"]}]});
+    let refused = b.post("/studio/e/competitor/layout", &[("side", "edit"), ("layout", &unknown.to_string())]).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.text.contains("nope"), "the error names the field");
+    let garbled = b.post("/studio/e/competitor/layout", &[("side", "view"), ("layout", "{not json")]).await;
+    assert_eq!(garbled.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(garbled.text.contains("{not json"), "what was typed is kept");
+
     let archived = b.post("/studio/e/competitor/fields/threat/archive", &[]).await;
     assert_eq!(archived.location.as_deref(), Some("/studio/e/competitor"));
     assert!(!b.get("/e/competitor/new").await.text.contains("name=\"threat\""), "archived fields leave the form");

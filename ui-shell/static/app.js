@@ -93,57 +93,107 @@ for (const box of document.querySelectorAll("[data-lookup]")) {
   text.addEventListener("blur", () => setTimeout(close, 150));
 }
 
-// Kanban: drag a card to another column to move its stage. Pointer events, so it works with
-// a mouse, a pen and a finger alike.
-const board = document.querySelector("#board[data-draggable]");
-if (board) {
-  const form = document.getElementById("move-form");
+// Dragging with pointer events, so a mouse, a pen and a finger all work: `item` elements are
+// moved over `zone` elements; `drop(item, zone, before)` says what a drop does.
+function draggable(root, { item, zone, drop }) {
   let drag = null;
-  board.addEventListener("pointerdown", (e) => {
-    const card = e.target.closest(".kanban-card");
-    if (!card || e.button !== 0) return;
-    drag = { card, x: e.clientX, y: e.clientY, moving: false, target: null };
-    card.setPointerCapture(e.pointerId);
+  root.addEventListener("pointerdown", (e) => {
+    const el = e.target.closest(item);
+    if (!el || e.button !== 0 || e.target.closest("input, select, textarea, button")) return;
+    drag = { el, x: e.clientX, y: e.clientY, moving: false, target: null, before: null };
+    el.setPointerCapture(e.pointerId);
   });
-  board.addEventListener("pointermove", (e) => {
+  root.addEventListener("pointermove", (e) => {
     if (!drag) return;
-    const { card } = drag;
+    const { el } = drag;
     if (!drag.moving) {
       if (Math.hypot(e.clientX - drag.x, e.clientY - drag.y) < 6) return;
-      const rect = card.getBoundingClientRect();
+      const rect = el.getBoundingClientRect();
       drag.dx = drag.x - rect.left;
       drag.dy = drag.y - rect.top;
-      card.style.width = `${rect.width}px`;
-      card.classList.add("dragging");
+      el.style.width = `${rect.width}px`;
+      el.classList.add("dragging");
       drag.moving = true;
     }
-    card.style.left = `${e.clientX - drag.dx}px`;
-    card.style.top = `${e.clientY - drag.dy}px`;
-    const column = document.elementFromPoint(e.clientX, e.clientY)?.closest(".board-column");
-    if (drag.target !== column) {
+    el.style.left = `${e.clientX - drag.dx}px`;
+    el.style.top = `${e.clientY - drag.dy}px`;
+    const under = document.elementFromPoint(e.clientX, e.clientY);
+    const target = under?.closest(zone) ?? null;
+    drag.before = under?.closest(item) ?? null;
+    if (drag.target !== target) {
       drag.target?.classList.remove("drop-target");
-      column?.classList.add("drop-target");
-      drag.target = column;
+      target?.classList.add("drop-target");
+      drag.target = target;
     }
   });
-  const finish = (e, cancelled) => {
+  const finish = (cancelled) => {
     if (!drag) return;
-    const { card, moving, target } = drag;
+    const { el, moving, target, before } = drag;
     drag = null;
     target?.classList.remove("drop-target");
     if (!moving) return;
-    card.classList.remove("dragging");
-    card.style.cssText = "";
-    // A drag is not a click on the card's link.
-    card.addEventListener("click", (c) => c.preventDefault(), { capture: true, once: true });
-    const from = card.closest(".board-column");
-    if (cancelled || !target || target === from) return;
-    target.querySelector(".cards").prepend(card);
-    form.action = `/e/${board.dataset.entity}/${card.dataset.id}/edit`;
-    form.elements.version.value = card.dataset.version;
-    form.elements[board.dataset.stageField].value = target.dataset.stage;
-    form.submit();
+    el.classList.remove("dragging");
+    el.style.cssText = "";
+    // A drag is not a click on a link inside the item.
+    el.addEventListener("click", (c) => c.preventDefault(), { capture: true, once: true });
+    if (!cancelled && target) drop(el, target, before);
   };
-  board.addEventListener("pointerup", (e) => finish(e, false));
-  board.addEventListener("pointercancel", (e) => finish(e, true));
+  root.addEventListener("pointerup", () => finish(false));
+  root.addEventListener("pointercancel", () => finish(true));
+}
+
+// Kanban: drop a card on another column to move its stage, through the same save as the
+// stage path.
+const board = document.querySelector("#board[data-draggable]");
+if (board) {
+  const form = document.getElementById("move-form");
+  draggable(board, {
+    item: ".kanban-card",
+    zone: ".board-column",
+    drop(card, column) {
+      if (column === card.closest(".board-column")) return;
+      column.querySelector(".cards").prepend(card);
+      form.action = `/e/${board.dataset.entity}/${card.dataset.id}/edit`;
+      form.elements.version.value = card.dataset.version;
+      form.elements[board.dataset.stageField].value = column.dataset.stage;
+      form.submit();
+    },
+  });
+}
+
+// Layout designer: fields are dragged between sections and the palette; the layout is kept
+// as JSON in the form, which is what is saved.
+const designer = document.getElementById("designer");
+if (designer) {
+  const form = document.getElementById("layout-form");
+  const serialize = () => {
+    const sections = [...designer.querySelectorAll(".designer-section")].map((section) => ({
+      name: section.dataset.section,
+      label: { "zh-CN": section.querySelector("[data-label-zh]").value, en: section.querySelector("[data-label-en]").value },
+      columns: Number(section.querySelector("[data-columns]").value),
+      fields: [...section.querySelectorAll(".chip-field")].map((chip) => {
+        const readonly = chip.querySelector('[data-flag="readonly"]')?.checked ?? false;
+        const required = chip.querySelector('[data-flag="required"]')?.checked ?? false;
+        return readonly || required ? { field: chip.dataset.field, readonly, required } : chip.dataset.field;
+      }),
+    }));
+    form.elements.layout.value = JSON.stringify({ sections }, null, 2);
+  };
+  draggable(designer, {
+    item: ".chip-field",
+    zone: ".chips",
+    drop(chip, list, before) {
+      list.insertBefore(chip, before && before !== chip && list.contains(before) ? before : null);
+      serialize();
+    },
+  });
+  designer.addEventListener("input", serialize);
+  document.getElementById("add-section")?.addEventListener("click", () => {
+    const template = document.getElementById("section-template");
+    const section = template.content.firstElementChild.cloneNode(true);
+    section.dataset.section = `section_${Date.now().toString(36)}`;
+    designer.querySelector(".designer-sections").append(section);
+    serialize();
+  });
+  form.addEventListener("submit", serialize);
 }

@@ -52,6 +52,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/studio/history", get(studio::history))
         .route("/studio/e/{entity}", get(studio::entity))
         .route("/studio/e/{entity}/fields", post(studio::add_field))
+        .route("/studio/e/{entity}/layout", get(studio::layout).post(studio::save_layout))
         .route("/studio/e/{entity}/fields/{field}/archive", post(studio::archive_field))
         .route("/reminders", get(reminders))
         .route("/reminders/{id}/done", post(finish_reminder))

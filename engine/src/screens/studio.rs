@@ -269,6 +269,124 @@ pub async fn archive_field(
     Ok(redirect_with(&format!("/studio/e/{name}"), Some(&viewer.text("studio.archived"))))
 }
 
+#[derive(serde::Deserialize)]
+pub struct SideQuery {
+    side: Option<String>,
+}
+
+/// `GET /studio/e/{entity}/layout?side=edit|view`: the layout designer. Fields are dragged
+/// between sections and from the palette of unused fields; without scripts, the layout is
+/// edited as JSON in the same form.
+pub async fn layout(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Path(name): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<SideQuery>,
+) -> ApiResult<Response> {
+    admin(&viewer)?;
+    let side = if q.side.as_deref() == Some("view") { "view" } else { "edit" };
+    layout_page(&app, &viewer, &name, side, None, Vec::new())
+}
+
+fn layout_page(
+    app: &App,
+    viewer: &Viewer,
+    name: &str,
+    side: &str,
+    typed: Option<&str>,
+    errors: Vec<String>,
+) -> ApiResult<Response> {
+    let catalog = app.catalog();
+    let entity = catalog.entity(name).ok_or_else(|| ApiError::not_found(format!("no entity `{name}`")))?;
+    let layout = if side == "view" { &entity.layout.view } else { &entity.layout.edit };
+    let label = |field: &str| entity.column(field).map_or(field.to_owned(), |f| f.label.get(viewer.locale).to_owned());
+    let sections: Vec<Json> = layout
+        .sections
+        .iter()
+        .map(|section| {
+            json!({
+                "name": section.name,
+                "label": section.label,
+                "columns": section.columns,
+                "fields": section.fields.iter().map(|item| json!({
+                    "name": item.field,
+                    "label": label(item.field.as_str()),
+                    "readonly": item.readonly,
+                    "required": item.required,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    // The view layout may show system columns too; the edit layout only fields.
+    let candidates: Vec<&crm_model::FieldDef> = if side == "view" {
+        entity
+            .columns()
+            .iter()
+            .filter(|f| !f.archived && f.name.as_str() != "id" && f.name.as_str() != "deleted_at")
+            .collect()
+    } else {
+        entity.live_fields().collect()
+    };
+    let unused: Vec<Json> = candidates
+        .iter()
+        .filter(|f| !layout.contains(f.name.as_str()))
+        .map(|f| json!({"name": f.name, "label": f.label.get(viewer.locale)}))
+        .collect();
+    let json_text = match typed {
+        Some(typed) => typed.to_owned(),
+        None => serde_json::to_string_pretty(layout).unwrap_or_default(),
+    };
+    let entity_label = entity.def.label.get(viewer.locale).to_owned();
+    let title = super::shell::text(viewer.locale, "studio.layout_title", &[("entity", entity_label)]);
+    let values = json!({
+        "entity": name,
+        "side": side,
+        "sections": sections,
+        "unused": unused,
+        "layout_json": json_text,
+        "errors": errors,
+    });
+    html("studio_layout.html", viewer.page(&catalog, None, &title, values))
+}
+
+/// `POST /studio/e/{entity}/layout`: saves one side of the layout.
+pub async fn save_layout(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Path(name): Path<String>,
+    form: Posted,
+) -> ApiResult<Response> {
+    admin(&viewer)?;
+    let side = if form.get("side") == Some("view") { "view" } else { "edit" };
+    let typed = form.get("layout").unwrap_or("");
+    let refuse = |errors: Vec<String>| -> ApiResult<Response> {
+        let mut response = layout_page(&app, &viewer, &name, side, Some(typed), errors)?;
+        *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+        Ok(response)
+    };
+    let layout: Json = match serde_json::from_str(typed) {
+        Ok(layout) => layout,
+        Err(e) => return refuse(vec![format!("the layout is not JSON: {e}")]),
+    };
+    let catalog = app.catalog();
+    let Some(mut doc) = catalog.docs().get_json(crm_model::DocKind::Layout, &name) else {
+        return Err(ApiError::not_found(format!("no entity `{name}`")));
+    };
+    doc[side] = layout;
+    let change = |docs: &Docs| {
+        let mut next = docs.clone();
+        next.insert_json(crm_model::DocKind::Layout, &doc).map_err(ChangeError::Invalid)?;
+        Ok(next)
+    };
+    match crate::metadata::apply_docs(&app, Some(viewer.principal.user_id), change).await {
+        Ok(_) => {
+            Ok(redirect_with(&format!("/studio/e/{name}/layout?side={side}"), Some(&viewer.text("studio.applied"))))
+        }
+        Err(ApiError::InvalidMetadata(errors)) => refuse(errors.iter().map(ToString::to_string).collect()),
+        Err(e) => Err(e),
+    }
+}
+
 /// `GET /studio/history`: every metadata change, newest first, with who and when.
 pub async fn history(State(app): State<AppState>, viewer: Viewer) -> ApiResult<Response> {
     admin(&viewer)?;
