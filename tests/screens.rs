@@ -641,6 +641,34 @@ async fn the_studio_builds_an_entity_with_a_plan_first(t: TestApp) {
     let history = b.get("/studio/history").await;
     assert!(ok(&history).contains("entity/competitor") && history.text.contains("~ field threat"), "{}", history.text);
 
+    // A rule written in the studio: its syntax checked on save, tried on a record, live at once.
+    assert_eq!(b.get("/studio/scripts?new=no_rivals").await.location.as_deref(), Some("/studio/scripts/no_rivals"));
+    let rule = |source: &'static str| {
+        vec![
+            ("label_zh", "不许自称对手"),
+            ("label_en", "No self-rivals"),
+            ("event", "validate"),
+            ("entity", "competitor"),
+            ("enabled", "true"),
+            ("source", source),
+        ]
+    };
+    let broken = b.post("/studio/scripts/no_rivals", &rule("if record.name == { }")).await;
+    assert_eq!(broken.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(broken.text.contains("line 1"), "the syntax error is placed");
+    let source = r#"if record.name.contains("我们") { error("name", "不能把自己列为竞争对手"); }"#;
+    let saved = b.post("/studio/scripts/no_rivals", &rule(source)).await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text);
+    let listed = b.get("/studio/scripts").await;
+    assert!(ok(&listed).contains("data-script=\"no_rivals\""));
+    let mut tried = rule(source);
+    let rival = created["id"].as_str().unwrap().to_owned();
+    tried.extend([("dry_run", "yes"), ("record_id", rival.as_str())]);
+    let dry = b.post("/studio/scripts/no_rivals", &tried).await;
+    assert!(ok(&dry).contains("id=\"dry-run-result\"") && dry.text.contains("&quot;ok&quot;: true"), "{}", dry.text);
+    let refused = t.post("/api/v1/records/competitor", json!({"name": "我们自己"})).await.expect(422);
+    assert_eq!(refused["errors"][0]["message"], "不能把自己列为竞争对手");
+
     // Only administrators have the studio.
     let user =
         json!({"user": {"name": "普通", "login": "plain"}, "password": "first-Password-1", "roles": ["sales_rep"]});

@@ -50,6 +50,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/e/lead/{id}/convert", post(record::convert))
         .route("/studio", get(studio::home).post(studio::create_entity))
         .route("/studio/history", get(studio::history))
+        .route("/studio/scripts", get(studio::scripts))
+        .route("/studio/scripts/{name}", get(studio::script).post(studio::save_script))
         .route("/studio/e/{entity}", get(studio::entity))
         .route("/studio/e/{entity}/fields", post(studio::add_field))
         .route("/studio/e/{entity}/layout", get(studio::layout).post(studio::save_layout))

@@ -4,7 +4,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use crm_model::changes::{self, ChangeError};
 use crm_model::{Catalog, Docs};
 use serde_json::{Map, Value as Json, json};
@@ -383,6 +383,144 @@ pub async fn save_layout(
             Ok(redirect_with(&format!("/studio/e/{name}/layout?side={side}"), Some(&viewer.text("studio.applied"))))
         }
         Err(ApiError::InvalidMetadata(errors)) => refuse(errors.iter().map(ToString::to_string).collect()),
+        Err(e) => Err(e),
+    }
+}
+
+const EVENTS: [&str; 8] =
+    ["validate", "before_save", "after_save", "before_stage_move", "formula", "default", "assignment", "scheduled"];
+
+#[derive(serde::Deserialize)]
+pub struct NewScript {
+    new: Option<String>,
+}
+
+/// `GET /studio/scripts`: every rule, with the entity and event it is attached to;
+/// `?new=name` opens the editor of a new rule.
+pub async fn scripts(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    axum::extract::Query(q): axum::extract::Query<NewScript>,
+) -> ApiResult<Response> {
+    admin(&viewer)?;
+    if let Some(name) = q.new.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+        return Ok(axum::response::Redirect::to(&format!("/studio/scripts/{}", super::encode(name))).into_response());
+    }
+    let catalog = app.catalog();
+    let rows: Vec<Json> = catalog
+        .docs()
+        .scripts
+        .values()
+        .map(|s| {
+            json!({
+                "name": s.name,
+                "label": s.label.get(viewer.locale),
+                "entity": s.entity,
+                "event": s.event,
+                "field": s.field,
+                "schedule": s.schedule,
+                "enabled": s.enabled,
+            })
+        })
+        .collect();
+    let title = viewer.text("studio.scripts");
+    html("studio_scripts.html", viewer.page(&catalog, None, &title, json!({"scripts": rows})))
+}
+
+/// `GET /studio/scripts/{name}`: the editor (a new rule when the name is free).
+pub async fn script(State(app): State<AppState>, viewer: Viewer, Path(name): Path<String>) -> ApiResult<Response> {
+    admin(&viewer)?;
+    let doc = app.catalog().docs().get_json(crm_model::DocKind::Script, &name);
+    let form = match doc {
+        Some(doc) => json!({
+            "label_zh": doc["label"]["zh-CN"], "label_en": doc["label"]["en"], "entity": doc["entity"], "event": doc["event"],
+            "field": doc["field"], "schedule": doc["schedule"], "order": doc.get("order").cloned().unwrap_or(json!(0)),
+            "enabled": doc.get("enabled").and_then(Json::as_bool).unwrap_or(true), "source": doc["source"],
+        }),
+        None => json!({"enabled": true, "order": 0}),
+    };
+    script_page(&app, &viewer, &name, form, Vec::new(), None)
+}
+
+fn script_page(
+    app: &App,
+    viewer: &Viewer,
+    name: &str,
+    form: Json,
+    errors: Vec<String>,
+    dry_run: Option<Json>,
+) -> ApiResult<Response> {
+    let catalog = app.catalog();
+    let values = json!({
+        "name": name,
+        "exists": catalog.docs().scripts.contains_key(name),
+        "form": form,
+        "errors": errors,
+        "events": EVENTS,
+        "entities": catalog.entities().map(|e| json!({"name": e.name(), "label": e.def.label.get(viewer.locale)})).collect::<Vec<_>>(),
+        "dry_run": dry_run.map(|r| serde_json::to_string_pretty(&r).unwrap_or_default()),
+    });
+    let title = super::shell::text(viewer.locale, "studio.script_title", &[("name", name.to_owned())]);
+    html("studio_script.html", viewer.page(&catalog, None, &title, values))
+}
+
+/// `POST /studio/scripts/{name}`: saves the rule (its syntax checked), or with `dry_run`
+/// runs it against a record without saving anything.
+pub async fn save_script(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Path(name): Path<String>,
+    form: Posted,
+) -> ApiResult<Response> {
+    admin(&viewer)?;
+    let text = |key: &str| form.get(key).map(str::trim).filter(|v| !v.is_empty());
+    let mut doc = json!({
+        "name": name,
+        "label": {"zh-CN": text("label_zh").unwrap_or(&name), "en": text("label_en").unwrap_or(&name)},
+        "event": text("event").unwrap_or("validate"),
+        "order": text("order").and_then(|o| o.parse::<i32>().ok()).unwrap_or(0),
+        "enabled": form.get("enabled") == Some("true"),
+        "source": form.get("source").unwrap_or(""),
+    });
+    for key in ["entity", "field", "schedule"] {
+        if let Some(value) = text(key) {
+            doc[key] = json!(value);
+        }
+    }
+    let shown = json!({
+        "label_zh": doc["label"]["zh-CN"], "label_en": doc["label"]["en"], "entity": doc["entity"], "event": doc["event"],
+        "field": doc["field"], "schedule": doc["schedule"], "order": doc["order"], "enabled": doc["enabled"],
+        "source": doc["source"], "record_id": text("record_id"),
+    });
+    if form.get("dry_run") == Some("yes") {
+        let outcome = match app.catalog().docs().scripts.get(name.as_str()) {
+            Some(_) => {
+                let body = match text("record_id") {
+                    Some(id) => json!({"id": id}),
+                    None => json!({}),
+                };
+                match crate::rules::dry_run(&app, &viewer.principal, &name, &body).await {
+                    Ok(result) => result,
+                    Err(e) => json!({"ok": false, "error": e.to_string()}),
+                }
+            }
+            None => json!({"ok": false, "error": viewer.text("studio.save_first")}),
+        };
+        return script_page(&app, &viewer, &name, shown, Vec::new(), Some(outcome));
+    }
+    let change = |docs: &Docs| {
+        let mut next = docs.clone();
+        next.insert_json(crm_model::DocKind::Script, &doc).map_err(ChangeError::Invalid)?;
+        Ok(next)
+    };
+    match crate::metadata::apply_docs(&app, Some(viewer.principal.user_id), change).await {
+        Ok(_) => Ok(redirect_with(&format!("/studio/scripts/{name}"), Some(&viewer.text("studio.applied")))),
+        Err(ApiError::InvalidMetadata(errors)) => {
+            let mut response =
+                script_page(&app, &viewer, &name, shown, errors.iter().map(ToString::to_string).collect(), None)?;
+            *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            Ok(response)
+        }
         Err(e) => Err(e),
     }
 }
