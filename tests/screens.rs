@@ -669,6 +669,48 @@ async fn the_studio_builds_an_entity_with_a_plan_first(t: TestApp) {
     let refused = t.post("/api/v1/records/competitor", json!({"name": "我们自己"})).await.expect(422);
     assert_eq!(refused["errors"][0]["message"], "不能把自己列为竞争对手");
 
+    // The module as a package file, installed on another system: plan first, then live.
+    let file = b.get("/studio/package.json?entity=competitor").await;
+    assert_eq!(file.status, StatusCode::OK);
+    let bundle: Value = serde_json::from_str(&file.text).expect("a package file is JSON");
+    let files: Vec<&String> = bundle["files"].as_object().unwrap().keys().collect();
+    for expected in ["entities/competitor.json", "layouts/competitor.json", "scripts/no_rivals.json"] {
+        assert!(files.iter().any(|f| *f == expected), "{expected} in {files:?}");
+    }
+    assert!(!files.iter().any(|f| f.as_str() == "entities/customer.json"), "only the module");
+    let other = TestApp::sqlite().await;
+    let mut there = Browser::sign_in(&other, "admin", support::ADMIN_PASSWORD).await;
+    let planned = there.post("/studio/package", &[("package", &file.text)]).await;
+    assert!(ok(&planned).contains("create table `competitor`"), "{}", planned.text);
+    other.get("/api/v1/meta/entities/competitor").await.expect(404);
+    let installed = there.post("/studio/package", &[("package", &file.text), ("confirm", "yes")]).await;
+    assert_eq!(installed.status, StatusCode::SEE_OTHER, "{}", installed.text);
+    other.get("/api/v1/meta/entities/competitor").await.expect(200);
+    other.post("/api/v1/records/competitor", json!({"name": "我们"})).await.expect(422);
+    let garbled = there.post("/studio/package", &[("package", "{\"package\": 1}")]).await;
+    assert_eq!(garbled.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Rolling back the change that added `threat`: the field stays, archived, its data kept.
+    let changes = t.get("/api/v1/meta/history").await.expect(200);
+    let added = changes["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["kind"] == "entity" && c["name"] == "competitor" && !c["before"].is_null())
+        .last()
+        .expect("the change that added a field")["id"]
+        .as_i64()
+        .unwrap();
+    let rolled = b.post(&format!("/studio/history/{added}/rollback"), &[]).await;
+    assert!(b.follow(rolled).await.text.contains("已回滚"));
+    let studio = b.get("/studio/e/competitor").await;
+    assert!(ok(&studio).contains("data-field=\"threat\" class=\"muted\""), "threat is kept, archived");
+    let first = changes["data"].as_array().unwrap().iter().rfind(|c| c["name"] == "competitor").unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let refused = b.post(&format!("/studio/history/{first}/rollback"), &[]).await;
+    assert!(b.follow(refused).await.text.contains("不能回滚"), "creating an entity is not undone by dropping it");
+
     // Only administrators have the studio.
     let user =
         json!({"user": {"name": "普通", "login": "plain"}, "password": "first-Password-1", "roles": ["sales_rep"]});

@@ -53,7 +53,7 @@ impl Package {
         Ok(Self::from_files(files))
     }
 
-    fn from_files(files: impl IntoIterator<Item = (String, String)>) -> Result<Self, Vec<MetaError>> {
+    pub fn from_files(files: impl IntoIterator<Item = (String, String)>) -> Result<Self, Vec<MetaError>> {
         let (manifest, docs) = Docs::from_package_files(files)?;
         Ok(Self { manifest, docs })
     }
@@ -114,6 +114,63 @@ impl Package {
         }
         Ok(written)
     }
+}
+
+/// The live metadata (or one entity's module: the entity, its layout, list, panels, rules and
+/// stage sets) as one package file: `{"package": manifest, "files": {"entities/x.json": ...}}`,
+/// the files of a package folder in one JSON document.
+pub fn bundle(catalog: &Catalog, name: &str, module: Option<&str>) -> Json {
+    let used_sets: Vec<String> = module
+        .and_then(|m| catalog.entity(m))
+        .map(|e| {
+            e.live_fields()
+                .flat_map(|f| f.stage_set.iter().chain(f.stage_set_by.iter().flat_map(|by| by.sets.values())))
+                .map(ToString::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    let wanted = |kind: crm_model::DocKind, doc_name: &str, body: &Json| match module {
+        None => true,
+        Some(entity) => match kind {
+            crm_model::DocKind::StageSet => used_sets.iter().any(|s| s == doc_name),
+            crm_model::DocKind::Role => false,
+            crm_model::DocKind::Script => body.get("entity").and_then(Json::as_str) == Some(entity),
+            _ => doc_name == entity,
+        },
+    };
+    let files: serde_json::Map<String, Json> = catalog
+        .docs()
+        .iter_json()
+        .into_iter()
+        .filter(|(kind, doc_name, body)| wanted(*kind, doc_name.as_str(), body))
+        .map(|(kind, doc_name, body)| (format!("{}/{doc_name}.json", kind.folder()), body))
+        .collect();
+    serde_json::json!({
+        "package": {
+            "name": name,
+            "version": "1.0.0",
+            "label": {"zh-CN": "导出的元数据", "en": "Exported metadata"},
+            "description": format!("Exported from catalog version {}", catalog.version),
+        },
+        "files": files,
+    })
+}
+
+/// A package file made by [`bundle`], read back.
+pub fn unbundle(file: &Json) -> Result<Package, Vec<MetaError>> {
+    let invalid =
+        |message: &str| vec![MetaError { doc: "package".into(), path: String::new(), message: message.into() }];
+    let manifest = file.get("package").ok_or_else(|| invalid("a package file has a `package` manifest"))?;
+    let files = file.get("files").and_then(Json::as_object).ok_or_else(|| invalid("a package file has `files`"))?;
+    let mut entries = vec![("package.json".to_owned(), manifest.to_string())];
+    for (path, body) in files {
+        let text = match body {
+            Json::String(text) => text.clone(),
+            other => other.to_string(),
+        };
+        entries.push((path.clone(), text));
+    }
+    Package::from_files(entries)
 }
 
 /// `crm meta apply DIR`: validate → diff → print the plan → apply.

@@ -13,6 +13,14 @@ if (window.matchMedia("(min-width: 721px)").matches) {
   for (const box of document.querySelectorAll("details[data-open-on-wide]")) box.open = true;
 }
 
+// A file chosen in a form is read into its text box, which is what the form sends.
+for (const input of document.querySelectorAll("input[type=file][data-load-into]")) {
+  input.addEventListener("change", async () => {
+    const file = input.files?.[0];
+    if (file) input.form.elements[input.dataset.loadInto].value = await file.text();
+  });
+}
+
 // Buttons that destroy ask first.
 document.addEventListener("click", (event) => {
   const button = event.target.closest("[data-confirm]");

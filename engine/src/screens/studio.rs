@@ -535,6 +535,7 @@ pub async fn history(State(app): State<AppState>, viewer: Viewer) -> ApiResult<R
         .iter()
         .map(|c| {
             json!({
+                "id": c.id,
                 "version": c.catalog_version,
                 "kind": c.kind,
                 "name": c.name,
@@ -547,6 +548,126 @@ pub async fn history(State(app): State<AppState>, viewer: Viewer) -> ApiResult<R
         .collect();
     let title = viewer.text("studio.history");
     html("studio_history.html", viewer.page(&catalog, None, &title, json!({"changes": rows})))
+}
+
+/// `POST /studio/history/{id}/rollback`: puts a document back as it was before a change. An
+/// entity's fields added since are archived, never dropped with their data; a new rule is
+/// disabled; other new documents stay (say so).
+pub async fn rollback(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<i64>,
+    _: Posted,
+) -> ApiResult<Response> {
+    admin(&viewer)?;
+    let change =
+        crm_store::system::meta_change(&app.db, id).await?.ok_or_else(|| ApiError::not_found("no such change"))?;
+    let kind = crm_model::DocKind::parse(&change.kind).ok_or_else(|| ApiError::not_found("no such kind"))?;
+    let catalog = app.catalog();
+    let doc = match (kind, change.before) {
+        (crm_model::DocKind::Script, None) => {
+            let mut doc = change.after.clone();
+            doc["enabled"] = json!(false);
+            doc
+        }
+        (_, None) => return Ok(redirect_with("/studio/history", Some(&viewer.text("studio.cannot_roll_back")))),
+        (crm_model::DocKind::Entity, Some(mut before)) => {
+            let current = catalog.docs().get_json(kind, &change.name).unwrap_or(Json::Null);
+            let known: Vec<Json> = before["fields"].as_array().cloned().unwrap_or_default();
+            for field in current["fields"].as_array().into_iter().flatten() {
+                if !known.iter().any(|f| f["name"] == field["name"])
+                    && let Some(fields) = before["fields"].as_array_mut()
+                {
+                    let mut archived = field.clone();
+                    archived["archived"] = json!(true);
+                    fields.push(archived);
+                }
+            }
+            before
+        }
+        (_, Some(before)) => before,
+    };
+    let apply = |docs: &Docs| {
+        let mut next = docs.clone();
+        next.insert_json(kind, &doc).map_err(ChangeError::Invalid)?;
+        next.fill_defaults();
+        Ok(next)
+    };
+    let message = match crate::metadata::apply_docs(&app, Some(viewer.principal.user_id), apply).await {
+        Ok(_) => viewer.text("studio.rolled_back"),
+        Err(ApiError::InvalidMetadata(errors)) => errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+        Err(e) => return Err(e),
+    };
+    Ok(redirect_with("/studio/history", Some(&message)))
+}
+
+#[derive(serde::Deserialize)]
+pub struct ModuleQuery {
+    entity: Option<String>,
+}
+
+/// `GET /studio/package.json?entity=`: the live metadata, or one entity's module, as a
+/// package file to install elsewhere.
+pub async fn export_package(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    axum::extract::Query(q): axum::extract::Query<ModuleQuery>,
+) -> ApiResult<Response> {
+    admin(&viewer)?;
+    let catalog = app.catalog();
+    let module = q.entity.as_deref().filter(|e| catalog.entity(e).is_some());
+    let name = module.unwrap_or("export");
+    let bundle = crate::package::bundle(&catalog, name, module);
+    let body = serde_json::to_vec_pretty(&bundle).map_err(|e| ApiError::Internal(e.into()))?;
+    let disposition = format!("attachment; filename=\"{name}.package.json\"");
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "application/json".to_owned()),
+            (axum::http::header::CONTENT_DISPOSITION, disposition),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// `GET /studio/package`: upload a package file to see its plan, then install it.
+pub async fn package(State(app): State<AppState>, viewer: Viewer) -> ApiResult<Response> {
+    admin(&viewer)?;
+    package_page(&app, &viewer, "", Vec::new(), Vec::new())
+}
+
+fn package_page(app: &App, viewer: &Viewer, text: &str, plan: Vec<String>, errors: Vec<String>) -> ApiResult<Response> {
+    let catalog = app.catalog();
+    let entities: Vec<Json> =
+        catalog.entities().map(|e| json!({"name": e.name(), "label": e.def.label.get(viewer.locale)})).collect();
+    let title = viewer.text("studio.packages");
+    let values = json!({"text": text, "plan": plan, "errors": errors, "entities": entities});
+    html("studio_package.html", viewer.page(&catalog, None, &title, values))
+}
+
+/// `POST /studio/package`: the uploaded package's plan, or (confirmed) its installation.
+pub async fn install_package(State(app): State<AppState>, viewer: Viewer, form: Posted) -> ApiResult<Response> {
+    admin(&viewer)?;
+    let text = form.get("package").unwrap_or("");
+    let refuse = |errors: Vec<String>| -> ApiResult<Response> {
+        let mut response = package_page(&app, &viewer, text, Vec::new(), errors)?;
+        *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+        Ok(response)
+    };
+    let file: Json = match serde_json::from_str(text) {
+        Ok(file) => file,
+        Err(e) => return refuse(vec![format!("the package file is not JSON: {e}")]),
+    };
+    let package = match crate::package::unbundle(&file) {
+        Ok(package) => package,
+        Err(errors) => return refuse(errors.iter().map(ToString::to_string).collect()),
+    };
+    let outcome = plan_or_apply(&app, &viewer, &form, |docs| Ok(package.merge_into(docs)), "/studio").await?;
+    match outcome {
+        Ok(response) => Ok(response),
+        Err((_, errors)) if !errors.is_empty() => refuse(errors),
+        Err((plan, _)) => package_page(&app, &viewer, text, plan, Vec::new()),
+    }
 }
 
 /// A readable difference between two versions of a document: the top-level keys that changed

@@ -110,22 +110,28 @@ pub async fn meta_changes(db: &Db, limit: u32) -> Result<Vec<MetaChange>, StoreE
     let mut sql = db.sql();
     sql.push("SELECT id, catalog_version, kind, name, before, after, changed_by, changed_at FROM crm_meta_change ORDER BY id DESC LIMIT ");
     sql.bind_int(i64::from(limit));
-    sql.fetch_all(db)
-        .await?
-        .iter()
-        .map(|row| {
-            Ok(MetaChange {
-                id: row.int(0)?.unwrap_or(0),
-                catalog_version: row.int(1)?.unwrap_or(0),
-                kind: row.text(2)?.unwrap_or_default(),
-                name: row.text(3)?.unwrap_or_default(),
-                before: row.json(4)?,
-                after: row.json(5)?.unwrap_or(Json::Null),
-                changed_by: row.uuid(6)?,
-                changed_at: row.datetime(7)?,
-            })
-        })
-        .collect()
+    sql.fetch_all(db).await?.iter().map(read_change).collect()
+}
+
+/// One metadata change.
+pub async fn meta_change(db: &Db, id: i64) -> Result<Option<MetaChange>, StoreError> {
+    let mut sql = db.sql();
+    sql.push("SELECT id, catalog_version, kind, name, before, after, changed_by, changed_at FROM crm_meta_change WHERE id = ");
+    sql.bind_int(id);
+    sql.fetch_optional(db).await?.as_ref().map(read_change).transpose()
+}
+
+fn read_change(row: &crate::Row) -> Result<MetaChange, StoreError> {
+    Ok(MetaChange {
+        id: row.int(0)?.unwrap_or(0),
+        catalog_version: row.int(1)?.unwrap_or(0),
+        kind: row.text(2)?.unwrap_or_default(),
+        name: row.text(3)?.unwrap_or_default(),
+        before: row.json(4)?,
+        after: row.json(5)?.unwrap_or(Json::Null),
+        changed_by: row.uuid(6)?,
+        changed_at: row.datetime(7)?,
+    })
 }
 
 /// What the engine knows of a user who signs in.
