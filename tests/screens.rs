@@ -696,8 +696,7 @@ async fn the_studio_builds_an_entity_with_a_plan_first(t: TestApp) {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|c| c["kind"] == "entity" && c["name"] == "competitor" && !c["before"].is_null())
-        .last()
+        .rfind(|c| c["kind"] == "entity" && c["name"] == "competitor" && !c["before"].is_null())
         .expect("the change that added a field")["id"]
         .as_i64()
         .unwrap();
