@@ -21,6 +21,7 @@ backends!(
     a_rep_sees_only_their_modules_and_actions,
     approvals_reminders_and_conversion_on_screen,
     the_studio_builds_an_entity_with_a_plan_first,
+    a_module_built_in_the_studio_is_live_for_a_rep,
 );
 
 /// A browser signed in with a session cookie.
@@ -718,6 +719,181 @@ async fn the_studio_builds_an_entity_with_a_plan_first(t: TestApp) {
     rep.post("/password", &[("current_password", "first-Password-1"), ("password", "second-Password-2")]).await;
     assert_eq!(rep.get("/studio").await.status, StatusCode::FORBIDDEN);
     assert!(!rep.get("/").await.text.contains("id=\"studio-link\""));
+}
+
+/// The studio's promise without a browser: an entity with fields, a stage set, a rule, a role
+/// grant, a panel on customers and list settings — then a rep uses it, with no restart.
+async fn a_module_built_in_the_studio_is_live_for_a_rep(t: TestApp) {
+    let mut b = Browser::sign_in(&t, "admin", support::ADMIN_PASSWORD).await;
+    let confirm = |mut form: Vec<(&'static str, &'static str)>| {
+        form.push(("confirm", "yes"));
+        form
+    };
+    let made = b
+        .post("/studio", &confirm(vec![("name", "competitor"), ("label_zh", "竞争对手"), ("label_en", "Competitor")]))
+        .await;
+    assert_eq!(made.status, StatusCode::SEE_OTHER, "{}", made.text);
+    assert_eq!(b.get("/studio?stage_set=rivalry").await.location.as_deref(), Some("/studio/stage-sets/rivalry"));
+    let stages = b
+        .post(
+            "/studio/stage-sets/rivalry",
+            &[
+                ("label_zh", "竞争阶段"),
+                ("label_en", "Rivalry"),
+                ("stage", "watch"),
+                ("stage_zh", "观察"),
+                ("stage_en", "Watch"),
+                ("probability", "10"),
+                ("category", "open"),
+                ("required", ""),
+                ("stage", "compete"),
+                ("stage_zh", "竞争"),
+                ("stage_en", "Compete"),
+                ("probability", "50"),
+                ("category", "open"),
+                ("required", "strength"),
+                ("stage", "beaten"),
+                ("stage_zh", "击败"),
+                ("stage_en", "Beaten"),
+                ("probability", "100"),
+                ("category", "won"),
+                ("required", ""),
+                ("stage", ""),
+                ("stage_zh", ""),
+                ("stage_en", ""),
+                ("probability", "0"),
+                ("category", "open"),
+                ("required", ""),
+            ],
+        )
+        .await;
+    assert_eq!(stages.status, StatusCode::SEE_OTHER, "{}", stages.text);
+    let bad = b
+        .post(
+            "/studio/stage-sets/broken",
+            &[("label_zh", "坏"), ("label_en", "Bad"), ("stage", "x"), ("probability", "150"), ("category", "open")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "a probability over 100 is refused on the page");
+    for field in [
+        vec![
+            ("name", "customer"),
+            ("label_zh", "客户"),
+            ("label_en", "Customer"),
+            ("type", "lookup"),
+            ("target", "customer"),
+        ],
+        vec![("name", "strength"), ("label_zh", "实力"), ("label_en", "Strength"), ("type", "integer")],
+        vec![
+            ("name", "stage"),
+            ("label_zh", "阶段"),
+            ("label_en", "Stage"),
+            ("type", "stage"),
+            ("stage_set", "rivalry"),
+            ("default", "watch"),
+        ],
+        vec![("name", "website"), ("label_zh", "网址"), ("label_en", "Website"), ("type", "url")],
+    ] {
+        let added = b.post("/studio/e/competitor/fields", &confirm(field)).await;
+        assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.text);
+    }
+    let rule = [
+        ("label_zh", "实力范围"),
+        ("label_en", "Strength range"),
+        ("event", "validate"),
+        ("entity", "competitor"),
+        ("enabled", "true"),
+        (
+            "source",
+            r#"if record.strength != () && (record.strength < 1 || record.strength > 5) { error("strength", "实力为 1 到 5"); }"#,
+        ),
+    ];
+    assert_eq!(b.post("/studio/scripts/strength_range", &rule).await.status, StatusCode::SEE_OTHER);
+
+    // The rep's role may read and create competitors, and change their own.
+    let role = b.get("/studio/roles/sales_rep").await;
+    assert!(ok(&role).contains("name=\"competitor.read\""));
+    let mut grant: Vec<(String, String)> = Vec::new();
+    for (entity, actions) in t.get("/api/v1/meta/roles").await.expect(200)["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "sales_rep")
+        .unwrap()["entities"]
+        .as_object()
+        .unwrap()
+    {
+        for action in actions["actions"].as_array().unwrap() {
+            grant.push((format!("{entity}.{}", action.as_str().unwrap()), "true".into()));
+        }
+        grant.push((format!("{entity}.scope"), actions["scope"].as_str().unwrap().into()));
+    }
+    for action in ["read", "create", "edit"] {
+        grant.push((format!("competitor.{action}"), "true".into()));
+    }
+    grant.push(("competitor.scope".into(), "own".into()));
+    grant.push(("label_zh".into(), "业务员".into()));
+    grant.push(("label_en".into(), "Sales rep".into()));
+    let grant: Vec<(&str, &str)> = grant.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let saved = b.post("/studio/roles/sales_rep", &grant).await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text);
+
+    // A panel of competitors on the customer, and the list's columns.
+    let panel = b
+        .post(
+            "/studio/e/customer/related",
+            &[
+                ("source", "competitor.customer"),
+                ("name", "competitors"),
+                ("label_zh", "竞争对手"),
+                ("label_en", "Competitors"),
+                ("columns", "name, stage, strength"),
+            ],
+        )
+        .await;
+    assert_eq!(panel.status, StatusCode::SEE_OTHER, "{}", panel.text);
+    let list = b
+        .post(
+            "/studio/e/competitor/list",
+            &[("columns", "name, stage, strength, customer"), ("sort_field", "strength"), ("descending", "true")],
+        )
+        .await;
+    assert_eq!(list.status, StatusCode::SEE_OTHER, "{}", list.text);
+
+    // A rep, with no restart in between.
+    let user =
+        json!({"user": {"name": "小王", "login": "wang"}, "password": "first-Password-1", "roles": ["sales_rep"]});
+    t.post("/api/v1/admin/users", user).await.expect(201);
+    let mut rep = Browser::sign_in(&t, "wang", "first-Password-1").await;
+    rep.post("/password", &[("current_password", "first-Password-1"), ("password", "second-Password-2")]).await;
+    assert!(ok(&rep.get("/").await).contains("href=\"/e/competitor\""), "the module is in the rep's menu");
+    let customer = rep.post("/e/customer/new", &[("name", "被竞争的客户")]).await;
+    let customer = customer.location.unwrap().rsplit('/').next().unwrap().to_owned();
+    let refused =
+        rep.post("/e/competitor/new", &[("name", "对手乙"), ("customer", &customer), ("strength", "9")]).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.text.contains("data-error-for=\"strength\"") && refused.text.contains("实力为 1 到 5"));
+    let created =
+        rep.post("/e/competitor/new", &[("name", "对手乙"), ("customer", &customer), ("strength", "4")]).await;
+    let rival = created.location.unwrap().rsplit('/').next().unwrap().to_owned();
+    let page = rep.get(&format!("/e/competitor/{rival}")).await;
+    assert!(
+        ok(&page).contains("data-stage=\"watch\" aria-current=\"step\""),
+        "the stage path starts at the first stage"
+    );
+    let moved = rep
+        .post(
+            &format!("/e/competitor/{rival}/edit"),
+            &[("stage", "compete"), ("version", "1"), ("_back", &format!("/e/competitor/{rival}"))],
+        )
+        .await;
+    let page = rep.follow(moved).await;
+    assert!(page.text.contains("data-stage=\"compete\" aria-current=\"step\""), "moved");
+    let customer_page = rep.get(&format!("/e/customer/{customer}")).await;
+    let panel = between(ok(&customer_page), "id=\"panel-competitors\"", "</section>").expect("the new panel");
+    assert!(panel.contains("对手乙") && panel.contains("竞争"), "{panel}");
+    let list = rep.get("/e/competitor").await;
+    assert!(ok(&list).contains("data-field=\"strength\" aria-sort=\"descending\""), "the list settings apply");
 }
 
 #[test]

@@ -169,6 +169,21 @@ if (board) {
   });
 }
 
+// List settings: columns are dragged into order, or out to the palette; the form sends them.
+const columns = document.getElementById("columns-designer");
+if (columns) {
+  const input = document.getElementById("list-form").elements.columns;
+  draggable(columns, {
+    item: ".chip-field",
+    zone: ".chips",
+    drop(chip, list, before) {
+      list.insertBefore(chip, before && before !== chip && list.contains(before) ? before : null);
+      const shown = columns.querySelectorAll("[data-columns-list] .chip-field");
+      input.value = [...shown].map((c) => c.dataset.field).join(", ");
+    },
+  });
+}
+
 // Layout designer: fields are dragged between sections and the palette; the layout is kept
 // as JSON in the form, which is what is saved.
 const designer = document.getElementById("designer");

@@ -9,6 +9,7 @@ mod list;
 mod record;
 pub mod shell;
 mod studio;
+mod studio_docs;
 mod view;
 
 use axum::Router;
@@ -58,6 +59,10 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/studio/e/{entity}", get(studio::entity))
         .route("/studio/e/{entity}/fields", post(studio::add_field))
         .route("/studio/e/{entity}/layout", get(studio::layout).post(studio::save_layout))
+        .route("/studio/e/{entity}/related", get(studio_docs::related).post(studio_docs::save_related))
+        .route("/studio/e/{entity}/list", get(studio_docs::list_settings).post(studio_docs::save_list))
+        .route("/studio/roles/{name}", get(studio_docs::role).post(studio_docs::save_role))
+        .route("/studio/stage-sets/{name}", get(studio_docs::stage_set).post(studio_docs::save_stage_set))
         .route("/studio/e/{entity}/fields/{field}/archive", post(studio::archive_field))
         .route("/reminders", get(reminders))
         .route("/reminders/{id}/done", post(finish_reminder))

@@ -40,9 +40,27 @@ fn admin(viewer: &Viewer) -> ApiResult<()> {
     viewer.principal.require_admin()
 }
 
-/// `GET /studio`: the entities, and what else the studio manages.
-pub async fn home(State(app): State<AppState>, viewer: Viewer) -> ApiResult<Response> {
+#[derive(serde::Deserialize)]
+pub struct Open {
+    role: Option<String>,
+    stage_set: Option<String>,
+}
+
+/// `GET /studio`: the entities, roles and stage sets; `?role=` or `?stage_set=` opens the
+/// editor of a new one.
+pub async fn home(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    axum::extract::Query(open): axum::extract::Query<Open>,
+) -> ApiResult<Response> {
     admin(&viewer)?;
+    let named = |name: &Option<String>| name.as_deref().map(str::trim).filter(|n| !n.is_empty()).map(super::encode);
+    if let Some(role) = named(&open.role) {
+        return Ok(axum::response::Redirect::to(&format!("/studio/roles/{role}")).into_response());
+    }
+    if let Some(set) = named(&open.stage_set) {
+        return Ok(axum::response::Redirect::to(&format!("/studio/stage-sets/{set}")).into_response());
+    }
     home_page(&app, &viewer, json!({}), Vec::new(), Vec::new())
 }
 
@@ -59,8 +77,16 @@ fn home_page(app: &App, viewer: &Viewer, form: Json, plan: Vec<String>, errors: 
             })
         })
         .collect();
+    let roles: Vec<Json> =
+        catalog.docs().roles.values().map(|r| json!({"name": r.name, "label": r.label.get(viewer.locale)})).collect();
+    let stage_sets: Vec<Json> = catalog
+        .docs()
+        .stage_sets
+        .values()
+        .map(|s| json!({"name": s.name, "label": s.label.get(viewer.locale)}))
+        .collect();
     let title = viewer.text("studio.title");
-    let values = json!({"entities": entities, "form": form, "plan": plan, "errors": errors});
+    let values = json!({"entities": entities, "roles": roles, "stage_sets": stage_sets, "form": form, "plan": plan, "errors": errors});
     html("studio_home.html", viewer.page(&catalog, None, &title, values))
 }
 

@@ -1,0 +1,345 @@
+//! The studio's editors of whole documents: the role matrix (entity × action, data scope,
+//! pool), stage sets (stages with probability, category and required fields), an entity's
+//! related panels, and its list settings. Each saves its document through the metadata
+//! service, so the JSON Schemas and checks of the API apply, and errors are shown on the page.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use crm_model::changes::ChangeError;
+use crm_model::{DocKind, Docs, FieldType};
+use serde_json::{Map, Value as Json, json};
+
+use super::{Posted, Viewer, html, redirect_with};
+use crate::app::{App, AppState};
+use crate::error::{ApiError, ApiResult};
+
+const ACTIONS: [&str; 10] =
+    ["read", "create", "edit", "delete", "restore", "assign", "share", "import", "export", "approve"];
+const SCOPES: [&str; 4] = ["own", "department", "department_tree", "all"];
+
+/// Saves one document; its errors come back as text for the page.
+async fn save_doc(app: &App, viewer: &Viewer, kind: DocKind, doc: Json) -> ApiResult<Result<(), Vec<String>>> {
+    let change = |docs: &Docs| {
+        let mut next = docs.clone();
+        next.insert_json(kind, &doc).map_err(ChangeError::Invalid)?;
+        Ok(next)
+    };
+    match crate::metadata::apply_docs(app, Some(viewer.principal.user_id), change).await {
+        Ok(_) => Ok(Ok(())),
+        Err(ApiError::InvalidMetadata(errors)) => Ok(Err(errors.iter().map(ToString::to_string).collect())),
+        Err(e) => Err(e),
+    }
+}
+
+fn refused(mut response: Response) -> Response {
+    *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+    response
+}
+
+fn list_of(text: Option<&str>) -> Vec<String> {
+    text.unwrap_or("").split([',', '，', ' ']).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+}
+
+/// `GET /studio/roles/{name}`: the role as one matrix.
+pub async fn role(State(app): State<AppState>, viewer: Viewer, Path(name): Path<String>) -> ApiResult<Response> {
+    viewer.principal.require_admin()?;
+    role_page(&app, &viewer, &name, Vec::new())
+}
+
+fn role_page(app: &App, viewer: &Viewer, name: &str, errors: Vec<String>) -> ApiResult<Response> {
+    let catalog = app.catalog();
+    let doc = catalog.docs().get_json(DocKind::Role, name).unwrap_or_else(|| json!({"name": name, "entities": {}}));
+    let rows: Vec<Json> = catalog
+        .entities()
+        .map(|e| {
+            let grant = &doc["entities"][e.name().as_str()];
+            let has = |action: &str| grant["actions"].as_array().is_some_and(|a| a.iter().any(|x| x == action));
+            json!({
+                "name": e.name(),
+                "label": e.def.label.get(viewer.locale),
+                "actions": ACTIONS.iter().map(|a| json!({"name": a, "on": has(a)})).collect::<Vec<_>>(),
+                "scope": grant["scope"].as_str().unwrap_or("own"),
+                "pool": grant["pool"].as_bool().unwrap_or(false),
+            })
+        })
+        .collect();
+    let roles: Vec<Json> =
+        catalog.docs().roles.values().map(|r| json!({"name": r.name, "label": r.label.get(viewer.locale)})).collect();
+    let values = json!({
+        "name": name,
+        "label": doc["label"],
+        "admin": doc["admin"].as_bool().unwrap_or(false),
+        "rows": rows,
+        "actions": ACTIONS,
+        "scopes": SCOPES,
+        "roles": roles,
+        "errors": errors,
+    });
+    let title = super::shell::text(viewer.locale, "studio.role_title", &[("name", name.to_owned())]);
+    html("studio_role.html", viewer.page(&catalog, None, &title, values))
+}
+
+/// `POST /studio/roles/{name}`: the matrix saved as the role; field permissions are kept.
+pub async fn save_role(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Path(name): Path<String>,
+    form: Posted,
+) -> ApiResult<Response> {
+    viewer.principal.require_admin()?;
+    let catalog = app.catalog();
+    let current = catalog.docs().get_json(DocKind::Role, &name).unwrap_or(Json::Null);
+    let mut entities = Map::new();
+    for entity in catalog.entities() {
+        let e = entity.name().as_str();
+        let actions: Vec<&str> =
+            ACTIONS.iter().copied().filter(|a| form.get(&format!("{e}.{a}")) == Some("true")).collect();
+        if actions.is_empty() {
+            continue;
+        }
+        let mut grant = json!({"actions": actions, "scope": form.get(&format!("{e}.scope")).unwrap_or("own")});
+        if form.get(&format!("{e}.pool")) == Some("true") {
+            grant["pool"] = json!(true);
+        }
+        if let Some(fields) = current["entities"][e].get("fields") {
+            grant["fields"] = fields.clone();
+        }
+        entities.insert(e.to_owned(), grant);
+    }
+    let label = |key: &str| form.get(key).map(str::trim).filter(|l| !l.is_empty()).unwrap_or(&name).to_owned();
+    let mut doc =
+        json!({"name": name, "label": {"zh-CN": label("label_zh"), "en": label("label_en")}, "entities": entities});
+    if current["admin"] == json!(true) {
+        doc["admin"] = json!(true);
+    }
+    match save_doc(&app, &viewer, DocKind::Role, doc).await? {
+        Ok(()) => {
+            app.scopes_changed();
+            Ok(redirect_with(&format!("/studio/roles/{name}"), Some(&viewer.text("studio.applied"))))
+        }
+        Err(errors) => Ok(refused(role_page(&app, &viewer, &name, errors)?)),
+    }
+}
+
+/// `GET /studio/stage-sets/{name}`: the stages as rows, with blank rows to add more.
+pub async fn stage_set(State(app): State<AppState>, viewer: Viewer, Path(name): Path<String>) -> ApiResult<Response> {
+    viewer.principal.require_admin()?;
+    let doc = app.catalog().docs().get_json(DocKind::StageSet, &name);
+    stage_set_page(&app, &viewer, &name, doc, Vec::new())
+}
+
+fn stage_set_page(
+    app: &App,
+    viewer: &Viewer,
+    name: &str,
+    doc: Option<Json>,
+    errors: Vec<String>,
+) -> ApiResult<Response> {
+    let catalog = app.catalog();
+    let doc = doc.unwrap_or_else(|| json!({"name": name, "stages": []}));
+    let mut stages: Vec<Json> = doc["stages"].as_array().cloned().unwrap_or_default();
+    stages.extend((0..3).map(|_| json!({"category": "open", "probability": 0})));
+    let sets: Vec<Json> = catalog
+        .docs()
+        .stage_sets
+        .values()
+        .map(|s| json!({"name": s.name, "label": s.label.get(viewer.locale)}))
+        .collect();
+    let values = json!({"name": name, "label": doc["label"], "override": doc["probability_override"], "stages": stages, "sets": sets, "errors": errors});
+    let title = super::shell::text(viewer.locale, "studio.stage_set_title", &[("name", name.to_owned())]);
+    html("studio_stage_set.html", viewer.page(&catalog, None, &title, values))
+}
+
+/// `POST /studio/stage-sets/{name}`: rows with a name are the stages, in order.
+pub async fn save_stage_set(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Path(name): Path<String>,
+    form: Posted,
+) -> ApiResult<Response> {
+    viewer.principal.require_admin()?;
+    let names = form.all("stage");
+    let column = |key: &str| form.all(key);
+    let (zh, en, probability, category, required) =
+        (column("stage_zh"), column("stage_en"), column("probability"), column("category"), column("required"));
+    let stages: Vec<Json> = names
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| !n.trim().is_empty())
+        .map(|(i, n)| {
+            let at = |list: &Vec<&str>| list.get(i).map(|v| v.trim()).unwrap_or("").to_owned();
+            let mut stage = json!({
+                "name": n.trim(),
+                "label": {"zh-CN": at(&zh), "en": at(&en)},
+                "probability": at(&probability).parse::<i64>().unwrap_or(-1),
+                "category": at(&category),
+            });
+            let needed = list_of(Some(&at(&required)));
+            if !needed.is_empty() {
+                stage["required"] = json!(needed);
+            }
+            stage
+        })
+        .collect();
+    let label = |key: &str| form.get(key).map(str::trim).filter(|l| !l.is_empty()).unwrap_or(&name).to_owned();
+    let mut doc =
+        json!({"name": name, "label": {"zh-CN": label("label_zh"), "en": label("label_en")}, "stages": stages});
+    if form.get("probability_override") == Some("true") {
+        doc["probability_override"] = json!(true);
+    }
+    match save_doc(&app, &viewer, DocKind::StageSet, doc.clone()).await? {
+        Ok(()) => Ok(redirect_with(&format!("/studio/stage-sets/{name}"), Some(&viewer.text("studio.applied")))),
+        Err(errors) => Ok(refused(stage_set_page(&app, &viewer, &name, Some(doc), errors)?)),
+    }
+}
+
+/// `GET /studio/e/{entity}/related`: the record view's related panels, and the reverse
+/// lookups that could become one.
+pub async fn related(State(app): State<AppState>, viewer: Viewer, Path(name): Path<String>) -> ApiResult<Response> {
+    viewer.principal.require_admin()?;
+    related_page(&app, &viewer, &name, Vec::new())
+}
+
+fn related_page(app: &App, viewer: &Viewer, name: &str, errors: Vec<String>) -> ApiResult<Response> {
+    let catalog = app.catalog();
+    let entity = catalog.entity(name).ok_or_else(|| ApiError::not_found(format!("no entity `{name}`")))?;
+    let panels: Vec<Json> = entity
+        .related
+        .panels
+        .iter()
+        .map(|p| json!({"name": p.name, "label": p.label.get(viewer.locale), "source": p.source, "lookup": p.lookup, "columns": p.columns}))
+        .collect();
+    let candidates: Vec<Json> = catalog
+        .entities()
+        .flat_map(|source| {
+            source
+                .live_fields()
+                .filter(|f| f.field_type == FieldType::Lookup && f.target.as_ref().is_some_and(|t| t.as_str() == name))
+                .map(|f| {
+                    json!({
+                        "value": format!("{}.{}", source.name(), f.name),
+                        "label": format!("{} · {}", source.def.label.get(viewer.locale), f.label.get(viewer.locale)),
+                    })
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let values = json!({"entity": name, "panels": panels, "candidates": candidates, "errors": errors});
+    let title = super::shell::text(
+        viewer.locale,
+        "studio.related_title",
+        &[("entity", entity.def.label.get(viewer.locale).to_owned())],
+    );
+    html("studio_related.html", viewer.page(&catalog, None, &title, values))
+}
+
+/// `POST /studio/e/{entity}/related`: adds a panel (`add`), or removes one (`remove`).
+pub async fn save_related(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Path(name): Path<String>,
+    form: Posted,
+) -> ApiResult<Response> {
+    viewer.principal.require_admin()?;
+    let catalog = app.catalog();
+    let mut doc = catalog
+        .docs()
+        .get_json(DocKind::Related, &name)
+        .ok_or_else(|| ApiError::not_found(format!("no entity `{name}`")))?;
+    let panels = doc["panels"].as_array_mut().expect("related documents have panels");
+    if let Some(removed) = form.get("remove") {
+        panels.retain(|p| p["name"] != removed);
+    } else {
+        let (source, lookup) = form.get("source").unwrap_or("").split_once('.').unwrap_or(("", ""));
+        let columns = match list_of(form.get("columns")) {
+            picked if !picked.is_empty() => picked,
+            _ => catalog
+                .entity(source)
+                .map(|e| e.list.columns.iter().take(5).map(ToString::to_string).collect())
+                .unwrap_or_default(),
+        };
+        let label = |key: &str| form.get(key).map(str::trim).filter(|l| !l.is_empty()).unwrap_or(source).to_owned();
+        let panel_name = form.get("name").map(str::trim).filter(|n| !n.is_empty()).unwrap_or(source);
+        panels.push(json!({
+            "name": panel_name,
+            "label": {"zh-CN": label("label_zh"), "en": label("label_en")},
+            "source": source,
+            "lookup": lookup,
+            "columns": columns,
+            "sort": ["-created_at"],
+        }));
+    }
+    match save_doc(&app, &viewer, DocKind::Related, doc).await? {
+        Ok(()) => Ok(redirect_with(&format!("/studio/e/{name}/related"), Some(&viewer.text("studio.applied")))),
+        Err(errors) => Ok(refused(related_page(&app, &viewer, &name, errors)?)),
+    }
+}
+
+/// `GET /studio/e/{entity}/list`: the list's default columns (in order) and sort.
+pub async fn list_settings(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    viewer.principal.require_admin()?;
+    list_page(&app, &viewer, &name, Vec::new())
+}
+
+fn list_page(app: &App, viewer: &Viewer, name: &str, errors: Vec<String>) -> ApiResult<Response> {
+    let catalog = app.catalog();
+    let entity = catalog.entity(name).ok_or_else(|| ApiError::not_found(format!("no entity `{name}`")))?;
+    let label = |field: &str| entity.column(field).map_or(field.to_owned(), |f| f.label.get(viewer.locale).to_owned());
+    let columns: Vec<Json> =
+        entity.list.columns.iter().map(|c| json!({"name": c, "label": label(c.as_str())})).collect();
+    let unused: Vec<Json> = entity
+        .columns()
+        .iter()
+        .filter(|f| !f.archived && f.name.as_str() != "deleted_at" && !entity.list.columns.contains(&f.name))
+        .map(|f| json!({"name": f.name, "label": f.label.get(viewer.locale)}))
+        .collect();
+    let sortable: Vec<Json> = entity
+        .columns()
+        .iter()
+        .filter(|f| !f.archived && f.field_type.is_sortable())
+        .map(|f| json!({"name": f.name, "label": f.label.get(viewer.locale)}))
+        .collect();
+    let sort = entity.list.sort.first();
+    let values = json!({
+        "entity": name,
+        "columns": columns,
+        "unused": unused,
+        "sortable": sortable,
+        "sort_field": sort.map(|s| s.field.to_string()),
+        "descending": sort.is_some_and(|s| s.descending),
+        "errors": errors,
+    });
+    let title = super::shell::text(
+        viewer.locale,
+        "studio.list_title",
+        &[("entity", entity.def.label.get(viewer.locale).to_owned())],
+    );
+    html("studio_list.html", viewer.page(&catalog, None, &title, values))
+}
+
+/// `POST /studio/e/{entity}/list`: `columns` in order (the designer keeps them in a hidden
+/// field; without scripts, a comma list), and the sort.
+pub async fn save_list(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Path(name): Path<String>,
+    form: Posted,
+) -> ApiResult<Response> {
+    viewer.principal.require_admin()?;
+    let columns = list_of(form.get("columns"));
+    let sort = match form.get("sort_field").filter(|f| !f.is_empty()) {
+        Some(field) if form.get("descending") == Some("true") => vec![format!("-{field}")],
+        Some(field) => vec![field.to_owned()],
+        None => Vec::new(),
+    };
+    let doc = json!({"entity": name, "columns": columns, "sort": sort});
+    match save_doc(&app, &viewer, DocKind::ListView, doc).await? {
+        Ok(()) => Ok(redirect_with(&format!("/studio/e/{name}/list"), Some(&viewer.text("studio.applied")))),
+        Err(errors) => Ok(refused(list_page(&app, &viewer, &name, errors)?)),
+    }
+}
