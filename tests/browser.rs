@@ -890,3 +890,140 @@ async fn drag_fields_on_the_layout_designer() {
     .await;
     ui.close().await;
 }
+
+/// The studio's promise, in the browser only: an administrator builds a "竞争对手" module —
+/// five fields of different types, laid out by dragging, a stage set of three stages, a
+/// validation rule, a role grant and a panel on customers — and a sales rep uses it at once:
+/// creates a record from the customer, is refused a bad value, moves the stage, and sees the
+/// record on the customer. No restart in between.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_builds_a_module_and_a_rep_uses_it() {
+    let Some((t, ui)) = start("an_admin_builds_a_module_and_a_rep_uses_it", DESKTOP).await else { return };
+    ui.check(async {
+        let rep = add_user(&t, "小王", "wang", "first-Password-1").await;
+        let token = t.login("wang", "first-Password-1").await.expect("the rep signs in");
+        let change = json!({"current_password": "first-Password-1", "password": "second-Password-2"});
+        let changed = t.call(axum::http::Method::POST, "/api/v1/auth/password", Some(change), Some(&token)).await;
+        assert_eq!(changed.status.as_u16(), 204);
+        let customer = id(&t.create("customer", json!({"name": "被竞争的客户", "owner": rep})).await);
+
+        ui.sign_in("/studio").await;
+        // The entity: its plan first, then live.
+        ui.fill("#entity-name", "competitor").await;
+        ui.fill("#entity-zh", "竞争对手").await;
+        ui.fill("#entity-en", "Competitor").await;
+        ui.navigating(ui.click("#entity-submit")).await;
+        assert!(ui.text("#studio-plan").await.contains("create table `competitor`"));
+        ui.navigating(ui.click("#entity-submit")).await;
+        assert_eq!(ui.location().await, "/studio/e/competitor");
+
+        // A stage set of three stages.
+        ui.goto("/studio/stage-sets/rivalry").await;
+        ui.fill("#set-zh", "竞争阶段").await;
+        ui.fill("#set-en", "Rivalry").await;
+        for (row, (name, zh, en, probability, category)) in
+            [("watch", "观察", "Watch", "10", "open"), ("compete", "竞争", "Compete", "50", "open"), ("beaten", "击败", "Beaten", "100", "won")]
+                .into_iter()
+                .enumerate()
+        {
+            let cell = |field: &str| format!("#stage-rows tbody tr:nth-child({}) [name={field}]", row + 1);
+            ui.fill(&cell("stage"), name).await;
+            ui.fill(&cell("stage_zh"), zh).await;
+            ui.fill(&cell("stage_en"), en).await;
+            ui.fill(&cell("probability"), probability).await;
+            ui.select(&cell("category"), category).await;
+        }
+        ui.navigating(ui.click("#save-stage-set")).await;
+        assert!(ui.exists("div#flash").await, "the stage set is saved");
+
+        // Five fields of different types.
+        let fields: [(&str, &str, &str, &str, &[(&str, &str)]); 5] = [
+            ("customer", "客户", "Customer", "lookup", &[("#field-target", "customer")]),
+            ("strength", "实力", "Strength", "integer", &[]),
+            ("stage", "阶段", "Stage", "stage", &[("#field-stage-set", "rivalry")]),
+            ("threat", "威胁", "Threat", "select", &[]),
+            ("since", "发现日期", "Found on", "date", &[]),
+        ];
+        for (name, zh, en, ty, picks) in fields {
+            ui.goto("/studio/e/competitor").await;
+            ui.fill("#field-name", name).await;
+            ui.fill("#field-zh", zh).await;
+            ui.fill("#field-en", en).await;
+            ui.select("#field-type", ty).await;
+            for (select, value) in picks {
+                ui.select(select, value).await;
+            }
+            if ty == "select" {
+                ui.eval::<Value>(&format!("{}.value = 'high | 高 | High\\nlow | 低 | Low'", q("#field-options"))).await;
+            }
+            if ty == "stage" {
+                ui.fill("#field-default", "watch").await;
+            }
+            ui.navigating(ui.click("#field-submit")).await;
+            assert!(ui.exists("#studio-plan").await, "{name}: the plan is shown first");
+            ui.navigating(ui.click("#field-submit")).await;
+            assert!(ui.exists(&format!("#studio-fields tr[data-field={name}]")).await, "{name} is a field");
+        }
+
+        // Laid out by dragging: strength before the name.
+        ui.goto("/studio/e/competitor/layout").await;
+        let section = "#designer section.designer-section:first-of-type ol.chips";
+        ui.drag(&format!("{section} li.chip-field[data-field=strength]"), &format!("{section} li.chip-field[data-field=name]")).await;
+        ui.navigating(ui.click("#save-layout")).await;
+
+        // A validation rule.
+        ui.goto("/studio/scripts/strength_range").await;
+        ui.fill("#script-zh", "实力范围").await;
+        ui.fill("#script-en", "Strength range").await;
+        ui.select("#script-event", "validate").await;
+        ui.select("#script-entity", "competitor").await;
+        ui.fill("#script-source", r#"if record.strength != () && record.strength > 5 { error("strength", "实力为 1 到 5"); }"#).await;
+        ui.navigating(ui.click("#save-script")).await;
+        assert!(ui.exists("div#flash").await, "the rule is saved");
+
+        // Sales reps may read, create and change competitors.
+        ui.goto("/studio/roles/sales_rep").await;
+        for action in ["read", "create", "edit"] {
+            ui.click(&format!("#role-matrix input[name='competitor.{action}']")).await;
+        }
+        ui.navigating(ui.click("#save-role")).await;
+        assert!(ui.exists("div#flash").await, "the role is saved");
+
+        // A panel of competitors on customers.
+        ui.goto("/studio/e/customer/related").await;
+        ui.select("#panel-source", "competitor.customer").await;
+        ui.fill("#panel-name", "competitors").await;
+        ui.fill("#panel-columns", "name, stage, strength").await;
+        ui.fill("#panel-zh", "竞争对手").await;
+        ui.fill("#panel-en", "Competitors").await;
+        ui.navigating(ui.click("#save-panel")).await;
+        assert!(ui.exists("#related-panels li[data-panel=competitors]").await);
+
+        // The rep, in the same running server.
+        ui.menu("#logout").await;
+        ui.sign_in_as("wang", "second-Password-2", &format!("/e/customer/{customer}")).await;
+        ui.navigating(ui.click("a[data-new-related=competitors]")).await;
+        assert!(ui.exists("#record-form input[name=strength]").await);
+        let order: Vec<String> =
+            ui.eval("[...document.querySelectorAll('#record-form [name=strength], #record-form [name=name]')].map(e => e.name)").await;
+        assert_eq!(order, ["strength", "name"], "the layout as dragged");
+        ui.fill("#record-form input[name=name]", "对手乙").await;
+        ui.fill("#record-form input[name=strength]", "9").await;
+        ui.navigating(ui.click("#save")).await;
+        assert!(ui.text("p.field-error[data-error-for=strength]").await.contains("实力为 1 到 5"), "the rule refuses");
+        ui.fill("#record-form input[name=strength]", "4").await;
+        ui.navigating(ui.click("#save")).await;
+        assert_eq!(ui.location().await, format!("/e/customer/{customer}"), "back on the customer");
+        assert!(ui.text("section#panel-competitors").await.contains("对手乙"), "the record is on the customer");
+
+        ui.navigating(ui.click("section#panel-competitors tbody tr a")).await;
+        assert!(ui.exists("section#stage-path span[data-stage=watch][aria-current=step]").await);
+        ui.navigating(ui.click("section#stage-path button[data-stage=compete]")).await;
+        assert!(ui.exists("section#stage-path span[data-stage=compete][aria-current=step]").await, "the stage moved");
+        let stored = t.list("competitor", None, "").await.expect(200);
+        assert_eq!(stored["data"][0]["stage"], "compete");
+        assert_eq!(stored["data"][0]["owner"], rep.as_str(), "owned by the rep who created it");
+    })
+    .await;
+    ui.close().await;
+}
