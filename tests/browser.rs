@@ -891,6 +891,9 @@ async fn drag_fields_on_the_layout_designer() {
     ui.close().await;
 }
 
+/// A field the studio's form adds: name, labels, type, and the selects it needs.
+type FieldToAdd = (&'static str, &'static str, &'static str, &'static str, &'static [(&'static str, &'static str)]);
+
 /// The studio's promise, in the browser only: an administrator builds a "竞争对手" module —
 /// five fields of different types, laid out by dragging, a stage set of three stages, a
 /// validation rule, a role grant and a panel on customers — and a sales rep uses it at once:
@@ -937,7 +940,7 @@ async fn an_admin_builds_a_module_and_a_rep_uses_it() {
         assert!(ui.exists("div#flash").await, "the stage set is saved");
 
         // Five fields of different types.
-        let fields: [(&str, &str, &str, &str, &[(&str, &str)]); 5] = [
+        let fields: [FieldToAdd; 5] = [
             ("customer", "客户", "Customer", "lookup", &[("#field-target", "customer")]),
             ("strength", "实力", "Strength", "integer", &[]),
             ("stage", "阶段", "Stage", "stage", &[("#field-stage-set", "rivalry")]),
