@@ -22,6 +22,7 @@ backends!(
     approvals_reminders_and_conversion_on_screen,
     the_studio_builds_an_entity_with_a_plan_first,
     a_module_built_in_the_studio_is_live_for_a_rep,
+    the_studio_manages_users,
 );
 
 /// A browser signed in with a session cookie.
@@ -894,6 +895,53 @@ async fn a_module_built_in_the_studio_is_live_for_a_rep(t: TestApp) {
     assert!(panel.contains("对手乙") && panel.contains("竞争"), "{panel}");
     let list = rep.get("/e/competitor").await;
     assert!(ok(&list).contains("data-field=\"strength\" aria-sort=\"descending\""), "the list settings apply");
+}
+
+async fn the_studio_manages_users(t: TestApp) {
+    let top = t.create("department", json!({"name": "销售中心"})).await["id"].as_str().unwrap().to_owned();
+    t.create("department", json!({"name": "华南大区", "parent": top})).await;
+    let mut b = Browser::sign_in(&t, "admin", support::ADMIN_PASSWORD).await;
+    let page = b.get("/studio/users").await;
+    let tree = between(ok(&page), "id=\"department-tree\"", "</ul>").unwrap();
+    assert!(tree.find("销售中心").unwrap() < tree.find("华南大区").unwrap(), "the tree, parents first");
+
+    let weak = b
+        .post("/studio/users", &[("name", "小刘"), ("login", "liu"), ("password", "short"), ("roles", "sales_rep")])
+        .await;
+    assert_eq!(weak.status, StatusCode::UNPROCESSABLE_ENTITY, "a weak first password is refused on the page");
+    let made = b
+        .post(
+            "/studio/users",
+            &[
+                ("name", "小刘"),
+                ("login", "liu"),
+                ("department", &top),
+                ("password", "first-Password-1"),
+                ("roles", "sales_rep"),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::SEE_OTHER, "{}", made.text);
+    let page = b.follow(made).await;
+    let row = between(&page.text, "data-user=\"liu\"", "</tr>").expect("the new user is listed");
+    assert!(row.contains("销售中心"));
+    let id = between(row.as_str(), "action=\"/studio/users/", "\"").unwrap();
+
+    let roles = b
+        .post(&format!("/studio/users/{id}"), &[("action", "roles"), ("roles", "sales_rep"), ("roles", "manager")])
+        .await;
+    assert_eq!(roles.status, StatusCode::SEE_OTHER);
+    let account = t.get(&format!("/api/v1/admin/users/{id}")).await.expect(200);
+    assert_eq!(account["roles"], json!(["manager", "sales_rep"]));
+    b.post(&format!("/studio/users/{id}"), &[("action", "disable")]).await;
+    assert!(t.login("liu", "first-Password-1").await.is_none(), "a disabled user cannot sign in");
+    b.post(&format!("/studio/users/{id}"), &[("action", "enable")]).await;
+    let reset = b.post(&format!("/studio/users/{id}"), &[("action", "reset")]).await;
+    let notice = between(ok(&reset), "id=\"studio-notice\">", "</div>").unwrap();
+    let password = between(&notice, "临时密码：", "（").expect("the temporary password is shown once");
+    let token = t.login("liu", &password).await.expect("the temporary password works");
+    let blocked = t.call(Method::GET, "/api/v1/records/customer", None, Some(&token)).await;
+    assert_eq!(blocked.body["code"], "password_change_required", "and must be changed first");
 }
 
 #[test]

@@ -62,6 +62,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/studio/e/{entity}/related", get(studio_docs::related).post(studio_docs::save_related))
         .route("/studio/e/{entity}/list", get(studio_docs::list_settings).post(studio_docs::save_list))
         .route("/studio/roles/{name}", get(studio_docs::role).post(studio_docs::save_role))
+        .route("/studio/users", get(studio_docs::users).post(studio_docs::create_user))
+        .route("/studio/users/{id}", post(studio_docs::change_user))
         .route("/studio/stage-sets/{name}", get(studio_docs::stage_set).post(studio_docs::save_stage_set))
         .route("/studio/e/{entity}/fields/{field}/archive", post(studio::archive_field))
         .route("/reminders", get(reminders))

@@ -343,3 +343,108 @@ pub async fn save_list(
         Err(errors) => Ok(refused(list_page(&app, &viewer, &name, errors)?)),
     }
 }
+
+/// `GET /studio/users`: the department tree, and the users with their roles — create one,
+/// disable or enable, reset a password, change roles.
+pub async fn users(State(app): State<AppState>, viewer: Viewer) -> ApiResult<Response> {
+    viewer.principal.require_admin()?;
+    users_page(&app, &viewer, None, Vec::new()).await
+}
+
+async fn users_page(app: &App, viewer: &Viewer, notice: Option<String>, errors: Vec<String>) -> ApiResult<Response> {
+    let catalog = app.catalog();
+    let params = crate::records::ListParams { limit: Some(500), sort: Some("name".into()), ..Default::default() };
+    let page = crate::records::list(app, &viewer.principal, crm_model::USER_ENTITY, &params).await?;
+    let records = super::view::records_of(&page)?;
+    let departments = crate::records::list(app, &viewer.principal, "department", &params).await?;
+    let departments = super::view::records_of(&departments)?;
+    let department_name = |id: &Json| {
+        departments.iter().find(|d| d["id"] == *id).and_then(|d| d["name"].as_str()).unwrap_or("").to_owned()
+    };
+    let mut users = Vec::new();
+    for user in &records {
+        let id = user["id"].as_str().and_then(|i| i.parse().ok()).unwrap_or_default();
+        let roles = crm_store::system::user_roles(&app.db, id).await?;
+        users.push(json!({
+            "id": user["id"],
+            "name": user["name"],
+            "login": user["login"],
+            "department": department_name(&user["department"]),
+            "active": user["active"].as_bool().unwrap_or(true),
+            "pool": user["pool"].as_bool().unwrap_or(false),
+            "roles": roles,
+        }));
+    }
+    // The department tree, depth first.
+    let mut tree = Vec::new();
+    fn walk(departments: &[Json], parent: &Json, depth: usize, tree: &mut Vec<Json>) {
+        for d in departments.iter().filter(|d| d["parent"] == *parent) {
+            tree.push(json!({"id": d["id"], "name": d["name"], "depth": depth}));
+            if depth < 10 {
+                walk(departments, &d["id"], depth + 1, tree);
+            }
+        }
+    }
+    walk(&departments, &Json::Null, 0, &mut tree);
+    let roles: Vec<Json> =
+        catalog.docs().roles.values().map(|r| json!({"name": r.name, "label": r.label.get(viewer.locale)})).collect();
+    let values = json!({
+        "users": users,
+        "tree": tree,
+        "departments": departments.iter().map(|d| json!({"id": d["id"], "name": d["name"]})).collect::<Vec<_>>(),
+        "roles": roles,
+        "notice": notice,
+        "errors": errors,
+    });
+    let title = viewer.text("studio.users");
+    html("studio_users.html", viewer.page(&catalog, None, &title, values))
+}
+
+/// `POST /studio/users`: a new user with a first password (changed at first sign-in) and roles.
+pub async fn create_user(State(app): State<AppState>, viewer: Viewer, form: Posted) -> ApiResult<Response> {
+    viewer.principal.require_admin()?;
+    let mut fields =
+        json!({"name": form.get("name").unwrap_or("").trim(), "login": form.get("login").unwrap_or("").trim()});
+    if let Some(department) = form.get("department").filter(|d| !d.is_empty()) {
+        fields["department"] = json!(department);
+    }
+    let roles: Vec<String> = form.all("roles").into_iter().map(str::to_owned).collect();
+    match crate::admin::create_user(&app, &viewer.principal, &fields, form.get("password").unwrap_or(""), &roles).await
+    {
+        Ok(_) => Ok(redirect_with("/studio/users", Some(&viewer.text("studio.user_created")))),
+        Err(ApiError::Invalid(errors)) => {
+            let errors = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect();
+            Ok(refused(users_page(&app, &viewer, None, errors).await?))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `POST /studio/users/{id}`: `action` = disable, enable, reset (a temporary password shown
+/// once, on this page) or roles.
+pub async fn change_user(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<uuid::Uuid>,
+    form: Posted,
+) -> ApiResult<Response> {
+    viewer.principal.require_admin()?;
+    let p = &viewer.principal;
+    match form.get("action").unwrap_or("") {
+        "disable" => crate::admin::set_active(&app, p, id, false).await.map(|_| ())?,
+        "enable" => crate::admin::set_active(&app, p, id, true).await.map(|_| ())?,
+        "roles" => {
+            let roles: Vec<String> = form.all("roles").into_iter().map(str::to_owned).collect();
+            crate::admin::set_roles(&app, p, id, &roles).await.map(|_| ())?
+        }
+        "reset" => {
+            let reset = crate::admin::reset_password(&app, p, id, None).await?;
+            let password = reset["temporary_password"].as_str().unwrap_or_default();
+            let notice =
+                super::shell::text(viewer.locale, "studio.temporary_password", &[("password", password.to_owned())]);
+            return users_page(&app, &viewer, Some(notice), Vec::new()).await;
+        }
+        other => return Err(ApiError::bad_request("invalid_body", format!("no user action `{other}`"))),
+    }
+    Ok(redirect_with("/studio/users", Some(&viewer.text("studio.applied"))))
+}
