@@ -637,6 +637,25 @@ async fn the_studio_builds_an_entity_with_a_plan_first(t: TestApp) {
     assert_eq!(garbled.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(garbled.text.contains("{not json"), "what was typed is kept");
 
+    // A field's labels, options and flags changed in the studio: planned, then live.
+    let edit = b.get("/studio/e/competitor/fields/threat").await;
+    assert!(ok(&edit).contains("high | 高 | High"), "the options as they are");
+    let change = [
+        ("type", "select"),
+        ("label_zh", "威胁等级"),
+        ("label_en", "Threat level"),
+        ("options", "high | 高 | High\nmid | 中 | Medium\nlow | 低 | Low"),
+        ("required", "true"),
+    ];
+    let planned = b.post("/studio/e/competitor/fields/threat", &change).await;
+    assert!(ok(&planned).contains("id=\"studio-plan\""), "{}", planned.text);
+    let mut confirmed = change.to_vec();
+    confirmed.push(("confirm", "yes"));
+    let applied = b.post("/studio/e/competitor/fields/threat", &confirmed).await;
+    assert_eq!(applied.status, StatusCode::SEE_OTHER, "{}", applied.text);
+    let form = b.get("/e/competitor/new").await;
+    assert!(ok(&form).contains("威胁等级") && form.text.contains("<option value=\"mid\">中</option>"));
+
     let archived = b.post("/studio/e/competitor/fields/threat/archive", &[]).await;
     assert_eq!(archived.location.as_deref(), Some("/studio/e/competitor"));
     assert!(!b.get("/e/competitor/new").await.text.contains("name=\"threat\""), "archived fields leave the form");

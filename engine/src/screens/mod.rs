@@ -65,6 +65,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/studio/users", get(studio_docs::users).post(studio_docs::create_user))
         .route("/studio/users/{id}", post(studio_docs::change_user))
         .route("/studio/stage-sets/{name}", get(studio_docs::stage_set).post(studio_docs::save_stage_set))
+        .route("/studio/e/{entity}/fields/{field}", get(studio::field).post(studio::save_field))
         .route("/studio/e/{entity}/fields/{field}/archive", post(studio::archive_field))
         .route("/reminders", get(reminders))
         .route("/reminders/{id}/done", post(finish_reminder))

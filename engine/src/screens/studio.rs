@@ -280,6 +280,91 @@ pub async fn add_field(
     }
 }
 
+/// `GET /studio/e/{entity}/fields/{field}`: a field's labels, options and flags, to change
+/// (its name and type stay; an archived field can be restored here).
+pub async fn field(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Path((name, field)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    admin(&viewer)?;
+    let catalog = app.catalog();
+    let entity = catalog.entity(&name).ok_or_else(|| ApiError::not_found(format!("no entity `{name}`")))?;
+    let def = entity
+        .def
+        .fields
+        .iter()
+        .find(|f| f.name.as_str() == field)
+        .ok_or_else(|| ApiError::not_found(format!("no field `{field}`")))?;
+    let options: Vec<String> =
+        def.options.iter().map(|o| format!("{} | {} | {}", o.value, o.label.zh_cn, o.label.en)).collect();
+    let form = json!({
+        "name": def.name, "type": def.field_type, "label_zh": def.label.zh_cn, "label_en": def.label.en,
+        "help_zh": def.help.as_ref().map(|h| h.zh_cn.clone()), "help_en": def.help.as_ref().map(|h| h.en.clone()),
+        "required": if def.required { "true" } else { "" }, "unique": if def.unique { "true" } else { "" },
+        "indexed": if def.indexed { "true" } else { "" }, "searchable": if def.searchable { "true" } else { "" },
+        "options": options.join("\n"), "default": def.default.as_ref().map(|d| d.as_str().map_or_else(|| d.to_string(), str::to_owned)),
+        "max_length": def.max_length, "archived": def.archived,
+    });
+    field_page(&app, &viewer, &name, form, Vec::new(), Vec::new())
+}
+
+fn field_page(
+    app: &App,
+    viewer: &Viewer,
+    name: &str,
+    form: Json,
+    plan: Vec<String>,
+    errors: Vec<String>,
+) -> ApiResult<Response> {
+    let catalog = app.catalog();
+    let title = super::shell::text(
+        viewer.locale,
+        "studio.field_title",
+        &[("field", form["name"].as_str().unwrap_or_default().to_owned())],
+    );
+    let values = json!({"entity": name, "form": form, "plan": plan, "errors": errors});
+    html("studio_field.html", viewer.page(&catalog, None, &title, values))
+}
+
+/// `POST /studio/e/{entity}/fields/{field}`: the change, planned then applied.
+pub async fn save_field(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Path((name, field)): Path<(String, String)>,
+    form: Posted,
+) -> ApiResult<Response> {
+    admin(&viewer)?;
+    let mut patch = field_body(&form);
+    if let Some(object) = patch.as_object_mut() {
+        object.remove("type");
+        for flag in ["required", "unique", "indexed", "searchable"] {
+            object.entry(flag).or_insert(json!(false));
+        }
+        for optional in ["help", "default", "max_length", "options"] {
+            object.entry(optional).or_insert(Json::Null);
+        }
+        if form.get("restore") == Some("true") {
+            object.insert("archived".into(), json!(false));
+        }
+        object.insert("name".into(), json!(field));
+    }
+    let back = format!("/studio/e/{name}");
+    match plan_or_apply(&app, &viewer, &form, |docs| changes::patch_field(docs, &name, &field, &patch), &back).await? {
+        Ok(response) => Ok(response),
+        Err((plan, errors)) => {
+            let failed = !errors.is_empty();
+            let mut shown = form_map(&form);
+            shown["name"] = json!(field);
+            let mut response = field_page(&app, &viewer, &name, shown, plan, errors)?;
+            if failed {
+                *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            }
+            Ok(response)
+        }
+    }
+}
+
 /// `POST /studio/e/{entity}/fields/{field}/archive`: hidden, its data kept.
 pub async fn archive_field(
     State(app): State<AppState>,
