@@ -570,7 +570,7 @@ async fn the_studio_builds_an_entity_with_a_plan_first(t: TestApp) {
     assert!(ok(&home).contains("data-entity=\"customer\""));
 
     // A new entity: first its plan, then (confirmed) live, with nothing applied in between.
-    let fields = [("name", "competitor"), ("label_zh", "竞争对手"), ("label_en", "Competitor")];
+    let fields = [("name", "competitor"), ("label_zh", "竞争对手"), ("label_en", "Competitor"), ("icon", "flag")];
     let planned = b.post("/studio", &fields).await;
     assert!(ok(&planned).contains("create table `competitor`"), "the plan is shown first");
     t.get("/api/v1/meta/entities/competitor").await.expect(404);
@@ -636,6 +636,12 @@ async fn the_studio_builds_an_entity_with_a_plan_first(t: TestApp) {
     let garbled = b.post("/studio/e/competitor/layout", &[("side", "view"), ("layout", "{not json")]).await;
     assert_eq!(garbled.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(garbled.text.contains("{not json"), "what was typed is kept");
+
+    // Fields are reordered.
+    let moved = b.post("/studio/e/competitor/fields/threat/move", &[("direction", "up")]).await;
+    assert_eq!(moved.status, StatusCode::SEE_OTHER);
+    let studio = b.get("/studio/e/competitor").await;
+    assert!(ok(&studio).find("data-field=\"threat\"").unwrap() < studio.text.find("data-field=\"name\"").unwrap());
 
     // A field's labels, options and flags changed in the studio: planned, then live.
     let edit = b.get("/studio/e/competitor/fields/threat").await;

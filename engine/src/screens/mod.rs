@@ -67,6 +67,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/studio/stage-sets/{name}", get(studio_docs::stage_set).post(studio_docs::save_stage_set))
         .route("/studio/e/{entity}/fields/{field}", get(studio::field).post(studio::save_field))
         .route("/studio/e/{entity}/fields/{field}/archive", post(studio::archive_field))
+        .route("/studio/e/{entity}/fields/{field}/move", post(studio::move_field))
         .route("/reminders", get(reminders))
         .route("/reminders/{id}/done", post(finish_reminder))
         .layer(middleware::from_fn_with_state(state, sign_in_required));

@@ -95,11 +95,15 @@ fn entity_body(form: &Posted) -> Json {
     let name = form.get("name").unwrap_or("").trim();
     let zh = form.get("label_zh").unwrap_or("").trim();
     let en = form.get("label_en").unwrap_or("").trim();
-    json!({
+    let mut entity = json!({
         "name": name,
         "label": {"zh-CN": zh, "en": en},
         "fields": [{"name": "name", "type": "text", "label": {"zh-CN": "名称", "en": "Name"}, "required": true, "indexed": true}],
-    })
+    });
+    if let Some(icon) = form.get("icon").map(str::trim).filter(|i| !i.is_empty()) {
+        entity["icon"] = json!(icon);
+    }
+    entity
 }
 
 /// The body of a new field from the studio's form: every option the field type takes.
@@ -363,6 +367,35 @@ pub async fn save_field(
             Ok(response)
         }
     }
+}
+
+/// `POST /studio/e/{entity}/fields/{field}/move`: one place up or down (`direction`), which
+/// is the order new layouts and lists take them in.
+pub async fn move_field(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Path((name, field)): Path<(String, String)>,
+    form: Posted,
+) -> ApiResult<Response> {
+    admin(&viewer)?;
+    let up = form.get("direction") == Some("up");
+    let change = |docs: &Docs| {
+        let mut next = docs.clone();
+        let def =
+            next.entities.get_mut(name.as_str()).ok_or_else(|| ChangeError::NotFound(format!("no entity `{name}`")))?;
+        let at = def
+            .fields
+            .iter()
+            .position(|f| f.name.as_str() == field)
+            .ok_or_else(|| ChangeError::NotFound(format!("no field `{field}`")))?;
+        let other = if up { at.checked_sub(1) } else { Some(at + 1).filter(|o| *o < def.fields.len()) };
+        if let Some(other) = other {
+            def.fields.swap(at, other);
+        }
+        Ok(next)
+    };
+    crate::metadata::apply_docs(&app, Some(viewer.principal.user_id), change).await?;
+    Ok(redirect_with(&format!("/studio/e/{name}"), None))
 }
 
 /// `POST /studio/e/{entity}/fields/{field}/archive`: hidden, its data kept.
