@@ -737,6 +737,14 @@ async fn the_studio_builds_an_entity_with_a_plan_first(t: TestApp) {
     let refused = b.post(&format!("/studio/history/{first}/rollback"), &[]).await;
     assert!(b.follow(refused).await.text.contains("不能回滚"), "creating an entity is not undone by dropping it");
 
+    // The customer form as a sales rep sees it: the credit limit is theirs to read only.
+    let preview = b.get("/studio/e/customer/preview?role=sales_rep").await;
+    assert!(ok(&preview).contains("id=\"preview-notice\""));
+    let credit = between(&preview.text, "data-field=\"credit_limit\"", "</div>").expect("the field is shown");
+    assert!(credit.contains("readonly"), "{credit}");
+    assert!(preview.text.contains("id=\"save\" disabled"));
+    assert_eq!(b.get("/studio/e/customer/preview?role=nobody").await.status, StatusCode::NOT_FOUND);
+
     // Only administrators have the studio.
     let user =
         json!({"user": {"name": "普通", "login": "plain"}, "password": "first-Password-1", "roles": ["sales_rep"]});

@@ -49,6 +49,21 @@ struct FormState<'a> {
     conflict: bool,
 }
 
+/// The new-record form of an entity as a user of one role sees it (their hidden fields left
+/// out, read-only ones marked), for the studio; it cannot be sent.
+pub(super) async fn preview(app: &App, viewer: &Viewer, entity: &Entity) -> ApiResult<Response> {
+    let state = FormState {
+        entity,
+        values: Map::new(),
+        errors: HashMap::new(),
+        id: None,
+        version: None,
+        back: None,
+        conflict: false,
+    };
+    render_form(app, viewer, state, StatusCode::OK, true).await
+}
+
 /// The message of a field error in the user's language: the service's own (English) words,
 /// which carry the details, or the Chinese text of its code.
 pub(super) fn error_text(viewer: &Viewer, error: &FieldError) -> String {
@@ -61,6 +76,16 @@ pub(super) fn error_text(viewer: &Viewer, error: &FieldError) -> String {
 }
 
 async fn render(app: &App, viewer: &Viewer, state: FormState<'_>, status: StatusCode) -> ApiResult<Response> {
+    render_form(app, viewer, state, status, false).await
+}
+
+async fn render_form(
+    app: &App,
+    viewer: &Viewer,
+    state: FormState<'_>,
+    status: StatusCode,
+    preview: bool,
+) -> ApiResult<Response> {
     let catalog = app.catalog();
     let entity = state.entity;
     let name = entity.name().as_str();
@@ -127,6 +152,7 @@ async fn render(app: &App, viewer: &Viewer, state: FormState<'_>, status: Status
         "conflict": state.conflict,
         "back": state.back,
         "provinces": crm_model::region::PROVINCES.as_slice(),
+        "preview": preview,
     });
     let mut response = html("form.html", viewer.page(&catalog, Some(name), &title, values))?;
     *response.status_mut() = status;

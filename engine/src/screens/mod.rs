@@ -59,6 +59,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/studio/e/{entity}", get(studio::entity))
         .route("/studio/e/{entity}/fields", post(studio::add_field))
         .route("/studio/e/{entity}/layout", get(studio::layout).post(studio::save_layout))
+        .route("/studio/e/{entity}/preview", get(studio::preview_as))
         .route("/studio/e/{entity}/related", get(studio_docs::related).post(studio_docs::save_related))
         .route("/studio/e/{entity}/list", get(studio_docs::list_settings).post(studio_docs::save_list))
         .route("/studio/roles/{name}", get(studio_docs::role).post(studio_docs::save_role))

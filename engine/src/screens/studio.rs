@@ -155,7 +155,7 @@ fn field_body(form: &Posted) -> Json {
 }
 
 /// A change's plan, or the errors that stop it, for the page to show.
-fn preview(catalog: &Catalog, next: Result<Docs, ChangeError>) -> Result<Vec<String>, Vec<String>> {
+fn plan_of(catalog: &Catalog, next: Result<Docs, ChangeError>) -> Result<Vec<String>, Vec<String>> {
     let next = next.map_err(|e| match e {
         ChangeError::NotFound(what) => vec![what],
         ChangeError::Invalid(errors) => errors.iter().map(ToString::to_string).collect(),
@@ -175,7 +175,7 @@ async fn plan_or_apply(
     done: &str,
 ) -> ApiResult<Result<Response, (Vec<String>, Vec<String>)>> {
     let catalog = app.catalog();
-    match preview(&catalog, change(catalog.docs())) {
+    match plan_of(&catalog, change(catalog.docs())) {
         Err(errors) => Ok(Err((Vec::new(), errors))),
         Ok(plan) if form.get("confirm") != Some("yes") => Ok(Err((plan, Vec::new()))),
         Ok(_) => match crate::metadata::apply_docs(app, Some(viewer.principal.user_id), change).await {
@@ -482,8 +482,11 @@ fn layout_page(
     };
     let entity_label = entity.def.label.get(viewer.locale).to_owned();
     let title = super::shell::text(viewer.locale, "studio.layout_title", &[("entity", entity_label)]);
+    let roles: Vec<Json> =
+        catalog.docs().roles.values().map(|r| json!({"name": r.name, "label": r.label.get(viewer.locale)})).collect();
     let values = json!({
         "entity": name,
+        "roles": roles,
         "side": side,
         "sections": sections,
         "unused": unused,
@@ -667,6 +670,31 @@ pub async fn save_script(
         }
         Err(e) => Err(e),
     }
+}
+
+#[derive(serde::Deserialize)]
+pub struct RoleQuery {
+    role: String,
+}
+
+/// `GET /studio/e/{entity}/preview?role=`: the entity's form as a user with that role sees it.
+pub async fn preview_as(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Path(name): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<RoleQuery>,
+) -> ApiResult<Response> {
+    admin(&viewer)?;
+    let catalog = app.catalog();
+    let role = catalog.role(&q.role).ok_or_else(|| ApiError::not_found(format!("no role `{}`", q.role)))?;
+    let as_role = crate::access::Principal {
+        roles: vec![q.role.clone()],
+        access: std::sync::Arc::new(crm_model::Access::of([role])),
+        ..viewer.principal.clone()
+    };
+    let entity = as_role.entity(&catalog, &name, crm_model::Action::Read)?.clone();
+    let viewer = Viewer { principal: as_role, ..viewer };
+    super::form::preview(&app, &viewer, &entity).await
 }
 
 /// `GET /studio/history`: every metadata change, newest first, with who and when.
