@@ -861,7 +861,12 @@ async fn a_module_built_in_the_studio_is_live_for_a_rep(t: TestApp) {
             grant.push((format!("{entity}.{}", action.as_str().unwrap()), "true".into()));
         }
         grant.push((format!("{entity}.scope"), actions["scope"].as_str().unwrap().into()));
+        for (field, access) in actions.get("fields").and_then(Value::as_object).into_iter().flatten() {
+            grant.push((format!("{entity}.field.{field}"), access.as_str().unwrap().into()));
+        }
     }
+    // Reps see a competitor's website but may not change it.
+    grant.push(("competitor.field.website".into(), "read".into()));
     for action in ["read", "create", "edit"] {
         grant.push((format!("competitor.{action}"), "true".into()));
     }
@@ -928,6 +933,13 @@ async fn a_module_built_in_the_studio_is_live_for_a_rep(t: TestApp) {
     assert!(panel.contains("对手乙") && panel.contains("竞争"), "{panel}");
     let list = rep.get("/e/competitor").await;
     assert!(ok(&list).contains("data-field=\"strength\" aria-sort=\"descending\""), "the list settings apply");
+    let role = t.get("/api/v1/meta/roles").await.expect(200);
+    let rep_role = role["data"].as_array().unwrap().iter().find(|r| r["name"] == "sales_rep").unwrap();
+    assert_eq!(rep_role["entities"]["competitor"]["fields"]["website"], "read", "field access from the matrix");
+    assert_eq!(rep_role["entities"]["customer"]["fields"]["credit_limit"], "read", "and the others kept");
+    let edit = rep.get(&format!("/e/competitor/{rival}/edit")).await;
+    let website = between(ok(&edit), "data-field=\"website\"", "</div>").expect("shown");
+    assert!(website.contains("readonly"), "{website}");
 }
 
 async fn the_studio_manages_users(t: TestApp) {

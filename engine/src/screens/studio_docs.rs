@@ -55,12 +55,20 @@ fn role_page(app: &App, viewer: &Viewer, name: &str, errors: Vec<String>) -> Api
         .map(|e| {
             let grant = &doc["entities"][e.name().as_str()];
             let has = |action: &str| grant["actions"].as_array().is_some_and(|a| a.iter().any(|x| x == action));
+            let fields: Vec<Json> = e
+                .live_fields()
+                .map(|f| {
+                    let access = grant["fields"][f.name.as_str()].as_str().unwrap_or("");
+                    json!({"name": f.name, "label": f.label.get(viewer.locale), "access": access})
+                })
+                .collect();
             json!({
                 "name": e.name(),
                 "label": e.def.label.get(viewer.locale),
                 "actions": ACTIONS.iter().map(|a| json!({"name": a, "on": has(a)})).collect::<Vec<_>>(),
                 "scope": grant["scope"].as_str().unwrap_or("own"),
                 "pool": grant["pool"].as_bool().unwrap_or(false),
+                "fields": fields,
             })
         })
         .collect();
@@ -80,7 +88,8 @@ fn role_page(app: &App, viewer: &Viewer, name: &str, errors: Vec<String>) -> Api
     html("studio_role.html", viewer.page(&catalog, None, &title, values))
 }
 
-/// `POST /studio/roles/{name}`: the matrix saved as the role; field permissions are kept.
+/// `POST /studio/roles/{name}`: the matrix saved as the role, with its field permissions
+/// (`entity.field.name` = `read` or `hidden`; empty: editable).
 pub async fn save_role(
     State(app): State<AppState>,
     viewer: Viewer,
@@ -102,8 +111,15 @@ pub async fn save_role(
         if form.get(&format!("{e}.pool")) == Some("true") {
             grant["pool"] = json!(true);
         }
-        if let Some(fields) = current["entities"][e].get("fields") {
-            grant["fields"] = fields.clone();
+        let fields: Map<String, Json> = entity
+            .live_fields()
+            .filter_map(|f| {
+                let access = form.get(&format!("{e}.field.{}", f.name)).filter(|a| matches!(*a, "read" | "hidden"))?;
+                Some((f.name.to_string(), json!(access)))
+            })
+            .collect();
+        if !fields.is_empty() {
+            grant["fields"] = Json::Object(fields);
         }
         entities.insert(e.to_owned(), grant);
     }
@@ -208,7 +224,10 @@ fn related_page(app: &App, viewer: &Viewer, name: &str, errors: Vec<String>) -> 
         .related
         .panels
         .iter()
-        .map(|p| json!({"name": p.name, "label": p.label.get(viewer.locale), "source": p.source, "lookup": p.lookup, "columns": p.columns}))
+        .map(|p| {
+            let sort: Vec<String> = p.sort.iter().map(ToString::to_string).collect();
+            json!({"name": p.name, "label": p.label.get(viewer.locale), "source": p.source, "lookup": p.lookup, "columns": p.columns, "sort": sort.join(", ")})
+        })
         .collect();
     let candidates: Vec<Json> = catalog
         .entities()
@@ -250,6 +269,15 @@ pub async fn save_related(
     let panels = doc["panels"].as_array_mut().expect("related documents have panels");
     if let Some(removed) = form.get("remove") {
         panels.retain(|p| p["name"] != removed);
+    } else if let Some(moved) = form.get("up") {
+        if let Some(at) = panels.iter().position(|p| p["name"] == moved).filter(|at| *at > 0) {
+            panels.swap(at, at - 1);
+        }
+    } else if let Some(sorted) = form.get("sort_panel") {
+        let sort = list_of(form.get("sort"));
+        if let Some(panel) = panels.iter_mut().find(|p| p["name"] == sorted) {
+            panel["sort"] = json!(sort);
+        }
     } else {
         let (source, lookup) = form.get("source").unwrap_or("").split_once('.').unwrap_or(("", ""));
         let columns = match list_of(form.get("columns")) {
