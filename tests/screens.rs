@@ -802,6 +802,41 @@ async fn a_module_built_in_the_studio_is_live_for_a_rep(t: TestApp) {
         )
         .await;
     assert_eq!(stages.status, StatusCode::SEE_OTHER, "{}", stages.text);
+    // Reordered by their positions: "beaten" moved before "compete".
+    let reordered = b
+        .post(
+            "/studio/stage-sets/rivalry",
+            &[
+                ("label_zh", "竞争阶段"),
+                ("label_en", "Rivalry"),
+                ("order", "10"),
+                ("stage", "watch"),
+                ("stage_zh", "观察"),
+                ("stage_en", "Watch"),
+                ("probability", "10"),
+                ("category", "open"),
+                ("required", ""),
+                ("order", "30"),
+                ("stage", "compete"),
+                ("stage_zh", "竞争"),
+                ("stage_en", "Compete"),
+                ("probability", "50"),
+                ("category", "open"),
+                ("required", "strength"),
+                ("order", "20"),
+                ("stage", "beaten"),
+                ("stage_zh", "击败"),
+                ("stage_en", "Beaten"),
+                ("probability", "100"),
+                ("category", "won"),
+                ("required", ""),
+            ],
+        )
+        .await;
+    assert_eq!(reordered.status, StatusCode::SEE_OTHER);
+    let set = t.get("/api/v1/meta/stage_sets/rivalry").await.expect(200);
+    let names: Vec<&str> = set["stages"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["watch", "beaten", "compete"]);
     let bad = b
         .post(
             "/studio/stage-sets/broken",

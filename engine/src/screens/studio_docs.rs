@@ -177,16 +177,23 @@ pub async fn save_stage_set(
     viewer.principal.require_admin()?;
     let names = form.all("stage");
     let column = |key: &str| form.all(key);
-    let (zh, en, probability, category, required) =
-        (column("stage_zh"), column("stage_en"), column("probability"), column("category"), column("required"));
-    let stages: Vec<Json> = names
-        .iter()
-        .enumerate()
-        .filter(|(_, n)| !n.trim().is_empty())
-        .map(|(i, n)| {
+    let (zh, en, probability, category, required, order) = (
+        column("stage_zh"),
+        column("stage_en"),
+        column("probability"),
+        column("category"),
+        column("required"),
+        column("order"),
+    );
+    // Rows are taken in the order of their position numbers (then as listed).
+    let mut rows: Vec<usize> = (0..names.len()).filter(|i| !names[*i].trim().is_empty()).collect();
+    rows.sort_by_key(|i| order.get(*i).and_then(|o| o.trim().parse::<i64>().ok()).unwrap_or(i64::MAX));
+    let stages: Vec<Json> = rows
+        .into_iter()
+        .map(|i| {
             let at = |list: &Vec<&str>| list.get(i).map(|v| v.trim()).unwrap_or("").to_owned();
             let mut stage = json!({
-                "name": n.trim(),
+                "name": names[i].trim(),
                 "label": {"zh-CN": at(&zh), "en": at(&en)},
                 "probability": at(&probability).parse::<i64>().unwrap_or(-1),
                 "category": at(&category),
