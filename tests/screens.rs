@@ -606,6 +606,7 @@ async fn the_studio_builds_an_entity_with_a_plan_first(t: TestApp) {
         b.post("/studio/e/competitor/fields", &[("name", "Bad Name"), ("label_zh", "坏"), ("label_en", "Bad")]).await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(refused.text.contains("id=\"studio-errors\""));
+    assert!(refused.text.contains("data-error-for=\"name\""), "the error is beside the name: {}", refused.text);
     let lookup = b
         .post(
             "/studio/e/competitor/fields",

@@ -86,7 +86,15 @@ fn home_page(app: &App, viewer: &Viewer, form: Json, plan: Vec<String>, errors: 
         .map(|s| json!({"name": s.name, "label": s.label.get(viewer.locale)}))
         .collect();
     let title = viewer.text("studio.title");
-    let values = json!({"entities": entities, "roles": roles, "stage_sets": stage_sets, "form": form, "plan": plan, "errors": errors});
+    let values = json!({
+        "entities": entities,
+        "roles": roles,
+        "stage_sets": stage_sets,
+        "form": form,
+        "plan": plan,
+        "field_errors": beside_inputs(&errors),
+        "errors": errors,
+    });
     html("studio_home.html", viewer.page(&catalog, None, &title, values))
 }
 
@@ -152,6 +160,41 @@ fn field_body(form: &Posted) -> Json {
         field.insert("options".into(), Json::Array(options));
     }
     Json::Object(field)
+}
+
+/// The errors of a metadata change by the form input they belong to, for the page to show
+/// beside it: ``entity:x at `/fields/3/max_length`: …`` belongs to `max_length`.
+fn beside_inputs(errors: &[String]) -> Json {
+    const INPUTS: [&str; 11] = [
+        "name",
+        "label",
+        "type",
+        "target",
+        "stage_set",
+        "default",
+        "max_length",
+        "currency",
+        "options",
+        "help",
+        "icon",
+    ];
+    let mut by_input = Map::new();
+    for error in errors {
+        let Some((path, message)) = error.split_once(" at `").and_then(|(_, rest)| rest.split_once("`: ")) else {
+            continue;
+        };
+        if let Some(input) = path.split('/').find(|segment| INPUTS.contains(segment)) {
+            let input = if input == "label" {
+                "label_zh"
+            } else if input == "help" {
+                "help_zh"
+            } else {
+                input
+            };
+            by_input.entry(input).or_insert_with(|| json!(message));
+        }
+    }
+    Json::Object(by_input)
 }
 
 /// A change's plan, or the errors that stop it, for the page to show.
@@ -255,6 +298,7 @@ fn entity_page(
         "stage_sets": catalog.docs().stage_sets.values().map(|s| json!({"name": s.name, "label": s.label.get(viewer.locale)})).collect::<Vec<_>>(),
         "form": form,
         "plan": plan,
+        "field_errors": beside_inputs(&errors),
         "errors": errors,
     });
     let title = super::shell::text(viewer.locale, "studio.entity_title", &[("entity", label)]);
@@ -327,7 +371,8 @@ fn field_page(
         "studio.field_title",
         &[("field", form["name"].as_str().unwrap_or_default().to_owned())],
     );
-    let values = json!({"entity": name, "form": form, "plan": plan, "errors": errors});
+    let values =
+        json!({"entity": name, "form": form, "plan": plan, "field_errors": beside_inputs(&errors), "errors": errors});
     html("studio_field.html", viewer.page(&catalog, None, &title, values))
 }
 
