@@ -81,9 +81,10 @@ pub(crate) struct SqlitePools {
 
 /// The write connection and the group commit around it.
 ///
-/// Transactions take turns on the connection. Each runs inside a savepoint of a shared SQLite
-/// transaction; when it finishes while others wait for their turn, the SQLite transaction is
-/// left open for them and one COMMIT makes the whole group durable. Nobody is told their
+/// Transactions take turns on the connection. The first of a group begins a SQLite
+/// transaction; when it finishes while others wait for their turn, the transaction is left
+/// open for them, each runs inside a savepoint of it, and one COMMIT makes the whole group
+/// durable. Nobody is told their
 /// transaction succeeded before that COMMIT did. The pages a group shares (table and index
 /// leaves, the audit and outbox tables) are written to the log once instead of once each.
 struct Writer {
@@ -102,6 +103,10 @@ struct Group {
     waiting: Vec<tokio::sync::oneshot::Sender<Result<(), String>>>,
     /// A task will commit the group if nobody else does.
     flusher: bool,
+    /// The running transaction is inside a savepoint (it joined a group others left open).
+    /// The first of a group needs none: nobody else's changes are there to keep if it
+    /// rolls back, and a savepoint makes SQLite copy every page it changes aside.
+    savepoint: bool,
 }
 
 /// The most transactions one COMMIT makes durable: enough to share the log writes, few
@@ -268,8 +273,8 @@ impl SqlitePools {
     }
 }
 
-/// A transaction on the write connection (a savepoint of the group's SQLite transaction);
-/// rolled back if dropped before `commit`.
+/// A transaction on the write connection (the group's SQLite transaction, or a savepoint of
+/// it when it joins a group); rolled back if dropped before `commit`.
 pub(crate) struct SqliteTx {
     writer: Arc<Writer>,
     _turn: tokio::sync::OwnedMutexGuard<()>,
@@ -286,11 +291,14 @@ fn start(writer: &Writer, conn: &Connection, started: bool) -> Result<(), StoreE
         // SQLite rolled the group back by itself (a full disk, say): its members learn it.
         writer.commit_group(conn, &mut group)?;
     }
-    if !group.open {
+    if group.open {
+        conn.execute_batch("SAVEPOINT tx")?;
+        group.savepoint = true;
+    } else {
         conn.execute_batch("BEGIN IMMEDIATE")?;
         group.open = true;
+        group.savepoint = false;
     }
-    conn.execute_batch("SAVEPOINT tx")?;
     Ok(())
 }
 
@@ -340,8 +348,10 @@ impl SqliteTx {
         let writer = self.writer.clone();
         let waiting = blocking(move || {
             let conn = writer.conn();
-            conn.execute_batch("RELEASE tx")?;
             let mut group = writer.group();
+            if group.savepoint {
+                conn.execute_batch("RELEASE tx")?;
+            }
             if writer.queued.load(Ordering::SeqCst) > 0 && group.waiting.len() + 1 < MAX_GROUP {
                 let (sender, receiver) = tokio::sync::oneshot::channel();
                 group.waiting.push(sender);
@@ -373,9 +383,9 @@ impl Drop for SqliteTx {
         // Undo this transaction only; the group's other members stay. Rolling back is
         // immediate in SQLite, and must happen before the turn passes on.
         let conn = self.writer.conn();
-        let undone = conn.execute_batch("ROLLBACK TO tx; RELEASE tx");
         let mut group = self.writer.group();
-        if undone.is_err() || group.waiting.is_empty() {
+        let undone = if group.savepoint { conn.execute_batch("ROLLBACK TO tx; RELEASE tx") } else { Ok(()) };
+        if !group.savepoint || undone.is_err() || group.waiting.is_empty() {
             if !conn.is_autocommit() {
                 let _ = conn.execute_batch("ROLLBACK");
             }
