@@ -88,6 +88,13 @@ impl<'t> Browser<'t> {
     }
 }
 
+/// A studio form's fields with the confirmation that applies its plan.
+fn confirm<'a>(fields: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut confirmed = fields.to_vec();
+    confirmed.push(("confirm", "yes"));
+    confirmed
+}
+
 fn cookie(reply: &PageReply, name: &str) -> Option<String> {
     reply.set_cookies.iter().find_map(|c| c.strip_prefix(&format!("{name}="))?.split(';').next().map(str::to_owned))
 }
@@ -574,8 +581,7 @@ async fn the_studio_builds_an_entity_with_a_plan_first(t: TestApp) {
     let planned = b.post("/studio", &fields).await;
     assert!(ok(&planned).contains("create table `competitor`"), "the plan is shown first");
     t.get("/api/v1/meta/entities/competitor").await.expect(404);
-    let mut confirmed = fields.to_vec();
-    confirmed.push(("confirm", "yes"));
+    let confirmed = confirm(&fields);
     let applied = b.post("/studio", &confirmed).await;
     assert_eq!(applied.location.as_deref(), Some("/studio/e/competitor"));
     t.get("/api/v1/meta/entities/competitor").await.expect(200);
@@ -591,8 +597,7 @@ async fn the_studio_builds_an_entity_with_a_plan_first(t: TestApp) {
     ];
     let planned = b.post("/studio/e/competitor/fields", &field).await;
     assert!(ok(&planned).contains("add column `competitor.threat`"), "{}", planned.text);
-    let mut confirmed = field.to_vec();
-    confirmed.push(("confirm", "yes"));
+    let confirmed = confirm(&field);
     let applied = b.post("/studio/e/competitor/fields", &confirmed).await;
     assert_eq!(applied.status, StatusCode::SEE_OTHER, "{}", applied.text);
     let form = b.get("/e/competitor/new").await;
@@ -656,8 +661,7 @@ async fn the_studio_builds_an_entity_with_a_plan_first(t: TestApp) {
     ];
     let planned = b.post("/studio/e/competitor/fields/threat", &change).await;
     assert!(ok(&planned).contains("id=\"studio-plan\""), "{}", planned.text);
-    let mut confirmed = change.to_vec();
-    confirmed.push(("confirm", "yes"));
+    let confirmed = confirm(&change);
     let applied = b.post("/studio/e/competitor/fields/threat", &confirmed).await;
     assert_eq!(applied.status, StatusCode::SEE_OTHER, "{}", applied.text);
     let form = b.get("/e/competitor/new").await;
@@ -718,7 +722,11 @@ async fn the_studio_builds_an_entity_with_a_plan_first(t: TestApp) {
     let garbled = there.post("/studio/package", &[("package", "{\"package\": 1}")]).await;
     assert_eq!(garbled.status, StatusCode::UNPROCESSABLE_ENTITY);
 
-    // Rolling back the change that added `threat`: the field stays, archived, its data kept.
+    // Rolling back the change that added `threat`: it and `motto`, added since, stay archived,
+    // their data kept, and `motto` leaves the form.
+    let motto = json!({"name": "motto", "type": "text", "label": {"zh-CN": "口号", "en": "Motto"}});
+    t.post("/api/v1/meta/entities/competitor/fields", motto).await.expect(201);
+    assert!(b.get("/e/competitor/new").await.text.contains("name=\"motto\""));
     let changes = t.get("/api/v1/meta/history").await.expect(200);
     let added = changes["data"]
         .as_array()
@@ -732,6 +740,8 @@ async fn the_studio_builds_an_entity_with_a_plan_first(t: TestApp) {
     assert!(b.follow(rolled).await.text.contains("已回滚"));
     let studio = b.get("/studio/e/competitor").await;
     assert!(ok(&studio).contains("data-field=\"threat\" class=\"muted\""), "threat is kept, archived");
+    assert!(studio.text.contains("data-field=\"motto\" class=\"muted\""), "motto is kept, archived");
+    assert!(!b.get("/e/competitor/new").await.text.contains("name=\"motto\""), "and off the form");
     let first = changes["data"].as_array().unwrap().iter().rfind(|c| c["name"] == "competitor").unwrap()["id"]
         .as_i64()
         .unwrap();
@@ -760,12 +770,8 @@ async fn the_studio_builds_an_entity_with_a_plan_first(t: TestApp) {
 /// grant, a panel on customers and list settings — then a rep uses it, with no restart.
 async fn a_module_built_in_the_studio_is_live_for_a_rep(t: TestApp) {
     let mut b = Browser::sign_in(&t, "admin", support::ADMIN_PASSWORD).await;
-    let confirm = |mut form: Vec<(&'static str, &'static str)>| {
-        form.push(("confirm", "yes"));
-        form
-    };
     let made = b
-        .post("/studio", &confirm(vec![("name", "competitor"), ("label_zh", "竞争对手"), ("label_en", "Competitor")]))
+        .post("/studio", &confirm(&[("name", "competitor"), ("label_zh", "竞争对手"), ("label_en", "Competitor")]))
         .await;
     assert_eq!(made.status, StatusCode::SEE_OTHER, "{}", made.text);
     assert_eq!(b.get("/studio?stage_set=rivalry").await.location.as_deref(), Some("/studio/stage-sets/rivalry"));
@@ -864,7 +870,7 @@ async fn a_module_built_in_the_studio_is_live_for_a_rep(t: TestApp) {
         ],
         vec![("name", "website"), ("label_zh", "网址"), ("label_en", "Website"), ("type", "url")],
     ] {
-        let added = b.post("/studio/e/competitor/fields", &confirm(field)).await;
+        let added = b.post("/studio/e/competitor/fields", &confirm(&field)).await;
         assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.text);
     }
     let rule = [

@@ -55,6 +55,10 @@ struct Context {
 }
 
 impl Context {
+    fn new(app: &App, principal: &Principal, now: DateTime<Utc>) -> Self {
+        Context { app: app.shared(), principal: principal.clone(), now, handle: tokio::runtime::Handle::current() }
+    }
+
     /// The input of a run; `result` is the field a formula or default computes.
     fn input(
         &self,
@@ -100,12 +104,7 @@ async fn run_events(
     record: Map<String, Json>,
     old: Option<Map<String, Json>>,
 ) -> ApiResult<Verdict> {
-    let context = Context {
-        app: app.shared(),
-        principal: principal.clone(),
-        now: app.now(),
-        handle: tokio::runtime::Handle::current(),
-    };
+    let context = Context::new(app, principal, app.now());
     let entity = entity.clone();
     let verdict = tokio::task::spawn_blocking(move || -> Result<Verdict, RuleError> {
         let rules = &context.app.rules;
@@ -143,7 +142,7 @@ async fn run_events(
 
 /// A script that failed or was stopped: the caller's save is refused with the script's name,
 /// line and column, never a 500.
-fn script_failure(error: RuleError) -> ApiError {
+pub(crate) fn script_failure(error: RuleError) -> ApiError {
     tracing::warn!(%error, "a rule failed");
     ApiError::Invalid(vec![FieldError::new("", "script_error", error.to_string())])
 }
@@ -418,24 +417,26 @@ pub async fn apply_effects(
     Ok(())
 }
 
-/// Runs one rule on its own (a scheduled rule) at `now`, with an optional record.
-pub async fn run_script(
+/// Runs one rule on its own at `now` (a scheduled rule, a dry run), for a record of `entity`
+/// if it has one.
+pub async fn run_alone(
     app: &App,
     principal: &Principal,
     script: &ScriptDoc,
+    entity: Option<Arc<Entity>>,
     record: Map<String, Json>,
+    old: Option<Map<String, Json>>,
     now: DateTime<Utc>,
-) -> ApiResult<crm_rules::Outcome> {
-    let context =
-        Context { app: app.shared(), principal: principal.clone(), now, handle: tokio::runtime::Handle::current() };
+) -> ApiResult<Result<crm_rules::Outcome, RuleError>> {
+    let context = Context::new(app, principal, now);
     let script = script.clone();
     tokio::task::spawn_blocking(move || {
-        let input = context.input(HashMap::new(), None, record, None);
+        let result = script.field.as_ref().map(|f| f.as_str());
+        let input = context.input(entity.as_deref().map(decimals).unwrap_or_default(), result, record, old);
         context.app.rules.run(script.name.as_str(), &script.source, input)
     })
     .await
-    .map_err(|e| ApiError::Internal(e.into()))?
-    .map_err(script_failure)
+    .map_err(|e| ApiError::Internal(e.into()))
 }
 
 /// An effect that could not be applied refuses the save, saying which rule asked for it.
@@ -479,21 +480,7 @@ pub async fn dry_run(app: &App, principal: &Principal, name: &str, body: &Json) 
         }
         None => (None, Map::new(), None),
     };
-    let context = Context {
-        app: app.shared(),
-        principal: principal.clone(),
-        now: app.now(),
-        handle: tokio::runtime::Handle::current(),
-    };
-    let script = script.clone();
-    let input_record = record.clone();
-    let outcome = tokio::task::spawn_blocking(move || {
-        let result = script.field.as_ref().map(|f| f.as_str());
-        let input = context.input(entity.as_deref().map(decimals).unwrap_or_default(), result, input_record, old);
-        context.app.rules.run(script.name.as_str(), &script.source, input)
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.into()))?;
+    let outcome = run_alone(app, principal, script, entity, record.clone(), old, app.now()).await?;
     Ok(match outcome {
         Ok(outcome) => {
             let changes: Map<String, Json> = outcome

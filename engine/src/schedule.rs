@@ -71,7 +71,9 @@ pub async fn run_due(app: &App, now: DateTime<Utc>) -> ApiResult<usize> {
 
 async fn run_one(app: &App, script: &crm_model::ScriptDoc, now: DateTime<Utc>) -> ApiResult<usize> {
     let principal = system_principal(app);
-    let outcome = crate::rules::run_script(app, &principal, script, Map::new(), now).await?;
+    let outcome = crate::rules::run_alone(app, &principal, script, None, Map::new(), None, now)
+        .await?
+        .map_err(crate::rules::script_failure)?;
     let mut tx = app.db.begin().await?;
     system::supersede_reminders(&mut tx, script.name.as_str(), now).await?;
     let mut reminders = 0;

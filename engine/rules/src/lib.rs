@@ -188,10 +188,6 @@ impl Rules {
         Rules { engine, limits, compiled: RwLock::new(HashMap::new()) }
     }
 
-    pub fn limits(&self) -> Limits {
-        self.limits
-    }
-
     /// Compiles a script (or finds it compiled): a syntax check on save, and the first step of
     /// every run.
     pub fn compile(&self, script: &str, source: &str) -> Result<Arc<AST>, RuleError> {

@@ -90,6 +90,24 @@ fn filterable<'e>(
     fields
 }
 
+/// What a list query shows: its columns, the fields its filter bar offers, and the list
+/// request they make (the caller chooses the page: limit, cursor, count).
+fn view_of<'e>(
+    entity: &'e Entity,
+    viewer: &Viewer,
+    state: &ListState,
+) -> (Vec<&'e FieldDef>, Vec<&'e FieldDef>, ListParams) {
+    let fields = columns(entity, viewer, state);
+    let filterable = filterable(entity, viewer, &fields, state);
+    let params = ListParams {
+        filter: filter_of(&filterable, state, viewer),
+        sort: state.get("sort").map(str::to_owned),
+        fields: Some(fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(",")),
+        ..ListParams::default()
+    };
+    (fields, filterable, params)
+}
+
 /// The filter tree the filter bar's inputs stand for.
 fn filter_of(fields: &[&FieldDef], state: &ListState, viewer: &Viewer) -> Option<String> {
     let mut conditions = Vec::new();
@@ -257,19 +275,11 @@ pub async fn page(
     let catalog = app.catalog();
     let entity = viewer.principal.entity(&catalog, &entity_name, Action::Read)?.clone();
     let state = ListState { pairs };
-    let fields = columns(&entity, &viewer, &state);
-    let filterable = filterable(&entity, &viewer, &fields, &state);
+    let (fields, filterable, base) = view_of(&entity, &viewer, &state);
     let users = users(&app).await?;
-    let sort = state.get("sort").map(str::to_owned);
-    let params = ListParams {
-        filter: filter_of(&filterable, &state, &viewer),
-        sort: sort.clone(),
-        limit: Some(PAGE_SIZE),
-        cursor: state.get("cursor").map(str::to_owned),
-        fields: Some(fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(",")),
-        count: true,
-        deleted: false,
-    };
+    let sort = base.sort.clone();
+    let params =
+        ListParams { limit: Some(PAGE_SIZE), cursor: state.get("cursor").map(str::to_owned), count: true, ..base };
     // A filter value that is not valid (a word in a number box) is said beside the bar.
     let (records, next_cursor, total, problem) =
         match records::list(&app, &viewer.principal, &entity_name, &params).await {
@@ -359,18 +369,8 @@ pub async fn export(
 ) -> ApiResult<Response> {
     let catalog = app.catalog();
     let entity = viewer.principal.entity(&catalog, &entity_name, Action::Export)?.clone();
-    let state = ListState { pairs };
-    let fields = columns(&entity, &viewer, &state);
-    let filterable = filterable(&entity, &viewer, &fields, &state);
-    let mut params = ListParams {
-        filter: filter_of(&filterable, &state, &viewer),
-        sort: state.get("sort").map(str::to_owned),
-        limit: Some(records::MAX_LIMIT),
-        cursor: None,
-        fields: Some(fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(",")),
-        count: false,
-        deleted: false,
-    };
+    let (fields, _, base) = view_of(&entity, &viewer, &ListState { pairs });
+    let mut params = ListParams { limit: Some(records::MAX_LIMIT), ..base };
     let mut out = csv::Writer::from_writer(Vec::new());
     // A byte-order mark, so that Excel opens the Chinese text as UTF-8.
     out.write_record(fields.iter().enumerate().map(|(i, f)| {

@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse as _, Response};
 use crm_model::changes::{self, ChangeError};
-use crm_model::{Catalog, Docs};
+use crm_model::{Catalog, DocKind, Docs};
 use serde_json::{Map, Value as Json, json};
 
 use super::{Posted, Viewer, html, redirect_with};
@@ -209,6 +209,46 @@ fn plan_of(catalog: &Catalog, next: Result<Docs, ChangeError>) -> Result<Vec<Str
     })
 }
 
+/// Applies a metadata change as the studio's user; the errors that stop it come back as text
+/// for the page.
+pub(super) async fn apply(
+    app: &App,
+    viewer: &Viewer,
+    change: impl Fn(&Docs) -> Result<Docs, ChangeError>,
+) -> ApiResult<Result<(), Vec<String>>> {
+    match crate::metadata::apply_docs(app, Some(viewer.principal.user_id), change).await {
+        Ok(_) => Ok(Ok(())),
+        Err(ApiError::InvalidMetadata(errors)) => Ok(Err(errors.iter().map(ToString::to_string).collect())),
+        Err(e) => Err(e),
+    }
+}
+
+/// Saves one whole document (a layout, a role, a rule...) in place of the live one.
+pub(super) async fn save_doc(
+    app: &App,
+    viewer: &Viewer,
+    kind: DocKind,
+    doc: &Json,
+) -> ApiResult<Result<(), Vec<String>>> {
+    apply(app, viewer, |docs| {
+        let mut next = docs.clone();
+        next.insert_json(kind, doc).map_err(ChangeError::Invalid)?;
+        Ok(next)
+    })
+    .await
+}
+
+/// A page that shows why what was sent is refused.
+pub(super) fn unprocessable(mut response: Response) -> Response {
+    *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+    response
+}
+
+/// A page that shows a plan (200) or the errors that stop the change (422).
+fn planned_or_refused(response: Response, errors_shown: bool) -> Response {
+    if errors_shown { unprocessable(response) } else { response }
+}
+
 /// Shows a change's plan (first post), or applies it (the post that confirms it).
 async fn plan_or_apply(
     app: &App,
@@ -221,13 +261,10 @@ async fn plan_or_apply(
     match plan_of(&catalog, change(catalog.docs())) {
         Err(errors) => Ok(Err((Vec::new(), errors))),
         Ok(plan) if form.get("confirm") != Some("yes") => Ok(Err((plan, Vec::new()))),
-        Ok(_) => match crate::metadata::apply_docs(app, Some(viewer.principal.user_id), change).await {
-            Ok(_) => Ok(Ok(redirect_with(done, Some(&viewer.text("studio.applied"))))),
-            Err(ApiError::InvalidMetadata(errors)) => {
-                Ok(Err((Vec::new(), errors.iter().map(ToString::to_string).collect())))
-            }
-            Err(e) => Err(e),
-        },
+        Ok(_) => Ok(match apply(app, viewer, change).await? {
+            Ok(()) => Ok(redirect_with(done, Some(&viewer.text("studio.applied")))),
+            Err(errors) => Err((Vec::new(), errors)),
+        }),
     }
 }
 
@@ -244,11 +281,7 @@ pub async fn create_entity(State(app): State<AppState>, viewer: Viewer, form: Po
         Err(shown) => shown,
     };
     let failed = !errors.is_empty();
-    let mut response = home_page(&app, &viewer, form_map(&form), plan, errors)?;
-    if failed {
-        *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-    }
-    Ok(response)
+    Ok(planned_or_refused(home_page(&app, &viewer, form_map(&form), plan, errors)?, failed))
 }
 
 fn form_map(form: &Posted) -> Json {
@@ -319,11 +352,7 @@ pub async fn add_field(
         Ok(response) => Ok(response),
         Err((plan, errors)) => {
             let failed = !errors.is_empty();
-            let mut response = entity_page(&app, &viewer, &name, form_map(&form), plan, errors)?;
-            if failed {
-                *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-            }
-            Ok(response)
+            Ok(planned_or_refused(entity_page(&app, &viewer, &name, form_map(&form), plan, errors)?, failed))
         }
     }
 }
@@ -405,11 +434,7 @@ pub async fn save_field(
             let failed = !errors.is_empty();
             let mut shown = form_map(&form);
             shown["name"] = json!(field);
-            let mut response = field_page(&app, &viewer, &name, shown, plan, errors)?;
-            if failed {
-                *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-            }
-            Ok(response)
+            Ok(planned_or_refused(field_page(&app, &viewer, &name, shown, plan, errors)?, failed))
         }
     }
 }
@@ -551,31 +576,21 @@ pub async fn save_layout(
     admin(&viewer)?;
     let side = if form.get("side") == Some("view") { "view" } else { "edit" };
     let typed = form.get("layout").unwrap_or("");
-    let refuse = |errors: Vec<String>| -> ApiResult<Response> {
-        let mut response = layout_page(&app, &viewer, &name, side, Some(typed), errors)?;
-        *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-        Ok(response)
-    };
+    let refuse = |errors: Vec<String>| layout_page(&app, &viewer, &name, side, Some(typed), errors).map(unprocessable);
     let layout: Json = match serde_json::from_str(typed) {
         Ok(layout) => layout,
         Err(e) => return refuse(vec![format!("the layout is not JSON: {e}")]),
     };
     let catalog = app.catalog();
-    let Some(mut doc) = catalog.docs().get_json(crm_model::DocKind::Layout, &name) else {
+    let Some(mut doc) = catalog.docs().get_json(DocKind::Layout, &name) else {
         return Err(ApiError::not_found(format!("no entity `{name}`")));
     };
     doc[side] = layout;
-    let change = |docs: &Docs| {
-        let mut next = docs.clone();
-        next.insert_json(crm_model::DocKind::Layout, &doc).map_err(ChangeError::Invalid)?;
-        Ok(next)
-    };
-    match crate::metadata::apply_docs(&app, Some(viewer.principal.user_id), change).await {
-        Ok(_) => {
+    match save_doc(&app, &viewer, DocKind::Layout, &doc).await? {
+        Ok(()) => {
             Ok(redirect_with(&format!("/studio/e/{name}/layout?side={side}"), Some(&viewer.text("studio.applied"))))
         }
-        Err(ApiError::InvalidMetadata(errors)) => refuse(errors.iter().map(ToString::to_string).collect()),
-        Err(e) => Err(e),
+        Err(errors) => refuse(errors),
     }
 }
 
@@ -622,7 +637,7 @@ pub async fn scripts(
 /// `GET /studio/scripts/{name}`: the editor (a new rule when the name is free).
 pub async fn script(State(app): State<AppState>, viewer: Viewer, Path(name): Path<String>) -> ApiResult<Response> {
     admin(&viewer)?;
-    let doc = app.catalog().docs().get_json(crm_model::DocKind::Script, &name);
+    let doc = app.catalog().docs().get_json(DocKind::Script, &name);
     let form = match doc {
         Some(doc) => json!({
             "label_zh": doc["label"]["zh-CN"], "label_en": doc["label"]["en"], "entity": doc["entity"], "event": doc["event"],
@@ -700,20 +715,9 @@ pub async fn save_script(
         };
         return script_page(&app, &viewer, &name, shown, Vec::new(), Some(outcome));
     }
-    let change = |docs: &Docs| {
-        let mut next = docs.clone();
-        next.insert_json(crm_model::DocKind::Script, &doc).map_err(ChangeError::Invalid)?;
-        Ok(next)
-    };
-    match crate::metadata::apply_docs(&app, Some(viewer.principal.user_id), change).await {
-        Ok(_) => Ok(redirect_with(&format!("/studio/scripts/{name}"), Some(&viewer.text("studio.applied")))),
-        Err(ApiError::InvalidMetadata(errors)) => {
-            let mut response =
-                script_page(&app, &viewer, &name, shown, errors.iter().map(ToString::to_string).collect(), None)?;
-            *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-            Ok(response)
-        }
-        Err(e) => Err(e),
+    match save_doc(&app, &viewer, DocKind::Script, &doc).await? {
+        Ok(()) => Ok(redirect_with(&format!("/studio/scripts/{name}"), Some(&viewer.text("studio.applied")))),
+        Err(errors) => script_page(&app, &viewer, &name, shown, errors, None).map(unprocessable),
     }
 }
 
@@ -779,22 +783,28 @@ pub async fn rollback(
     admin(&viewer)?;
     let change =
         crm_store::system::meta_change(&app.db, id).await?.ok_or_else(|| ApiError::not_found("no such change"))?;
-    let kind = crm_model::DocKind::parse(&change.kind).ok_or_else(|| ApiError::not_found("no such kind"))?;
+    let kind = DocKind::parse(&change.kind).ok_or_else(|| ApiError::not_found("no such kind"))?;
     let catalog = app.catalog();
+    // Fields added since the change are archived the usual way: off every layout, list and
+    // panel, their data kept.
+    let mut added = Vec::new();
     let doc = match (kind, change.before) {
-        (crm_model::DocKind::Script, None) => {
+        (DocKind::Script, None) => {
             let mut doc = change.after.clone();
             doc["enabled"] = json!(false);
             doc
         }
         (_, None) => return Ok(redirect_with("/studio/history", Some(&viewer.text("studio.cannot_roll_back")))),
-        (crm_model::DocKind::Entity, Some(mut before)) => {
+        (DocKind::Entity, Some(mut before)) => {
             let current = catalog.docs().get_json(kind, &change.name).unwrap_or(Json::Null);
             let known: Vec<Json> = before["fields"].as_array().cloned().unwrap_or_default();
             for field in current["fields"].as_array().into_iter().flatten() {
                 if !known.iter().any(|f| f["name"] == field["name"])
                     && let Some(fields) = before["fields"].as_array_mut()
                 {
+                    if field["archived"] != json!(true) {
+                        added.push(field["name"].as_str().unwrap_or_default().to_owned());
+                    }
                     let mut archived = field.clone();
                     archived["archived"] = json!(true);
                     fields.push(archived);
@@ -804,16 +814,18 @@ pub async fn rollback(
         }
         (_, Some(before)) => before,
     };
-    let apply = |docs: &Docs| {
+    let outcome = apply(&app, &viewer, |docs| {
         let mut next = docs.clone();
+        for field in &added {
+            next = changes::archive_field(&next, &change.name, field)?;
+        }
         next.insert_json(kind, &doc).map_err(ChangeError::Invalid)?;
-        next.fill_defaults();
         Ok(next)
-    };
-    let message = match crate::metadata::apply_docs(&app, Some(viewer.principal.user_id), apply).await {
-        Ok(_) => viewer.text("studio.rolled_back"),
-        Err(ApiError::InvalidMetadata(errors)) => errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
-        Err(e) => return Err(e),
+    })
+    .await?;
+    let message = match outcome {
+        Ok(()) => viewer.text("studio.rolled_back"),
+        Err(errors) => errors.join("; "),
     };
     Ok(redirect_with("/studio/history", Some(&message)))
 }
@@ -866,11 +878,7 @@ fn package_page(app: &App, viewer: &Viewer, text: &str, plan: Vec<String>, error
 pub async fn install_package(State(app): State<AppState>, viewer: Viewer, form: Posted) -> ApiResult<Response> {
     admin(&viewer)?;
     let text = form.get("package").unwrap_or("");
-    let refuse = |errors: Vec<String>| -> ApiResult<Response> {
-        let mut response = package_page(&app, &viewer, text, Vec::new(), errors)?;
-        *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-        Ok(response)
-    };
+    let refuse = |errors: Vec<String>| package_page(&app, &viewer, text, Vec::new(), errors).map(unprocessable);
     let file: Json = match serde_json::from_str(text) {
         Ok(file) => file,
         Err(e) => return refuse(vec![format!("the package file is not JSON: {e}")]),

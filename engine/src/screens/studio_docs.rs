@@ -4,12 +4,11 @@
 //! service, so the JSON Schemas and checks of the API apply, and errors are shown on the page.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::Response;
-use crm_model::changes::ChangeError;
-use crm_model::{DocKind, Docs, FieldType};
+use crm_model::{DocKind, FieldType};
 use serde_json::{Map, Value as Json, json};
 
+use super::studio::{save_doc, unprocessable};
 use super::{Posted, Viewer, html, redirect_with};
 use crate::app::{App, AppState};
 use crate::error::{ApiError, ApiResult};
@@ -17,25 +16,6 @@ use crate::error::{ApiError, ApiResult};
 const ACTIONS: [&str; 10] =
     ["read", "create", "edit", "delete", "restore", "assign", "share", "import", "export", "approve"];
 const SCOPES: [&str; 4] = ["own", "department", "department_tree", "all"];
-
-/// Saves one document; its errors come back as text for the page.
-async fn save_doc(app: &App, viewer: &Viewer, kind: DocKind, doc: Json) -> ApiResult<Result<(), Vec<String>>> {
-    let change = |docs: &Docs| {
-        let mut next = docs.clone();
-        next.insert_json(kind, &doc).map_err(ChangeError::Invalid)?;
-        Ok(next)
-    };
-    match crate::metadata::apply_docs(app, Some(viewer.principal.user_id), change).await {
-        Ok(_) => Ok(Ok(())),
-        Err(ApiError::InvalidMetadata(errors)) => Ok(Err(errors.iter().map(ToString::to_string).collect())),
-        Err(e) => Err(e),
-    }
-}
-
-fn refused(mut response: Response) -> Response {
-    *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-    response
-}
 
 fn list_of(text: Option<&str>) -> Vec<String> {
     text.unwrap_or("").split([',', '，', ' ']).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
@@ -129,12 +109,12 @@ pub async fn save_role(
     if current["admin"] == json!(true) {
         doc["admin"] = json!(true);
     }
-    match save_doc(&app, &viewer, DocKind::Role, doc).await? {
+    match save_doc(&app, &viewer, DocKind::Role, &doc).await? {
         Ok(()) => {
             app.scopes_changed();
             Ok(redirect_with(&format!("/studio/roles/{name}"), Some(&viewer.text("studio.applied"))))
         }
-        Err(errors) => Ok(refused(role_page(&app, &viewer, &name, errors)?)),
+        Err(errors) => Ok(unprocessable(role_page(&app, &viewer, &name, errors)?)),
     }
 }
 
@@ -211,9 +191,9 @@ pub async fn save_stage_set(
     if form.get("probability_override") == Some("true") {
         doc["probability_override"] = json!(true);
     }
-    match save_doc(&app, &viewer, DocKind::StageSet, doc.clone()).await? {
+    match save_doc(&app, &viewer, DocKind::StageSet, &doc).await? {
         Ok(()) => Ok(redirect_with(&format!("/studio/stage-sets/{name}"), Some(&viewer.text("studio.applied")))),
-        Err(errors) => Ok(refused(stage_set_page(&app, &viewer, &name, Some(doc), errors)?)),
+        Err(errors) => Ok(unprocessable(stage_set_page(&app, &viewer, &name, Some(doc), errors)?)),
     }
 }
 
@@ -305,9 +285,9 @@ pub async fn save_related(
             "sort": ["-created_at"],
         }));
     }
-    match save_doc(&app, &viewer, DocKind::Related, doc).await? {
+    match save_doc(&app, &viewer, DocKind::Related, &doc).await? {
         Ok(()) => Ok(redirect_with(&format!("/studio/e/{name}/related"), Some(&viewer.text("studio.applied")))),
-        Err(errors) => Ok(refused(related_page(&app, &viewer, &name, errors)?)),
+        Err(errors) => Ok(unprocessable(related_page(&app, &viewer, &name, errors)?)),
     }
 }
 
@@ -373,9 +353,9 @@ pub async fn save_list(
         None => Vec::new(),
     };
     let doc = json!({"entity": name, "columns": columns, "sort": sort});
-    match save_doc(&app, &viewer, DocKind::ListView, doc).await? {
+    match save_doc(&app, &viewer, DocKind::ListView, &doc).await? {
         Ok(()) => Ok(redirect_with(&format!("/studio/e/{name}/list"), Some(&viewer.text("studio.applied")))),
-        Err(errors) => Ok(refused(list_page(&app, &viewer, &name, errors)?)),
+        Err(errors) => Ok(unprocessable(list_page(&app, &viewer, &name, errors)?)),
     }
 }
 
@@ -449,7 +429,7 @@ pub async fn create_user(State(app): State<AppState>, viewer: Viewer, form: Post
         Ok(_) => Ok(redirect_with("/studio/users", Some(&viewer.text("studio.user_created")))),
         Err(ApiError::Invalid(errors)) => {
             let errors = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect();
-            Ok(refused(users_page(&app, &viewer, None, errors).await?))
+            Ok(unprocessable(users_page(&app, &viewer, None, errors).await?))
         }
         Err(e) => Err(e),
     }
