@@ -440,6 +440,22 @@ async fn approvals_lock_records_for_reps_not_approvers(t: TestApp) {
             .expect(200);
     assert_eq!(approved["status"], "approved");
     as_boss(Method::POST, format!("{path}/approval"), Some(json!({"action": "approve"}))).await.expect(422);
+    // Expenses go through the same mechanism.
+    let expense =
+        as_rep(Method::POST, "/api/v1/records/expense".into(), Some(json!({"name": "出差", "amount": "800"})))
+            .await
+            .expect(201);
+    let expense_path = format!("/api/v1/records/expense/{}", id(&expense));
+    as_rep(Method::POST, format!("{expense_path}/approval"), Some(json!({"action": "submit"}))).await.expect(200);
+    let locked =
+        as_rep(Method::PATCH, expense_path.clone(), Some(json!({"amount": "900", "version": 2}))).await.expect(403);
+    assert_eq!(locked["code"], "record_locked");
+    let recalled =
+        as_rep(Method::POST, format!("{expense_path}/approval"), Some(json!({"action": "recall"}))).await.expect(200);
+    assert_eq!(recalled["status"], "draft");
+    as_rep(Method::PATCH, expense_path, Some(json!({"amount": "900", "version": recalled["version"]})))
+        .await
+        .expect(200);
     // Still locked for the rep; a manager may still change it.
     as_rep(Method::PATCH, path.clone(), Some(json!({"remark": "再改", "version": approved["version"]})))
         .await

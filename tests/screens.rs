@@ -249,12 +249,24 @@ async fn metadata_changes_show_on_the_next_page(t: TestApp) {
         }
         sections[0]["fields"].as_array_mut().unwrap().insert(0, json!("wechat"));
     }
+    // The edit layout also asks for the industry, which the field itself does not require.
+    layout["edit"]["sections"][0]["fields"].as_array_mut().unwrap().retain(|f| f != "industry");
+    layout["edit"]["sections"][0]["fields"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"field": "industry", "required": true}));
     t.put("/api/v1/meta/layouts/customer", layout).await.expect(200);
     let moved = b.get("/e/customer/new").await;
     let text = ok(&moved);
     let wechat = text.find("name=\"wechat\"").unwrap();
     let name = text.find("name=\"name\"").unwrap();
     assert!(wechat < name, "the moved field comes first");
+    let refused = b.post("/e/customer/new", &[("name", "No Industry Ltd"), ("industry", "")]).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.text.contains("data-error-for=\"industry\""), "required on this layout");
+    t.create("customer", json!({"name": "API Ltd"})).await;
+    let saved = b.post("/e/customer/new", &[("name", "With Industry Ltd"), ("industry", "software")]).await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text);
 }
 
 async fn forms_keep_input_beside_errors_and_explain_conflicts(t: TestApp) {

@@ -237,6 +237,24 @@ fn posted_values(entity: &Entity, viewer: &Viewer, form: &Posted) -> Map<String,
         .collect()
 }
 
+/// Fields the edit layout marks required that the form sent empty: the layout asks more than
+/// the field does, for those who save through this form.
+fn layout_required(entity: &Entity, values: &Map<String, Json>) -> Result<(), ApiError> {
+    let missing: Vec<FieldError> = entity
+        .layout
+        .edit
+        .sections
+        .iter()
+        .flat_map(|s| s.fields.iter())
+        .filter(|item| item.required && !item.readonly)
+        .filter(|item| {
+            values.get(item.field.as_str()).is_some_and(|v| v.is_null() || v.as_array().is_some_and(Vec::is_empty))
+        })
+        .map(|item| FieldError::new(item.field.to_string(), "required", "a value is required"))
+        .collect();
+    if missing.is_empty() { Ok(()) } else { Err(ApiError::Invalid(missing)) }
+}
+
 fn field_errors(viewer: &Viewer, errors: &[FieldError]) -> HashMap<String, String> {
     errors.iter().map(|e| (e.field.clone(), error_text(viewer, e))).collect()
 }
@@ -252,7 +270,11 @@ pub async fn create(
     let entity = viewer.principal.entity(&catalog, &entity_name, Action::Create)?;
     let values = posted_values(entity, &viewer, &form);
     let back = form.get("_back").map(|b| local_path(Some(b)).to_owned());
-    match records::create(&app, &viewer.principal, &entity_name, &Json::Object(values.clone())).await {
+    let created = match layout_required(entity, &values) {
+        Ok(()) => records::create(&app, &viewer.principal, &entity_name, &Json::Object(values.clone())).await,
+        Err(missing) => Err(missing),
+    };
+    match created {
         Ok(record) => {
             let id =
                 serde_json::to_value(&record).ok().and_then(|r| r.get("id").and_then(Json::as_str).map(str::to_owned));
@@ -303,7 +325,10 @@ pub async fn save(
     }
     let record_page = format!("/e/{entity_name}/{id}");
     let back = form.get("_back").map(|b| local_path(Some(b)).to_owned());
-    let outcome = records::update(&app, &viewer.principal, &entity_name, &id, &Json::Object(body)).await;
+    let outcome = match layout_required(entity, &values) {
+        Ok(()) => records::update(&app, &viewer.principal, &entity_name, &id, &Json::Object(body)).await,
+        Err(missing) => Err(missing),
+    };
     if let Some(back) = back {
         // A one-field change from another page: its outcome is said there.
         let message = match outcome {
