@@ -18,6 +18,7 @@ backends!(
     unique_values_and_the_recycle_bin,
     hostile_input_stays_data,
     concurrent_writes_all_land_or_fail_alone,
+    a_row_the_database_refuses_undoes_its_whole_import,
 );
 
 async fn crud_and_optimistic_concurrency(t: TestApp) {
@@ -461,4 +462,27 @@ async fn concurrent_writes_all_land_or_fail_alone(t: TestApp) {
     }
     let audit = t.get(&format!("/api/v1/records/product/{}/history", created[0])).await.expect(200);
     assert_eq!(audit["data"][0]["action"], "create", "the audit row committed with its record");
+}
+
+async fn a_row_the_database_refuses_undoes_its_whole_import(t: TestApp) {
+    let admin = t.list("user", Some(json!({"field": "login", "op": "eq", "value": "admin"})), "").await.expect(200);
+    let admin: uuid::Uuid = admin["data"][0]["id"].as_str().unwrap().parse().unwrap();
+    let principal = t.app.principal(admin).await.unwrap();
+    // A thousand rows: a large write, and several statements of many rows each. The last row
+    // repeats the first one's id, which only the database itself can refuse: the statement
+    // stops there with the rows before it written, and the transaction must undo them all.
+    let rows: Vec<Value> = (0..1000).map(|i| json!({"name": format!("导入客户{i}")})).collect();
+    let mut records = crm::records::prepare(&t.app, &principal, "customer", &rows).unwrap();
+    let first_id = records[0].values[crm_store::records::col::ID].clone();
+    records[999].values[crm_store::records::col::ID] = first_id;
+    assert!(crm::records::insert_prepared(&t.app, &principal, "customer", &mut records).await.is_err());
+    assert_eq!(t.list("customer", None, "count=true").await.expect(200)["total"], 0, "nothing of it is left");
+
+    let again = t.post("/api/v1/records/customer/bulk/create", json!({"records": rows})).await.expect(201);
+    assert_eq!(again["created"], 1000, "the writer goes on after the failure");
+    t.create("customer", json!({"name": "之后的一条"})).await;
+    assert_eq!(t.list("customer", None, "count=true").await.expect(200)["total"], 1001);
+    let id = again["ids"][0].as_str().unwrap();
+    let history = t.get(&format!("/api/v1/records/customer/{id}/history")).await.expect(200);
+    assert_eq!(history["data"][0]["action"], "create", "each imported record has its audit row");
 }

@@ -151,3 +151,25 @@ fn flags_override_variables_override_the_file() {
     let args = crm::config::ServerArgs { config: Some(dir.path().join("bad.toml")), ..Default::default() };
     assert!(crm::config::Config::resolve(&args).is_err(), "unknown keys are refused");
 }
+
+#[test]
+fn bench_json_is_one_object_on_stdout() {
+    // Logs at info level, as by default: they must not reach standard output.
+    let output = Command::new(env!("CARGO_BIN_EXE_crm"))
+        .args(["bench", "--records", "300", "--clients", "2", "--seconds", "0.05", "--only", "get", "--json"])
+        .env("CRM_LOG", "info")
+        .env_remove("CRM_BENCH_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)));
+    assert_eq!(report["records"], 300);
+    assert_eq!(report["ops"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(report["ops"][0]["op"], "get");
+    for key in ["api_p50_ms", "api_rps", "floor_p50_ms", "ratio_p50"] {
+        assert!(report["ops"][0][key].as_f64().unwrap() > 0.0, "{key}: {report}");
+    }
+    assert!(report["import_rows_per_s"].as_f64().unwrap() > 0.0, "{report}");
+    assert!(report["add_field_ms"].as_f64().unwrap() > 0.0, "{report}");
+}

@@ -175,6 +175,15 @@ impl Db {
         Ok(Tx { inner })
     }
 
+    /// Settles the database after a large write: on SQLite, copies the whole log into the
+    /// database file and empties it once readers are done with it; PostgreSQL needs nothing.
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        match &self.pools {
+            Pools::Sqlite(pools) => pools.checkpoint().await,
+            Pools::Postgres(_) => Ok(()),
+        }
+    }
+
     /// Closes the connections (SQLite's close when the last handle is dropped).
     pub async fn close(&self) {
         if let Pools::Postgres(pool) = &self.pools {

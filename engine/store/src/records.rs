@@ -189,7 +189,7 @@ pub async fn insert(tx: &mut Tx, entity: &Entity, records: &[Record], then: Vec<
     let mut statements = Vec::with_capacity(records.len() / rows_per_statement + 1 + then.len());
     for chunk in records.chunks(rows_per_statement) {
         let mut sql = tx.sql();
-        sql.push("INSERT INTO ").ident(entity.name()).push(" (");
+        sql.insert_rows_into().ident(entity.name()).push(" (");
         sql.comma_list(columns, |sql, field| {
             sql.ident(&field.name);
         });

@@ -4,7 +4,7 @@
 //! either database was built here; for sqlx this is the one place that asserts a runtime
 //! string is safe SQL (`AssertSqlSafe`).
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
 use crm_model::{FieldDef, Ident, Storage, Value};
 use sqlx::{AssertSqlSafe, Row as _};
 use uuid::Uuid;
@@ -48,11 +48,21 @@ impl Arg {
     }
 }
 
-/// SQLite keeps datetimes as fixed-width UTC text so that text order is time order.
-const SQLITE_DATETIME: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
-
+/// SQLite keeps datetimes as fixed-width UTC text (`2026-11-27T08:30:00.000000Z`) so that
+/// text order is time order. Written out rather than through `format`, which parses its
+/// pattern on every call: an import binds two datetimes per row.
 pub(crate) fn sqlite_datetime(dt: &DateTime<Utc>) -> String {
-    dt.format(SQLITE_DATETIME).to_string()
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        dt.year(),
+        dt.month(),
+        dt.day(),
+        dt.hour(),
+        dt.minute(),
+        dt.second(),
+        // A leap second keeps its place in the order as the last microsecond of its minute.
+        dt.timestamp_subsec_micros().min(999_999)
+    )
 }
 
 /// A statement being written: static SQL, quoted identifiers and placeholders.
@@ -81,6 +91,18 @@ impl Sql {
     pub fn push(&mut self, sql: &'static str) -> &mut Self {
         self.text.push_str(sql);
         self
+    }
+
+    /// Starts an INSERT of many rows. On SQLite a constraint failure stops it where it is
+    /// (`OR FAIL`) instead of undoing the statement's own rows: undoing them needs a copy of
+    /// every page the statement changes, made as it goes, which costs an import a large part
+    /// of its time. Callers roll the whole transaction back on any error, so no partial
+    /// statement survives.
+    pub fn insert_rows_into(&mut self) -> &mut Self {
+        self.push(match self.dialect {
+            Dialect::Sqlite => "INSERT OR FAIL INTO ",
+            Dialect::Postgres => "INSERT INTO ",
+        })
     }
 
     /// Appends a quoted identifier. [`Ident`]s only hold `[a-z0-9_]`, so quoting cannot be
@@ -415,5 +437,20 @@ pub mod server {
             Some((server, _)) if server.contains("://") && !server.ends_with('/') => format!("{server}/{name}"),
             _ => format!("{}/{name}", url.trim_end_matches('/')),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_datetimes_are_fixed_width_and_sort_as_time() {
+        let at = |text: &str| DateTime::parse_from_rfc3339(text).unwrap().to_utc();
+        assert_eq!(sqlite_datetime(&at("2026-01-02T03:04:05.006007+08:00")), "2026-01-01T19:04:05.006007Z");
+        assert_eq!(sqlite_datetime(&at("0999-12-31T23:59:59Z")), "0999-12-31T23:59:59.000000Z");
+        let times = ["2026-11-27T09:00:00Z", "2026-11-27T09:00:00.5Z", "2026-11-27T10:00:00Z", "2027-01-01T00:00:00Z"];
+        let texts: Vec<String> = times.iter().map(|t| sqlite_datetime(&at(t))).collect();
+        assert!(texts.windows(2).all(|w| w[0] < w[1] && w[0].len() == w[1].len()), "{texts:?}");
     }
 }

@@ -434,7 +434,7 @@ pub fn change_statements(
     let mut statements = Vec::new();
     for chunk in audit.chunks(1000) {
         let mut sql = crate::Sql::new(dialect);
-        sql.push("INSERT INTO crm_audit (at, actor, entity, record_id, action, changes) VALUES ");
+        sql.insert_rows_into().push("crm_audit (at, actor, entity, record_id, action, changes) VALUES ");
         sql.comma_list(chunk, |sql, entry| {
             sql.push("(").bind(Arg::Datetime(now)).push(", ");
             sql.bind(entry.actor.map_or(Arg::Null(Storage::Uuid), Arg::Uuid)).push(", ");
@@ -445,7 +445,7 @@ pub fn change_statements(
     }
     for chunk in events.chunks(1000) {
         let mut sql = crate::Sql::new(dialect);
-        sql.push("INSERT INTO crm_outbox (at, entity, record_id, event, payload) VALUES ");
+        sql.insert_rows_into().push("crm_outbox (at, entity, record_id, event, payload) VALUES ");
         sql.comma_list(chunk, |sql, event| {
             sql.push("(").bind(Arg::Datetime(now)).push(", ");
             sql.bind(Arg::Text(event.entity.clone())).push(", ").bind(Arg::Uuid(event.record_id)).push(", ");
