@@ -176,7 +176,8 @@ impl Db {
     }
 
     /// Settles the database after a large write: on SQLite, copies the whole log into the
-    /// database file and empties it once readers are done with it; PostgreSQL needs nothing.
+    /// database file and starts the log over once readers are done with it (the file keeps
+    /// its size, so the next writes need not grow it again); PostgreSQL needs nothing.
     pub async fn checkpoint(&self) -> Result<(), StoreError> {
         match &self.pools {
             Pools::Sqlite(pools) => pools.checkpoint().await,

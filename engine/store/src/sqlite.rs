@@ -318,7 +318,7 @@ impl SqlitePools {
             if group.open {
                 writer.commit_group(&conn, &mut group)?;
             }
-            Ok(conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?)
+            Ok(conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))?)
         })
         .await
     }
