@@ -50,13 +50,9 @@ impl Record {
     }
 }
 
-fn read_record(row: &Row, entity: &Entity) -> Result<Record, StoreError> {
-    let values = entity
-        .columns()
-        .iter()
-        .enumerate()
-        .map(|(i, field)| row.value(i, field.storage()))
-        .collect::<Result<_, _>>()?;
+fn read_record(mut row: Row, entity: &Entity) -> Result<Record, StoreError> {
+    let values =
+        entity.columns().iter().enumerate().map(|(i, field)| row.take(i, field.storage())).collect::<Result<_, _>>()?;
     Ok(Record { values })
 }
 
@@ -105,7 +101,7 @@ fn push_and(sql: &mut Sql, filter: Option<&Filter>) {
 
 pub async fn get(db: &Db, entity: &Entity, id: Uuid, scope: Option<&Filter>) -> Result<Option<Record>, StoreError> {
     let row = get_statement(db.dialect(), entity, id, scope).fetch_optional(db).await?;
-    row.map(|row| read_record(&row, entity)).transpose()
+    row.map(|row| read_record(row, entity)).transpose()
 }
 
 /// Reads a record within a scope inside a transaction, locking it on PostgreSQL until the
@@ -123,7 +119,7 @@ pub async fn get_for_update(
     if sql.dialect() == Dialect::Postgres {
         sql.push(" FOR UPDATE");
     }
-    sql.fetch_optional_tx(tx).await?.map(|row| read_record(&row, entity)).transpose()
+    sql.fetch_optional_tx(tx).await?.map(|row| read_record(row, entity)).transpose()
 }
 
 /// The id and one reference of every live record: for small tables such as departments.
@@ -234,7 +230,7 @@ pub async fn update(
         sql.ident(&field.name);
     });
     let row = sql.fetch_optional_tx(tx).await.map_err(|e| classify(entity, e))?;
-    row.map(|row| read_record(&row, entity)).transpose()
+    row.map(|row| read_record(row, entity)).transpose()
 }
 
 /// Moves records within a scope into the recycle bin (`deleted` is the time) or out of it
@@ -336,7 +332,7 @@ fn push_order(sql: &mut Sql, keys: &[OrderKey]) {
 
 pub async fn list(db: &Db, entity: &Entity, query: &ListQuery) -> Result<Page, StoreError> {
     let rows = list_statement(db.dialect(), entity, query).fetch_all(db).await?;
-    let mut records = rows.iter().map(|row| read_record(row, entity)).collect::<Result<Vec<_>, _>>()?;
+    let mut records = rows.into_iter().map(|row| read_record(row, entity)).collect::<Result<Vec<_>, _>>()?;
     let more = records.len() > query.limit as usize;
     records.truncate(query.limit as usize);
     Ok(Page { records, more })

@@ -292,6 +292,17 @@ fn sqlite_value(cell: &rusqlite::types::Value, storage: Storage) -> Result<Value
 }
 
 impl Row {
+    /// Moves column `i` out as a value kept with `storage`: a page of records does not copy
+    /// every text it read.
+    pub fn take(&mut self, i: usize, storage: Storage) -> Result<Value, StoreError> {
+        if let (Row::Sqlite(cells), Storage::Text) = (&mut *self, storage)
+            && let Some(rusqlite::types::Value::Text(text)) = cells.get_mut(i)
+        {
+            return Ok(Value::Text(std::mem::take(text)));
+        }
+        self.value(i, storage)
+    }
+
     /// Reads column `i` as a value kept with `storage`.
     pub fn value(&self, i: usize, storage: Storage) -> Result<Value, StoreError> {
         match self {
