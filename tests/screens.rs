@@ -775,6 +775,11 @@ async fn the_studio_builds_an_entity_with_a_plan_first(t: TestApp) {
     let mut rep = Browser::sign_in(&t, "plain", "first-Password-1").await;
     rep.post("/password", &[("current_password", "first-Password-1"), ("password", "second-Password-2")]).await;
     assert_eq!(rep.get("/studio").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(rep.get("/studio/e/customer/layout").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(rep.get("/studio/package.json").await.status, StatusCode::FORBIDDEN);
+    let made =
+        rep.post("/studio/users", &[("name", "越权"), ("login", "sneak"), ("password", "long-Password-9")]).await;
+    assert_eq!(made.status, StatusCode::FORBIDDEN);
     assert!(!rep.get("/").await.text.contains("id=\"studio-link\""));
 }
 

@@ -31,24 +31,8 @@ use crate::auth::{self, SESSION_COOKIE};
 use crate::error::{ApiError, ApiResult, Failure};
 
 pub fn routes(state: AppState) -> Router<AppState> {
-    let signed_in = Router::new()
-        .route("/", get(home))
-        .route("/logout", post(logout))
-        .route("/prefs", post(preferences))
-        .route("/password", get(password_page).post(change_password))
-        .route("/e/{entity}", get(list::page))
-        .route("/e/{entity}/export.csv", get(list::export))
-        .route("/e/{entity}/bulk", post(list::bulk))
-        .route("/e/{entity}/views", post(list::save_view))
-        .route("/e/{entity}/views/{id}/delete", post(list::delete_view))
-        .route("/e/{entity}/bin", get(list::bin).post(list::restore))
-        .route("/e/{entity}/board", get(board::page))
-        .route("/e/{entity}/new", get(form::new).post(form::create))
-        .route("/e/{entity}/{id}", get(record::page))
-        .route("/e/{entity}/{id}/edit", get(form::edit).post(form::save))
-        .route("/e/{entity}/{id}/delete", post(record::delete))
-        .route("/e/{entity}/{id}/approval", post(record::approve))
-        .route("/e/lead/{id}/convert", post(record::convert))
+    // The studio is for administrators: one check before any of its handlers runs.
+    let studio = Router::new()
         .route("/studio", get(studio::home).post(studio::create_entity))
         .route("/studio/history", get(studio::history))
         .route("/studio/history/{id}/rollback", post(studio::rollback))
@@ -69,8 +53,28 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/studio/e/{entity}/fields/{field}", get(studio::field).post(studio::save_field))
         .route("/studio/e/{entity}/fields/{field}/archive", post(studio::archive_field))
         .route("/studio/e/{entity}/fields/{field}/move", post(studio::move_field))
+        .route_layer(middleware::from_fn(admin_only));
+    let signed_in = Router::new()
+        .route("/", get(home))
+        .route("/logout", post(logout))
+        .route("/prefs", post(preferences))
+        .route("/password", get(password_page).post(change_password))
+        .route("/e/{entity}", get(list::page))
+        .route("/e/{entity}/export.csv", get(list::export))
+        .route("/e/{entity}/bulk", post(list::bulk))
+        .route("/e/{entity}/views", post(list::save_view))
+        .route("/e/{entity}/views/{id}/delete", post(list::delete_view))
+        .route("/e/{entity}/bin", get(list::bin).post(list::restore))
+        .route("/e/{entity}/board", get(board::page))
+        .route("/e/{entity}/new", get(form::new).post(form::create))
+        .route("/e/{entity}/{id}", get(record::page))
+        .route("/e/{entity}/{id}/edit", get(form::edit).post(form::save))
+        .route("/e/{entity}/{id}/delete", post(record::delete))
+        .route("/e/{entity}/{id}/approval", post(record::approve))
+        .route("/e/lead/{id}/convert", post(record::convert))
         .route("/reminders", get(reminders))
         .route("/reminders/{id}/done", post(finish_reminder))
+        .merge(studio)
         .layer(middleware::from_fn_with_state(state, sign_in_required));
     Router::new().route("/login", get(login_page).post(login)).route("/static/{*path}", get(asset)).merge(signed_in)
 }
@@ -202,6 +206,13 @@ fn known_locale(name: &str) -> Option<&'static str> {
 
 /// Middleware: pages need a session; without one the browser goes to the login page and
 /// comes back after. Error answers of the services become error pages in the user's language.
+async fn admin_only(viewer: Viewer, request: Request, next: Next) -> Response {
+    match viewer.principal.require_admin() {
+        Ok(()) => next.run(request).await,
+        Err(e) => e.into_response(),
+    }
+}
+
 async fn sign_in_required(State(app): State<AppState>, mut request: Request, next: Next) -> Response {
     let back = request.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
     let to_login = || Redirect::to(&format!("/login?next={}", encode(&back))).into_response();

@@ -36,10 +36,6 @@ const FIELD_TYPES: [&str; 19] = [
     "stage",
 ];
 
-fn admin(viewer: &Viewer) -> ApiResult<()> {
-    viewer.principal.require_admin()
-}
-
 #[derive(serde::Deserialize)]
 pub struct Open {
     role: Option<String>,
@@ -53,7 +49,6 @@ pub async fn home(
     viewer: Viewer,
     axum::extract::Query(open): axum::extract::Query<Open>,
 ) -> ApiResult<Response> {
-    admin(&viewer)?;
     let named = |name: &Option<String>| name.as_deref().map(str::trim).filter(|n| !n.is_empty()).map(super::encode);
     if let Some(role) = named(&open.role) {
         return Ok(axum::response::Redirect::to(&format!("/studio/roles/{role}")).into_response());
@@ -270,7 +265,6 @@ async fn plan_or_apply(
 
 /// `POST /studio`: a new entity, planned then applied.
 pub async fn create_entity(State(app): State<AppState>, viewer: Viewer, form: Posted) -> ApiResult<Response> {
-    admin(&viewer)?;
     let body = entity_body(&form);
     let name = body["name"].as_str().unwrap_or_default().to_owned();
     let outcome =
@@ -290,7 +284,6 @@ fn form_map(form: &Posted) -> Json {
 
 /// `GET /studio/e/{entity}`: the entity's fields and the form to add one.
 pub async fn entity(State(app): State<AppState>, viewer: Viewer, Path(name): Path<String>) -> ApiResult<Response> {
-    admin(&viewer)?;
     entity_page(&app, &viewer, &name, json!({}), Vec::new(), Vec::new())
 }
 
@@ -345,7 +338,6 @@ pub async fn add_field(
     Path(name): Path<String>,
     form: Posted,
 ) -> ApiResult<Response> {
-    admin(&viewer)?;
     let body = field_body(&form);
     let back = format!("/studio/e/{name}");
     match plan_or_apply(&app, &viewer, &form, |docs| changes::add_field(docs, &name, &body, true), &back).await? {
@@ -364,7 +356,6 @@ pub async fn field(
     viewer: Viewer,
     Path((name, field)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    admin(&viewer)?;
     let catalog = app.catalog();
     let entity = catalog.entity(&name).ok_or_else(|| ApiError::not_found(format!("no entity `{name}`")))?;
     let def = entity
@@ -412,7 +403,6 @@ pub async fn save_field(
     Path((name, field)): Path<(String, String)>,
     form: Posted,
 ) -> ApiResult<Response> {
-    admin(&viewer)?;
     let mut patch = field_body(&form);
     if let Some(object) = patch.as_object_mut() {
         object.remove("type");
@@ -447,7 +437,6 @@ pub async fn move_field(
     Path((name, field)): Path<(String, String)>,
     form: Posted,
 ) -> ApiResult<Response> {
-    admin(&viewer)?;
     let up = form.get("direction") == Some("up");
     let change = |docs: &Docs| {
         let mut next = docs.clone();
@@ -475,7 +464,6 @@ pub async fn archive_field(
     Path((name, field)): Path<(String, String)>,
     _: Posted,
 ) -> ApiResult<Response> {
-    admin(&viewer)?;
     crate::metadata::apply_docs(&app, Some(viewer.principal.user_id), |docs| {
         changes::archive_field(docs, &name, &field)
     })
@@ -497,7 +485,6 @@ pub async fn layout(
     Path(name): Path<String>,
     axum::extract::Query(q): axum::extract::Query<SideQuery>,
 ) -> ApiResult<Response> {
-    admin(&viewer)?;
     let side = if q.side.as_deref() == Some("view") { "view" } else { "edit" };
     layout_page(&app, &viewer, &name, side, None, Vec::new())
 }
@@ -573,7 +560,6 @@ pub async fn save_layout(
     Path(name): Path<String>,
     form: Posted,
 ) -> ApiResult<Response> {
-    admin(&viewer)?;
     let side = if form.get("side") == Some("view") { "view" } else { "edit" };
     let typed = form.get("layout").unwrap_or("");
     let refuse = |errors: Vec<String>| layout_page(&app, &viewer, &name, side, Some(typed), errors).map(unprocessable);
@@ -609,7 +595,6 @@ pub async fn scripts(
     viewer: Viewer,
     axum::extract::Query(q): axum::extract::Query<NewScript>,
 ) -> ApiResult<Response> {
-    admin(&viewer)?;
     if let Some(name) = q.new.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
         return Ok(axum::response::Redirect::to(&format!("/studio/scripts/{}", super::encode(name))).into_response());
     }
@@ -636,7 +621,6 @@ pub async fn scripts(
 
 /// `GET /studio/scripts/{name}`: the editor (a new rule when the name is free).
 pub async fn script(State(app): State<AppState>, viewer: Viewer, Path(name): Path<String>) -> ApiResult<Response> {
-    admin(&viewer)?;
     let doc = app.catalog().docs().get_json(DocKind::Script, &name);
     let form = match doc {
         Some(doc) => json!({
@@ -679,7 +663,6 @@ pub async fn save_script(
     Path(name): Path<String>,
     form: Posted,
 ) -> ApiResult<Response> {
-    admin(&viewer)?;
     let text = |key: &str| form.get(key).map(str::trim).filter(|v| !v.is_empty());
     let mut doc = json!({
         "name": name,
@@ -733,7 +716,6 @@ pub async fn preview_as(
     Path(name): Path<String>,
     axum::extract::Query(q): axum::extract::Query<RoleQuery>,
 ) -> ApiResult<Response> {
-    admin(&viewer)?;
     let catalog = app.catalog();
     let role = catalog.role(&q.role).ok_or_else(|| ApiError::not_found(format!("no role `{}`", q.role)))?;
     let as_role = crate::access::Principal {
@@ -748,7 +730,6 @@ pub async fn preview_as(
 
 /// `GET /studio/history`: every metadata change, newest first, with who and when.
 pub async fn history(State(app): State<AppState>, viewer: Viewer) -> ApiResult<Response> {
-    admin(&viewer)?;
     let changes = crm_store::system::meta_changes(&app.db, 200).await?;
     let catalog = app.catalog();
     let users: std::collections::HashMap<String, String> = super::list::users(&app).await?.into_iter().collect();
@@ -780,7 +761,6 @@ pub async fn rollback(
     Path(id): Path<i64>,
     _: Posted,
 ) -> ApiResult<Response> {
-    admin(&viewer)?;
     let change =
         crm_store::system::meta_change(&app.db, id).await?.ok_or_else(|| ApiError::not_found("no such change"))?;
     let kind = DocKind::parse(&change.kind).ok_or_else(|| ApiError::not_found("no such kind"))?;
@@ -839,10 +819,8 @@ pub struct ModuleQuery {
 /// package file to install elsewhere.
 pub async fn export_package(
     State(app): State<AppState>,
-    viewer: Viewer,
     axum::extract::Query(q): axum::extract::Query<ModuleQuery>,
 ) -> ApiResult<Response> {
-    admin(&viewer)?;
     let catalog = app.catalog();
     let module = q.entity.as_deref().filter(|e| catalog.entity(e).is_some());
     let name = module.unwrap_or("export");
@@ -861,7 +839,6 @@ pub async fn export_package(
 
 /// `GET /studio/package`: upload a package file to see its plan, then install it.
 pub async fn package(State(app): State<AppState>, viewer: Viewer) -> ApiResult<Response> {
-    admin(&viewer)?;
     package_page(&app, &viewer, "", Vec::new(), Vec::new())
 }
 
@@ -876,7 +853,6 @@ fn package_page(app: &App, viewer: &Viewer, text: &str, plan: Vec<String>, error
 
 /// `POST /studio/package`: the uploaded package's plan, or (confirmed) its installation.
 pub async fn install_package(State(app): State<AppState>, viewer: Viewer, form: Posted) -> ApiResult<Response> {
-    admin(&viewer)?;
     let text = form.get("package").unwrap_or("");
     let refuse = |errors: Vec<String>| package_page(&app, &viewer, text, Vec::new(), errors).map(unprocessable);
     let file: Json = match serde_json::from_str(text) {
