@@ -102,9 +102,14 @@ pub(crate) struct SqlitePools {
 /// Transactions take turns on the connection. The first of a group begins a SQLite
 /// transaction; when it finishes while others wait for their turn, the transaction is left
 /// open for them, each runs inside a savepoint of it, and one COMMIT makes the whole group
-/// durable. Nobody is told their
-/// transaction succeeded before that COMMIT did. The pages a group shares (table and index
-/// leaves, the audit and outbox tables) are written to the log once instead of once each.
+/// durable. Nobody is told their transaction succeeded before that COMMIT did. The pages a
+/// group shares (table and index leaves, the audit and outbox tables) are written to the log
+/// once instead of once each.
+///
+/// A transaction's statements run on the task that holds the turn, not on another thread:
+/// each trip there and back would keep the turn for two thread wake-ups and a wait in the
+/// scheduler's queue, longer than the statements of a single record take. Only a large
+/// write, which would hold up the task's other work for long, goes to a thread of its own.
 struct Writer {
     turn: Arc<tokio::sync::Mutex<()>>,
     conn: Mutex<Connection>,
@@ -365,22 +370,18 @@ fn start(writer: &Writer, conn: &Connection, started: bool) -> Result<(), StoreE
 
 impl SqliteTx {
     pub(crate) async fn run(&mut self, sql: String, args: Vec<Arg>) -> Result<(Vec<Cells>, u64), StoreError> {
-        let writer = self.writer.clone();
-        let started = std::mem::replace(&mut self.started, true);
-        blocking(move || {
-            let conn = writer.conn();
-            start(&writer, &conn, started)?;
-            run(&conn, &sql, &args)
-        })
-        .await
+        let conn = self.writer.conn();
+        start(&self.writer, &conn, std::mem::replace(&mut self.started, true))?;
+        run(&conn, &sql, &args)
     }
 
-    /// Runs several statements in one trip.
+    /// Runs several statements in one trip. A large write runs on a thread of its own;
+    /// anything smaller runs here, in the writer's turn, without a trip to another thread.
     pub(crate) async fn run_all(&mut self, statements: Vec<(String, Vec<Arg>)>) -> Result<(), StoreError> {
         let writer = self.writer.clone();
         let started = std::mem::replace(&mut self.started, true);
         let large = statements.iter().map(|(_, args)| args.len()).sum::<usize>() >= LARGE_WRITE_ARGS;
-        blocking(move || {
+        let work = move || {
             let conn = writer.conn();
             start(&writer, &conn, started)?;
             if large {
@@ -390,19 +391,14 @@ impl SqliteTx {
                 run(&conn, sql, args)?;
             }
             Ok(())
-        })
-        .await
+        };
+        if large { blocking(work).await } else { work() }
     }
 
     pub(crate) async fn script(&mut self, sql: &'static str) -> Result<(), StoreError> {
-        let writer = self.writer.clone();
-        let started = std::mem::replace(&mut self.started, true);
-        blocking(move || {
-            let conn = writer.conn();
-            start(&writer, &conn, started)?;
-            Ok(conn.execute_batch(sql)?)
-        })
-        .await
+        let conn = self.writer.conn();
+        start(&self.writer, &conn, std::mem::replace(&mut self.started, true))?;
+        Ok(conn.execute_batch(sql)?)
     }
 
     /// Keeps the transaction's changes; returns once they are committed to the database.
@@ -411,13 +407,16 @@ impl SqliteTx {
             return Ok(());
         }
         let writer = self.writer.clone();
-        let waiting = blocking(move || {
+        let large = writer.group().large_write;
+        let work = move || {
             let conn = writer.conn();
             let mut group = writer.group();
             if group.savepoint {
                 conn.execute_batch("RELEASE tx")?;
             }
-            if writer.queued.load(Ordering::SeqCst) > 0 && group.waiting.len() + 1 < MAX_GROUP {
+            // A large write is committed at once: its log write is not worth sharing, and
+            // the next large write (an import's next batch) then needs no savepoint.
+            if !group.large_write && writer.queued.load(Ordering::SeqCst) > 0 && group.waiting.len() + 1 < MAX_GROUP {
                 let (sender, receiver) = tokio::sync::oneshot::channel();
                 group.waiting.push(sender);
                 writer.ensure_flusher(&conn, &mut group);
@@ -425,8 +424,8 @@ impl SqliteTx {
             } else {
                 writer.commit_group(&conn, &mut group).map(|()| None)
             }
-        })
-        .await?;
+        };
+        let waiting = if large { blocking(work).await? } else { work()? };
         // The turn passes on here, when `self` is dropped.
         drop(self);
         match waiting {
