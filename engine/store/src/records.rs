@@ -306,7 +306,13 @@ pub fn list_statement(dialect: Dialect, entity: &Entity, query: &ListQuery) -> S
     let keys = order_keys(entity, &query.sort);
     let mut sql = Sql::new(dialect);
     select_from(&mut sql, entity);
-    sql.push(" WHERE \"id\" IN (SELECT \"id\" FROM ").ident(entity.name());
+    // On SQLite the page is chosen by rowid, which every index entry carries: its rows are
+    // then read straight from the table instead of through the index of ids.
+    let key = match dialect {
+        Dialect::Sqlite => "rowid",
+        Dialect::Postgres => "\"id\"",
+    };
+    sql.push(" WHERE ").push(key).push(" IN (SELECT ").push(key).push(" FROM ").ident(entity.name());
     push_where(&mut sql, query.filter.as_ref(), query.deleted);
     if let Some(after) = &query.after {
         sql.push(" AND ");
