@@ -19,6 +19,7 @@ backends!(
     hostile_input_stays_data,
     concurrent_writes_all_land_or_fail_alone,
     a_row_the_database_refuses_undoes_its_whole_import,
+    imports_and_single_writes_interleave,
 );
 
 async fn crud_and_optimistic_concurrency(t: TestApp) {
@@ -485,4 +486,52 @@ async fn a_row_the_database_refuses_undoes_its_whole_import(t: TestApp) {
     let id = again["ids"][0].as_str().unwrap();
     let history = t.get(&format!("/api/v1/records/customer/{id}/history")).await.expect(200);
     assert_eq!(history["data"][0]["action"], "create", "each imported record has its audit row");
+}
+
+async fn imports_and_single_writes_interleave(t: TestApp) {
+    let admin = t.list("user", Some(json!({"field": "login", "op": "eq", "value": "admin"})), "").await.expect(200);
+    let admin: uuid::Uuid = admin["data"][0]["id"].as_str().unwrap().parse().unwrap();
+    let principal = t.app.principal(admin).await.unwrap();
+    let t = std::sync::Arc::new(t);
+    let rows = |tag: &str| -> Vec<Value> { (0..1000).map(|i| json!({"name": format!("{tag}{i}")})).collect() };
+    // Two good imports, one the database refuses at its last row, and single creates, all at
+    // once: large writes commit alone, single writes share commits, and the failure undoes
+    // only its own rows whichever group it lands in.
+    let mut bad = crm::records::prepare(&t.app, &principal, "customer", &rows("坏")).unwrap();
+    bad[999].values[crm_store::records::col::ID] = bad[0].values[crm_store::records::col::ID].clone();
+    let refused = {
+        let t = t.clone();
+        tokio::spawn(
+            async move { crm::records::insert_prepared(&t.app, &principal, "customer", &mut bad).await.is_err() },
+        )
+    };
+    let mut tasks = Vec::new();
+    for tag in ["甲", "乙"] {
+        let t = t.clone();
+        let body = json!({"records": rows(tag)});
+        tasks.push(tokio::spawn(async move {
+            t.post("/api/v1/records/customer/bulk/create", body).await.expect(201)["created"].as_u64().unwrap()
+        }));
+    }
+    for i in 0..30 {
+        let t = t.clone();
+        tasks.push(tokio::spawn(async move {
+            t.post("/api/v1/records/customer", json!({"name": format!("单{i}")})).await.expect(201);
+            1
+        }));
+    }
+    let mut landed = 0;
+    for task in tasks {
+        landed += task.await.unwrap();
+    }
+    assert!(refused.await.unwrap(), "the import with a repeated id is refused");
+    assert_eq!(landed, 2030);
+    assert_eq!(
+        t.list("customer", None, "count=true").await.expect(200)["total"],
+        2030,
+        "nothing of the refused import"
+    );
+    let refused_rows =
+        t.list("customer", Some(json!({"field": "name", "op": "starts_with", "value": "坏"})), "count=true");
+    assert_eq!(refused_rows.await.expect(200)["total"], 0);
 }
