@@ -100,7 +100,7 @@ fn push_and(sql: &mut Sql, filter: Option<&Filter>) {
 }
 
 pub async fn get(db: &Db, entity: &Entity, id: Uuid, scope: Option<&Filter>) -> Result<Option<Record>, StoreError> {
-    let row = get_statement(db.dialect(), entity, id, scope).fetch_optional(db).await?;
+    let row = get_statement(db.dialect(), entity, id, scope).fetch_keyed(db).await?.into_iter().next();
     row.map(|row| read_record(row, entity)).transpose()
 }
 
@@ -140,7 +140,7 @@ pub async fn existing_ids(on: &mut On<'_>, entity: &Entity, ids: &[Uuid]) -> Res
             sql.bind(Arg::Uuid(*id));
         });
         sql.push(")");
-        for row in on.fetch_all(sql).await? {
+        for row in on.fetch_keyed(sql).await? {
             found.extend(row.uuid(0)?);
         }
     }

@@ -186,6 +186,17 @@ impl Sql {
         })
     }
 
+    /// Reads the few rows a key finds (records by their ids). On SQLite such a read runs on
+    /// the calling task instead of a database thread: it is shorter than the trip there.
+    pub async fn fetch_keyed(self, db: &Db) -> Result<Vec<Row>, StoreError> {
+        Ok(match &db.pools {
+            Pools::Sqlite(pools) => {
+                pools.read_keyed(self.text, self.args).await?.into_iter().map(Row::Sqlite).collect()
+            }
+            Pools::Postgres(pool) => self.postgres().fetch_all(pool).await?.into_iter().map(Row::Postgres).collect(),
+        })
+    }
+
     pub async fn fetch_optional(self, db: &Db) -> Result<Option<Row>, StoreError> {
         Ok(self.fetch_all(db).await?.into_iter().next())
     }
@@ -253,6 +264,14 @@ impl On<'_> {
     pub async fn fetch_all(&mut self, sql: Sql) -> Result<Vec<Row>, StoreError> {
         match self {
             On::Read(db) => sql.fetch_all(db).await,
+            On::Tx(tx) => sql.fetch_all_tx(tx).await,
+        }
+    }
+
+    /// [`Sql::fetch_keyed`] on the read side.
+    pub async fn fetch_keyed(&mut self, sql: Sql) -> Result<Vec<Row>, StoreError> {
+        match self {
+            On::Read(db) => sql.fetch_keyed(db).await,
             On::Tx(tx) => sql.fetch_all_tx(tx).await,
         }
     }

@@ -90,6 +90,17 @@ struct ReadPool {
     permits: tokio::sync::Semaphore,
 }
 
+impl ReadPool {
+    /// Runs a statement on an idle connection; the caller holds a permit, so there is one.
+    fn run(&self, sql: &str, args: &[Arg]) -> Result<Vec<Cells>, StoreError> {
+        let conn = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = conn.ok_or_else(|| StoreError::Corrupt("no idle read connection".into()))?;
+        let result = run(&conn, sql, args);
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
+        Ok(result?.0)
+    }
+}
+
 /// The connections to one SQLite file.
 #[derive(Clone)]
 pub(crate) struct SqlitePools {
@@ -289,19 +300,22 @@ impl SqlitePools {
         })
     }
 
-    /// Runs a statement on a read connection.
+    /// Runs a statement on a read connection, on a thread of the blocking pool.
     pub(crate) async fn read(&self, sql: String, args: Vec<Arg>) -> Result<Vec<Cells>, StoreError> {
-        let _permit =
-            self.read.permits.acquire().await.map_err(|_| StoreError::Corrupt("the pool is closed".into()))?;
+        let _permit = self.read_permit().await?;
         let pool = self.read.clone();
-        blocking(move || {
-            let conn = pool.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-            let conn = conn.ok_or_else(|| StoreError::Corrupt("no idle read connection".into()))?;
-            let result = run(&conn, &sql, &args);
-            pool.idle.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
-            Ok(result?.0)
-        })
-        .await
+        blocking(move || pool.run(&sql, &args)).await
+    }
+
+    /// Runs a statement that finds its few rows through a key (a record by its id) on the
+    /// calling task: it takes microseconds, less than the trip to another thread and back.
+    pub(crate) async fn read_keyed(&self, sql: String, args: Vec<Arg>) -> Result<Vec<Cells>, StoreError> {
+        let _permit = self.read_permit().await?;
+        self.read.run(&sql, &args)
+    }
+
+    async fn read_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, StoreError> {
+        self.read.permits.acquire().await.map_err(|_| StoreError::Corrupt("the pool is closed".into()))
     }
 
     /// Runs one statement as a transaction of its own.
