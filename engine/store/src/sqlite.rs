@@ -69,8 +69,8 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
 /// Checkpoints the log from a connection of its own until the pools are dropped. Passive
 /// checkpoints never block readers or the writer.
-fn spawn_checkpointer(path: PathBuf, writer: std::sync::Weak<Writer>) -> Result<(), StoreError> {
-    let conn = open(&path, false)?;
+fn spawn_checkpointer(path: &Path, writer: std::sync::Weak<Writer>) -> Result<(), StoreError> {
+    let conn = open(path, false)?;
     std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
         .spawn(move || {
@@ -122,6 +122,7 @@ pub(crate) struct SqlitePools {
 /// scheduler's queue, longer than the statements of a single record take. Only a large
 /// write, which would hold up the task's other work for long, goes to a thread of its own.
 struct Writer {
+    path: PathBuf,
     turn: Arc<tokio::sync::Mutex<()>>,
     conn: Mutex<Connection>,
     /// Transactions waiting for the turn.
@@ -151,12 +152,20 @@ impl Group {
     /// The SQLite transaction is over, committed or rolled back.
     /// The cache of a large write is kept while large writes follow each other (the
     /// batches of one import find their pages still there) and given back after the first
-    /// transaction that is not one.
-    fn ended(&mut self, conn: &Connection) {
+    /// transaction that is not one, with the connection: SQLite walks the hash table of
+    /// the cache at every commit, and a table grown for a large cache does not shrink with
+    /// it, which cost every later write a twentieth of its time.
+    fn ended(&mut self, conn: &mut Connection, path: &Path) {
         self.open = false;
         if self.large_cache && !std::mem::take(&mut self.large_write) {
-            // Shrinking the cache frees its clean pages; a failure leaves the cache large.
-            self.large_cache = conn.execute_batch(WRITER_CACHE).is_err();
+            match open(path, false) {
+                Ok(fresh) => {
+                    *conn = fresh;
+                    self.large_cache = false;
+                }
+                // Shrinking the cache frees its clean pages; a failure leaves it large.
+                Err(_) => self.large_cache = conn.execute_batch(WRITER_CACHE).is_err(),
+            }
         }
     }
 
@@ -184,9 +193,9 @@ impl Writer {
     }
 
     /// Commits the open group and tells its members how it went. Callers hold the connection.
-    fn commit_group(&self, conn: &Connection, group: &mut Group) -> Result<(), StoreError> {
+    fn commit_group(&self, conn: &mut Connection, group: &mut Group) -> Result<(), StoreError> {
         let result = if conn.is_autocommit() { Ok(()) } else { conn.execute_batch("COMMIT") };
-        group.ended(conn);
+        group.ended(conn, &self.path);
         let outcome = result.as_ref().map(|_| ()).map_err(ToString::to_string);
         for member in group.waiting.drain(..) {
             let _ = member.send(outcome.clone());
@@ -196,7 +205,7 @@ impl Writer {
 
     /// Makes sure an open group gets committed even if the transaction it was left open for
     /// never comes (its request was cancelled).
-    fn ensure_flusher(self: &Arc<Self>, conn: &Connection, group: &mut Group) {
+    fn ensure_flusher(self: &Arc<Self>, conn: &mut Connection, group: &mut Group) {
         if group.flusher {
             return;
         }
@@ -210,10 +219,10 @@ impl Writer {
             let _turn = writer.turn.lock().await;
             let flush = writer.clone();
             let _ = blocking(move || {
-                let conn = flush.conn();
+                let mut conn = flush.conn();
                 let mut group = flush.group();
                 group.flusher = false;
-                if group.open { flush.commit_group(&conn, &mut group) } else { Ok(()) }
+                if group.open { flush.commit_group(&mut conn, &mut group) } else { Ok(()) }
             })
             .await;
         });
@@ -285,12 +294,13 @@ impl SqlitePools {
         let write = open(&path, false)?;
         let idle = (0..readers.max(1)).map(|_| open(&path, true)).collect::<Result<Vec<_>, _>>()?;
         let writer = Arc::new(Writer {
+            path: path.clone(),
             turn: Arc::new(tokio::sync::Mutex::new(())),
             conn: Mutex::new(write),
             queued: AtomicUsize::new(0),
             group: Mutex::new(Group::default()),
         });
-        spawn_checkpointer(path, Arc::downgrade(&writer))?;
+        spawn_checkpointer(&path, Arc::downgrade(&writer))?;
         Ok(Self {
             read: Arc::new(ReadPool {
                 idle: Mutex::new(idle),
@@ -332,10 +342,10 @@ impl SqlitePools {
         let _turn = self.writer.turn.clone().lock_owned().await;
         let writer = self.writer.clone();
         blocking(move || {
-            let conn = writer.conn();
+            let mut conn = writer.conn();
             let mut group = writer.group();
             if group.open {
-                writer.commit_group(&conn, &mut group)?;
+                writer.commit_group(&mut conn, &mut group)?;
             }
             Ok(conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))?)
         })
@@ -362,7 +372,7 @@ pub(crate) struct SqliteTx {
 }
 
 /// Starts the transaction on its first statement: joins the open group or begins one.
-fn start(writer: &Writer, conn: &Connection, started: bool) -> Result<(), StoreError> {
+fn start(writer: &Writer, conn: &mut Connection, started: bool) -> Result<(), StoreError> {
     if started {
         return Ok(());
     }
@@ -384,8 +394,8 @@ fn start(writer: &Writer, conn: &Connection, started: bool) -> Result<(), StoreE
 
 impl SqliteTx {
     pub(crate) async fn run(&mut self, sql: String, args: Vec<Arg>) -> Result<(Vec<Cells>, u64), StoreError> {
-        let conn = self.writer.conn();
-        start(&self.writer, &conn, std::mem::replace(&mut self.started, true))?;
+        let mut conn = self.writer.conn();
+        start(&self.writer, &mut conn, std::mem::replace(&mut self.started, true))?;
         run(&conn, &sql, &args)
     }
 
@@ -396,8 +406,8 @@ impl SqliteTx {
         let started = std::mem::replace(&mut self.started, true);
         let large = statements.iter().map(|(_, args)| args.len()).sum::<usize>() >= LARGE_WRITE_ARGS;
         let work = move || {
-            let conn = writer.conn();
-            start(&writer, &conn, started)?;
+            let mut conn = writer.conn();
+            start(&writer, &mut conn, started)?;
             if large {
                 writer.group().make_large(&conn)?;
             }
@@ -410,8 +420,8 @@ impl SqliteTx {
     }
 
     pub(crate) async fn script(&mut self, sql: &'static str) -> Result<(), StoreError> {
-        let conn = self.writer.conn();
-        start(&self.writer, &conn, std::mem::replace(&mut self.started, true))?;
+        let mut conn = self.writer.conn();
+        start(&self.writer, &mut conn, std::mem::replace(&mut self.started, true))?;
         Ok(conn.execute_batch(sql)?)
     }
 
@@ -423,7 +433,7 @@ impl SqliteTx {
         let writer = self.writer.clone();
         let large = writer.group().large_write;
         let work = move || {
-            let conn = writer.conn();
+            let mut conn = writer.conn();
             let mut group = writer.group();
             if group.savepoint {
                 conn.execute_batch("RELEASE tx")?;
@@ -433,10 +443,10 @@ impl SqliteTx {
             if !group.large_write && writer.queued.load(Ordering::SeqCst) > 0 && group.waiting.len() + 1 < MAX_GROUP {
                 let (sender, receiver) = tokio::sync::oneshot::channel();
                 group.waiting.push(sender);
-                writer.ensure_flusher(&conn, &mut group);
+                writer.ensure_flusher(&mut conn, &mut group);
                 Ok(Some(receiver))
             } else {
-                writer.commit_group(&conn, &mut group).map(|()| None)
+                writer.commit_group(&mut conn, &mut group).map(|()| None)
             }
         };
         let waiting = if large { blocking(work).await? } else { work()? };
@@ -460,19 +470,19 @@ impl Drop for SqliteTx {
         }
         // Undo this transaction only; the group's other members stay. Rolling back is
         // immediate in SQLite, and must happen before the turn passes on.
-        let conn = self.writer.conn();
+        let mut conn = self.writer.conn();
         let mut group = self.writer.group();
         let undone = if group.savepoint { conn.execute_batch("ROLLBACK TO tx; RELEASE tx") } else { Ok(()) };
         if !group.savepoint || undone.is_err() || group.waiting.is_empty() {
             if !conn.is_autocommit() {
                 let _ = conn.execute_batch("ROLLBACK");
             }
-            group.ended(&conn);
+            group.ended(&mut conn, &self.writer.path);
             for member in group.waiting.drain(..) {
                 let _ = member.send(Err("the group's transaction was rolled back".into()));
             }
         } else {
-            self.writer.ensure_flusher(&conn, &mut group);
+            self.writer.ensure_flusher(&mut conn, &mut group);
         }
     }
 }
