@@ -634,7 +634,10 @@ fn print_table(report: &Report) {
             op.ratio_p50
         );
     }
-    println!("\nbulk import: {:.0} rows/s", report.import_rows_per_s);
+    println!(
+        "\nbulk import ({IMPORT_BATCH}-record batches, {IMPORT_IN_FLIGHT} in flight): {:.0} rows/s",
+        report.import_rows_per_s
+    );
     println!("add a field to the {}-row table: {:.1} ms", report.records, report.add_field_ms);
     println!(
         "filtered list as a rep with department scope ({SHARES} shares) vs as administrator: {:.2}x (p50)",
