@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use rusqlite::config::DbConfig;
-use rusqlite::types::{ToSqlOutput, Value as Cell};
+use rusqlite::types::Value as Cell;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::StoreError;
@@ -241,27 +242,40 @@ impl Drop for Queued<'_> {
 /// A result row: its cells, owned.
 pub(crate) type Cells = Vec<Cell>;
 
-fn bind(arg: &Arg) -> ToSqlOutput<'_> {
-    use rusqlite::types::ValueRef;
-    match arg {
-        Arg::Null(_) => ToSqlOutput::Owned(Cell::Null),
-        Arg::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
-        Arg::Integer(n) => ToSqlOutput::Owned(Cell::Integer(*n)),
-        Arg::Boolean(b) => ToSqlOutput::Owned(Cell::Integer(i64::from(*b))),
-        Arg::Date(d) => ToSqlOutput::Owned(Cell::Text(d.to_string())),
-        Arg::Datetime(dt) => ToSqlOutput::Owned(Cell::Text(sqlite_datetime(dt))),
-        Arg::Uuid(id) => ToSqlOutput::Owned(Cell::Text(id.to_string())),
-        Arg::Json(json) => ToSqlOutput::Owned(Cell::Text(json.to_string())),
+/// Binds the parameters of a statement. SQLite copies every text it is given, so ids are
+/// written into a buffer on the stack, and a datetime bound again (a batch's creation time,
+/// four times a row) is formatted once.
+fn bind(statement: &mut rusqlite::Statement<'_>, args: &[Arg]) -> rusqlite::Result<()> {
+    let mut last_datetime: Option<(&DateTime<Utc>, String)> = None;
+    for (i, arg) in args.iter().enumerate() {
+        let i = i + 1;
+        match arg {
+            Arg::Null(_) => statement.raw_bind_parameter(i, rusqlite::types::Null)?,
+            Arg::Text(text) => statement.raw_bind_parameter(i, text.as_str())?,
+            Arg::Integer(n) => statement.raw_bind_parameter(i, n)?,
+            Arg::Boolean(b) => statement.raw_bind_parameter(i, i64::from(*b))?,
+            Arg::Date(d) => statement.raw_bind_parameter(i, d.to_string())?,
+            Arg::Datetime(dt) => {
+                if last_datetime.as_ref().is_none_or(|(last, _)| *last != dt) {
+                    last_datetime = Some((dt, sqlite_datetime(dt)));
+                }
+                let (_, text) = last_datetime.as_ref().expect("formatted just above");
+                statement.raw_bind_parameter(i, text.as_str())?;
+            }
+            Arg::Uuid(id) => {
+                statement.raw_bind_parameter(i, &*id.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()))?;
+            }
+            Arg::Json(json) => statement.raw_bind_parameter(i, json.to_string())?,
+        }
     }
+    Ok(())
 }
 
 /// Runs one statement on a connection: its rows when it returns any, and the changed-row
 /// count.
 fn run(conn: &Connection, sql: &str, args: &[Arg]) -> Result<(Vec<Cells>, u64), StoreError> {
     let mut statement = conn.prepare_cached(sql)?;
-    for (i, arg) in args.iter().enumerate() {
-        statement.raw_bind_parameter(i + 1, bind(arg))?;
-    }
+    bind(&mut statement, args)?;
     let columns = statement.column_count();
     if columns == 0 {
         let changed = statement.raw_execute()?;
