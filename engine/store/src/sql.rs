@@ -189,12 +189,12 @@ impl Sql {
     /// Reads the few rows a key finds (records by their ids). On SQLite such a read runs on
     /// the calling task instead of a database thread: it is shorter than the trip there.
     pub async fn fetch_keyed(self, db: &Db) -> Result<Vec<Row>, StoreError> {
-        Ok(match &db.pools {
+        match &db.pools {
             Pools::Sqlite(pools) => {
-                pools.read_keyed(self.text, self.args).await?.into_iter().map(Row::Sqlite).collect()
+                Ok(pools.read_keyed(self.text, self.args).await?.into_iter().map(Row::Sqlite).collect())
             }
-            Pools::Postgres(pool) => self.postgres().fetch_all(pool).await?.into_iter().map(Row::Postgres).collect(),
-        })
+            Pools::Postgres(_) => self.fetch_all(db).await,
+        }
     }
 
     pub async fn fetch_optional(self, db: &Db) -> Result<Option<Row>, StoreError> {
