@@ -19,7 +19,7 @@ use crm_model::{
 };
 use crm_store::records::{self as store, Page, col};
 use crm_store::system::{self, AuditEntry, OutboxEvent};
-use crm_store::{Db, On, Record, StoreError, Tx};
+use crm_store::{Arg, Db, Dialect, On, Record, StoreError, Tx};
 use serde::Serialize;
 use serde::ser::SerializeMap as _;
 use serde_json::{Map, Value as Json, json};
@@ -324,15 +324,24 @@ fn new_values(catalog: &Catalog, entity: &Entity, principal: &Principal, now: Da
     values
 }
 
-async fn fill_auto_numbers(tx: &mut Tx, entity: &Entity, records: &mut [Record]) -> Result<(), StoreError> {
+/// Numbers new records in the transaction, in the records and in their insert.
+async fn fill_auto_numbers(
+    tx: &mut Tx,
+    entity: &Entity,
+    records: &mut [Record],
+    insert: &mut store::Insert,
+) -> Result<(), StoreError> {
     for (i, field) in
         entity.columns().iter().enumerate().filter(|(_, f)| f.field_type == FieldType::AutoNumber && !f.archived)
     {
         let sequence = format!("{}.{}", entity.name(), field.name);
         let first = store::reserve_in_sequence(tx, &sequence, records.len() as i64).await?;
         let digits = usize::from(field.digits.unwrap_or(6));
-        for (n, record) in (first..).zip(records.iter_mut()) {
-            record.values[i] = Value::Text(format!("{}{n:0digits$}", field.prefix.as_deref().unwrap_or("")));
+        let prefix = field.prefix.as_deref().unwrap_or("");
+        let numbers: Vec<String> = (first..).take(records.len()).map(|n| format!("{prefix}{n:0digits$}")).collect();
+        insert.set_column(i, numbers.iter().map(|number| Arg::Text(number.clone())));
+        for (record, number) in records.iter_mut().zip(numbers) {
+            record.values[i] = Value::Text(number);
         }
     }
     Ok(())
@@ -364,8 +373,9 @@ pub async fn create_with(
     let effects = crate::rules::on_save(app, principal, &catalog, entity, &mut records[0], None).await?;
     let moves = crate::rules::check_stage_moves(app, principal, &catalog, entity, &mut records[0], None).await?;
     check_new(&app.db, &catalog, entity, principal, &records).await?;
+    let insert = new_insert(app.db.dialect(), entity, principal, &records, now);
     let mut tx = app.db.begin().await?;
-    write_new(&mut tx, entity, principal, &mut records, now).await?;
+    write_new(&mut tx, entity, &mut records, insert).await?;
     crate::rules::record_stage_moves(&mut tx, entity, &records[0], &moves, principal.user_id, now).await?;
     crate::rules::apply_effects(&mut tx, app, principal, entity, &records[0], effects, now).await?;
     extra(&mut tx, now).await?;
@@ -396,7 +406,8 @@ pub async fn create_in(
     if !errors.is_empty() {
         return Err(ApiError::Invalid(errors));
     }
-    write_new(tx, entity, principal, &mut records, now).await?;
+    let insert = new_insert(tx.dialect(), entity, principal, &records, now);
+    write_new(tx, entity, &mut records, insert).await?;
     app.noticed_write(entity_name);
     Ok(records[0].id())
 }
@@ -475,8 +486,9 @@ pub async fn insert_prepared(
     let catalog = app.catalog();
     let entity = principal.entity(&catalog, entity_name, Action::Import)?;
     check_new(&app.db, &catalog, entity, principal, records).await?;
+    let insert = new_insert(app.db.dialect(), entity, principal, records, app.now());
     let mut tx = app.db.begin().await?;
-    write_new(&mut tx, entity, principal, records, app.now()).await?;
+    write_new(&mut tx, entity, records, insert).await?;
     tx.commit().await?;
     app.noticed_write(entity_name);
     Ok(())
@@ -552,15 +564,15 @@ async fn check_new(
     if errors.is_empty() { Ok(()) } else { Err(ApiError::Invalid(errors)) }
 }
 
-/// Numbers new records and inserts them with their audit and outbox rows.
-async fn write_new(
-    tx: &mut Tx,
+/// The statements that insert new records with their audit and outbox rows, built before
+/// the transaction: an import's batch is written out while another batch still writes.
+fn new_insert(
+    dialect: Dialect,
     entity: &Entity,
     principal: &Principal,
-    records: &mut [Record],
+    records: &[Record],
     now: DateTime<Utc>,
-) -> ApiResult<()> {
-    fill_auto_numbers(tx, entity, records).await?;
+) -> store::Insert {
     // A creation is audited without its values: they are the record's until a change, whose
     // audit entry keeps the value before it. Nothing is lost, and imports stay fast.
     let audit: Vec<AuditEntry> = records
@@ -582,8 +594,14 @@ async fn write_new(
             payload: json!({"version": 1}),
         })
         .collect();
-    let audit_and_outbox = system::change_statements(tx.dialect(), now, &audit, &events);
-    store::insert(tx, entity, records, audit_and_outbox).await?;
+    let audit_and_outbox = system::change_statements(dialect, now, &audit, &events);
+    store::Insert::new(dialect, entity, records, audit_and_outbox)
+}
+
+/// Numbers new records and runs their insert.
+async fn write_new(tx: &mut Tx, entity: &Entity, records: &mut [Record], mut insert: store::Insert) -> ApiResult<()> {
+    fill_auto_numbers(tx, entity, records, &mut insert).await?;
+    insert.run(tx, entity).await?;
     Ok(())
 }
 
@@ -1024,6 +1042,13 @@ pub struct ListPage {
     fields: Option<Vec<usize>>,
     pub next_cursor: Option<String>,
     pub total: Option<i64>,
+}
+
+impl ListPage {
+    /// Records on the page.
+    pub fn record_count(&self) -> usize {
+        self.records.len()
+    }
 }
 
 impl Serialize for ListPage {

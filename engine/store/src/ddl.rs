@@ -95,6 +95,19 @@ pub fn statements(dialect: Dialect, catalog: &Catalog, steps: &[TableStep]) -> V
                     sql.push(", \"id\"");
                 }
                 sql.push(")").push(LIVE_ROWS);
+                if let [field] = fields.as_slice()
+                    && !*unique
+                    && catalog
+                        .entity(entity.as_str())
+                        .and_then(|e| e.column(field.as_str()))
+                        .is_some_and(|f| f.field_type.is_reference())
+                {
+                    // Most optional references (a parent customer, a source campaign) are
+                    // empty. The index keeps only the rows that have one, which is all that a
+                    // lookup by the reference (a related panel) reads, and a new row without
+                    // one costs no index entry.
+                    sql.push(" AND ").ident(field).push(" IS NOT NULL");
+                }
                 out.push(sql);
             }
             TableStep::DropIndex { entity, fields, unique } => {

@@ -56,6 +56,11 @@ fn read_record(mut row: Row, entity: &Entity) -> Result<Record, StoreError> {
     Ok(Record { values })
 }
 
+/// How each column of the entity's table is kept, in the order [`select_from`] reads them.
+fn storages(entity: &Entity) -> Vec<Storage> {
+    entity.columns().iter().map(FieldDef::storage).collect()
+}
+
 fn select_from(sql: &mut Sql, entity: &Entity) {
     sql.push("SELECT ");
     sql.comma_list(entity.columns(), |sql, field| {
@@ -100,8 +105,8 @@ fn push_and(sql: &mut Sql, filter: Option<&Filter>) {
 }
 
 pub async fn get(db: &Db, entity: &Entity, id: Uuid, scope: Option<&Filter>) -> Result<Option<Record>, StoreError> {
-    let row = get_statement(db.dialect(), entity, id, scope).fetch_keyed(db).await?.into_iter().next();
-    row.map(|row| read_record(row, entity)).transpose()
+    let rows = get_statement(db.dialect(), entity, id, scope).fetch_values_keyed(db, &storages(entity)).await?;
+    Ok(rows.into_iter().next().map(|values| Record { values }))
 }
 
 /// Reads a record within a scope inside a transaction, locking it on PostgreSQL until the
@@ -177,31 +182,54 @@ pub async fn reserve_in_sequence(tx: &mut Tx, name: &str, count: i64) -> Result<
     Ok(last - count + 1)
 }
 
-/// Inserts records, in as few statements as the parameter limits allow, followed by
-/// `then` (the audit and outbox rows of the change), all in one trip to the database.
-pub async fn insert(tx: &mut Tx, entity: &Entity, records: &[Record], then: Vec<Sql>) -> Result<(), StoreError> {
-    let columns = entity.columns();
-    // Both databases take at least 32766 parameters per statement.
-    let rows_per_statement = (30_000 / columns.len()).clamp(1, 500);
-    let mut statements = Vec::with_capacity(records.len() / rows_per_statement + 1 + then.len());
-    for chunk in records.chunks(rows_per_statement) {
-        let mut sql = tx.sql();
-        sql.insert_rows_into().ident(entity.name()).push(" (");
-        sql.comma_list(columns, |sql, field| {
-            sql.ident(&field.name);
-        });
-        sql.push(") VALUES ");
-        sql.comma_list(chunk, |sql, record| {
-            sql.push("(");
-            sql.comma_list(columns.iter().zip(&record.values), |sql, (field, value)| {
-                sql.bind(Arg::of(field, value));
+/// New records as INSERT statements, in as few as the parameter limits allow, followed by
+/// the statements of the change (its audit and outbox rows), to run in one trip to the
+/// database. They are built before the transaction that runs them begins, so that the
+/// writer is not held while they are; what only the transaction knows (auto-numbers) is
+/// set with [`Insert::set_column`].
+pub struct Insert {
+    statements: Vec<Sql>,
+    rows_per_statement: usize,
+    columns: usize,
+}
+
+impl Insert {
+    pub fn new(dialect: Dialect, entity: &Entity, records: &[Record], then: Vec<Sql>) -> Self {
+        let columns = entity.columns();
+        // Both databases take at least 32766 parameters per statement.
+        let rows_per_statement = (30_000 / columns.len()).clamp(1, 500);
+        let mut statements = Vec::with_capacity(records.len() / rows_per_statement + 1 + then.len());
+        for chunk in records.chunks(rows_per_statement) {
+            let mut sql = Sql::new(dialect);
+            sql.insert_rows_into().ident(entity.name()).push(" (");
+            sql.comma_list(columns, |sql, field| {
+                sql.ident(&field.name);
             });
-            sql.push(")");
-        });
-        statements.push(sql);
+            sql.push(") VALUES ");
+            sql.comma_list(chunk, |sql, record| {
+                sql.push("(");
+                sql.comma_list(columns.iter().zip(&record.values), |sql, (field, value)| {
+                    sql.bind(Arg::of(field, value));
+                });
+                sql.push(")");
+            });
+            statements.push(sql);
+        }
+        statements.extend(then);
+        Insert { statements, rows_per_statement, columns: columns.len() }
     }
-    statements.extend(then);
-    Sql::execute_all(statements, tx).await.map_err(|e| classify(entity, e))
+
+    /// Sets column `column` of the rows, in the order of the records.
+    pub fn set_column(&mut self, column: usize, values: impl IntoIterator<Item = Arg>) {
+        for (row, value) in values.into_iter().enumerate() {
+            let statement = &mut self.statements[row / self.rows_per_statement];
+            statement.set_arg((row % self.rows_per_statement) * self.columns + column, value);
+        }
+    }
+
+    pub async fn run(self, tx: &mut Tx, entity: &Entity) -> Result<(), StoreError> {
+        Sql::execute_all(self.statements, tx).await.map_err(|e| classify(entity, e))
+    }
 }
 
 /// Writes changed columns of a live record at `version`, bumping the version. Returns the
@@ -338,8 +366,8 @@ fn push_order(sql: &mut Sql, keys: &[OrderKey]) {
 }
 
 pub async fn list(db: &Db, entity: &Entity, query: &ListQuery) -> Result<Page, StoreError> {
-    let rows = list_statement(db.dialect(), entity, query).fetch_all(db).await?;
-    let mut records = rows.into_iter().map(|row| read_record(row, entity)).collect::<Result<Vec<_>, _>>()?;
+    let rows = list_statement(db.dialect(), entity, query).fetch_values(db, storages(entity)).await?;
+    let mut records: Vec<Record> = rows.into_iter().map(|values| Record { values }).collect();
     let more = records.len() > query.limit as usize;
     records.truncate(query.limit as usize);
     Ok(Page { records, more })

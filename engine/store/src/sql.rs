@@ -6,6 +6,7 @@
 
 use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
 use crm_model::{FieldDef, Ident, Storage, Value};
+use rusqlite::types::ValueRef;
 use sqlx::{AssertSqlSafe, Row as _};
 use uuid::Uuid;
 
@@ -133,6 +134,11 @@ impl Sql {
         self
     }
 
+    /// Replaces the value of the `index`th parameter bound so far.
+    pub fn set_arg(&mut self, index: usize, arg: Arg) {
+        self.args[index] = arg;
+    }
+
     /// Appends a number the engine computed (limits, scales) as a bound parameter.
     pub fn bind_int(&mut self, n: i64) -> &mut Self {
         self.bind(Arg::Integer(n))
@@ -181,7 +187,9 @@ impl Sql {
     /// Runs the statement on the read side and returns its rows.
     pub async fn fetch_all(self, db: &Db) -> Result<Vec<Row>, StoreError> {
         Ok(match &db.pools {
-            Pools::Sqlite(pools) => pools.read(self.text, self.args).await?.into_iter().map(Row::Sqlite).collect(),
+            Pools::Sqlite(pools) => {
+                pools.read(self.text, self.args, crate::sqlite::cells).await?.into_iter().map(Row::Sqlite).collect()
+            }
             Pools::Postgres(pool) => self.postgres().fetch_all(pool).await?.into_iter().map(Row::Postgres).collect(),
         })
     }
@@ -190,10 +198,31 @@ impl Sql {
     /// the calling task instead of a database thread: it is shorter than the trip there.
     pub async fn fetch_keyed(self, db: &Db) -> Result<Vec<Row>, StoreError> {
         match &db.pools {
-            Pools::Sqlite(pools) => {
-                Ok(pools.read_keyed(self.text, self.args).await?.into_iter().map(Row::Sqlite).collect())
-            }
+            Pools::Sqlite(pools) => Ok(pools
+                .read_keyed(self.text, self.args, crate::sqlite::cells)
+                .await?
+                .into_iter()
+                .map(Row::Sqlite)
+                .collect()),
             Pools::Postgres(_) => self.fetch_all(db).await,
+        }
+    }
+
+    /// Reads rows whose columns are kept with `storages` as values. On SQLite each cell is
+    /// read as the query steps over it, on the database thread, without an owned copy of
+    /// its text first.
+    pub async fn fetch_values(self, db: &Db, storages: Vec<Storage>) -> Result<Vec<Vec<Value>>, StoreError> {
+        match &db.pools {
+            Pools::Sqlite(pools) => pools.read(self.text, self.args, move |row| values(row, &storages)).await,
+            Pools::Postgres(_) => postgres_values(self.fetch_all(db).await?, &storages),
+        }
+    }
+
+    /// [`Sql::fetch_values`] for the few rows a key finds, read as [`Sql::fetch_keyed`] reads.
+    pub async fn fetch_values_keyed(self, db: &Db, storages: &[Storage]) -> Result<Vec<Vec<Value>>, StoreError> {
+        match &db.pools {
+            Pools::Sqlite(pools) => pools.read_keyed(self.text, self.args, |row| values(row, storages)).await,
+            Pools::Postgres(_) => postgres_values(self.fetch_all(db).await?, storages),
         }
     }
 
@@ -243,6 +272,19 @@ impl Sql {
     }
 }
 
+/// The cells of an SQLite row as values kept with `storages`.
+fn values(row: &rusqlite::Row<'_>, storages: &[Storage]) -> Result<Vec<Value>, StoreError> {
+    let mut values = Vec::with_capacity(storages.len());
+    for (i, storage) in storages.iter().enumerate() {
+        values.push(sqlite_value(row.get_ref(i)?, *storage)?);
+    }
+    Ok(values)
+}
+
+fn postgres_values(rows: Vec<Row>, storages: &[Storage]) -> Result<Vec<Vec<Value>>, StoreError> {
+    rows.iter().map(|row| storages.iter().enumerate().map(|(i, s)| row.value(i, *s)).collect()).collect()
+}
+
 /// Where a statement runs: on the read side, or inside a transaction.
 pub enum On<'a> {
     Read(&'a Db),
@@ -288,24 +330,29 @@ fn corrupt(what: &str, text: &str) -> StoreError {
 }
 
 /// Reads an SQLite cell as a value kept with `storage`.
-fn sqlite_value(cell: &rusqlite::types::Value, storage: Storage) -> Result<Value, StoreError> {
-    use rusqlite::types::Value as Cell;
+pub(crate) fn sqlite_value(cell: ValueRef<'_>, storage: Storage) -> Result<Value, StoreError> {
+    let text = |bytes| std::str::from_utf8(bytes).map_err(|_| StoreError::Corrupt("text that is not UTF-8".into()));
     Ok(match (cell, storage) {
-        (Cell::Null, _) => Value::Null,
-        (Cell::Integer(n), Storage::Integer) => Value::Integer(*n),
-        (Cell::Integer(n), Storage::Fixed(_)) => Value::Fixed(*n),
-        (Cell::Integer(n), Storage::Boolean) => Value::Boolean(*n != 0),
-        (Cell::Text(text), Storage::Date) => {
+        (ValueRef::Null, _) => Value::Null,
+        (ValueRef::Integer(n), Storage::Integer) => Value::Integer(n),
+        (ValueRef::Integer(n), Storage::Fixed(_)) => Value::Fixed(n),
+        (ValueRef::Integer(n), Storage::Boolean) => Value::Boolean(n != 0),
+        (ValueRef::Text(bytes), Storage::Uuid) => {
+            Value::Uuid(Uuid::try_parse_ascii(bytes).map_err(|_| corrupt("id", &String::from_utf8_lossy(bytes)))?)
+        }
+        (ValueRef::Text(bytes), Storage::Date) => {
+            let text = text(bytes)?;
             Value::Date(NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| corrupt("date", text))?)
         }
-        (Cell::Text(text), Storage::Datetime) => {
+        (ValueRef::Text(bytes), Storage::Datetime) => {
+            let text = text(bytes)?;
             Value::Datetime(DateTime::parse_from_rfc3339(text).map_err(|_| corrupt("datetime", text))?.to_utc())
         }
-        (Cell::Text(text), Storage::Uuid) => Value::Uuid(Uuid::parse_str(text).map_err(|_| corrupt("id", text))?),
-        (Cell::Text(text), Storage::List) => {
+        (ValueRef::Text(bytes), Storage::List) => {
+            let text = text(bytes)?;
             Value::List(serde_json::from_str(text).map_err(|_| corrupt("list", text))?)
         }
-        (Cell::Text(text), Storage::Text) => Value::Text(text.clone()),
+        (ValueRef::Text(bytes), Storage::Text) => Value::Text(text(bytes)?.to_owned()),
         (other, _) => return Err(StoreError::Corrupt(format!("a {other:?} where a {storage:?} value belongs"))),
     })
 }
@@ -326,7 +373,8 @@ impl Row {
     pub fn value(&self, i: usize, storage: Storage) -> Result<Value, StoreError> {
         match self {
             Row::Sqlite(cells) => {
-                sqlite_value(cells.get(i).ok_or_else(|| StoreError::Corrupt(format!("no column {i}")))?, storage)
+                let cell = cells.get(i).ok_or_else(|| StoreError::Corrupt(format!("no column {i}")))?;
+                sqlite_value(cell.into(), storage)
             }
             Row::Postgres(row) => {
                 let value = match storage {

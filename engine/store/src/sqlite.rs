@@ -49,18 +49,20 @@ fn open(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
     // back to 64 MB when it restarts.
     conn.execute_batch(if read_only { "PRAGMA cache_size = -65536" } else { WRITER_CACHE })?;
     if !read_only {
-        conn.execute_batch("PRAGMA wal_autocheckpoint = 10000; PRAGMA journal_size_limit = 67108864")?;
+        conn.execute_batch("PRAGMA journal_size_limit = 67108864")?;
     }
     Ok(conn)
 }
 
-const WRITER_CACHE: &str = "PRAGMA cache_size = -8192";
+const WRITER_CACHE: &str = "PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = 10000";
 
 /// A transaction that writes many rows (an import) dirties more pages than the writer's
 /// cache holds: SQLite would write them to the log before the commit and read them back
 /// for the next row, which costs an import about a quarter of its time. Such a transaction
-/// gets a cache this large.
-const LARGE_WRITE_CACHE: &str = "PRAGMA cache_size = -262144";
+/// gets a cache this large. It also leaves checkpoints to the checkpointer thread, which
+/// copies the log while the next batch is written instead of inside this one's commit (the
+/// writer takes over if the log passes 800 MB).
+const LARGE_WRITE_CACHE: &str = "PRAGMA cache_size = -262144; PRAGMA wal_autocheckpoint = 100000";
 
 /// Bound values in one trip that make a transaction a large write: about a thousand rows.
 const LARGE_WRITE_ARGS: usize = 20_000;
@@ -92,13 +94,19 @@ struct ReadPool {
 }
 
 impl ReadPool {
-    /// Runs a statement on an idle connection; the caller holds a permit, so there is one.
-    fn run(&self, sql: &str, args: &[Arg]) -> Result<Vec<Cells>, StoreError> {
+    /// Runs a query on an idle connection, reading each row with `read`; the caller holds a
+    /// permit, so there is one.
+    fn run<T>(
+        &self,
+        sql: &str,
+        args: &[Arg],
+        read: impl FnMut(&rusqlite::Row<'_>) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
         let conn = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let conn = conn.ok_or_else(|| StoreError::Corrupt("no idle read connection".into()))?;
-        let result = run(&conn, sql, args);
+        let result = query(&conn, sql, args, read);
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
-        Ok(result?.0)
+        result
     }
 }
 
@@ -276,23 +284,46 @@ fn bind(statement: &mut rusqlite::Statement<'_>, args: &[Arg]) -> rusqlite::Resu
 fn run(conn: &Connection, sql: &str, args: &[Arg]) -> Result<(Vec<Cells>, u64), StoreError> {
     let mut statement = conn.prepare_cached(sql)?;
     bind(&mut statement, args)?;
-    let columns = statement.column_count();
-    if columns == 0 {
+    if statement.column_count() == 0 {
         let changed = statement.raw_execute()?;
         return Ok((Vec::new(), changed as u64));
     }
+    let rows = read_rows(&mut statement, cells)?;
+    Ok((rows, conn.changes()))
+}
+
+/// Runs a query on a connection, reading each row with `read`.
+fn query<T>(
+    conn: &Connection,
+    sql: &str,
+    args: &[Arg],
+    read: impl FnMut(&rusqlite::Row<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut statement = conn.prepare_cached(sql)?;
+    bind(&mut statement, args)?;
+    read_rows(&mut statement, read)
+}
+
+fn read_rows<T>(
+    statement: &mut rusqlite::Statement<'_>,
+    mut read: impl FnMut(&rusqlite::Row<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
     let mut rows = statement.raw_query();
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
-        let mut cells = Vec::with_capacity(columns);
-        for i in 0..columns {
-            cells.push(row.get::<_, Cell>(i)?);
-        }
-        out.push(cells);
+        out.push(read(row)?);
     }
-    drop(rows);
-    let changed = conn.changes();
-    Ok((out, changed))
+    Ok(out)
+}
+
+/// Every cell of a row, owned.
+pub(crate) fn cells(row: &rusqlite::Row<'_>) -> Result<Cells, StoreError> {
+    let columns = row.as_ref().column_count();
+    let mut cells = Vec::with_capacity(columns);
+    for i in 0..columns {
+        cells.push(row.get::<_, Cell>(i)?);
+    }
+    Ok(cells)
 }
 
 async fn blocking<T: Send + 'static>(
@@ -324,18 +355,29 @@ impl SqlitePools {
         })
     }
 
-    /// Runs a statement on a read connection, on a thread of the blocking pool.
-    pub(crate) async fn read(&self, sql: String, args: Vec<Arg>) -> Result<Vec<Cells>, StoreError> {
+    /// Runs a query on a read connection, on a thread of the blocking pool, reading each
+    /// row with `read` there.
+    pub(crate) async fn read<T: Send + 'static>(
+        &self,
+        sql: String,
+        args: Vec<Arg>,
+        read: impl FnMut(&rusqlite::Row<'_>) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<Vec<T>, StoreError> {
         let _permit = self.read_permit().await?;
         let pool = self.read.clone();
-        blocking(move || pool.run(&sql, &args)).await
+        blocking(move || pool.run(&sql, &args, read)).await
     }
 
-    /// Runs a statement that finds its few rows through a key (a record by its id) on the
+    /// Runs a query that finds its few rows through a key (a record by its id) on the
     /// calling task: it takes microseconds, less than the trip to another thread and back.
-    pub(crate) async fn read_keyed(&self, sql: String, args: Vec<Arg>) -> Result<Vec<Cells>, StoreError> {
+    pub(crate) async fn read_keyed<T>(
+        &self,
+        sql: String,
+        args: Vec<Arg>,
+        read: impl FnMut(&rusqlite::Row<'_>) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
         let _permit = self.read_permit().await?;
-        self.read.run(&sql, &args)
+        self.read.run(&sql, &args, read)
     }
 
     async fn read_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, StoreError> {
@@ -428,9 +470,17 @@ impl SqliteTx {
             for (sql, args) in &statements {
                 run(&conn, sql, args)?;
             }
-            Ok(())
+            Ok(statements)
         };
-        if large { blocking(work).await } else { work() }
+        if large {
+            let statements = blocking(work).await?;
+            // Freeing a large write's values (a hundred thousand strings) is a twentieth of
+            // the write; the transaction does not wait for it.
+            tokio::task::spawn_blocking(move || drop(statements));
+            Ok(())
+        } else {
+            work().map(drop)
+        }
     }
 
     pub(crate) async fn script(&mut self, sql: &'static str) -> Result<(), StoreError> {
