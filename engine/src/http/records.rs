@@ -189,6 +189,13 @@ pub async fn bulk_restore(
     Ok(Json(json!({ "results": results })))
 }
 
+/// The answer to an import: written straight from the ids, without a JSON tree of them.
+#[derive(serde::Serialize)]
+struct Created {
+    created: usize,
+    ids: Vec<uuid::Uuid>,
+}
+
 /// `POST /api/v1/records/{entity}/bulk/create`: all records or none.
 pub async fn bulk_create(
     State(app): State<AppState>,
@@ -197,7 +204,7 @@ pub async fn bulk_create(
     ApiJson(body): ApiJson<BulkCreate>,
 ) -> ApiResult<Response> {
     let ids = records::import(&app, &p, &entity, &body.records).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "created": ids.len(), "ids": ids }))).into_response())
+    Ok((StatusCode::CREATED, Json(Created { created: ids.len(), ids })).into_response())
 }
 
 #[derive(Deserialize)]
