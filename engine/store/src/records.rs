@@ -345,7 +345,7 @@ pub fn list_statement(dialect: Dialect, entity: &Entity, query: &ListQuery) -> S
     push_where(&mut sql, query.filter.as_ref(), query.deleted);
     if let Some(after) = &query.after {
         sql.push(" AND ");
-        push_after(&mut sql, &keys, after);
+        push_after(&mut sql, entity, &keys, after);
     }
     push_order(&mut sql, &keys);
     sql.push(" LIMIT ").bind_int(i64::from(query.limit) + 1);
@@ -357,7 +357,7 @@ pub fn list_statement(dialect: Dialect, entity: &Entity, query: &ListQuery) -> S
 fn push_order(sql: &mut Sql, keys: &[OrderKey]) {
     sql.push(" ORDER BY ");
     sql.comma_list(keys, |sql, key| {
-        sql.ident(&key.field.name);
+        push_key(sql, key);
         sql.push(if key.descending { " DESC" } else { " ASC" });
         if key.nullable {
             sql.push(" NULLS LAST");
@@ -442,6 +442,30 @@ struct OrderKey {
     field: FieldDef,
     descending: bool,
     nullable: bool,
+    /// The last key, which breaks ties: the id, or on SQLite the rowid (see
+    /// `ddl::push_tie_breaker`).
+    tie_breaker: bool,
+}
+
+/// The column of a sort key.
+fn push_key(sql: &mut Sql, key: &OrderKey) {
+    if key.tie_breaker && sql.dialect() == Dialect::Sqlite {
+        sql.push("rowid");
+    } else {
+        sql.ident(&key.field.name);
+    }
+}
+
+/// A cursor's value of a sort key. On SQLite the tie breaker's is the rowid of the cursor's
+/// record, found by its id; the record stays in the table when it is deleted (the recycle
+/// bin), so only a purge between two pages loses the place.
+fn push_value(sql: &mut Sql, entity: &Entity, key: &OrderKey, value: &Value) {
+    if key.tie_breaker && sql.dialect() == Dialect::Sqlite {
+        sql.push("(SELECT rowid FROM ").ident(entity.name()).push(" WHERE \"id\" = ");
+        sql.bind(Arg::of(&key.field, value)).push(")");
+    } else {
+        sql.bind(Arg::of(&key.field, value));
+    }
 }
 
 fn order_keys(entity: &Entity, sort: &[crm_model::SortKey]) -> Vec<OrderKey> {
@@ -450,30 +474,26 @@ fn order_keys(entity: &Entity, sort: &[crm_model::SortKey]) -> Vec<OrderKey> {
         .filter_map(|key| {
             let field = entity.column(key.field.as_str())?;
             let nullable = !matches!(field.name.as_str(), "id" | "owner" | "created_at" | "updated_at" | "version");
-            Some(OrderKey { field: field.clone(), descending: key.descending, nullable })
+            Some(OrderKey { field: field.clone(), descending: key.descending, nullable, tie_breaker: false })
         })
         .collect();
     // The id follows the direction of the other keys when they agree, so that a row-value
     // comparison (which an index can serve) is possible.
     let descending = !keys.is_empty() && keys.iter().all(|k| k.descending);
     let id = entity.column("id").expect("every entity has an id").clone();
-    keys.push(OrderKey { field: id, descending, nullable: false });
+    keys.push(OrderKey { field: id, descending, nullable: false, tie_breaker: true });
     keys
 }
 
 /// Rows strictly after `after` in the order of `keys` (nulls sort last in both directions).
-fn push_after(sql: &mut Sql, keys: &[OrderKey], after: &[Value]) {
+fn push_after(sql: &mut Sql, entity: &Entity, keys: &[OrderKey], after: &[Value]) {
     let same_direction = keys.iter().all(|k| k.descending == keys[0].descending);
     let no_nulls = keys.iter().all(|k| !k.nullable) && after.iter().all(|v| !v.is_null());
     if same_direction && no_nulls {
         sql.push("(");
-        sql.comma_list(keys, |sql, key| {
-            sql.ident(&key.field.name);
-        });
+        sql.comma_list(keys, push_key);
         sql.push(if keys[0].descending { ") < (" } else { ") > (" });
-        sql.comma_list(keys.iter().zip(after), |sql, (key, value)| {
-            sql.bind(Arg::of(&key.field, value));
-        });
+        sql.comma_list(keys.iter().zip(after), |sql, (key, value)| push_value(sql, entity, key, value));
         sql.push(")");
         return;
     }
@@ -485,16 +505,20 @@ fn push_after(sql: &mut Sql, keys: &[OrderKey], after: &[Value]) {
         }
         sql.push(" OR (");
         for (key, value) in keys[..i].iter().zip(after) {
-            sql.ident(&key.field.name);
+            push_key(sql, key);
             if value.is_null() {
                 sql.push(" IS NULL AND ");
             } else {
-                sql.push(" = ").bind(Arg::of(&key.field, value)).push(" AND ");
+                sql.push(" = ");
+                push_value(sql, entity, key, value);
+                sql.push(" AND ");
             }
         }
         let key = &keys[i];
-        sql.push("(").ident(&key.field.name).push(if key.descending { " < " } else { " > " });
-        sql.bind(Arg::of(&key.field, &after[i]));
+        sql.push("(");
+        push_key(sql, key);
+        sql.push(if key.descending { " < " } else { " > " });
+        push_value(sql, entity, key, &after[i]);
         if key.nullable {
             sql.push(" OR ").ident(&key.field.name).push(" IS NULL");
         }
@@ -563,13 +587,19 @@ fn push_scope(sql: &mut Sql, term: &ScopeTerm) {
                     sql.push(" AND access = ").bind(Arg::Text("edit".into()));
                 }
             };
-            sql.push("\"id\" IN (");
+            // On SQLite the shared records are matched by rowid, which the entry of every
+            // index carries, so that the test needs no read of the row.
+            if sql.dialect() == Dialect::Sqlite {
+                sql.push("rowid IN (SELECT rowid FROM ").ident(entity).push(" WHERE \"id\" IN (");
+            } else {
+                sql.push("\"id\" IN (");
+            }
             grantee(sql, "user_id", &[*user]);
             if !departments.is_empty() {
                 sql.push(" UNION ALL ");
                 grantee(sql, "department_id", departments);
             }
-            sql.push(")");
+            sql.push(if sql.dialect() == Dialect::Sqlite { "))" } else { ")" });
         }
         ScopeTerm::Nothing => {
             sql.push("1 = 0");
