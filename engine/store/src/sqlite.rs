@@ -282,32 +282,19 @@ fn bind(statement: &mut rusqlite::Statement<'_>, args: &[Arg]) -> rusqlite::Resu
 /// Runs one statement on a connection: its rows when it returns any, and the changed-row
 /// count.
 fn run(conn: &Connection, sql: &str, args: &[Arg]) -> Result<(Vec<Cells>, u64), StoreError> {
-    let mut statement = conn.prepare_cached(sql)?;
-    bind(&mut statement, args)?;
-    if statement.column_count() == 0 {
-        let changed = statement.raw_execute()?;
-        return Ok((Vec::new(), changed as u64));
-    }
-    let rows = read_rows(&mut statement, cells)?;
+    let rows = query(conn, sql, args, cells)?;
     Ok((rows, conn.changes()))
 }
 
-/// Runs a query on a connection, reading each row with `read`.
+/// Runs a statement on a connection to its end, reading each row it returns with `read`.
 fn query<T>(
     conn: &Connection,
     sql: &str,
     args: &[Arg],
-    read: impl FnMut(&rusqlite::Row<'_>) -> Result<T, StoreError>,
+    mut read: impl FnMut(&rusqlite::Row<'_>) -> Result<T, StoreError>,
 ) -> Result<Vec<T>, StoreError> {
     let mut statement = conn.prepare_cached(sql)?;
     bind(&mut statement, args)?;
-    read_rows(&mut statement, read)
-}
-
-fn read_rows<T>(
-    statement: &mut rusqlite::Statement<'_>,
-    mut read: impl FnMut(&rusqlite::Row<'_>) -> Result<T, StoreError>,
-) -> Result<Vec<T>, StoreError> {
     let mut rows = statement.raw_query();
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
