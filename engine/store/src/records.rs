@@ -335,12 +335,9 @@ pub fn list_statement(dialect: Dialect, entity: &Entity, query: &ListQuery) -> S
     let keys = order_keys(entity, &query.sort);
     let mut sql = Sql::new(dialect);
     select_from(&mut sql, entity);
-    // On SQLite the page is chosen by rowid, which every index entry carries: its rows are
-    // then read straight from the table instead of through the index of ids.
-    let key = match dialect {
-        Dialect::Sqlite => "rowid",
-        Dialect::Postgres => "\"id\"",
-    };
+    // The page is chosen by row key: on SQLite its rows are then read straight from the
+    // table instead of through the index of ids.
+    let key = row_key(dialect);
     sql.push(" WHERE ").push(key).push(" IN (SELECT ").push(key).push(" FROM ").ident(entity.name());
     push_where(&mut sql, query.filter.as_ref(), query.deleted);
     if let Some(after) = &query.after {
@@ -447,10 +444,19 @@ struct OrderKey {
     tie_breaker: bool,
 }
 
+/// What a statement matches rows by: on SQLite the rowid, which every index entry carries,
+/// so that the match needs no read of the row; on PostgreSQL the id.
+fn row_key(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => "rowid",
+        Dialect::Postgres => "\"id\"",
+    }
+}
+
 /// The column of a sort key.
 fn push_key(sql: &mut Sql, key: &OrderKey) {
-    if key.tie_breaker && sql.dialect() == Dialect::Sqlite {
-        sql.push("rowid");
+    if key.tie_breaker {
+        sql.push(row_key(sql.dialect()));
     } else {
         sql.ident(&key.field.name);
     }
@@ -587,19 +593,18 @@ fn push_scope(sql: &mut Sql, term: &ScopeTerm) {
                     sql.push(" AND access = ").bind(Arg::Text("edit".into()));
                 }
             };
-            // On SQLite the shared records are matched by rowid, which the entry of every
-            // index carries, so that the test needs no read of the row.
-            if sql.dialect() == Dialect::Sqlite {
-                sql.push("rowid IN (SELECT rowid FROM ").ident(entity).push(" WHERE \"id\" IN (");
-            } else {
-                sql.push("\"id\" IN (");
+            // Shared records are matched by row key; on SQLite that takes their rowids first.
+            let by_rowid = sql.dialect() == Dialect::Sqlite;
+            sql.push(row_key(sql.dialect())).push(" IN (");
+            if by_rowid {
+                sql.push("SELECT rowid FROM ").ident(entity).push(" WHERE \"id\" IN (");
             }
             grantee(sql, "user_id", &[*user]);
             if !departments.is_empty() {
                 sql.push(" UNION ALL ");
                 grantee(sql, "department_id", departments);
             }
-            sql.push(if sql.dialect() == Dialect::Sqlite { "))" } else { ")" });
+            sql.push(if by_rowid { "))" } else { ")" });
         }
         ScopeTerm::Nothing => {
             sql.push("1 = 0");
