@@ -244,7 +244,7 @@ async fn edits_follow_the_edit_scope(t: TestApp) {
         .expect(200);
     let statuses: Vec<i64> =
         bulk["results"].as_array().unwrap().iter().map(|r| r["status"].as_i64().unwrap()).collect();
-    assert_eq!(statuses, [200, 404, 404]);
+    assert_eq!(statuses, [200, 404, 403], "the pool's P1 is seen, not changed in place");
     let deleted = org
         .as_user(
             "rep2",
@@ -256,7 +256,7 @@ async fn edits_follow_the_edit_scope(t: TestApp) {
         .expect(200);
     let statuses: Vec<i64> =
         deleted["results"].as_array().unwrap().iter().map(|r| r["status"].as_i64().unwrap()).collect();
-    assert_eq!(statuses, [404, 200]);
+    assert_eq!(statuses, [403, 200], "X1 is shared with rep2 for reading only, as PATCH answers");
     org.t.get(&format!("/api/v1/records/customer/{}", org.id("X1"))).await.expect(200);
     let bin = org.as_user("rep2", Method::GET, "/api/v1/records/customer?deleted=true", None).await;
     assert_eq!(bin.status.as_u16(), 403, "sales reps may not restore");

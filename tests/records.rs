@@ -3,6 +3,7 @@
 
 mod support;
 
+use crm::records::{Source, Unit};
 use serde_json::{Value, json};
 use support::TestApp;
 
@@ -478,16 +479,19 @@ async fn a_row_the_database_refuses_undoes_its_whole_import(t: TestApp) {
     let admin = t.list("user", Some(json!({"field": "login", "op": "eq", "value": "admin"})), "").await.expect(200);
     let admin: uuid::Uuid = admin["data"][0]["id"].as_str().unwrap().parse().unwrap();
     let principal = t.app.principal(admin).await.unwrap();
-    // A thousand rows: a large write, and several statements of many rows each. The last row
-    // repeats the first one's id, which only the database itself can refuse: the statement
-    // stops there with the rows before it written, and the transaction must undo them all.
-    let rows: Vec<Value> = (0..1000).map(|i| json!({"name": format!("导入客户{i}")})).collect();
-    let mut records = crm::records::prepare(&t.app, &principal, "customer", &rows).unwrap();
-    let first_id = records[0].values[crm_store::records::col::ID].clone();
-    records[999].values[crm_store::records::col::ID] = first_id;
-    assert!(crm::records::insert_prepared(&t.app, &principal, "customer", &mut records).await.is_err());
-    assert_eq!(t.list("customer", None, "count=true").await.expect(200)["total"], 0, "nothing of it is left");
+    // A thousand rows: a large write, and several statements of many rows each. The last
+    // row's unique code is taken by someone else after the import was checked and before it
+    // is written, which only the database itself can refuse: the statement stops there with
+    // the rows before it written, and the transaction must undo them all.
+    let products: Vec<Value> =
+        (0..1000).map(|i| json!({"name": format!("导入产品{i}"), "code": format!("P{i}")})).collect();
+    let mut unit = Unit::new(&t.app, &principal, Source::Import).await.unwrap();
+    unit.create_many("product", &products).await.unwrap();
+    t.create("product", json!({"name": "抢先的产品", "code": "P999"})).await;
+    assert!(unit.commit().await.is_err(), "the database refuses the taken code");
+    assert_eq!(t.list("product", None, "count=true").await.expect(200)["total"], 1, "nothing of it is left");
 
+    let rows: Vec<Value> = (0..1000).map(|i| json!({"name": format!("导入客户{i}")})).collect();
     let again = t.post("/api/v1/records/customer/bulk/create", json!({"records": rows})).await.expect(201);
     assert_eq!(again["created"], 1000, "the writer goes on after the failure");
     t.create("customer", json!({"name": "之后的一条"})).await;
@@ -514,16 +518,19 @@ async fn imports_and_single_writes_interleave(t: TestApp) {
     let principal = t.app.principal(admin).await.unwrap();
     let t = std::sync::Arc::new(t);
     let rows = |tag: &str| -> Vec<Value> { (0..1000).map(|i| json!({"name": format!("{tag}{i}")})).collect() };
-    // Two good imports, one the database refuses at its last row, and single creates, all at
-    // once: large writes commit alone, single writes share commits, and the failure undoes
-    // only its own rows whichever group it lands in.
-    let mut bad = crm::records::prepare(&t.app, &principal, "customer", &rows("坏")).unwrap();
-    bad[999].values[crm_store::records::col::ID] = bad[0].values[crm_store::records::col::ID].clone();
+    // Two good imports, one the database refuses at its last row (its code was taken after
+    // it was checked), and single creates, all at once: large writes commit alone, single
+    // writes share commits, and the failure undoes only its own rows whichever group it
+    // lands in.
+    let bad: Vec<Value> = (0..1000).map(|i| json!({"name": format!("坏{i}"), "code": format!("坏{i}")})).collect();
     let refused = {
         let t = t.clone();
-        tokio::spawn(
-            async move { crm::records::insert_prepared(&t.app, &principal, "customer", &mut bad).await.is_err() },
-        )
+        tokio::spawn(async move {
+            let mut unit = Unit::new(&t.app, &principal, Source::Import).await.unwrap();
+            unit.create_many("product", &bad).await.unwrap();
+            t.create("product", json!({"name": "抢先的产品", "code": "坏999"})).await;
+            unit.commit().await.is_err()
+        })
     };
     let mut tasks = Vec::new();
     for tag in ["甲", "乙"] {
@@ -552,6 +559,6 @@ async fn imports_and_single_writes_interleave(t: TestApp) {
         "nothing of the refused import"
     );
     let refused_rows =
-        t.list("customer", Some(json!({"field": "name", "op": "starts_with", "value": "坏"})), "count=true");
-    assert_eq!(refused_rows.await.expect(200)["total"], 0);
+        t.list("product", Some(json!({"field": "name", "op": "starts_with", "value": "坏"})), "count=true");
+    assert_eq!(refused_rows.await.expect(200)["total"], 0, "nothing of the refused import");
 }

@@ -312,16 +312,16 @@ async fn a_dry_run_says_what_would_happen_and_saves_nothing(t: TestApp) {
         .expect(200);
     assert_eq!(supplied["ok"], true);
     assert_eq!(supplied["value"], "26.64");
+    let note = "update(\"quote\", record.quote, #{ remark: `明细金额 ${record.amount}` });";
+    assert_eq!(install(&t, "quote_note", Some("quote_line"), "after_save", json!({}), note).await.status, 200);
     let stored = t
-        .post("/api/v1/meta/scripts/quote_total/dry-run", json!({"id": id(&line), "record": {"amount": "99"}}))
+        .post("/api/v1/meta/scripts/quote_note/dry-run", json!({"id": id(&line), "record": {"amount": "99"}}))
         .await
         .expect(200);
-    assert_eq!(stored["effects"][0]["update"]["values"]["total_amount"], "99", "{stored}");
-    assert_eq!(
-        t.get(&format!("/api/v1/records/quote/{}", id(&quote))).await.expect(200)["total_amount"],
-        "10.00",
-        "nothing saved"
-    );
+    assert_eq!(stored["effects"][0]["update"]["values"]["remark"], "明细金额 99", "{stored}");
+    let quote = t.get(&format!("/api/v1/records/quote/{}", id(&quote))).await.expect(200);
+    assert_eq!(quote["remark"], Value::Null, "nothing saved");
+    assert_eq!(quote["total_amount"], "10.00");
     assert_eq!(t.get(&format!("/api/v1/records/quote_line/{}", id(&line))).await.expect(200)["version"], 1);
     let failing = install(&t, "fails", Some("customer"), "validate", json!({}), "throw \"no\";").await;
     assert_eq!(failing.status, 200);
@@ -430,8 +430,20 @@ async fn approvals_lock_records_for_reps_not_approvers(t: TestApp) {
     let deleted = as_rep(Method::POST, "/api/v1/records/order/bulk/delete".into(), Some(json!({"ids": [id(&order)]})))
         .await
         .expect(200);
-    assert_eq!(deleted["results"][0]["status"], 422);
-    assert_eq!(deleted["results"][0]["error"]["errors"][0]["code"], "record_locked");
+    assert_eq!(deleted["results"][0]["status"], 403);
+    assert_eq!(deleted["results"][0]["error"]["code"], "record_locked");
+    let deleted = as_rep(Method::DELETE, path.clone(), None).await.expect(403);
+    assert_eq!(deleted["code"], "record_locked", "DELETE answers a lock as PATCH does");
+    let added = as_rep(
+        Method::POST,
+        "/api/v1/records/order_line".into(),
+        Some(json!({"name": "加一行", "order": id(&order), "quantity": 1, "price": "1"})),
+    )
+    .await
+    .expect(403);
+    assert_eq!(added["code"], "record_locked", "no new line under a locked order");
+    let line_gone = as_rep(Method::DELETE, line_path.clone(), None).await.expect(403);
+    assert_eq!(line_gone["code"], "record_locked", "nor a line deleted from it");
     as_boss(Method::POST, format!("{path}/approval"), Some(json!({"action": "reject"}))).await.expect(422);
 
     let approved =

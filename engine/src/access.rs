@@ -11,10 +11,10 @@ use axum::http::request::Parts;
 use crm_model::filter::{Cond, Op, ScopeTerm};
 use crm_model::roles::EntityAccess;
 use crm_model::{Access, Action, Catalog, Entity, Filter, Ident, Scope, USER_ENTITY, Value};
+use crm_store::Db;
 use crm_store::records as store;
 use uuid::Uuid;
 
-use crate::app::App;
 use crate::error::{ApiError, ApiResult};
 
 /// The authenticated caller of a request.
@@ -39,6 +39,20 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
 static NO_FIELDS: std::sync::LazyLock<HashSet<Ident>> = std::sync::LazyLock::new(HashSet::new);
 
 impl Principal {
+    /// The engine itself, as scheduled rules, rules' reads and engine checks run: every
+    /// record is in its scope.
+    pub fn system(catalog: &Catalog) -> Principal {
+        let roles: Vec<String> =
+            catalog.docs().roles.values().filter(|r| r.admin).map(|r| r.name.to_string()).collect();
+        Principal {
+            user_id: Uuid::nil(),
+            department: None,
+            access: Arc::new(Access::of(roles.iter().filter_map(|r| catalog.role(r)))),
+            roles,
+            must_change_password: false,
+        }
+    }
+
     pub fn is_admin(&self) -> bool {
         self.access.admin
     }
@@ -83,15 +97,22 @@ impl Principal {
     /// The records of an entity the user may read, as a filter (`None`: all of them). A
     /// record outside is answered as if it did not exist.
     pub fn read_scope(&self, tree: &DepartmentTree, entity: &Entity) -> Option<Filter> {
-        self.scope(tree, entity, false)
+        self.scope(tree, entity, Reach::Read)
     }
 
     /// The records of an entity the user may change, share, delete or restore.
     pub fn edit_scope(&self, tree: &DepartmentTree, entity: &Entity) -> Option<Filter> {
-        self.scope(tree, entity, true)
+        self.scope(tree, entity, Reach::Edit)
     }
 
-    fn scope(&self, tree: &DepartmentTree, entity: &Entity, edit: bool) -> Option<Filter> {
+    /// The records of an entity the user may give a new owner, if their roles let them
+    /// assign: those they may change, and those waiting in a public pool they see (C-7). A
+    /// record only shared with them for reading is not theirs to give away.
+    pub fn assign_scope(&self, tree: &DepartmentTree, entity: &Entity) -> Option<Filter> {
+        self.scope(tree, entity, Reach::Assign)
+    }
+
+    fn scope(&self, tree: &DepartmentTree, entity: &Entity, reach: Reach) -> Option<Filter> {
         let grant = self.grant(entity.name().as_str())?;
         let mut any = Vec::new();
         match grant.scope {
@@ -102,17 +123,26 @@ impl Principal {
         }
         let owner = entity.column("owner").expect("every entity has an owner").clone();
         any.push(Filter::Cond(Box::new(Cond { field: owner, op: Op::Eq(Value::Uuid(self.user_id)) })));
-        if grant.pool && !edit {
+        if grant.pool && reach != Reach::Edit {
             any.push(Filter::Scope(Box::new(ScopeTerm::OwnedByPools)));
         }
         any.push(Filter::Scope(Box::new(ScopeTerm::SharedWith {
             entity: entity.name().clone(),
             user: self.user_id,
             departments: self.department.into_iter().collect(),
-            edit,
+            edit: reach != Reach::Read,
         })));
         Some(Filter::Or(any))
     }
+}
+
+/// What a scope is for: pools are seen and claimed but not edited in place; shares for
+/// reading do not let one change or give away.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    Read,
+    Edit,
+    Assign,
 }
 
 fn owned_in(departments: Vec<Uuid>) -> Filter {
@@ -164,30 +194,26 @@ impl AccessCache {
     }
 }
 
-impl App {
+impl AccessCache {
     /// The principal of a user who has just authenticated.
-    pub async fn principal(&self, user_id: Uuid) -> ApiResult<Principal> {
-        let catalog = self.catalog();
-        if let Some((principal, version, at)) =
-            self.access.principals.read().unwrap_or_else(|e| e.into_inner()).get(&user_id)
+    pub async fn principal(&self, db: &Db, catalog: &Catalog, user_id: Uuid) -> ApiResult<Principal> {
+        if let Some((principal, version, at)) = self.principals.read().unwrap_or_else(|e| e.into_inner()).get(&user_id)
             && *version == catalog.version
             && at.elapsed() < TRUST_FOR
         {
             return Ok(principal.clone());
         }
         let users = catalog.entity(USER_ENTITY).ok_or(ApiError::Unauthorized)?;
-        let user = store::get(&self.db, users, user_id, None).await?.ok_or(ApiError::Unauthorized)?;
+        let user = store::get(db, users, user_id, None).await?.ok_or(ApiError::Unauthorized)?;
         let department = match users.column_index("department").map(|i| &user.values[i]) {
             Some(Value::Uuid(id)) => Some(*id),
             _ => None,
         };
-        let roles = crm_store::system::user_roles(&self.db, user_id).await?;
+        let roles = crm_store::system::user_roles(db, user_id).await?;
         let access = Access::of(roles.iter().filter_map(|r| catalog.role(r)));
-        let must_change_password =
-            crm_store::system::credential_of(&self.db, user_id).await?.is_some_and(|c| c.must_change);
+        let must_change_password = crm_store::system::credential_of(db, user_id).await?.is_some_and(|c| c.must_change);
         let principal = Principal { user_id, department, roles, access: Arc::new(access), must_change_password };
-        self.access
-            .principals
+        self.principals
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(user_id, (principal.clone(), catalog.version, Instant::now()));
@@ -195,25 +221,24 @@ impl App {
     }
 
     /// The department tree as of now.
-    pub async fn departments(&self) -> ApiResult<Arc<DepartmentTree>> {
-        if let Some((tree, at)) = self.access.tree.read().unwrap_or_else(|e| e.into_inner()).as_ref()
+    pub async fn departments(&self, db: &Db, catalog: &Catalog) -> ApiResult<Arc<DepartmentTree>> {
+        if let Some((tree, at)) = self.tree.read().unwrap_or_else(|e| e.into_inner()).as_ref()
             && at.elapsed() < TRUST_FOR
         {
             return Ok(tree.clone());
         }
-        let catalog = self.catalog();
         let mut tree = DepartmentTree::default();
         if let Some(departments) = catalog.entity("department")
             && let Some(parent) = departments.column("parent")
         {
-            for (id, parent) in store::references(&self.db, departments, parent).await? {
+            for (id, parent) in store::references(db, departments, parent).await? {
                 if let Some(parent) = parent {
                     tree.children.entry(parent).or_default().push(id);
                 }
             }
         }
         let tree = Arc::new(tree);
-        *self.access.tree.write().unwrap_or_else(|e| e.into_inner()) = Some((tree.clone(), Instant::now()));
+        *self.tree.write().unwrap_or_else(|e| e.into_inner()) = Some((tree.clone(), Instant::now()));
         Ok(tree)
     }
 }

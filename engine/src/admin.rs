@@ -6,7 +6,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use crm_model::{USER_ENTITY, Value};
 use crm_store::records::{self as store, col};
-use crm_store::system::{self, AuditEntry, OutboxEvent};
+use crm_store::system;
 use serde_json::{Value as Json, json};
 use uuid::Uuid;
 
@@ -14,7 +14,7 @@ use crate::access::Principal;
 use crate::app::App;
 use crate::auth::{self, check_new_password, hash_password};
 use crate::error::{ApiError, ApiResult};
-use crate::records::RecordOut;
+use crate::records::{self, RecordOut, Source, Unit};
 
 /// Roles that exist, or a 422 naming the first that does not.
 fn checked_roles(app: &App, roles: &[String]) -> ApiResult<Vec<String>> {
@@ -47,14 +47,15 @@ pub async fn create_user(
     check_new_password(password)?;
     let roles = checked_roles(app, roles)?;
     let hash = hashed(password)?;
-    let id = Uuid::now_v7();
-    let created = crate::records::create_with(app, admin, USER_ENTITY, fields, Some(id), move |tx, now| {
+    let mut unit = Unit::new(app, admin, Source::Admin).await?;
+    let id = unit.create_with_id(USER_ENTITY, fields, Some(Uuid::now_v7())).await?;
+    unit.also(move |tx, now| {
         Box::pin(async move {
             system::set_credential(tx, id, &hash, true, now).await?;
             system::set_user_roles(tx, id, &roles).await
         })
-    })
-    .await?;
+    });
+    let created = unit.commit().await?.out(admin, id)?;
     auth::audit(app, Some(admin.user_id), id, "account_created", json!({})).await?;
     Ok(created)
 }
@@ -86,6 +87,7 @@ pub async fn set_roles(app: &App, admin: &Principal, user: Uuid, roles: &[String
     admin.require_admin()?;
     live_user(app, user).await?;
     let roles = checked_roles(app, roles)?;
+    records::accounts::ensure_admin_remains(app, &app.catalog(), user, Some(&roles)).await?;
     let before = system::user_roles(&app.db, user).await?;
     let mut tx = app.db.begin().await?;
     system::set_user_roles(&mut tx, user, &roles).await?;
@@ -95,22 +97,14 @@ pub async fn set_roles(app: &App, admin: &Principal, user: Uuid, roles: &[String
     account(app, admin, user).await
 }
 
-/// Disables (停用) or enables a user. Disabling signs them out everywhere at once; their
-/// records stay theirs until transferred.
+/// Disables (停用) or enables a user. Disabling signs them out everywhere at once (the save
+/// pipeline does, whichever path disables); their records stay theirs until transferred.
 pub async fn set_active(app: &App, admin: &Principal, user: Uuid, active: bool) -> ApiResult<Json> {
     admin.require_admin()?;
-    if user == admin.user_id && !active {
-        return Err(ApiError::field("user", "forbidden", "you cannot disable yourself"));
-    }
-    let catalog = app.catalog();
-    let users = catalog.entity(USER_ENTITY).ok_or_else(|| ApiError::not_found("no user entity"))?;
-    let current = store::get(&app.db, users, user, None).await?.filter(|r| !r.is_deleted());
-    let current = current.ok_or_else(|| ApiError::not_found(format!("no user `{user}`")))?;
-    let body = json!({"version": current.version(), "active": active});
-    crate::records::update(app, admin, USER_ENTITY, &user.to_string(), &body).await?;
-    if !active {
-        auth::sign_out_everywhere(app, user).await?;
-    }
+    live_user(app, user).await?;
+    let mut unit = Unit::new(app, admin, Source::Admin).await?;
+    unit.update(USER_ENTITY, &user.to_string(), &json!({"active": active}), None).await?;
+    unit.commit().await?;
     auth::audit(app, Some(admin.user_id), user, if active { "enabled" } else { "disabled" }, json!({})).await?;
     account(app, admin, user).await
 }
@@ -164,46 +158,25 @@ pub async fn change_own_password(app: &App, principal: &Principal, current: &str
 }
 
 /// Moves every record a user owns (in every entity, the recycle bin included) to another
-/// user in one transaction; answers how many per entity.
+/// user in one transaction, each through the save pipeline; answers how many per entity.
 pub async fn transfer(app: &App, admin: &Principal, from: Uuid, to: Uuid) -> ApiResult<Json> {
     admin.require_admin()?;
     live_user(app, from).await?;
     live_user(app, to).await.map_err(|_| ApiError::field("to", "not_found", format!("no user `{to}`")))?;
     let catalog = app.catalog();
-    let now = app.now();
-    let mut tx = app.db.begin().await?;
+    let mut unit = Unit::new(app, admin, Source::Admin).await?;
     let mut moved = serde_json::Map::new();
     for entity in catalog.entities() {
-        let owner = &entity.columns()[col::OWNER];
-        let ids = store::owned_by(&mut tx, entity, from).await?;
-        if ids.is_empty() {
+        let owned = store::owned_by(&app.db, entity, from).await?;
+        if owned.is_empty() {
             continue;
         }
-        store::set_owner(&mut tx, entity, &ids, to, admin.user_id, now).await?;
-        let change = json!({"owner": [crm_model::value::to_json(owner, &Value::Uuid(from)), to]});
-        let audit: Vec<AuditEntry> = ids
-            .iter()
-            .map(|id| AuditEntry {
-                actor: Some(admin.user_id),
-                entity: entity.name().to_string(),
-                record_id: *id,
-                action: "assign",
-                changes: change.clone(),
-            })
-            .collect();
-        let events: Vec<OutboxEvent> = ids
-            .iter()
-            .map(|id| OutboxEvent {
-                entity: entity.name().to_string(),
-                record_id: *id,
-                event: "updated",
-                payload: json!({"fields": ["owner"]}),
-            })
-            .collect();
-        system::record_change(&mut tx, now, &audit, &events).await?;
-        moved.insert(entity.name().to_string(), ids.len().into());
+        moved.insert(entity.name().to_string(), owned.len().into());
+        for record in owned {
+            unit.change_checked(entity, record, vec![(col::OWNER, Value::Uuid(to))], "assign").await?;
+        }
     }
-    tx.commit().await?;
+    unit.commit().await?;
     app.scopes_changed();
     Ok(json!({ "from": from, "to": to, "moved": moved }))
 }

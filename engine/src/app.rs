@@ -1,5 +1,6 @@
 //! The running application: the database, the live catalog and the caches every request
-//! shares; opening it migrates the system tables and installs the core package on first start.
+//! shares. Opening it migrates the system tables; what a first start installs is
+//! [`crate::setup`]'s.
 
 use std::sync::Arc;
 
@@ -8,10 +9,11 @@ use chrono::{DateTime, SubsecRound as _, Utc};
 use crm_model::{Catalog, Docs};
 use crm_store::{Db, system};
 
-use crate::access::AccessCache;
-use crate::auth::TokenCache;
+use crate::access::{AccessCache, DepartmentTree, Principal};
+use crate::auth::cache::{Throttle, TokenCache};
 use crate::config::Config;
-use crate::package::Package;
+use crate::error::ApiResult;
+use crate::records::counts::CountCache;
 
 pub struct App {
     /// The app itself, for work handed to other threads (rules read records through it).
@@ -23,24 +25,16 @@ pub struct App {
     pub(crate) meta_lock: tokio::sync::Mutex<()>,
     pub(crate) tokens: TokenCache,
     pub(crate) access: AccessCache,
-    pub(crate) throttle: crate::auth::Throttle,
-    pub(crate) counts: crate::records::CountCache,
+    pub(crate) throttle: Throttle,
+    pub(crate) counts: CountCache,
     pub rules: crm_rules::Rules,
 }
 
 pub type AppState = Arc<App>;
 
-/// What the first start did, for the command line to report.
-pub struct Opened {
-    pub app: AppState,
-    /// The generated password of the first administrator, printed once.
-    pub generated_admin_password: Option<String>,
-}
-
 impl App {
-    /// Connects, migrates, loads the catalog and, on first start, installs the core package
-    /// and creates the administrator.
-    pub async fn open(config: Config) -> anyhow::Result<Opened> {
+    /// Connects, migrates and loads the catalog.
+    pub async fn open(config: Config) -> anyhow::Result<AppState> {
         if !config.database_url.starts_with("postgres") {
             std::fs::create_dir_all(&config.data_dir)
                 .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", config.data_dir.display()))?;
@@ -58,19 +52,11 @@ impl App {
             meta_lock: tokio::sync::Mutex::new(()),
             tokens: TokenCache::default(),
             access: AccessCache::default(),
-            throttle: crate::auth::Throttle::default(),
-            counts: crate::records::CountCache::default(),
+            throttle: Throttle::default(),
+            counts: CountCache::default(),
             rules: crm_rules::Rules::new(crm_rules::Limits { budget: rules_budget, ..crm_rules::Limits::default() }),
         });
-        if app.catalog().entities().next().is_none() {
-            let core = Package::core()?;
-            crate::metadata::apply_docs(&app, None, |current| Ok(core.merge_into(current)))
-                .await
-                .map_err(|e| anyhow::anyhow!("installing the core package failed: {e:?}"))?;
-            tracing::info!("installed the core package");
-        }
-        let generated_admin_password = crate::auth::ensure_admin(&app).await?;
-        Ok(Opened { app, generated_admin_password })
+        Ok(app)
     }
 
     /// A shared handle on the app, for work that outlives the borrow it started from.
@@ -98,6 +84,16 @@ impl App {
         Ok(true)
     }
 
+    /// The principal of a user who has just authenticated.
+    pub async fn principal(&self, user_id: uuid::Uuid) -> ApiResult<Principal> {
+        self.access.principal(&self.db, &self.catalog(), user_id).await
+    }
+
+    /// The department tree as of now.
+    pub async fn departments(&self) -> ApiResult<Arc<DepartmentTree>> {
+        self.access.departments(&self.db, &self.catalog()).await
+    }
+
     /// Called after a write commits: list totals are recounted, and changes to users and
     /// departments change who may see what.
     pub fn noticed_write(&self, entity: &str) {
@@ -105,6 +101,13 @@ impl App {
         if entity == crm_model::USER_ENTITY || entity == "department" {
             self.access.forget();
         }
+    }
+
+    /// Called after someone was signed out: sessions and tokens are checked again, and so is
+    /// who may do what.
+    pub fn signed_out(&self) {
+        self.tokens.forget();
+        self.access.forget();
     }
 
     /// Called after roles, accounts or ownership change: who sees what is worked out again.

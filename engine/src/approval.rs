@@ -4,17 +4,20 @@
 //! locks it, only approvers may change the record — and the records whose `locked_by` points
 //! at it (an approved order's lines).
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use crm_model::{Action, Catalog, Entity, Value};
+use crm_store::Record;
 use crm_store::records::{self as store, col};
 use crm_store::system::{self, ApprovalStep};
-use crm_store::{Record, Tx};
 use serde_json::{Value as Json, json};
 use uuid::Uuid;
 
 use crate::access::Principal;
 use crate::app::App;
 use crate::error::{ApiError, ApiResult};
+use crate::records::{Source, Unit};
 
 /// Why a change is refused: the record (or its parent) is locked by its approval.
 fn locked(what: &str) -> ApiError {
@@ -37,30 +40,30 @@ fn is_locked(entity: &Entity, record: &Record) -> bool {
     status_of(entity, record).is_some_and(|s| approval.locked.contains(&s))
 }
 
-/// Refuses a change to a locked record (or a record of a locked parent) by someone whose
-/// roles may not approve that entity.
-pub async fn check_unlocked(
-    tx: &mut Tx,
-    catalog: &Catalog,
-    principal: &Principal,
-    entity: &Entity,
-    record: &Record,
-) -> ApiResult<()> {
+/// Refuses a change to a locked record by someone whose roles may not approve its entity.
+pub fn check_own_lock(principal: &Principal, entity: &Entity, record: &Record) -> ApiResult<()> {
     let name = entity.name().as_str();
     if is_locked(entity, record) && !principal.access.allows(name, Action::Approve) {
         return Err(locked(&format!("this {name}")));
     }
-    let Some(parent_field) = &entity.def.locked_by else { return Ok(()) };
-    let Some(parent_entity) =
-        entity.field(parent_field.as_str()).and_then(|f| f.reference_target()).and_then(|t| catalog.entity(t))
-    else {
-        return Ok(());
-    };
-    let index = entity.column_index(parent_field.as_str()).expect("a column of the entity");
-    let Value::Uuid(parent_id) = record.values[index] else { return Ok(()) };
-    let parent = store::get_for_update(tx, parent_entity, parent_id, None).await?;
+    Ok(())
+}
+
+/// The parent whose lock covers a record (`locked_by`: an order line's order), if it has one.
+pub fn locking_parent(catalog: &Catalog, entity: &Entity, record: &Record) -> Option<(Arc<Entity>, Uuid)> {
+    let parent_field = entity.def.locked_by.as_ref()?;
+    let parent_entity =
+        entity.field(parent_field.as_str()).and_then(|f| f.reference_target()).and_then(|t| catalog.entity(t))?;
+    match record.values[entity.column_index(parent_field.as_str())?] {
+        Value::Uuid(parent_id) => Some((parent_entity.clone(), parent_id)),
+        _ => None,
+    }
+}
+
+/// Refuses a write under a locked parent by someone whose roles may not approve it.
+pub fn check_parent_lock(principal: &Principal, parent_entity: &Entity, parent: Option<&Record>) -> ApiResult<()> {
     let parent_name = parent_entity.name().as_str();
-    if parent.is_some_and(|p| is_locked(parent_entity, &p)) && !principal.access.allows(parent_name, Action::Approve) {
+    if parent.is_some_and(|p| is_locked(parent_entity, p)) && !principal.access.allows(parent_name, Action::Approve) {
         return Err(locked(&format!("its {parent_name}")));
     }
     Ok(())
@@ -106,8 +109,7 @@ pub async fn act(
     }
     let tree = app.departments().await?;
     let scope = if deciding { principal.read_scope(&tree, &entity) } else { principal.edit_scope(&tree, &entity) };
-    let mut tx = app.db.begin().await?;
-    let current = store::get_for_update(&mut tx, &entity, id, scope.as_ref()).await?.filter(|r| !r.is_deleted());
+    let current = store::get(&app.db, &entity, id, scope.as_ref()).await?.filter(|r| !r.is_deleted());
     let current = current.ok_or_else(|| ApiError::not_found(format!("no {entity_name} `{id}`")))?;
     let from = status_of(&entity, &current);
     let to = next_status(action, from.as_deref())
@@ -123,9 +125,13 @@ pub async fn act(
             return Err(ApiError::forbidden("only the manager of the submitter's department may decide this approval"));
         }
     }
+    let owner = match current.values[col::OWNER] {
+        Value::Uuid(owner) => Some(owner),
+        _ => None,
+    };
     let index = entity.column_index(approval.field.as_str()).expect("the approval field is a column");
-    let values = [(index, Value::Text(to.to_owned()))];
-    let stored = crate::records::change_locked(&mut tx, app, &catalog, &entity, principal, &current, &values).await?;
+    let mut unit = Unit::new(app, principal, Source::Approval).await?;
+    unit.change_checked(&entity, current, vec![(index, Value::Text(to.to_owned()))], "approval").await?;
     let step = ApprovalStep {
         action: action.to_owned(),
         from,
@@ -134,25 +140,31 @@ pub async fn act(
         comment: comment.map(str::to_owned),
         at: None,
     };
-    let now: DateTime<Utc> = app.now();
-    system::insert_approval_step(&mut tx, entity_name, id, &step, now).await?;
     // The submitter hears the decision.
-    if deciding && let Value::Uuid(owner) = stored.values[col::OWNER] {
-        let verdict = if action == "approve" { "已审核通过 / approved" } else { "被退回 / rejected" };
-        let message = format!("{entity_name} {verdict}{}", comment.map(|c| format!("：{c}")).unwrap_or_default());
-        let reminder = system::NewReminder {
-            user: owner,
-            message: &message,
-            entity: Some(entity_name),
-            record_id: Some(id),
-            rule: None,
-            due_at: now,
-        };
-        system::insert_reminder(&mut tx, &reminder, now).await?;
-    }
-    tx.commit().await?;
-    app.noticed_write(entity_name);
-    Ok(json!({"id": id, "status": to, "version": stored.version()}))
+    let verdict = if action == "approve" { "已审核通过 / approved" } else { "被退回 / rejected" };
+    let message = format!("{entity_name} {verdict}{}", comment.map(|c| format!("：{c}")).unwrap_or_default());
+    let notify = if deciding { owner } else { None };
+    let entity_name = entity_name.to_owned();
+    unit.also(move |tx, now: DateTime<Utc>| {
+        Box::pin(async move {
+            system::insert_approval_step(tx, &entity_name, id, &step, now).await?;
+            if let Some(owner) = notify {
+                let reminder = system::NewReminder {
+                    user: owner,
+                    message: &message,
+                    entity: Some(&entity_name),
+                    record_id: Some(id),
+                    rule: None,
+                    due_at: now,
+                };
+                system::insert_reminder(tx, &reminder, now).await?;
+            }
+            Ok(())
+        })
+    });
+    let stored = unit.commit().await?;
+    let version = stored.record(id).map_or(0, Record::version);
+    Ok(json!({"id": id, "status": to, "version": version}))
 }
 
 /// The manager of a user's department.

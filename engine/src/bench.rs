@@ -298,7 +298,7 @@ fn progress(args: &BenchArgs, message: &str) {
 }
 
 async fn measure(args: &BenchArgs, config: Config, password: &str) -> anyhow::Result<Report> {
-    let app = App::open(config).await?.app;
+    let app = crate::setup::open(config).await?.app;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let server = tokio::spawn(axum::serve(listener, crate::build_app(app.clone())).into_future());
@@ -560,9 +560,7 @@ async fn floor(
                 }
                 "create" | "create_rules" => {
                     let body = customer(&mut rng, &owners);
-                    let mut prepared =
-                        records::prepare(&app, &principal, "customer", &[body]).map_err(|e| anyhow::anyhow!("{e}"))?;
-                    records::insert_prepared(&app, &principal, "customer", &mut prepared)
+                    records::create(&app, &principal, records::Source::Api, "customer", &body)
                         .await
                         .map_err(|e| anyhow::anyhow!("{e}"))?;
                     return Ok(rng);

@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use crate::access::Principal;
 use crate::app::App;
-use crate::error::{ApiError, ApiResult, FieldError};
-use crate::records::{self, BulkResult, ListParams, Outcome};
+use crate::error::{ApiError, ApiResult};
+use crate::records::{self, BulkResult, ListParams, Outcome, Source, Unit};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,7 +50,7 @@ pub async fn convert(app: &App, principal: &Principal, conversion: &Conversion) 
             Ok(()) => Outcome::Done(None),
             Err(ApiError::NotFound(_)) => Outcome::NotFound,
             Err(ApiError::Invalid(errors)) => Outcome::Invalid(errors),
-            Err(ApiError::Forbidden { code, message }) => Outcome::Invalid(vec![FieldError::new("", code, message)]),
+            Err(ApiError::Forbidden { code, message }) => Outcome::Forbidden { code, message },
             Err(other) => return Err(other),
         };
         results.push(BulkResult { id: text, outcome });
@@ -76,17 +76,16 @@ async fn convert_one(app: &App, principal: &Principal, conversion: &Conversion, 
     };
     let customer_name = company.unwrap_or(person).trim().to_owned();
     if conversion.customer.is_none() {
-        refuse_duplicate(app, &customer_name).await?;
+        refuse_duplicate(app, principal, &customer_name).await?;
     }
-    let now = app.now();
-    let mut tx = app.db.begin().await?;
+    let mut unit = Unit::new(app, principal, Source::Conversion).await?;
     let customer = match conversion.customer {
         Some(existing) => existing,
         None => {
             let mut body =
                 carry(&lead, &[("industry", "industry"), ("region", "region"), ("phone", "phone"), ("email", "email")]);
             body.insert("name".into(), Json::from(customer_name.as_str()));
-            records::create_in(&mut tx, app, principal, "customer", &with_owner(body), now).await?
+            unit.create("customer", &with_owner(body)).await?
         }
     };
     let mut converted = json!({"status": "converted", "converted_customer": customer});
@@ -103,7 +102,7 @@ async fn convert_one(app: &App, principal: &Principal, conversion: &Conversion, 
             ],
         );
         body.insert("customer".into(), Json::from(customer.to_string()));
-        let created = records::create_in(&mut tx, app, principal, "contact", &with_owner(body), now).await?;
+        let created = unit.create("contact", &with_owner(body)).await?;
         converted["converted_contact"] = json!(created);
         contact = Some(created);
     }
@@ -116,32 +115,30 @@ async fn convert_one(app: &App, principal: &Principal, conversion: &Conversion, 
         if let Some(contact) = contact {
             body.insert("contact".into(), Json::from(contact.to_string()));
         }
-        let created = records::create_in(&mut tx, app, principal, "opportunity", &with_owner(body), now).await?;
+        let created = unit.create("opportunity", &with_owner(body)).await?;
         converted["converted_opportunity"] = json!(created);
     }
-    records::update_in(&mut tx, app, principal, "lead", id, &converted).await?;
-    tx.commit().await?;
+    unit.update("lead", id, &converted, None).await?;
+    unit.commit().await?;
     Ok(())
 }
 
 /// Refuses to create a customer whose name a live one already has: the caller attaches the
-/// lead to that customer instead. (Fuzzy duplicate detection comes with the search index.)
-async fn refuse_duplicate(app: &App, name: &str) -> ApiResult<()> {
+/// lead to that customer instead. Every customer counts, but only one the caller may read is
+/// named by its id. (Fuzzy duplicate detection comes with the search index.)
+async fn refuse_duplicate(app: &App, principal: &Principal, name: &str) -> ApiResult<()> {
     let filter = json!({"field": "name", "op": "eq", "value": name}).to_string();
     let params =
         ListParams { filter: Some(filter), limit: Some(1), fields: Some("name".into()), ..ListParams::default() };
-    // The check sees every customer, not only the caller's: a duplicate is a duplicate.
-    let page = records::list(app, &crate::schedule::system_principal(app), "customer", &params).await?;
-    let found = serde_json::to_value(&page).map_err(|e| ApiError::Internal(e.into()))?;
-    if let Some(existing) = found["data"].get(0) {
-        return Err(ApiError::field(
-            "customer",
-            "duplicate",
-            format!(
-                "a customer named `{name}` exists ({}); convert into it with `customer`",
-                existing["id"].as_str().unwrap_or("")
-            ),
-        ));
+    let everyone = records::list(app, &Principal::system(&app.catalog()), "customer", &params).await?;
+    if everyone.record_count() == 0 {
+        return Ok(());
     }
-    Ok(())
+    let yours = serde_json::to_value(records::list(app, principal, "customer", &params).await?)
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let message = match yours["data"].get(0).and_then(|c| c["id"].as_str()) {
+        Some(id) => format!("a customer named `{name}` exists ({id}); convert into it with `customer`"),
+        None => format!("a customer named `{name}` exists and belongs to someone else; ask its owner or a manager"),
+    };
+    Err(ApiError::field("customer", "duplicate", message))
 }

@@ -19,6 +19,7 @@ pub mod rules;
 pub mod schedule;
 pub mod screens;
 pub mod serve;
+pub mod setup;
 
 pub use app::{App, AppState};
 pub use http::build_app;

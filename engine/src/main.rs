@@ -1,9 +1,9 @@
 //! The `crm` command: parses the configuration and runs a subcommand of the library.
 
 use clap::Parser;
+use crm::bench;
 use crm::config::{Cli, Command, Config, MetaCommand};
 use crm::package::Package;
-use crm::{App, bench};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -19,7 +19,7 @@ async fn main() -> anyhow::Result<()> {
             let config = Config::resolve(&args)?;
             tracing::info!(?config, "starting");
             let listener = tokio::net::TcpListener::bind(config.listen).await?;
-            let opened = App::open(config).await?;
+            let opened = crm::setup::open(config).await?;
             if let Some(password) = &opened.generated_admin_password {
                 // Printed once, to the terminal only: it is not kept anywhere in clear.
                 println!("\nFirst start: log in as `admin` with password {password}\n");
@@ -28,13 +28,13 @@ async fn main() -> anyhow::Result<()> {
             crm::serve::serve(opened.app, listener).await
         }
         Command::Meta { command: MetaCommand::Export { dir, server } } => {
-            let opened = App::open(Config::resolve(&server)?).await?;
+            let opened = crm::setup::open(Config::resolve(&server)?).await?;
             let written = Package::export(&opened.app.catalog(), &dir, "export")?;
             println!("wrote {written} documents to {}", dir.display());
             Ok(())
         }
         Command::Meta { command: MetaCommand::Apply { dir, dry_run, server } } => {
-            let opened = App::open(Config::resolve(&server)?).await?;
+            let opened = crm::setup::open(Config::resolve(&server)?).await?;
             crm::package::apply_dir(&opened.app, &dir, dry_run).await
         }
         Command::Bench(args) => bench::run(args).await,

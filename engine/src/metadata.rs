@@ -82,6 +82,7 @@ pub async fn apply_docs(
                 entity: format!("meta:{}", doc.kind.as_str()),
                 record_id: Uuid::nil(),
                 action: "meta_change",
+                source: None,
                 changes: serde_json::json!({"name": doc.name, "catalog_version": catalog.version}),
             })
             .collect();

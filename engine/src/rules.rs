@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use crm_model::catalog::is_system_column;
 use crm_model::meta::StageSetDoc;
 use crm_model::{Catalog, Entity, FieldType, ScriptDoc, ScriptEvent, Storage, Value, value};
 use crm_rules::{Effect, Input, RuleError};
@@ -46,7 +45,7 @@ fn decimals(entity: &Entity) -> HashMap<String, u32> {
         .collect()
 }
 
-/// What a run needs besides the record: who, when, and a reader through their permissions.
+/// What a run needs besides the record: who, when, and a reader.
 struct Context {
     app: Arc<App>,
     principal: Principal,
@@ -59,7 +58,9 @@ impl Context {
         Context { app: app.shared(), principal: principal.clone(), now, handle: tokio::runtime::Handle::current() }
     }
 
-    /// The input of a run; `result` is the field a formula or default computes.
+    /// The input of a run; `result` is the field a formula or default computes. Rules read
+    /// every record, whoever runs them: a total or a check must not depend on who saves.
+    /// What they write still goes through the caller's permissions.
     fn input(
         &self,
         decimals: HashMap<String, u32>,
@@ -68,7 +69,7 @@ impl Context {
         old: Option<Map<String, Json>>,
     ) -> Input {
         let result_scale = result.and_then(|field| decimals.get(field).copied());
-        let (app, principal, handle) = (self.app.clone(), self.principal.clone(), self.handle.clone());
+        let (app, handle) = (self.app.clone(), self.handle.clone());
         Input {
             record,
             old,
@@ -79,8 +80,8 @@ impl Context {
             reader: Arc::new(move |entity, filter| {
                 let filter = filter.as_object().filter(|f| !f.is_empty()).map(|_| filter.to_string());
                 let params = ListParams { filter, limit: Some(200), ..ListParams::default() };
-                let page =
-                    handle.block_on(records::list(&app, &principal, entity, &params)).map_err(|e| e.to_string())?;
+                let system = Principal::system(&app.catalog());
+                let page = handle.block_on(records::list(&app, &system, entity, &params)).map_err(|e| e.to_string())?;
                 let json = serde_json::to_value(&page).map_err(|e| e.to_string())?;
                 Ok(json.get("data").and_then(Json::as_array).cloned().unwrap_or_default())
             }),
@@ -95,84 +96,143 @@ struct Verdict {
     effects: Effects,
 }
 
-/// Runs scripts of the given events in order on a blocking thread.
+/// A record as scripts see it, with the record before the change (`old`) when there is one.
+type Seen = (Map<String, Json>, Option<Map<String, Json>>);
+
+/// Runs scripts of the given events in order on records (each with its `old`), all on one
+/// blocking thread; a script that fails or is stopped fails its record only.
 async fn run_events(
     app: &App,
     principal: &Principal,
     entity: &Arc<Entity>,
     scripts: Vec<ScriptDoc>,
-    record: Map<String, Json>,
-    old: Option<Map<String, Json>>,
-) -> ApiResult<Verdict> {
+    records: Vec<Seen>,
+) -> ApiResult<Vec<Result<Verdict, RuleError>>> {
     let context = Context::new(app, principal, app.now());
     let entity = entity.clone();
-    let verdict = tokio::task::spawn_blocking(move || -> Result<Verdict, RuleError> {
-        let rules = &context.app.rules;
-        let mut verdict = Verdict { record, errors: Vec::new(), effects: Vec::new() };
-        for script in scripts {
-            let name = script.name.as_str();
-            let field = script.field.as_ref().map(ToString::to_string);
-            if script.event == ScriptEvent::Default
-                && field.as_ref().is_some_and(|f| verdict.record.get(f).is_some_and(|v| !v.is_null()))
-            {
-                continue;
-            }
-            let input = context.input(decimals(&entity), field.as_deref(), verdict.record.clone(), old.clone());
-            let outcome = rules.run(name, &script.source, input)?;
-            verdict.errors.extend(outcome.errors.into_iter().map(|(f, message)| FieldError::new(f, "rule", message)));
-            match script.event {
-                ScriptEvent::Formula | ScriptEvent::Default => {
-                    if let Some(field) = field {
-                        verdict.record.insert(field, outcome.value);
-                    }
-                }
-                ScriptEvent::BeforeSave | ScriptEvent::Assignment => verdict.record = outcome.record,
-                ScriptEvent::AfterSave => {
-                    verdict.effects.extend(outcome.effects.into_iter().map(|e| (name.to_owned(), e)))
-                }
-                ScriptEvent::Validate | ScriptEvent::BeforeStageMove | ScriptEvent::Scheduled => {}
-            }
-        }
-        Ok(verdict)
+    tokio::task::spawn_blocking(move || {
+        let decimals = decimals(&entity);
+        records.into_iter().map(|(record, old)| run_one(&context, &decimals, &scripts, record, old.as_ref())).collect()
     })
     .await
-    .map_err(|e| ApiError::Internal(e.into()))?;
-    verdict.map_err(script_failure)
+    .map_err(|e| ApiError::Internal(e.into()))
+}
+
+fn run_one(
+    context: &Context,
+    decimals: &HashMap<String, u32>,
+    scripts: &[ScriptDoc],
+    record: Map<String, Json>,
+    old: Option<&Map<String, Json>>,
+) -> Result<Verdict, RuleError> {
+    let rules = &context.app.rules;
+    let mut verdict = Verdict { record, errors: Vec::new(), effects: Vec::new() };
+    for script in scripts {
+        let name = script.name.as_str();
+        let field = script.field.as_ref().map(ToString::to_string);
+        if script.event == ScriptEvent::Default
+            && field.as_ref().is_some_and(|f| verdict.record.get(f).is_some_and(|v| !v.is_null()))
+        {
+            continue;
+        }
+        let input = context.input(decimals.clone(), field.as_deref(), verdict.record.clone(), old.cloned());
+        let outcome = rules.run(name, &script.source, input)?;
+        verdict.errors.extend(outcome.errors.into_iter().map(|(f, message)| FieldError::new(f, "rule", message)));
+        match script.event {
+            ScriptEvent::Formula | ScriptEvent::Default => {
+                if let Some(field) = field {
+                    verdict.record.insert(field, outcome.value);
+                }
+            }
+            ScriptEvent::BeforeSave | ScriptEvent::Assignment => verdict.record = outcome.record,
+            ScriptEvent::AfterSave | ScriptEvent::AfterDelete | ScriptEvent::AfterRestore => {
+                verdict.effects.extend(outcome.effects.into_iter().map(|e| (name.to_owned(), e)))
+            }
+            ScriptEvent::Validate | ScriptEvent::BeforeStageMove | ScriptEvent::Scheduled => {}
+        }
+    }
+    Ok(verdict)
 }
 
 /// A script that failed or was stopped: the caller's save is refused with the script's name,
 /// line and column, never a 500.
 pub(crate) fn script_failure(error: RuleError) -> ApiError {
     tracing::warn!(%error, "a rule failed");
-    ApiError::Invalid(vec![FieldError::new("", "script_error", error.to_string())])
+    ApiError::Invalid(vec![script_error(error)])
 }
 
-/// Runs the save rules of an entity on a record about to be written (`old` for a change),
-/// changing it in place; returns the effects to apply with the write.
+fn script_error(error: RuleError) -> FieldError {
+    FieldError::new("", "script_error", error.to_string())
+}
+
+/// Whether rules may fill in fields of an entity's new records (so that required fields are
+/// checked after them).
+pub fn fill_fields(catalog: &Catalog, entity: &Entity) -> bool {
+    [ScriptEvent::Default, ScriptEvent::Assignment, ScriptEvent::BeforeSave, ScriptEvent::Formula]
+        .into_iter()
+        .any(|event| !catalog.scripts(entity.name().as_str(), event).is_empty())
+}
+
+/// Runs the save rules of an entity on records about to be written (with `olds`, a change),
+/// changing each in place; for each, the effects to apply with its write or what is wrong
+/// with it. All of them run on one blocking thread, so an import pays one trip for its rules.
 pub async fn on_save(
     app: &App,
     principal: &Principal,
     catalog: &Catalog,
     entity: &Arc<Entity>,
-    record: &mut Record,
-    old: Option<&Record>,
-) -> ApiResult<Effects> {
+    records: &mut [Record],
+    olds: &[Option<&Record>],
+) -> ApiResult<Vec<Result<Effects, Vec<FieldError>>>> {
     let name = entity.name().as_str();
     let mut events = Vec::new();
-    if old.is_none() {
+    if olds.iter().all(Option::is_none) {
         events.extend([ScriptEvent::Default, ScriptEvent::Assignment]);
     }
     events.extend([ScriptEvent::BeforeSave, ScriptEvent::Formula, ScriptEvent::Validate, ScriptEvent::AfterSave]);
     let scripts: Vec<ScriptDoc> = events.iter().flat_map(|e| catalog.scripts(name, *e)).cloned().collect();
     if scripts.is_empty() {
+        return Ok(records.iter().map(|_| Ok(Vec::new())).collect());
+    }
+    let inputs: Vec<_> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (record_json(entity, r), olds.get(i).copied().flatten().map(|o| record_json(entity, o))))
+        .collect();
+    let befores: Vec<Map<String, Json>> = inputs.iter().map(|(before, _)| before.clone()).collect();
+    let verdicts = run_events(app, principal, entity, scripts, inputs).await?;
+    Ok(records
+        .iter_mut()
+        .zip(befores)
+        .zip(verdicts)
+        .map(|((record, before), verdict)| {
+            let verdict = verdict.map_err(|e| vec![script_error(e)])?;
+            let mut errors = verdict.errors;
+            errors.extend(take_changes(catalog, entity, record, &before, &verdict.record));
+            if errors.is_empty() { Ok(verdict.effects) } else { Err(errors) }
+        })
+        .collect())
+}
+
+/// Runs the rules of a record going into the recycle bin or coming out of it; returns the
+/// effects to apply with the move.
+pub async fn on_bin(
+    app: &App,
+    principal: &Principal,
+    catalog: &Catalog,
+    entity: &Arc<Entity>,
+    record: &Record,
+    restored: bool,
+) -> ApiResult<Effects> {
+    let event = if restored { ScriptEvent::AfterRestore } else { ScriptEvent::AfterDelete };
+    let scripts: Vec<ScriptDoc> = catalog.scripts(entity.name().as_str(), event).into_iter().cloned().collect();
+    if scripts.is_empty() {
         return Ok(Vec::new());
     }
-    let before = record_json(entity, record);
-    let verdict =
-        run_events(app, principal, entity, scripts, before.clone(), old.map(|o| record_json(entity, o))).await?;
-    let mut errors = verdict.errors;
-    errors.extend(take_changes(catalog, entity, record, &before, &verdict.record));
-    if errors.is_empty() { Ok(verdict.effects) } else { Err(ApiError::Invalid(errors)) }
+    let inputs = vec![(record_json(entity, record), None)];
+    let verdict = run_events(app, principal, entity, scripts, inputs).await?.pop().expect("one verdict per record");
+    let verdict = verdict.map_err(script_failure)?;
+    if verdict.errors.is_empty() { Ok(verdict.effects) } else { Err(ApiError::Invalid(verdict.errors)) }
 }
 
 /// Puts what scripts changed into the record, checked as any input is; a script may set
@@ -198,9 +258,7 @@ fn take_changes(
             continue;
         };
         let field = &entity.columns()[i];
-        let writable = !field.archived
-            && field.field_type != FieldType::AutoNumber
-            && (!is_system_column(name) || i == col::OWNER);
+        let writable = !field.archived && (!records::kept_by_engine(field) || i == col::OWNER);
         if !writable {
             errors.push(FieldError::new(name.clone(), "rule", format!("a rule may not set `{name}`")));
             continue;
@@ -298,15 +356,9 @@ pub async fn check_stage_moves(
         let guards: Vec<ScriptDoc> =
             catalog.scripts(entity.name().as_str(), ScriptEvent::BeforeStageMove).into_iter().cloned().collect();
         if !guards.is_empty() {
-            let verdict = run_events(
-                app,
-                principal,
-                entity,
-                guards,
-                record_json(entity, record),
-                old.map(|o| record_json(entity, o)),
-            )
-            .await?;
+            let inputs = vec![(record_json(entity, record), old.map(|o| record_json(entity, o)))];
+            let verdict = run_events(app, principal, entity, guards, inputs).await?.pop().expect("one verdict");
+            let verdict = verdict.map_err(script_failure)?;
             // A guard's refusal is said on the stage field unless it names another.
             let stage_field = &moves[0].field;
             let errors: Vec<FieldError> = verdict
@@ -373,50 +425,6 @@ pub async fn record_stage_moves(
     Ok(())
 }
 
-/// Applies the effects of a save's rules in its transaction: reminders, and records created
-/// for the caller (owned by them, their rules not run again).
-pub async fn apply_effects(
-    tx: &mut Tx,
-    app: &App,
-    principal: &Principal,
-    entity: &Entity,
-    record: &Record,
-    effects: Effects,
-    now: DateTime<Utc>,
-) -> ApiResult<()> {
-    for (rule, effect) in effects {
-        match effect {
-            Effect::Notify { user, message } => {
-                let user = Uuid::parse_str(&user).map_err(|_| {
-                    ApiError::Invalid(vec![FieldError::new(
-                        "",
-                        "rule",
-                        format!("rule `{rule}` notified `{user}`, which is not a user id"),
-                    )])
-                })?;
-                let reminder = system::NewReminder {
-                    user,
-                    message: &message,
-                    entity: Some(entity.name().as_str()),
-                    record_id: Some(record.id()),
-                    rule: Some(&rule),
-                    due_at: now,
-                };
-                system::insert_reminder(tx, &reminder, now).await?;
-            }
-            Effect::Create { entity: target, values } => {
-                let what = format!("rule `{rule}` creating `{target}`");
-                records::create_in(tx, app, principal, &target, &values, now).await.map_err(|e| blame(&what, e))?;
-            }
-            Effect::Update { entity: target, id, values } => {
-                let what = format!("rule `{rule}` changing `{target}` `{id}`");
-                records::update_in(tx, app, principal, &target, &id, &values).await.map_err(|e| blame(&what, e))?;
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Runs one rule on its own at `now` (a scheduled rule, a dry run), for a record of `entity`
 /// if it has one.
 pub async fn run_alone(
@@ -440,7 +448,7 @@ pub async fn run_alone(
 }
 
 /// An effect that could not be applied refuses the save, saying which rule asked for it.
-fn blame(what: &str, error: ApiError) -> ApiError {
+pub(crate) fn blame(what: &str, error: ApiError) -> ApiError {
     match error {
         ApiError::Invalid(errors) => ApiError::Invalid(
             errors.into_iter().map(|e| FieldError { message: format!("{what}: {}", e.message), ..e }).collect(),

@@ -2,10 +2,8 @@
 //! system, and may only leave reminders. The time is passed in, so tests drive the schedule
 //! with a clock of their own instead of waiting.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, FixedOffset, NaiveTime, TimeDelta, Utc};
-use crm_model::{Access, ScriptEvent};
+use crm_model::ScriptEvent;
 use crm_rules::Effect;
 use crm_store::system;
 use serde_json::Map;
@@ -27,19 +25,6 @@ fn latest_slot(schedule: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let today = local.date_naive().and_time(time).and_local_timezone(business_offset()).single()?;
     let slot = if today <= local { today } else { today - TimeDelta::days(1) };
     Some(slot.with_timezone(&Utc))
-}
-
-/// The system, as scheduled rules and engine checks run: it reads every record.
-pub fn system_principal(app: &App) -> Principal {
-    let catalog = app.catalog();
-    let roles: Vec<String> = catalog.docs().roles.values().filter(|r| r.admin).map(|r| r.name.to_string()).collect();
-    Principal {
-        user_id: Uuid::nil(),
-        department: None,
-        access: Arc::new(Access::of(roles.iter().filter_map(|r| catalog.role(r)))),
-        roles,
-        must_change_password: false,
-    }
 }
 
 /// Runs every scheduled rule whose slot has come and that no node has run for it yet;
@@ -70,7 +55,7 @@ pub async fn run_due(app: &App, now: DateTime<Utc>) -> ApiResult<usize> {
 }
 
 async fn run_one(app: &App, script: &crm_model::ScriptDoc, now: DateTime<Utc>) -> ApiResult<usize> {
-    let principal = system_principal(app);
+    let principal = Principal::system(&app.catalog());
     let outcome = crate::rules::run_alone(app, &principal, script, None, Map::new(), None, now)
         .await?
         .map_err(crate::rules::script_failure)?;

@@ -7,8 +7,8 @@
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
+use crm::AppState;
 use crm::config::Config;
-use crm::{App, AppState};
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
@@ -72,6 +72,7 @@ fn template_name() -> String {
     feed(include_bytes!("../../migrations/postgres/0001_system.sql"));
     feed(include_bytes!("../../migrations/postgres/0002_screens.sql"));
     feed(include_bytes!("../../migrations/postgres/0003_rules.sql"));
+    feed(include_bytes!("../../migrations/postgres/0004_pipeline.sql"));
     feed(include_bytes!("../../engine/store/src/lib.rs"));
     feed(include_bytes!("../../engine/store/src/ddl.rs"));
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -107,9 +108,10 @@ async fn postgres_template(server: &str) -> String {
                 crm_store::server::drop_database(server, &building).await.expect("drop leftover");
                 crm_store::server::create_database(server, &building, None).await.expect("create template");
                 let dir = tempfile::tempdir().expect("temp dir");
-                let opened = App::open(config(dir.path(), Some(crm_store::server::database_url(server, &building))))
-                    .await
-                    .expect("template installs");
+                let opened =
+                    crm::setup::open(config(dir.path(), Some(crm_store::server::database_url(server, &building))))
+                        .await
+                        .expect("template installs");
                 opened.app.db.close().await;
                 crm_store::server::rename_database(server, &building, &name).await.expect("rename template");
             }
@@ -131,7 +133,7 @@ impl TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = config(dir.path(), None);
         change(&mut config);
-        let opened = App::open(config).await.expect("app opens");
+        let opened = crm::setup::open(config).await.expect("app opens");
         Self::ready(opened.app, dir, None).await
     }
 
@@ -146,7 +148,7 @@ impl TestApp {
         let name = format!("crm_t_{}", uuid::Uuid::now_v7().simple());
         crm_store::server::create_database(&server, &name, Some(&template)).await.expect("create test database");
         let dir = tempfile::tempdir().expect("temp dir");
-        let opened = App::open(config(dir.path(), Some(crm_store::server::database_url(&server, &name))))
+        let opened = crm::setup::open(config(dir.path(), Some(crm_store::server::database_url(&server, &name))))
             .await
             .expect("app opens");
         Some(Self::ready(opened.app, dir, Some((server, name))).await)

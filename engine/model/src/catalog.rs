@@ -333,6 +333,19 @@ pub struct Catalog {
     pub version: i64,
     docs: Docs,
     entities: BTreeMap<Ident, Arc<Entity>>,
+    /// The rollups fed by each entity's records, by the feeding entity's name.
+    rollups: HashMap<Ident, Vec<Rollup>>,
+}
+
+/// A rollup field as the engine keeps it: `entity.field` totals the records of `from` whose
+/// `via` points at it.
+#[derive(Debug, Clone)]
+pub struct Rollup {
+    pub entity: Ident,
+    pub field: Ident,
+    pub from: Ident,
+    pub via: Ident,
+    pub sum: Option<Ident>,
 }
 
 impl Catalog {
@@ -360,7 +373,26 @@ impl Catalog {
                 (def.name.clone(), Arc::new(entity))
             })
             .collect();
-        Ok(Self { version, docs, entities })
+        let mut rollups: HashMap<Ident, Vec<Rollup>> = HashMap::new();
+        for def in docs.entities.values() {
+            for field in def.fields.iter().filter(|f| !f.archived) {
+                if let Some(rollup) = &field.rollup {
+                    rollups.entry(rollup.from.clone()).or_default().push(Rollup {
+                        entity: def.name.clone(),
+                        field: field.name.clone(),
+                        from: rollup.from.clone(),
+                        via: rollup.via.clone(),
+                        sum: rollup.sum.clone(),
+                    });
+                }
+            }
+        }
+        Ok(Self { version, docs, entities, rollups })
+    }
+
+    /// The rollups that records of `entity` feed.
+    pub fn rollups_from(&self, entity: &str) -> &[Rollup] {
+        self.rollups.get(entity).map_or(&[], Vec::as_slice)
     }
 
     pub fn docs(&self) -> &Docs {
@@ -434,6 +466,7 @@ fn check(docs: &Docs) -> Vec<MetaError> {
     }
     for entity in docs.entities.values() {
         check_entity(docs, entity, &mut errors);
+        check_rollups(docs, entity, &mut errors);
         let name = entity.name.as_str();
         match docs.layouts.get(name) {
             Some(layout) => check_layout(entity, layout, &mut errors),
@@ -683,6 +716,50 @@ fn check_entity(docs: &Docs, entity: &EntityDef, errors: &mut Vec<MetaError>) {
             Some(f) if f.field_type.is_text_like() || f.field_type == FieldType::Select => {}
             Some(_) => errors.push(err("/title_field".into(), format!("`{title}` is not a text field"))),
             None => errors.push(err("/title_field".into(), format!("no field `{title}`"))),
+        }
+    }
+}
+
+/// A rollup totals a number field (or counts the records) of an entity whose live lookup
+/// points back, into a number field that nobody else writes.
+fn check_rollups(docs: &Docs, entity: &EntityDef, errors: &mut Vec<MetaError>) {
+    for (i, field) in entity.fields.iter().enumerate() {
+        let Some(rollup) = field.rollup.as_ref().filter(|_| !field.archived) else { continue };
+        let mut err = |prop: &str, message: String| {
+            errors.push(MetaError::new(
+                DocKind::Entity,
+                entity.name.as_str(),
+                format!("/fields/{i}/rollup{prop}"),
+                message,
+            ));
+        };
+        if !matches!(field.field_type, FieldType::Integer | FieldType::Decimal | FieldType::Money) {
+            err("", "only integer, decimal and money fields can be rollups".into());
+        }
+        if field.required || field.unique || field.default.is_some() {
+            err("", "a rollup is kept by the engine: it is neither required, unique nor defaulted".into());
+        }
+        let Some(source) = docs.entities.get(&rollup.from) else {
+            err("/from", format!("no entity `{}`", rollup.from));
+            continue;
+        };
+        let live = |name: &Ident| source.fields.iter().find(|f| &f.name == name && !f.archived);
+        match live(&rollup.via) {
+            Some(via) if via.field_type == FieldType::Lookup && via.target.as_ref() == Some(&entity.name) => {}
+            _ => err("/via", format!("`{}` is not a lookup of `{}` to `{}`", rollup.via, rollup.from, entity.name)),
+        }
+        match rollup.sum.as_ref().map(|name| (name, live(name))) {
+            None => {
+                if field.field_type != FieldType::Integer {
+                    err("", "a count is kept in an integer field".into());
+                }
+            }
+            Some((name, None)) => err("/sum", format!("no field `{name}` on `{}`", rollup.from)),
+            Some((name, Some(summed))) => {
+                if summed.storage() != field.storage() {
+                    err("/sum", format!("`{name}` is not a number of the same kind and scale as `{}`", field.name));
+                }
+            }
         }
     }
 }

@@ -232,6 +232,23 @@ pub struct FieldDef {
     pub prefix: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digits: Option<u8>,
+    /// A total kept by the engine over the records that point at this one (a quote's lines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollup: Option<RollupDef>,
+}
+
+/// A field kept by the engine: the sum of a field (or the count) of the live records of
+/// `from` whose lookup `via` points at the record. It is recomputed, inside the writing
+/// transaction and over all records whoever wrote them, whenever such a record is created,
+/// changed, deleted or restored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollupDef {
+    pub from: Ident,
+    pub via: Ident,
+    /// The number field summed; the records are counted when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sum: Option<Ident>,
 }
 
 impl FieldDef {
@@ -259,6 +276,7 @@ impl FieldDef {
             stage_set_by: None,
             prefix: None,
             digits: None,
+            rollup: None,
         }
     }
 
@@ -612,6 +630,11 @@ pub enum ScriptEvent {
     Assignment,
     /// Runs on a schedule (`schedule`), e.g. each morning's reminders.
     Scheduled,
+    /// Creates records or notifies people when a record goes to the recycle bin; applied in
+    /// the deletion's transaction.
+    AfterDelete,
+    /// The same when a record comes back out of the recycle bin.
+    AfterRestore,
 }
 
 /// A rule: a Rhai script attached to an entity's event.

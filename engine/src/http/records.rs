@@ -11,7 +11,7 @@ use super::{ApiJson, ApiQuery};
 use crate::access::Principal;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::records::{self, ListParams, Outcome};
+use crate::records::{self, BulkOp, ListParams, Outcome, Source};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -47,7 +47,7 @@ pub async fn create(
     Path(entity): Path<String>,
     ApiJson(body): ApiJson<Json_>,
 ) -> ApiResult<Response> {
-    let record = records::create(&app, &p, &entity, &body).await?;
+    let record = records::create(&app, &p, Source::Api, &entity, &body).await?;
     Ok((StatusCode::CREATED, Json(record)).into_response())
 }
 
@@ -68,7 +68,7 @@ pub async fn update(
     Path((entity, id)): Path<(String, String)>,
     ApiJson(body): ApiJson<Json_>,
 ) -> ApiResult<Json<records::RecordOut>> {
-    Ok(Json(records::update(&app, &p, &entity, &id, &body).await?))
+    Ok(Json(records::update(&app, &p, Source::Api, &entity, &id, &body).await?))
 }
 
 /// The single result of a one-record bulk operation as a response.
@@ -76,6 +76,7 @@ fn single(results: Vec<records::BulkResult>) -> ApiResult<Response> {
     match results.into_iter().next().map(|r| (r.id, r.outcome)) {
         Some((_, Outcome::Done(_))) => Ok(StatusCode::NO_CONTENT.into_response()),
         Some((_, Outcome::Invalid(errors))) => Err(ApiError::Invalid(errors)),
+        Some((_, Outcome::Forbidden { code, message })) => Err(ApiError::Forbidden { code, message }),
         Some((id, Outcome::NotFound)) => Err(ApiError::not_found(format!("no record `{id}`"))),
         None => Err(ApiError::not_found("no record")),
     }
@@ -87,7 +88,7 @@ pub async fn delete(
     p: Principal,
     Path((entity, id)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    single(records::bulk_set_deleted(&app, &p, &entity, &[Json_::String(id)], false).await?)
+    single(records::bulk(&app, &p, Source::Api, &entity, &[Json_::String(id)], BulkOp::Delete).await?)
 }
 
 /// `POST /api/v1/records/{entity}/{id}/restore`: out of the recycle bin.
@@ -96,7 +97,7 @@ pub async fn restore(
     p: Principal,
     Path((entity, id)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    single(records::bulk_set_deleted(&app, &p, &entity, &[Json_::String(id.clone())], true).await?)?;
+    single(records::bulk(&app, &p, Source::Api, &entity, &[Json_::String(id.clone())], BulkOp::Restore).await?)?;
     Ok(Json(records::get(&app, &p, &entity, &id, None).await?).into_response())
 }
 
@@ -163,7 +164,7 @@ pub async fn bulk_update(
     Path(entity): Path<String>,
     ApiJson(body): ApiJson<BulkUpdate>,
 ) -> ApiResult<Json<Json_>> {
-    let results = records::bulk_update(&app, &p, &entity, &body.ids, &body.set).await?;
+    let results = records::bulk(&app, &p, Source::Api, &entity, &body.ids, BulkOp::Update(&body.set)).await?;
     Ok(Json(json!({ "results": results })))
 }
 
@@ -174,7 +175,7 @@ pub async fn bulk_delete(
     Path(entity): Path<String>,
     ApiJson(body): ApiJson<BulkIds>,
 ) -> ApiResult<Json<Json_>> {
-    let results = records::bulk_set_deleted(&app, &p, &entity, &body.ids, false).await?;
+    let results = records::bulk(&app, &p, Source::Api, &entity, &body.ids, BulkOp::Delete).await?;
     Ok(Json(json!({ "results": results })))
 }
 
@@ -185,7 +186,7 @@ pub async fn bulk_restore(
     Path(entity): Path<String>,
     ApiJson(body): ApiJson<BulkIds>,
 ) -> ApiResult<Json<Json_>> {
-    let results = records::bulk_set_deleted(&app, &p, &entity, &body.ids, true).await?;
+    let results = records::bulk(&app, &p, Source::Api, &entity, &body.ids, BulkOp::Restore).await?;
     Ok(Json(json!({ "results": results })))
 }
 
@@ -203,7 +204,7 @@ pub async fn bulk_create(
     Path(entity): Path<String>,
     ApiJson(body): ApiJson<BulkCreate>,
 ) -> ApiResult<Response> {
-    let ids = records::import(&app, &p, &entity, &body.records).await?;
+    let ids = records::import(&app, &p, Source::Import, &entity, &body.records).await?;
     Ok((StatusCode::CREATED, Json(Created { created: ids.len(), ids })).into_response())
 }
 
@@ -221,7 +222,7 @@ pub async fn bulk_assign(
     Path(entity): Path<String>,
     ApiJson(body): ApiJson<BulkAssign>,
 ) -> ApiResult<Json<Json_>> {
-    let results = records::bulk_assign(&app, &p, &entity, &body.ids, body.owner).await?;
+    let results = records::bulk(&app, &p, Source::Api, &entity, &body.ids, BulkOp::Assign(body.owner)).await?;
     Ok(Json(json!({ "results": results })))
 }
 

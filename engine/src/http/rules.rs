@@ -50,7 +50,7 @@ pub async fn move_stage(
         }
     };
     let change = json!({ field.name.as_str(): body.stage, "version": version });
-    Ok(Json(records::update(&app, &p, &entity, &id, &change).await?))
+    Ok(Json(records::update(&app, &p, records::Source::Api, &entity, &id, &change).await?))
 }
 
 /// `GET /api/v1/records/{entity}/{id}/stage-history`: the record's moves, oldest first, with

@@ -271,7 +271,16 @@ pub async fn create(
     let values = posted_values(entity, &viewer, &form);
     let back = form.get("_back").map(|b| local_path(Some(b)).to_owned());
     let created = match layout_required(entity, &values) {
-        Ok(()) => records::create(&app, &viewer.principal, &entity_name, &Json::Object(values.clone())).await,
+        Ok(()) => {
+            records::create(
+                &app,
+                &viewer.principal,
+                records::Source::Screen,
+                &entity_name,
+                &Json::Object(values.clone()),
+            )
+            .await
+        }
         Err(missing) => Err(missing),
     };
     match created {
@@ -326,7 +335,10 @@ pub async fn save(
     let record_page = format!("/e/{entity_name}/{id}");
     let back = form.get("_back").map(|b| local_path(Some(b)).to_owned());
     let outcome = match layout_required(entity, &values) {
-        Ok(()) => records::update(&app, &viewer.principal, &entity_name, &id, &Json::Object(body)).await,
+        Ok(()) => {
+            records::update(&app, &viewer.principal, records::Source::Screen, &entity_name, &id, &Json::Object(body))
+                .await
+        }
         Err(missing) => Err(missing),
     };
     if let Some(back) = back {

@@ -15,7 +15,7 @@ use super::view::{self, Cell};
 use super::{Posted, Viewer, allowed, encode, html, redirect_with};
 use crate::app::{App, AppState};
 use crate::error::{ApiError, ApiResult};
-use crate::records::{self, BulkResult, Grantee, ListParams, Outcome};
+use crate::records::{self, BulkOp, BulkResult, Grantee, ListParams, Outcome, Source};
 
 /// Rows per page.
 const PAGE_SIZE: u32 = 50;
@@ -405,7 +405,12 @@ fn summary(viewer: &Viewer, results: &[BulkResult]) -> String {
         .filter_map(|r| match &r.outcome {
             Outcome::Done(_) => None,
             Outcome::NotFound => Some(viewer.text("bulk.not_allowed")),
-            Outcome::Invalid(errors) => Some(errors.iter().map(|e| e.message.clone()).collect::<Vec<_>>().join("; ")),
+            Outcome::Forbidden { code, message } => {
+                Some(super::form::error_text(viewer, &crate::error::FieldError::new("", code, message.clone())))
+            }
+            Outcome::Invalid(errors) => {
+                Some(errors.iter().map(|e| super::form::error_text(viewer, e)).collect::<Vec<_>>().join("; "))
+            }
         })
         .collect();
     let mut text = super::shell::text(viewer.locale, "bulk.done", &[("n", done.to_string())]);
@@ -460,7 +465,7 @@ async fn bulk_action(
     };
     let p = &viewer.principal;
     Ok(match form.get("action").unwrap_or("") {
-        "assign" => records::bulk_assign(app, p, entity_name, ids, user("owner")?).await?,
+        "assign" => records::bulk(app, p, Source::Screen, entity_name, ids, BulkOp::Assign(user("owner")?)).await?,
         "share" => {
             let access = if form.get("access") == Some("edit") { "edit" } else { "read" };
             records::bulk_share(app, p, entity_name, ids, Grantee::User(user("share_with")?), Some(access)).await?
@@ -472,9 +477,9 @@ async fn bulk_action(
             let field =
                 entity.field(name).ok_or_else(|| ApiError::field(name, "unknown", viewer.text("bulk.choose_field")))?;
             let value = view::form_value(field, &[form.get("value").unwrap_or("")], &viewer.offset);
-            records::bulk_update(app, p, entity_name, ids, &json!({ name: value })).await?
+            records::bulk(app, p, Source::Screen, entity_name, ids, BulkOp::Update(&json!({ name: value }))).await?
         }
-        "delete" => records::bulk_set_deleted(app, p, entity_name, ids, false).await?,
+        "delete" => records::bulk(app, p, Source::Screen, entity_name, ids, BulkOp::Delete).await?,
         other => return Err(ApiError::bad_request("invalid_body", format!("no bulk action `{other}`"))),
     })
 }
@@ -564,6 +569,6 @@ pub async fn restore(
     if ids.is_empty() {
         return Ok(redirect_with(&back, Some(&viewer.text("bulk.none_selected"))));
     }
-    let results = records::bulk_set_deleted(&app, &viewer.principal, &entity_name, &ids, true).await?;
+    let results = records::bulk(&app, &viewer.principal, Source::Screen, &entity_name, &ids, BulkOp::Restore).await?;
     Ok(redirect_with(&back, Some(&summary(&viewer, &results))))
 }

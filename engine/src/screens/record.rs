@@ -403,12 +403,21 @@ pub async fn delete(
     Path((entity_name, id)): Path<(String, String)>,
     _: Posted,
 ) -> ApiResult<Response> {
-    let results =
-        records::bulk_set_deleted(&app, &viewer.principal, &entity_name, &[Json::from(id.as_str())], false).await?;
+    let results = records::bulk(
+        &app,
+        &viewer.principal,
+        records::Source::Screen,
+        &entity_name,
+        &[Json::from(id.as_str())],
+        records::BulkOp::Delete,
+    )
+    .await?;
     match results.into_iter().next().map(|r| r.outcome) {
         Some(records::Outcome::Done(_)) => {
             Ok(redirect_with(&format!("/e/{entity_name}"), Some(&viewer.text("record.deleted"))))
         }
+        Some(records::Outcome::Forbidden { code, message }) => Err(ApiError::Forbidden { code, message }),
+        Some(records::Outcome::Invalid(errors)) => Err(ApiError::Invalid(errors)),
         _ => Err(ApiError::not_found(format!("no {entity_name} `{id}`"))),
     }
 }

@@ -97,6 +97,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../../migrations/sqlite/0003_rules.sql"),
         include_str!("../../../migrations/postgres/0003_rules.sql"),
     ),
+    (
+        4,
+        "the source of each write, and the outbox consumers' cursors and failures",
+        include_str!("../../../migrations/sqlite/0004_pipeline.sql"),
+        include_str!("../../../migrations/postgres/0004_pipeline.sql"),
+    ),
 ];
 
 impl Db {

@@ -135,16 +135,19 @@ pub async fn references(db: &Db, entity: &Entity, field: &FieldDef) -> Result<Ve
     sql.fetch_all(db).await?.iter().map(|row| Ok((row.uuid(0)?.unwrap_or_default(), row.uuid(1)?))).collect()
 }
 
-/// Which of `ids` are live records of `entity`.
-pub async fn existing_ids(on: &mut On<'_>, entity: &Entity, ids: &[Uuid]) -> Result<HashSet<Uuid>, StoreError> {
+/// Which of `ids` are live records of `entity` within a scope.
+pub async fn existing_ids(
+    on: &mut On<'_>,
+    entity: &Entity,
+    ids: &[Uuid],
+    scope: Option<&Filter>,
+) -> Result<HashSet<Uuid>, StoreError> {
     let mut found = HashSet::new();
     for chunk in ids.chunks(500) {
         let mut sql = on.sql();
-        sql.push("SELECT \"id\" FROM ").ident(entity.name()).push(" WHERE \"deleted_at\" IS NULL AND \"id\" IN (");
-        sql.comma_list(chunk, |sql, id| {
-            sql.bind(Arg::Uuid(*id));
-        });
-        sql.push(")");
+        sql.push("SELECT \"id\" FROM ").ident(entity.name()).push(" WHERE \"deleted_at\" IS NULL AND \"id\" IN ");
+        push_ids(&mut sql, chunk);
+        push_and(&mut sql, scope);
         // At most 500 lookups by key: well under a millisecond, short enough for the caller's task.
         for row in on.fetch_keyed(sql).await? {
             found.extend(row.uuid(0)?);
@@ -294,31 +297,48 @@ pub async fn set_deleted(
 }
 
 /// Every record a user owns, the recycle bin included.
-pub async fn owned_by(tx: &mut Tx, entity: &Entity, user: Uuid) -> Result<Vec<Uuid>, StoreError> {
-    let mut sql = tx.sql();
-    sql.push("SELECT \"id\" FROM ").ident(entity.name()).push(" WHERE \"owner\" = ").bind(Arg::Uuid(user));
-    sql.fetch_all_tx(tx).await?.iter().map(|row| Ok(row.uuid(0)?.unwrap_or_default())).collect()
+pub async fn owned_by(db: &Db, entity: &Entity, user: Uuid) -> Result<Vec<Record>, StoreError> {
+    let mut sql = db.sql();
+    select_from(&mut sql, entity);
+    sql.push(" WHERE \"owner\" = ").bind(Arg::Uuid(user));
+    Ok(sql.fetch_values(db, storages(entity)).await?.into_iter().map(|values| Record { values }).collect())
 }
 
-/// Gives records a new owner.
-pub async fn set_owner(
+/// Recomputes a rollup field of one record (`parent.field`, the total of `sum` or the count
+/// of the live records of `from` whose `via` points at it) and writes it if it changed.
+/// Returns the value before and the record as stored, or `None` if nothing changed. The
+/// parent is locked before the total is read, so that on PostgreSQL two transactions adding
+/// lines to one parent count each other's.
+#[expect(clippy::too_many_arguments, reason = "the parts of one rollup")]
+pub async fn recompute_rollup(
     tx: &mut Tx,
-    entity: &Entity,
-    ids: &[Uuid],
-    owner: Uuid,
+    parent: &Entity,
+    field: &FieldDef,
+    id: Uuid,
+    from: &Entity,
+    via: &FieldDef,
+    sum: Option<&FieldDef>,
     by: Uuid,
     now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    let mut statements = Vec::new();
-    for chunk in ids.chunks(500) {
-        let mut sql = tx.sql();
-        sql.push("UPDATE ").ident(entity.name()).push(" SET \"owner\" = ").bind(Arg::Uuid(owner));
-        sql.push(", \"updated_by\" = ").bind(Arg::Uuid(by)).push(", \"updated_at\" = ").bind(Arg::Datetime(now));
-        sql.push(", \"version\" = \"version\" + 1 WHERE \"id\" IN ");
-        push_ids(&mut sql, chunk);
-        statements.push(sql);
+) -> Result<Option<(Value, Record)>, StoreError> {
+    let Some(current) = get_for_update(tx, parent, id, None).await? else { return Ok(None) };
+    let index = parent.column_index(field.name.as_str()).expect("a column of the parent");
+    let mut total = tx.sql();
+    match sum {
+        // PostgreSQL sums bigints as numeric: cast back to what the column holds.
+        Some(summed) => total.push("SELECT CAST(COALESCE(SUM(").ident(&summed.name).push("), 0) AS BIGINT)"),
+        None => total.push("SELECT COUNT(*)"),
+    };
+    total.push(" FROM ").ident(from.name()).push(" WHERE ").ident(&via.name).push(" = ").bind(Arg::Uuid(id));
+    total.push(" AND \"deleted_at\" IS NULL");
+    let row =
+        total.fetch_optional_tx(tx).await?.ok_or_else(|| StoreError::Corrupt("a total returned nothing".into()))?;
+    let total = row.value(0, field.storage())?;
+    if current.values[index] == total {
+        return Ok(None);
     }
-    Sql::execute_all(statements, tx).await
+    let stored = update(tx, parent, id, current.version(), &[(index, total)], by, now).await?;
+    Ok(stored.map(|stored| (current.values[index].clone(), stored)))
 }
 
 /// A page of records and whether more follow.

@@ -179,6 +179,43 @@ fn push_user_can_sign_in(sql: &mut crate::Sql) {
     sql.push(") AND (u.\"pool\" IS NULL OR u.\"pool\" = ").bind(Arg::Boolean(false)).push(")");
 }
 
+/// The users holding one of `roles` who can sign in: enabled, not in the recycle bin, not a
+/// pool account.
+pub async fn active_users_with_roles(db: &Db, roles: &[String]) -> Result<Vec<Uuid>, StoreError> {
+    if roles.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = db.sql();
+    sql.push("SELECT DISTINCT u.\"id\" FROM \"user\" u JOIN crm_user_role r ON r.user_id = u.\"id\" WHERE r.role IN (");
+    sql.comma_list(roles, |sql, role| {
+        sql.bind(Arg::Text(role.clone()));
+    });
+    sql.push(")");
+    push_user_can_sign_in(&mut sql);
+    sql.fetch_all(db).await?.iter().map(|row| Ok(row.uuid(0)?.unwrap_or_default())).collect()
+}
+
+/// The statements that end every session and revoke every token of a user, to run in the
+/// transaction that disables them. On PostgreSQL they also tell the other nodes, when the
+/// transaction commits, to forget what they remember of sessions and tokens.
+pub fn sign_out_statements(dialect: crate::Dialect, user_id: Uuid, now: DateTime<Utc>) -> Vec<crate::Sql> {
+    let mut sessions = crate::Sql::new(dialect);
+    sessions.push("DELETE FROM crm_session WHERE user_id = ").bind(Arg::Uuid(user_id));
+    let mut tokens = crate::Sql::new(dialect);
+    tokens.push("UPDATE crm_token SET revoked_at = ").bind(Arg::Datetime(now));
+    tokens.push(" WHERE revoked_at IS NULL AND user_id = ").bind(Arg::Uuid(user_id));
+    let mut statements = vec![sessions, tokens];
+    if dialect == crate::Dialect::Postgres {
+        let mut notify = crate::Sql::new(dialect);
+        notify.push("NOTIFY crm_signed_out");
+        statements.push(notify);
+    }
+    statements
+}
+
+/// The channel on which PostgreSQL tells every node that someone was signed out.
+pub const SIGNED_OUT_CHANNEL: &str = "crm_signed_out";
+
 pub async fn set_credential(
     tx: &mut Tx,
     user_id: Uuid,
@@ -400,6 +437,8 @@ pub struct AuditEntry {
     pub entity: String,
     pub record_id: Uuid,
     pub action: &'static str,
+    /// Where a record write came from: api, screen, import, rule, rollup, ...
+    pub source: Option<&'static str>,
     /// `{field: [before, after]}`
     pub changes: Json,
 }
@@ -434,12 +473,14 @@ pub fn change_statements(
     let mut statements = Vec::new();
     for chunk in audit.chunks(1000) {
         let mut sql = crate::Sql::new(dialect);
-        sql.insert_rows_into().push("crm_audit (at, actor, entity, record_id, action, changes) VALUES ");
+        sql.insert_rows_into().push("crm_audit (at, actor, entity, record_id, action, source, changes) VALUES ");
         sql.comma_list(chunk, |sql, entry| {
             sql.push("(").bind(Arg::Datetime(now)).push(", ");
             sql.bind(entry.actor.map_or(Arg::Null(Storage::Uuid), Arg::Uuid)).push(", ");
             sql.bind(Arg::Text(entry.entity.clone())).push(", ").bind(Arg::Uuid(entry.record_id)).push(", ");
-            sql.bind(Arg::Text(entry.action.to_owned())).push(", ").bind(Arg::Json(entry.changes.clone())).push(")");
+            sql.bind(Arg::Text(entry.action.to_owned())).push(", ");
+            sql.bind(entry.source.map_or(Arg::Null(Storage::Text), |s| Arg::Text(s.to_owned()))).push(", ");
+            sql.bind(Arg::Json(entry.changes.clone())).push(")");
         });
         statements.push(sql);
     }

@@ -1,11 +1,10 @@
 //! Who is calling: passwords (Argon2id), API tokens and browser sessions (kept as SHA-256
 //! hashes, checked briefly from memory), CSRF tokens for cookie-authenticated changes, login
-//! throttling, the middleware that makes a [`Principal`], and the first administrator.
+//! throttling, and the middleware that makes a [`crate::access::Principal`].
 
-use std::collections::{HashMap, VecDeque};
+pub mod cache;
+
 use std::net::SocketAddr;
-use std::sync::{Mutex, RwLock};
-use std::time::{Duration, Instant};
 
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
@@ -21,7 +20,6 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::access::Principal;
 use crate::app::{App, AppState};
 use crate::error::{ApiError, ApiResult};
 
@@ -73,58 +71,6 @@ async fn verify_in_background(hash: String, password: &str) -> ApiResult<bool> {
         .map_err(|e| ApiError::Internal(e.into()))
 }
 
-/// How many failed logins are tolerated, and for how long they count.
-const THROTTLE_WINDOW: Duration = Duration::from_secs(15 * 60);
-const FAILURES_PER_LOGIN: usize = 5;
-const FAILURES_PER_ADDRESS: usize = 30;
-
-/// Failed logins per login name and per client address, in memory. After 5 failures for a
-/// login, or 30 from one address, within 15 minutes, further attempts are refused (429) until
-/// the oldest failure is 15 minutes old; a success clears the login's failures.
-#[derive(Default)]
-pub struct Throttle {
-    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
-}
-
-impl Throttle {
-    fn keys(login: &str, address: &str) -> [(String, usize); 2] {
-        [
-            (format!("login:{}", login.trim().to_lowercase()), FAILURES_PER_LOGIN),
-            (format!("address:{address}"), FAILURES_PER_ADDRESS),
-        ]
-    }
-
-    fn check(&self, login: &str, address: &str) -> ApiResult<()> {
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        for (key, limit) in Self::keys(login, address) {
-            if let Some(times) = failures.get_mut(&key) {
-                times.retain(|t| t.elapsed() < THROTTLE_WINDOW);
-                if times.len() >= limit {
-                    return Err(ApiError::TooManyRequests(
-                        "too many failed logins; wait 15 minutes or ask an administrator".into(),
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn failed(&self, login: &str, address: &str) {
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        if failures.len() > 100_000 {
-            failures.retain(|_, times| times.back().is_some_and(|t| t.elapsed() < THROTTLE_WINDOW));
-        }
-        for (key, _) in Self::keys(login, address) {
-            failures.entry(key).or_default().push_back(Instant::now());
-        }
-    }
-
-    fn succeeded(&self, login: &str) {
-        let [(key, _), _] = Self::keys(login, "");
-        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
-    }
-}
-
 /// Writes one audit row outside any other change (logins, account actions).
 pub async fn audit(
     app: &App,
@@ -133,7 +79,14 @@ pub async fn audit(
     action: &'static str,
     changes: serde_json::Value,
 ) -> ApiResult<()> {
-    let entry = AuditEntry { actor, entity: crm_model::USER_ENTITY.to_owned(), record_id: record, action, changes };
+    let entry = AuditEntry {
+        actor,
+        entity: crm_model::USER_ENTITY.to_owned(),
+        record_id: record,
+        action,
+        source: None,
+        changes,
+    };
     let mut tx = app.db.begin().await?;
     system::record_change(&mut tx, app.now(), &[entry], &[]).await?;
     tx.commit().await?;
@@ -204,53 +157,13 @@ pub async fn close_session(app: &App, cookie: &str) -> ApiResult<()> {
     Ok(())
 }
 
-/// Ends every session and revokes every token of a user (disabled, password reset).
+/// Ends every session and revokes every token of a user (a password reset), on every node.
 pub async fn sign_out_everywhere(app: &App, user_id: Uuid) -> ApiResult<()> {
-    system::delete_sessions(&app.db, None, Some(user_id)).await?;
-    system::revoke_tokens(&app.db, user_id, None, app.now()).await?;
-    app.tokens.forget();
-    app.access.forget();
+    let mut tx = app.db.begin().await?;
+    crm_store::Sql::execute_all(system::sign_out_statements(tx.dialect(), user_id, app.now()), &mut tx).await?;
+    tx.commit().await?;
+    app.signed_out();
     Ok(())
-}
-
-/// Tokens and sessions checked recently, so a busy client does not cost a database read
-/// per request: secret hash → user and, for sessions, the CSRF token.
-#[derive(Default)]
-pub struct TokenCache {
-    entries: RwLock<HashMap<[u8; 32], Checked>>,
-}
-
-/// A token or session found valid: its user, the session's CSRF token, and when.
-struct Checked {
-    user: Uuid,
-    csrf: Option<String>,
-    at: Instant,
-}
-
-/// How long a checked token is trusted without asking the database again; revocations and
-/// disabled accounts on this node take effect at once (the cache is cleared).
-const TOKEN_CACHE_TTL: Duration = Duration::from_secs(10);
-const TOKEN_CACHE_SIZE: usize = 10_000;
-
-impl TokenCache {
-    fn get(&self, hash: &[u8; 32]) -> Option<(Uuid, Option<String>)> {
-        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        entries.get(hash).filter(|c| c.at.elapsed() < TOKEN_CACHE_TTL).map(|c| (c.user, c.csrf.clone()))
-    }
-
-    fn put(&self, hash: [u8; 32], user: Uuid, csrf: Option<String>) {
-        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= TOKEN_CACHE_SIZE {
-            entries.retain(|_, c| c.at.elapsed() < TOKEN_CACHE_TTL);
-        }
-        if entries.len() < TOKEN_CACHE_SIZE {
-            entries.insert(hash, Checked { user, csrf, at: Instant::now() });
-        }
-    }
-
-    pub fn forget(&self) {
-        self.entries.write().unwrap_or_else(|e| e.into_inner()).clear();
-    }
 }
 
 /// The user of a bearer token.
@@ -349,42 +262,4 @@ pub async fn authenticate(State(app): State<AppState>, mut request: Request, nex
     }
     request.extensions_mut().insert(principal);
     Ok(next.run(request).await)
-}
-
-/// Creates the administrator on first start. Returns the generated password, if one was.
-pub async fn ensure_admin(app: &App) -> anyhow::Result<Option<String>> {
-    if system::any_credential(&app.db).await? {
-        return Ok(None);
-    }
-    let (password, generated) = match &app.config.admin_password {
-        Some(password) => (password.clone(), false),
-        None => {
-            let mut bytes = [0u8; 12];
-            rand::fill(&mut bytes);
-            (URL_SAFE_NO_PAD.encode(bytes), true)
-        }
-    };
-    let id = Uuid::now_v7();
-    let catalog = app.catalog();
-    let admin_roles: Vec<String> =
-        catalog.docs().roles.values().filter(|r| r.admin).map(|r| r.name.to_string()).collect();
-    anyhow::ensure!(!admin_roles.is_empty(), "the catalog has no administrator role");
-    let principal = Principal {
-        user_id: id,
-        department: None,
-        roles: admin_roles.clone(),
-        access: std::sync::Arc::new(crm_model::Access::of(admin_roles.iter().filter_map(|r| catalog.role(r)))),
-        must_change_password: false,
-    };
-    let hash = hash_password(&password)?;
-    let fields = json!({"name": "系统管理员", "login": "admin", "active": true});
-    crate::records::create_with(app, &principal, "user", &fields, Some(id), move |tx, now| {
-        Box::pin(async move {
-            system::set_credential(tx, id, &hash, false, now).await?;
-            system::set_user_roles(tx, id, &admin_roles).await
-        })
-    })
-    .await
-    .map_err(|e| anyhow::anyhow!("creating the administrator failed: {e:?}"))?;
-    Ok(generated.then_some(password))
 }
