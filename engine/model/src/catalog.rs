@@ -584,7 +584,7 @@ fn check_entity(docs: &Docs, entity: &EntityDef, errors: &mut Vec<MetaError>) {
                 errors.push(err(at(prop), "not a number this field can hold".into()));
             }
         }
-        if spec.options {
+        if spec.has_options {
             if field.options.is_empty() {
                 errors.push(err(at("/options"), "a select field needs options".into()));
             }

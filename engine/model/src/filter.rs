@@ -115,7 +115,7 @@ impl Operator {
 }
 
 /// Names of operators, as messages and documents list them.
-pub fn operator_names(operators: &[Operator]) -> String {
+fn operator_names(operators: &[Operator]) -> String {
     operators.iter().map(|op| op.name()).collect::<Vec<_>>().join(", ")
 }
 

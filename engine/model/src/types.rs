@@ -192,7 +192,7 @@ pub struct TypeSpec {
     /// Rows can be ordered by it (long texts and option lists cannot).
     pub sortable: bool,
     /// Choices from the field's own `options`.
-    pub options: bool,
+    pub has_options: bool,
     /// The engine writes it; clients and forms cannot.
     pub generated: bool,
     /// Its column is indexed even when the field does not ask: lists filter on it.
@@ -222,10 +222,6 @@ impl FieldType {
         &TYPES[self as usize]
     }
 
-    pub fn name(self) -> &'static str {
-        self.spec().name
-    }
-
     pub fn is_text_like(self) -> bool {
         self.spec().text_like
     }
@@ -239,19 +235,28 @@ impl FieldType {
     }
 }
 
-use Operator as O;
-
-/// Texts compare, order and match.
-const TEXT_OPERATORS: &[Operator] =
-    &[O::Eq, O::Ne, O::Lt, O::Lte, O::Gt, O::Gte, O::Between, O::In, O::Contains, O::StartsWith, O::IsNull];
+/// Texts compare, order and match: every operator.
+const TEXT_OPERATORS: &[Operator] = &Operator::ALL;
 /// Numbers, dates and choices compare and order.
-const ORDERED_OPERATORS: &[Operator] = &[O::Eq, O::Ne, O::Lt, O::Lte, O::Gt, O::Gte, O::Between, O::In, O::IsNull];
+const ORDERED_OPERATORS: &[Operator] = &[
+    Operator::Eq,
+    Operator::Ne,
+    Operator::Lt,
+    Operator::Lte,
+    Operator::Gt,
+    Operator::Gte,
+    Operator::Between,
+    Operator::In,
+    Operator::IsNull,
+];
 /// Yes/no and references only compare.
-const EQUALITY_OPERATORS: &[Operator] = &[O::Eq, O::Ne, O::In, O::IsNull];
+const EQUALITY_OPERATORS: &[Operator] = &[Operator::Eq, Operator::Ne, Operator::In, Operator::IsNull];
 /// An option list has options or not.
-const LIST_OPERATORS: &[Operator] = &[O::In, O::Contains, O::IsNull];
+const LIST_OPERATORS: &[Operator] = &[Operator::In, Operator::Contains, Operator::IsNull];
 
-/// The base of the types of one family; entries override what differs.
+// The entries of a family start from its first member (`TEXT`) or from a base (`NUMBER`,
+// `CHOICE`, `REFERENCE`, never entries themselves) and override what differs.
+
 const TEXT: TypeSpec = TypeSpec {
     field_type: FieldType::Text,
     name: "text",
@@ -266,7 +271,7 @@ const TEXT: TypeSpec = TypeSpec {
     display: Display::Plain,
     text_like: true,
     sortable: true,
-    options: false,
+    has_options: false,
     generated: false,
     indexed: false,
     reference: None,
@@ -295,7 +300,7 @@ const CHOICE: TypeSpec = TypeSpec {
     schema: ValueSchema::Option,
     display: Display::Option,
     text_like: false,
-    options: true,
+    has_options: true,
     max_length: None,
     ..TEXT
 };
@@ -501,7 +506,7 @@ pub static TYPES: [TypeSpec; 19] = [
         filter_input: Some(FilterInput::Stage),
         schema: ValueSchema::Stage,
         display: Display::Stage,
-        options: false,
+        has_options: false,
         indexed: true,
         ..CHOICE
     },
@@ -552,7 +557,7 @@ mod tests {
             .iter()
             .map(|name| name.as_str().unwrap())
             .collect();
-        let table: Vec<&str> = TYPES.iter().filter(|spec| spec.options).map(|spec| spec.name).collect();
+        let table: Vec<&str> = TYPES.iter().filter(|spec| spec.has_options).map(|spec| spec.name).collect();
         assert_eq!(with_options, table);
     }
 }

@@ -149,7 +149,7 @@ fn options(
     users: &[(String, String)],
 ) -> Vec<(String, String)> {
     match field.field_type {
-        _ if field.spec().options => {
+        _ if field.spec().has_options => {
             field.options.iter().map(|o| (o.value.clone(), o.label.get(viewer.locale).to_owned())).collect()
         }
         // The stages of the record's own set, when it follows another field (a campaign's
