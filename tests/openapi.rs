@@ -39,6 +39,13 @@ async fn the_document_is_valid_and_follows_the_catalog() {
         before["components"]["schemas"]["customer"]["properties"]["industry"]["enum"].as_array().unwrap().len(),
         9
     );
+    let types: Vec<&str> = before["components"]["schemas"]["FieldType"]["oneOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["const"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, crm_model::types::TYPES.iter().map(|spec| spec.name).collect::<Vec<_>>());
 
     t.post(
         "/api/v1/meta/entities/customer/fields",

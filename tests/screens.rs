@@ -660,6 +660,7 @@ async fn the_studio_builds_an_entity_with_a_plan_first(t: TestApp) {
     assert_eq!(moved.status, StatusCode::SEE_OTHER);
     let studio = b.get("/studio/e/competitor").await;
     assert!(ok(&studio).find("data-field=\"threat\"").unwrap() < studio.text.find("data-field=\"name\"").unwrap());
+    assert!(studio.text.contains("<option value=\"long_text\">多行文本</option>"), "types are offered by their labels");
 
     // A field's labels, options and flags changed in the studio: planned, then live.
     let edit = b.get("/studio/e/competitor/fields/threat").await;

@@ -1,6 +1,8 @@
 //! The OpenAPI 3.1 document of the API, generated from the live catalog: one set of paths and
 //! schemas per entity, the filter grammar and the problem shape.
 
+use crm_model::filter::Operator;
+use crm_model::types::{TYPES, ValueSchema};
 use crm_model::{Catalog, Entity, FieldDef, FieldType, Storage};
 use serde_json::{Map, Value as Json, json};
 
@@ -16,39 +18,30 @@ fn nullable(mut schema: Json) -> Json {
 
 /// The JSON Schema of a field's value as the API returns it.
 fn field_schema(catalog: &Catalog, field: &FieldDef) -> Json {
-    let mut schema = match field.field_type {
-        FieldType::Text | FieldType::LongText | FieldType::Phone | FieldType::Region => {
-            json!({"type": "string", "maxLength": field.max_length()})
+    let option_values = || field.options.iter().map(|o| o.value.clone()).collect::<Vec<_>>();
+    let mut schema = match field.spec().schema {
+        ValueSchema::Text { format: None } => json!({"type": "string", "maxLength": field.max_length()}),
+        ValueSchema::Text { format: Some(format) } => {
+            json!({"type": "string", "format": format, "maxLength": field.max_length()})
         }
-        FieldType::Email => json!({"type": "string", "format": "email", "maxLength": field.max_length()}),
-        FieldType::Url => json!({"type": "string", "format": "uri", "maxLength": field.max_length()}),
-        FieldType::AutoNumber => json!({"type": "string", "readOnly": true}),
-        FieldType::Integer => json!({"type": "integer"}),
-        FieldType::Decimal | FieldType::Money | FieldType::Percent => {
+        ValueSchema::Generated => json!({"type": "string", "readOnly": true}),
+        ValueSchema::Integer => json!({"type": "integer"}),
+        ValueSchema::Exact { currency } => {
             let scale = field.scale();
             let pattern =
                 if scale == 0 { "^-?[0-9]+$".to_owned() } else { format!("^-?[0-9]+(\\.[0-9]{{1,{scale}}})?$") };
             let mut schema = json!({"type": "string", "pattern": pattern, "description": "An exact number as text."});
-            if field.field_type == FieldType::Money {
+            if currency {
                 schema["x-currency"] = json!(field.currency());
             }
             schema
         }
-        FieldType::Boolean => json!({"type": "boolean"}),
-        FieldType::Date => json!({"type": "string", "format": "date"}),
-        FieldType::Datetime => json!({"type": "string", "format": "date-time"}),
-        FieldType::Select => {
-            json!({"type": "string", "enum": field.options.iter().map(|o| o.value.clone()).collect::<Vec<_>>()})
-        }
-        FieldType::MultiSelect => json!({
-            "type": "array",
-            "uniqueItems": true,
-            "items": {"enum": field.options.iter().map(|o| o.value.clone()).collect::<Vec<_>>()},
-        }),
-        FieldType::Lookup | FieldType::User => {
-            json!({"type": "string", "format": "uuid", "x-target": field.reference_target()})
-        }
-        FieldType::Stage => {
+        ValueSchema::Boolean => json!({"type": "boolean"}),
+        ValueSchema::Formatted(format) => json!({"type": "string", "format": format}),
+        ValueSchema::Option => json!({"type": "string", "enum": option_values()}),
+        ValueSchema::Options => json!({"type": "array", "uniqueItems": true, "items": {"enum": option_values()}}),
+        ValueSchema::Reference => json!({"type": "string", "format": "uuid", "x-target": field.reference_target()}),
+        ValueSchema::Stage => {
             let mut stages: Vec<String> = Vec::new();
             for stage in catalog.stage_sets_of(field).iter().flat_map(|s| s.stages.iter()) {
                 if !stages.iter().any(|s| s == stage.name.as_str()) {
@@ -87,7 +80,7 @@ fn record_schema(catalog: &Catalog, entity: &Entity) -> Json {
 fn input_schema(catalog: &Catalog, entity: &Entity, for_update: bool) -> Json {
     let mut properties: Map<String, Json> = entity
         .live_fields()
-        .filter(|f| f.field_type != FieldType::AutoNumber)
+        .filter(|f| !f.spec().generated)
         .map(|f| {
             let mut schema = field_schema(catalog, f);
             if matches!(f.storage(), Storage::Fixed(_)) {
@@ -105,7 +98,7 @@ fn input_schema(catalog: &Catalog, entity: &Entity, for_update: bool) -> Json {
     } else {
         let required: Vec<String> = entity
             .live_fields()
-            .filter(|f| f.required && f.default.is_none() && f.field_type != FieldType::AutoNumber)
+            .filter(|f| f.required && f.default.is_none() && !f.spec().generated)
             .map(|f| f.name.to_string())
             .collect();
         if !required.is_empty() {
@@ -214,7 +207,7 @@ fn entity_paths(paths: &mut Map<String, Json>, entity: &Entity) {
     history["parameters"] = json!([id_param]);
     paths.insert(format!("/api/v1/records/{name}/{{id}}/history"), json!({"get": history}));
 
-    if entity.live_fields().any(|f| f.field_type == crm_model::FieldType::Stage) {
+    if entity.live_fields().any(|f| f.field_type == FieldType::Stage) {
         let mut stage = operation(
             format!("move_stage_{name}"),
             format!("Move a {label} to a stage (forward, back or skipping stages)"),
@@ -342,18 +335,34 @@ fn share_schema(ids: &Json, access: bool) -> Json {
 
 fn filter_schema() -> Json {
     json!({
-        "description": "A filter tree: and/or/not of conditions. Ops: eq, ne, lt, lte, gt, gte, between ([low, high]), in (a list), contains, starts_with, is_null (true/false).",
+        "description": "A filter tree: and/or/not of conditions. Ops: eq, ne, lt, lte, gt, gte, between ([low, high]), in (a list), contains, starts_with, is_null (true/false); the `x-operators` of FieldType say which a field of each type takes.",
         "oneOf": [
             {"type": "object", "required": ["and"], "additionalProperties": false, "properties": {"and": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/Filter"}}}},
             {"type": "object", "required": ["or"], "additionalProperties": false, "properties": {"or": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/Filter"}}}},
             {"type": "object", "required": ["not"], "additionalProperties": false, "properties": {"not": {"$ref": "#/components/schemas/Filter"}}},
             {"type": "object", "required": ["field", "op"], "additionalProperties": false, "properties": {
                 "field": {"type": "string"},
-                "op": {"enum": ["eq", "ne", "lt", "lte", "gt", "gte", "between", "in", "contains", "starts_with", "is_null"]},
+                "op": {"enum": Operator::ALL.map(Operator::name)},
                 "value": {},
             }},
         ],
     })
+}
+
+/// Every field type with its labels and the filter operators it takes.
+fn field_type_schema() -> Json {
+    let types: Vec<Json> = TYPES
+        .iter()
+        .map(|spec| {
+            json!({
+                "const": spec.name,
+                "title": spec.label_en,
+                "x-label-zh-CN": spec.label_zh_cn,
+                "x-operators": spec.operators.iter().map(|op| op.name()).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({"description": "The type of a field.", "oneOf": types})
 }
 
 fn meta_paths(paths: &mut Map<String, Json>) {
@@ -376,7 +385,7 @@ fn meta_paths(paths: &mut Map<String, Json>) {
     let mut add_field =
         std("add_field", "Add a field (the real table is altered)", "201", &["400", "401", "403", "404", "422"]);
     add_field["parameters"] = json!([name_param("entity")]);
-    add_field["requestBody"] = body(any.clone());
+    add_field["requestBody"] = body(json!({"$ref": "#/components/schemas/EntityDocument/$defs/field"}));
     paths.insert("/api/v1/meta/entities/{entity}/fields".into(), json!({"post": add_field}));
     let mut patch_field =
         std("patch_field", "Change a field's labels, options and flags", "200", &["400", "401", "403", "404", "422"]);
@@ -529,8 +538,11 @@ pub fn document(catalog: &Catalog, visible: impl Fn(&str) -> bool) -> Json {
         }
         // Its local references point into its own `$defs`, which move with it.
         let text = schema.to_string().replace("\"#/$defs/", "\"#/components/schemas/EntityDocument/$defs/");
-        serde_json::from_str(&text).unwrap_or_default()
+        let mut schema: Json = serde_json::from_str(&text).unwrap_or_default();
+        schema["$defs"]["field"]["properties"]["type"] = json!({"$ref": "#/components/schemas/FieldType"});
+        schema
     });
+    schemas.insert("FieldType".into(), field_type_schema());
     schemas.insert("Problem".into(), json!({
         "type": "object",
         "required": ["type", "title", "status", "code", "detail"],

@@ -9,10 +9,11 @@ use serde_json::Value as Json;
 
 use crate::ident::Ident;
 use crate::meta::{
-    DocKind, EntityDef, FieldDef, FieldType, Labels, Layout, LayoutDoc, LayoutItem, ListViewDoc, RelatedDoc, ScriptDoc,
+    DocKind, EntityDef, FieldDef, Labels, Layout, LayoutDoc, LayoutItem, ListViewDoc, RelatedDoc, ScriptDoc,
     ScriptEvent, Section, SortKey, StageSetDoc,
 };
 use crate::roles::RoleDoc;
+use crate::types::{FieldType, Reference, Storage};
 use crate::{USER_ENTITY, schema, value};
 
 /// A problem with a metadata document, located by the document and a JSON pointer into it.
@@ -594,7 +595,8 @@ fn check_entity(docs: &Docs, entity: &EntityDef, errors: &mut Vec<MetaError>) {
             errors.push(err(at("/name"), format!("field `{}` appears twice", field.name)));
         }
         let ty = field.field_type;
-        if field.max_length.is_some() && !(ty.is_text_like() && ty != FieldType::AutoNumber) {
+        let spec = ty.spec();
+        if field.max_length.is_some() && spec.max_length.is_none() {
             errors.push(err(at("/max_length"), "only text fields have a maximum length".into()));
         }
         if field.scale.is_some() && ty != FieldType::Decimal {
@@ -604,7 +606,7 @@ fn check_entity(docs: &Docs, entity: &EntityDef, errors: &mut Vec<MetaError>) {
             errors.push(err(at("/currency"), "only money fields have a currency".into()));
         }
         if (field.min.is_some() || field.max.is_some())
-            && !matches!(field.storage(), crate::meta::Storage::Integer | crate::meta::Storage::Fixed(_))
+            && !matches!(field.storage(), Storage::Integer | Storage::Fixed(_))
         {
             errors.push(err(at("/min"), "only number fields have a range".into()));
         }
@@ -615,34 +617,30 @@ fn check_entity(docs: &Docs, entity: &EntityDef, errors: &mut Vec<MetaError>) {
                 errors.push(err(at(prop), "not a number this field can hold".into()));
             }
         }
-        match ty {
-            FieldType::Select | FieldType::MultiSelect => {
-                if field.options.is_empty() {
-                    errors.push(err(at("/options"), "a select field needs options".into()));
-                }
-                let mut values = HashSet::new();
-                for (j, option) in field.options.iter().enumerate() {
-                    if !values.insert(&option.value) {
-                        errors.push(err(
-                            at(&format!("/options/{j}/value")),
-                            format!("option `{}` appears twice", option.value),
-                        ));
-                    }
+        if spec.has_options {
+            if field.options.is_empty() {
+                errors.push(err(at("/options"), "a select field needs options".into()));
+            }
+            let mut values = HashSet::new();
+            for (j, option) in field.options.iter().enumerate() {
+                if !values.insert(&option.value) {
+                    errors.push(err(
+                        at(&format!("/options/{j}/value")),
+                        format!("option `{}` appears twice", option.value),
+                    ));
                 }
             }
-            _ if !field.options.is_empty() => {
-                errors.push(err(at("/options"), "only select fields have options".into()));
-            }
-            _ => {}
+        } else if !field.options.is_empty() {
+            errors.push(err(at("/options"), "only select fields have options".into()));
         }
-        match (ty, &field.target) {
-            (FieldType::Lookup, Some(target)) if !docs.entities.contains_key(target) => {
+        let names_target = spec.reference == Some(Reference::Target);
+        match &field.target {
+            Some(target) if names_target && !docs.entities.contains_key(target) => {
                 errors.push(err(at("/target"), format!("no entity `{target}`")));
             }
-            (FieldType::Lookup, None) => errors.push(err(at("/target"), "a lookup needs a target entity".into())),
-            (FieldType::Lookup, Some(_)) => {}
-            (_, Some(_)) => errors.push(err(at("/target"), "only lookups have a target".into())),
-            (_, None) => {}
+            None if names_target => errors.push(err(at("/target"), "a lookup needs a target entity".into())),
+            Some(_) if !names_target => errors.push(err(at("/target"), "only lookups have a target".into())),
+            _ => {}
         }
         match (ty, &field.stage_set) {
             (FieldType::Stage, Some(set)) => {
@@ -680,11 +678,11 @@ fn check_entity(docs: &Docs, entity: &EntityDef, errors: &mut Vec<MetaError>) {
         if ty != FieldType::AutoNumber && (field.prefix.is_some() || field.digits.is_some()) {
             errors.push(err(at("/prefix"), "only auto-number fields have a prefix and digits".into()));
         }
-        if ty == FieldType::AutoNumber && field.default.is_some() {
+        if spec.generated && field.default.is_some() {
             errors.push(err(at("/default"), "an auto-number is generated, it has no default".into()));
         }
         if let Some(default) = &field.default
-            && ty != FieldType::AutoNumber
+            && !spec.generated
             && let Err(e) = value::check_default(
                 field,
                 default,

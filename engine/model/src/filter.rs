@@ -10,7 +10,8 @@ use uuid::Uuid;
 
 use crate::catalog::{Catalog, Entity};
 use crate::ident::Ident;
-use crate::meta::{FieldDef, FieldType, SortKey, Storage};
+use crate::meta::{FieldDef, SortKey};
+use crate::types::Storage;
 use crate::value::{self, Value};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -59,6 +60,63 @@ pub enum Op {
     StartsWith(String),
     /// `true`: the column is empty; `false`: it has a value.
     IsNull(bool),
+}
+
+/// The name of a comparison, as a filter node's `op` writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operator {
+    Eq,
+    Ne,
+    Lt,
+    Lte,
+    Gt,
+    Gte,
+    Between,
+    In,
+    Contains,
+    StartsWith,
+    IsNull,
+}
+
+impl Operator {
+    pub const ALL: [Operator; 11] = [
+        Operator::Eq,
+        Operator::Ne,
+        Operator::Lt,
+        Operator::Lte,
+        Operator::Gt,
+        Operator::Gte,
+        Operator::Between,
+        Operator::In,
+        Operator::Contains,
+        Operator::StartsWith,
+        Operator::IsNull,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Operator::Eq => "eq",
+            Operator::Ne => "ne",
+            Operator::Lt => "lt",
+            Operator::Lte => "lte",
+            Operator::Gt => "gt",
+            Operator::Gte => "gte",
+            Operator::Between => "between",
+            Operator::In => "in",
+            Operator::Contains => "contains",
+            Operator::StartsWith => "starts_with",
+            Operator::IsNull => "is_null",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|op| op.name() == name)
+    }
+}
+
+/// Names of operators, as messages and documents list them.
+fn operator_names(operators: &[Operator]) -> String {
+    operators.iter().map(|op| op.name()).collect::<Vec<_>>().join(", ")
 }
 
 /// A malformed filter, sort or cursor: the client's mistake, answered with a 400.
@@ -171,52 +229,51 @@ fn parse_node(
 }
 
 fn parse_op(catalog: &Catalog, field: &FieldDef, op: &str, value: &Json, path: &str) -> Result<Op, QueryError> {
-    let ty = field.field_type;
-    let ordered = !matches!(field.storage(), Storage::List | Storage::Boolean | Storage::Uuid);
+    let Some(operator) = Operator::parse(op) else {
+        return Err(query_error(path, format!("unknown op `{op}`; use {}", operator_names(&Operator::ALL))));
+    };
+    let spec = field.field_type.spec();
+    if !spec.operators.contains(&operator) {
+        return Err(query_error(
+            path,
+            format!("`{op}` does not apply to a {} field; use {}", spec.name, operator_names(spec.operators)),
+        ));
+    }
+    // A list value (a multi select) has options: `in` and `contains` ask for one of them.
+    let list = field.storage() == Storage::List;
     let one = |json: &Json| operand(catalog, field, json, path);
-    let parsed = match op {
-        "eq" | "ne" if ty == FieldType::MultiSelect => {
-            return Err(query_error(path, "use `contains` or `in` on a multi select"));
-        }
-        "eq" => Op::Eq(one(value)?),
-        "ne" => Op::Ne(one(value)?),
-        "lt" | "lte" | "gt" | "gte" | "between" if !ordered => {
-            return Err(query_error(path, format!("`{op}` does not apply to a {ty:?} field")));
-        }
-        "lt" => Op::Lt(one(value)?),
-        "lte" => Op::Lte(one(value)?),
-        "gt" => Op::Gt(one(value)?),
-        "gte" => Op::Gte(one(value)?),
-        "between" => match value.as_array().map(Vec::as_slice) {
+    let parsed = match operator {
+        Operator::Eq => Op::Eq(one(value)?),
+        Operator::Ne => Op::Ne(one(value)?),
+        Operator::Lt => Op::Lt(one(value)?),
+        Operator::Lte => Op::Lte(one(value)?),
+        Operator::Gt => Op::Gt(one(value)?),
+        Operator::Gte => Op::Gte(one(value)?),
+        Operator::Between => match value.as_array().map(Vec::as_slice) {
             Some([low, high]) => Op::Between(one(low)?, one(high)?),
             _ => return Err(query_error(path, "`between` takes [low, high]")),
         },
         // On a multi select, `in` means having any of the options: one list value.
-        "in" if ty == FieldType::MultiSelect => Op::In(vec![one(value)?]),
-        "in" => {
+        Operator::In if list => Op::In(vec![one(value)?]),
+        Operator::In => {
             let items = value.as_array().ok_or_else(|| query_error(path, "`in` takes a list"))?;
             if items.is_empty() || items.len() > MAX_IN_VALUES {
                 return Err(query_error(path, format!("`in` takes 1 to {MAX_IN_VALUES} values")));
             }
             Op::In(items.iter().map(one).collect::<Result<_, _>>()?)
         }
-        "contains" if ty == FieldType::MultiSelect => Op::Contains(one(&Json::Array(vec![value.clone()]))?),
-        "contains" | "starts_with" => {
-            if !ty.is_text_like() {
-                return Err(query_error(path, format!("`{op}` applies to text fields")));
-            }
+        Operator::Contains if list => Op::Contains(one(&Json::Array(vec![value.clone()]))?),
+        Operator::Contains | Operator::StartsWith => {
             let text = value.as_str().filter(|s| !s.is_empty() && s.chars().count() <= 255 && !s.contains('\0'));
             let text = text.ok_or_else(|| query_error(path, "takes a text of 1 to 255 characters"))?;
-            if op == "contains" { Op::Contains(Value::Text(text.to_owned())) } else { Op::StartsWith(text.to_owned()) }
+            if operator == Operator::Contains {
+                Op::Contains(Value::Text(text.to_owned()))
+            } else {
+                Op::StartsWith(text.to_owned())
+            }
         }
-        "is_null" => Op::IsNull(value.as_bool().ok_or_else(|| query_error(path, "`is_null` takes true or false"))?),
-        other => {
-            return Err(query_error(
-                path,
-                format!(
-                    "unknown op `{other}`; use eq, ne, lt, lte, gt, gte, between, in, contains, starts_with, is_null"
-                ),
-            ));
+        Operator::IsNull => {
+            Op::IsNull(value.as_bool().ok_or_else(|| query_error(path, "`is_null` takes true or false"))?)
         }
     };
     Ok(parsed)
@@ -225,7 +282,7 @@ fn parse_op(catalog: &Catalog, field: &FieldDef, op: &str, value: &Json, path: &
 /// A value to compare with: the field's own check, except that generated values (auto
 /// numbers) may be searched for, and an empty value must be asked for with `is_null`.
 fn operand(catalog: &Catalog, field: &FieldDef, json: &Json, path: &str) -> Result<Value, QueryError> {
-    let parsed = if field.field_type == FieldType::AutoNumber {
+    let parsed = if field.field_type.spec().generated {
         json.as_str()
             .map(|s| Value::Text(s.to_owned()))
             .ok_or_else(|| value::Problem::new("invalid_type", "expected text"))

@@ -1,6 +1,6 @@
 //! The metadata model: entities, fields and the documents that describe their screens; their
-//! validation by JSON Schema and by meaning; field values; the filter tree; change plans.
-//! No IO happens here: the store and the app build on these types.
+//! validation by JSON Schema and by meaning; the field types, their values; the filter tree;
+//! change plans. No IO happens here: the store and the app build on these types.
 
 pub mod catalog;
 pub mod changes;
@@ -11,13 +11,15 @@ pub mod plan;
 pub mod region;
 pub mod roles;
 pub mod schema;
+pub mod types;
 pub mod value;
 
 pub use catalog::{Catalog, Docs, Entity, MetaError};
 pub use filter::{Filter, ListQuery, Op, QueryError};
 pub use ident::Ident;
-pub use meta::{DocKind, EntityDef, FieldDef, FieldType, Labels, ScriptDoc, ScriptEvent, SortKey, Storage};
+pub use meta::{DocKind, EntityDef, FieldDef, Labels, ScriptDoc, ScriptEvent, SortKey};
 pub use roles::{Access, Action, Scope};
+pub use types::{FieldType, Storage, TypeSpec};
 pub use value::Value;
 
 /// The entity whose records are the people who own, create and change every other record.

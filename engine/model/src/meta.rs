@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ident::Ident;
+use crate::types::{FieldType, Reference, Storage, TypeSpec};
 
 /// A text in each language of the product.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,81 +92,6 @@ impl DocKind {
             DocKind::Related => "related.schema.json",
             DocKind::Role => "role.schema.json",
             DocKind::Script => "script.schema.json",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FieldType {
-    Text,
-    LongText,
-    Integer,
-    Decimal,
-    Money,
-    Percent,
-    Date,
-    Datetime,
-    Boolean,
-    Select,
-    MultiSelect,
-    Lookup,
-    User,
-    Email,
-    Phone,
-    Url,
-    Region,
-    AutoNumber,
-    Stage,
-}
-
-/// How a field's values are kept in a column; types of one class share a column type, which
-/// is what makes a change between them safe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Storage {
-    Text,
-    Integer,
-    /// An exact number kept as an integer scaled by `10^scale`.
-    Fixed(u8),
-    Boolean,
-    Date,
-    Datetime,
-    Uuid,
-    /// A list of option values (multi select).
-    List,
-}
-
-impl FieldType {
-    pub fn is_text_like(self) -> bool {
-        matches!(
-            self,
-            FieldType::Text
-                | FieldType::LongText
-                | FieldType::Email
-                | FieldType::Phone
-                | FieldType::Url
-                | FieldType::Region
-                | FieldType::AutoNumber
-        )
-    }
-
-    pub fn is_reference(self) -> bool {
-        matches!(self, FieldType::Lookup | FieldType::User)
-    }
-
-    /// Whether rows can be ordered by this type (long texts and option lists cannot).
-    pub fn is_sortable(self) -> bool {
-        !matches!(self, FieldType::LongText | FieldType::MultiSelect)
-    }
-
-    /// The longest text accepted when the field sets no `max_length`.
-    pub fn default_max_length(self) -> u32 {
-        match self {
-            FieldType::LongText => 65_535,
-            FieldType::Email => 254,
-            FieldType::Phone => 40,
-            FieldType::Url => 2_048,
-            _ => 255,
         }
     }
 }
@@ -280,52 +206,45 @@ impl FieldDef {
         }
     }
 
+    /// What the engine knows about the field's type.
+    pub fn spec(&self) -> &'static TypeSpec {
+        self.field_type.spec()
+    }
+
     pub fn storage(&self) -> Storage {
-        match self.field_type {
-            FieldType::Text
-            | FieldType::LongText
-            | FieldType::Email
-            | FieldType::Phone
-            | FieldType::Url
-            | FieldType::Region
-            | FieldType::AutoNumber
-            | FieldType::Select
-            | FieldType::Stage => Storage::Text,
-            FieldType::Integer => Storage::Integer,
-            FieldType::Decimal | FieldType::Money | FieldType::Percent => Storage::Fixed(self.scale()),
-            FieldType::Boolean => Storage::Boolean,
-            FieldType::Date => Storage::Date,
-            FieldType::Datetime => Storage::Datetime,
-            FieldType::Lookup | FieldType::User => Storage::Uuid,
-            FieldType::MultiSelect => Storage::List,
+        match self.spec().storage {
+            Storage::Fixed(_) => Storage::Fixed(self.scale()),
+            storage => storage,
         }
     }
 
-    /// Digits after the decimal point of an exact number field.
+    /// Digits after the decimal point of an exact number field: a decimal field chooses its
+    /// own, other types have their storage's.
     pub fn scale(&self) -> u8 {
-        match self.field_type {
-            FieldType::Decimal => self.scale.unwrap_or(2),
-            FieldType::Money | FieldType::Percent => 2,
+        match self.spec().storage {
+            Storage::Fixed(default) if self.field_type == FieldType::Decimal => self.scale.unwrap_or(default),
+            Storage::Fixed(scale) => scale,
             _ => 0,
         }
     }
 
-    pub fn max_length(&self) -> u32 {
-        self.max_length.unwrap_or_else(|| self.field_type.default_max_length())
+    /// The longest text the field accepts; `None` for types that are not typed-in text.
+    pub fn max_length(&self) -> Option<u32> {
+        self.spec().max_length.map(|default| self.max_length.unwrap_or(default))
     }
 
     /// The entity a reference field points at.
     pub fn reference_target(&self) -> Option<&str> {
-        match self.field_type {
-            FieldType::User => Some(crate::USER_ENTITY),
-            FieldType::Lookup => self.target.as_ref().map(Ident::as_str),
-            _ => None,
+        match self.spec().reference? {
+            Reference::Entity(entity) => Some(entity),
+            Reference::Target => self.target.as_ref().map(Ident::as_str),
         }
     }
 
-    /// Whether the column gets a (non-unique) index: lookups, stages and fields marked indexed.
+    /// Whether the column gets a (non-unique) index: fields marked indexed and the types lists
+    /// filter on (references, stages).
     pub fn wants_index(&self) -> bool {
-        !self.unique && (self.indexed || self.field_type.is_reference() || self.field_type == FieldType::Stage)
+        !self.unique && (self.indexed || self.spec().indexed)
     }
 
     pub fn currency(&self) -> &str {

@@ -7,7 +7,8 @@ use serde_json::Value as Json;
 
 use crate::catalog::{Docs, MetaError};
 use crate::ident::Ident;
-use crate::meta::{DocKind, FieldDef, FieldType, Storage};
+use crate::meta::{DocKind, FieldDef};
+use crate::types::{FieldType, Storage};
 
 /// A change to the tables.
 #[derive(Debug, Clone, PartialEq)]

@@ -5,8 +5,9 @@ use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, SecondsFormat, Utc
 use serde_json::Value as Json;
 use uuid::Uuid;
 
-use crate::meta::{FieldDef, FieldType, StageSetDoc, Storage};
+use crate::meta::{FieldDef, StageSetDoc};
 use crate::region;
+use crate::types::Storage;
 
 /// A typed value of one column.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -46,110 +47,153 @@ impl Problem {
 /// saving time, so a fixed offset is exact.
 const DEFAULT_OFFSET_SECS: i32 = 8 * 3600;
 
-/// Checks a client's JSON for a field and converts it. `stages` is the stage set of a stage
-/// field. References are only checked for form here; that the target exists is the store's
-/// business.
+/// Checks a client's JSON for a field and converts it, with the parser of the field's type.
+/// `stages` is the stage set of a stage field. References are only checked for form here;
+/// that the target exists is the store's business.
 pub fn parse(field: &FieldDef, json: &Json, stages: Option<&StageSetDoc>) -> Result<Value, Problem> {
     if json.is_null() {
         return Ok(Value::Null);
     }
-    let ty = field.field_type;
-    match ty {
-        FieldType::Text | FieldType::LongText | FieldType::Email | FieldType::Phone | FieldType::Url => {
-            let text = expect_text(json)?;
-            let text = if ty == FieldType::LongText { text.to_owned() } else { text.trim().to_owned() };
-            if text.is_empty() {
-                return Ok(Value::Null);
-            }
-            check_text(field, &text)?;
-            match ty {
-                FieldType::Email if !is_email(&text) => Err(Problem::new("invalid_email", "not an email address")),
-                FieldType::Phone if !is_phone(&text) => Err(Problem::new("invalid_phone", "not a phone number")),
-                FieldType::Url if !is_url(&text) => Err(Problem::new("invalid_url", "not an http(s) address")),
-                _ => Ok(Value::Text(text)),
-            }
+    (field.spec().parse)(field, json, stages)
+}
+
+pub(crate) fn parse_text(field: &FieldDef, json: &Json, _: Option<&StageSetDoc>) -> Result<Value, Problem> {
+    Ok(checked_text(field, expect_text(json)?.trim())?.map_or(Value::Null, Value::Text))
+}
+
+/// A long text keeps its spaces and line breaks as typed.
+pub(crate) fn parse_long_text(field: &FieldDef, json: &Json, _: Option<&StageSetDoc>) -> Result<Value, Problem> {
+    Ok(checked_text(field, expect_text(json)?)?.map_or(Value::Null, Value::Text))
+}
+
+pub(crate) fn parse_email(field: &FieldDef, json: &Json, _: Option<&StageSetDoc>) -> Result<Value, Problem> {
+    formed_text(field, json, is_email, || Problem::new("invalid_email", "not an email address"))
+}
+
+pub(crate) fn parse_phone(field: &FieldDef, json: &Json, _: Option<&StageSetDoc>) -> Result<Value, Problem> {
+    formed_text(field, json, is_phone, || Problem::new("invalid_phone", "not a phone number"))
+}
+
+pub(crate) fn parse_url(field: &FieldDef, json: &Json, _: Option<&StageSetDoc>) -> Result<Value, Problem> {
+    formed_text(field, json, is_url, || Problem::new("invalid_url", "not an http(s) address"))
+}
+
+pub(crate) fn parse_region(field: &FieldDef, json: &Json, _: Option<&StageSetDoc>) -> Result<Value, Problem> {
+    let Some(text) = checked_text(field, expect_text(json)?.trim())? else {
+        return Ok(Value::Null);
+    };
+    region::normalize(&text)
+        .map(Value::Text)
+        .ok_or_else(|| Problem::new("invalid_region", "not a province (and city) of China, e.g. 广东省/深圳市"))
+}
+
+pub(crate) fn refuse_generated(_: &FieldDef, _: &Json, _: Option<&StageSetDoc>) -> Result<Value, Problem> {
+    Err(Problem::new("read_only", "an auto-number is generated"))
+}
+
+pub(crate) fn parse_integer(field: &FieldDef, json: &Json, _: Option<&StageSetDoc>) -> Result<Value, Problem> {
+    let n = match json {
+        Json::Number(n) => n.as_i64(),
+        Json::String(s) => s.trim().parse::<i64>().ok(),
+        _ => return Err(type_error("an integer")),
+    }
+    .ok_or_else(|| Problem::new("invalid_number", "not a whole number in range"))?;
+    check_range(field, n)?;
+    Ok(Value::Integer(n))
+}
+
+/// Decimal, money and percent: exact numbers at the field's scale.
+pub(crate) fn parse_exact(field: &FieldDef, json: &Json, _: Option<&StageSetDoc>) -> Result<Value, Problem> {
+    let text = match json {
+        Json::Number(n) => n.to_string(),
+        Json::String(s) => s.trim().to_owned(),
+        _ => return Err(type_error("a number")),
+    };
+    let n = parse_fixed(&text, field.scale())?;
+    check_range(field, n)?;
+    Ok(Value::Fixed(n))
+}
+
+pub(crate) fn parse_boolean(_: &FieldDef, json: &Json, _: Option<&StageSetDoc>) -> Result<Value, Problem> {
+    json.as_bool().map(Value::Boolean).ok_or_else(|| type_error("true or false"))
+}
+
+pub(crate) fn parse_date(_: &FieldDef, json: &Json, _: Option<&StageSetDoc>) -> Result<Value, Problem> {
+    NaiveDate::parse_from_str(expect_text(json)?.trim(), "%Y-%m-%d")
+        .map(Value::Date)
+        .map_err(|_| Problem::new("invalid_date", "not a date like 2026-01-31"))
+}
+
+pub(crate) fn parse_datetime(_: &FieldDef, json: &Json, _: Option<&StageSetDoc>) -> Result<Value, Problem> {
+    datetime_of(expect_text(json)?.trim())
+        .map(Value::Datetime)
+        .ok_or_else(|| Problem::new("invalid_datetime", "not a date and time like 2026-01-31T09:30:00+08:00"))
+}
+
+pub(crate) fn parse_option(field: &FieldDef, json: &Json, _: Option<&StageSetDoc>) -> Result<Value, Problem> {
+    let text = expect_text(json)?;
+    if field.options.iter().any(|o| o.value == text) {
+        Ok(Value::Text(text.to_owned()))
+    } else {
+        Err(invalid_option(field, text))
+    }
+}
+
+pub(crate) fn parse_options(field: &FieldDef, json: &Json, _: Option<&StageSetDoc>) -> Result<Value, Problem> {
+    let Json::Array(items) = json else {
+        return Err(type_error("a list of options"));
+    };
+    let mut chosen = Vec::with_capacity(items.len());
+    for item in items {
+        let text = item.as_str().ok_or_else(|| type_error("a list of options"))?;
+        if !field.options.iter().any(|o| o.value == text) {
+            return Err(invalid_option(field, text));
         }
-        FieldType::Region => {
-            let text = expect_text(json)?.trim();
-            if text.is_empty() {
-                return Ok(Value::Null);
-            }
-            check_text(field, text)?;
-            region::normalize(text)
-                .map(Value::Text)
-                .ok_or_else(|| Problem::new("invalid_region", "not a province (and city) of China, e.g. 广东省/深圳市"))
-        }
-        FieldType::AutoNumber => Err(Problem::new("read_only", "an auto-number is generated")),
-        FieldType::Integer => {
-            let n = match json {
-                Json::Number(n) => n.as_i64(),
-                Json::String(s) => s.trim().parse::<i64>().ok(),
-                _ => return Err(type_error("an integer")),
-            }
-            .ok_or_else(|| Problem::new("invalid_number", "not a whole number in range"))?;
-            check_range(field, n)?;
-            Ok(Value::Integer(n))
-        }
-        FieldType::Decimal | FieldType::Money | FieldType::Percent => {
-            let text = match json {
-                Json::Number(n) => n.to_string(),
-                Json::String(s) => s.trim().to_owned(),
-                _ => return Err(type_error("a number")),
-            };
-            let n = parse_fixed(&text, field.scale())?;
-            check_range(field, n)?;
-            Ok(Value::Fixed(n))
-        }
-        FieldType::Boolean => json.as_bool().map(Value::Boolean).ok_or_else(|| type_error("true or false")),
-        FieldType::Date => {
-            let text = expect_text(json)?;
-            NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
-                .map(Value::Date)
-                .map_err(|_| Problem::new("invalid_date", "not a date like 2026-01-31"))
-        }
-        FieldType::Datetime => parse_datetime(expect_text(json)?.trim())
-            .map(Value::Datetime)
-            .ok_or_else(|| Problem::new("invalid_datetime", "not a date and time like 2026-01-31T09:30:00+08:00")),
-        FieldType::Select => {
-            let text = expect_text(json)?;
-            if field.options.iter().any(|o| o.value == text) {
-                Ok(Value::Text(text.to_owned()))
-            } else {
-                Err(invalid_option(field, text))
-            }
-        }
-        FieldType::MultiSelect => {
-            let Json::Array(items) = json else {
-                return Err(type_error("a list of options"));
-            };
-            let mut chosen = Vec::with_capacity(items.len());
-            for item in items {
-                let text = item.as_str().ok_or_else(|| type_error("a list of options"))?;
-                if !field.options.iter().any(|o| o.value == text) {
-                    return Err(invalid_option(field, text));
-                }
-                chosen.push(text);
-            }
-            // Kept in the order of the options so that equal choices are equal values.
-            let list = field
-                .options
-                .iter()
-                .filter(|o| chosen.contains(&o.value.as_str()))
-                .map(|o| o.value.clone())
-                .collect::<Vec<_>>();
-            Ok(if list.is_empty() { Value::Null } else { Value::List(list) })
-        }
-        FieldType::Lookup | FieldType::User => {
-            let text = expect_text(json)?;
-            Uuid::parse_str(text).map(Value::Uuid).map_err(|_| Problem::new("invalid_reference", "not a record id"))
-        }
-        FieldType::Stage => {
-            let text = expect_text(json)?;
-            match stages {
-                Some(set) if set.stages.iter().any(|s| s.name.as_str() == text) => Ok(Value::Text(text.to_owned())),
-                _ => Err(Problem::new("invalid_stage", format!("`{text}` is not a stage of this record"))),
-            }
-        }
+        chosen.push(text);
+    }
+    // Kept in the order of the options so that equal choices are equal values.
+    let list = field
+        .options
+        .iter()
+        .filter(|o| chosen.contains(&o.value.as_str()))
+        .map(|o| o.value.clone())
+        .collect::<Vec<_>>();
+    Ok(if list.is_empty() { Value::Null } else { Value::List(list) })
+}
+
+pub(crate) fn parse_reference(_: &FieldDef, json: &Json, _: Option<&StageSetDoc>) -> Result<Value, Problem> {
+    Uuid::parse_str(expect_text(json)?)
+        .map(Value::Uuid)
+        .map_err(|_| Problem::new("invalid_reference", "not a record id"))
+}
+
+pub(crate) fn parse_stage(_: &FieldDef, json: &Json, stages: Option<&StageSetDoc>) -> Result<Value, Problem> {
+    let text = expect_text(json)?;
+    match stages {
+        Some(set) if set.stages.iter().any(|s| s.name.as_str() == text) => Ok(Value::Text(text.to_owned())),
+        _ => Err(Problem::new("invalid_stage", format!("`{text}` is not a stage of this record"))),
+    }
+}
+
+/// A text within the field's maximum length; `None` when it is empty.
+fn checked_text(field: &FieldDef, text: &str) -> Result<Option<String>, Problem> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    check_text(field, text)?;
+    Ok(Some(text.to_owned()))
+}
+
+/// A trimmed text of a form (an email address, ...), `invalid` when it is not of it.
+fn formed_text(
+    field: &FieldDef,
+    json: &Json,
+    is_formed: fn(&str) -> bool,
+    invalid: fn() -> Problem,
+) -> Result<Value, Problem> {
+    match checked_text(field, expect_text(json)?.trim())? {
+        Some(text) if !is_formed(&text) => Err(invalid()),
+        text => Ok(text.map_or(Value::Null, Value::Text)),
     }
 }
 
@@ -172,11 +216,12 @@ fn invalid_option(field: &FieldDef, text: &str) -> Problem {
 }
 
 fn check_text(field: &FieldDef, text: &str) -> Result<(), Problem> {
-    let max = field.max_length();
-    if text.chars().count() > max as usize {
-        return Err(Problem::new("too_long", format!("at most {max} characters")));
+    match field.max_length() {
+        Some(max) if text.chars().count() > max as usize => {
+            Err(Problem::new("too_long", format!("at most {max} characters")))
+        }
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 fn check_range(field: &FieldDef, n: i64) -> Result<(), Problem> {
@@ -248,7 +293,7 @@ pub fn format_fixed(n: i64, scale: u8) -> String {
     format!("{sign}{}.{:0width$}", abs / factor, abs % factor, width = scale as usize)
 }
 
-fn parse_datetime(text: &str) -> Option<DateTime<Utc>> {
+fn datetime_of(text: &str) -> Option<DateTime<Utc>> {
     if let Ok(dt) = DateTime::parse_from_rfc3339(text) {
         return Some(dt.with_timezone(&Utc));
     }
@@ -306,16 +351,16 @@ pub const DEFAULT_ME: &str = "$me";
 
 /// Checks that a field's default is a value of the field (or a computed default that fits).
 pub fn check_default(field: &FieldDef, default: &Json, stages: Option<&StageSetDoc>) -> Result<(), Problem> {
-    let computed_fits = match default.as_str() {
-        Some(DEFAULT_NOW) => Some(field.field_type == FieldType::Datetime),
-        Some(DEFAULT_TODAY) => Some(field.field_type == FieldType::Date),
-        Some(DEFAULT_ME) => Some(field.field_type == FieldType::User),
-        _ => None,
-    };
-    match computed_fits {
-        Some(true) => Ok(()),
-        Some(false) => Err(Problem::new("invalid_default", "this computed default does not fit the field's type")),
-        None => parse(field, default, stages).map(|_| ()),
+    match default.as_str() {
+        Some(computed @ (DEFAULT_NOW | DEFAULT_TODAY | DEFAULT_ME))
+            if field.spec().computed_default == Some(computed) =>
+        {
+            Ok(())
+        }
+        Some(DEFAULT_NOW | DEFAULT_TODAY | DEFAULT_ME) => {
+            Err(Problem::new("invalid_default", "this computed default does not fit the field's type"))
+        }
+        _ => parse(field, default, stages).map(|_| ()),
     }
 }
 
@@ -368,6 +413,7 @@ mod tests {
     use super::*;
     use crate::ident::Ident;
     use crate::meta::{Labels, SelectOption};
+    use crate::types::FieldType;
     use serde_json::json;
 
     fn field(ty: FieldType) -> FieldDef {

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use crm_model::types::Widget;
 use crm_model::{Action, Catalog, Entity, FieldDef, FieldType, catalog::is_system_column};
 use serde_json::{Map, Value as Json, json};
 
@@ -15,27 +16,6 @@ use super::{Posted, Viewer, html, local_path, redirect_with};
 use crate::app::{App, AppState};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::records;
-
-/// The input kind of a field type, as the template draws it.
-fn widget(field: &FieldDef) -> &'static str {
-    match field.field_type {
-        FieldType::LongText => "textarea",
-        FieldType::Integer => "integer",
-        FieldType::Decimal | FieldType::Money | FieldType::Percent => "decimal",
-        FieldType::Date => "date",
-        FieldType::Datetime => "datetime",
-        FieldType::Boolean => "checkbox",
-        FieldType::Select | FieldType::Stage => "select",
-        FieldType::MultiSelect => "multi_select",
-        FieldType::Lookup => "lookup",
-        FieldType::User => "user",
-        FieldType::Email => "email",
-        FieldType::Phone => "tel",
-        FieldType::Url => "url",
-        FieldType::Region => "region",
-        FieldType::Text | FieldType::AutoNumber => "text",
-    }
-}
 
 /// Where a form was opened from and what it shows: the values (stored or as typed), the
 /// errors beside fields, and whether it edits an existing record.
@@ -92,7 +72,8 @@ async fn render_form(
     let hidden = viewer.principal.hidden(name);
     let read_only = viewer.principal.read_only(name);
     let users = super::list::users(app).await?;
-    let refs: Vec<&FieldDef> = entity.live_fields().filter(|f| f.field_type == FieldType::Lookup).collect();
+    // A lookup input shows the title of the record it holds.
+    let refs: Vec<&FieldDef> = entity.live_fields().filter(|f| f.spec().widget == Widget::Lookup).collect();
     let values_json = Json::Object(state.values.clone());
     let titles = view::titles(app, viewer, view::references(&refs, &[&values_json])).await?;
     let sections: Vec<Json> = entity
@@ -113,9 +94,9 @@ async fn render_form(
                         "name": f.name,
                         "label": f.label.get(viewer.locale),
                         "help": f.help.as_ref().map(|h| h.get(viewer.locale)),
-                        "widget": widget(f),
+                        "widget": f.spec().widget,
                         "required": f.required || item.required,
-                        "readonly": item.readonly || read_only.contains(&f.name) || f.field_type == FieldType::AutoNumber,
+                        "readonly": item.readonly || read_only.contains(&f.name) || f.spec().generated,
                         "value": view::input_value(f, &value, &viewer.offset),
                         "options": options(&catalog, f, &state.values, viewer, &users),
                         "currency": (f.field_type == FieldType::Money).then(|| f.currency()),
@@ -123,7 +104,7 @@ async fn render_form(
                         "target": f.target,
                         "title_field": f.reference_target().and_then(|t| catalog.entity(t)).and_then(|t| t.title_field()).map(|t| t.name.as_str()),
                         "lookup_title": lookup_title,
-                        "max_length": f.field_type.is_text_like().then(|| f.max_length()),
+                        "max_length": f.max_length(),
                         "error": state.errors.get(f.name.as_str()),
                     })
                 })
@@ -168,7 +149,7 @@ fn options(
     users: &[(String, String)],
 ) -> Vec<(String, String)> {
     match field.field_type {
-        FieldType::Select | FieldType::MultiSelect => {
+        _ if field.spec().has_options => {
             field.options.iter().map(|o| (o.value.clone(), o.label.get(viewer.locale).to_owned())).collect()
         }
         // The stages of the record's own set, when it follows another field (a campaign's
@@ -228,7 +209,7 @@ fn posted_values(entity: &Entity, viewer: &Viewer, form: &Posted) -> Map<String,
         .collect();
     entity
         .live_fields()
-        .filter(|f| !is_system_column(f.name.as_str()) && f.field_type != FieldType::AutoNumber)
+        .filter(|f| !is_system_column(f.name.as_str()) && !f.spec().generated)
         .filter(|f| !read_only.contains(&f.name) && !layout_read_only.contains(&f.name.as_str()))
         .filter_map(|f| {
             let posted = form.all(f.name.as_str());

@@ -5,6 +5,7 @@
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use crm_model::types::FilterInput;
 use crm_model::{Action, Entity, FieldDef, FieldType, USER_ENTITY};
 use crm_store::system;
 use serde::Serialize;
@@ -82,7 +83,7 @@ fn filterable<'e>(
     let mut fields: Vec<&FieldDef> = Vec::new();
     for field in columns.iter().copied().chain(entity.column("owner")).chain(filtered) {
         let usable =
-            field.field_type != FieldType::MultiSelect && field.name.as_str() != "id" && !hidden.contains(&field.name);
+            field.spec().filter_input.is_some() && field.name.as_str() != "id" && !hidden.contains(&field.name);
         if usable && !fields.iter().any(|f| f.name == field.name) {
             fields.push(field);
         }
@@ -118,22 +119,21 @@ fn filter_of(fields: &[&FieldDef], state: &ListState, viewer: &Viewer) -> Option
         let from = state.get(&format!("f_{name}_from"));
         let to = state.get(&format!("f_{name}_to"));
         let cond = |op: &str, value: Json| json!({"field": name, "op": op, "value": value});
-        match field.field_type {
-            ty if ty.is_text_like() && ty != FieldType::Region => {
-                conditions.extend(value.map(|v| cond("contains", json!(v))));
-            }
-            FieldType::Region => conditions.extend(value.map(|v| cond("starts_with", json!(v)))),
-            FieldType::Select | FieldType::Stage => conditions.extend(value.map(|v| cond("eq", json!(v)))),
-            FieldType::Boolean => conditions.extend(value.map(|v| cond("eq", json!(v == "true")))),
-            FieldType::User | FieldType::Lookup => {
+        let Some(input) = field.spec().filter_input else { continue };
+        match input {
+            FilterInput::Search => conditions.extend(value.map(|v| cond("contains", json!(v)))),
+            FilterInput::Province => conditions.extend(value.map(|v| cond("starts_with", json!(v)))),
+            FilterInput::Option | FilterInput::Stage => conditions.extend(value.map(|v| cond("eq", json!(v)))),
+            FilterInput::YesNo => conditions.extend(value.map(|v| cond("eq", json!(v == "true")))),
+            FilterInput::User | FilterInput::Record => {
                 let me = viewer.principal.user_id.to_string();
                 conditions.extend(value.map(|v| cond("eq", json!(if v == "me" { me.as_str() } else { v }))));
             }
-            FieldType::Datetime => {
+            FilterInput::Datetimes => {
                 conditions.extend(from.map(|d| cond("gte", json!(format!("{d}T00:00:00{offset}")))));
                 conditions.extend(to.map(|d| cond("lte", json!(format!("{d}T23:59:59.999999{offset}")))));
             }
-            _ => {
+            FilterInput::Dates | FilterInput::Numbers => {
                 conditions.extend(from.map(|v| cond("gte", json!(v))));
                 conditions.extend(to.map(|v| cond("lte", json!(v))));
             }
@@ -172,12 +172,13 @@ fn widgets(
         .map(|field| {
             let name = field.name.as_str();
             let value = |suffix: &str| state.get(&format!("f_{name}{suffix}")).unwrap_or("").to_owned();
-            let (kind, options) = match field.field_type {
-                FieldType::Select => (
+            let input = field.spec().filter_input;
+            let (kind, options) = match input {
+                Some(FilterInput::Option) => (
                     "select",
                     field.options.iter().map(|o| (o.value.clone(), o.label.get(viewer.locale).to_owned())).collect(),
                 ),
-                FieldType::Stage => {
+                Some(FilterInput::Stage) => {
                     let mut options: Vec<(String, String)> = Vec::new();
                     for stage in catalog.stage_sets_of(field).into_iter().flat_map(|set| set.stages.iter()) {
                         if !options.iter().any(|(name, _)| name == stage.name.as_str()) {
@@ -186,27 +187,25 @@ fn widgets(
                     }
                     ("select", options)
                 }
-                FieldType::Boolean => (
+                Some(FilterInput::YesNo) => (
                     "select",
                     vec![("true".into(), viewer.text("common.yes")), ("false".into(), viewer.text("common.no"))],
                 ),
-                FieldType::User => {
+                Some(FilterInput::User) => {
                     let mut options = vec![("me".to_owned(), viewer.text("list.me"))];
                     options.extend(users.iter().cloned());
                     ("select", options)
                 }
-                FieldType::Region => (
+                Some(FilterInput::Province) => (
                     "select",
                     crm_model::region::PROVINCES.iter().map(|p| ((*p).to_owned(), (*p).to_owned())).collect(),
                 ),
-                FieldType::Lookup => ("lookup", Vec::new()),
-                FieldType::Date | FieldType::Datetime => ("date_range", Vec::new()),
-                FieldType::Integer | FieldType::Decimal | FieldType::Money | FieldType::Percent => {
-                    ("number_range", Vec::new())
-                }
-                _ => ("text", Vec::new()),
+                Some(FilterInput::Record) => ("lookup", Vec::new()),
+                Some(FilterInput::Dates | FilterInput::Datetimes) => ("date_range", Vec::new()),
+                Some(FilterInput::Numbers) => ("number_range", Vec::new()),
+                Some(FilterInput::Search) | None => ("text", Vec::new()),
             };
-            let target = (field.field_type == FieldType::Lookup).then(|| field.reference_target()).flatten();
+            let target = (input == Some(FilterInput::Record)).then(|| field.reference_target()).flatten();
             let title_field =
                 target.and_then(|t| catalog.entity(t)).and_then(|e| e.title_field()).map(|f| f.name.to_string());
             let title = Uuid::parse_str(&value("")).ok().and_then(|id| titles.get(&id).cloned());
@@ -289,13 +288,13 @@ pub async fn page(
         };
     let rows = view::rows(&app, &viewer, &entity_name, &fields, &records).await?;
     // The titles of the records lookup filters point at.
-    let chosen: Vec<(String, Json)> = filterable
+    let lookups: Vec<&FieldDef> =
+        filterable.iter().copied().filter(|f| f.spec().filter_input == Some(FilterInput::Record)).collect();
+    let chosen: Vec<(String, Json)> = lookups
         .iter()
-        .filter(|f| f.field_type == FieldType::Lookup)
         .filter_map(|f| Some((f.name.to_string(), Json::from(state.get(&format!("f_{}", f.name))?))))
         .collect();
     let chosen = Json::Object(chosen.into_iter().collect());
-    let lookups: Vec<&FieldDef> = filterable.iter().copied().filter(|f| f.field_type == FieldType::Lookup).collect();
     let filter_titles = view::titles(&app, &viewer, view::references(&lookups, &[&chosen])).await?;
     let current_sort =
         sort.unwrap_or_else(|| entity.list.sort.iter().map(ToString::to_string).collect::<Vec<_>>().join(","));
@@ -334,7 +333,7 @@ pub async fn page(
         .collect();
     let editable: Vec<Json> = entity
         .live_fields()
-        .filter(|f| !hidden.contains(&f.name) && !read_only.contains(&f.name) && f.field_type != FieldType::AutoNumber)
+        .filter(|f| !hidden.contains(&f.name) && !read_only.contains(&f.name) && !f.spec().generated)
         .map(|f| json!({"name": f.name, "label": f.label.get(viewer.locale)}))
         .collect();
     let label = entity.def.label.get(viewer.locale).to_owned();

@@ -6,35 +6,13 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse as _, Response};
 use crm_model::changes::{self, ChangeError};
+use crm_model::types::{TYPES, TypeSpec};
 use crm_model::{Catalog, DocKind, Docs};
 use serde_json::{Map, Value as Json, json};
 
 use super::{Posted, Viewer, html, redirect_with};
 use crate::app::{App, AppState};
 use crate::error::{ApiError, ApiResult};
-
-/// Every field type, in the order the studio offers them.
-const FIELD_TYPES: [&str; 19] = [
-    "text",
-    "long_text",
-    "integer",
-    "decimal",
-    "money",
-    "percent",
-    "date",
-    "datetime",
-    "boolean",
-    "select",
-    "multi_select",
-    "lookup",
-    "user",
-    "email",
-    "phone",
-    "url",
-    "region",
-    "auto_number",
-    "stage",
-];
 
 #[derive(serde::Deserialize)]
 pub struct Open {
@@ -306,6 +284,7 @@ fn entity_page(
                 "name": f.name,
                 "label": f.label.get(viewer.locale),
                 "type": f.field_type,
+                "type_label": f.spec().label(viewer.locale),
                 "required": f.required,
                 "unique": f.unique,
                 "indexed": f.indexed || f.wants_index(),
@@ -319,7 +298,7 @@ fn entity_page(
         "entity": name,
         "entity_label": label,
         "fields": fields,
-        "types": FIELD_TYPES,
+        "types": TYPES.iter().map(|t| json!({"name": t.name, "label": t.label(viewer.locale)})).collect::<Vec<_>>(),
         "targets": catalog.entities().map(|e| json!({"name": e.name(), "label": e.def.label.get(viewer.locale)})).collect::<Vec<_>>(),
         "stage_sets": catalog.docs().stage_sets.values().map(|s| json!({"name": s.name, "label": s.label.get(viewer.locale)})).collect::<Vec<_>>(),
         "form": form,
@@ -391,8 +370,9 @@ fn field_page(
         "studio.field_title",
         &[("field", form["name"].as_str().unwrap_or_default().to_owned())],
     );
-    let values =
-        json!({"entity": name, "form": form, "plan": plan, "field_errors": beside_inputs(&errors), "errors": errors});
+    let type_label = form["type"].as_str().and_then(TypeSpec::by_name).map(|t| t.label(viewer.locale));
+    let values = json!({"entity": name, "form": form, "type_label": type_label, "plan": plan,
+        "field_errors": beside_inputs(&errors), "errors": errors});
     html("studio_field.html", viewer.page(&catalog, None, &title, values))
 }
 

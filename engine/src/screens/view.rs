@@ -1,11 +1,12 @@
-//! How values look on the screens: a display text (and link) per field type, the titles of
+//! How values look on the screens: a display text (and link) per kind of display, the titles of
 //! referenced records, and the conversions between form inputs and API values.
 
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone as _};
 use crm_model::filter::{Cond, Op};
-use crm_model::{Action, Catalog, FieldDef, FieldType, Filter, ListQuery, USER_ENTITY, Value};
+use crm_model::types::{Display, Widget};
+use crm_model::{Action, Catalog, FieldDef, Filter, ListQuery, USER_ENTITY, Value};
 use crm_store::records as store;
 use serde::Serialize;
 use serde_json::Value as Json;
@@ -44,32 +45,34 @@ pub fn display(catalog: &Catalog, field: &FieldDef, value: &Json, viewer: &Viewe
     if value.is_null() {
         return Cell::text(String::new());
     }
-    match field.field_type {
-        FieldType::Select => Cell::text(option_label(field, &text(value), locale)),
-        FieldType::MultiSelect => {
+    match field.spec().display {
+        Display::Plain => Cell::text(text(value)),
+        Display::Long => Cell { kind: "long", ..Cell::text(text(value)) },
+        Display::Option => Cell::text(option_label(field, &text(value), locale)),
+        Display::Options => {
             let items = value.as_array().map(Vec::as_slice).unwrap_or_default();
             let labels: Vec<String> = items.iter().map(|v| option_label(field, &text(v), locale)).collect();
             Cell::text(labels.join(if locale == "en" { ", " } else { "、" }))
         }
-        FieldType::Stage => {
+        Display::Stage => {
             let name = text(value);
             let sets = catalog.stage_sets_of(field);
             let stage = sets.iter().flat_map(|set| set.stages.iter()).find(|s| s.name.as_str() == name);
             Cell::text(stage.map_or(name, |s| s.label.get(locale).to_owned()))
         }
-        FieldType::Boolean => {
+        Display::YesNo => {
             let key = if value.as_bool() == Some(true) { "common.yes" } else { "common.no" };
             Cell::text(super::shell::text(locale, key, &[]))
         }
-        FieldType::Money => Cell { kind: "number", ..Cell::text(money(&text(value), field.currency())) },
-        FieldType::Percent => Cell { kind: "number", ..Cell::text(format!("{}%", group_digits(&text(value)))) },
-        FieldType::Decimal | FieldType::Integer => Cell { kind: "number", ..Cell::text(group_digits(&text(value))) },
-        FieldType::Datetime => Cell::text(
+        Display::Money => Cell { kind: "number", ..Cell::text(money(&text(value), field.currency())) },
+        Display::Percent => Cell { kind: "number", ..Cell::text(format!("{}%", group_digits(&text(value)))) },
+        Display::Number => Cell { kind: "number", ..Cell::text(group_digits(&text(value))) },
+        Display::Datetime => Cell::text(
             DateTime::parse_from_rfc3339(&text(value))
                 .map(|dt| dt.with_timezone(&viewer.offset).format("%Y-%m-%d %H:%M").to_string())
                 .unwrap_or_else(|_| text(value)),
         ),
-        FieldType::Lookup | FieldType::User => {
+        Display::Record => {
             let id = text(value);
             let target = field.reference_target().unwrap_or_default();
             match Uuid::parse_str(&id).ok().and_then(|id| titles.get(&id)) {
@@ -77,23 +80,21 @@ pub fn display(catalog: &Catalog, field: &FieldDef, value: &Json, viewer: &Viewe
                 None => Cell::text(super::shell::text(locale, "common.no_access", &[])),
             }
         }
-        FieldType::Email => {
+        Display::Mailto => {
             let address = text(value);
             Cell { href: Some(format!("mailto:{address}")), ..Cell::text(address) }
         }
-        FieldType::Phone => {
+        Display::Tel => {
             let number = text(value);
             let digits: String = number.chars().filter(|c| c.is_ascii_digit() || *c == '+').collect();
             Cell { href: Some(format!("tel:{digits}")), ..Cell::text(number) }
         }
-        FieldType::Url => {
+        Display::WebLink => {
             let url = text(value);
             // Only web addresses become links: a `javascript:` URL stays inert text.
             let safe = url.starts_with("https://") || url.starts_with("http://");
             Cell { href: safe.then(|| url.clone()), external: safe, ..Cell::text(url) }
         }
-        FieldType::LongText => Cell { kind: "long", ..Cell::text(text(value)) },
-        _ => Cell::text(text(value)),
     }
 }
 
@@ -185,8 +186,8 @@ pub async fn titles(app: &App, viewer: &Viewer, wanted: Wanted) -> ApiResult<Tit
 
 /// A stored value as a form input's value.
 pub fn input_value(field: &FieldDef, value: &Json, offset: &FixedOffset) -> Json {
-    match (field.field_type, value) {
-        (FieldType::Datetime, Json::String(text)) => DateTime::parse_from_rfc3339(text)
+    match (field.spec().widget, value) {
+        (Widget::Datetime, Json::String(text)) => DateTime::parse_from_rfc3339(text)
             .map(|dt| Json::String(dt.with_timezone(offset).format("%Y-%m-%dT%H:%M").to_string()))
             .unwrap_or_else(|_| value.clone()),
         _ => value.clone(),
@@ -198,14 +199,12 @@ pub fn input_value(field: &FieldDef, value: &Json, offset: &FixedOffset) -> Json
 /// on as text, so the record service reports it beside the field.
 pub fn form_value(field: &FieldDef, posted: &[&str], offset: &FixedOffset) -> Json {
     let last = posted.last().copied().unwrap_or("").trim();
-    match field.field_type {
-        FieldType::MultiSelect => {
-            Json::Array(posted.iter().filter(|v| !v.is_empty()).map(|v| Json::from(*v)).collect())
-        }
-        FieldType::Boolean => Json::Bool(last == "true"),
-        FieldType::LongText if !last.is_empty() => Json::from(posted.last().copied().unwrap_or("")),
+    match field.spec().widget {
+        Widget::MultiSelect => Json::Array(posted.iter().filter(|v| !v.is_empty()).map(|v| Json::from(*v)).collect()),
+        Widget::Checkbox => Json::Bool(last == "true"),
+        Widget::Textarea if !last.is_empty() => Json::from(posted.last().copied().unwrap_or("")),
         _ if last.is_empty() => Json::Null,
-        FieldType::Datetime => NaiveDateTime::parse_from_str(last, "%Y-%m-%dT%H:%M")
+        Widget::Datetime => NaiveDateTime::parse_from_str(last, "%Y-%m-%dT%H:%M")
             .ok()
             .and_then(|local| offset.from_local_datetime(&local).single())
             .map_or_else(|| Json::from(last), |dt| Json::from(dt.to_rfc3339())),
