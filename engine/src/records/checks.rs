@@ -35,7 +35,7 @@ pub(crate) fn stages_for_value<'a>(catalog: &'a Catalog, field: &FieldDef, value
 
 /// Whether the engine alone writes a field: system columns, auto-numbers and rollups.
 pub(crate) fn kept_by_engine(field: &FieldDef) -> bool {
-    is_system_column(field.name.as_str()) || field.field_type == FieldType::AutoNumber || field.rollup.is_some()
+    is_system_column(field.name.as_str()) || field.spec().generated || field.rollup.is_some()
 }
 
 /// Parses the values of a write: `(column position, value)` per key. `owner` may be set by
@@ -127,7 +127,7 @@ pub(super) fn missing_required(
 ) -> Vec<FieldError> {
     entity
         .live_fields()
-        .filter(|f| f.required && f.field_type != FieldType::AutoNumber)
+        .filter(|f| f.required && !f.spec().generated)
         .filter_map(|f| {
             let i = entity.column_index(f.name.as_str())?;
             let asked = only.is_none_or(|only| only.contains(&i));
