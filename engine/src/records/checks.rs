@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use crm_model::catalog::is_system_column;
 use crm_model::meta::StageSetDoc;
-use crm_model::{Action, Catalog, Entity, FieldDef, FieldType, USER_ENTITY, Value, value};
+use crm_model::{Action, Catalog, Entity, FieldDef, USER_ENTITY, Value, value};
 use crm_store::records::{self as store, col};
 use crm_store::{Db, On, Record};
 use serde_json::{Map, Value as Json, json};
