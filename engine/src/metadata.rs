@@ -40,6 +40,25 @@ fn check_scripts(app: &App, current: &Docs, next: &Docs) -> ApiResult<()> {
     if errors.is_empty() { Ok(()) } else { Err(ApiError::InvalidMetadata(errors)) }
 }
 
+/// Refuses a change of roles after which no active user would be an administrator (while
+/// someone is one now): nobody could sign in to undo it.
+async fn keep_an_administrator(app: &App, current: &Docs, next: &Docs) -> ApiResult<()> {
+    let admin_roles =
+        |docs: &Docs| docs.roles.values().filter(|r| r.admin).map(|r| r.name.to_string()).collect::<Vec<_>>();
+    // Before the first package there are no users to lock out.
+    if !current.entities.contains_key(crm_model::USER_ENTITY)
+        || !system::active_users_with_roles(&app.db, &admin_roles(next)).await?.is_empty()
+        || system::active_users_with_roles(&app.db, &admin_roles(current)).await?.is_empty()
+    {
+        return Ok(());
+    }
+    Err(ApiError::InvalidMetadata(vec![crm_model::MetaError {
+        doc: "roles".into(),
+        path: "/admin".into(),
+        message: "after this change no active user would be an administrator".into(),
+    }]))
+}
+
 /// Applies a change to the live metadata. `change` computes the next documents from the
 /// current ones; it is called again if another node changed the metadata meanwhile.
 pub async fn apply_docs(
@@ -52,6 +71,9 @@ pub async fn apply_docs(
         let current = app.catalog();
         let next = change(current.docs())?;
         check_scripts(app, current.docs(), &next)?;
+        if next.roles != current.docs().roles {
+            keep_an_administrator(app, current.docs(), &next).await?;
+        }
         let (mut catalog, plan) = plan_docs(&current, next)?;
         if plan.is_empty() {
             return Ok(plan);

@@ -140,6 +140,11 @@ impl TestApp {
     /// A fresh app on PostgreSQL, or `None` (with a note) when `CRM_TEST_POSTGRES_URL` is
     /// not set. CI sets it.
     pub async fn postgres() -> Option<Self> {
+        Self::postgres_with(|_| {}).await
+    }
+
+    /// A fresh app on PostgreSQL with some settings changed.
+    pub async fn postgres_with(change: impl FnOnce(&mut Config)) -> Option<Self> {
         let Ok(server) = std::env::var("CRM_TEST_POSTGRES_URL") else {
             eprintln!("CRM_TEST_POSTGRES_URL is not set: skipping the PostgreSQL run");
             return None;
@@ -148,10 +153,47 @@ impl TestApp {
         let name = format!("crm_t_{}", uuid::Uuid::now_v7().simple());
         crm_store::server::create_database(&server, &name, Some(&template)).await.expect("create test database");
         let dir = tempfile::tempdir().expect("temp dir");
-        let opened = crm::setup::open(config(dir.path(), Some(crm_store::server::database_url(&server, &name))))
-            .await
-            .expect("app opens");
+        let mut config = config(dir.path(), Some(crm_store::server::database_url(&server, &name)));
+        change(&mut config);
+        let opened = crm::setup::open(config).await.expect("app opens");
         Some(Self::ready(opened.app, dir, Some((server, name))).await)
+    }
+
+    /// A second node on the same database, with a data folder of its own; the first keeps
+    /// the database (and drops it at the end).
+    pub async fn another_node(&self) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = config(dir.path(), None);
+        config.database_url = self.app.config.database_url.clone();
+        let opened = crm::setup::open(config).await.expect("the second node opens");
+        Self::ready(opened.app, dir, None).await
+    }
+
+    /// A user with roles, in a department, who has set their own password: their id and a
+    /// token.
+    pub async fn user(&self, login: &str, roles: &[&str], department: Option<&str>) -> (String, String) {
+        let body = json!({
+            "user": {"name": login, "login": login, "department": department},
+            "password": "Start-123",
+            "roles": roles,
+        });
+        let created = self.post("/api/v1/admin/users", body).await.expect(201);
+        let token = self.login(login, "Start-123").await.expect("a new user logs in");
+        let changed = self
+            .call(
+                Method::POST,
+                "/api/v1/auth/password",
+                Some(json!({"current_password": "Start-123", "password": "Chosen-456"})),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(changed.status, StatusCode::NO_CONTENT, "{}", changed.body);
+        (created["id"].as_str().expect("an id").to_owned(), token)
+    }
+
+    /// Sends a request with a user's token.
+    pub async fn as_user(&self, token: &str, method: Method, uri: &str, body: Option<Value>) -> Reply {
+        self.call(method, uri, body, Some(token)).await
     }
 
     async fn ready(app: AppState, dir: tempfile::TempDir, postgres: Option<(String, String)>) -> Self {

@@ -360,11 +360,12 @@ pub async fn history(app: &App, principal: &Principal, entity_name: &str, id: &s
     let entries = system::record_history(&app.db, entity_name, id).await?;
     let data: Vec<Json> = entries
         .into_iter()
-        .map(|(at, actor, action, mut changes)| {
-            if let Some(fields) = changes.as_object_mut() {
+        .map(|mut entry| {
+            if let Some(fields) = entry.changes.as_object_mut() {
                 fields.retain(|name, _| !hidden.iter().any(|h| h.as_str() == name));
             }
-            json!({"at": value::format_datetime(&at), "actor": actor, "action": action, "changes": changes})
+            let at = entry.at.map(|at| value::format_datetime(&at));
+            json!({"at": at, "actor": entry.actor, "action": entry.action, "source": entry.source, "changes": entry.changes})
         })
         .collect();
     Ok(json!({ "data": data }))

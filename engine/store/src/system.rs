@@ -498,26 +498,26 @@ pub fn change_statements(
 }
 
 /// The audit entries of one record, oldest first.
-pub async fn record_history(
-    db: &Db,
-    entity: &str,
-    record_id: Uuid,
-) -> Result<Vec<(DateTime<Utc>, Option<Uuid>, String, Json)>, StoreError> {
+pub async fn record_history(db: &Db, entity: &str, record_id: Uuid) -> Result<Vec<AuditRow>, StoreError> {
     let mut sql = db.sql();
-    sql.push("SELECT at, actor, action, changes FROM crm_audit WHERE entity = ").bind(Arg::Text(entity.to_owned()));
+    sql.push(AUDIT_COLUMNS).push(" WHERE entity = ").bind(Arg::Text(entity.to_owned()));
     sql.push(" AND record_id = ").bind(Arg::Uuid(record_id)).push(" ORDER BY id");
-    sql.fetch_all(db)
-        .await?
-        .iter()
-        .map(|row| {
-            Ok((
-                row.datetime(0)?.unwrap_or_default(),
-                row.uuid(1)?,
-                row.text(2)?.unwrap_or_default(),
-                row.json(3)?.unwrap_or(Json::Null),
-            ))
-        })
-        .collect()
+    sql.fetch_all(db).await?.iter().map(audit_row).collect()
+}
+
+const AUDIT_COLUMNS: &str = "SELECT id, at, actor, entity, record_id, action, source, changes FROM crm_audit";
+
+fn audit_row(row: &crate::Row) -> Result<AuditRow, StoreError> {
+    Ok(AuditRow {
+        id: row.int(0)?.unwrap_or(0),
+        at: row.datetime(1)?,
+        actor: row.uuid(2)?,
+        entity: row.text(3)?.unwrap_or_default(),
+        record_id: row.uuid(4)?,
+        action: row.text(5)?.unwrap_or_default(),
+        source: row.text(6)?,
+        changes: row.json(7)?.unwrap_or(Json::Null),
+    })
 }
 
 /// What to look for in the audit log; every part optional.
@@ -543,13 +543,15 @@ pub struct AuditRow {
     pub entity: String,
     pub record_id: Option<Uuid>,
     pub action: String,
+    /// Where a record write came from (api, screen, import, rule, ...).
+    pub source: Option<String>,
     pub changes: Json,
 }
 
 /// The audit log, newest first.
 pub async fn audit_entries(db: &Db, query: &AuditQuery) -> Result<Vec<AuditRow>, StoreError> {
     let mut sql = db.sql();
-    sql.push("SELECT id, at, actor, entity, record_id, action, changes FROM crm_audit WHERE 1 = 1");
+    sql.push(AUDIT_COLUMNS).push(" WHERE 1 = 1");
     if let Some(entity) = &query.entity {
         sql.push(" AND entity = ").bind(Arg::Text(entity.clone()));
     }
@@ -572,21 +574,7 @@ pub async fn audit_entries(db: &Db, query: &AuditQuery) -> Result<Vec<AuditRow>,
         sql.push(" AND id < ").bind_int(before);
     }
     sql.push(" ORDER BY id DESC LIMIT ").bind_int(i64::from(query.limit));
-    sql.fetch_all(db)
-        .await?
-        .iter()
-        .map(|row| {
-            Ok(AuditRow {
-                id: row.int(0)?.unwrap_or(0),
-                at: row.datetime(1)?,
-                actor: row.uuid(2)?,
-                entity: row.text(3)?.unwrap_or_default(),
-                record_id: row.uuid(4)?,
-                action: row.text(5)?.unwrap_or_default(),
-                changes: row.json(6)?.unwrap_or(Json::Null),
-            })
-        })
-        .collect()
+    sql.fetch_all(db).await?.iter().map(audit_row).collect()
 }
 
 /// A user's screen preferences (language, theme), by name.
