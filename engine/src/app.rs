@@ -20,6 +20,9 @@ pub struct App {
     me: std::sync::Weak<App>,
     pub db: Db,
     pub config: Config,
+    /// This node's name, kept in its data folder: outbox consumers of the node keep their
+    /// place under it across restarts.
+    pub node: String,
     catalog: ArcSwap<Catalog>,
     /// Metadata changes on this node apply one at a time.
     pub(crate) meta_lock: tokio::sync::Mutex<()>,
@@ -35,10 +38,9 @@ pub type AppState = Arc<App>;
 impl App {
     /// Connects, migrates and loads the catalog.
     pub async fn open(config: Config) -> anyhow::Result<AppState> {
-        if !config.database_url.starts_with("postgres") {
-            std::fs::create_dir_all(&config.data_dir)
-                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", config.data_dir.display()))?;
-        }
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", config.data_dir.display()))?;
+        let node = node_name(&config.data_dir)?;
         let read_connections = std::thread::available_parallelism().map_or(4, |n| n.get() as u32 * 2).max(4);
         let db = Db::connect(&config.database_url, read_connections).await?;
         db.migrate().await?;
@@ -48,6 +50,7 @@ impl App {
             me: me.clone(),
             db,
             config,
+            node,
             catalog: ArcSwap::from_pointee(catalog),
             meta_lock: tokio::sync::Mutex::new(()),
             tokens: TokenCache::default(),
@@ -120,6 +123,19 @@ impl App {
     pub fn now(&self) -> DateTime<Utc> {
         // Microseconds: what both databases keep, so a record reads back as it was written.
         Utc::now().trunc_subsecs(6)
+    }
+}
+
+/// The node's name: made once, then read from `node-id` in the data folder.
+fn node_name(data_dir: &std::path::Path) -> anyhow::Result<String> {
+    let path = data_dir.join("node-id");
+    match std::fs::read_to_string(&path) {
+        Ok(name) if !name.trim().is_empty() => Ok(name.trim().to_owned()),
+        _ => {
+            let name = uuid::Uuid::now_v7().to_string();
+            std::fs::write(&path, &name).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+            Ok(name)
+        }
     }
 }
 

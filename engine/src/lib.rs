@@ -11,6 +11,7 @@ pub mod config;
 pub mod convert;
 pub mod error;
 pub mod http;
+pub mod jobs;
 pub mod metadata;
 pub mod openapi;
 pub mod package;

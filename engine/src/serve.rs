@@ -7,15 +7,42 @@ use crate::app::AppState;
 /// Serves the app on a bound listener until a shutdown signal.
 pub async fn serve(app: AppState, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
     let router = crate::build_app(app.clone());
-    if app.db.dialect() == crm_store::Dialect::Postgres {
-        tokio::spawn(follow_catalog(app.clone()));
-    }
-    tokio::spawn(crate::schedule::follow_schedule(app.clone()));
+    background(app.clone());
     let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, service).with_graceful_shutdown(shutdown_signal()).await?;
     app.db.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Starts what a node does besides answering requests: the schedule, the outbox consumers
+/// and, with several nodes on one PostgreSQL database, following what the others change.
+pub fn background(app: AppState) {
+    if app.db.dialect() == crm_store::Dialect::Postgres {
+        tokio::spawn(follow_catalog(app.clone()));
+        tokio::spawn(follow_sign_outs(app.clone()));
+    }
+    tokio::spawn(crate::schedule::follow_schedule(app.clone()));
+    tokio::spawn(crate::jobs::Runner::new(app.clone(), crate::jobs::standard()).run());
+}
+
+/// Someone signed out on another node (a user disabled, a password reset): this node stops
+/// trusting the sessions and tokens it checked, at once.
+async fn follow_sign_outs(app: AppState) {
+    loop {
+        match crm_store::server::listen(&app.config.database_url, crm_store::system::SIGNED_OUT_CHANNEL).await {
+            Ok(mut listener) => loop {
+                // A notification, or a lost connection over which one may have been missed.
+                let heard = listener.next().await;
+                app.signed_out();
+                if heard.is_err() {
+                    break;
+                }
+            },
+            Err(e) => tracing::warn!(error = %e, "listening for sign-outs failed"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 /// Other nodes on the same PostgreSQL database may change the metadata: look every second.

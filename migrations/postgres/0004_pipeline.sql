@@ -27,7 +27,7 @@ CREATE TABLE crm_job_failure (
     consumer text NOT NULL,
     node text NOT NULL,
     seq bigint NOT NULL,
-    attempts integer NOT NULL,
+    attempts bigint NOT NULL,
     error text NOT NULL,
     first_at timestamptz NOT NULL,
     next_at timestamptz NOT NULL,

@@ -1,5 +1,5 @@
-//! Handlers of `/api/v1/admin/...` and `/api/v1/audit`: accounts and the audit log, for
-//! administrators.
+//! Handlers of `/api/v1/admin/...` and `/api/v1/audit`: accounts, the outbox consumers and
+//! the audit log, for administrators.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -132,4 +132,18 @@ pub async fn audit(
     let rows = crm_store::system::audit_entries(&app.db, &query).await?;
     let next = if rows.len() == query.limit as usize { rows.last().map(|r| r.id) } else { None };
     Ok(Json(json!({ "data": rows, "next_before": next })))
+}
+
+/// `GET /api/v1/admin/jobs`: the outbox consumers, how far each has read and what failed.
+pub async fn jobs(State(app): State<AppState>, p: Principal) -> ApiResult<Json<Json_>> {
+    Ok(Json(crate::jobs::status(&app, &p).await?))
+}
+
+/// `POST /api/v1/admin/jobs/{consumer}/retry`: the consumer's dead events, sent again.
+pub async fn retry_jobs(
+    State(app): State<AppState>,
+    p: Principal,
+    Path(consumer): Path<String>,
+) -> ApiResult<Json<Json_>> {
+    Ok(Json(crate::jobs::retry(&app, &p, &consumer).await?))
 }

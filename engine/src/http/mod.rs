@@ -79,6 +79,8 @@ pub fn build_app(state: AppState) -> Router {
         .route("/api/v1/admin/users/{id}/enable", post(admin::enable))
         .route("/api/v1/admin/users/{id}/reset-password", post(admin::reset_password))
         .route("/api/v1/admin/users/{id}/transfer", post(admin::transfer))
+        .route("/api/v1/admin/jobs", get(admin::jobs))
+        .route("/api/v1/admin/jobs/{consumer}/retry", post(admin::retry_jobs))
         .route("/api/v1/audit", get(admin::audit))
         // The API's own description
         .route("/api/openapi.json", get(openapi))

@@ -74,7 +74,12 @@ pub(super) async fn recompute(
                 entity: parent_name.to_string(),
                 record_id: id,
                 event: "updated",
-                payload: json!({"version": stored.version(), "fields": [field_name.as_str()]}),
+                payload: json!({
+                    "version": stored.version(),
+                    "fields": [field_name.as_str()],
+                    "by": by,
+                    "source": super::Source::Rollup.as_str(),
+                }),
             });
             touched.push(parent_name.clone());
             next.push((parent_name, None, stored));

@@ -773,6 +773,12 @@ fn logged(write: &Write, by: Uuid) -> (AuditEntry, OutboxEvent) {
         Kind::Change(_) => json!({"version": write.after.version(), "fields": fields}),
         Kind::Delete | Kind::Restore => json!({"version": write.after.version()}),
     };
+    let mut payload = payload;
+    payload["by"] = json!(by);
+    if let Value::Uuid(owner) = write.after.values[col::OWNER] {
+        payload["owner"] = json!(owner);
+    }
+    payload["source"] = json!(write.source.as_str());
     let entity = write.entity.name().to_string();
     let id = write.after.id();
     (

@@ -1,7 +1,9 @@
 //! Storage on SQLite or PostgreSQL: connections, system tables, tables built from metadata,
-//! records, and the engine's own bookkeeping (metadata rows, credentials, audit, outbox).
+//! records, and the engine's own bookkeeping (metadata rows, credentials, audit, the outbox
+//! and its consumers' cursors).
 
 pub mod ddl;
+pub mod jobs;
 pub mod records;
 pub mod sql;
 mod sqlite;

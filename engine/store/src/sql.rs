@@ -509,6 +509,24 @@ pub mod server {
         Ok(found.is_some())
     }
 
+    /// A connection that hears notifications on one channel (`LISTEN`).
+    pub struct Listener(sqlx::postgres::PgListener);
+
+    pub async fn listen(url: &str, channel: &str) -> Result<Listener, StoreError> {
+        let mut listener = sqlx::postgres::PgListener::connect(url).await?;
+        listener.listen(channel).await?;
+        Ok(Listener(listener))
+    }
+
+    impl Listener {
+        /// Waits for the next notification; a lost connection is opened again, and a
+        /// notification sent meanwhile is lost (the caller then does what it would have).
+        pub async fn next(&mut self) -> Result<(), StoreError> {
+            self.0.recv().await?;
+            Ok(())
+        }
+    }
+
     /// The URL of database `name` on the server of `url`.
     pub fn database_url(url: &str, name: &str) -> String {
         match url.rsplit_once('/') {

@@ -740,16 +740,34 @@ pub struct NewReminder<'a> {
 }
 
 pub async fn insert_reminder(tx: &mut Tx, r: &NewReminder<'_>, now: DateTime<Utc>) -> Result<(), StoreError> {
-    let mut sql = tx.sql();
+    reminder_statement(tx.dialect(), Uuid::now_v7(), r, now).execute_tx(tx).await?;
+    Ok(())
+}
+
+/// Leaves a reminder with a given id unless one with that id exists: a consumer that sees
+/// an event twice leaves one reminder.
+pub async fn insert_reminder_once(
+    db: &Db,
+    id: Uuid,
+    r: &NewReminder<'_>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let mut sql = reminder_statement(db.dialect(), id, r, now);
+    sql.push(" ON CONFLICT (id) DO NOTHING");
+    sql.execute(db).await?;
+    Ok(())
+}
+
+fn reminder_statement(dialect: crate::Dialect, id: Uuid, r: &NewReminder<'_>, now: DateTime<Utc>) -> crate::Sql {
+    let mut sql = crate::Sql::new(dialect);
     sql.push("INSERT INTO crm_reminder (id, user_id, message, entity, record_id, rule, due_at, created_at) VALUES (");
-    sql.bind(Arg::Uuid(Uuid::now_v7())).push(", ").bind(Arg::Uuid(r.user)).push(", ");
+    sql.bind(Arg::Uuid(id)).push(", ").bind(Arg::Uuid(r.user)).push(", ");
     sql.bind(Arg::Text(r.message.to_owned())).push(", ");
     sql.bind(r.entity.map_or(Arg::Null(Storage::Text), |e| Arg::Text(e.to_owned()))).push(", ");
     sql.bind(r.record_id.map_or(Arg::Null(Storage::Uuid), Arg::Uuid)).push(", ");
     sql.bind(r.rule.map_or(Arg::Null(Storage::Text), |e| Arg::Text(e.to_owned()))).push(", ");
     sql.bind(Arg::Datetime(r.due_at)).push(", ").bind(Arg::Datetime(now)).push(")");
-    sql.execute_tx(tx).await?;
-    Ok(())
+    sql
 }
 
 /// Closes the open reminders a scheduled rule left on its previous run: today's run lists

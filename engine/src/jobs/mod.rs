@@ -1,0 +1,193 @@
+//! Outbox consumers: what happens because a record was written, after it was written. Every
+//! write leaves events in `crm_outbox` in its own transaction; a [`Runner`] hands them, in
+//! commit order, to each consumer from a durable cursor:
+//!
+//! - node-local consumers (caches, later the search index) keep state of their node, so every
+//!   node reads every event from a cursor of its own;
+//! - shared consumers act on the world (reminders, later mail and webhooks), so one node at a
+//!   time claims them, and another takes over when its claim runs out.
+//!
+//! Delivery is at least once: a consumer must do the same thing when it sees an event twice.
+//! An event a consumer fails on is tried again later, with a growing delay, and after
+//! [`MAX_ATTEMPTS`] it is kept as dead for an administrator (`GET /api/v1/admin/jobs`), who
+//! may send it again.
+
+mod assignments;
+mod caches;
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use crm_store::jobs::{self as store, Event, Position};
+use serde_json::{Value as Json, json};
+
+use crate::access::Principal;
+use crate::app::{App, AppState};
+use crate::error::{ApiError, ApiResult};
+
+/// What a consumer's work on one event comes to: done, or why not.
+pub type Handled<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+
+/// A consumer of the outbox.
+pub trait Consumer: Send + Sync {
+    /// Its name, kept with its cursor.
+    fn name(&self) -> &'static str;
+    /// Whether one node at a time runs it (it acts on the world), instead of every node (it
+    /// keeps state of its node).
+    fn shared(&self) -> bool;
+    fn handle<'a>(&'a self, app: &'a App, event: &'a Event) -> Handled<'a>;
+}
+
+/// The consumers every node runs.
+pub fn standard() -> Vec<Box<dyn Consumer>> {
+    vec![Box::new(caches::Caches), Box::new(assignments::Assignments)]
+}
+
+/// Events read at a time.
+const BATCH: i64 = 500;
+/// Attempts at an event before it is kept as dead.
+pub const MAX_ATTEMPTS: i64 = 8;
+/// How long a node holds a shared consumer without renewing its claim.
+const LEASE: TimeDelta = TimeDelta::seconds(30);
+/// How often a node looks for new events.
+const POLL: Duration = Duration::from_millis(250);
+
+/// The delay before attempt `n + 1` at an event: 1 s, 2 s, 4 s … up to an hour.
+fn backoff(attempts: i64) -> TimeDelta {
+    TimeDelta::seconds(1_i64 << attempts.clamp(1, 12).saturating_sub(1)).min(TimeDelta::hours(1))
+}
+
+/// Runs consumers over the outbox.
+pub struct Runner {
+    app: AppState,
+    consumers: Vec<Box<dyn Consumer>>,
+}
+
+impl Runner {
+    pub fn new(app: AppState, consumers: Vec<Box<dyn Consumer>>) -> Self {
+        Runner { app, consumers }
+    }
+
+    /// Runs until the process ends.
+    pub async fn run(self) {
+        loop {
+            if let Err(e) = self.run_once(self.app.now()).await {
+                tracing::warn!(error = ?e, "running the outbox consumers failed");
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Gives each consumer what waits for it at `now`: failed events whose time has come,
+    /// then new ones. Returns how many events were handed over.
+    pub async fn run_once(&self, now: DateTime<Utc>) -> ApiResult<usize> {
+        let mut handled = 0;
+        for consumer in &self.consumers {
+            handled += self.run_consumer(consumer.as_ref(), now).await?;
+        }
+        Ok(handled)
+    }
+
+    async fn run_consumer(&self, consumer: &dyn Consumer, now: DateTime<Utc>) -> ApiResult<usize> {
+        let (app, db, name) = (&*self.app, &self.app.db, consumer.name());
+        let node = if consumer.shared() { "" } else { app.node.as_str() };
+        let mut at = match store::cursor(db, name, node).await? {
+            Some(at) => at,
+            // A new consumer starts from now: what was written before is not news to it.
+            None => {
+                let start = store::end(db).await?;
+                store::start_cursor(db, name, node, start, now).await?;
+                store::cursor(db, name, node).await?.unwrap_or(start)
+            }
+        };
+        if consumer.shared() && !store::claim(db, name, &app.node, now, now + LEASE).await? {
+            return Ok(0);
+        }
+        let mut handled = 0;
+        for due in store::due(db, name, node, now).await? {
+            let outcome = match store::event_by_seq(db, due.seq).await? {
+                Some(event) => consumer.handle(app, &event).await,
+                // The event is gone from the outbox: nothing is left to do.
+                None => Ok(()),
+            };
+            match outcome {
+                Ok(()) => store::recovered(db, name, node, due.seq).await?,
+                Err(error) => self.failed(name, node, due.seq, due.attempts + 1, &error, now).await?,
+            }
+            handled += 1;
+        }
+        loop {
+            let events = store::events_after(db, at, BATCH).await?;
+            for event in &events {
+                if let Err(error) = consumer.handle(app, event).await {
+                    self.failed(name, node, event.seq, 1, &error, now).await?;
+                }
+            }
+            let Some(last) = events.last() else { break };
+            at = Position { tx: last.tx, seq: last.seq };
+            store::advance(db, name, node, at, now).await?;
+            handled += events.len();
+            if (events.len() as i64) < BATCH {
+                break;
+            }
+        }
+        Ok(handled)
+    }
+
+    async fn failed(
+        &self,
+        name: &str,
+        node: &str,
+        seq: i64,
+        attempts: i64,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> ApiResult<()> {
+        let dead = attempts >= MAX_ATTEMPTS;
+        tracing::warn!(consumer = name, seq, attempts, dead, error, "an outbox consumer failed on an event");
+        store::failed(&self.app.db, name, node, seq, attempts, error, now, now + backoff(attempts), dead).await?;
+        Ok(())
+    }
+}
+
+/// `GET /api/v1/admin/jobs`: each consumer (the standard ones, and any other that has left a
+/// cursor) with its cursors — how far, how many events wait — and the events it failed on.
+pub async fn status(app: &App, principal: &Principal) -> ApiResult<Json> {
+    principal.require_admin()?;
+    let cursors = store::cursors(&app.db).await?;
+    let failures = store::failures(&app.db).await?;
+    let mut names: Vec<&str> = standard().iter().map(|c| c.name()).collect();
+    for name in cursors.iter().map(|c| c.consumer.as_str()).chain(failures.iter().map(|f| f.consumer.as_str())) {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    let consumers: Vec<Json> = names
+        .into_iter()
+        .map(|name| {
+            let mine: Vec<_> = cursors.iter().filter(|c| c.consumer == name).collect();
+            let failed: Vec<_> = failures.iter().filter(|f| f.consumer == name).collect();
+            json!({
+                "name": name,
+                "shared": mine.iter().any(|c| c.node.is_empty()),
+                "lag": mine.iter().map(|c| c.lag).max().unwrap_or(0),
+                "cursors": mine,
+                "retrying": failed.iter().filter(|f| !f.dead).count(),
+                "dead": failed.iter().filter(|f| f.dead).count(),
+                "failures": failed,
+            })
+        })
+        .collect();
+    Ok(json!({ "consumers": consumers }))
+}
+
+/// `POST /api/v1/admin/jobs/{consumer}/retry`: sends a consumer's dead events again.
+pub async fn retry(app: &App, principal: &Principal, consumer: &str) -> ApiResult<Json> {
+    principal.require_admin()?;
+    let revived = store::revive(&app.db, consumer, app.now()).await?;
+    if revived == 0 && !store::cursors(&app.db).await?.iter().any(|c| c.consumer == consumer) {
+        return Err(ApiError::not_found(format!("no consumer `{consumer}`")));
+    }
+    Ok(json!({ "consumer": consumer, "retrying": revived }))
+}
