@@ -7,6 +7,8 @@ use crm::package::Package;
 use serde_json::json;
 use support::TestApp;
 
+backends!(every_exported_module_installs_on_a_fresh_instance);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_exported_module_installs_on_another_instance() {
     let source = TestApp::sqlite().await;
@@ -86,4 +88,56 @@ async fn a_broken_package_is_refused_with_its_problems() {
             .is_some(),
         "live fields the package lacks are kept"
     );
+}
+
+/// A module exported from the studio installs on a fresh instance, whatever was done to it:
+/// every core entity's module, and a module built in the studio whose stage field was
+/// archived and whose lookup points at another new entity.
+async fn every_exported_module_installs_on_a_fresh_instance(source: TestApp) {
+    let target = if source.is_postgres() { TestApp::postgres().await.unwrap() } else { TestApp::sqlite().await };
+    let label = |zh: &str, en: &str| json!({"zh-CN": zh, "en": en});
+    source
+        .put(
+            "/api/v1/meta/stage_sets/project_phase",
+            json!({"name": "project_phase", "label": label("项目阶段", "Project phase"), "stages": [
+                {"name": "plan", "label": label("计划", "Plan"), "probability": 10, "category": "open"},
+                {"name": "done", "label": label("完成", "Done"), "probability": 100, "category": "won"}]}),
+        )
+        .await
+        .expect(200);
+    source
+        .post(
+            "/api/v1/meta/entities",
+            json!({"name": "project_kind", "label": label("项目类型", "Project kind"),
+                   "fields": [{"name": "name", "type": "text", "label": label("名称", "Name")}]}),
+        )
+        .await
+        .expect(201);
+    source
+        .post(
+            "/api/v1/meta/entities",
+            json!({"name": "project", "label": label("项目", "Project"), "fields": [
+                {"name": "name", "type": "text", "label": label("名称", "Name"), "required": true},
+                {"name": "phase", "type": "stage", "label": label("阶段", "Phase"), "stage_set": "project_phase"},
+                {"name": "kind", "type": "lookup", "label": label("类型", "Kind"), "target": "project_kind"},
+                {"name": "customer", "type": "lookup", "label": label("客户", "Customer"), "target": "customer"}]}),
+        )
+        .await
+        .expect(201);
+    source.delete("/api/v1/meta/entities/project/fields/phase").await.expect(200);
+
+    let catalog = source.app.catalog();
+    let fresh = target.app.catalog();
+    for entity in catalog.entities() {
+        let name = entity.name().as_str();
+        let package = crm::package::unbundle(&crm::package::bundle(&catalog, "export", Some(name)))
+            .unwrap_or_else(|e| panic!("the module {name} reads back: {e:?}"));
+        crm::metadata::plan_docs(&fresh, package.merge_into(fresh.docs()))
+            .unwrap_or_else(|e| panic!("the module {name} installs on a fresh instance: {e:?}"));
+    }
+    let project = crm::package::unbundle(&crm::package::bundle(&catalog, "export", Some("project"))).unwrap();
+    crm::metadata::apply_docs(&target.app, None, |docs| Ok(project.merge_into(docs))).await.unwrap();
+    let kind = target.create("project_kind", json!({"name": "实施"})).await;
+    target.create("project", json!({"name": "上线项目", "kind": kind["id"]})).await;
+    assert!(target.app.catalog().stage_set("project_phase").is_some(), "the archived field's stage set came along");
 }

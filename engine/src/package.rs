@@ -118,24 +118,29 @@ impl Package {
 
 /// The live metadata (or one entity's module: the entity, its layout, list, panels, rules and
 /// stage sets) as one package file: `{"package": manifest, "files": {"entities/x.json": ...}}`,
-/// the files of a package folder in one JSON document.
+/// the files of a package folder in one JSON document. A module brings what it needs that a
+/// fresh installation (the core package) lacks — the entities its lookups, panels and rollups
+/// name, with their own documents — and every stage set its fields name, archived ones too,
+/// so that it always installs.
 pub fn bundle(catalog: &Catalog, name: &str, module: Option<&str>) -> Json {
-    let used_sets: Vec<String> = module
-        .and_then(|m| catalog.entity(m))
-        .map(|e| {
-            e.live_fields()
-                .flat_map(|f| f.stage_set.iter().chain(f.stage_set_by.iter().flat_map(|by| by.sets.values())))
-                .map(ToString::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
-    let wanted = |kind: crm_model::DocKind, doc_name: &str, body: &Json| match module {
+    let modules = module.map(|m| needed_entities(catalog, m));
+    let used_sets: Vec<String> = modules
+        .iter()
+        .flatten()
+        .filter_map(|m| catalog.entity(m))
+        .flat_map(|e| e.def.fields.iter())
+        .flat_map(|f| f.stage_set.iter().chain(f.stage_set_by.iter().flat_map(|by| by.sets.values())))
+        .map(ToString::to_string)
+        .collect();
+    let wanted = |kind: crm_model::DocKind, doc_name: &str, body: &Json| match &modules {
         None => true,
-        Some(entity) => match kind {
+        Some(entities) => match kind {
             crm_model::DocKind::StageSet => used_sets.iter().any(|s| s == doc_name),
             crm_model::DocKind::Role => false,
-            crm_model::DocKind::Script => body.get("entity").and_then(Json::as_str) == Some(entity),
-            _ => doc_name == entity,
+            crm_model::DocKind::Script => {
+                body.get("entity").and_then(Json::as_str).is_some_and(|e| entities.iter().any(|m| m == e))
+            }
+            _ => entities.iter().any(|m| m == doc_name),
         },
     };
     let files: serde_json::Map<String, Json> = catalog
@@ -154,6 +159,28 @@ pub fn bundle(catalog: &Catalog, name: &str, module: Option<&str>) -> Json {
         },
         "files": files,
     })
+}
+
+/// A module's entity and, transitively, the entities it names that the core package does not
+/// have: the targets of its lookups, the sources of its panels and rollups.
+fn needed_entities(catalog: &Catalog, module: &str) -> Vec<String> {
+    let core = Package::core().map(|p| p.docs).unwrap_or_default();
+    let mut needed = vec![module.to_owned()];
+    let mut i = 0;
+    while i < needed.len() {
+        if let Some(entity) = catalog.entity(&needed[i]) {
+            let targets = entity.def.fields.iter().filter_map(|f| f.target.as_ref().map(ToString::to_string));
+            let rollups = entity.def.fields.iter().filter_map(|f| f.rollup.as_ref().map(|r| r.from.to_string()));
+            let panels = entity.related.panels.iter().map(|p| p.source.to_string());
+            for name in targets.chain(rollups).chain(panels).collect::<Vec<_>>() {
+                if !core.entities.keys().any(|k| k.as_str() == name) && !needed.contains(&name) {
+                    needed.push(name);
+                }
+            }
+        }
+        i += 1;
+    }
+    needed
 }
 
 /// A package file made by [`bundle`], read back.
