@@ -239,6 +239,8 @@ struct Report {
     clients: usize,
     ops: Vec<OpReport>,
     import_rows_per_s: f64,
+    /// The same import with the three rules of [`BENCH_RULES`] attached.
+    import_rules_rows_per_s: f64,
     add_field_ms: f64,
     /// The filtered list as a rep with a department scope, over the same list as the
     /// administrator (p50).
@@ -326,25 +328,7 @@ async fn measure(args: &BenchArgs, config: Config, password: &str) -> anyhow::Re
         http.send_json(Method::POST, "/api/v1/records/user/bulk/create", Some(&json!({"records": users}))).await?;
     let owners: Vec<Uuid> = serde_json::from_value(created["ids"].clone())?;
     let mut rng = StdRng::seed_from_u64(42);
-    // The batches are ready before the clock starts, as an importer reading a file has them.
-    let mut batches = Vec::new();
-    for start in (0..args.records).step_by(IMPORT_BATCH) {
-        let batch: Vec<Json> =
-            (start..(start + IMPORT_BATCH).min(args.records)).map(|_| customer(&mut rng, &owners)).collect();
-        batches.push(Bytes::from(serde_json::to_vec(&json!({ "records": batch }))?));
-    }
-    let began = Instant::now();
-    let replies: Vec<Bytes> = futures_util::stream::iter(batches)
-        .map(|body| http.send_bytes(Method::POST, "/api/v1/records/customer/bulk/create", body))
-        .buffered(IMPORT_IN_FLIGHT)
-        .try_collect()
-        .await?;
-    let import_time = began.elapsed();
-    let mut ids: Vec<Uuid> = Vec::with_capacity(args.records);
-    for reply in replies {
-        let reply: Json = serde_json::from_slice(&reply)?;
-        ids.extend(serde_json::from_value::<Vec<Uuid>>(reply["ids"].clone())?);
-    }
+    let (ids, import_time) = import(&http, args.records, &owners, &mut rng).await?;
     let import_rows_per_s = ids.len() as f64 / import_time.as_secs_f64();
     progress(args, &format!("imported at {import_rows_per_s:.0} rows/s"));
     let rep = scoped_rep(&http, &departments, &owners, &ids, &mut rng).await?;
@@ -388,13 +372,7 @@ async fn measure(args: &BenchArgs, config: Config, password: &str) -> anyhow::Re
             continue;
         }
         if op == "create_rules" {
-            for (name, event, field, source) in BENCH_RULES {
-                let mut doc = json!({"name": name, "label": {"zh-CN": name, "en": name}, "entity": "customer", "event": event, "source": source});
-                if let Some(field) = field {
-                    doc["field"] = json!(field);
-                }
-                http.send(Method::PUT, &format!("/api/v1/meta/scripts/{name}"), Some(&doc)).await?;
-            }
+            install_rules(&http).await?;
         }
         progress(args, &format!("measuring {op}…"));
         let api = {
@@ -460,6 +438,12 @@ async fn measure(args: &BenchArgs, config: Config, password: &str) -> anyhow::Re
         });
     }
 
+    // An import runs the same pipeline as every write: its rules too.
+    install_rules(&http).await?;
+    let (with_rules, import_time) = import(&http, RULES_IMPORT, &owners, &mut rng).await?;
+    let import_rules_rows_per_s = with_rules.len() as f64 / import_time.as_secs_f64();
+    progress(args, &format!("imported with three rules at {import_rules_rows_per_s:.0} rows/s"));
+
     progress(args, "adding a field to the seeded table…");
     let field = json!({"name": "bench_note", "type": "text", "label": {"zh-CN": "备注二", "en": "Bench note"}});
     let began = Instant::now();
@@ -485,11 +469,55 @@ async fn measure(args: &BenchArgs, config: Config, password: &str) -> anyhow::Re
         clients: args.clients,
         ops,
         import_rows_per_s,
+        import_rules_rows_per_s,
         add_field_ms,
         scope_ratio_p50,
         rules_ratio_p50,
         rule_run_us,
     })
+}
+
+/// Rows imported with the bench's rules attached.
+const RULES_IMPORT: usize = 20_000;
+
+/// Installs the rules of [`BENCH_RULES`] on customers (again, when they are there).
+async fn install_rules(http: &Http) -> anyhow::Result<()> {
+    for (name, event, field, source) in BENCH_RULES {
+        let mut doc = json!({"name": name, "label": {"zh-CN": name, "en": name}, "entity": "customer", "event": event, "source": source});
+        if let Some(field) = field {
+            doc["field"] = json!(field);
+        }
+        http.send(Method::PUT, &format!("/api/v1/meta/scripts/{name}"), Some(&doc)).await?;
+    }
+    Ok(())
+}
+
+/// Imports `records` customers in batches through the API; their ids and the time it took.
+async fn import(
+    http: &Http,
+    records: usize,
+    owners: &[Uuid],
+    rng: &mut StdRng,
+) -> anyhow::Result<(Vec<Uuid>, Duration)> {
+    // The batches are ready before the clock starts, as an importer reading a file has them.
+    let mut batches = Vec::new();
+    for start in (0..records).step_by(IMPORT_BATCH) {
+        let batch: Vec<Json> = (start..(start + IMPORT_BATCH).min(records)).map(|_| customer(rng, owners)).collect();
+        batches.push(Bytes::from(serde_json::to_vec(&json!({ "records": batch }))?));
+    }
+    let began = Instant::now();
+    let replies: Vec<Bytes> = futures_util::stream::iter(batches)
+        .map(|body| http.send_bytes(Method::POST, "/api/v1/records/customer/bulk/create", body))
+        .buffered(IMPORT_IN_FLIGHT)
+        .try_collect()
+        .await?;
+    let took = began.elapsed();
+    let mut ids: Vec<Uuid> = Vec::with_capacity(records);
+    for reply in replies {
+        let reply: Json = serde_json::from_slice(&reply)?;
+        ids.extend(serde_json::from_value::<Vec<Uuid>>(reply["ids"].clone())?);
+    }
+    Ok((ids, took))
 }
 
 /// The time of one run of a compiled rule (the formula of [`BENCH_RULES`]) on one thread.
@@ -636,6 +664,7 @@ fn print_table(report: &Report) {
         "\nbulk import ({IMPORT_BATCH}-record batches, {IMPORT_IN_FLIGHT} in flight): {:.0} rows/s",
         report.import_rows_per_s
     );
+    println!("the same import with three rules attached: {:.0} rows/s", report.import_rules_rows_per_s);
     println!("add a field to the {}-row table: {:.1} ms", report.records, report.add_field_ms);
     println!(
         "filtered list as a rep with department scope ({SHARES} shares) vs as administrator: {:.2}x (p50)",

@@ -152,7 +152,7 @@ pub async fn open_session(app: &App, user_id: Uuid) -> ApiResult<(String, String
 
 /// Ends a session by its cookie value.
 pub async fn close_session(app: &App, cookie: &str) -> ApiResult<()> {
-    system::delete_sessions(&app.db, Some(&hex(&digest(cookie))), None).await?;
+    system::delete_session(&app.db, &hex(&digest(cookie))).await?;
     app.tokens.forget();
     Ok(())
 }

@@ -128,7 +128,7 @@ pub async fn revoke_token(
     p: Principal,
     Path(id): Path<uuid::Uuid>,
 ) -> ApiResult<StatusCode> {
-    if crm_store::system::revoke_tokens(&app.db, p.user_id, Some(id), app.now()).await? == 0 {
+    if crm_store::system::revoke_token(&app.db, p.user_id, id, app.now()).await? == 0 {
         return Err(ApiError::not_found(format!("no token `{id}`")));
     }
     app.tokens.forget();

@@ -641,7 +641,7 @@ impl<'a> Unit<'a> {
                 .find(|j| writes[*j].kind != Kind::Create || writes[*j].entity.name() != writes[i].entity.name())
                 .unwrap_or(writes.len());
             if writes[i].kind == Kind::Create {
-                let records: Vec<Record> = writes[i..end].iter().map(|w| w.after.clone()).collect();
+                let records: Vec<&Record> = writes[i..end].iter().map(|w| &w.after).collect();
                 let then = if end == writes.len() { logs.take().unwrap_or_default() } else { Vec::new() };
                 inserts.push((i, store::Insert::new(dialect, &writes[i].entity, &records, then)));
                 i = end;
@@ -732,9 +732,10 @@ impl<'a> Unit<'a> {
 /// record the unit already changes) is written once, from its first state to its last.
 fn coalesce(writes: Vec<Write>) -> Vec<Write> {
     let mut merged: Vec<Write> = Vec::with_capacity(writes.len());
-    let mut at: HashMap<(String, Uuid), usize> = HashMap::new();
+    // Ids are UUIDv7s the engine made: one names one record, whatever its entity.
+    let mut at: HashMap<Uuid, usize> = HashMap::with_capacity(writes.len());
     for write in writes {
-        let key = (write.entity.name().to_string(), write.after.id());
+        let key = write.after.id();
         let Some(&first) = at.get(&key) else {
             at.insert(key, merged.len());
             merged.push(write);

@@ -44,17 +44,6 @@ pub(super) async fn preview(app: &App, viewer: &Viewer, entity: &Entity) -> ApiR
     render_form(app, viewer, state, StatusCode::OK, true).await
 }
 
-/// The message of a field error in the user's language: the service's own (English) words,
-/// which carry the details, or the Chinese text of its code.
-pub(super) fn error_text(viewer: &Viewer, error: &FieldError) -> String {
-    if viewer.locale == "en" {
-        return error.message.clone();
-    }
-    let key = format!("error.{}", error.code);
-    let text = viewer.text(&key);
-    if text == key { error.message.clone() } else { text }
-}
-
 async fn render(app: &App, viewer: &Viewer, state: FormState<'_>, status: StatusCode) -> ApiResult<Response> {
     render_form(app, viewer, state, status, false).await
 }
@@ -237,7 +226,7 @@ fn layout_required(entity: &Entity, values: &Map<String, Json>) -> Result<(), Ap
 }
 
 fn field_errors(viewer: &Viewer, errors: &[FieldError]) -> HashMap<String, String> {
-    errors.iter().map(|e| (e.field.clone(), error_text(viewer, e))).collect()
+    errors.iter().map(|e| (e.field.clone(), viewer.error_text(e))).collect()
 }
 
 /// `POST /e/{entity}/new`
@@ -327,7 +316,7 @@ pub async fn save(
         let message = match outcome {
             Ok(_) => viewer.text("form.saved"),
             Err(ApiError::Invalid(errors)) => {
-                errors.iter().map(|e| error_text(&viewer, e)).collect::<Vec<_>>().join("; ")
+                errors.iter().map(|e| viewer.error_text(e)).collect::<Vec<_>>().join("; ")
             }
             Err(ApiError::Conflict(_)) => viewer.text("form.conflict"),
             Err(e) => return Err(e),

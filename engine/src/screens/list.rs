@@ -405,10 +405,10 @@ fn summary(viewer: &Viewer, results: &[BulkResult]) -> String {
             Outcome::Done(_) => None,
             Outcome::NotFound => Some(viewer.text("bulk.not_allowed")),
             Outcome::Forbidden { code, message } => {
-                Some(super::form::error_text(viewer, &crate::error::FieldError::new("", code, message.clone())))
+                Some(viewer.error_text(&crate::error::FieldError::new("", code, message.clone())))
             }
             Outcome::Invalid(errors) => {
-                Some(errors.iter().map(|e| super::form::error_text(viewer, e)).collect::<Vec<_>>().join("; "))
+                Some(errors.iter().map(|e| viewer.error_text(e)).collect::<Vec<_>>().join("; "))
             }
         })
         .collect();
@@ -442,7 +442,7 @@ pub async fn bulk(
         Ok(results) => results,
         // A value that is not valid for every row is said on the list, as a row's would be.
         Err(ApiError::Invalid(errors)) => {
-            let message = errors.iter().map(|e| super::form::error_text(&viewer, e)).collect::<Vec<_>>().join("; ");
+            let message = errors.iter().map(|e| viewer.error_text(e)).collect::<Vec<_>>().join("; ");
             return Ok(redirect_with(&back, Some(&message)));
         }
         Err(e) => return Err(e),

@@ -110,6 +110,17 @@ impl Viewer {
         shell::text(self.locale, key, &[])
     }
 
+    /// The message of a field error in the user's language: the service's own (English)
+    /// words, which carry the details, or the Chinese text of its code.
+    pub fn error_text(&self, error: &crate::error::FieldError) -> String {
+        if self.locale == "en" {
+            return error.message.clone();
+        }
+        let key = format!("error.{}", error.code);
+        let text = self.text(&key);
+        if text == key { error.message.clone() } else { text }
+    }
+
     /// The context every page template gets: who is signed in, the navigation, the page's
     /// title, and the page's own values.
     pub fn page(&self, catalog: &Catalog, active: Option<&str>, title: &str, values: Json) -> minijinja::Value {

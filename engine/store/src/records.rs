@@ -1,5 +1,5 @@
 //! Records of entity tables: read, list with filters and keyset pages, count, group, insert,
-//! update with a version check, move to and from the recycle bin.
+//! update with a version check (which also moves them to and from the recycle bin), rollups.
 
 use std::collections::HashSet;
 
@@ -197,7 +197,7 @@ pub struct Insert {
 }
 
 impl Insert {
-    pub fn new(dialect: Dialect, entity: &Entity, records: &[Record], then: Vec<Sql>) -> Self {
+    pub fn new(dialect: Dialect, entity: &Entity, records: &[&Record], then: Vec<Sql>) -> Self {
         let columns = entity.columns();
         // Both databases take at least 32766 parameters per statement.
         let rows_per_statement = (30_000 / columns.len()).clamp(1, 500);
@@ -263,37 +263,6 @@ pub async fn update(
     });
     let row = sql.fetch_optional_tx(tx).await.map_err(|e| classify(entity, e))?;
     row.map(|row| read_record(row, entity)).transpose()
-}
-
-/// Moves records within a scope into the recycle bin (`deleted` is the time) or out of it
-/// (`None`). Returns the ids that changed.
-pub async fn set_deleted(
-    tx: &mut Tx,
-    entity: &Entity,
-    ids: &[Uuid],
-    scope: Option<&Filter>,
-    deleted: Option<DateTime<Utc>>,
-    by: Uuid,
-    now: DateTime<Utc>,
-) -> Result<Vec<Uuid>, StoreError> {
-    let mut changed = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(500) {
-        let mut sql = tx.sql();
-        sql.push("UPDATE ").ident(entity.name()).push(" SET \"deleted_at\" = ");
-        sql.bind(deleted.map_or(Arg::Null(Storage::Datetime), Arg::Datetime));
-        sql.push(", \"updated_by\" = ").bind(Arg::Uuid(by));
-        sql.push(", \"updated_at\" = ").bind(Arg::Datetime(now));
-        sql.push(", \"version\" = \"version\" + 1 WHERE \"deleted_at\" IS ");
-        sql.push(if deleted.is_some() { "NULL" } else { "NOT NULL" });
-        sql.push(" AND \"id\" IN ");
-        push_ids(&mut sql, chunk);
-        push_and(&mut sql, scope);
-        sql.push(" RETURNING \"id\"");
-        for row in sql.fetch_all_tx(tx).await.map_err(|e| classify(entity, e))? {
-            changed.extend(row.uuid(0)?);
-        }
-    }
-    Ok(changed)
 }
 
 /// Every record a user owns, the recycle bin included.

@@ -325,14 +325,12 @@ pub async fn tokens_of(db: &Db, user_id: Uuid) -> Result<Vec<TokenInfo>, StoreEr
         .collect()
 }
 
-/// Revokes a user's token (or all of them when `id` is `None`); returns how many.
-pub async fn revoke_tokens(db: &Db, user_id: Uuid, id: Option<Uuid>, now: DateTime<Utc>) -> Result<u64, StoreError> {
+/// Revokes one of a user's tokens; returns whether there was one to revoke.
+pub async fn revoke_token(db: &Db, user_id: Uuid, id: Uuid, now: DateTime<Utc>) -> Result<u64, StoreError> {
     let mut sql = db.sql();
     sql.push("UPDATE crm_token SET revoked_at = ").bind(Arg::Datetime(now));
     sql.push(" WHERE revoked_at IS NULL AND user_id = ").bind(Arg::Uuid(user_id));
-    if let Some(id) = id {
-        sql.push(" AND id = ").bind(Arg::Uuid(id));
-    }
+    sql.push(" AND id = ").bind(Arg::Uuid(id));
     sql.execute(db).await
 }
 
@@ -365,15 +363,10 @@ pub async fn session_user(db: &Db, id_hash: &str, now: DateTime<Utc>) -> Result<
     Ok(row.uuid(0)?.map(|id| (id, row.text(1).ok().flatten().unwrap_or_default())))
 }
 
-/// Ends one session, or all of a user's.
-pub async fn delete_sessions(db: &Db, id_hash: Option<&str>, user_id: Option<Uuid>) -> Result<u64, StoreError> {
+/// Ends one session (signing out).
+pub async fn delete_session(db: &Db, id_hash: &str) -> Result<u64, StoreError> {
     let mut sql = db.sql();
-    sql.push("DELETE FROM crm_session WHERE ");
-    match (id_hash, user_id) {
-        (Some(hash), _) => sql.push("id_hash = ").bind(Arg::Text(hash.to_owned())),
-        (None, Some(user)) => sql.push("user_id = ").bind(Arg::Uuid(user)),
-        (None, None) => return Ok(0),
-    };
+    sql.push("DELETE FROM crm_session WHERE id_hash = ").bind(Arg::Text(id_hash.to_owned()));
     sql.execute(db).await
 }
 
