@@ -303,9 +303,9 @@ impl<'a> Unit<'a> {
             return Err(accounts::users_are_not_deleted());
         }
         let current = self.current(&entity, id, Reach::Edit, false).await?;
+        let effects = rules::on_bin(self.app, self.principal, &self.catalog, &entity, &current, false).await?;
         crate::approval::check_own_lock(self.principal, &entity, &current)?;
         self.check_parent_unlocked(&entity, &current).await?;
-        let effects = rules::on_bin(self.app, self.principal, &self.catalog, &entity, &current, false).await?;
         let mut next = current.clone();
         next.values[col::DELETED_AT] = Value::Datetime(self.now);
         self.queue(entity.clone(), Kind::Delete, Some(current), next, vec![col::DELETED_AT], Vec::new(), true);
@@ -316,11 +316,10 @@ impl<'a> Unit<'a> {
     pub async fn restore(&mut self, entity_name: &str, id: Uuid) -> ApiResult<()> {
         let entity = self.entity(entity_name, Action::Restore)?;
         let current = self.current(&entity, id, Reach::Edit, true).await?;
-        let errors = checks::unique(&self.app.db, &entity, &current, &checks::unique_columns(&entity), "").await?;
-        if !errors.is_empty() {
-            return Err(ApiError::Invalid(errors));
-        }
         let effects = rules::on_bin(self.app, self.principal, &self.catalog, &entity, &current, true).await?;
+        refuse(checks::unique(&self.app.db, &entity, &current, &checks::unique_columns(&entity), "").await?)?;
+        crate::approval::check_own_lock(self.principal, &entity, &current)?;
+        self.check_parent_unlocked(&entity, &current).await?;
         let mut next = current.clone();
         next.values[col::DELETED_AT] = Value::Null;
         self.queue(entity.clone(), Kind::Restore, Some(current), next, vec![col::DELETED_AT], Vec::new(), true);
@@ -497,7 +496,6 @@ impl<'a> Unit<'a> {
         if changed.is_empty() {
             return Ok(());
         }
-        accounts::check_change(self.app, &self.catalog, self.principal, &entity, &current, &next).await?;
         let mut errors = checks::missing_required(&entity, &next, Some(&changed), "");
         let referring = [Referring { record: &next, only: Some(&changed), prefix: String::new() }];
         errors.extend(
@@ -514,6 +512,7 @@ impl<'a> Unit<'a> {
         );
         errors.extend(checks::unique(&self.app.db, &entity, &next, &changed, "").await?);
         refuse(errors)?;
+        accounts::check_change(self.app, &self.catalog, self.principal, &entity, &current, &next).await?;
         if guarded {
             crate::approval::check_own_lock(self.principal, &entity, &current)?;
             self.check_parent_unlocked(&entity, &current).await?;
