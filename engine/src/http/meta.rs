@@ -2,14 +2,14 @@
 //! administrators.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use crm_model::{DocKind, changes};
 use serde::Deserialize;
 use serde_json::{Value as Json_, json};
 
-use super::{ApiJson, ApiQuery};
+use super::{ApiJson, ApiPath, ApiQuery};
 use crate::access::Principal;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
@@ -50,7 +50,7 @@ pub async fn list_entities(State(app): State<AppState>, p: Principal) -> Json<Js
 pub async fn get_entity(
     State(app): State<AppState>,
     p: Principal,
-    Path(entity): Path<String>,
+    ApiPath(entity): ApiPath<String>,
 ) -> ApiResult<Json<Json_>> {
     Ok(Json(entity_json(&app.catalog(), &p, &entity)?))
 }
@@ -84,7 +84,7 @@ pub async fn create_entity(
 pub async fn add_field(
     State(app): State<AppState>,
     p: Principal,
-    Path(entity): Path<String>,
+    ApiPath(entity): ApiPath<String>,
     ApiJson(mut body): ApiJson<Json_>,
 ) -> ApiResult<Response> {
     p.require_admin()?;
@@ -101,7 +101,7 @@ pub async fn add_field(
 pub async fn patch_field(
     State(app): State<AppState>,
     p: Principal,
-    Path((entity, field)): Path<(String, String)>,
+    ApiPath((entity, field)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<Json_>,
 ) -> ApiResult<Response> {
     p.require_admin()?;
@@ -113,7 +113,7 @@ pub async fn patch_field(
 pub async fn archive_field(
     State(app): State<AppState>,
     p: Principal,
-    Path((entity, field)): Path<(String, String)>,
+    ApiPath((entity, field)): ApiPath<(String, String)>,
 ) -> ApiResult<Response> {
     p.require_admin()?;
     let plan = apply_docs(&app, Some(p.user_id), |docs| changes::archive_field(docs, &entity, &field)).await?;
@@ -134,7 +134,7 @@ fn doc_kind(kind: &str) -> ApiResult<DocKind> {
 pub async fn get_doc(
     State(app): State<AppState>,
     p: Principal,
-    Path((kind, name)): Path<(String, String)>,
+    ApiPath((kind, name)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Json_>> {
     let kind = doc_kind(&kind)?;
     match kind {
@@ -155,7 +155,7 @@ pub async fn get_doc(
 pub async fn put_doc(
     State(app): State<AppState>,
     p: Principal,
-    Path((kind, name)): Path<(String, String)>,
+    ApiPath((kind, name)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<Json_>,
 ) -> ApiResult<Response> {
     p.require_admin()?;
