@@ -42,6 +42,10 @@ async fn crud_and_optimistic_concurrency(t: TestApp) {
     assert_eq!(read, created, "a record reads back exactly as created");
     let only = t.get(&format!("/api/v1/records/customer/{id}?fields=name")).await.expect(200);
     assert_eq!(only, json!({"id": id, "name": "北京立友信科技有限公司"}));
+    let every = t.get(&format!("/api/v1/records/customer/{id}?fields=")).await.expect(200);
+    assert_eq!(every, created, "a `fields` that names no field asks for every field");
+    let listed = t.list("customer", None, "fields=,").await.expect(200);
+    assert_eq!(listed["data"][0], created);
 
     let changed = t
         .patch(&format!("/api/v1/records/customer/{id}"), json!({"version": 1, "phone": "010-6543 2100"}))
