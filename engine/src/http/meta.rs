@@ -14,24 +14,19 @@ use crate::access::Principal;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::metadata::apply_docs;
+use crate::visible;
 
-/// The description of an entity the API gives: its document and its screens' documents,
-/// without the fields archived or hidden from the caller.
+/// The description of an entity the API gives: its document and its screens' documents as
+/// the caller may learn them, and the fields they may not change.
 fn entity_json(catalog: &crm_model::Catalog, p: &Principal, name: &str) -> ApiResult<Json_> {
     let entity = p.entity(catalog, name, crm_model::Action::Read)?;
-    let hidden = p.hidden(name);
-    let mut def = serde_json::to_value(&entity.def).unwrap_or_default();
-    if let Some(fields) = def.get_mut("fields").and_then(Json_::as_array_mut) {
-        fields.retain(|f| {
-            f.get("archived") != Some(&Json_::Bool(true))
-                && !f.get("name").and_then(Json_::as_str).is_some_and(|n| hidden.iter().any(|h| h.as_str() == n))
-        });
-    }
+    let read_only: Vec<&str> = visible::read_only(p, entity).map(|f| f.name.as_str()).collect();
     Ok(json!({
-        "entity": def,
-        "layout": entity.layout,
-        "list_view": entity.list,
-        "related": entity.related,
+        "entity": visible::entity_def(p, entity),
+        "layout": visible::layout(p, &entity.layout),
+        "list_view": visible::list_view(p, &entity.list),
+        "related": visible::related(p, &entity.related),
+        "read_only": read_only,
     }))
 }
 
@@ -143,9 +138,7 @@ pub async fn get_doc(
         _ if !p.sees(&name) => return Err(ApiError::not_found(format!("no {} `{name}`", kind.as_str()))),
         _ => {}
     }
-    app.catalog()
-        .docs()
-        .get_json(kind, &name)
+    visible::document(&app.catalog(), &p, kind, &name)
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no {} `{name}`", kind.as_str())))
 }
