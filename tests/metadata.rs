@@ -49,7 +49,7 @@ async fn added_field_is_live_on_the_next_request(t: TestApp) {
     assert_eq!(too_long["errors"][0]["code"], "too_long");
 
     let openapi_after = t.get("/api/openapi.json").await.expect(200);
-    assert_eq!(openapi_after["components"]["schemas"]["customer"]["properties"]["wechat"]["maxLength"], 40);
+    assert_eq!(openapi_after["components"]["schemas"]["customer_input"]["properties"]["wechat"]["maxLength"], 40);
     assert_ne!(openapi_before["info"]["version"], openapi_after["info"]["version"]);
 
     t.post(

@@ -36,9 +36,11 @@ async fn the_document_is_valid_and_follows_the_catalog() {
         assert!(before["paths"].get(path).is_some(), "{path} is documented");
     }
     assert_eq!(
-        before["components"]["schemas"]["customer"]["properties"]["industry"]["enum"].as_array().unwrap().len(),
+        before["components"]["schemas"]["customer_input"]["properties"]["industry"]["enum"].as_array().unwrap().len(),
         9
     );
+    // What was stored under options since removed is still read.
+    assert!(before["components"]["schemas"]["customer"]["properties"]["industry"].get("enum").is_none());
     let types: Vec<&str> = before["components"]["schemas"]["FieldType"]["oneOf"]
         .as_array()
         .unwrap()
@@ -56,9 +58,68 @@ async fn the_document_is_valid_and_follows_the_catalog() {
     .expect(201);
     let after = t.get("/api/openapi.json").await.expect(200);
     validate(&after);
-    assert_eq!(after["components"]["schemas"]["customer"]["properties"]["loyalty"]["enum"], json!(["high", null]));
-    assert!(after["components"]["schemas"]["customer_input"]["properties"].get("loyalty").is_some());
+    assert_eq!(
+        after["components"]["schemas"]["customer_input"]["properties"]["loyalty"]["enum"],
+        json!(["high", null])
+    );
+    assert!(after["components"]["schemas"]["customer"]["properties"].get("loyalty").is_some());
 
     let anonymous = t.call(axum::http::Method::GET, "/api/openapi.json", None, Some("")).await;
     assert_eq!(anonymous.status.as_u16(), 401);
+}
+
+/// A sales rep's document describes only what their roles let them see and do: no field
+/// hidden from them anywhere, the fields they may only read marked `readOnly`, and no
+/// operation their roles do not allow. The metadata API says the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rep_learns_only_the_fields_they_see() {
+    let t = TestApp::sqlite().await;
+    let (_, rep) = t.user("业务员", "rep", &["sales_rep"]).await;
+    let as_rep = |uri: &'static str| t.call(axum::http::Method::GET, uri, None, Some(&rep));
+    let document = as_rep("/api/openapi.json").await.expect(200);
+    validate(&document);
+    assert!(!document.to_string().contains("cost_price"), "the hidden field is nowhere in the rep's document");
+    let schemas = &document["components"]["schemas"];
+    assert!(schemas["product"]["properties"].get("standard_price").is_some());
+    assert_eq!(schemas["customer"]["properties"]["credit_limit"]["readOnly"], true);
+    assert_eq!(schemas["customer_input"]["properties"]["credit_limit"]["readOnly"], true);
+    assert!(schemas["customer"]["properties"]["name"].get("readOnly").is_none());
+    assert!(document["paths"]["/api/v1/records/product"].get("post").is_none(), "reps only read products");
+    assert!(document["paths"].get("/api/v1/admin/users").is_none(), "accounts are for administrators");
+
+    for uri in ["/api/v1/meta/entities/product", "/api/v1/meta/layouts/product", "/api/v1/meta/lists/product"] {
+        let answer = as_rep(uri).await.expect(200);
+        assert!(!answer.to_string().contains("cost_price"), "{uri}: {answer}");
+    }
+    let customer = as_rep("/api/v1/meta/entities/customer").await.expect(200);
+    assert_eq!(customer["read_only"], json!(["code", "credit_limit"]), "an auto-number and a read-only field");
+    let admin_view = t.get("/api/v1/meta/entities/product").await.expect(200);
+    assert!(admin_view.to_string().contains("cost_price"), "the administrator sees it");
+}
+
+/// Each operation says what it answers: a 204 has no body, errors are problem documents
+/// where they can occur, and `fields` names the entity's fields.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operations_document_every_answer() {
+    let t = TestApp::sqlite().await;
+    let document = t.get("/api/openapi.json").await.expect(200);
+    let logout = &document["paths"]["/api/v1/auth/logout"]["post"]["responses"];
+    assert!(logout["204"].get("content").is_none(), "logging out answers no body: {logout}");
+    let token = &document["paths"]["/api/v1/auth/token"]["post"]["responses"];
+    for status in ["400", "401", "413", "422", "429"] {
+        assert_eq!(token[status]["$ref"], format!("#/components/responses/Problem{status}"));
+    }
+    let user = &document["paths"]["/api/v1/admin/users/{id}"]["get"]["responses"];
+    for status in ["401", "403", "404"] {
+        assert!(user.get(status).is_some(), "{status} of reading an account");
+    }
+    let fields = document["paths"]["/api/v1/records/customer/{id}"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "fields")
+        .unwrap()
+        .clone();
+    assert_eq!(fields["explode"], false);
+    assert!(fields["schema"]["items"]["enum"].as_array().unwrap().contains(&json!("industry")));
 }

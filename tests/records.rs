@@ -9,6 +9,7 @@ use support::TestApp;
 
 backends!(
     crud_and_optimistic_concurrency,
+    malformed_paths_are_problems,
     values_are_checked_and_nothing_is_written_on_error,
     money_is_exact,
     every_filter_operator,
@@ -41,6 +42,10 @@ async fn crud_and_optimistic_concurrency(t: TestApp) {
     assert_eq!(read, created, "a record reads back exactly as created");
     let only = t.get(&format!("/api/v1/records/customer/{id}?fields=name")).await.expect(200);
     assert_eq!(only, json!({"id": id, "name": "北京立友信科技有限公司"}));
+    let every = t.get(&format!("/api/v1/records/customer/{id}?fields=")).await.expect(200);
+    assert_eq!(every, created, "a `fields` that names no field asks for every field");
+    let listed = t.list("customer", None, "fields=,").await.expect(200);
+    assert_eq!(listed["data"][0], created);
 
     let changed = t
         .patch(&format!("/api/v1/records/customer/{id}"), json!({"version": 1, "phone": "010-6543 2100"}))
@@ -72,6 +77,34 @@ async fn crud_and_optimistic_concurrency(t: TestApp) {
     t.get("/api/v1/records/no_such_entity").await.expect(404);
     let problem = t.get("/api/v1/records/customer/01a21935-3b0d-7648-bf6c-9d2fa8b7c6b5").await;
     assert_eq!(problem.content_type.as_deref(), Some("application/problem+json"));
+}
+
+/// A path parameter that is not what the route takes (an id that is not a UUID, text that is
+/// not UTF-8) names nothing: a 404 problem document, like any unknown id. A method the route
+/// does not take is a problem document too.
+async fn malformed_paths_are_problems(t: TestApp) {
+    use axum::http::Method;
+    for (method, uri) in [
+        (Method::GET, "/api/v1/admin/users/not-a-uuid"),
+        (Method::POST, "/api/v1/admin/users/not-a-uuid/disable"),
+        (Method::DELETE, "/api/v1/auth/tokens/%FF%FE"),
+        (Method::POST, "/api/v1/reminders/1/done"),
+        (Method::GET, "/api/v1/records/customer/%FF%FE"),
+        (Method::GET, "/api/v1/meta/entities/a%00b"),
+    ] {
+        let reply = t.call(method.clone(), uri, Some(json!({})), None).await;
+        assert_eq!(reply.content_type.as_deref(), Some("application/problem+json"), "{method} {uri}: {:?}", reply.body);
+        assert_eq!(reply.body["code"], "not_found", "{method} {uri}");
+        assert_eq!(reply.status.as_u16(), 404);
+    }
+    let wrong_method = t.call(Method::PUT, "/api/v1/records/customer", None, None).await;
+    assert_eq!(wrong_method.status.as_u16(), 405);
+    assert_eq!(wrong_method.body["code"], "method_not_allowed");
+    let nul = t.post("/api/v1/auth/tokens", json!({"name": "a\u{0}b"})).await.expect(422);
+    assert_eq!(
+        nul["errors"][0],
+        json!({"field": "name", "code": "invalid_text", "message": "contains a NUL character"})
+    );
 }
 
 async fn values_are_checked_and_nothing_is_written_on_error(t: TestApp) {

@@ -89,6 +89,12 @@ impl Principal {
         self.grant(entity).map_or(&NO_FIELDS, |g| &g.hidden)
     }
 
+    /// Whether a field exists for the user: its entity is one of their modules and their
+    /// roles do not hide it.
+    pub fn shows(&self, entity: &str, field: &str) -> bool {
+        self.sees(entity) && !self.hidden(entity).contains(field)
+    }
+
     /// Fields the user may see but not change.
     pub fn read_only(&self, entity: &str) -> &HashSet<Ident> {
         self.grant(entity).map_or(&NO_FIELDS, |g| &g.read_only)

@@ -21,6 +21,7 @@ pub mod schedule;
 pub mod screens;
 pub mod serve;
 pub mod setup;
+pub mod visible;
 
 pub use app::{App, AppState};
 pub use http::build_app;

@@ -14,6 +14,9 @@ use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
 pub const ADMIN_PASSWORD: &str = "test-admin-password";
+/// The first password of users made with [`TestApp::user`], and the one they choose.
+pub const FIRST_PASSWORD: &str = "Start-123x";
+pub const USER_PASSWORD: &str = "Chosen-456y";
 
 pub struct TestApp {
     pub app: AppState,
@@ -209,6 +212,17 @@ impl TestApp {
             .call(Method::POST, "/api/v1/auth/token", Some(json!({"login": login, "password": password})), None)
             .await;
         (reply.status == StatusCode::CREATED).then(|| reply.body["token"].as_str().expect("token").to_owned())
+    }
+
+    /// A user with roles, made by the administrator, who has signed in and chosen their
+    /// password: their id and token.
+    pub async fn user(&self, name: &str, login: &str, roles: &[&str]) -> (String, String) {
+        let body = json!({"user": {"name": name, "login": login}, "password": FIRST_PASSWORD, "roles": roles});
+        let created = self.post("/api/v1/admin/users", body).await.expect(201);
+        let token = self.login(login, FIRST_PASSWORD).await.expect("a new user signs in");
+        let change = json!({"current_password": FIRST_PASSWORD, "password": USER_PASSWORD});
+        self.call(Method::POST, "/api/v1/auth/password", Some(change), Some(&token)).await.expect(204);
+        (created["id"].as_str().expect("an id").to_owned(), token)
     }
 
     /// Serves the app on a free local port, as `crm serve` does, for a real browser; returns

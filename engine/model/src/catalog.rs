@@ -263,10 +263,19 @@ impl Docs {
                 let layout = Layout { sections: vec![section] };
                 LayoutDoc { entity: name.clone(), edit: layout.clone(), view: layout }
             });
-            self.lists.entry(name.clone()).or_insert_with(|| ListViewDoc {
-                entity: name.clone(),
-                columns: live.iter().filter(|f| f.field_type.is_sortable()).take(6).map(|f| f.name.clone()).collect(),
-                sort: vec![SortKey { field: Ident::system("created_at"), descending: true }],
+            self.lists.entry(name.clone()).or_insert_with(|| {
+                let mut columns: Vec<Ident> =
+                    live.iter().filter(|f| f.field_type.is_sortable()).take(6).map(|f| f.name.clone()).collect();
+                // A list shows at least one column, as its schema says: an entity created
+                // without fields yet lists its ids.
+                if columns.is_empty() {
+                    columns.push(Ident::system("id"));
+                }
+                ListViewDoc {
+                    entity: name.clone(),
+                    columns,
+                    sort: vec![SortKey { field: Ident::system("created_at"), descending: true }],
+                }
             });
             self.related.entry(name.clone()).or_insert_with(|| RelatedDoc { entity: name.clone(), panels: Vec::new() });
         }

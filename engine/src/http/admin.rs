@@ -2,7 +2,7 @@
 //! the audit log, for administrators.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value as Json_, json};
 use uuid::Uuid;
 
-use super::{ApiJson, ApiQuery};
+use super::{ApiJson, ApiPath, ApiQuery};
 use crate::access::Principal;
 use crate::app::AppState;
 use crate::error::ApiResult;
@@ -36,7 +36,7 @@ pub async fn create_user(
 }
 
 /// `GET /api/v1/admin/users/{id}`: roles and password state.
-pub async fn account(State(app): State<AppState>, p: Principal, Path(id): Path<Uuid>) -> ApiResult<Json<Json_>> {
+pub async fn account(State(app): State<AppState>, p: Principal, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<Json_>> {
     Ok(Json(crate::admin::account(&app, &p, id).await?))
 }
 
@@ -50,19 +50,19 @@ pub struct Roles {
 pub async fn set_roles(
     State(app): State<AppState>,
     p: Principal,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<Roles>,
 ) -> ApiResult<Json<Json_>> {
     Ok(Json(crate::admin::set_roles(&app, &p, id, &body.roles).await?))
 }
 
 /// `POST /api/v1/admin/users/{id}/disable`: 停用; signed out everywhere at once.
-pub async fn disable(State(app): State<AppState>, p: Principal, Path(id): Path<Uuid>) -> ApiResult<Json<Json_>> {
+pub async fn disable(State(app): State<AppState>, p: Principal, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<Json_>> {
     Ok(Json(crate::admin::set_active(&app, &p, id, false).await?))
 }
 
 /// `POST /api/v1/admin/users/{id}/enable`
-pub async fn enable(State(app): State<AppState>, p: Principal, Path(id): Path<Uuid>) -> ApiResult<Json<Json_>> {
+pub async fn enable(State(app): State<AppState>, p: Principal, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<Json_>> {
     Ok(Json(crate::admin::set_active(&app, &p, id, true).await?))
 }
 
@@ -77,7 +77,7 @@ pub struct Reset {
 pub async fn reset_password(
     State(app): State<AppState>,
     p: Principal,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<Reset>,
 ) -> ApiResult<Json<Json_>> {
     Ok(Json(crate::admin::reset_password(&app, &p, id, body.password.as_deref()).await?))
@@ -93,7 +93,7 @@ pub struct Transfer {
 pub async fn transfer(
     State(app): State<AppState>,
     p: Principal,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<Transfer>,
 ) -> ApiResult<Json<Json_>> {
     Ok(Json(crate::admin::transfer(&app, &p, id, body.to).await?))

@@ -1,13 +1,13 @@
 //! Handlers of `/api/v1/auth/...`: tokens, browser sessions, one's own password and tokens.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value as Json_, json};
 
-use super::ApiJson;
+use super::{ApiJson, ApiPath};
 use crate::access::Principal;
 use crate::app::AppState;
 use crate::auth::{self, SESSION_COOKIE};
@@ -126,7 +126,7 @@ pub async fn create_token(
 pub async fn revoke_token(
     State(app): State<AppState>,
     p: Principal,
-    Path(id): Path<uuid::Uuid>,
+    ApiPath(id): ApiPath<uuid::Uuid>,
 ) -> ApiResult<StatusCode> {
     if crm_store::system::revoke_token(&app.db, p.user_id, id, app.now()).await? == 0 {
         return Err(ApiError::not_found(format!("no token `{id}`")));

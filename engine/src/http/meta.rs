@@ -2,36 +2,31 @@
 //! administrators.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use crm_model::{DocKind, changes};
 use serde::Deserialize;
 use serde_json::{Value as Json_, json};
 
-use super::{ApiJson, ApiQuery};
+use super::{ApiJson, ApiPath, ApiQuery};
 use crate::access::Principal;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::metadata::apply_docs;
+use crate::visible;
 
-/// The description of an entity the API gives: its document and its screens' documents,
-/// without the fields archived or hidden from the caller.
+/// The description of an entity the API gives: its document and its screens' documents as
+/// the caller may learn them, and the fields they may not change.
 fn entity_json(catalog: &crm_model::Catalog, p: &Principal, name: &str) -> ApiResult<Json_> {
     let entity = p.entity(catalog, name, crm_model::Action::Read)?;
-    let hidden = p.hidden(name);
-    let mut def = serde_json::to_value(&entity.def).unwrap_or_default();
-    if let Some(fields) = def.get_mut("fields").and_then(Json_::as_array_mut) {
-        fields.retain(|f| {
-            f.get("archived") != Some(&Json_::Bool(true))
-                && !f.get("name").and_then(Json_::as_str).is_some_and(|n| hidden.iter().any(|h| h.as_str() == n))
-        });
-    }
+    let read_only: Vec<&str> = visible::read_only(p, entity).map(|f| f.name.as_str()).collect();
     Ok(json!({
-        "entity": def,
-        "layout": entity.layout,
-        "list_view": entity.list,
-        "related": entity.related,
+        "entity": visible::entity_def(p, entity),
+        "layout": visible::layout(p, &entity.layout),
+        "list_view": visible::list_view(p, &entity.list),
+        "related": visible::related(p, &entity.related),
+        "read_only": read_only,
     }))
 }
 
@@ -50,7 +45,7 @@ pub async fn list_entities(State(app): State<AppState>, p: Principal) -> Json<Js
 pub async fn get_entity(
     State(app): State<AppState>,
     p: Principal,
-    Path(entity): Path<String>,
+    ApiPath(entity): ApiPath<String>,
 ) -> ApiResult<Json<Json_>> {
     Ok(Json(entity_json(&app.catalog(), &p, &entity)?))
 }
@@ -84,7 +79,7 @@ pub async fn create_entity(
 pub async fn add_field(
     State(app): State<AppState>,
     p: Principal,
-    Path(entity): Path<String>,
+    ApiPath(entity): ApiPath<String>,
     ApiJson(mut body): ApiJson<Json_>,
 ) -> ApiResult<Response> {
     p.require_admin()?;
@@ -101,7 +96,7 @@ pub async fn add_field(
 pub async fn patch_field(
     State(app): State<AppState>,
     p: Principal,
-    Path((entity, field)): Path<(String, String)>,
+    ApiPath((entity, field)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<Json_>,
 ) -> ApiResult<Response> {
     p.require_admin()?;
@@ -113,7 +108,7 @@ pub async fn patch_field(
 pub async fn archive_field(
     State(app): State<AppState>,
     p: Principal,
-    Path((entity, field)): Path<(String, String)>,
+    ApiPath((entity, field)): ApiPath<(String, String)>,
 ) -> ApiResult<Response> {
     p.require_admin()?;
     let plan = apply_docs(&app, Some(p.user_id), |docs| changes::archive_field(docs, &entity, &field)).await?;
@@ -134,7 +129,7 @@ fn doc_kind(kind: &str) -> ApiResult<DocKind> {
 pub async fn get_doc(
     State(app): State<AppState>,
     p: Principal,
-    Path((kind, name)): Path<(String, String)>,
+    ApiPath((kind, name)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Json_>> {
     let kind = doc_kind(&kind)?;
     match kind {
@@ -143,9 +138,7 @@ pub async fn get_doc(
         _ if !p.sees(&name) => return Err(ApiError::not_found(format!("no {} `{name}`", kind.as_str()))),
         _ => {}
     }
-    app.catalog()
-        .docs()
-        .get_json(kind, &name)
+    visible::document(&app.catalog(), &p, kind, &name)
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no {} `{name}`", kind.as_str())))
 }
@@ -155,7 +148,7 @@ pub async fn get_doc(
 pub async fn put_doc(
     State(app): State<AppState>,
     p: Principal,
-    Path((kind, name)): Path<(String, String)>,
+    ApiPath((kind, name)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<Json_>,
 ) -> ApiResult<Response> {
     p.require_admin()?;

@@ -1,13 +1,13 @@
 //! Handlers of `/api/v1/records/...`: extract, call the record service, respond.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value as Json_, json};
 
-use super::{ApiJson, ApiQuery};
+use super::{ApiJson, ApiPath, ApiQuery};
 use crate::access::Principal;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
@@ -23,7 +23,7 @@ pub struct FieldsParam {
 pub async fn list(
     State(app): State<AppState>,
     p: Principal,
-    Path(entity): Path<String>,
+    ApiPath(entity): ApiPath<String>,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<Response> {
     page_response(&records::list(&app, &p, &entity, &params).await?)
@@ -44,7 +44,7 @@ fn page_response(page: &records::ListPage) -> ApiResult<Response> {
 pub async fn create(
     State(app): State<AppState>,
     p: Principal,
-    Path(entity): Path<String>,
+    ApiPath(entity): ApiPath<String>,
     ApiJson(body): ApiJson<Json_>,
 ) -> ApiResult<Response> {
     let record = records::create(&app, &p, Source::Api, &entity, &body).await?;
@@ -55,7 +55,7 @@ pub async fn create(
 pub async fn get(
     State(app): State<AppState>,
     p: Principal,
-    Path((entity, id)): Path<(String, String)>,
+    ApiPath((entity, id)): ApiPath<(String, String)>,
     ApiQuery(q): ApiQuery<FieldsParam>,
 ) -> ApiResult<Json<records::RecordOut>> {
     Ok(Json(records::get(&app, &p, &entity, &id, q.fields.as_deref()).await?))
@@ -65,7 +65,7 @@ pub async fn get(
 pub async fn update(
     State(app): State<AppState>,
     p: Principal,
-    Path((entity, id)): Path<(String, String)>,
+    ApiPath((entity, id)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<Json_>,
 ) -> ApiResult<Json<records::RecordOut>> {
     Ok(Json(records::update(&app, &p, Source::Api, &entity, &id, &body).await?))
@@ -86,7 +86,7 @@ fn single(results: Vec<records::BulkResult>) -> ApiResult<Response> {
 pub async fn delete(
     State(app): State<AppState>,
     p: Principal,
-    Path((entity, id)): Path<(String, String)>,
+    ApiPath((entity, id)): ApiPath<(String, String)>,
 ) -> ApiResult<Response> {
     single(records::bulk(&app, &p, Source::Api, &entity, &[Json_::String(id)], BulkOp::Delete).await?)
 }
@@ -95,7 +95,7 @@ pub async fn delete(
 pub async fn restore(
     State(app): State<AppState>,
     p: Principal,
-    Path((entity, id)): Path<(String, String)>,
+    ApiPath((entity, id)): ApiPath<(String, String)>,
 ) -> ApiResult<Response> {
     single(records::bulk(&app, &p, Source::Api, &entity, &[Json_::String(id.clone())], BulkOp::Restore).await?)?;
     Ok(Json(records::get(&app, &p, &entity, &id, None).await?).into_response())
@@ -105,7 +105,7 @@ pub async fn restore(
 pub async fn related(
     State(app): State<AppState>,
     p: Principal,
-    Path((entity, id, panel)): Path<(String, String, String)>,
+    ApiPath((entity, id, panel)): ApiPath<(String, String, String)>,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<Response> {
     page_response(&records::related(&app, &p, &entity, &id, &panel, &params).await?)
@@ -115,7 +115,7 @@ pub async fn related(
 pub async fn history(
     State(app): State<AppState>,
     p: Principal,
-    Path((entity, id)): Path<(String, String)>,
+    ApiPath((entity, id)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Json_>> {
     Ok(Json(records::history(&app, &p, &entity, &id).await?))
 }
@@ -132,7 +132,7 @@ pub struct GroupParams {
 pub async fn groups(
     State(app): State<AppState>,
     p: Principal,
-    Path(entity): Path<String>,
+    ApiPath(entity): ApiPath<String>,
     ApiQuery(q): ApiQuery<GroupParams>,
 ) -> ApiResult<Json<Json_>> {
     Ok(Json(records::groups(&app, &p, &entity, &q.by, q.sum.as_deref(), q.filter.as_deref()).await?))
@@ -161,7 +161,7 @@ pub struct BulkCreate {
 pub async fn bulk_update(
     State(app): State<AppState>,
     p: Principal,
-    Path(entity): Path<String>,
+    ApiPath(entity): ApiPath<String>,
     ApiJson(body): ApiJson<BulkUpdate>,
 ) -> ApiResult<Json<Json_>> {
     let results = records::bulk(&app, &p, Source::Api, &entity, &body.ids, BulkOp::Update(&body.set)).await?;
@@ -172,7 +172,7 @@ pub async fn bulk_update(
 pub async fn bulk_delete(
     State(app): State<AppState>,
     p: Principal,
-    Path(entity): Path<String>,
+    ApiPath(entity): ApiPath<String>,
     ApiJson(body): ApiJson<BulkIds>,
 ) -> ApiResult<Json<Json_>> {
     let results = records::bulk(&app, &p, Source::Api, &entity, &body.ids, BulkOp::Delete).await?;
@@ -183,7 +183,7 @@ pub async fn bulk_delete(
 pub async fn bulk_restore(
     State(app): State<AppState>,
     p: Principal,
-    Path(entity): Path<String>,
+    ApiPath(entity): ApiPath<String>,
     ApiJson(body): ApiJson<BulkIds>,
 ) -> ApiResult<Json<Json_>> {
     let results = records::bulk(&app, &p, Source::Api, &entity, &body.ids, BulkOp::Restore).await?;
@@ -201,7 +201,7 @@ struct Created {
 pub async fn bulk_create(
     State(app): State<AppState>,
     p: Principal,
-    Path(entity): Path<String>,
+    ApiPath(entity): ApiPath<String>,
     ApiJson(body): ApiJson<BulkCreate>,
 ) -> ApiResult<Response> {
     let ids = records::import(&app, &p, Source::Import, &entity, &body.records).await?;
@@ -219,7 +219,7 @@ pub struct BulkAssign {
 pub async fn bulk_assign(
     State(app): State<AppState>,
     p: Principal,
-    Path(entity): Path<String>,
+    ApiPath(entity): ApiPath<String>,
     ApiJson(body): ApiJson<BulkAssign>,
 ) -> ApiResult<Json<Json_>> {
     let results = records::bulk(&app, &p, Source::Api, &entity, &body.ids, BulkOp::Assign(body.owner)).await?;
@@ -249,7 +249,7 @@ impl BulkShare {
 pub async fn bulk_share(
     State(app): State<AppState>,
     p: Principal,
-    Path(entity): Path<String>,
+    ApiPath(entity): ApiPath<String>,
     ApiJson(body): ApiJson<BulkShare>,
 ) -> ApiResult<Json<Json_>> {
     let access = match body.access.as_deref() {
@@ -265,7 +265,7 @@ pub async fn bulk_share(
 pub async fn bulk_unshare(
     State(app): State<AppState>,
     p: Principal,
-    Path(entity): Path<String>,
+    ApiPath(entity): ApiPath<String>,
     ApiJson(body): ApiJson<BulkShare>,
 ) -> ApiResult<Json<Json_>> {
     let results = records::bulk_share(&app, &p, &entity, &body.ids, body.grantee()?, None).await?;

@@ -2,7 +2,7 @@
 //! reminders inbox.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{TimeDelta, Utc};
 use crm_model::{Action, FieldType};
@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value as Json_, json};
 use uuid::Uuid;
 
-use super::{ApiJson, ApiQuery};
+use super::{ApiJson, ApiPath, ApiQuery};
 use crate::access::Principal;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
@@ -31,7 +31,7 @@ pub struct StageMove {
 pub async fn move_stage(
     State(app): State<AppState>,
     p: Principal,
-    Path((entity, id)): Path<(String, String)>,
+    ApiPath((entity, id)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<StageMove>,
 ) -> ApiResult<Json<records::RecordOut>> {
     let catalog = app.catalog();
@@ -58,7 +58,7 @@ pub async fn move_stage(
 pub async fn stage_history(
     State(app): State<AppState>,
     p: Principal,
-    Path((entity, id)): Path<(String, String)>,
+    ApiPath((entity, id)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Json_>> {
     // Reading the record first applies the caller's scope: no record, no history.
     records::get(&app, &p, &entity, &id, Some("id")).await?;
@@ -79,7 +79,7 @@ pub struct ApprovalStep {
 pub async fn approve(
     State(app): State<AppState>,
     p: Principal,
-    Path((entity, id)): Path<(String, String)>,
+    ApiPath((entity, id)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<ApprovalStep>,
 ) -> ApiResult<Json<Json_>> {
     Ok(Json(crate::approval::act(&app, &p, &entity, &id, &body.action, body.comment.as_deref()).await?))
@@ -89,7 +89,7 @@ pub async fn approve(
 pub async fn approvals(
     State(app): State<AppState>,
     p: Principal,
-    Path((entity, id)): Path<(String, String)>,
+    ApiPath((entity, id)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Json_>> {
     Ok(Json(crate::approval::steps(&app, &p, &entity, &id).await?))
 }
@@ -108,7 +108,7 @@ pub async fn convert_leads(
 pub async fn dry_run(
     State(app): State<AppState>,
     p: Principal,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<Json_>,
 ) -> ApiResult<Json<Json_>> {
     Ok(Json(crate::rules::dry_run(&app, &p, &name, &body).await?))
@@ -162,7 +162,11 @@ pub async fn reminders(
 }
 
 /// `POST /api/v1/reminders/{id}/done`
-pub async fn finish_reminder(State(app): State<AppState>, p: Principal, Path(id): Path<Uuid>) -> ApiResult<StatusCode> {
+pub async fn finish_reminder(
+    State(app): State<AppState>,
+    p: Principal,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<StatusCode> {
     if !crm_store::system::finish_reminder(&app.db, p.user_id, id, app.now()).await? {
         return Err(ApiError::not_found(format!("no open reminder `{id}`")));
     }

@@ -98,21 +98,23 @@ pub async fn update(
     unit.commit().await?.out(principal, parse_id(id)?)
 }
 
-/// Column positions for a `fields=a,b` parameter; hidden fields do not exist for it.
-pub fn parse_fields(entity: &Entity, text: &str, hidden: &HashSet<Ident>) -> ApiResult<Vec<usize>> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|f| !f.is_empty())
-        .map(|name| {
-            entity
-                .column(name)
-                .filter(|f| !hidden.contains(&f.name))
-                .and_then(|f| entity.column_index(f.name.as_str()))
-                .ok_or_else(|| {
-                    ApiError::bad_request("invalid_query", format!("no field `{name}` on `{}`", entity.name()))
-                })
-        })
-        .collect()
+/// Column positions for a `fields=a,b` parameter, each once; hidden fields do not exist for
+/// it. A parameter that names no field (`fields=`) asks for the default fields: `None`.
+pub fn parse_fields(entity: &Entity, text: &str, hidden: &HashSet<Ident>) -> ApiResult<Option<Vec<usize>>> {
+    let mut columns = Vec::new();
+    for name in text.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+        let column = entity
+            .column(name)
+            .filter(|f| !hidden.contains(&f.name))
+            .and_then(|f| entity.column_index(f.name.as_str()))
+            .ok_or_else(|| {
+                ApiError::bad_request("invalid_query", format!("no field `{name}` on `{}`", entity.name()))
+            })?;
+        if !columns.contains(&column) {
+            columns.push(column);
+        }
+    }
+    Ok(Some(columns).filter(|c| !c.is_empty()))
 }
 
 pub async fn get(
@@ -127,10 +129,8 @@ pub async fn get(
     let scope = principal.read_scope(&*app.departments().await?, entity);
     let record = live_record(app, entity, id, scope.as_ref()).await?;
     let hidden = principal.hidden(entity_name);
-    let fields = match fields {
-        Some(text) => Some(parse_fields(entity, text, hidden)?),
-        None => visible_columns(entity, hidden),
-    };
+    let chosen = fields.map(|text| parse_fields(entity, text, hidden)).transpose()?.flatten();
+    let fields = chosen.or_else(|| visible_columns(entity, hidden));
     Ok(RecordOut { entity: entity.clone(), record, fields })
 }
 
@@ -232,10 +232,8 @@ async fn run_list(
     default_fields: Option<Vec<usize>>,
     hidden: &HashSet<Ident>,
 ) -> ApiResult<ListPage> {
-    let fields = match params.fields.as_deref() {
-        Some(text) => Some(parse_fields(entity, text, hidden)?),
-        None => default_fields.or_else(|| visible_columns(entity, hidden)),
-    };
+    let chosen = params.fields.as_deref().map(|text| parse_fields(entity, text, hidden)).transpose()?.flatten();
+    let fields = chosen.or(default_fields).or_else(|| visible_columns(entity, hidden));
     let total = if params.count {
         Some(
             app.counts

@@ -2,7 +2,7 @@
 //! with its count and the sum of the amount field; dragging a card moves its stage through
 //! the same save as the stage path.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 use crm_model::{Action, FieldDef, FieldType};
 use serde_json::{Value as Json, json};
@@ -11,13 +11,18 @@ use super::view;
 use super::{Viewer, allowed, html};
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::http::ApiPath;
 use crate::records::{self, ListParams};
 
 /// Cards a column shows; the count says how many there are in all.
 const CARDS_PER_STAGE: u32 = 50;
 
 /// `GET /e/{entity}/board`
-pub async fn page(State(app): State<AppState>, viewer: Viewer, Path(entity_name): Path<String>) -> ApiResult<Response> {
+pub async fn page(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    ApiPath(entity_name): ApiPath<String>,
+) -> ApiResult<Response> {
     let catalog = app.catalog();
     let entity = viewer.principal.entity(&catalog, &entity_name, Action::Read)?.clone();
     let hidden = viewer.principal.hidden(&entity_name);

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use crm_model::types::Widget;
@@ -15,6 +15,7 @@ use super::view;
 use super::{Posted, Viewer, html, local_path, redirect_with};
 use crate::app::{App, AppState};
 use crate::error::{ApiError, ApiResult, FieldError};
+use crate::http::{ApiPath, ApiQuery};
 use crate::records;
 
 /// Where a form was opened from and what it shows: the values (stored or as typed), the
@@ -165,8 +166,8 @@ fn options(
 pub async fn new(
     State(app): State<AppState>,
     viewer: Viewer,
-    Path(entity_name): Path<String>,
-    Query(prefill): Query<Vec<(String, String)>>,
+    ApiPath(entity_name): ApiPath<String>,
+    ApiQuery(prefill): ApiQuery<Vec<(String, String)>>,
 ) -> ApiResult<Response> {
     let catalog = app.catalog();
     let entity = viewer.principal.entity(&catalog, &entity_name, Action::Create)?;
@@ -233,7 +234,7 @@ fn field_errors(viewer: &Viewer, errors: &[FieldError]) -> HashMap<String, Strin
 pub async fn create(
     State(app): State<AppState>,
     viewer: Viewer,
-    Path(entity_name): Path<String>,
+    ApiPath(entity_name): ApiPath<String>,
     form: Posted,
 ) -> ApiResult<Response> {
     let catalog = app.catalog();
@@ -273,7 +274,7 @@ pub async fn create(
 pub async fn edit(
     State(app): State<AppState>,
     viewer: Viewer,
-    Path((entity_name, id)): Path<(String, String)>,
+    ApiPath((entity_name, id)): ApiPath<(String, String)>,
 ) -> ApiResult<Response> {
     let catalog = app.catalog();
     let entity = viewer.principal.entity(&catalog, &entity_name, Action::Edit)?;
@@ -291,7 +292,7 @@ pub async fn edit(
 pub async fn save(
     State(app): State<AppState>,
     viewer: Viewer,
-    Path((entity_name, id)): Path<(String, String)>,
+    ApiPath((entity_name, id)): ApiPath<(String, String)>,
     form: Posted,
 ) -> ApiResult<Response> {
     let catalog = app.catalog();

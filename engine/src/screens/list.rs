@@ -2,7 +2,7 @@
 //! a filter bar with a widget per field type, personal saved views, keyset pages with a total,
 //! bulk actions on selected rows, CSV export, and the recycle bin.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use crm_model::types::FilterInput;
@@ -16,6 +16,7 @@ use super::view::{self, Cell};
 use super::{Posted, Viewer, allowed, encode, html, redirect_with};
 use crate::app::{App, AppState};
 use crate::error::{ApiError, ApiResult};
+use crate::http::{ApiPath, ApiQuery};
 use crate::records::{self, BulkOp, BulkResult, Grantee, ListParams, Outcome, Source};
 
 /// Rows per page.
@@ -268,8 +269,8 @@ struct Column {
 pub async fn page(
     State(app): State<AppState>,
     viewer: Viewer,
-    Path(entity_name): Path<String>,
-    Query(pairs): Query<Vec<(String, String)>>,
+    ApiPath(entity_name): ApiPath<String>,
+    ApiQuery(pairs): ApiQuery<Vec<(String, String)>>,
 ) -> ApiResult<Response> {
     let catalog = app.catalog();
     let entity = viewer.principal.entity(&catalog, &entity_name, Action::Read)?.clone();
@@ -363,8 +364,8 @@ pub async fn page(
 pub async fn export(
     State(app): State<AppState>,
     viewer: Viewer,
-    Path(entity_name): Path<String>,
-    Query(pairs): Query<Vec<(String, String)>>,
+    ApiPath(entity_name): ApiPath<String>,
+    ApiQuery(pairs): ApiQuery<Vec<(String, String)>>,
 ) -> ApiResult<Response> {
     let catalog = app.catalog();
     let entity = viewer.principal.entity(&catalog, &entity_name, Action::Export)?.clone();
@@ -427,7 +428,7 @@ fn summary(viewer: &Viewer, results: &[BulkResult]) -> String {
 pub async fn bulk(
     State(app): State<AppState>,
     viewer: Viewer,
-    Path(entity_name): Path<String>,
+    ApiPath(entity_name): ApiPath<String>,
     form: Posted,
 ) -> ApiResult<Response> {
     let ids: Vec<Json> = form.all("ids").into_iter().map(Json::from).collect();
@@ -487,7 +488,7 @@ async fn bulk_action(
 pub async fn save_view(
     State(app): State<AppState>,
     viewer: Viewer,
-    Path(entity_name): Path<String>,
+    ApiPath(entity_name): ApiPath<String>,
     form: Posted,
 ) -> ApiResult<Response> {
     viewer.principal.entity(&app.catalog(), &entity_name, Action::Read)?;
@@ -504,7 +505,7 @@ pub async fn save_view(
 pub async fn delete_view(
     State(app): State<AppState>,
     viewer: Viewer,
-    Path((entity_name, id)): Path<(String, Uuid)>,
+    ApiPath((entity_name, id)): ApiPath<(String, Uuid)>,
     _: Posted,
 ) -> ApiResult<Response> {
     if !system::delete_view(&app.db, viewer.principal.user_id, id).await? {
@@ -517,8 +518,8 @@ pub async fn delete_view(
 pub async fn bin(
     State(app): State<AppState>,
     viewer: Viewer,
-    Path(entity_name): Path<String>,
-    Query(pairs): Query<Vec<(String, String)>>,
+    ApiPath(entity_name): ApiPath<String>,
+    ApiQuery(pairs): ApiQuery<Vec<(String, String)>>,
 ) -> ApiResult<Response> {
     let catalog = app.catalog();
     let entity = viewer.principal.entity(&catalog, &entity_name, Action::Restore)?.clone();
@@ -560,7 +561,7 @@ pub async fn bin(
 pub async fn restore(
     State(app): State<AppState>,
     viewer: Viewer,
-    Path(entity_name): Path<String>,
+    ApiPath(entity_name): ApiPath<String>,
     form: Posted,
 ) -> ApiResult<Response> {
     let ids: Vec<Json> = form.all("ids").into_iter().map(Json::from).collect();

@@ -13,7 +13,7 @@ mod studio_docs;
 mod view;
 
 use axum::Router;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -29,6 +29,7 @@ use crate::access::Principal;
 use crate::app::{App, AppState};
 use crate::auth::{self, SESSION_COOKIE};
 use crate::error::{ApiError, ApiResult, Failure};
+use crate::http::{ApiPath, ApiQuery};
 
 pub fn routes(state: AppState) -> Router<AppState> {
     // The studio is for administrators: one check before any of its handlers runs.
@@ -360,10 +361,7 @@ struct LoginQuery {
 }
 
 /// `GET /login`
-async fn login_page(
-    headers: HeaderMap,
-    axum::extract::Query(q): axum::extract::Query<LoginQuery>,
-) -> ApiResult<Response> {
+async fn login_page(headers: HeaderMap, ApiQuery(q): ApiQuery<LoginQuery>) -> ApiResult<Response> {
     login_form(browser_locale(&headers), q.next.as_deref(), "", None, StatusCode::OK)
 }
 
@@ -497,7 +495,7 @@ async fn reminders(State(app): State<AppState>, viewer: Viewer) -> ApiResult<Res
 async fn finish_reminder(
     State(app): State<AppState>,
     viewer: Viewer,
-    Path(id): Path<uuid::Uuid>,
+    ApiPath(id): ApiPath<uuid::Uuid>,
     _: Posted,
 ) -> ApiResult<Response> {
     if !system::finish_reminder(&app.db, viewer.principal.user_id, id, app.now()).await? {
@@ -507,7 +505,7 @@ async fn finish_reminder(
 }
 
 /// `GET /static/...`: the shell's CSS and scripts, cached by the browser for a day.
-async fn asset(Path(path): Path<String>) -> Response {
+async fn asset(ApiPath(path): ApiPath<String>) -> Response {
     match shell::asset(&path) {
         Some((body, content_type)) => {
             ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "public, max-age=86400")], body)

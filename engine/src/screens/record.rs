@@ -2,7 +2,7 @@
 //! stage history and time spent per stage, related panels with a "new" that pre-fills the
 //! lookup, a timeline of changes, and the actions the user's roles allow.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use crm_model::{Action, Catalog, Entity, FieldDef, FieldType};
@@ -13,6 +13,7 @@ use super::view::{self, Titles};
 use super::{Posted, Viewer, allowed, html, redirect_with};
 use crate::app::{App, AppState};
 use crate::error::{ApiError, ApiResult};
+use crate::http::ApiPath;
 use crate::records::{self, ListParams};
 
 /// Rows a related panel shows before "more".
@@ -22,7 +23,7 @@ const PANEL_ROWS: u32 = 10;
 pub async fn page(
     State(app): State<AppState>,
     viewer: Viewer,
-    Path((entity_name, id)): Path<(String, String)>,
+    ApiPath((entity_name, id)): ApiPath<(String, String)>,
 ) -> ApiResult<Response> {
     let catalog = app.catalog();
     let entity = viewer.principal.entity(&catalog, &entity_name, Action::Read)?.clone();
@@ -144,7 +145,7 @@ async fn approval(
 pub async fn approve(
     State(app): State<AppState>,
     viewer: Viewer,
-    Path((entity_name, id)): Path<(String, String)>,
+    ApiPath((entity_name, id)): ApiPath<(String, String)>,
     form: Posted,
 ) -> ApiResult<Response> {
     let back = format!("/e/{entity_name}/{id}");
@@ -163,7 +164,7 @@ pub async fn approve(
 pub async fn convert(
     State(app): State<AppState>,
     viewer: Viewer,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     _: Posted,
 ) -> ApiResult<Response> {
     let conversion = crate::convert::Conversion {
@@ -400,7 +401,7 @@ async fn logged(app: &App, viewer: &Viewer, entity: &Entity, id: &str) -> ApiRes
 pub async fn delete(
     State(app): State<AppState>,
     viewer: Viewer,
-    Path((entity_name, id)): Path<(String, String)>,
+    ApiPath((entity_name, id)): ApiPath<(String, String)>,
     _: Posted,
 ) -> ApiResult<Response> {
     let results = records::bulk(

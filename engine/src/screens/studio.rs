@@ -2,7 +2,7 @@
 //! add a field of any type with its options, archive a field — each change shown as its plan
 //! before it is applied; and the metadata history.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse as _, Response};
 use crm_model::changes::{self, ChangeError};
@@ -13,6 +13,7 @@ use serde_json::{Map, Value as Json, json};
 use super::{Posted, Viewer, html, redirect_with};
 use crate::app::{App, AppState};
 use crate::error::{ApiError, ApiResult};
+use crate::http::{ApiPath, ApiQuery};
 
 #[derive(serde::Deserialize)]
 pub struct Open {
@@ -22,11 +23,7 @@ pub struct Open {
 
 /// `GET /studio`: the entities, roles and stage sets; `?role=` or `?stage_set=` opens the
 /// editor of a new one.
-pub async fn home(
-    State(app): State<AppState>,
-    viewer: Viewer,
-    axum::extract::Query(open): axum::extract::Query<Open>,
-) -> ApiResult<Response> {
+pub async fn home(State(app): State<AppState>, viewer: Viewer, ApiQuery(open): ApiQuery<Open>) -> ApiResult<Response> {
     let named = |name: &Option<String>| name.as_deref().map(str::trim).filter(|n| !n.is_empty()).map(super::encode);
     if let Some(role) = named(&open.role) {
         return Ok(axum::response::Redirect::to(&format!("/studio/roles/{role}")).into_response());
@@ -261,7 +258,11 @@ fn form_map(form: &Posted) -> Json {
 }
 
 /// `GET /studio/e/{entity}`: the entity's fields and the form to add one.
-pub async fn entity(State(app): State<AppState>, viewer: Viewer, Path(name): Path<String>) -> ApiResult<Response> {
+pub async fn entity(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Response> {
     entity_page(&app, &viewer, &name, json!({}), Vec::new(), Vec::new())
 }
 
@@ -314,7 +315,7 @@ fn entity_page(
 pub async fn add_field(
     State(app): State<AppState>,
     viewer: Viewer,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     form: Posted,
 ) -> ApiResult<Response> {
     let body = field_body(&form);
@@ -333,7 +334,7 @@ pub async fn add_field(
 pub async fn field(
     State(app): State<AppState>,
     viewer: Viewer,
-    Path((name, field)): Path<(String, String)>,
+    ApiPath((name, field)): ApiPath<(String, String)>,
 ) -> ApiResult<Response> {
     let catalog = app.catalog();
     let entity = catalog.entity(&name).ok_or_else(|| ApiError::not_found(format!("no entity `{name}`")))?;
@@ -380,7 +381,7 @@ fn field_page(
 pub async fn save_field(
     State(app): State<AppState>,
     viewer: Viewer,
-    Path((name, field)): Path<(String, String)>,
+    ApiPath((name, field)): ApiPath<(String, String)>,
     form: Posted,
 ) -> ApiResult<Response> {
     let mut patch = field_body(&form);
@@ -414,7 +415,7 @@ pub async fn save_field(
 pub async fn move_field(
     State(app): State<AppState>,
     viewer: Viewer,
-    Path((name, field)): Path<(String, String)>,
+    ApiPath((name, field)): ApiPath<(String, String)>,
     form: Posted,
 ) -> ApiResult<Response> {
     let up = form.get("direction") == Some("up");
@@ -441,7 +442,7 @@ pub async fn move_field(
 pub async fn archive_field(
     State(app): State<AppState>,
     viewer: Viewer,
-    Path((name, field)): Path<(String, String)>,
+    ApiPath((name, field)): ApiPath<(String, String)>,
     _: Posted,
 ) -> ApiResult<Response> {
     crate::metadata::apply_docs(&app, Some(viewer.principal.user_id), |docs| {
@@ -462,8 +463,8 @@ pub struct SideQuery {
 pub async fn layout(
     State(app): State<AppState>,
     viewer: Viewer,
-    Path(name): Path<String>,
-    axum::extract::Query(q): axum::extract::Query<SideQuery>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(q): ApiQuery<SideQuery>,
 ) -> ApiResult<Response> {
     let side = if q.side.as_deref() == Some("view") { "view" } else { "edit" };
     layout_page(&app, &viewer, &name, side, None, Vec::new())
@@ -537,7 +538,7 @@ fn layout_page(
 pub async fn save_layout(
     State(app): State<AppState>,
     viewer: Viewer,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     form: Posted,
 ) -> ApiResult<Response> {
     let side = if form.get("side") == Some("view") { "view" } else { "edit" };
@@ -573,7 +574,7 @@ pub struct NewScript {
 pub async fn scripts(
     State(app): State<AppState>,
     viewer: Viewer,
-    axum::extract::Query(q): axum::extract::Query<NewScript>,
+    ApiQuery(q): ApiQuery<NewScript>,
 ) -> ApiResult<Response> {
     if let Some(name) = q.new.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
         return Ok(axum::response::Redirect::to(&format!("/studio/scripts/{}", super::encode(name))).into_response());
@@ -600,7 +601,11 @@ pub async fn scripts(
 }
 
 /// `GET /studio/scripts/{name}`: the editor (a new rule when the name is free).
-pub async fn script(State(app): State<AppState>, viewer: Viewer, Path(name): Path<String>) -> ApiResult<Response> {
+pub async fn script(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Response> {
     let doc = app.catalog().docs().get_json(DocKind::Script, &name);
     let form = match doc {
         Some(doc) => json!({
@@ -640,7 +645,7 @@ fn script_page(
 pub async fn save_script(
     State(app): State<AppState>,
     viewer: Viewer,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     form: Posted,
 ) -> ApiResult<Response> {
     let text = |key: &str| form.get(key).map(str::trim).filter(|v| !v.is_empty());
@@ -693,8 +698,8 @@ pub struct RoleQuery {
 pub async fn preview_as(
     State(app): State<AppState>,
     viewer: Viewer,
-    Path(name): Path<String>,
-    axum::extract::Query(q): axum::extract::Query<RoleQuery>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(q): ApiQuery<RoleQuery>,
 ) -> ApiResult<Response> {
     let catalog = app.catalog();
     let role = catalog.role(&q.role).ok_or_else(|| ApiError::not_found(format!("no role `{}`", q.role)))?;
@@ -738,7 +743,7 @@ pub async fn history(State(app): State<AppState>, viewer: Viewer) -> ApiResult<R
 pub async fn rollback(
     State(app): State<AppState>,
     viewer: Viewer,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     _: Posted,
 ) -> ApiResult<Response> {
     let change =
@@ -797,10 +802,7 @@ pub struct ModuleQuery {
 
 /// `GET /studio/package.json?entity=`: the live metadata, or one entity's module, as a
 /// package file to install elsewhere.
-pub async fn export_package(
-    State(app): State<AppState>,
-    axum::extract::Query(q): axum::extract::Query<ModuleQuery>,
-) -> ApiResult<Response> {
+pub async fn export_package(State(app): State<AppState>, ApiQuery(q): ApiQuery<ModuleQuery>) -> ApiResult<Response> {
     let catalog = app.catalog();
     let module = q.entity.as_deref().filter(|e| catalog.entity(e).is_some());
     let name = module.unwrap_or("export");

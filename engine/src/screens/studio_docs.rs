@@ -3,7 +3,7 @@
 //! related panels, and its list settings. Each saves its document through the metadata
 //! service, so the JSON Schemas and checks of the API apply, and errors are shown on the page.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 use crm_model::{DocKind, FieldType};
 use serde_json::{Map, Value as Json, json};
@@ -12,6 +12,7 @@ use super::studio::{save_doc, unprocessable};
 use super::{Posted, Viewer, html, redirect_with};
 use crate::app::{App, AppState};
 use crate::error::{ApiError, ApiResult};
+use crate::http::ApiPath;
 
 const ACTIONS: [&str; 10] =
     ["read", "create", "edit", "delete", "restore", "assign", "share", "import", "export", "approve"];
@@ -22,7 +23,7 @@ fn list_of(text: Option<&str>) -> Vec<String> {
 }
 
 /// `GET /studio/roles/{name}`: the role as one matrix.
-pub async fn role(State(app): State<AppState>, viewer: Viewer, Path(name): Path<String>) -> ApiResult<Response> {
+pub async fn role(State(app): State<AppState>, viewer: Viewer, ApiPath(name): ApiPath<String>) -> ApiResult<Response> {
     role_page(&app, &viewer, &name, Vec::new())
 }
 
@@ -72,7 +73,7 @@ fn role_page(app: &App, viewer: &Viewer, name: &str, errors: Vec<String>) -> Api
 pub async fn save_role(
     State(app): State<AppState>,
     viewer: Viewer,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     form: Posted,
 ) -> ApiResult<Response> {
     let catalog = app.catalog();
@@ -117,7 +118,11 @@ pub async fn save_role(
 }
 
 /// `GET /studio/stage-sets/{name}`: the stages as rows, with blank rows to add more.
-pub async fn stage_set(State(app): State<AppState>, viewer: Viewer, Path(name): Path<String>) -> ApiResult<Response> {
+pub async fn stage_set(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Response> {
     let doc = app.catalog().docs().get_json(DocKind::StageSet, &name);
     stage_set_page(&app, &viewer, &name, doc, Vec::new())
 }
@@ -148,7 +153,7 @@ fn stage_set_page(
 pub async fn save_stage_set(
     State(app): State<AppState>,
     viewer: Viewer,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     form: Posted,
 ) -> ApiResult<Response> {
     let names = form.all("stage");
@@ -195,7 +200,11 @@ pub async fn save_stage_set(
 
 /// `GET /studio/e/{entity}/related`: the record view's related panels, and the reverse
 /// lookups that could become one.
-pub async fn related(State(app): State<AppState>, viewer: Viewer, Path(name): Path<String>) -> ApiResult<Response> {
+pub async fn related(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Response> {
     related_page(&app, &viewer, &name, Vec::new())
 }
 
@@ -239,7 +248,7 @@ fn related_page(app: &App, viewer: &Viewer, name: &str, errors: Vec<String>) -> 
 pub async fn save_related(
     State(app): State<AppState>,
     viewer: Viewer,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     form: Posted,
 ) -> ApiResult<Response> {
     let catalog = app.catalog();
@@ -289,7 +298,7 @@ pub async fn save_related(
 pub async fn list_settings(
     State(app): State<AppState>,
     viewer: Viewer,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Response> {
     list_page(&app, &viewer, &name, Vec::new())
 }
@@ -335,7 +344,7 @@ fn list_page(app: &App, viewer: &Viewer, name: &str, errors: Vec<String>) -> Api
 pub async fn save_list(
     State(app): State<AppState>,
     viewer: Viewer,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     form: Posted,
 ) -> ApiResult<Response> {
     let columns = list_of(form.get("columns"));
@@ -430,7 +439,7 @@ pub async fn create_user(State(app): State<AppState>, viewer: Viewer, form: Post
 pub async fn change_user(
     State(app): State<AppState>,
     viewer: Viewer,
-    Path(id): Path<uuid::Uuid>,
+    ApiPath(id): ApiPath<uuid::Uuid>,
     form: Posted,
 ) -> ApiResult<Response> {
     let p = &viewer.principal;
