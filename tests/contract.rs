@@ -494,7 +494,7 @@ struct Run {
 impl Run {
     async fn new(t: TestApp, seed: u64) -> Self {
         let admin_id = t.get("/api/v1/auth/session").await.expect(200)["user_id"].as_str().unwrap().to_owned();
-        let (rep_id, rep_token) = t.user("业务员", REP_LOGIN, &["sales_rep"]).await;
+        let (rep_id, rep_token) = t.user(REP_LOGIN, &["sales_rep"], None).await;
         // Users the account operations may disable, reset and transfer from.
         for login in ["fodder1", "fodder2"] {
             t.post(

@@ -74,7 +74,7 @@ async fn the_document_is_valid_and_follows_the_catalog() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rep_learns_only_the_fields_they_see() {
     let t = TestApp::sqlite().await;
-    let (_, rep) = t.user("业务员", "rep", &["sales_rep"]).await;
+    let (_, rep) = t.user("rep", &["sales_rep"], None).await;
     let as_rep = |uri: &'static str| t.call(axum::http::Method::GET, uri, None, Some(&rep));
     let document = as_rep("/api/openapi.json").await.expect(200);
     validate(&document);

@@ -166,7 +166,12 @@ async fn references_are_checked_through_the_read_scope(t: TestApp) {
 async fn disabling_a_user_ends_their_sessions_and_tokens_at_once(t: TestApp) {
     let (user, token) = t.user("leaver", &["sales_rep"], None).await;
     let login = t
-        .call(Method::POST, "/api/v1/auth/login", Some(json!({"login": "leaver", "password": "Chosen-456"})), Some(""))
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            Some(json!({"login": "leaver", "password": support::USER_PASSWORD})),
+            Some(""),
+        )
         .await;
     assert_eq!(login.status.as_u16(), 200, "{}", login.body);
     let cookie = login.set_cookie.unwrap().split(';').next().unwrap().to_owned();
@@ -184,7 +189,7 @@ async fn disabling_a_user_ends_their_sessions_and_tokens_at_once(t: TestApp) {
     let version = t.get(&path).await.expect(200)["version"].clone();
     t.patch(&path, json!({"active": true, "version": version})).await.expect(200);
     assert_eq!(t.as_user(&token, Method::GET, "/api/v1/records/customer", None).await.status.as_u16(), 401);
-    assert!(t.login("leaver", "Chosen-456").await.is_some(), "they may sign in again");
+    assert!(t.login("leaver", support::USER_PASSWORD).await.is_some(), "they may sign in again");
 }
 
 /// Defect 4: converting a lead named after another rep's customer told its id, and
@@ -346,7 +351,7 @@ async fn the_last_administrator_stays(t: TestApp) {
     let version = t.as_user(&token, Method::GET, &path, None).await.expect(200)["version"].clone();
     t.as_user(&token, Method::PATCH, &path, Some(json!({"active": false, "version": version}))).await.expect(200);
     assert!(t.login("admin", support::ADMIN_PASSWORD).await.is_none(), "a disabled administrator is out");
-    assert!(t.login("admin2", "Chosen-456").await.is_some());
+    assert!(t.login("admin2", support::USER_PASSWORD).await.is_some());
 }
 
 /// Defect 11: an explicit null owner answered 500.

@@ -172,28 +172,6 @@ impl TestApp {
         Self::ready(opened.app, dir, None).await
     }
 
-    /// A user with roles, in a department, who has set their own password: their id and a
-    /// token.
-    pub async fn user(&self, login: &str, roles: &[&str], department: Option<&str>) -> (String, String) {
-        let body = json!({
-            "user": {"name": login, "login": login, "department": department},
-            "password": "Start-123",
-            "roles": roles,
-        });
-        let created = self.post("/api/v1/admin/users", body).await.expect(201);
-        let token = self.login(login, "Start-123").await.expect("a new user logs in");
-        let changed = self
-            .call(
-                Method::POST,
-                "/api/v1/auth/password",
-                Some(json!({"current_password": "Start-123", "password": "Chosen-456"})),
-                Some(&token),
-            )
-            .await;
-        assert_eq!(changed.status, StatusCode::NO_CONTENT, "{}", changed.body);
-        (created["id"].as_str().expect("an id").to_owned(), token)
-    }
-
     /// Sends a request with a user's token.
     pub async fn as_user(&self, token: &str, method: Method, uri: &str, body: Option<Value>) -> Reply {
         self.call(method, uri, body, Some(token)).await
@@ -214,10 +192,14 @@ impl TestApp {
         (reply.status == StatusCode::CREATED).then(|| reply.body["token"].as_str().expect("token").to_owned())
     }
 
-    /// A user with roles, made by the administrator, who has signed in and chosen their
-    /// password: their id and token.
-    pub async fn user(&self, name: &str, login: &str, roles: &[&str]) -> (String, String) {
-        let body = json!({"user": {"name": name, "login": login}, "password": FIRST_PASSWORD, "roles": roles});
+    /// A user with roles (in a department, if given), made by the administrator, who has
+    /// signed in and chosen their password ([`USER_PASSWORD`]): their id and token.
+    pub async fn user(&self, login: &str, roles: &[&str], department: Option<&str>) -> (String, String) {
+        let body = json!({
+            "user": {"name": login, "login": login, "department": department},
+            "password": FIRST_PASSWORD,
+            "roles": roles,
+        });
         let created = self.post("/api/v1/admin/users", body).await.expect(201);
         let token = self.login(login, FIRST_PASSWORD).await.expect("a new user signs in");
         let change = json!({"current_password": FIRST_PASSWORD, "password": USER_PASSWORD});

@@ -143,7 +143,7 @@ pub async fn jobs(State(app): State<AppState>, p: Principal) -> ApiResult<Json<J
 pub async fn retry_jobs(
     State(app): State<AppState>,
     p: Principal,
-    Path(consumer): Path<String>,
+    ApiPath(consumer): ApiPath<String>,
 ) -> ApiResult<Json<Json_>> {
     Ok(Json(crate::jobs::retry(&app, &p, &consumer).await?))
 }

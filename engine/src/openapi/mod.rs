@@ -276,9 +276,10 @@ fn shared_schemas(p: &Principal) -> Map<String, Json> {
         json!({
             "type": "object", "required": ["data"],
             "properties": {"data": {"type": "array", "items": {
-                "type": "object", "required": ["at", "actor", "action", "changes"],
+                "type": "object", "required": ["at", "actor", "action", "source", "changes"],
                 "properties": {
                     "at": {"type": "string", "format": "date-time"}, "actor": maybe_uuid, "action": {"type": "string"},
+                    "source": write_source(),
                     "changes": {"type": ["object", "null"], "description": "Per field, its value before and after."},
                 },
             }}},
@@ -334,6 +335,15 @@ fn field_type_schema() -> Json {
         })
         .collect();
     json!({"description": "The type of a field.", "oneOf": types})
+}
+
+/// Where a record write came from, as its audit row says (none for other entries).
+fn write_source() -> Json {
+    json!({
+        "type": ["string", "null"],
+        "enum": ["api", "screen", "import", "rule", "rollup", "approval", "conversion", "admin", "setup", null],
+        "description": "Where the write came from.",
+    })
 }
 
 #[cfg(test)]

@@ -506,10 +506,11 @@ fn admin(
             "type": "object", "required": ["data", "next_before"],
             "properties": {
                 "data": {"type": "array", "items": {
-                    "type": "object", "required": ["id", "at", "actor", "entity", "record_id", "action", "changes"],
+                    "type": "object", "required": ["id", "at", "actor", "entity", "record_id", "action", "source", "changes"],
                     "properties": {
                         "id": {"type": "integer"}, "at": {"type": ["string", "null"], "format": "date-time"}, "actor": maybe_uuid,
-                        "entity": {"type": "string"}, "record_id": maybe_uuid, "action": {"type": "string"}, "changes": {},
+                        "entity": {"type": "string"}, "record_id": maybe_uuid, "action": {"type": "string"},
+                        "source": super::write_source(), "changes": {},
                     },
                 }},
                 "next_before": {"type": ["integer", "null"], "description": "Pass as `before` for older entries."},
@@ -529,4 +530,57 @@ fn admin(
         audit = audit.query(json!({"name": name, "in": "query", "schema": schema}));
     }
     path("/api/v1/audit", "get", audit);
+    let when = json!({"type": ["string", "null"], "format": "date-time"});
+    let consumer = json!({
+        "type": "object",
+        "required": ["name", "shared", "lag", "cursors", "retrying", "dead", "failures"],
+        "properties": {
+            "name": {"type": "string"},
+            "shared": {"type": "boolean", "description": "Run by one node at a time, not by every node."},
+            "lag": {"type": "integer", "description": "Events written and not yet read, on the node furthest behind."},
+            "cursors": {"type": "array", "items": {
+                "type": "object",
+                "required": ["consumer", "node", "seq", "lag", "updated_at", "claimed_by", "claimed_until"],
+                "properties": {
+                    "consumer": {"type": "string"}, "node": {"type": "string"}, "seq": {"type": "integer"},
+                    "lag": {"type": "integer"}, "updated_at": when, "claimed_by": {"type": ["string", "null"]},
+                    "claimed_until": when,
+                },
+            }},
+            "retrying": {"type": "integer"},
+            "dead": {"type": "integer"},
+            "failures": {"type": "array", "items": {
+                "type": "object",
+                "required": ["consumer", "node", "seq", "attempts", "error", "first_at", "next_at", "dead"],
+                "properties": {
+                    "consumer": {"type": "string"}, "node": {"type": "string"}, "seq": {"type": "integer"},
+                    "attempts": {"type": "integer"}, "error": {"type": "string"}, "first_at": when, "next_at": when,
+                    "dead": {"type": "boolean"},
+                },
+            }},
+        },
+    });
+    path(
+        "/api/v1/admin/jobs",
+        "get",
+        Op::new("jobs", "The outbox consumers: how far each has read, and the events they failed on").answers(
+            200,
+            "The consumers",
+            json!({"type": "object", "required": ["consumers"], "properties": {"consumers": {"type": "array", "items": consumer}}}),
+        ),
+    );
+    path(
+        "/api/v1/admin/jobs/{consumer}/retry",
+        "post",
+        Op::new("jobs_retry", "Send a consumer's dead events again")
+            .path("consumer", json!({"type": "string"}))
+            .answers(
+                200,
+                "How many events wait again",
+                json!({
+                    "type": "object", "required": ["consumer", "retrying"],
+                    "properties": {"consumer": {"type": "string"}, "retrying": {"type": "integer"}},
+                }),
+            ),
+    );
 }
