@@ -18,7 +18,8 @@ use uuid::Uuid;
 use crate::access::Principal;
 use crate::app::App;
 use crate::error::{ApiError, ApiResult, FieldError};
-use crate::records::{self, ListParams};
+use crate::records::checks::stages_for_value;
+use crate::records::read::{self, ListParams};
 
 /// An effect a rule asked for, with the rule's name.
 pub type Effects = Vec<(String, Effect)>;
@@ -81,7 +82,7 @@ impl Context {
                 let filter = filter.as_object().filter(|f| !f.is_empty()).map(|_| filter.to_string());
                 let params = ListParams { filter, limit: Some(200), ..ListParams::default() };
                 let system = Principal::system(&app.catalog());
-                let page = handle.block_on(records::list(&app, &system, entity, &params)).map_err(|e| e.to_string())?;
+                let page = handle.block_on(read::list(&app, &system, entity, &params)).map_err(|e| e.to_string())?;
                 let json = serde_json::to_value(&page).map_err(|e| e.to_string())?;
                 Ok(json.get("data").and_then(Json::as_array).cloned().unwrap_or_default())
             }),
@@ -258,12 +259,12 @@ fn take_changes(
             continue;
         };
         let field = &entity.columns()[i];
-        let writable = !field.archived && (!records::kept_by_engine(field) || i == col::OWNER);
+        let writable = !field.archived && (!field.kept_by_engine() || i == col::OWNER);
         if !writable {
             errors.push(FieldError::new(name.clone(), "rule", format!("a rule may not set `{name}`")));
             continue;
         }
-        match value::parse(field, value, records::stages_for_value(catalog, field, value)) {
+        match value::parse(field, value, stages_for_value(catalog, field, value)) {
             Ok(parsed) => record.values[i] = parsed,
             Err(problem) => {
                 errors.push(FieldError::new(name.clone(), problem.code, format!("a rule set it: {}", problem.message)))
@@ -472,7 +473,7 @@ pub async fn dry_run(app: &App, principal: &Principal, name: &str, body: &Json) 
             let entity = principal.entity(&catalog, entity_name, crm_model::Action::Read)?.clone();
             let stored = match body.get("id").and_then(Json::as_str) {
                 Some(id) => {
-                    let out = records::get(app, principal, entity_name, id, None).await?;
+                    let out = read::get(app, principal, entity_name, id, None).await?;
                     match serde_json::to_value(out).map_err(|e| ApiError::Internal(e.into()))? {
                         Json::Object(map) => Some(map),
                         _ => None,

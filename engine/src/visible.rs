@@ -7,7 +7,6 @@ use crm_model::{Catalog, DocKind, Entity, EntityDef, FieldDef, Ident};
 use serde_json::Value as Json;
 
 use crate::access::Principal;
-use crate::records::kept_by_engine;
 
 /// An entity's definition: its live fields the caller sees, and none of its other settings
 /// that name a field hidden from them.
@@ -45,7 +44,7 @@ pub fn entity_def(p: &Principal, entity: &Entity) -> EntityDef {
 /// one the engine keeps (system columns but the owner, auto-numbers, rollups).
 pub fn writable(p: &Principal, entity: &Entity, field: &FieldDef) -> bool {
     field.name.as_str() == "owner"
-        || !(kept_by_engine(field) || p.read_only(entity.name().as_str()).contains(&field.name))
+        || !(field.kept_by_engine() || p.read_only(entity.name().as_str()).contains(&field.name))
 }
 
 /// The fields of an entity the caller sees but may not change.

@@ -247,6 +247,12 @@ impl FieldDef {
         !self.unique && (self.indexed || self.spec().indexed)
     }
 
+    /// Whether the engine alone writes the field: system columns, generated values
+    /// (auto-numbers) and rollups.
+    pub fn kept_by_engine(&self) -> bool {
+        crate::catalog::is_system_column(self.name.as_str()) || self.spec().generated || self.rollup.is_some()
+    }
+
     pub fn currency(&self) -> &str {
         self.currency.as_deref().unwrap_or("CNY")
     }

@@ -10,7 +10,7 @@ use serde_json::{Map, Value as Json, json};
 
 use super::{Op, reference};
 use crate::access::Principal;
-use crate::records::{MAX_BULK, MAX_IMPORT, MAX_LIMIT, kept_by_engine};
+use crate::records::{MAX_BULK, MAX_IMPORT, MAX_LIMIT};
 use crate::visible::writable;
 
 fn nullable(mut schema: Json) -> Json {
@@ -186,7 +186,7 @@ fn input_properties(catalog: &Catalog, p: &Principal, entity: &Entity) -> Map<St
     let name = entity.name().as_str();
     let mut properties: Map<String, Json> = entity
         .live_fields()
-        .filter(|f| p.shows(name, f.name.as_str()) && !kept_by_engine(f))
+        .filter(|f| p.shows(name, f.name.as_str()) && !f.kept_by_engine())
         .map(|f| {
             let mut schema = write_schema(catalog, p, f);
             if !writable(p, entity, f) {

@@ -12,10 +12,14 @@ use crm_store::system::{self, AuditEntry};
 use serde_json::{Value as Json, json};
 use uuid::Uuid;
 
-use super::{MAX_BULK, Source, Unit};
+use super::checks;
+use super::save::{Source, Unit};
 use crate::access::Principal;
 use crate::app::App;
 use crate::error::{ApiError, ApiResult, FieldError};
+
+/// Most ids one bulk operation takes.
+pub const MAX_BULK: usize = 1000;
 
 /// The outcome of one record of a bulk operation.
 #[derive(Debug)]
@@ -114,12 +118,12 @@ pub async fn bulk(
     principal.entity(&catalog, entity_name, needed)?;
     if let BulkOp::Update(set) = op {
         // Values that are wrong for every record are said once, for the whole request.
-        let set = super::checks::body_object(set, "`set`")?;
+        let set = checks::body_object(set, "`set`")?;
         if set.is_empty() {
             return Err(ApiError::bad_request("invalid_body", "`set` names no field"));
         }
         let entity = principal.entity(&catalog, entity_name, Action::Edit)?;
-        super::checks::parse_values(&catalog, entity, principal, set, "", false).map_err(ApiError::Invalid)?;
+        checks::parse_values(&catalog, entity, principal, set, "", false).map_err(ApiError::Invalid)?;
     }
     let to_pool = match op {
         BulkOp::Assign(owner) => is_pool(app, owner).await?,

@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use crm_model::catalog::is_system_column;
 use crm_model::meta::StageSetDoc;
 use crm_model::{Action, Catalog, Entity, FieldDef, USER_ENTITY, Value, value};
 use crm_store::records::{self as store, col};
@@ -31,11 +30,6 @@ pub(crate) fn stages_for_value<'a>(catalog: &'a Catalog, field: &FieldDef, value
     let sets = catalog.stage_sets_of(field);
     let name = value.as_str().unwrap_or_default();
     sets.iter().find(|set| set.stages.iter().any(|s| s.name.as_str() == name)).or(sets.first()).copied()
-}
-
-/// Whether the engine alone writes a field: system columns, auto-numbers and rollups.
-pub(crate) fn kept_by_engine(field: &FieldDef) -> bool {
-    is_system_column(field.name.as_str()) || field.spec().generated || field.rollup.is_some()
 }
 
 /// Parses the values of a write: `(column position, value)` per key. `owner` may be set by
@@ -74,7 +68,7 @@ pub(super) fn parse_values(
                 errors.push(FieldError::new(name, "read_only", "you may see this field but not change it"));
                 continue;
             }
-            Some(field) if kept_by_engine(field) => {
+            Some(field) if field.kept_by_engine() => {
                 errors.push(FieldError::new(name, "read_only", "this value is set by the system"));
                 continue;
             }

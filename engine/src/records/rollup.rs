@@ -20,12 +20,14 @@ use crate::error::ApiResult;
 const MAX_LEVELS: usize = 4;
 
 /// Recomputes the rollups fed by written records (`(entity, before, after)`), and those fed
-/// by the totals that changed; returns the entities whose records changed.
+/// by the totals that changed, audited as coming from `source`; returns the entities whose
+/// records changed.
 pub(super) async fn recompute(
     tx: &mut Tx,
     catalog: &Catalog,
     written: Vec<(Ident, Option<Record>, Record)>,
     by: Uuid,
+    source: &'static str,
     now: DateTime<Utc>,
 ) -> ApiResult<Vec<Ident>> {
     let mut touched = Vec::new();
@@ -67,7 +69,7 @@ pub(super) async fn recompute(
                 entity: parent_name.to_string(),
                 record_id: id,
                 action: "update",
-                source: Some(super::Source::Rollup.as_str()),
+                source: Some(source),
                 changes: json!({ field_name.as_str(): [value::to_json(field, &old), value::to_json(field, new)] }),
             });
             events.push(OutboxEvent {
@@ -78,7 +80,7 @@ pub(super) async fn recompute(
                     "version": stored.version(),
                     "fields": [field_name.as_str()],
                     "by": by,
-                    "source": super::Source::Rollup.as_str(),
+                    "source": source,
                 }),
             });
             touched.push(parent_name.clone());

@@ -37,7 +37,8 @@ use uuid::Uuid;
 
 use super::checks::{self, Referring};
 use super::out::{RecordOut, visible_columns};
-use super::{MAX_IMPORT, accounts, parse_id};
+use super::read::parse_id;
+use super::{accounts, locks};
 use crate::access::{DepartmentTree, Principal};
 use crate::app::App;
 use crate::error::{ApiError, ApiResult, FieldError};
@@ -145,6 +146,9 @@ type Also<'a> = Box<
         + Sync
         + 'a,
 >;
+
+/// Most records one import request takes.
+pub const MAX_IMPORT: usize = 10_000;
 
 /// How deep rules may go in making writes that make writes.
 const MAX_DEPTH: u8 = 4;
@@ -304,7 +308,7 @@ impl<'a> Unit<'a> {
         }
         let current = self.current(&entity, id, Reach::Edit, false).await?;
         let effects = rules::on_bin(self.app, self.principal, &self.catalog, &entity, &current, false).await?;
-        crate::approval::check_own_lock(self.principal, &entity, &current)?;
+        locks::check_own_lock(self.principal, &entity, &current)?;
         self.check_parent_unlocked(&entity, &current).await?;
         let mut next = current.clone();
         next.values[col::DELETED_AT] = Value::Datetime(self.now);
@@ -318,7 +322,7 @@ impl<'a> Unit<'a> {
         let current = self.current(&entity, id, Reach::Edit, true).await?;
         let effects = rules::on_bin(self.app, self.principal, &self.catalog, &entity, &current, true).await?;
         refuse(checks::unique(&self.app.db, &entity, &current, &checks::unique_columns(&entity), "").await?)?;
-        crate::approval::check_own_lock(self.principal, &entity, &current)?;
+        locks::check_own_lock(self.principal, &entity, &current)?;
         self.check_parent_unlocked(&entity, &current).await?;
         let mut next = current.clone();
         next.values[col::DELETED_AT] = Value::Null;
@@ -514,7 +518,7 @@ impl<'a> Unit<'a> {
         refuse(errors)?;
         accounts::check_change(self.app, &self.catalog, self.principal, &entity, &current, &next).await?;
         if guarded {
-            crate::approval::check_own_lock(self.principal, &entity, &current)?;
+            locks::check_own_lock(self.principal, &entity, &current)?;
             self.check_parent_unlocked(&entity, &current).await?;
             self.check_parent_unlocked(&entity, &next).await?;
         }
@@ -525,14 +529,14 @@ impl<'a> Unit<'a> {
 
     /// Refuses a write under a parent whose approval locks it, for those who may not approve.
     async fn check_parent_unlocked(&self, entity: &Entity, record: &Record) -> ApiResult<()> {
-        let Some((parent_entity, parent_id)) = crate::approval::locking_parent(&self.catalog, entity, record) else {
+        let Some((parent_entity, parent_id)) = locks::locking_parent(&self.catalog, entity, record) else {
             return Ok(());
         };
         let parent = match self.writes.iter().rev().find(|w| w.is(&parent_entity, parent_id)) {
             Some(write) => Some(write.after.clone()),
             None => store::get(&self.app.db, &parent_entity, parent_id, None).await?,
         };
-        crate::approval::check_parent_lock(self.principal, &parent_entity, parent.as_ref())
+        locks::check_parent_lock(self.principal, &parent_entity, parent.as_ref())
     }
 
     /// Puts a checked write in the unit.
@@ -678,11 +682,9 @@ impl<'a> Unit<'a> {
             i += 1;
         }
         for write in writes.iter().filter(|w| w.guarded && w.entity.def.locked_by.is_some()) {
-            if let Some((parent_entity, parent_id)) =
-                crate::approval::locking_parent(&catalog, &write.entity, &write.after)
-            {
+            if let Some((parent_entity, parent_id)) = locks::locking_parent(&catalog, &write.entity, &write.after) {
                 let parent = store::get_for_update(&mut tx, &parent_entity, parent_id, None).await?;
-                crate::approval::check_parent_lock(principal, &parent_entity, parent.as_ref())?;
+                locks::check_parent_lock(principal, &parent_entity, parent.as_ref())?;
             }
         }
         for write in &writes {
@@ -710,7 +712,7 @@ impl<'a> Unit<'a> {
             .filter(|w| !catalog.rollups_from(w.entity.name().as_str()).is_empty())
             .map(|w| (w.entity.name().clone(), w.before.clone(), w.after.clone()))
             .collect();
-        let rolled = super::rollup::recompute(&mut tx, &catalog, written, by, now).await?;
+        let rolled = super::rollup::recompute(&mut tx, &catalog, written, by, Source::Rollup.as_str(), now).await?;
         for write in also {
             write(&mut tx, now).await?;
         }

@@ -11,7 +11,7 @@ use super::view;
 use super::{Viewer, allowed, html};
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::http::ApiPath;
+use crate::http::extract::ApiPath;
 use crate::records::{self, ListParams};
 
 /// Cards a column shows; the count says how many there are in all.

@@ -15,7 +15,7 @@ use super::view;
 use super::{Posted, Viewer, html, local_path, redirect_with};
 use crate::app::{App, AppState};
 use crate::error::{ApiError, ApiResult, FieldError};
-use crate::http::{ApiPath, ApiQuery};
+use crate::http::extract::{ApiPath, ApiQuery};
 use crate::records;
 
 /// Where a form was opened from and what it shows: the values (stored or as typed), the

@@ -16,7 +16,7 @@ use super::view::{self, Cell};
 use super::{Posted, Viewer, allowed, encode, html, redirect_with};
 use crate::app::{App, AppState};
 use crate::error::{ApiError, ApiResult};
-use crate::http::{ApiPath, ApiQuery};
+use crate::http::extract::{ApiPath, ApiQuery};
 use crate::records::{self, BulkOp, BulkResult, Grantee, ListParams, Outcome, Source};
 
 /// Rows per page.

@@ -29,7 +29,7 @@ use crate::access::Principal;
 use crate::app::{App, AppState};
 use crate::auth::{self, SESSION_COOKIE};
 use crate::error::{ApiError, ApiResult, Failure};
-use crate::http::{ApiPath, ApiQuery};
+use crate::http::extract::{ApiPath, ApiQuery};
 
 pub fn routes(state: AppState) -> Router<AppState> {
     // The studio is for administrators: one check before any of its handlers runs.

@@ -13,7 +13,7 @@ use super::view::{self, Titles};
 use super::{Posted, Viewer, allowed, html, redirect_with};
 use crate::app::{App, AppState};
 use crate::error::{ApiError, ApiResult};
-use crate::http::ApiPath;
+use crate::http::extract::ApiPath;
 use crate::records::{self, ListParams};
 
 /// Rows a related panel shows before "more".

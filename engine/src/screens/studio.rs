@@ -13,7 +13,7 @@ use serde_json::{Map, Value as Json, json};
 use super::{Posted, Viewer, html, redirect_with};
 use crate::app::{App, AppState};
 use crate::error::{ApiError, ApiResult};
-use crate::http::{ApiPath, ApiQuery};
+use crate::http::extract::{ApiPath, ApiQuery};
 
 #[derive(serde::Deserialize)]
 pub struct Open {

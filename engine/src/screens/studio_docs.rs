@@ -12,7 +12,7 @@ use super::studio::{save_doc, unprocessable};
 use super::{Posted, Viewer, html, redirect_with};
 use crate::app::{App, AppState};
 use crate::error::{ApiError, ApiResult};
-use crate::http::ApiPath;
+use crate::http::extract::ApiPath;
 
 const ACTIONS: [&str; 10] =
     ["read", "create", "edit", "delete", "restore", "assign", "share", "import", "export", "approve"];
