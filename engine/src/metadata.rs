@@ -108,7 +108,7 @@ pub async fn apply_docs(
                 changes: serde_json::json!({"name": doc.name, "catalog_version": catalog.version}),
             })
             .collect();
-        system::record_change(&mut tx, app.now(), &audit, &[]).await?;
+        system::record_change(&mut tx, app.now(), audit, Vec::new()).await?;
         tx.commit().await?;
         tracing::info!(
             version = catalog.version,

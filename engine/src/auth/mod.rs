@@ -88,7 +88,7 @@ pub async fn audit(
         changes,
     };
     let mut tx = app.db.begin().await?;
-    system::record_change(&mut tx, app.now(), &[entry], &[]).await?;
+    system::record_change(&mut tx, app.now(), vec![entry], Vec::new()).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -255,7 +255,7 @@ pub async fn bulk_share(
             changes: json!({ field: target, "access": access }),
         })
         .collect();
-    system::record_change(&mut tx, now, &audit, &[]).await?;
+    system::record_change(&mut tx, now, audit, Vec::new()).await?;
     tx.commit().await?;
     app.noticed_write(entity_name);
     Ok(ids

@@ -86,7 +86,7 @@ pub(super) async fn recompute(
             touched.push(parent_name.clone());
             next.push((parent_name, None, stored));
         }
-        system::record_change(tx, now, &audit, &events).await?;
+        system::record_change(tx, now, audit, events).await?;
         level = next;
     }
     Ok(touched)

@@ -634,7 +634,7 @@ impl<'a> Unit<'a> {
         let dialect = app.db.dialect();
         let by = principal.user_id;
         let (audit, events): (Vec<AuditEntry>, Vec<OutboxEvent>) = writes.iter().map(|w| logged(w, by)).unzip();
-        let mut logs = Some(system::change_statements(dialect, now, &audit, &events));
+        let mut logs = Some(system::change_statements(dialect, now, audit, events));
         // New records of one entity in a row are inserted together, built before the
         // writer's turn; the log goes with the last statement when it is an insert.
         let mut inserts: Vec<(usize, store::Insert)> = Vec::new();

@@ -34,6 +34,15 @@ pub enum Arg {
 }
 
 impl Arg {
+    /// A JSON document: written out now as text on SQLite (which keeps it as text anyway), so
+    /// that the work is done where the statement is built; jsonb on PostgreSQL.
+    pub fn json(dialect: Dialect, value: serde_json::Value) -> Arg {
+        match dialect {
+            Dialect::Sqlite => Arg::Text(value.to_string()),
+            Dialect::Postgres => Arg::Json(value),
+        }
+    }
+
     /// The parameter for a typed field value.
     pub fn of(field: &FieldDef, value: &Value) -> Arg {
         match value {

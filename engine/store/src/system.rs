@@ -449,41 +449,47 @@ pub struct OutboxEvent {
 pub async fn record_change(
     tx: &mut Tx,
     now: DateTime<Utc>,
-    audit: &[AuditEntry],
-    events: &[OutboxEvent],
+    audit: Vec<AuditEntry>,
+    events: Vec<OutboxEvent>,
 ) -> Result<(), StoreError> {
     let statements = change_statements(tx.dialect(), now, audit, events);
     crate::Sql::execute_all(statements, tx).await
 }
 
 /// The statements that write audit entries and outbox events, to run with other writes.
+/// Their values move into the statements, and JSON is written out here, before the writer's
+/// turn, not while it is held.
 pub fn change_statements(
     dialect: crate::Dialect,
     now: DateTime<Utc>,
-    audit: &[AuditEntry],
-    events: &[OutboxEvent],
+    audit: Vec<AuditEntry>,
+    events: Vec<OutboxEvent>,
 ) -> Vec<crate::Sql> {
     let mut statements = Vec::new();
-    for chunk in audit.chunks(1000) {
+    let mut audit = audit.into_iter().peekable();
+    while audit.peek().is_some() {
+        let chunk: Vec<AuditEntry> = audit.by_ref().take(1000).collect();
         let mut sql = crate::Sql::new(dialect);
         sql.insert_rows_into().push("crm_audit (at, actor, entity, record_id, action, source, changes) VALUES ");
         sql.comma_list(chunk, |sql, entry| {
             sql.push("(").bind(Arg::Datetime(now)).push(", ");
             sql.bind(entry.actor.map_or(Arg::Null(Storage::Uuid), Arg::Uuid)).push(", ");
-            sql.bind(Arg::Text(entry.entity.clone())).push(", ").bind(Arg::Uuid(entry.record_id)).push(", ");
+            sql.bind(Arg::Text(entry.entity)).push(", ").bind(Arg::Uuid(entry.record_id)).push(", ");
             sql.bind(Arg::Text(entry.action.to_owned())).push(", ");
             sql.bind(entry.source.map_or(Arg::Null(Storage::Text), |s| Arg::Text(s.to_owned()))).push(", ");
-            sql.bind(Arg::Json(entry.changes.clone())).push(")");
+            sql.bind(Arg::json(dialect, entry.changes)).push(")");
         });
         statements.push(sql);
     }
-    for chunk in events.chunks(1000) {
+    let mut events = events.into_iter().peekable();
+    while events.peek().is_some() {
+        let chunk: Vec<OutboxEvent> = events.by_ref().take(1000).collect();
         let mut sql = crate::Sql::new(dialect);
         sql.insert_rows_into().push("crm_outbox (at, entity, record_id, event, payload) VALUES ");
         sql.comma_list(chunk, |sql, event| {
             sql.push("(").bind(Arg::Datetime(now)).push(", ");
-            sql.bind(Arg::Text(event.entity.clone())).push(", ").bind(Arg::Uuid(event.record_id)).push(", ");
-            sql.bind(Arg::Text(event.event.to_owned())).push(", ").bind(Arg::Json(event.payload.clone())).push(")");
+            sql.bind(Arg::Text(event.entity)).push(", ").bind(Arg::Uuid(event.record_id)).push(", ");
+            sql.bind(Arg::Text(event.event.to_owned())).push(", ").bind(Arg::json(dialect, event.payload)).push(")");
         });
         statements.push(sql);
     }
