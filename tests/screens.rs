@@ -23,6 +23,7 @@ backends!(
     the_studio_builds_an_entity_with_a_plan_first,
     a_module_built_in_the_studio_is_live_for_a_rep,
     the_studio_manages_users,
+    the_studio_shows_background_jobs_and_sends_stopped_events_again,
 );
 
 /// A browser signed in with a session cookie.
@@ -1058,4 +1059,35 @@ fn ui_catalogs_agree() {
     // Field error codes are said in English by the service itself; everything else is in both.
     let missing_en: Vec<&String> = zh.iter().filter(|k| !k.starts_with("error.") && !en.contains(k)).collect();
     assert!(missing_en.is_empty(), "keys without English: {missing_en:?}");
+}
+
+/// The outbox consumers as an administrator sees them, in Chinese: what waits, what failed,
+/// and a button that sends stopped events again. Nobody else sees them.
+async fn the_studio_shows_background_jobs_and_sends_stopped_events_again(t: TestApp) {
+    // The consumers' cursors start, and one event's sending stopped after eight attempts.
+    let runner = crm::jobs::Runner::new(t.app.clone(), crm::jobs::standard());
+    runner.run_once(t.app.now()).await.unwrap();
+    let seq = 1;
+    let now = t.app.now();
+    crm_store::jobs::failed(&t.app.db, "assignments", "", seq, 8, "mail server refused <b>", now, now, true)
+        .await
+        .unwrap();
+
+    let mut b = Browser::sign_in(&t, "admin", support::ADMIN_PASSWORD).await;
+    assert!(ok(&b.get("/studio").await).contains("href=\"/studio/jobs\""), "the studio links to the jobs");
+    let page = b.get("/studio/jobs").await;
+    let text = ok(&page);
+    assert!(text.contains("后台任务") && text.contains("缓存同步") && text.contains("分配提醒"), "{text}");
+    assert!(text.contains("mail server refused &lt;b&gt;"), "the error is shown, escaped");
+    assert!(text.contains("action=\"/studio/jobs/assignments/retry\""), "a stopped consumer offers to send again");
+    let sent = b.post("/studio/jobs/assignments/retry", &[]).await;
+    assert_eq!(sent.location.as_deref(), Some("/studio/jobs"));
+    assert!(b.follow(sent).await.text.contains("重新发送"), "the page says so");
+    let failures = crm_store::jobs::failures(&t.app.db).await.unwrap();
+    assert!(failures.iter().all(|f| !f.dead), "{failures:?}");
+
+    let (_, _) = t.user("jobrep", &["sales_rep"], None).await;
+    let mut rep = Browser::sign_in(&t, "jobrep", support::USER_PASSWORD).await;
+    let refused = rep.get("/studio/jobs").await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
 }

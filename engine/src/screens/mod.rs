@@ -10,6 +10,7 @@ mod record;
 pub mod shell;
 mod studio;
 mod studio_docs;
+mod studio_jobs;
 mod view;
 
 use axum::Router;
@@ -36,6 +37,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
     let studio = Router::new()
         .route("/studio", get(studio::home).post(studio::create_entity))
         .route("/studio/history", get(studio::history))
+        .route("/studio/jobs", get(studio_jobs::jobs))
+        .route("/studio/jobs/{consumer}/retry", post(studio_jobs::retry))
         .route("/studio/history/{id}/rollback", post(studio::rollback))
         .route("/studio/package", get(studio::package).post(studio::install_package))
         .route("/studio/package.json", get(studio::export_package))
