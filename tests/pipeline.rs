@@ -19,6 +19,7 @@ backends!(
     the_last_administrator_stays,
     an_empty_owner_is_the_caller,
     imports_run_rules_and_every_write_names_its_source,
+    a_new_rollup_counts_what_is_there_then_follows,
 );
 
 fn id(record: &Value) -> &str {
@@ -313,6 +314,48 @@ async fn deleting_restoring_or_moving_a_line_recomputes_its_parents(t: TestApp) 
     assert_eq!(t.get(&order_path).await.expect(200)["total_amount"], "30.00");
     t.delete(&format!("/api/v1/records/order_line/{}", id(&line))).await.expect(204);
     assert_eq!(t.get(&order_path).await.expect(200)["total_amount"], "0.00");
+}
+
+/// A rollup added to records that already have lines totals them at once, then follows.
+async fn a_new_rollup_counts_what_is_there_then_follows(t: TestApp) {
+    let customer = t.create("customer", json!({"name": "统计客户"})).await;
+    let quote = t.create("quote", json!({"name": "已有明细的报价", "customer": id(&customer)})).await;
+    let empty = t.create("quote", json!({"name": "没有明细的报价", "customer": id(&customer)})).await;
+    for price in ["10", "20"] {
+        t.create("quote_line", json!({"name": "行", "quote": id(&quote), "quantity": 1, "price": price})).await;
+    }
+    let added = t
+        .post(
+            "/api/v1/meta/entities/quote/fields",
+            json!({"name": "line_count", "type": "integer", "label": {"zh-CN": "明细数", "en": "Lines"},
+                   "rollup": {"from": "quote_line", "via": "quote"}}),
+        )
+        .await
+        .expect(201);
+    assert!(added.to_string().contains("compute the rollup `quote.line_count`"), "{added}");
+    let count = |quote: &Value| {
+        let path = format!("/api/v1/records/quote/{}", id(quote));
+        let t = &t;
+        async move { t.get(&path).await.expect(200)["line_count"].clone() }
+    };
+    assert_eq!(count(&quote).await, 2);
+    assert_eq!(count(&empty).await, 0);
+    t.create("quote_line", json!({"name": "新行", "quote": id(&quote), "quantity": 1, "price": "1"})).await;
+    assert_eq!(count(&quote).await, 3);
+    // A rollup names a lookup that points back, and a number of its own kind.
+    let wrong = t
+        .post(
+            "/api/v1/meta/entities/quote/fields",
+            json!({"name": "wrong_total", "type": "money", "label": {"zh-CN": "错", "en": "Wrong"},
+                   "rollup": {"from": "quote_line", "via": "product", "sum": "name"}}),
+        )
+        .await
+        .expect(422);
+    let paths: Vec<&str> = wrong["errors"].as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap()).collect();
+    assert!(
+        paths.iter().any(|p| p.ends_with("/rollup/via")) && paths.iter().any(|p| p.ends_with("/rollup/sum")),
+        "{wrong}"
+    );
 }
 
 /// Defect 10: the only administrator could delete itself, and nobody could sign in again.

@@ -562,6 +562,38 @@ pub enum ScriptEvent {
     AfterRestore,
 }
 
+impl ScriptEvent {
+    /// Every event, in the order an editor offers them.
+    pub const ALL: [ScriptEvent; 10] = [
+        ScriptEvent::Validate,
+        ScriptEvent::BeforeSave,
+        ScriptEvent::AfterSave,
+        ScriptEvent::BeforeStageMove,
+        ScriptEvent::Formula,
+        ScriptEvent::Default,
+        ScriptEvent::Assignment,
+        ScriptEvent::Scheduled,
+        ScriptEvent::AfterDelete,
+        ScriptEvent::AfterRestore,
+    ];
+
+    /// The event's name in metadata.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScriptEvent::Validate => "validate",
+            ScriptEvent::BeforeSave => "before_save",
+            ScriptEvent::AfterSave => "after_save",
+            ScriptEvent::BeforeStageMove => "before_stage_move",
+            ScriptEvent::Formula => "formula",
+            ScriptEvent::Default => "default",
+            ScriptEvent::Assignment => "assignment",
+            ScriptEvent::Scheduled => "scheduled",
+            ScriptEvent::AfterDelete => "after_delete",
+            ScriptEvent::AfterRestore => "after_restore",
+        }
+    }
+}
+
 /// A rule: a Rhai script attached to an entity's event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -594,4 +626,25 @@ fn enabled() -> bool {
 
 fn is_true(b: &bool) -> bool {
     *b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_script_schema_lists_every_event_by_its_name() {
+        let schema = crate::schema::schema_json(DocKind::Script);
+        let listed: Vec<&str> = schema["properties"]["event"]["enum"]
+            .as_array()
+            .expect("the event is an enum")
+            .iter()
+            .map(|name| name.as_str().unwrap())
+            .collect();
+        let events: Vec<&str> = ScriptEvent::ALL.iter().map(|e| e.name()).collect();
+        assert_eq!(listed, events);
+        for event in ScriptEvent::ALL {
+            assert_eq!(serde_json::to_value(event).unwrap(), event.name());
+        }
+    }
 }

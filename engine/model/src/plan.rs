@@ -38,6 +38,12 @@ pub enum TableStep {
         from: u8,
         to: u8,
     },
+    /// A rollup is new or totals something else: every record's total is computed now,
+    /// from then on the engine keeps it.
+    FillRollup {
+        entity: Ident,
+        field: Ident,
+    },
 }
 
 /// A document written by the plan: created, changed or (for a field) archived.
@@ -89,6 +95,7 @@ impl fmt::Display for TableStep {
             TableStep::Rescale { entity, field, from, to } => {
                 write!(f, "rescale `{entity}.{field}` from {from} to {to} decimals")
             }
+            TableStep::FillRollup { entity, field } => write!(f, "compute the rollup `{entity}.{field}`"),
         }
     }
 }
@@ -173,6 +180,12 @@ pub fn diff(old: &Docs, new: &Docs) -> Result<Plan, Vec<MetaError>> {
                         ));
                     }
                 },
+            }
+        }
+        for field in entity.fields.iter().filter(|f| f.rollup.is_some() && !f.archived) {
+            let kept = before.fields.iter().any(|f| f.name == field.name && f.rollup == field.rollup && !f.archived);
+            if !kept {
+                plan.tables.push(TableStep::FillRollup { entity: name.clone(), field: field.name.clone() });
             }
         }
     }

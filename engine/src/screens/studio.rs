@@ -561,9 +561,6 @@ pub async fn save_layout(
     }
 }
 
-const EVENTS: [&str; 8] =
-    ["validate", "before_save", "after_save", "before_stage_move", "formula", "default", "assignment", "scheduled"];
-
 #[derive(serde::Deserialize)]
 pub struct NewScript {
     new: Option<String>,
@@ -632,7 +629,7 @@ fn script_page(
         "exists": catalog.docs().scripts.contains_key(name),
         "form": form,
         "errors": errors,
-        "events": EVENTS,
+        "events": crm_model::ScriptEvent::ALL.map(crm_model::ScriptEvent::name),
         "entities": catalog.entities().map(|e| json!({"name": e.name(), "label": e.def.label.get(viewer.locale)})).collect::<Vec<_>>(),
         "dry_run": dry_run.map(|r| serde_json::to_string_pretty(&r).unwrap_or_default()),
     });

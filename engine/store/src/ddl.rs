@@ -136,6 +136,18 @@ pub fn statements(dialect: Dialect, catalog: &Catalog, steps: &[TableStep]) -> V
                 sql.push(" WHERE ").ident(field).push(" IS NOT NULL");
                 out.push(sql);
             }
+            TableStep::FillRollup { entity, field } => {
+                let rollup = catalog
+                    .entity(entity.as_str())
+                    .and_then(|e| e.field(field.as_str()))
+                    .and_then(|f| f.rollup.as_ref())
+                    .expect("the plan's catalog has the rollup");
+                let mut sql = Sql::new(dialect);
+                sql.push("UPDATE ").ident(entity).push(" SET ").ident(field).push(" = (");
+                crate::records::push_total(&mut sql, &rollup.from, &rollup.via, rollup.sum.as_ref());
+                sql.ident(entity).push(".\"id\")");
+                out.push(sql);
+            }
         }
     }
     out

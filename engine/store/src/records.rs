@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use crm_model::filter::{Cond, Op, ScopeTerm};
-use crm_model::{Entity, FieldDef, FieldType, Filter, ListQuery, Storage, Value};
+use crm_model::{Entity, FieldDef, FieldType, Filter, Ident, ListQuery, Storage, Value};
 use uuid::Uuid;
 
 use crate::ddl::index_name;
@@ -273,6 +273,17 @@ pub async fn owned_by(db: &Db, entity: &Entity, user: Uuid) -> Result<Vec<Record
     Ok(sql.fetch_values(db, storages(entity)).await?.into_iter().map(|values| Record { values }).collect())
 }
 
+/// `SELECT <total> FROM <from> src WHERE … src.<via> = `, the parent's id to follow: the sum of
+/// `sum` (or the count) of the live records of `from` that point at one parent.
+pub(crate) fn push_total(sql: &mut Sql, from: &Ident, via: &Ident, sum: Option<&Ident>) {
+    match sum {
+        // PostgreSQL sums bigints as numeric: cast back to what the column holds.
+        Some(summed) => sql.push("SELECT CAST(COALESCE(SUM(src.").ident(summed).push("), 0) AS BIGINT)"),
+        None => sql.push("SELECT COUNT(*)"),
+    };
+    sql.push(" FROM ").ident(from).push(" src WHERE src.\"deleted_at\" IS NULL AND src.").ident(via).push(" = ");
+}
+
 /// Recomputes a rollup field of one record (`parent.field`, the total of `sum` or the count
 /// of the live records of `from` whose `via` points at it) and writes it if it changed.
 /// Returns the value before and the record as stored, or `None` if nothing changed. The
@@ -293,13 +304,8 @@ pub async fn recompute_rollup(
     let Some(current) = get_for_update(tx, parent, id, None).await? else { return Ok(None) };
     let index = parent.column_index(field.name.as_str()).expect("a column of the parent");
     let mut total = tx.sql();
-    match sum {
-        // PostgreSQL sums bigints as numeric: cast back to what the column holds.
-        Some(summed) => total.push("SELECT CAST(COALESCE(SUM(").ident(&summed.name).push("), 0) AS BIGINT)"),
-        None => total.push("SELECT COUNT(*)"),
-    };
-    total.push(" FROM ").ident(from.name()).push(" WHERE ").ident(&via.name).push(" = ").bind(Arg::Uuid(id));
-    total.push(" AND \"deleted_at\" IS NULL");
+    push_total(&mut total, from.name(), &via.name, sum.map(|f| &f.name));
+    total.bind(Arg::Uuid(id));
     let row =
         total.fetch_optional_tx(tx).await?.ok_or_else(|| StoreError::Corrupt("a total returned nothing".into()))?;
     let total = row.value(0, field.storage())?;
