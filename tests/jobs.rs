@@ -60,8 +60,9 @@ async fn assignments_leave_one_reminder_each(t: TestApp) {
     assert_eq!(assignments["shared"], true);
     assert_eq!(assignments["lag"], 2, "two events wait: {status}");
 
-    let both = ["caches", "assignments"];
-    assert_eq!(drain(&t, &runner, t.app.now(), &both).await, 4, "two events, for each of two consumers");
+    let all = ["caches", "assignments", "search"];
+    let each = crm::jobs::standard().len();
+    assert_eq!(drain(&t, &runner, t.app.now(), &all).await, 2 * each, "two events, for each consumer");
     let told = reminders(&t, &token).await;
     assert_eq!(told.len(), 1, "{told:?}");
     assert!(told[0].contains("分给业务员的客户") && told[0].contains("已分配给你"), "{told:?}");
@@ -71,7 +72,7 @@ async fn assignments_leave_one_reminder_each(t: TestApp) {
     // Delivered twice (a node stopped before it moved its cursor), still one reminder.
     let cursor = crm_store::jobs::cursor(&t.app.db, "assignments", "").await.unwrap().unwrap();
     crm_store::jobs::advance(&t.app.db, "assignments", "", Default::default(), t.app.now()).await.unwrap();
-    drain(&t, &runner, t.app.now(), &both).await;
+    drain(&t, &runner, t.app.now(), &all).await;
     assert_eq!(reminders(&t, &token).await.len(), 1, "the same event leaves the same reminder");
     assert!(crm_store::jobs::cursor(&t.app.db, "assignments", "").await.unwrap().unwrap().seq >= cursor.seq);
 
@@ -81,7 +82,7 @@ async fn assignments_leave_one_reminder_each(t: TestApp) {
     t.post("/api/v1/records/customer/bulk/create", json!({"records": [{"name": "导入一", "owner": rep}]}))
         .await
         .expect(201);
-    drain(&t, &runner, t.app.now(), &both).await;
+    drain(&t, &runner, t.app.now(), &all).await;
     let told = reminders(&t, &token).await;
     assert_eq!(told.len(), 2, "{told:?}");
     assert!(told.iter().any(|m| m.contains("后来分配的客户")));

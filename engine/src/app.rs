@@ -31,6 +31,8 @@ pub struct App {
     pub(crate) throttle: Throttle,
     pub(crate) counts: CountCache,
     pub rules: crm_rules::Rules,
+    /// This node's search index, under its data folder.
+    pub search: crm_search::Index,
 }
 
 pub type AppState = Arc<App>;
@@ -45,6 +47,7 @@ impl App {
         let db = Db::connect(&config.database_url, read_connections).await?;
         db.migrate().await?;
         let catalog = load_catalog(&db).await?;
+        let search = crm_search::Index::open(&config.data_dir.join("search"))?;
         let rules_budget = config.rule_budget;
         let app = Arc::new_cyclic(|me| App {
             me: me.clone(),
@@ -58,6 +61,7 @@ impl App {
             throttle: Throttle::default(),
             counts: CountCache::default(),
             rules: crm_rules::Rules::new(crm_rules::Limits { budget: rules_budget, ..crm_rules::Limits::default() }),
+            search,
         });
         Ok(app)
     }

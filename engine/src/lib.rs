@@ -19,6 +19,7 @@ pub mod records;
 pub mod rules;
 pub mod schedule;
 pub mod screens;
+pub mod search;
 pub mod serve;
 pub mod setup;
 pub mod visible;

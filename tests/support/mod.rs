@@ -172,6 +172,23 @@ impl TestApp {
         Self::ready(opened.app, dir, None).await
     }
 
+    /// Runs the outbox consumers of this node (search index, caches, reminders) until no
+    /// event waits for them. On PostgreSQL an event becomes readable once every older
+    /// transaction of the server has ended, and other tests' keep running: try for a while.
+    pub async fn run_jobs(&self) {
+        let runner = crm::jobs::Runner::new(self.app.clone(), crm::jobs::standard());
+        for _ in 0..200 {
+            runner.run_once(self.app.now()).await.expect("the consumers run");
+            let cursors = crm_store::jobs::cursors(&self.app.db).await.expect("cursors");
+            let ours = |c: &&crm_store::jobs::CursorState| c.node.is_empty() || c.node == self.app.node;
+            if cursors.iter().filter(ours).all(|c| c.lag == 0) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("events kept waiting for the consumers");
+    }
+
     /// Sends a request with a user's token.
     pub async fn as_user(&self, token: &str, method: Method, uri: &str, body: Option<Value>) -> Reply {
         self.call(method, uri, body, Some(token)).await

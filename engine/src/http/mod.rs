@@ -7,6 +7,7 @@ pub mod extract;
 mod meta;
 mod records;
 mod rules;
+mod search;
 
 pub use extract::{ApiJson, ApiPath, ApiQuery};
 
@@ -61,6 +62,8 @@ pub fn build_app(state: AppState) -> Router {
         .route("/api/v1/records/{entity}/{id}/approval", post(rules::approve))
         .route("/api/v1/records/{entity}/{id}/approvals", get(rules::approvals))
         .route("/api/v1/leads/convert", post(rules::convert_leads))
+        // Search
+        .route("/api/v1/search", get(search::search))
         // One's reminders
         .route("/api/v1/reminders", get(rules::reminders))
         .route("/api/v1/reminders/{id}/done", post(rules::finish_reminder))

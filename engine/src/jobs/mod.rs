@@ -29,6 +29,9 @@ use crate::error::{ApiError, ApiResult};
 /// What a consumer's work on one event comes to: done, or why not.
 pub type Handled<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
 
+/// Where a consumer stands when it starts: its cursor, or what its own state says.
+pub type Resumed<'a> = Pin<Box<dyn Future<Output = ApiResult<Position>> + Send + 'a>>;
+
 /// A consumer of the outbox.
 pub trait Consumer: Send + Sync {
     /// Its name, kept with its cursor.
@@ -37,11 +40,20 @@ pub trait Consumer: Send + Sync {
     /// keeps state of its node).
     fn shared(&self) -> bool;
     fn handle<'a>(&'a self, app: &'a App, event: &'a Event) -> Handled<'a>;
+    /// Where to go on from when the runner starts. A consumer that keeps the position it
+    /// reached with its own state (a search index) says it here, and the cursor follows.
+    fn resume<'a>(&'a self, _app: &'a App, cursor: Position) -> Resumed<'a> {
+        Box::pin(async move { Ok(cursor) })
+    }
+    /// Makes what the events up to `reached` did durable, before the cursor moves past them.
+    fn flush<'a>(&'a self, _app: &'a App, _reached: Position) -> Handled<'a> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// The consumers every node runs.
 pub fn standard() -> Vec<Box<dyn Consumer>> {
-    vec![Box::new(caches::Caches), Box::new(assignments::Assignments)]
+    vec![Box::new(caches::Caches), Box::new(assignments::Assignments), Box::new(crate::search::Indexer)]
 }
 
 /// Events read at a time.
@@ -62,11 +74,13 @@ fn backoff(attempts: i64) -> TimeDelta {
 pub struct Runner {
     app: AppState,
     consumers: Vec<Box<dyn Consumer>>,
+    /// The consumers that were asked where they stand since this runner started.
+    resumed: std::sync::Mutex<std::collections::HashSet<&'static str>>,
 }
 
 impl Runner {
     pub fn new(app: AppState, consumers: Vec<Box<dyn Consumer>>) -> Self {
-        Runner { app, consumers }
+        Runner { app, consumers, resumed: Default::default() }
     }
 
     /// Runs until the process ends.
@@ -104,6 +118,14 @@ impl Runner {
         if consumer.shared() && !store::claim(db, name, &app.node, now, now + LEASE).await? {
             return Ok(0);
         }
+        if !self.resumed.lock().unwrap_or_else(|e| e.into_inner()).contains(name) {
+            let resumed = consumer.resume(app, at).await?;
+            if resumed != at {
+                store::advance(db, name, node, resumed, now).await?;
+                at = resumed;
+            }
+            self.resumed.lock().unwrap_or_else(|e| e.into_inner()).insert(name);
+        }
         let mut handled = 0;
         for due in store::due(db, name, node, now).await? {
             let outcome = match store::event_by_seq(db, due.seq).await? {
@@ -117,6 +139,9 @@ impl Runner {
             }
             handled += 1;
         }
+        if handled > 0 {
+            consumer.flush(app, at).await.map_err(|e| ApiError::Internal(anyhow::anyhow!("{name}: {e}")))?;
+        }
         loop {
             let events = store::events_after(db, at, BATCH).await?;
             for event in &events {
@@ -126,6 +151,7 @@ impl Runner {
             }
             let Some(last) = events.last() else { break };
             at = Position { tx: last.tx, seq: last.seq };
+            consumer.flush(app, at).await.map_err(|e| ApiError::Internal(anyhow::anyhow!("{name}: {e}")))?;
             store::advance(db, name, node, at, now).await?;
             handled += events.len();
             if (events.len() as i64) < BATCH {

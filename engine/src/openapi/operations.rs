@@ -252,6 +252,45 @@ pub(super) fn add(paths: &mut Map<String, Json>, catalog: &Catalog, p: &Principa
                 })),
             ),
     );
+    let labels = json!({"type": "object", "required": ["zh-CN", "en"],
+        "properties": {"zh-CN": {"type": "string"}, "en": {"type": "string"}}});
+    path(
+        "/api/v1/search",
+        "get",
+        Op::new("search", "Search the records one reads, grouped by module, best first")
+            .query(json!({"name": "q", "in": "query", "required": true, "schema": {"type": "string", "maxLength": 100}}))
+            .query(json!({"name": "entities", "in": "query", "description": "Modules to search, comma-separated.",
+                "schema": {"type": "string"}}))
+            .query(json!({"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 50, "default": 20}}))
+            .answers(
+                200,
+                "The records found",
+                json!({
+                    "type": "object", "required": ["q", "groups"],
+                    "properties": {
+                        "q": {"type": "string"},
+                        "groups": {"type": "array", "items": {
+                            "type": "object", "required": ["entity", "label", "hits"],
+                            "properties": {
+                                "entity": {"type": "string"}, "label": labels,
+                                "hits": {"type": "array", "items": {
+                                    "type": "object",
+                                    "required": ["id", "title", "field", "field_label", "fragment", "highlights", "score"],
+                                    "properties": {
+                                        "id": uuid, "title": {"type": "string"}, "field": {"type": "string"},
+                                        "field_label": {"oneOf": [labels, {"type": "null"}]},
+                                        "fragment": {"type": "string"},
+                                        "highlights": {"type": "array", "description": "Byte ranges of the fragment that matched.",
+                                            "items": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2}},
+                                        "score": {"type": "number"},
+                                    },
+                                }},
+                            },
+                        }},
+                    },
+                }),
+            ),
+    );
     path(
         "/api/v1/reminders/{id}/done",
         "post",

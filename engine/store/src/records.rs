@@ -109,6 +109,19 @@ pub async fn get(db: &Db, entity: &Entity, id: Uuid, scope: Option<&Filter>) -> 
     Ok(rows.into_iter().next().map(|values| Record { values }))
 }
 
+/// Live records in the order of their ids, after `after`: for reading a whole table in
+/// pages (rebuilding a search index).
+pub async fn page_by_id(db: &Db, entity: &Entity, after: Option<Uuid>, limit: u32) -> Result<Vec<Record>, StoreError> {
+    let mut sql = db.sql();
+    select_from(&mut sql, entity);
+    sql.push(" WHERE \"deleted_at\" IS NULL");
+    if let Some(after) = after {
+        sql.push(" AND \"id\" > ").bind(Arg::Uuid(after));
+    }
+    sql.push(" ORDER BY \"id\" LIMIT ").bind_int(i64::from(limit));
+    Ok(sql.fetch_values(db, storages(entity)).await?.into_iter().map(|values| Record { values }).collect())
+}
+
 /// Reads a record within a scope inside a transaction, locking it on PostgreSQL until the
 /// transaction ends.
 pub async fn get_for_update(
@@ -605,6 +618,46 @@ fn push_scope(sql: &mut Sql, term: &ScopeTerm) {
             sql.push("1 = 0");
         }
     }
+}
+
+/// The owners, or the record ids, that one part of a data scope lets through: what a search
+/// index, which knows each record's owner and id but not departments or shares, is asked
+/// for.
+pub enum Members {
+    Owners(Vec<Uuid>),
+    Ids(Vec<Uuid>),
+}
+
+pub async fn scope_members(db: &Db, term: &ScopeTerm) -> Result<Members, StoreError> {
+    let mut sql = db.sql();
+    let owners = match term {
+        ScopeTerm::OwnedInDepartments(departments) if departments.is_empty() => return Ok(Members::Owners(Vec::new())),
+        ScopeTerm::Nothing => return Ok(Members::Owners(Vec::new())),
+        ScopeTerm::OwnedInDepartments(departments) => {
+            sql.push("SELECT \"id\" FROM \"user\" WHERE \"department\" IN ");
+            push_ids(&mut sql, departments);
+            true
+        }
+        ScopeTerm::OwnedByPools => {
+            sql.push("SELECT \"id\" FROM \"user\" WHERE \"pool\" = ").bind(Arg::Boolean(true));
+            true
+        }
+        ScopeTerm::SharedWith { entity, user, departments, edit } => {
+            sql.push("SELECT record_id FROM crm_share WHERE entity = ").bind(Arg::Text(entity.to_string()));
+            sql.push(" AND (user_id = ").bind(Arg::Uuid(*user));
+            if !departments.is_empty() {
+                sql.push(" OR department_id IN ");
+                push_ids(&mut sql, departments);
+            }
+            sql.push(")");
+            if *edit {
+                sql.push(" AND access = ").bind(Arg::Text("edit".into()));
+            }
+            false
+        }
+    };
+    let found: Vec<Uuid> = sql.fetch_all(db).await?.iter().filter_map(|row| row.uuid(0).ok().flatten()).collect();
+    Ok(if owners { Members::Owners(found) } else { Members::Ids(found) })
 }
 
 /// Escapes LIKE wildcards so a user's `%` or `_` matches itself.

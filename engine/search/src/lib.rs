@@ -1,0 +1,564 @@
+//! Search: one Tantivy index of the text of records, derived from the database and rebuilt
+//! from it at will. Each searchable field of a record is one document, so that a search can
+//! leave out the fields a caller may not see, and the records they may not read (by owner or
+//! by id), inside the index query itself. A field's text is indexed twice: words found by
+//! jieba for relevance, and character n-grams of its normalised form (full-width to
+//! half-width, lower case, no spaces or punctuation) for recall on names that jieba splits
+//! unexpectedly, typos and partial words.
+//!
+//! The caller says what changed ([`Change`]) and when it is committed (with the position in
+//! the change log it has reached, kept in the index itself); the index performs nothing else.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Mutex;
+
+use tantivy::collector::{DocSetCollector, TopDocs};
+use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query as TantivyQuery, TermQuery, TermSetQuery};
+use tantivy::schema::{
+    Field, IndexRecordOption, STORED, STRING, Schema, TantivyDocument, TextFieldIndexing, TextOptions, Value,
+};
+use tantivy::tokenizer::{NgramTokenizer, TextAnalyzer, TokenStream, Tokenizer};
+use tantivy::{Index as TantivyIndex, IndexReader, IndexWriter, ReloadPolicy, Term, doc};
+use uuid::Uuid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    #[error("search index: {0}")]
+    Index(#[from] tantivy::TantivyError),
+    #[error("search index folder: {0}")]
+    Folder(#[from] std::io::Error),
+    #[error("search index: {0}")]
+    Open(#[from] tantivy::directory::error::OpenDirectoryError),
+}
+
+pub type Result<T> = std::result::Result<T, SearchError>;
+
+/// The text of one record, as the index keeps it.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub entity: String,
+    pub id: Uuid,
+    pub owner: Option<Uuid>,
+    /// Searchable fields with a value: name and text.
+    pub fields: Vec<(String, String)>,
+}
+
+/// What changed in the records the index follows.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// A record as it is now (created, changed or restored).
+    Put(Record),
+    /// A record that no longer counts (deleted, or no longer searchable).
+    Remove { entity: String, id: Uuid },
+}
+
+/// The records of one entity a search may return.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub entity: String,
+    /// The fields the caller may see and search.
+    pub fields: Vec<String>,
+    pub scope: Scope,
+}
+
+/// Which records of an entity the caller may read.
+#[derive(Debug, Clone)]
+pub enum Scope {
+    All,
+    /// Those owned by one of `owners`, and the records `ids`.
+    Within {
+        owners: Vec<Uuid>,
+        ids: Vec<Uuid>,
+    },
+}
+
+/// A search: text, in what, how many records.
+#[derive(Debug, Clone)]
+pub struct Query<'a> {
+    pub text: &'a str,
+    pub targets: Vec<Target>,
+    pub limit: usize,
+}
+
+/// A record found, by its best-matching field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    pub entity: String,
+    pub id: Uuid,
+    pub field: String,
+    pub score: f32,
+    /// The field's text around the match, and the byte ranges in it that matched.
+    pub fragment: String,
+    pub highlights: Vec<Range<usize>>,
+}
+
+/// How big the index is.
+#[derive(Debug, Clone, Copy)]
+pub struct Stats {
+    pub documents: u64,
+    pub bytes: u64,
+}
+
+struct Fields {
+    key: Field,
+    entity: Field,
+    id: Field,
+    field: Field,
+    owner: Field,
+    /// The text as written, for fragments.
+    shown: Field,
+    /// Its words, normalised.
+    text: Field,
+    grams: Field,
+}
+
+const WORDS: &str = "crm_words";
+const GRAMS: &str = "crm_grams";
+/// Memory the writer fills before it writes a segment.
+const WRITER_HEAP: usize = 64 * 1024 * 1024;
+/// The longest fragment a hit shows, in characters.
+const FRAGMENT_CHARS: usize = 80;
+
+/// The index, with one reader and (once something is written) one writer for the whole
+/// process. The writer is taken when first needed, so that a command that only reads (or
+/// does not search) can open the app while a server writes.
+pub struct Index {
+    index: TantivyIndex,
+    reader: IndexReader,
+    writer: Mutex<Option<IndexWriter>>,
+    fields: Fields,
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut builder = Schema::builder();
+    let words = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default().set_tokenizer(WORDS).set_index_option(IndexRecordOption::WithFreqsAndPositions),
+    );
+    let grams = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default().set_tokenizer(GRAMS).set_index_option(IndexRecordOption::WithFreqs),
+    );
+    let fields = Fields {
+        key: builder.add_text_field("key", STRING),
+        entity: builder.add_text_field("entity", STRING | STORED),
+        id: builder.add_text_field("id", STRING | STORED),
+        field: builder.add_text_field("field", STRING | STORED),
+        owner: builder.add_text_field("owner", STRING),
+        shown: builder.add_text_field("shown", STORED),
+        text: builder.add_text_field("text", words),
+        grams: builder.add_text_field("grams", grams),
+    };
+    (builder.build(), fields)
+}
+
+/// Full-width letters, digits and signs to their half-width forms, the ideographic space to
+/// a space, and upper case to lower case.
+pub fn normalise(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\u{3000}' => ' ',
+            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            _ => c,
+        })
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// What n-grams are taken from: the normalised text without spaces and punctuation, so that
+/// `北京 立友信` and `北京立友信` meet.
+fn gram_text(text: &str) -> String {
+    normalise(text).chars().filter(|c| c.is_alphanumeric()).collect()
+}
+
+fn record_key(entity: &str, id: Uuid) -> String {
+    format!("{entity}/{id}")
+}
+
+impl Index {
+    /// Opens the index in a folder, creating it there if it is not.
+    pub fn open(dir: &Path) -> Result<Index> {
+        std::fs::create_dir_all(dir)?;
+        let (schema, fields) = schema();
+        let directory = tantivy::directory::MmapDirectory::open(dir)?;
+        let index = TantivyIndex::open_or_create(directory, schema)?;
+        Self::ready(index, fields)
+    }
+
+    /// An index in memory, for tests.
+    pub fn in_memory() -> Result<Index> {
+        let (schema, fields) = schema();
+        Self::ready(TantivyIndex::create_in_ram(schema), fields)
+    }
+
+    fn ready(index: TantivyIndex, fields: Fields) -> Result<Index> {
+        index.tokenizers().register(WORDS, TextAnalyzer::builder(tantivy_jieba::JiebaTokenizer::new()).build());
+        index.tokenizers().register(GRAMS, TextAnalyzer::builder(NgramTokenizer::all_ngrams(1, 2)?).build());
+        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
+        Ok(Index { index, reader, writer: Mutex::new(None), fields })
+    }
+
+    /// Runs `write` with the index's writer, taking it first if it has not been.
+    fn with_writer<T>(&self, write: impl FnOnce(&mut IndexWriter) -> Result<T>) -> Result<T> {
+        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        if writer.is_none() {
+            *writer = Some(self.index.writer(WRITER_HEAP)?);
+        }
+        write(writer.as_mut().expect("taken just above"))
+    }
+
+    /// What the last commit said it had reached, if anything was ever committed.
+    pub fn position(&self) -> Result<Option<String>> {
+        Ok(self.index.load_metas()?.payload)
+    }
+
+    /// Stages changes; they are seen after the next [`Index::commit`].
+    pub fn apply(&self, changes: Vec<Change>) -> Result<()> {
+        self.with_writer(|writer| self.stage(writer, changes))
+    }
+
+    fn stage(&self, writer: &mut IndexWriter, changes: Vec<Change>) -> Result<()> {
+        let f = &self.fields;
+        for change in changes {
+            match change {
+                Change::Remove { entity, id } => {
+                    writer.delete_term(Term::from_field_text(f.key, &record_key(&entity, id)));
+                }
+                Change::Put(record) => {
+                    let key = record_key(&record.entity, record.id);
+                    writer.delete_term(Term::from_field_text(f.key, &key));
+                    let id = record.id.to_string();
+                    let owner = record.owner.map(|o| o.to_string()).unwrap_or_default();
+                    for (field, text) in &record.fields {
+                        writer.add_document(doc!(
+                            f.key => key.as_str(),
+                            f.entity => record.entity.as_str(),
+                            f.id => id.as_str(),
+                            f.field => field.as_str(),
+                            f.owner => owner.as_str(),
+                            f.shown => text.as_str(),
+                            f.text => normalise(text),
+                            f.grams => gram_text(text),
+                        ))?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets every record (before a rebuild).
+    pub fn clear(&self) -> Result<()> {
+        self.with_writer(|writer| Ok(writer.delete_all_documents()?))?;
+        Ok(())
+    }
+
+    /// Makes staged changes seen, recording the position the caller has reached with them.
+    pub fn commit(&self, position: &str) -> Result<()> {
+        self.with_writer(|writer| {
+            let mut prepared = writer.prepare_commit()?;
+            prepared.set_payload(position);
+            prepared.commit()?;
+            Ok(())
+        })?;
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    /// Documents and bytes on disk (or in memory).
+    pub fn stats(&self) -> Result<Stats> {
+        let searcher = self.reader.searcher();
+        let bytes = searcher.space_usage()?.total().get_bytes();
+        Ok(Stats { documents: searcher.num_docs(), bytes })
+    }
+
+    /// The n-gram query of a text: every gram of it must be there.
+    fn grams_query(&self, text: &str) -> Option<Box<dyn TantivyQuery>> {
+        let grams = grams_of(&gram_text(text));
+        if grams.is_empty() {
+            return None;
+        }
+        let terms: Vec<(Occur, Box<dyn TantivyQuery>)> = grams
+            .iter()
+            .map(|g| -> (Occur, Box<dyn TantivyQuery>) {
+                let term = Term::from_field_text(self.fields.grams, g);
+                (Occur::Must, Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs)))
+            })
+            .collect();
+        Some(Box::new(BooleanQuery::new(terms)))
+    }
+
+    /// The words query of a text: every word of it, scored by BM25.
+    fn words_query(&self, text: &str) -> Option<Box<dyn TantivyQuery>> {
+        let words = words_of(&self.index, text);
+        if words.is_empty() {
+            return None;
+        }
+        let terms: Vec<(Occur, Box<dyn TantivyQuery>)> = words
+            .into_iter()
+            .map(|w| -> (Occur, Box<dyn TantivyQuery>) {
+                let term = Term::from_field_text(self.fields.text, &w);
+                (Occur::Must, Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs)))
+            })
+            .collect();
+        Some(Box::new(BooleanQuery::new(terms)))
+    }
+
+    fn target_query(&self, target: &Target) -> Box<dyn TantivyQuery> {
+        let f = &self.fields;
+        let entity = Term::from_field_text(f.entity, &target.entity);
+        let fields = target.fields.iter().map(|name| Term::from_field_text(f.field, name));
+        let mut parts: Vec<(Occur, Box<dyn TantivyQuery>)> = vec![
+            (Occur::Must, Box::new(TermQuery::new(entity, IndexRecordOption::Basic))),
+            (Occur::Must, Box::new(TermSetQuery::new(fields))),
+        ];
+        if let Scope::Within { owners, ids } = &target.scope {
+            let owners = owners.iter().map(|o| Term::from_field_text(f.owner, &o.to_string()));
+            let ids = ids.iter().map(|i| Term::from_field_text(f.id, &i.to_string()));
+            let within: Vec<(Occur, Box<dyn TantivyQuery>)> = vec![
+                (Occur::Should, Box::new(TermSetQuery::new(owners))),
+                (Occur::Should, Box::new(TermSetQuery::new(ids))),
+            ];
+            parts.push((Occur::Must, Box::new(BooleanQuery::new(within))));
+        }
+        Box::new(BooleanQuery::new(parts))
+    }
+
+    /// Records matching a text, best first, at most `limit`, only within the targets.
+    pub fn search(&self, query: &Query<'_>) -> Result<Vec<Hit>> {
+        let text = query.text.trim();
+        if text.is_empty() || query.targets.is_empty() || query.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut matching: Vec<(Occur, Box<dyn TantivyQuery>)> = Vec::new();
+        if let Some(words) = self.words_query(text) {
+            matching.push((Occur::Should, Box::new(BoostQuery::new(words, 2.0))));
+        }
+        if let Some(grams) = self.grams_query(text) {
+            matching.push((Occur::Should, grams));
+        }
+        if matching.is_empty() {
+            return Ok(Vec::new());
+        }
+        let targets: Vec<(Occur, Box<dyn TantivyQuery>)> =
+            query.targets.iter().map(|t| (Occur::Should, self.target_query(t))).collect();
+        let whole = BooleanQuery::new(vec![
+            (Occur::Must, Box::new(BooleanQuery::new(matching)) as Box<dyn TantivyQuery>),
+            (Occur::Must, Box::new(BooleanQuery::new(targets))),
+        ]);
+        let searcher = self.reader.searcher();
+        // A record may match in several fields: look further than the limit, keep the best.
+        let top = searcher.search(&whole, &TopDocs::with_limit(query.limit * 4).order_by_score())?;
+        let words = words_of(&self.index, text);
+        let mut hits: Vec<Hit> = Vec::new();
+        let mut seen: HashMap<(String, Uuid), usize> = HashMap::new();
+        for (score, address) in top {
+            let document: TantivyDocument = searcher.doc(address)?;
+            let get = |field: Field| document.get_first(field).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+            let entity = get(self.fields.entity);
+            let Ok(id) = Uuid::parse_str(&get(self.fields.id)) else { continue };
+            if seen.contains_key(&(entity.clone(), id)) {
+                continue;
+            }
+            let (fragment, highlights) = highlight(&get(self.fields.shown), text, &words);
+            seen.insert((entity.clone(), id), hits.len());
+            hits.push(Hit { entity, id, field: get(self.fields.field), score, fragment, highlights });
+            if hits.len() == query.limit {
+                break;
+            }
+        }
+        Ok(hits)
+    }
+
+    /// Every record of an entity whose field contains `text` as n-grams do (a superset of
+    /// the records whose field contains it as a substring), up to `max`; `None` when more
+    /// match, or when the text is too short to narrow anything.
+    pub fn containing(&self, entity: &str, field: &str, text: &str, max: usize) -> Result<Option<Vec<Uuid>>> {
+        let Some(grams) = self.grams_query(text) else { return Ok(None) };
+        let f = &self.fields;
+        let whole = BooleanQuery::new(vec![
+            (Occur::Must, grams),
+            (Occur::Must, Box::new(TermQuery::new(Term::from_field_text(f.entity, entity), IndexRecordOption::Basic))),
+            (Occur::Must, Box::new(TermQuery::new(Term::from_field_text(f.field, field), IndexRecordOption::Basic))),
+        ]);
+        let searcher = self.reader.searcher();
+        if searcher.search(&whole, &tantivy::collector::Count)? > max {
+            return Ok(None);
+        }
+        let mut ids = Vec::new();
+        for address in searcher.search(&whole, &DocSetCollector)? {
+            let document: TantivyDocument = searcher.doc(address)?;
+            if let Some(id) = document.get_first(f.id).and_then(|v| v.as_str()).and_then(|s| Uuid::parse_str(s).ok()) {
+                ids.push(id);
+            }
+        }
+        Ok(Some(ids))
+    }
+}
+
+/// The words jieba finds in a text, normalised, as the index keeps them.
+fn words_of(index: &TantivyIndex, text: &str) -> Vec<String> {
+    let Ok(mut analyzer) = index.tokenizers().get(WORDS).ok_or(()) else { return Vec::new() };
+    let text = normalise(text);
+    let mut stream = analyzer.token_stream(&text);
+    let mut words = Vec::new();
+    while let Some(token) = stream.next() {
+        if !token.text.trim().is_empty() && !words.contains(&token.text) {
+            words.push(token.text.clone());
+        }
+    }
+    words
+}
+
+/// The n-grams a text must all have to contain another: its 2-grams, or the character
+/// itself for one character.
+fn grams_of(text: &str) -> Vec<String> {
+    let mut tokenizer = NgramTokenizer::all_ngrams(2, 2).expect("2 ≤ 2");
+    let chars = text.chars().count();
+    if chars == 0 {
+        return Vec::new();
+    }
+    if chars == 1 {
+        return vec![text.to_owned()];
+    }
+    let mut stream = tokenizer.token_stream(text);
+    let mut grams = Vec::new();
+    while let Some(token) = stream.next() {
+        if !grams.contains(&token.text) {
+            grams.push(token.text.clone());
+        }
+    }
+    grams
+}
+
+/// A fragment of a field's text around its first match, and where in it the query (or one
+/// of its words) appears, compared without case or width.
+fn highlight(text: &str, query: &str, words: &[String]) -> (String, Vec<Range<usize>>) {
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    let folded: Vec<char> = chars.iter().map(|(_, c)| normalise(&c.to_string()).chars().next().unwrap_or(*c)).collect();
+    let mut needles: Vec<Vec<char>> = vec![normalise(query).chars().collect()];
+    needles.extend(words.iter().map(|w| normalise(w).chars().collect()));
+    let mut marks: Vec<Range<usize>> = Vec::new();
+    for needle in needles.iter().filter(|n| !n.is_empty() && n.iter().any(|c| !c.is_whitespace())) {
+        let mut start = 0;
+        while start + needle.len() <= folded.len() {
+            if folded[start..start + needle.len()] == needle[..] {
+                marks.push(start..start + needle.len());
+                start += needle.len();
+            } else {
+                start += 1;
+            }
+        }
+    }
+    marks.sort_by_key(|r| (r.start, std::cmp::Reverse(r.end)));
+    let mut merged: Vec<Range<usize>> = Vec::new();
+    for mark in marks {
+        match merged.last_mut() {
+            Some(last) if mark.start <= last.end => last.end = last.end.max(mark.end),
+            _ => merged.push(mark),
+        }
+    }
+    let first = merged.first().map_or(0, |r| r.start);
+    let from = first.saturating_sub(FRAGMENT_CHARS / 4);
+    let to = (from + FRAGMENT_CHARS).min(chars.len());
+    let byte = |i: usize| chars.get(i).map_or(text.len(), |(b, _)| *b);
+    let (start, end) = (byte(from), byte(to));
+    let highlights = merged
+        .into_iter()
+        .filter(|r| r.start >= from && r.end <= to)
+        .map(|r| byte(r.start) - start..byte(r.end) - start)
+        .collect();
+    (text[start..end].to_owned(), highlights)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn customer(name: &str, owner: Uuid) -> (Uuid, Change) {
+        let id = Uuid::now_v7();
+        let record = Record {
+            entity: "customer".into(),
+            id,
+            owner: Some(owner),
+            fields: vec![("name".into(), name.into()), ("code".into(), format!("C{}", name.len()))],
+        };
+        (id, Change::Put(record))
+    }
+
+    fn everyone(limit: usize) -> Vec<Target> {
+        let _ = limit;
+        vec![Target { entity: "customer".into(), fields: vec!["name".into()], scope: Scope::All }]
+    }
+
+    #[test]
+    fn chinese_names_are_found_by_words_and_by_parts() {
+        let index = Index::in_memory().unwrap();
+        let owner = Uuid::now_v7();
+        let (lixin, a) = customer("北京立友信科技有限公司", owner);
+        let (_, b) = customer("上海友信贸易有限公司", owner);
+        let (wide, c) = customer("深圳ＡＢＣ电子１２３", owner);
+        index.apply(vec![a, b, c]).unwrap();
+        index.commit("1").unwrap();
+        assert_eq!(index.position().unwrap().as_deref(), Some("1"));
+        let find = |text: &str| {
+            index
+                .search(&Query { text, targets: everyone(10), limit: 10 })
+                .unwrap()
+                .into_iter()
+                .map(|h| h.id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(find("立友信")[0], lixin, "a word of the name");
+        assert_eq!(find("立友"), vec![lixin], "two characters of a word");
+        assert_eq!(find("abc"), vec![wide], "full-width letters, any case");
+        assert_eq!(find("电子123"), vec![wide], "full-width digits");
+        let hit = &index.search(&Query { text: "立友", targets: everyone(10), limit: 10 }).unwrap()[0];
+        assert_eq!(&hit.fragment[hit.highlights[0].clone()], "立友");
+        assert!(find("广州").is_empty());
+    }
+
+    #[test]
+    fn a_search_stays_within_its_scope_and_fields() {
+        let index = Index::in_memory().unwrap();
+        let (mine_owner, theirs_owner) = (Uuid::now_v7(), Uuid::now_v7());
+        let (mine, a) = customer("华东重工集团", mine_owner);
+        let (theirs, b) = customer("华东重工机械", theirs_owner);
+        let (shared, c) = customer("华东重工设备", theirs_owner);
+        index.apply(vec![a, b, c]).unwrap();
+        index.commit("1").unwrap();
+        let scope = Scope::Within { owners: vec![mine_owner], ids: vec![shared] };
+        let targets = vec![Target { entity: "customer".into(), fields: vec!["name".into()], scope }];
+        let mut found: Vec<Uuid> =
+            index.search(&Query { text: "华东重工", targets, limit: 10 }).unwrap().into_iter().map(|h| h.id).collect();
+        found.sort();
+        let mut expected = vec![mine, shared];
+        expected.sort();
+        assert_eq!(found, expected, "{theirs} is out of scope");
+        let codes = vec![Target { entity: "customer".into(), fields: vec!["code".into()], scope: Scope::All }];
+        assert!(index.search(&Query { text: "华东", targets: codes, limit: 10 }).unwrap().is_empty(), "not in codes");
+    }
+
+    #[test]
+    fn a_removed_or_changed_record_is_found_as_it_is_now() {
+        let index = Index::in_memory().unwrap();
+        let owner = Uuid::now_v7();
+        let (id, put) = customer("旧名字公司", owner);
+        index.apply(vec![put]).unwrap();
+        index.commit("1").unwrap();
+        let renamed = Record {
+            entity: "customer".into(),
+            id,
+            owner: Some(owner),
+            fields: vec![("name".into(), "新名字公司".into())],
+        };
+        index.apply(vec![Change::Put(renamed)]).unwrap();
+        index.commit("2").unwrap();
+        let find = |text: &str| index.search(&Query { text, targets: everyone(10), limit: 10 }).unwrap().len();
+        assert_eq!((find("旧名字"), find("新名字")), (0, 1));
+        assert_eq!(index.containing("customer", "name", "名字", 100).unwrap(), Some(vec![id]));
+        index.apply(vec![Change::Remove { entity: "customer".into(), id }]).unwrap();
+        index.commit("3").unwrap();
+        assert_eq!(find("新名字"), 0);
+    }
+}

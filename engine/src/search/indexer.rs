@@ -1,0 +1,129 @@
+//! Keeps this node's search index in step with the records: an outbox consumer that puts a
+//! record's searchable text in the index when it is written and takes it out when it is
+//! deleted. The index keeps the position it has reached with its data, so after a restart,
+//! or with a fresh or deleted index folder, it goes on from there, or is rebuilt from the
+//! database first.
+
+use crm_model::value;
+use crm_search::{Change, Record as Indexed};
+use crm_store::jobs::{Event, Position};
+use crm_store::records::{self as store, col};
+use crm_store::{Record, jobs};
+use serde_json::Value as Json;
+
+use super::indexed_fields;
+use crate::app::App;
+use crate::error::{ApiError, ApiResult};
+use crate::jobs::{Consumer, Handled, Resumed};
+
+pub struct Indexer;
+
+/// Records read at a time while rebuilding.
+const REBUILD_PAGE: u32 = 2000;
+
+fn position_text(at: Position) -> String {
+    format!("{}:{}", at.tx, at.seq)
+}
+
+fn position_of(text: &str) -> Option<Position> {
+    let (tx, seq) = text.split_once(':')?;
+    Some(Position { tx: tx.parse().ok()?, seq: seq.parse().ok()? })
+}
+
+/// The text of a record as the index keeps it: its searchable fields with a value (choices
+/// by their labels, which is what people type).
+fn indexed(entity: &crm_model::Entity, record: &Record) -> Indexed {
+    let fields = indexed_fields(entity)
+        .filter_map(|field| {
+            let i = entity.column_index(field.name.as_str())?;
+            let text = match value::to_json(field, &record.values[i]) {
+                Json::String(text) if field.options.is_empty() => text,
+                Json::String(option) => {
+                    let label = &field.options.iter().find(|o| o.value == option)?.label;
+                    format!("{} {}", label.zh_cn, label.en)
+                }
+                _ => return None,
+            };
+            Some((field.name.to_string(), text))
+        })
+        .collect();
+    let owner = match record.values[col::OWNER] {
+        crm_model::Value::Uuid(owner) => Some(owner),
+        _ => None,
+    };
+    Indexed { entity: entity.name().to_string(), id: record.id(), owner, fields }
+}
+
+fn failed(error: impl std::fmt::Display) -> ApiError {
+    ApiError::Internal(anyhow::anyhow!("search index: {error}"))
+}
+
+/// Builds the index anew from the live records; returns the position of the change log it
+/// is consistent with (events after it are applied on top, which is harmless twice).
+pub async fn rebuild(app: &App, progress: impl Fn(&str, usize)) -> ApiResult<Position> {
+    let reached = jobs::end(&app.db).await?;
+    app.search.clear().map_err(failed)?;
+    let catalog = app.catalog();
+    for entity in catalog.entities().filter(|e| indexed_fields(e).next().is_some()) {
+        let mut after = None;
+        let mut done = 0;
+        loop {
+            let page = store::page_by_id(&app.db, entity, after, REBUILD_PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id());
+            done += page.len();
+            let changes = page.iter().map(|r| Change::Put(indexed(entity, r))).collect();
+            app.search.apply(changes).map_err(failed)?;
+            progress(entity.name().as_str(), done);
+            if page.len() < REBUILD_PAGE as usize {
+                break;
+            }
+        }
+    }
+    app.search.commit(&position_text(reached)).map_err(failed)?;
+    Ok(reached)
+}
+
+impl Consumer for Indexer {
+    fn name(&self) -> &'static str {
+        "search"
+    }
+
+    fn shared(&self) -> bool {
+        false
+    }
+
+    fn handle<'a>(&'a self, app: &'a App, event: &'a Event) -> Handled<'a> {
+        Box::pin(async move {
+            let catalog = app.catalog();
+            let Some(entity) = catalog.entity(&event.entity) else { return Ok(()) };
+            if indexed_fields(entity).next().is_none() {
+                return Ok(());
+            }
+            let record = store::get(&app.db, entity, event.record_id, None).await.map_err(|e| e.to_string())?;
+            let change = match record.filter(|r| !r.is_deleted()) {
+                Some(record) => Change::Put(indexed(entity, &record)),
+                None => Change::Remove { entity: event.entity.clone(), id: event.record_id },
+            };
+            app.search.apply(vec![change]).map_err(|e| e.to_string())
+        })
+    }
+
+    /// The index's own position wins over the cursor: it is what the index holds. An index
+    /// that has none (new, or its folder deleted) is rebuilt from the database first.
+    fn resume<'a>(&'a self, app: &'a App, _cursor: Position) -> Resumed<'a> {
+        Box::pin(async move {
+            match app.search.position().map_err(failed)?.as_deref().and_then(position_of) {
+                Some(reached) => Ok(reached),
+                None => {
+                    tracing::info!("building the search index from the database");
+                    rebuild(app, |_, _| {}).await
+                }
+            }
+        })
+    }
+
+    fn flush<'a>(&'a self, app: &'a App, reached: Position) -> Handled<'a> {
+        Box::pin(async move { app.search.commit(&position_text(reached)).map_err(|e| e.to_string()) })
+    }
+}

@@ -1,0 +1,145 @@
+//! Global search (`GET /api/v1/search`, the box in every screen's top bar): the text of the
+//! searchable fields of every entity the caller reads, found in the node's index within the
+//! caller's read scope and among the fields they may see, then checked against the database
+//! through the same scope as a list, so a search never shows, counts or quotes a record or a
+//! field a list would not.
+
+mod indexer;
+
+use std::collections::{HashMap, HashSet};
+
+use crm_model::filter::{Cond, Op};
+use crm_model::{Entity, FieldDef, FieldType, Filter, ListQuery, Value, value};
+use crm_search::{Hit, Query, Scope, Target};
+use crm_store::records::{self as store, Members};
+use serde_json::{Value as Json, json};
+
+pub use indexer::{Indexer, rebuild};
+
+use crate::access::Principal;
+use crate::app::App;
+use crate::error::{ApiError, ApiResult};
+
+/// Most records one search answers.
+pub const MAX_RESULTS: usize = 50;
+
+/// The fields of an entity the index keeps: searchable texts and choices.
+pub(crate) fn indexed_fields(entity: &Entity) -> impl Iterator<Item = &FieldDef> {
+    entity.live_fields().filter(|f| f.searchable && (f.field_type.is_text_like() || f.field_type == FieldType::Select))
+}
+
+/// Which records of an entity the index may return to the caller: all, or those of the
+/// owners and ids that their read scope lets through. A scope the index cannot express
+/// (none today) lets every record through here; the database check narrows it after.
+async fn index_scope(app: &App, scope: Option<&Filter>) -> ApiResult<Scope> {
+    let Some(Filter::Or(parts)) = scope else {
+        return Ok(Scope::All);
+    };
+    let (mut owners, mut ids) = (Vec::new(), Vec::new());
+    for part in parts {
+        match part {
+            Filter::Cond(cond) if cond.field.name.as_str() == "owner" => match &cond.op {
+                Op::Eq(Value::Uuid(owner)) => owners.push(*owner),
+                _ => return Ok(Scope::All),
+            },
+            Filter::Scope(term) => match store::scope_members(&app.db, term).await? {
+                Members::Owners(found) => owners.extend(found),
+                Members::Ids(found) => ids.extend(found),
+            },
+            _ => return Ok(Scope::All),
+        }
+    }
+    Ok(Scope::Within { owners, ids })
+}
+
+/// Searches the records the caller reads; `entities` narrows to some modules.
+pub async fn search(
+    app: &App,
+    principal: &Principal,
+    text: &str,
+    entities: Option<&[String]>,
+    limit: usize,
+) -> ApiResult<Json> {
+    let text = text.trim();
+    if text.chars().count() > 100 {
+        return Err(ApiError::bad_request("invalid_query", "`q` is at most 100 characters"));
+    }
+    let limit = limit.clamp(1, MAX_RESULTS);
+    let catalog = app.catalog();
+    let tree = app.departments().await?;
+    let mut targets = Vec::new();
+    let mut scopes: HashMap<String, Option<Filter>> = HashMap::new();
+    for entity in catalog.entities() {
+        let name = entity.name().as_str();
+        if !principal.sees(name) || entities.is_some_and(|wanted| !wanted.iter().any(|w| w == name)) {
+            continue;
+        }
+        let hidden = principal.hidden(name);
+        let fields: Vec<String> =
+            indexed_fields(entity).filter(|f| !hidden.contains(&f.name)).map(|f| f.name.to_string()).collect();
+        if fields.is_empty() {
+            continue;
+        }
+        let scope = principal.read_scope(&tree, entity);
+        targets.push(Target { entity: name.to_owned(), fields, scope: index_scope(app, scope.as_ref()).await? });
+        scopes.insert(name.to_owned(), scope);
+    }
+    let hits = if text.is_empty() || targets.is_empty() {
+        Vec::new()
+    } else {
+        app.search.search(&Query { text, targets, limit }).map_err(|e| ApiError::Internal(e.into()))?
+    };
+    // The database has the last word: what the scope lets through, as a list sees it now.
+    let mut by_entity: Vec<(String, Vec<Hit>)> = Vec::new();
+    for hit in hits {
+        match by_entity.iter_mut().find(|(e, _)| *e == hit.entity) {
+            Some((_, group)) => group.push(hit),
+            None => by_entity.push((hit.entity.clone(), vec![hit])),
+        }
+    }
+    let mut groups = Vec::new();
+    for (name, hits) in by_entity {
+        let Some(entity) = catalog.entity(&name) else { continue };
+        let id_field = entity.column("id").expect("every entity has an id").clone();
+        let mut filter = Filter::Cond(Box::new(Cond {
+            field: id_field,
+            op: Op::In(hits.iter().map(|h| Value::Uuid(h.id)).collect()),
+        }));
+        if let Some(Some(scope)) = scopes.get(&name) {
+            filter = filter.and(scope.clone());
+        }
+        let query =
+            ListQuery { filter: Some(filter), sort: Vec::new(), limit: hits.len() as u32, after: None, deleted: false };
+        let records = store::list(&app.db, entity, &query).await?.records;
+        let visible: HashSet<uuid::Uuid> = records.iter().map(crm_store::Record::id).collect();
+        let title = |id: uuid::Uuid| {
+            let record = records.iter().find(|r| r.id() == id)?;
+            let field = entity.title_field().filter(|f| !principal.hidden(&name).contains(&f.name))?;
+            let i = entity.column_index(field.name.as_str())?;
+            match value::to_json(field, &record.values[i]) {
+                Json::String(text) => Some(text),
+                _ => None,
+            }
+        };
+        let found: Vec<Json> = hits
+            .iter()
+            .filter(|h| visible.contains(&h.id))
+            .map(|h| {
+                let field = entity.field(&h.field);
+                json!({
+                    "id": h.id,
+                    "title": title(h.id).unwrap_or_else(|| h.fragment.clone()),
+                    "field": h.field,
+                    "field_label": field.map(|f| json!(f.label)),
+                    "fragment": h.fragment,
+                    "highlights": h.highlights.iter().map(|r| [r.start, r.end]).collect::<Vec<_>>(),
+                    "score": h.score,
+                })
+            })
+            .collect();
+        if !found.is_empty() {
+            groups.push(json!({"entity": name, "label": entity.def.label, "hits": found}));
+        }
+    }
+    Ok(json!({ "q": text, "groups": groups }))
+}
