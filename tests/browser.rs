@@ -1030,3 +1030,32 @@ async fn an_admin_builds_a_module_and_a_rep_uses_it() {
     .await;
     ui.close().await;
 }
+
+/// The top bar's box finds customers as one types a few characters of their name; the full
+/// results page marks the match.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_from_the_top_bar() {
+    let Some((t, ui)) = start("search_from_the_top_bar", DESKTOP).await else { return };
+    ui.check(async {
+        let lixin = id(&t.create("customer", json!({"name": "北京立友信科技有限公司"})).await);
+        t.create("customer", json!({"name": "上海东方贸易公司"})).await;
+        t.run_jobs().await;
+        ui.sign_in("/e/customer").await;
+        ui.fill("#global-search", "立友").await;
+        let hit = format!("#search-suggest a.suggest-hit[href='/e/customer/{lixin}']");
+        ui.wait(
+            &format!("!!document.querySelector(\"{hit}\") && !document.getElementById('search-suggest').hidden"),
+            "suggestions",
+        )
+        .await;
+        assert_eq!(ui.texts("#search-suggest a.suggest-hit").await, vec!["北京立友信科技有限公司".to_owned()]);
+        assert_eq!(ui.text("#search-suggest .suggest-group").await, "客户");
+        ui.navigating(ui.click("#search-suggest a.suggest-all")).await;
+        assert!(ui.location().await.starts_with("/search?q="));
+        assert_eq!(ui.text("#search-results mark").await, "立友", "the match is marked");
+        ui.navigating(ui.click(&format!("#search-results a[href='/e/customer/{lixin}']"))).await;
+        assert_eq!(ui.location().await, format!("/e/customer/{lixin}"));
+    })
+    .await;
+    ui.close().await;
+}

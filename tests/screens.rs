@@ -24,6 +24,7 @@ backends!(
     a_module_built_in_the_studio_is_live_for_a_rep,
     the_studio_manages_users,
     the_studio_shows_background_jobs_and_sends_stopped_events_again,
+    the_search_page_marks_matches_and_escapes_everything,
 );
 
 /// A browser signed in with a session cookie.
@@ -1090,4 +1091,20 @@ async fn the_studio_shows_background_jobs_and_sends_stopped_events_again(t: Test
     let mut rep = Browser::sign_in(&t, "jobrep", support::USER_PASSWORD).await;
     let refused = rep.get("/studio/jobs").await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
+}
+
+/// `/search` without a script: results grouped by module with the match marked, hostile
+/// names shown as text, and a word for an empty box and for nothing found.
+async fn the_search_page_marks_matches_and_escapes_everything(t: TestApp) {
+    t.create("customer", json!({"name": "<script>alert(1)</script>立友信"})).await;
+    t.run_jobs().await;
+    let mut b = Browser::sign_in(&t, "admin", support::ADMIN_PASSWORD).await;
+    assert!(ok(&b.get("/e/customer").await).contains("id=\"global-search\""), "every page has the box");
+    let empty = b.get("/search").await;
+    assert!(ok(&empty).contains("输入名称"), "an empty box says what to do");
+    let page = b.get(&format!("/search?q={}", support::encode("立友"))).await;
+    let text = ok(&page);
+    assert!(text.contains("<mark>立友</mark>"), "{text}");
+    assert!(text.contains("&lt;script&gt;") && !text.contains("<script>alert"), "names are text");
+    assert!(ok(&b.get(&format!("/search?q={}", support::encode("不存在的名字"))).await).contains("没有找到"));
 }

@@ -241,6 +241,12 @@ struct Report {
     import_rows_per_s: f64,
     /// The same import with the three rules of [`BENCH_RULES`] attached.
     import_rules_rows_per_s: f64,
+    /// Building the search index from the seeded database.
+    reindex_s: f64,
+    index_documents: u64,
+    index_mb: f64,
+    /// The process's resident memory at the end, index included.
+    resident_mb: f64,
     add_field_ms: f64,
     /// The filtered list as a rep with a department scope, over the same list as the
     /// administrator (p50).
@@ -334,6 +340,11 @@ async fn measure(args: &BenchArgs, config: Config, password: &str) -> anyhow::Re
     let rep = scoped_rep(&http, &departments, &owners, &ids, &mut rng).await?;
     let rep_principal = app.principal(rep.0).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let rep_http = Http { token: rep.1, ..http.clone() };
+    progress(args, "building the search index…");
+    let began = Instant::now();
+    crate::search::rebuild(&app, |_, _| {}).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let reindex_s = began.elapsed().as_secs_f64();
+    let index = app.search.stats()?;
     // Every operation is measured on a settled database, not while SQLite still copies the
     // import's log into the file in the background.
     app.db.checkpoint().await?;
@@ -362,6 +373,7 @@ async fn measure(args: &BenchArgs, config: Config, password: &str) -> anyhow::Re
         "list_scoped",
         "list_deep",
         "contains",
+        "search",
         "create",
         "count_by_status",
         "list_page",
@@ -403,6 +415,10 @@ async fn measure(args: &BenchArgs, config: Config, password: &str) -> anyhow::Re
                         "contains" => {
                             let q = query_string(&contains_params(&mut rng));
                             http.send(Method::GET, &format!("/api/v1/records/customer?{q}"), None).await?;
+                        }
+                        "search" => {
+                            let q = encode(&brand(&mut rng));
+                            http.send(Method::GET, &format!("/api/v1/search?q={q}&limit=20"), None).await?;
                         }
                         "create" | "create_rules" => {
                             let body = customer(&mut rng, &owners);
@@ -470,11 +486,25 @@ async fn measure(args: &BenchArgs, config: Config, password: &str) -> anyhow::Re
         ops,
         import_rows_per_s,
         import_rules_rows_per_s,
+        reindex_s,
+        index_documents: index.documents,
+        index_mb: index.bytes as f64 / 1e6,
+        resident_mb: resident_mb(),
         add_field_ms,
         scope_ratio_p50,
         rules_ratio_p50,
         rule_run_us,
     })
+}
+
+/// The resident memory of this process, from Linux's `/proc` (0 elsewhere).
+fn resident_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok());
+    kb.unwrap_or(0.0) / 1024.0
 }
 
 /// Rows imported with the bench's rules attached.
@@ -571,6 +601,17 @@ async fn floor(
                     .map(|q| crm_store::records::list_statement(dialect, entity, &q))
                     .map_err(|e| anyhow::anyhow!("{e}"))
             };
+            if op == "search" {
+                // The index alone, over every customer: what the API adds is the scope and
+                // the database's check of what the index found.
+                let targets = vec![crm_search::Target {
+                    entity: "customer".into(),
+                    fields: vec!["name".into(), "code".into()],
+                    scope: crm_search::Scope::All,
+                }];
+                app.search.search(&crm_search::Query { text: &brand(&mut rng), targets, limit: 20 })?;
+                return Ok(rng);
+            }
             let statement = match op {
                 "get" => crm_store::records::get_statement(dialect, entity, ids[rng.random_range(0..ids.len())], None),
                 "list_filtered" | "list_scoped" => list(&filtered_params(&mut rng))?,
@@ -665,6 +706,10 @@ fn print_table(report: &Report) {
         report.import_rows_per_s
     );
     println!("the same import with three rules attached: {:.0} rows/s", report.import_rules_rows_per_s);
+    println!(
+        "search index rebuilt in {:.1} s: {} documents, {:.1} MB; process memory {:.0} MB",
+        report.reindex_s, report.index_documents, report.index_mb, report.resident_mb
+    );
     println!("add a field to the {}-row table: {:.1} ms", report.records, report.add_field_ms);
     println!(
         "filtered list as a rep with department scope ({SHARES} shares) vs as administrator: {:.2}x (p50)",

@@ -23,8 +23,22 @@ pub enum Command {
         #[command(subcommand)]
         command: MetaCommand,
     },
+    /// The search index of this node.
+    Search {
+        #[command(subcommand)]
+        command: SearchCommand,
+    },
     /// Measure the API against direct SQL on a fresh, seeded database.
     Bench(BenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SearchCommand {
+    /// Build the index anew from the database (with the server of this data folder stopped).
+    Reindex {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use crm::bench;
-use crm::config::{Cli, Command, Config, MetaCommand};
+use crm::config::{Cli, Command, Config, MetaCommand, SearchCommand};
 use crm::package::Package;
 use tracing_subscriber::EnvFilter;
 
@@ -36,6 +36,25 @@ async fn main() -> anyhow::Result<()> {
         Command::Meta { command: MetaCommand::Apply { dir, dry_run, server } } => {
             let opened = crm::setup::open(Config::resolve(&server)?).await?;
             crm::package::apply_dir(&opened.app, &dir, dry_run).await
+        }
+        Command::Search { command: SearchCommand::Reindex { server } } => {
+            let opened = crm::setup::open(Config::resolve(&server)?).await?;
+            let began = std::time::Instant::now();
+            crm::search::rebuild(&opened.app, |entity, done| {
+                if done % 10_000 == 0 {
+                    eprintln!("{entity}: {done}");
+                }
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("rebuilding the search index failed: {e:?}"))?;
+            let stats = opened.app.search.stats()?;
+            println!(
+                "indexed {} documents ({:.1} MB) in {:.1} s",
+                stats.documents,
+                stats.bytes as f64 / 1e6,
+                began.elapsed().as_secs_f64()
+            );
+            Ok(())
         }
         Command::Bench(args) => bench::run(args).await,
     }

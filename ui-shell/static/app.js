@@ -220,3 +220,51 @@ if (designer) {
   });
   form.addEventListener("submit", serialize);
 }
+
+// The top bar's search box: what it finds as one types, grouped by module. Enter (or no
+// script) opens the full results page.
+const searchBox = document.getElementById("global-search");
+const suggest = document.getElementById("search-suggest");
+if (searchBox && suggest) {
+  let timer;
+  let asked = 0;
+  const close = () => { suggest.hidden = true; suggest.replaceChildren(); };
+  const link = (href, text, className) => {
+    const a = document.createElement("a");
+    a.href = href;
+    a.textContent = text;
+    if (className) a.className = className;
+    return a;
+  };
+  searchBox.addEventListener("input", () => {
+    clearTimeout(timer);
+    const q = searchBox.value.trim();
+    if (!q) return close();
+    timer = setTimeout(async () => {
+      const mine = ++asked;
+      const reply = await fetch(`/api/v1/search?limit=8&q=${encodeURIComponent(q)}`, { credentials: "same-origin" });
+      if (mine !== asked || !reply.ok) return;
+      const found = await reply.json();
+      const lang = document.documentElement.lang === "en" ? "en" : "zh-CN";
+      const parts = [];
+      for (const group of found.groups) {
+        const heading = document.createElement("p");
+        heading.className = "suggest-group";
+        heading.textContent = group.label[lang];
+        parts.push(heading);
+        for (const hit of group.hits) parts.push(link(`/e/${group.entity}/${hit.id}`, hit.title, "suggest-hit"));
+      }
+      if (!parts.length) {
+        const none = document.createElement("p");
+        none.className = "muted";
+        none.textContent = searchBox.dataset.none;
+        parts.push(none);
+      }
+      parts.push(link(`/search?q=${encodeURIComponent(q)}`, searchBox.dataset.all, "suggest-all"));
+      suggest.replaceChildren(...parts);
+      suggest.hidden = false;
+    }, 150);
+  });
+  searchBox.addEventListener("keydown", (event) => { if (event.key === "Escape") close(); });
+  document.addEventListener("click", (event) => { if (!event.target.closest(".global-search")) close(); });
+}

@@ -106,6 +106,8 @@ struct Fields {
     entity: Field,
     id: Field,
     field: Field,
+    /// `entity.field`: what a search may look in, as one term.
+    slot: Field,
     owner: Field,
     /// The text as written, for fragments.
     shown: Field,
@@ -144,6 +146,7 @@ fn schema() -> (Schema, Fields) {
         entity: builder.add_text_field("entity", STRING | STORED),
         id: builder.add_text_field("id", STRING | STORED),
         field: builder.add_text_field("field", STRING | STORED),
+        slot: builder.add_text_field("slot", STRING),
         owner: builder.add_text_field("owner", STRING),
         shown: builder.add_text_field("shown", STORED),
         text: builder.add_text_field("text", words),
@@ -177,11 +180,20 @@ fn record_key(entity: &str, id: Uuid) -> String {
 
 impl Index {
     /// Opens the index in a folder, creating it there if it is not.
+    /// An index of another version's schema is derived data like any other: it is
+    /// dropped and made again, and the caller, finding no position in it, rebuilds it.
     pub fn open(dir: &Path) -> Result<Index> {
         std::fs::create_dir_all(dir)?;
         let (schema, fields) = schema();
         let directory = tantivy::directory::MmapDirectory::open(dir)?;
-        let index = TantivyIndex::open_or_create(directory, schema)?;
+        let index = match TantivyIndex::open_or_create(directory, schema.clone()) {
+            Err(tantivy::TantivyError::SchemaError(_)) => {
+                std::fs::remove_dir_all(dir)?;
+                std::fs::create_dir_all(dir)?;
+                TantivyIndex::open_or_create(tantivy::directory::MmapDirectory::open(dir)?, schema)?
+            }
+            opened => opened?,
+        };
         Self::ready(index, fields)
     }
 
@@ -235,6 +247,7 @@ impl Index {
                             f.entity => record.entity.as_str(),
                             f.id => id.as_str(),
                             f.field => field.as_str(),
+                            f.slot => format!("{}.{field}", record.entity),
                             f.owner => owner.as_str(),
                             f.shown => text.as_str(),
                             f.text => normalise(text),
@@ -304,24 +317,34 @@ impl Index {
         Some(Box::new(BooleanQuery::new(terms)))
     }
 
-    fn target_query(&self, target: &Target) -> Box<dyn TantivyQuery> {
+    /// The documents a search may return: the fields of the targets read in full in one set,
+    /// and each scoped target's fields with the owners and ids of its scope.
+    fn targets_query(&self, targets: &[Target]) -> Box<dyn TantivyQuery> {
         let f = &self.fields;
-        let entity = Term::from_field_text(f.entity, &target.entity);
-        let fields = target.fields.iter().map(|name| Term::from_field_text(f.field, name));
-        let mut parts: Vec<(Occur, Box<dyn TantivyQuery>)> = vec![
-            (Occur::Must, Box::new(TermQuery::new(entity, IndexRecordOption::Basic))),
-            (Occur::Must, Box::new(TermSetQuery::new(fields))),
-        ];
-        if let Scope::Within { owners, ids } = &target.scope {
+        let slots = |target: &Target| -> Vec<Term> {
+            target
+                .fields
+                .iter()
+                .map(|name| Term::from_field_text(f.slot, &format!("{}.{name}", target.entity)))
+                .collect()
+        };
+        let whole: Vec<Term> = targets.iter().filter(|t| matches!(t.scope, Scope::All)).flat_map(slots).collect();
+        let mut any: Vec<(Occur, Box<dyn TantivyQuery>)> = vec![(Occur::Should, Box::new(TermSetQuery::new(whole)))];
+        for target in targets {
+            let Scope::Within { owners, ids } = &target.scope else { continue };
             let owners = owners.iter().map(|o| Term::from_field_text(f.owner, &o.to_string()));
             let ids = ids.iter().map(|i| Term::from_field_text(f.id, &i.to_string()));
             let within: Vec<(Occur, Box<dyn TantivyQuery>)> = vec![
                 (Occur::Should, Box::new(TermSetQuery::new(owners))),
                 (Occur::Should, Box::new(TermSetQuery::new(ids))),
             ];
-            parts.push((Occur::Must, Box::new(BooleanQuery::new(within))));
+            let scoped: Vec<(Occur, Box<dyn TantivyQuery>)> = vec![
+                (Occur::Must, Box::new(TermSetQuery::new(slots(target)))),
+                (Occur::Must, Box::new(BooleanQuery::new(within))),
+            ];
+            any.push((Occur::Should, Box::new(BooleanQuery::new(scoped))));
         }
-        Box::new(BooleanQuery::new(parts))
+        Box::new(BooleanQuery::new(any))
     }
 
     /// Records matching a text, best first, at most `limit`, only within the targets.
@@ -340,11 +363,9 @@ impl Index {
         if matching.is_empty() {
             return Ok(Vec::new());
         }
-        let targets: Vec<(Occur, Box<dyn TantivyQuery>)> =
-            query.targets.iter().map(|t| (Occur::Should, self.target_query(t))).collect();
         let whole = BooleanQuery::new(vec![
             (Occur::Must, Box::new(BooleanQuery::new(matching)) as Box<dyn TantivyQuery>),
-            (Occur::Must, Box::new(BooleanQuery::new(targets))),
+            (Occur::Must, self.targets_query(&query.targets)),
         ]);
         let searcher = self.reader.searcher();
         // A record may match in several fields: look further than the limit, keep the best.
@@ -376,10 +397,10 @@ impl Index {
     pub fn containing(&self, entity: &str, field: &str, text: &str, max: usize) -> Result<Option<Vec<Uuid>>> {
         let Some(grams) = self.grams_query(text) else { return Ok(None) };
         let f = &self.fields;
+        let slot = Term::from_field_text(f.slot, &format!("{entity}.{field}"));
         let whole = BooleanQuery::new(vec![
             (Occur::Must, grams),
-            (Occur::Must, Box::new(TermQuery::new(Term::from_field_text(f.entity, entity), IndexRecordOption::Basic))),
-            (Occur::Must, Box::new(TermQuery::new(Term::from_field_text(f.field, field), IndexRecordOption::Basic))),
+            (Occur::Must, Box::new(TermQuery::new(slot, IndexRecordOption::Basic))),
         ]);
         let searcher = self.reader.searcher();
         if searcher.search(&whole, &tantivy::collector::Count)? > max {
@@ -537,6 +558,21 @@ mod tests {
         assert_eq!(found, expected, "{theirs} is out of scope");
         let codes = vec![Target { entity: "customer".into(), fields: vec!["code".into()], scope: Scope::All }];
         assert!(index.search(&Query { text: "华东", targets: codes, limit: 10 }).unwrap().is_empty(), "not in codes");
+    }
+
+    #[test]
+    fn an_index_of_another_schema_is_made_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut other = Schema::builder();
+        other.add_text_field("something_else", STRING);
+        TantivyIndex::create_in_dir(dir.path(), other.build()).unwrap();
+        let index = Index::open(dir.path()).unwrap();
+        assert_eq!(index.position().unwrap(), None, "empty: the caller rebuilds it");
+        let (_, put) = customer("重建的索引", Uuid::now_v7());
+        index.apply(vec![put]).unwrap();
+        index.commit("1").unwrap();
+        drop(index);
+        assert_eq!(Index::open(dir.path()).unwrap().position().unwrap().as_deref(), Some("1"), "and kept");
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod board;
 mod form;
 mod list;
 mod record;
+mod search;
 pub mod shell;
 mod studio;
 mod studio_docs;
@@ -76,6 +77,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/e/{entity}/{id}/delete", post(record::delete))
         .route("/e/{entity}/{id}/approval", post(record::approve))
         .route("/e/lead/{id}/convert", post(record::convert))
+        .route("/search", get(search::page))
         .route("/reminders", get(reminders))
         .route("/reminders/{id}/done", post(finish_reminder))
         .merge(studio)

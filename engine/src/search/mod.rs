@@ -8,8 +8,8 @@ mod indexer;
 
 use std::collections::{HashMap, HashSet};
 
-use crm_model::filter::{Cond, Op};
-use crm_model::{Entity, FieldDef, FieldType, Filter, ListQuery, Value, value};
+use crm_model::filter::Op;
+use crm_model::{Entity, FieldDef, FieldType, Filter, Value, value};
 use crm_search::{Hit, Query, Scope, Target};
 use crm_store::records::{self as store, Members};
 use serde_json::{Value as Json, json};
@@ -100,17 +100,9 @@ pub async fn search(
     let mut groups = Vec::new();
     for (name, hits) in by_entity {
         let Some(entity) = catalog.entity(&name) else { continue };
-        let id_field = entity.column("id").expect("every entity has an id").clone();
-        let mut filter = Filter::Cond(Box::new(Cond {
-            field: id_field,
-            op: Op::In(hits.iter().map(|h| Value::Uuid(h.id)).collect()),
-        }));
-        if let Some(Some(scope)) = scopes.get(&name) {
-            filter = filter.and(scope.clone());
-        }
-        let query =
-            ListQuery { filter: Some(filter), sort: Vec::new(), limit: hits.len() as u32, after: None, deleted: false };
-        let records = store::list(&app.db, entity, &query).await?.records;
+        let ids: Vec<uuid::Uuid> = hits.iter().map(|h| h.id).collect();
+        let scope = scopes.get(&name).cloned().flatten();
+        let records = store::get_many(&app.db, entity, &ids, scope.as_ref()).await?;
         let visible: HashSet<uuid::Uuid> = records.iter().map(crm_store::Record::id).collect();
         let title = |id: uuid::Uuid| {
             let record = records.iter().find(|r| r.id() == id)?;

@@ -109,6 +109,25 @@ pub async fn get(db: &Db, entity: &Entity, id: Uuid, scope: Option<&Filter>) -> 
     Ok(rows.into_iter().next().map(|values| Record { values }))
 }
 
+/// The live records among `ids` within a scope, in no order: found by their ids, whatever
+/// the lists' indexes are.
+pub async fn get_many(
+    db: &Db,
+    entity: &Entity,
+    ids: &[Uuid],
+    scope: Option<&Filter>,
+) -> Result<Vec<Record>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = db.sql();
+    select_from(&mut sql, entity);
+    sql.push(" WHERE \"deleted_at\" IS NULL AND \"id\" IN ");
+    push_ids(&mut sql, ids);
+    push_and(&mut sql, scope);
+    Ok(sql.fetch_values(db, storages(entity)).await?.into_iter().map(|values| Record { values }).collect())
+}
+
 /// Live records in the order of their ids, after `after`: for reading a whole table in
 /// pages (rebuilding a search index).
 pub async fn page_by_id(db: &Db, entity: &Entity, after: Option<Uuid>, limit: u32) -> Result<Vec<Record>, StoreError> {
