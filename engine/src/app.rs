@@ -33,6 +33,8 @@ pub struct App {
     pub rules: crm_rules::Rules,
     /// This node's search index, under its data folder.
     pub search: crm_search::Index,
+    /// Told when this node commits a write, so its outbox consumers need not wait to poll.
+    pub written: tokio::sync::Notify,
 }
 
 pub type AppState = Arc<App>;
@@ -62,6 +64,7 @@ impl App {
             counts: CountCache::default(),
             rules: crm_rules::Rules::new(crm_rules::Limits { budget: rules_budget, ..crm_rules::Limits::default() }),
             search,
+            written: tokio::sync::Notify::new(),
         });
         Ok(app)
     }

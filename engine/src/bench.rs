@@ -619,7 +619,16 @@ async fn floor(
                     let cursor = cursors[rng.random_range(0..cursors.len())].clone();
                     list(&ListParams { cursor: Some(cursor), limit: Some(50), ..ListParams::default() })?
                 }
-                "contains" => list(&contains_params(&mut rng))?,
+                // The same narrowing by the search index as the API's.
+                "contains" => {
+                    let hidden = principal.hidden("customer");
+                    let params = contains_params(&mut rng);
+                    let mut query =
+                        records::list_query(&catalog, entity, &params, scope.clone(), &entity.list.sort, hidden)
+                            .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    crate::search::narrow(&app, entity, &mut query).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                    crm_store::records::list_statement(dialect, entity, &query)
+                }
                 // The list screen's SQL: its first page and its total.
                 "list_page" => {
                     crm_store::records::count_statement(dialect, entity, scope.as_ref(), false)

@@ -9,7 +9,7 @@
 //! The caller says what changed ([`Change`]) and when it is committed (with the position in
 //! the change log it has reached, kept in the index itself); the index performs nothing else.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, hash_map::Entry};
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Mutex;
@@ -17,7 +17,7 @@ use std::sync::Mutex;
 use tantivy::collector::{DocSetCollector, TopDocs};
 use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query as TantivyQuery, TermQuery, TermSetQuery};
 use tantivy::schema::{
-    Field, IndexRecordOption, STORED, STRING, Schema, TantivyDocument, TextFieldIndexing, TextOptions, Value,
+    FAST, Field, IndexRecordOption, STORED, STRING, Schema, TantivyDocument, TextFieldIndexing, TextOptions, Value,
 };
 use tantivy::tokenizer::{NgramTokenizer, TextAnalyzer, TokenStream, Tokenizer};
 use tantivy::{Index as TantivyIndex, IndexReader, IndexWriter, ReloadPolicy, Term, doc};
@@ -105,6 +105,10 @@ struct Fields {
     key: Field,
     entity: Field,
     id: Field,
+    /// The id's two halves as columns: a set of documents is turned into ids without
+    /// reading their stored text.
+    id_high: Field,
+    id_low: Field,
     field: Field,
     /// `entity.field`: what a search may look in, as one term.
     slot: Field,
@@ -131,6 +135,8 @@ pub struct Index {
     reader: IndexReader,
     writer: Mutex<Option<IndexWriter>>,
     fields: Fields,
+    /// The position of the last commit, kept in memory: a list asks it on every request.
+    reached: Mutex<Option<String>>,
 }
 
 fn schema() -> (Schema, Fields) {
@@ -145,6 +151,8 @@ fn schema() -> (Schema, Fields) {
         key: builder.add_text_field("key", STRING),
         entity: builder.add_text_field("entity", STRING | STORED),
         id: builder.add_text_field("id", STRING | STORED),
+        id_high: builder.add_u64_field("id_high", FAST),
+        id_low: builder.add_u64_field("id_low", FAST),
         field: builder.add_text_field("field", STRING | STORED),
         slot: builder.add_text_field("slot", STRING),
         owner: builder.add_text_field("owner", STRING),
@@ -207,7 +215,8 @@ impl Index {
         index.tokenizers().register(WORDS, TextAnalyzer::builder(tantivy_jieba::JiebaTokenizer::new()).build());
         index.tokenizers().register(GRAMS, TextAnalyzer::builder(NgramTokenizer::all_ngrams(1, 2)?).build());
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        Ok(Index { index, reader, writer: Mutex::new(None), fields })
+        let reached = Mutex::new(index.load_metas()?.payload);
+        Ok(Index { index, reader, writer: Mutex::new(None), fields, reached })
     }
 
     /// Runs `write` with the index's writer, taking it first if it has not been.
@@ -221,7 +230,7 @@ impl Index {
 
     /// What the last commit said it had reached, if anything was ever committed.
     pub fn position(&self) -> Result<Option<String>> {
-        Ok(self.index.load_metas()?.payload)
+        Ok(self.reached.lock().unwrap_or_else(|e| e.into_inner()).clone())
     }
 
     /// Stages changes; they are seen after the next [`Index::commit`].
@@ -240,12 +249,15 @@ impl Index {
                     let key = record_key(&record.entity, record.id);
                     writer.delete_term(Term::from_field_text(f.key, &key));
                     let id = record.id.to_string();
+                    let (high, low) = record.id.as_u64_pair();
                     let owner = record.owner.map(|o| o.to_string()).unwrap_or_default();
                     for (field, text) in &record.fields {
                         writer.add_document(doc!(
                             f.key => key.as_str(),
                             f.entity => record.entity.as_str(),
                             f.id => id.as_str(),
+                            f.id_high => high,
+                            f.id_low => low,
                             f.field => field.as_str(),
                             f.slot => format!("{}.{field}", record.entity),
                             f.owner => owner.as_str(),
@@ -275,6 +287,7 @@ impl Index {
             Ok(())
         })?;
         self.reader.reload()?;
+        *self.reached.lock().unwrap_or_else(|e| e.into_inner()) = Some(position.to_owned());
         Ok(())
     }
 
@@ -406,11 +419,16 @@ impl Index {
         if searcher.search(&whole, &tantivy::collector::Count)? > max {
             return Ok(None);
         }
+        let mut columns = HashMap::new();
         let mut ids = Vec::new();
         for address in searcher.search(&whole, &DocSetCollector)? {
-            let document: TantivyDocument = searcher.doc(address)?;
-            if let Some(id) = document.get_first(f.id).and_then(|v| v.as_str()).and_then(|s| Uuid::parse_str(s).ok()) {
-                ids.push(id);
+            if let Entry::Vacant(column) = columns.entry(address.segment_ord) {
+                let fast = searcher.segment_reader(address.segment_ord).fast_fields();
+                column.insert((fast.u64("id_high")?, fast.u64("id_low")?));
+            }
+            let (high, low) = &columns[&address.segment_ord];
+            if let (Some(high), Some(low)) = (high.first(address.doc_id), low.first(address.doc_id)) {
+                ids.push(Uuid::from_u64_pair(high, low));
             }
         }
         Ok(Some(ids))

@@ -83,13 +83,17 @@ impl Runner {
         Runner { app, consumers, resumed: Default::default() }
     }
 
-    /// Runs until the process ends.
+    /// Runs until the process ends: after each write on this node, or every [`POLL`] for
+    /// the writes of other nodes.
     pub async fn run(self) {
         loop {
             if let Err(e) = self.run_once(self.app.now()).await {
                 tracing::warn!(error = ?e, "running the outbox consumers failed");
             }
-            tokio::time::sleep(POLL).await;
+            tokio::select! {
+                () = tokio::time::sleep(POLL) => {}
+                () = self.app.written.notified() => {}
+            }
         }
     }
 

@@ -152,13 +152,14 @@ pub fn cursor_of(entity: &Entity, sort: &[SortKey], record: &Record) -> String {
 async fn run_list(
     app: &App,
     entity: &Arc<Entity>,
-    query: ListQuery,
+    mut query: ListQuery,
     params: &ListParams,
     default_fields: Option<Vec<usize>>,
     hidden: &HashSet<Ident>,
 ) -> ApiResult<ListPage> {
     let chosen = params.fields.as_deref().map(|text| parse_fields(entity, text, hidden)).transpose()?.flatten();
     let fields = chosen.or(default_fields).or_else(|| visible_columns(entity, hidden));
+    crate::search::narrow(app, entity, &mut query).await?;
     let total = if params.count {
         Some(
             app.counts

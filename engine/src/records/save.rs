@@ -717,6 +717,7 @@ impl<'a> Unit<'a> {
             write(&mut tx, now).await?;
         }
         tx.commit().await?;
+        app.written.notify_one();
         let touched: HashSet<&str> =
             writes.iter().map(|w| w.entity.name().as_str()).chain(rolled.iter().map(|e| e.as_str())).collect();
         for entity in touched {

@@ -54,6 +54,14 @@ fn indexed(entity: &crm_model::Entity, record: &Record) -> Indexed {
     Indexed { entity: entity.name().to_string(), id: record.id(), owner, fields }
 }
 
+/// Whether the index has seen every event written so far.
+pub(super) async fn caught_up(app: &App) -> ApiResult<bool> {
+    let Some(reached) = app.search.position().map_err(failed)?.as_deref().and_then(position_of) else {
+        return Ok(false);
+    };
+    Ok(!jobs::any_after(&app.db, reached).await?)
+}
+
 fn failed(error: impl std::fmt::Display) -> ApiError {
     ApiError::Internal(anyhow::anyhow!("search index: {error}"))
 }

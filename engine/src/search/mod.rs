@@ -8,8 +8,8 @@ mod indexer;
 
 use std::collections::{HashMap, HashSet};
 
-use crm_model::filter::Op;
-use crm_model::{Entity, FieldDef, FieldType, Filter, Value, value};
+use crm_model::filter::{Cond, Op};
+use crm_model::{Entity, FieldDef, FieldType, Filter, ListQuery, Value, value};
 use crm_search::{Hit, Query, Scope, Target};
 use crm_store::records::{self as store, Members};
 use serde_json::{Value as Json, json};
@@ -22,6 +22,10 @@ use crate::error::{ApiError, ApiResult};
 
 /// Most records one search answers.
 pub const MAX_RESULTS: usize = 50;
+
+/// Most records a `contains` condition is narrowed to by the index; with more candidates the
+/// database scans as it would without an index.
+const MAX_CANDIDATES: usize = 5_000;
 
 /// The fields of an entity the index keeps: searchable texts and choices.
 pub(crate) fn indexed_fields(entity: &Entity) -> impl Iterator<Item = &FieldDef> {
@@ -50,6 +54,67 @@ async fn index_scope(app: &App, scope: Option<&Filter>) -> ApiResult<Scope> {
         }
     }
     Ok(Scope::Within { owners, ids })
+}
+
+/// Narrows a list of live records by the index: a `contains` or `starts_with` condition on
+/// an indexed text field (one that every record must meet) adds `id IN (the records whose
+/// n-grams hold the text)`. The index's candidates are a superset of the records whose text
+/// holds it, and the condition itself stays, so the list is the one a scan gives — which is
+/// why this is done only when the index has seen every write, and never for the recycle bin.
+pub async fn narrow(app: &App, entity: &Entity, query: &mut ListQuery) -> ApiResult<()> {
+    let Some(filter) = &query.filter else { return Ok(()) };
+    if query.deleted {
+        return Ok(());
+    }
+    let conditions: Vec<(&str, &str)> = required_conditions(filter)
+        .into_iter()
+        .filter_map(|cond| {
+            let text = match &cond.op {
+                Op::Contains(Value::Text(text)) => text.as_str(),
+                Op::StartsWith(text) => text.as_str(),
+                _ => return None,
+            };
+            let indexed = cond.field.searchable && cond.field.field_type.is_text_like();
+            indexed.then_some((cond.field.name.as_str(), text))
+        })
+        .collect();
+    if conditions.is_empty() || !indexer::caught_up(app).await? {
+        return Ok(());
+    }
+    let mut candidates: Option<HashSet<uuid::Uuid>> = None;
+    for (field, text) in conditions {
+        let Some(found) = app
+            .search
+            .containing(entity.name().as_str(), field, text, MAX_CANDIDATES)
+            .map_err(|e| ApiError::Internal(e.into()))?
+        else {
+            continue;
+        };
+        let found: HashSet<uuid::Uuid> = found.into_iter().collect();
+        candidates = Some(match candidates {
+            Some(before) => before.intersection(&found).copied().collect(),
+            None => found,
+        });
+    }
+    let Some(candidates) = candidates else { return Ok(()) };
+    let narrowed = if candidates.is_empty() {
+        Filter::Scope(Box::new(crm_model::filter::ScopeTerm::Nothing))
+    } else {
+        let id = entity.column("id").expect("every entity has an id").clone();
+        Filter::Cond(Box::new(Cond { field: id, op: Op::In(candidates.into_iter().map(Value::Uuid).collect()) }))
+    };
+    query.filter = query.filter.take().map(|f| f.and(narrowed));
+    Ok(())
+}
+
+/// The conditions every record of a filter must meet: the filter itself, or the members of
+/// its top `and`s.
+fn required_conditions(filter: &Filter) -> Vec<&Cond> {
+    match filter {
+        Filter::Cond(cond) => vec![cond],
+        Filter::And(all) => all.iter().flat_map(required_conditions).collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// Searches the records the caller reads; `entities` narrows to some modules.

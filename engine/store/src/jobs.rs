@@ -64,6 +64,23 @@ pub async fn events_after(db: &Db, after: Position, limit: i64) -> Result<Vec<Ev
     sql.fetch_all(db).await?.iter().map(event).collect()
 }
 
+/// Whether any event this connection sees lies after a position: on PostgreSQL including
+/// those of recent transactions that [`events_after`] does not hand out yet.
+pub async fn any_after(db: &Db, after: Position) -> Result<bool, StoreError> {
+    let mut sql = db.sql();
+    match db.dialect() {
+        Dialect::Sqlite => {
+            sql.push("SELECT 1 FROM crm_outbox WHERE seq > ").bind_int(after.seq);
+        }
+        Dialect::Postgres => {
+            sql.push("SELECT 1 FROM crm_outbox WHERE (tx, seq) > (CAST(");
+            sql.bind(Arg::Text(after.tx.to_string())).push(" AS xid8), ").bind_int(after.seq).push(")");
+        }
+    }
+    sql.push(" LIMIT 1");
+    Ok(sql.fetch_optional(db).await?.is_some())
+}
+
 /// One event by its number.
 pub async fn event_by_seq(db: &Db, seq: i64) -> Result<Option<Event>, StoreError> {
     let mut sql = db.sql();
