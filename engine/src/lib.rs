@@ -22,6 +22,7 @@ pub mod screens;
 pub mod search;
 pub mod serve;
 pub mod setup;
+pub mod tasks;
 pub mod visible;
 
 pub use app::{App, AppState};

@@ -6,6 +6,7 @@ use crate::app::AppState;
 
 /// Serves the app on a bound listener until a shutdown signal.
 pub async fn serve(app: AppState, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
+    crate::tasks::mark_interrupted(&app).await?;
     let router = crate::build_app(app.clone());
     background(app.clone());
     let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();

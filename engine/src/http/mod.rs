@@ -8,6 +8,7 @@ mod meta;
 mod records;
 mod rules;
 mod search;
+mod tasks;
 
 pub use extract::{ApiJson, ApiPath, ApiQuery};
 
@@ -64,6 +65,7 @@ pub fn build_app(state: AppState) -> Router {
         .route("/api/v1/leads/convert", post(rules::convert_leads))
         // Search
         .route("/api/v1/search", get(search::search))
+        .route("/api/v1/tasks/{id}", get(tasks::get))
         // One's reminders
         .route("/api/v1/reminders", get(rules::reminders))
         .route("/api/v1/reminders/{id}/done", post(rules::finish_reminder))

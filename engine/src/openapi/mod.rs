@@ -318,6 +318,21 @@ fn shared_schemas(p: &Principal) -> Map<String, Json> {
             "properties": {"id": uuid, "status": {"type": "string"}, "version": {"type": "integer"}},
         }),
     );
+    schemas.insert(
+        "Task".into(),
+        json!({
+            "type": "object",
+            "required": ["id", "kind", "entity", "state", "done", "total", "result", "error", "created_by", "created_at", "finished_at"],
+            "properties": {
+                "id": uuid, "kind": {"type": "string"}, "entity": {"type": ["string", "null"]},
+                "state": {"enum": ["running", "done", "failed"]},
+                "done": {"type": "integer", "minimum": 0}, "total": {"type": ["integer", "null"]},
+                "result": {"description": "What the task came to; its shape follows its kind."},
+                "error": {"type": ["string", "null"], "description": "Why it failed."},
+                "created_by": maybe_uuid, "created_at": moment, "finished_at": moment,
+            },
+        }),
+    );
     schemas
 }
 

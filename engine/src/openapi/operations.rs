@@ -292,6 +292,13 @@ pub(super) fn add(paths: &mut Map<String, Json>, catalog: &Catalog, p: &Principa
             ),
     );
     path(
+        "/api/v1/tasks/{id}",
+        "get",
+        Op::new("task", "A background task one started: how far it is, and what came of it")
+            .path("id", uuid.clone())
+            .answers(200, "The task", reference("Task")),
+    );
+    path(
         "/api/v1/reminders/{id}/done",
         "post",
         Op::new("finish_reminder", "Mark one of one's reminders done")

@@ -8,6 +8,7 @@ pub mod records;
 pub mod sql;
 mod sqlite;
 pub mod system;
+pub mod tasks;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -104,6 +105,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         "the source of each write, and the outbox consumers' cursors and failures",
         include_str!("../../../migrations/sqlite/0004_pipeline.sql"),
         include_str!("../../../migrations/postgres/0004_pipeline.sql"),
+    ),
+    (
+        5,
+        "background tasks with their progress, and pairs that are not duplicates",
+        include_str!("../../../migrations/sqlite/0005_tasks.sql"),
+        include_str!("../../../migrations/postgres/0005_tasks.sql"),
     ),
 ];
 
