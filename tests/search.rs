@@ -12,6 +12,7 @@ backends!(
     search_finds_chinese_names_within_the_scope,
     the_index_follows_writes_and_rebuilds,
     contains_through_the_index_is_the_scan,
+    a_field_made_searchable_is_indexed_in_the_background,
 );
 
 fn id(record: &Value) -> &str {
@@ -168,4 +169,28 @@ async fn contains_through_the_index_is_the_scan(t: TestApp) {
     assert!(matches!(query.filter, Some(crm_model::Filter::And(ref all)) if all.len() == 2), "{:?}", query.filter);
     t.create("customer", json!({"name": "刚写入的立友"})).await;
     assert!(answer("contains", "立友").await.contains(&"刚写入的立友".to_owned()));
+}
+
+/// Marking a field searchable indexes that entity's records again, as a task whose progress
+/// the studio shows; taking the mark off takes the field out of the index.
+async fn a_field_made_searchable_is_indexed_in_the_background(t: TestApp) {
+    for i in 0..30 {
+        t.create("customer", json!({"name": format!("客户{i}"), "remark": format!("第{i}号 重点关注华东区")})).await;
+    }
+    t.run_jobs().await;
+    let hits = |reply: Value| found(&reply, "customer").len();
+    let uri = format!("/api/v1/search?q={}", encode("华东区"));
+    assert_eq!(hits(t.get(&uri).await.expect(200)), 0, "remarks are not searchable yet");
+    t.patch("/api/v1/meta/entities/customer/fields/remark", json!({"searchable": true})).await.expect(200);
+    let task = crm_store::tasks::latest(&t.app.db, "reindex", "customer").await.unwrap().expect("a reindex task");
+    assert_eq!(task.state, "running");
+    t.run_jobs().await;
+    let task = t.wait_task(None, &task.id.to_string()).await;
+    assert_eq!(task["state"], "done", "{task}");
+    let customers = t.list("customer", None, "count=true").await.expect(200)["total"].as_u64().unwrap();
+    assert_eq!(task["result"]["records"].as_u64(), Some(customers), "{task}");
+    assert_eq!(hits(t.get(&uri).await.expect(200)), 20, "found by their remarks (20 to a page)");
+    t.patch("/api/v1/meta/entities/customer/fields/remark", json!({"searchable": false})).await.expect(200);
+    t.run_jobs().await;
+    assert_eq!(hits(t.get(&uri).await.expect(200)), 0, "out of the index again");
 }

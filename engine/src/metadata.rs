@@ -5,7 +5,7 @@
 use crm_model::changes::ChangeError;
 use crm_model::plan::{self, Plan};
 use crm_model::{Catalog, Docs};
-use crm_store::{ddl, system};
+use crm_store::{ddl, system, tasks};
 use uuid::Uuid;
 
 use crate::app::App;
@@ -108,7 +108,16 @@ pub async fn apply_docs(
                 changes: serde_json::json!({"name": doc.name, "catalog_version": catalog.version}),
             })
             .collect();
-        system::record_change(&mut tx, app.now(), audit, Vec::new()).await?;
+        let mut events = Vec::new();
+        for entity in crate::search::reindexed(&current, &catalog) {
+            let task = Uuid::now_v7();
+            tasks::insert(app.db.dialect(), task, "reindex", Some(&entity), &app.node, by, app.now())
+                .execute_tx(&mut tx)
+                .await?;
+            let payload = serde_json::json!({"task": task});
+            events.push(system::OutboxEvent { entity, record_id: Uuid::nil(), event: crate::search::REINDEX, payload });
+        }
+        system::record_change(&mut tx, app.now(), audit, events).await?;
         tx.commit().await?;
         tracing::info!(
             version = catalog.version,

@@ -44,6 +44,11 @@ impl Progress {
     pub fn id(&self) -> Uuid {
         self.id
     }
+
+    /// The progress of a task started elsewhere (a reindex a metadata change asked for).
+    pub(crate) fn of(app: &App, id: Uuid) -> Self {
+        Progress { app: app.shared(), id, last: Mutex::new(None) }
+    }
 }
 
 /// Starts `work` as a task of `principal`'s and returns its id at once.
@@ -59,10 +64,12 @@ where
     Fut: Future<Output = ApiResult<Json>> + Send + 'static,
 {
     let id = Uuid::now_v7();
-    store::insert(&app.db, id, kind, entity, &app.node, principal.user_id, app.now()).await?;
+    store::insert(app.db.dialect(), id, kind, entity, &app.node, Some(principal.user_id), app.now())
+        .execute(&app.db)
+        .await?;
     let app = app.shared();
     tokio::spawn(async move {
-        let progress = Progress { app: app.clone(), id, last: Mutex::new(None) };
+        let progress = Progress::of(&app, id);
         let outcome = work(app.clone(), progress).await.map_err(|error| match error {
             ApiError::Internal(cause) => {
                 tracing::error!(task = %id, kind, cause = ?cause, "a background task failed");

@@ -37,6 +37,7 @@ pub fn entity_def(p: &Principal, entity: &Entity) -> EntityDef {
     if def.locked_by.as_ref().is_some_and(|f| !shows(f.as_str())) {
         def.locked_by = None;
     }
+    def.duplicates.retain(|rule| rule.fields.iter().all(|c| shows(c.field.as_str())));
     def
 }
 

@@ -72,15 +72,11 @@ fn template_name() -> String {
             hash = (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
         }
     };
-    feed(include_bytes!("../../migrations/postgres/0001_system.sql"));
-    feed(include_bytes!("../../migrations/postgres/0002_screens.sql"));
-    feed(include_bytes!("../../migrations/postgres/0003_rules.sql"));
-    feed(include_bytes!("../../migrations/postgres/0004_pipeline.sql"));
     feed(include_bytes!("../../engine/store/src/lib.rs"));
     feed(include_bytes!("../../engine/store/src/ddl.rs"));
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = Vec::new();
-    let mut folders = vec![root.join("metadata/core"), root.join("scripts/core")];
+    let mut folders = vec![root.join("migrations/postgres"), root.join("metadata/core"), root.join("scripts/core")];
     while let Some(folder) = folders.pop() {
         for entry in std::fs::read_dir(folder).expect("the core package folders exist") {
             let path = entry.expect("readable").path();
@@ -187,6 +183,18 @@ impl TestApp {
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }
         panic!("events kept waiting for the consumers");
+    }
+
+    /// Waits for a background task to end; returns it as `GET /api/v1/tasks/{id}` answers.
+    pub async fn wait_task(&self, token: Option<&str>, id: &str) -> Value {
+        for _ in 0..1200 {
+            let task = self.call(Method::GET, &format!("/api/v1/tasks/{id}"), None, token).await.expect(200);
+            if task["state"] != "running" {
+                return task;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("task {id} kept running");
     }
 
     /// Sends a request with a user's token.

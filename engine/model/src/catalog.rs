@@ -564,6 +564,26 @@ fn check_stage_set(set: &StageSetDoc, errors: &mut Vec<MetaError>) {
     }
 }
 
+/// Each duplicate rule names itself once and compares live text fields.
+fn check_duplicate_rules(entity: &EntityDef, err: &impl Fn(String, String) -> MetaError, errors: &mut Vec<MetaError>) {
+    let mut names = HashSet::new();
+    for (i, rule) in entity.duplicates.iter().enumerate() {
+        if !names.insert(&rule.name) {
+            errors.push(err(format!("/duplicates/{i}/name"), format!("rule `{}` appears twice", rule.name)));
+        }
+        for (j, compared) in rule.fields.iter().enumerate() {
+            let field = entity.fields.iter().find(|f| f.name == compared.field && !f.archived);
+            let is_text = field.is_some_and(|f| f.storage() == Storage::Text && !f.field_type.spec().has_options);
+            if !is_text {
+                errors.push(err(
+                    format!("/duplicates/{i}/fields/{j}/field"),
+                    format!("`{}` is not a text field of this entity", compared.field),
+                ));
+            }
+        }
+    }
+}
+
 fn check_entity(docs: &Docs, entity: &EntityDef, errors: &mut Vec<MetaError>) {
     let name = entity.name.as_str();
     let err = |path: String, message: String| MetaError::new(DocKind::Entity, name, path, message);
@@ -593,6 +613,7 @@ fn check_entity(docs: &Docs, entity: &EntityDef, errors: &mut Vec<MetaError>) {
             errors.push(err("/locked_by".into(), format!("`{parent}` must be a lookup to an entity with an approval")));
         }
     }
+    check_duplicate_rules(entity, &err, errors);
     let mut seen = HashSet::new();
     let mut stage_fields = 0;
     for (i, field) in entity.fields.iter().enumerate() {

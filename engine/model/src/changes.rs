@@ -104,6 +104,21 @@ pub fn patch_field(docs: &Docs, entity: &str, field: &str, patch: &Json) -> Resu
     Ok(next)
 }
 
+/// Replaces an entity's duplicate rules (查重规则) with `rules`, a JSON array of them.
+pub fn set_duplicates(docs: &Docs, entity: &str, rules: &Json) -> Result<Docs, ChangeError> {
+    let mut next = docs.clone();
+    let def = entity_mut(&mut next, entity)?;
+    let mut whole = serde_json::to_value(&*def).expect("metadata serializes");
+    whole["duplicates"] = rules.clone();
+    schema::check(DocKind::Entity, &whole).map_err(|errors| {
+        ChangeError::Invalid(
+            errors.into_iter().map(|(path, message)| MetaError::new(DocKind::Entity, entity, path, message)).collect(),
+        )
+    })?;
+    *def = serde_json::from_value(whole).map_err(|e| invalid(DocKind::Entity, entity, "/duplicates", e.to_string()))?;
+    Ok(next)
+}
+
 /// Hides a field: its column and data stay; it leaves every layout, list and panel.
 pub fn archive_field(docs: &Docs, entity: &str, field: &str) -> Result<Docs, ChangeError> {
     let mut next = docs.clone();

@@ -17,7 +17,10 @@ pub mod value;
 pub use catalog::{Catalog, Docs, Entity, MetaError};
 pub use filter::{Filter, ListQuery, Op, QueryError};
 pub use ident::Ident;
-pub use meta::{DocKind, EntityDef, FieldDef, Labels, ScriptDoc, ScriptEvent, SortKey};
+pub use meta::{
+    Compare, DocKind, DuplicateAction, DuplicateField, DuplicateRule, EntityDef, FieldDef, Labels, ScriptDoc,
+    ScriptEvent, SortKey,
+};
 pub use roles::{Access, Action, Scope};
 pub use types::{FieldType, Storage, TypeSpec};
 pub use value::Value;

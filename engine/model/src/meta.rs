@@ -284,6 +284,62 @@ pub struct EntityDef {
     /// A lookup to a parent whose lock (an approved order) also locks these records (its lines).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locked_by: Option<Ident>,
+    /// Duplicate rules (查重规则), checked at entry and by the duplicate scan.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub duplicates: Vec<DuplicateRule>,
+}
+
+/// Which fields make two records likely the same: each field compared its way and weighted,
+/// the weighted mean over the fields both records have is the score (0–100).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DuplicateRule {
+    pub name: Ident,
+    pub label: Labels,
+    #[serde(default = "default_threshold")]
+    pub threshold: u8,
+    #[serde(default)]
+    pub action: DuplicateAction,
+    pub fields: Vec<DuplicateField>,
+}
+
+fn default_threshold() -> u8 {
+    80
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DuplicateAction {
+    /// The form and the API say so; the save goes on.
+    #[default]
+    Warn,
+    /// The save is refused.
+    Block,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DuplicateField {
+    pub field: Ident,
+    pub compare: Compare,
+    #[serde(default = "default_weight")]
+    pub weight: u8,
+}
+
+fn default_weight() -> u8 {
+    1
+}
+
+/// How one field of two records is compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compare {
+    Exact,
+    Text,
+    Company,
+    Phone,
+    Email,
+    Address,
 }
 
 /// How an entity's records are approved: the status field (with the options draft,

@@ -71,7 +71,17 @@ pub(crate) fn parse_email(field: &FieldDef, json: &Json, _: Option<&StageSetDoc>
 }
 
 pub(crate) fn parse_phone(field: &FieldDef, json: &Json, _: Option<&StageSetDoc>) -> Result<Value, Problem> {
-    formed_text(field, json, is_phone, || Problem::new("invalid_phone", "not a phone number"))
+    // A Chinese input method types digits and signs full-width (０１０－６２３４５６７８): they are
+    // kept half-width, as every other phone is.
+    let half_width: String = expect_text(json)?
+        .chars()
+        .map(|c| match c {
+            '\u{3000}' => ' ',
+            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            _ => c,
+        })
+        .collect();
+    formed_text(field, &Json::String(half_width), is_phone, || Problem::new("invalid_phone", "not a phone number"))
 }
 
 pub(crate) fn parse_url(field: &FieldDef, json: &Json, _: Option<&StageSetDoc>) -> Result<Value, Problem> {
@@ -448,6 +458,10 @@ mod tests {
         let phone = field(FieldType::Phone);
         assert!(parse(&phone, &json!("+86 10-6543 2100转8"), None).is_ok());
         assert_eq!(parse(&phone, &json!("call me"), None).unwrap_err().code, "invalid_phone");
+        assert_eq!(
+            parse(&phone, &json!("（０１０）６２３４５６７８"), None).unwrap(),
+            Value::Text("(010)62345678".into())
+        );
         let url = field(FieldType::Url);
         assert!(parse(&url, &json!("https://example.cn/a?b"), None).is_ok());
         assert_eq!(parse(&url, &json!("javascript:alert(1)"), None).unwrap_err().code, "invalid_url");

@@ -9,7 +9,7 @@
 //! The caller says what changed ([`Change`]) and when it is committed (with the position in
 //! the change log it has reached, kept in the index itself); the index performs nothing else.
 
-use std::collections::{HashMap, hash_map::Entry};
+use std::collections::{HashMap, HashSet, hash_map::Entry};
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Mutex;
@@ -22,6 +22,11 @@ use tantivy::schema::{
 use tantivy::tokenizer::{NgramTokenizer, TextAnalyzer, TokenStream, Tokenizer};
 use tantivy::{Index as TantivyIndex, IndexReader, IndexWriter, ReloadPolicy, Term, doc};
 use uuid::Uuid;
+
+pub mod matching;
+mod simplify;
+
+use matching::Compare;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
@@ -52,6 +57,8 @@ pub enum Change {
     Put(Record),
     /// A record that no longer counts (deleted, or no longer searchable).
     Remove { entity: String, id: Uuid },
+    /// Every record of an entity, before it is indexed again.
+    Forget { entity: String },
 }
 
 /// The records of one entity a search may return.
@@ -118,6 +125,9 @@ struct Fields {
     /// Its words, normalised.
     text: Field,
     grams: Field,
+    /// Whole values looked up as they are: `p:` a phone's digits, `e:` an e-mail, `x:` the
+    /// plain text (for duplicate checks).
+    keys: Field,
 }
 
 const WORDS: &str = "crm_words";
@@ -159,6 +169,7 @@ fn schema() -> (Schema, Fields) {
         shown: builder.add_text_field("shown", STORED),
         text: builder.add_text_field("text", words),
         grams: builder.add_text_field("grams", grams),
+        keys: builder.add_text_field("keys", STRING),
     };
     (builder.build(), fields)
 }
@@ -176,10 +187,37 @@ pub fn normalise(text: &str) -> String {
         .collect()
 }
 
-/// What n-grams are taken from: the normalised text without spaces and punctuation, so that
-/// `北京 立友信` and `北京立友信` meet.
+/// What n-grams are taken from: the normalised text in simplified characters without spaces
+/// and punctuation, so that `北京 立友信` and `北京立友信` meet, and so do 華為 and 华为.
 fn gram_text(text: &str) -> String {
-    normalise(text).chars().filter(|c| c.is_alphanumeric()).collect()
+    normalise(text).chars().map(simplify::simplified).filter(|c| c.is_alphanumeric()).collect()
+}
+
+/// The whole-value keys of a field's text (see [`Fields::keys`]).
+fn whole_keys(text: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    if !text.chars().any(char::is_alphabetic)
+        && let Some(digits) = matching::phone_digits(text)
+    {
+        keys.push(format!("p:{digits}"));
+    }
+    if text.contains('@') {
+        keys.push(format!("e:{}", text.trim().to_lowercase()));
+    }
+    if text.chars().count() <= 100 {
+        keys.push(format!("x:{}", gram_text(text)));
+    }
+    keys
+}
+
+/// The key a comparable form of `compare` is looked up by, for those compared whole.
+fn whole_key(compare: Compare, form: &str) -> Option<String> {
+    match compare {
+        Compare::Phone => Some(format!("p:{form}")),
+        Compare::Email => Some(format!("e:{form}")),
+        Compare::Exact => Some(format!("x:{form}")),
+        Compare::Text | Compare::Company | Compare::Address => None,
+    }
 }
 
 fn record_key(entity: &str, id: Uuid) -> String {
@@ -245,6 +283,9 @@ impl Index {
                 Change::Remove { entity, id } => {
                     writer.delete_term(Term::from_field_text(f.key, &record_key(&entity, id)));
                 }
+                Change::Forget { entity } => {
+                    writer.delete_term(Term::from_field_text(f.entity, &entity));
+                }
                 Change::Put(record) => {
                     let key = record_key(&record.entity, record.id);
                     writer.delete_term(Term::from_field_text(f.key, &key));
@@ -252,7 +293,7 @@ impl Index {
                     let (high, low) = record.id.as_u64_pair();
                     let owner = record.owner.map(|o| o.to_string()).unwrap_or_default();
                     for (field, text) in &record.fields {
-                        writer.add_document(doc!(
+                        let mut document = doc!(
                             f.key => key.as_str(),
                             f.entity => record.entity.as_str(),
                             f.id => id.as_str(),
@@ -264,7 +305,11 @@ impl Index {
                             f.shown => text.as_str(),
                             f.text => normalise(text),
                             f.grams => gram_text(text),
-                        ))?;
+                        );
+                        for key in whole_keys(text) {
+                            document.add_text(f.keys, &key);
+                        }
+                        writer.add_document(document)?;
                     }
                 }
             }
@@ -404,6 +449,61 @@ impl Index {
         Ok(hits)
     }
 
+    /// Records of an entity whose field may be a duplicate of a value in its comparable
+    /// form (see [`matching::comparable`]), best first, up to `limit`: those with the same
+    /// whole value for fields compared whole, those sharing the most character pairs for
+    /// fields compared by similarity.
+    pub fn similar(&self, entity: &str, field: &str, compare: Compare, form: &str, limit: usize) -> Result<Vec<Uuid>> {
+        let f = &self.fields;
+        let slot = Term::from_field_text(f.slot, &format!("{entity}.{field}"));
+        let looked_for: Box<dyn TantivyQuery> = match whole_key(compare, form) {
+            Some(key) => Box::new(TermQuery::new(Term::from_field_text(f.keys, &key), IndexRecordOption::Basic)),
+            None => {
+                let pairs = matching::keys(compare, form);
+                let terms: Vec<(Occur, Box<dyn TantivyQuery>)> = pairs
+                    .iter()
+                    .map(|pair| -> (Occur, Box<dyn TantivyQuery>) {
+                        let term = Term::from_field_text(f.grams, pair);
+                        (Occur::Should, Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs)))
+                    })
+                    .collect();
+                Box::new(BooleanQuery::new(terms))
+            }
+        };
+        let query = BooleanQuery::new(vec![
+            (Occur::Must, looked_for),
+            (Occur::Must, Box::new(TermQuery::new(slot, IndexRecordOption::Basic))),
+        ]);
+        let searcher = self.reader.searcher();
+        let found = searcher.search(&query, &TopDocs::with_limit(limit).order_by_score())?;
+        self.ids_of(&searcher, found.into_iter().map(|(_, address)| address))
+    }
+
+    /// The record ids of documents, from their id columns.
+    fn ids_of(
+        &self,
+        searcher: &tantivy::Searcher,
+        addresses: impl IntoIterator<Item = tantivy::DocAddress>,
+    ) -> Result<Vec<Uuid>> {
+        let mut columns = HashMap::new();
+        let mut ids = Vec::new();
+        let mut seen = HashSet::new();
+        for address in addresses {
+            if let Entry::Vacant(column) = columns.entry(address.segment_ord) {
+                let fast = searcher.segment_reader(address.segment_ord).fast_fields();
+                column.insert((fast.u64("id_high")?, fast.u64("id_low")?));
+            }
+            let (high, low) = &columns[&address.segment_ord];
+            if let (Some(high), Some(low)) = (high.first(address.doc_id), low.first(address.doc_id)) {
+                let id = Uuid::from_u64_pair(high, low);
+                if seen.insert(id) {
+                    ids.push(id);
+                }
+            }
+        }
+        Ok(ids)
+    }
+
     /// Every record of an entity whose field contains `text` as n-grams do (a superset of
     /// the records whose field contains it as a substring), up to `max`; `None` when more
     /// match, or when the text is too short to narrow anything.
@@ -419,19 +519,7 @@ impl Index {
         if searcher.search(&whole, &tantivy::collector::Count)? > max {
             return Ok(None);
         }
-        let mut columns = HashMap::new();
-        let mut ids = Vec::new();
-        for address in searcher.search(&whole, &DocSetCollector)? {
-            if let Entry::Vacant(column) = columns.entry(address.segment_ord) {
-                let fast = searcher.segment_reader(address.segment_ord).fast_fields();
-                column.insert((fast.u64("id_high")?, fast.u64("id_low")?));
-            }
-            let (high, low) = &columns[&address.segment_ord];
-            if let (Some(high), Some(low)) = (high.first(address.doc_id), low.first(address.doc_id)) {
-                ids.push(Uuid::from_u64_pair(high, low));
-            }
-        }
-        Ok(Some(ids))
+        Ok(Some(self.ids_of(&searcher, searcher.search(&whole, &DocSetCollector)?)?))
     }
 }
 

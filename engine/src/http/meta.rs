@@ -104,6 +104,18 @@ pub async fn patch_field(
     applied(&app, &p, &entity, &plan, StatusCode::OK)
 }
 
+/// `PUT /api/v1/meta/entities/{entity}/duplicates`: the entity's duplicate rules, all of them.
+pub async fn set_duplicates(
+    State(app): State<AppState>,
+    p: Principal,
+    ApiPath(entity): ApiPath<String>,
+    ApiJson(body): ApiJson<Json_>,
+) -> ApiResult<Response> {
+    p.require_admin()?;
+    let plan = apply_docs(&app, Some(p.user_id), |docs| changes::set_duplicates(docs, &entity, &body)).await?;
+    applied(&app, &p, &entity, &plan, StatusCode::OK)
+}
+
 /// `DELETE /api/v1/meta/entities/{entity}/fields/{field}`: archives the field, data kept.
 pub async fn archive_field(
     State(app): State<AppState>,

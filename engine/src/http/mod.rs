@@ -33,6 +33,7 @@ pub fn build_app(state: AppState) -> Router {
         .route("/api/v1/meta/entities", get(meta::list_entities).post(meta::create_entity))
         .route("/api/v1/meta/entities/{entity}", get(meta::get_entity))
         .route("/api/v1/meta/entities/{entity}/fields", post(meta::add_field))
+        .route("/api/v1/meta/entities/{entity}/duplicates", axum::routing::put(meta::set_duplicates))
         .route(
             "/api/v1/meta/entities/{entity}/fields/{field}",
             axum::routing::patch(meta::patch_field).delete(meta::archive_field),
@@ -44,6 +45,9 @@ pub fn build_app(state: AppState) -> Router {
         // Records
         .route("/api/v1/records/{entity}", get(records::list).post(records::create))
         .route("/api/v1/records/{entity}/groups", get(records::groups))
+        .route("/api/v1/records/{entity}/duplicates", post(records::duplicates))
+        .route("/api/v1/records/{entity}/duplicates/scan", post(records::duplicate_scan))
+        .route("/api/v1/records/{entity}/not-duplicates", post(records::not_duplicates))
         .route("/api/v1/records/{entity}/bulk/update", post(records::bulk_update))
         .route("/api/v1/records/{entity}/bulk/delete", post(records::bulk_delete))
         .route("/api/v1/records/{entity}/bulk/restore", post(records::bulk_restore))

@@ -271,3 +271,40 @@ pub async fn bulk_unshare(
     let results = records::bulk_share(&app, &p, &entity, &body.ids, body.grantee()?, None).await?;
     Ok(Json(json!({ "results": results })))
 }
+
+/// `POST /api/v1/records/{entity}/duplicates`
+pub async fn duplicates(
+    State(app): State<AppState>,
+    p: Principal,
+    ApiPath(entity): ApiPath<String>,
+    ApiJson(body): ApiJson<Json_>,
+) -> ApiResult<Json<Json_>> {
+    Ok(Json(crate::duplicates::check(&app, &p, &entity, &body).await?))
+}
+
+/// `POST /api/v1/records/{entity}/duplicates/scan`
+pub async fn duplicate_scan(
+    State(app): State<AppState>,
+    p: Principal,
+    ApiPath(entity): ApiPath<String>,
+) -> ApiResult<Response> {
+    let task = crate::duplicates::scan::start(&app, &p, &entity).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"task": task}))).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdsBody {
+    ids: Vec<uuid::Uuid>,
+}
+
+/// `POST /api/v1/records/{entity}/not-duplicates`
+pub async fn not_duplicates(
+    State(app): State<AppState>,
+    p: Principal,
+    ApiPath(entity): ApiPath<String>,
+    ApiJson(body): ApiJson<IdsBody>,
+) -> ApiResult<StatusCode> {
+    crate::duplicates::apart(&app, &p, &entity, &body.ids).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -366,6 +366,15 @@ fn admin(
             .fails(&[409, 422]),
     );
     path(
+        "/api/v1/meta/entities/{entity}/duplicates",
+        "put",
+        Op::new("set_duplicates", "Replace an entity's duplicate rules")
+            .path("entity", entity_param.clone())
+            .body(json!({"$ref": "#/components/schemas/EntityDocument/properties/duplicates"}))
+            .answers(200, "Changed", changed.clone())
+            .fails(&[409, 422]),
+    );
+    path(
         "/api/v1/meta/entities/{entity}/fields/{field}",
         "patch",
         Op::new("patch_field", "Change a field's labels, options and flags; null removes a property")

@@ -504,8 +504,85 @@ pub(super) fn add(
             path(&format!("/bulk/{action}"), "post", share);
         }
     }
+    let hidden = p.hidden(name);
+    let rules: Vec<&crm_model::DuplicateRule> =
+        entity.def.duplicates.iter().filter(|r| r.fields.iter().all(|f| !hidden.contains(&f.field))).collect();
+    if !rules.is_empty() {
+        add_duplicates(&mut path, p, entity, &rules);
+    }
     for (name, schema) in [input, changes, update] {
         schemas.insert(name, schema);
+    }
+}
+
+/// The duplicate check of an entity with rules, and for administrators the scan and the
+/// pairs said not to be duplicates.
+fn add_duplicates(
+    path: &mut impl FnMut(&str, &str, Op),
+    p: &Principal,
+    entity: &Entity,
+    rules: &[&crm_model::DuplicateRule],
+) {
+    let (name, label) = (entity.name().as_str(), &entity.def.label.en);
+    let compared: Vec<&str> = rules.iter().flat_map(|r| r.fields.iter().map(|f| f.field.as_str())).collect();
+    let values: Map<String, Json> =
+        compared.iter().map(|f| ((*f).to_owned(), json!({"type": ["string", "null"]}))).collect();
+    let id = json!({"type": "string", "format": "uuid", "x-target": name});
+    let check = Op::new(format!("duplicates_{name}"), format!("Likely duplicates of {label} values about to be saved"))
+        .body(json!({
+            "type": "object", "required": ["values"], "additionalProperties": false,
+            "properties": {
+                "values": {"type": "object", "properties": values},
+                "id": {"type": ["string", "null"], "format": "uuid", "description": "The record being changed, if it is not new."},
+            },
+        }))
+        .answers(200, "The likely duplicates, best first", json!({
+            "type": "object", "required": ["blocked", "matches"],
+            "properties": {
+                "blocked": {"type": "boolean", "description": "Whether a rule that blocks found one: the save will be refused."},
+                "matches": {"type": "array", "items": {
+                    "type": "object",
+                    "required": ["visible", "id", "title", "score", "rule", "rule_label", "action", "owner", "department"],
+                    "properties": {
+                        "visible": {"type": "boolean", "description": "Whether the caller may read the record; if not, only its owner is told."},
+                        "id": {"type": ["string", "null"], "format": "uuid"},
+                        "title": {"type": ["string", "null"]},
+                        "score": {"type": "integer", "minimum": 0, "maximum": 100},
+                        "rule": {"type": "string"},
+                        "rule_label": {"type": "object", "required": ["zh-CN", "en"]},
+                        "action": {"enum": ["warn", "block"]},
+                        "owner": {"type": ["string", "null"]},
+                        "department": {"type": ["string", "null"]},
+                    },
+                }},
+            },
+        }))
+        .fails(&[422]);
+    path("/duplicates", "post", check);
+    if p.is_admin() {
+        let scan = Op::new(
+            format!("duplicate_scan_{name}"),
+            format!("Find clusters of likely duplicate {label} records"),
+        )
+        .answers(
+            202,
+            "The scan started; follow it at /api/v1/tasks/{id}",
+            json!({
+                "type": "object", "required": ["task"], "properties": {"task": {"type": "string", "format": "uuid"}},
+            }),
+        );
+        path("/duplicates/scan", "post", scan);
+        let apart = Op::new(
+            format!("not_duplicates_{name}"),
+            format!("Say {label} records are not duplicates of each other"),
+        )
+        .body(json!({
+            "type": "object", "required": ["ids"], "additionalProperties": false,
+            "properties": {"ids": {"type": "array", "minItems": 2, "maxItems": 20, "uniqueItems": true, "items": id}},
+        }))
+        .answers_empty(204, "Remembered")
+        .fails(&[404, 422]);
+        path("/not-duplicates", "post", apart);
     }
 }
 

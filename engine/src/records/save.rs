@@ -10,7 +10,7 @@
 //! 5. stage checks: fields the stage needs, guards, probability;
 //! 6. required fields;
 //! 7. references, through the caller's read scope;
-//! 8. uniqueness;
+//! 8. uniqueness, and likely duplicates under the rules that block;
 //! 9. locks: the record's approval and its parent's (and accounts: nobody disables themself,
 //!    the last administrator stays);
 //! 10. the write, in one transaction, with audit rows naming the source, outbox events, stage
@@ -41,6 +41,7 @@ use super::read::parse_id;
 use super::{accounts, locks};
 use crate::access::{DepartmentTree, Principal};
 use crate::app::App;
+use crate::duplicates;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::rules::{self, Effects, StageChange};
 
@@ -378,6 +379,15 @@ impl<'a> Unit<'a> {
         created
     }
 
+    /// The records of an entity this unit puts in the recycle bin.
+    fn leaving(&self, entity: &Entity) -> HashSet<Uuid> {
+        self.writes
+            .iter()
+            .filter(|w| w.kind == Kind::Delete && w.entity.name() == entity.name())
+            .map(|w| w.after.id())
+            .collect()
+    }
+
     /// Steps 2–9 for new records, then their rules' effects.
     async fn prepare_new(
         &mut self,
@@ -451,6 +461,10 @@ impl<'a> Unit<'a> {
                 errors.extend(checks::duplicates_within(entity, &records, &unique));
             }
         }
+        let leaving = self.leaving(entity);
+        for (row, record) in records.iter().enumerate() {
+            errors.extend(duplicates::blocking(self.app, entity, record, None, &leaving, &prefix(row)).await?);
+        }
         refuse(errors)?;
         if entity.def.locked_by.is_some() {
             for record in &records {
@@ -515,6 +529,8 @@ impl<'a> Unit<'a> {
             .await?,
         );
         errors.extend(checks::unique(&self.app.db, &entity, &next, &changed, "").await?);
+        let leaving = self.leaving(&entity);
+        errors.extend(duplicates::blocking(self.app, &entity, &next, Some(&changed), &leaving, "").await?);
         refuse(errors)?;
         accounts::check_change(self.app, &self.catalog, self.principal, &entity, &current, &next).await?;
         if guarded {

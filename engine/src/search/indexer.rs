@@ -8,7 +8,7 @@ use crm_model::value;
 use crm_search::{Change, Record as Indexed};
 use crm_store::jobs::{Event, Position};
 use crm_store::records::{self as store, col};
-use crm_store::{Record, jobs};
+use crm_store::{Record, jobs, tasks};
 use serde_json::Value as Json;
 
 use super::indexed_fields;
@@ -17,6 +17,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::jobs::{Consumer, Handled, Resumed};
 
 pub struct Indexer;
+
+/// The event a metadata change leaves when the fields the index keeps of an entity change.
+pub const REINDEX: &str = "reindex";
 
 /// Records read at a time while rebuilding.
 const REBUILD_PAGE: u32 = 2000;
@@ -73,23 +76,68 @@ pub async fn rebuild(app: &App, progress: impl Fn(&str, usize)) -> ApiResult<Pos
     app.search.clear().map_err(failed)?;
     let catalog = app.catalog();
     for entity in catalog.entities().filter(|e| indexed_fields(e).next().is_some()) {
-        let mut after = None;
-        let mut done = 0;
-        loop {
-            let page = store::page_by_id(&app.db, entity, after, REBUILD_PAGE).await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.id());
-            done += page.len();
-            let changes = page.iter().map(|r| Change::Put(indexed(entity, r))).collect();
-            app.search.apply(changes).map_err(failed)?;
+        put_all(app, entity, |done| {
             progress(entity.name().as_str(), done);
-            if page.len() < REBUILD_PAGE as usize {
-                break;
-            }
-        }
+            std::future::ready(())
+        })
+        .await?;
     }
     app.search.commit(&position_text(reached)).map_err(failed)?;
     Ok(reached)
+}
+
+/// Stages every live record of an entity; returns how many there were.
+async fn put_all<F: Future<Output = ()>>(
+    app: &App,
+    entity: &crm_model::Entity,
+    mut progress: impl FnMut(usize) -> F,
+) -> ApiResult<usize> {
+    let mut after = None;
+    let mut done = 0;
+    loop {
+        let page = store::page_by_id(&app.db, entity, after, REBUILD_PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id());
+        done += page.len();
+        let changes = page.iter().map(|r| Change::Put(indexed(entity, r))).collect();
+        app.search.apply(changes).map_err(failed)?;
+        progress(done).await;
+        if page.len() < REBUILD_PAGE as usize {
+            break;
+        }
+    }
+    Ok(done)
+}
+
+/// Indexes an entity again after the fields the index keeps of it changed (a field made
+/// searchable, a duplicate rule added), reporting to the task the metadata change started.
+/// Done in the order of the change log, so no write of a record is overtaken by an older
+/// reading of it.
+async fn reindex(app: &App, event: &Event) -> ApiResult<()> {
+    let task = event.payload["task"].as_str().and_then(|t| uuid::Uuid::parse_str(t).ok());
+    app.search.apply(vec![Change::Forget { entity: event.entity.clone() }]).map_err(failed)?;
+    let catalog = app.catalog();
+    let (total, done) = match catalog.entity(&event.entity) {
+        Some(entity) if indexed_fields(entity).next().is_some() => {
+            let total = store::count(&app.db, store::count_statement(app.db.dialect(), entity, None, false)).await?;
+            let progress = task.map(|id| crate::tasks::Progress::of(app, id));
+            let done = put_all(app, entity, |done| {
+                let progress = progress.as_ref();
+                async move {
+                    if let Some(progress) = progress {
+                        progress.report(done, Some(total as usize)).await;
+                    }
+                }
+            })
+            .await?;
+            (total, done)
+        }
+        _ => (0, 0),
+    };
+    if let Some(id) = task {
+        tasks::finish(&app.db, id, Ok(serde_json::json!({"records": done, "total": total})), app.now()).await?;
+    }
+    Ok(())
 }
 
 impl Consumer for Indexer {
@@ -103,6 +151,9 @@ impl Consumer for Indexer {
 
     fn handle<'a>(&'a self, app: &'a App, event: &'a Event) -> Handled<'a> {
         Box::pin(async move {
+            if event.event == REINDEX {
+                return reindex(app, event).await.map_err(|e| e.to_string());
+            }
             let catalog = app.catalog();
             let Some(entity) = catalog.entity(&event.entity) else { return Ok(()) };
             if indexed_fields(entity).next().is_none() {

@@ -14,7 +14,7 @@ use crm_search::{Hit, Query, Scope, Target};
 use crm_store::records::{self as store, Members};
 use serde_json::{Value as Json, json};
 
-pub use indexer::{Indexer, rebuild};
+pub use indexer::{Indexer, REINDEX, rebuild};
 
 use crate::access::Principal;
 use crate::app::App;
@@ -27,9 +27,32 @@ pub const MAX_RESULTS: usize = 50;
 /// database scans as it would without an index.
 const MAX_CANDIDATES: usize = 5_000;
 
-/// The fields of an entity the index keeps: searchable texts and choices.
-pub(crate) fn indexed_fields(entity: &Entity) -> impl Iterator<Item = &FieldDef> {
+/// The fields of an entity global search looks in: searchable texts and choices.
+fn searchable_fields(entity: &Entity) -> impl Iterator<Item = &FieldDef> {
     entity.live_fields().filter(|f| f.searchable && (f.field_type.is_text_like() || f.field_type == FieldType::Select))
+}
+
+/// The fields of an entity the index keeps: the searchable ones, and the texts its duplicate
+/// rules compare (looked up by the duplicate check, never offered to global search).
+pub(crate) fn indexed_fields(entity: &Entity) -> impl Iterator<Item = &FieldDef> {
+    let compared = |f: &FieldDef| entity.def.duplicates.iter().any(|r| r.fields.iter().any(|c| c.field == f.name));
+    entity.live_fields().filter(move |f| {
+        (f.searchable && (f.field_type.is_text_like() || f.field_type == FieldType::Select))
+            || (compared(f) && f.field_type.is_text_like())
+    })
+}
+
+/// The entities whose indexed fields differ between two catalogs: a metadata change asks
+/// the index to index them again.
+pub fn reindexed(before: &crm_model::Catalog, after: &crm_model::Catalog) -> Vec<String> {
+    let fields = |catalog: &crm_model::Catalog, name: &str| -> Vec<String> {
+        catalog.entity(name).map(|e| indexed_fields(e).map(|f| f.name.to_string()).collect()).unwrap_or_default()
+    };
+    let mut names: Vec<String> = before.entities().chain(after.entities()).map(|e| e.name().to_string()).collect();
+    names.sort_unstable();
+    names.dedup();
+    names.retain(|name| fields(before, name) != fields(after, name));
+    names
 }
 
 /// Which records of an entity the index may return to the caller: all, or those of the
@@ -74,7 +97,8 @@ pub async fn narrow(app: &App, entity: &Entity, query: &mut ListQuery) -> ApiRes
                 Op::StartsWith(text) => text.as_str(),
                 _ => return None,
             };
-            let indexed = cond.field.searchable && cond.field.field_type.is_text_like();
+            let indexed =
+                cond.field.field_type.is_text_like() && indexed_fields(entity).any(|f| f.name == cond.field.name);
             indexed.then_some((cond.field.name.as_str(), text))
         })
         .collect();
@@ -141,7 +165,7 @@ pub async fn search(
         }
         let hidden = principal.hidden(name);
         let fields: Vec<String> =
-            indexed_fields(entity).filter(|f| !hidden.contains(&f.name)).map(|f| f.name.to_string()).collect();
+            searchable_fields(entity).filter(|f| !hidden.contains(&f.name)).map(|f| f.name.to_string()).collect();
         if fields.is_empty() {
             continue;
         }

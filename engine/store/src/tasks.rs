@@ -6,7 +6,7 @@ use crm_model::Storage;
 use serde_json::Value as Json;
 use uuid::Uuid;
 
-use crate::sql::{Arg, Row};
+use crate::sql::{Arg, Dialect, Row, Sql};
 use crate::{Db, StoreError};
 
 /// A task as its progress bar and its report read it.
@@ -51,23 +51,25 @@ fn optional_text(text: Option<&str>) -> Arg {
     text.map_or(Arg::Null(Storage::Text), |t| Arg::Text(t.to_owned()))
 }
 
-pub async fn insert(
-    db: &Db,
+/// The statement that records a new running task, for the caller's connection or
+/// transaction (a metadata change starts its reindex with the change itself).
+pub fn insert(
+    dialect: Dialect,
     id: Uuid,
     kind: &str,
     entity: Option<&str>,
     node: &str,
-    created_by: Uuid,
+    created_by: Option<Uuid>,
     now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    let mut sql = db.sql();
+) -> Sql {
+    let mut sql = Sql::new(dialect);
     sql.push("INSERT INTO crm_task (id, kind, entity, state, node, created_by, created_at, updated_at) VALUES (");
     sql.bind(Arg::Uuid(id)).push(", ").bind(Arg::Text(kind.to_owned())).push(", ");
     sql.bind(optional_text(entity)).push(", 'running', ").bind(Arg::Text(node.to_owned())).push(", ");
-    sql.bind(Arg::Uuid(created_by)).push(", ").bind(Arg::Datetime(now)).push(", ").bind(Arg::Datetime(now));
+    sql.bind(created_by.map_or(Arg::Null(Storage::Uuid), Arg::Uuid)).push(", ");
+    sql.bind(Arg::Datetime(now)).push(", ").bind(Arg::Datetime(now));
     sql.push(")");
-    sql.execute(db).await?;
-    Ok(())
+    sql
 }
 
 pub async fn progress(db: &Db, id: Uuid, done: i64, total: Option<i64>, now: DateTime<Utc>) -> Result<(), StoreError> {
