@@ -1059,3 +1059,37 @@ async fn search_from_the_top_bar() {
     .await;
     ui.close().await;
 }
+
+/// Entering a customer a colleague already has: the form names the colleague and their
+/// department before the save, without showing the record; the administrator sees which one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_likely_duplicate_is_shown_on_the_form() {
+    let Some((t, ui)) = start("a_likely_duplicate_is_shown_on_the_form", DESKTOP).await else { return };
+    ui.check(async {
+        let east = id(&t.create("department", json!({"name": "华东销售部"})).await).to_owned();
+        let (zhang, _) = t.user("zhangsan", &["sales_rep"], Some(&east)).await;
+        t.user("lisi", &["sales_rep"], None).await;
+        let lixin =
+            id(&t.create("customer", json!({"name": "北京立友信科技有限公司", "owner": zhang})).await).to_owned();
+        t.run_jobs().await;
+        ui.sign_in_as("lisi", support::USER_PASSWORD, "/e/customer/new").await;
+        ui.fill("#in-name", "立友信科技（北京）有限公司").await;
+        ui.wait("!document.getElementById('duplicates').hidden", "the duplicate warning").await;
+        let said = ui.text("#duplicates li").await;
+        assert!(said.contains("zhangsan") && said.contains("华东销售部"), "{said}");
+        assert!(!said.contains("北京立友信"), "nothing of the record itself: {said}");
+        assert_eq!(ui.count("#duplicates li a").await, 0);
+
+        ui.menu("button#logout").await;
+        ui.sign_in("/e/customer/new").await;
+        ui.fill("#in-name", "北京立友信科技公司").await;
+        let link = format!("#duplicates a[href='/e/customer/{lixin}']");
+        ui.wait(&format!("!!document.querySelector(\"{link}\")"), "the duplicate's link").await;
+        assert_eq!(ui.text(&link).await, "北京立友信科技有限公司");
+        // A different name: the warning goes.
+        ui.fill("#in-name", "深圳华强电子有限公司").await;
+        ui.wait("document.getElementById('duplicates').hidden", "the warning gone").await;
+    })
+    .await;
+    ui.close().await;
+}

@@ -268,3 +268,54 @@ if (searchBox && suggest) {
   searchBox.addEventListener("keydown", (event) => { if (event.key === "Escape") close(); });
   document.addEventListener("click", (event) => { if (!event.target.closest(".global-search")) close(); });
 }
+
+// Likely duplicates: as the fields a duplicate rule compares are filled in, the form asks
+// which records these values may already be, and says so before the save — with the owner
+// of a record the user may not open.
+const duplicates = document.getElementById("duplicates");
+if (duplicates) {
+  const form = duplicates.closest("form");
+  const fields = duplicates.dataset.fields.split(",");
+  const list = duplicates.querySelector("ul");
+  const blocked = duplicates.querySelector(".duplicates-blocked");
+  const fill = (template, values) => template.replace(/\{(\w+)\}/g, (_, key) => values[key] ?? "");
+  let timer;
+  let asked = 0;
+  const check = async () => {
+    const values = {};
+    for (const name of fields) {
+      const value = form.elements[name]?.value?.trim();
+      if (value) values[name] = value;
+    }
+    const mine = ++asked;
+    if (!Object.keys(values).length) { duplicates.hidden = true; return; }
+    const reply = await fetch(`/api/v1/records/${duplicates.dataset.entity}/duplicates`, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "content-type": "application/json", "x-csrf-token": form.elements._csrf.value },
+      body: JSON.stringify({ values, id: duplicates.dataset.record || null }),
+    });
+    if (mine !== asked || !reply.ok) return;
+    const found = await reply.json();
+    list.replaceChildren(...found.matches.map((match) => {
+      const item = document.createElement("li");
+      const facts = { score: match.score, owner: match.owner ?? "—", department: match.department };
+      if (match.visible) {
+        const a = document.createElement("a");
+        a.href = `/e/${duplicates.dataset.entity}/${match.id}`;
+        a.textContent = match.title ?? match.id;
+        item.append(a, " · ", fill(duplicates.dataset.visible, facts));
+      } else {
+        item.textContent = fill(match.department ? duplicates.dataset.hidden : duplicates.dataset.hiddenNodept, facts);
+      }
+      return item;
+    }));
+    blocked.textContent = duplicates.dataset.blocked;
+    blocked.hidden = !found.blocked;
+    duplicates.hidden = found.matches.length === 0;
+  };
+  for (const name of fields) {
+    form.elements[name]?.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(check, 300); });
+  }
+  if (fields.some((name) => form.elements[name]?.value)) check();
+}

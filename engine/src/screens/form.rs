@@ -107,6 +107,15 @@ async fn render_form(
         entity.layout.edit.sections.iter().flat_map(|s| s.fields.iter().map(|i| i.field.as_str())).collect();
     let other_errors: Vec<&String> =
         state.errors.iter().filter(|(k, _)| !shown.contains(&k.as_str())).map(|(_, v)| v).collect();
+    // The fields the duplicate check looks at, under the rules whose fields the viewer sees.
+    let mut duplicate_fields: Vec<&str> = Vec::new();
+    for rule in entity.def.duplicates.iter().filter(|r| r.fields.iter().all(|f| !hidden.contains(&f.field))) {
+        for field in &rule.fields {
+            if !duplicate_fields.contains(&field.field.as_str()) {
+                duplicate_fields.push(field.field.as_str());
+            }
+        }
+    }
     let label = entity.def.label.get(viewer.locale).to_owned();
     let title = match &state.id {
         Some(_) => super::shell::text(viewer.locale, "form.edit_title", &[("entity", label.clone())]),
@@ -124,6 +133,7 @@ async fn render_form(
         "back": state.back,
         "provinces": crm_model::region::PROVINCES.as_slice(),
         "preview": preview,
+        "duplicate_fields": duplicate_fields.join(","),
     });
     let mut response = html("form.html", viewer.page(&catalog, Some(name), &title, values))?;
     *response.status_mut() = status;
