@@ -319,3 +319,18 @@ if (duplicates) {
   }
   if (fields.some((name) => form.elements[name]?.value)) check();
 }
+
+// A background task's progress bar: filled as the task reports, and the page shown again
+// when it ends.
+for (const box of document.querySelectorAll("[data-task]")) {
+  const bar = box.querySelector("progress");
+  const follow = async () => {
+    const reply = await fetch(`/api/v1/tasks/${box.dataset.task}`, { credentials: "same-origin" });
+    if (!reply.ok) return;
+    const task = await reply.json();
+    if (task.state !== "running") return window.location.reload();
+    if (task.total) { bar.max = task.total; bar.value = task.done; }
+    setTimeout(follow, 500);
+  };
+  setTimeout(follow, 300);
+}

@@ -342,6 +342,7 @@ pub async fn page(
         "entity": entity_name,
         "entity_label": label,
         "has_board": entity.live_fields().any(|f| f.field_type == FieldType::Stage),
+        "reviews_duplicates": viewer.principal.is_admin() && !entity.def.duplicates.is_empty(),
         "columns": columns,
         "rows": rows,
         "total": total,

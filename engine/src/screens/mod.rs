@@ -4,6 +4,7 @@
 //! same; the few scripts of the pages call the JSON API with the session's CSRF token.
 
 mod board;
+mod duplicates;
 mod form;
 mod list;
 mod record;
@@ -11,6 +12,7 @@ mod search;
 pub mod shell;
 mod studio;
 mod studio_docs;
+mod studio_duplicates;
 mod studio_jobs;
 mod view;
 
@@ -51,6 +53,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/studio/e/{entity}/preview", get(studio::preview_as))
         .route("/studio/e/{entity}/related", get(studio_docs::related).post(studio_docs::save_related))
         .route("/studio/e/{entity}/list", get(studio_docs::list_settings).post(studio_docs::save_list))
+        .route("/studio/e/{entity}/duplicates", get(studio_duplicates::rules).post(studio_duplicates::save))
         .route("/studio/roles/{name}", get(studio_docs::role).post(studio_docs::save_role))
         .route("/studio/users", get(studio_docs::users).post(studio_docs::create_user))
         .route("/studio/users/{id}", post(studio_docs::change_user))
@@ -71,6 +74,9 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/e/{entity}/views/{id}/delete", post(list::delete_view))
         .route("/e/{entity}/bin", get(list::bin).post(list::restore))
         .route("/e/{entity}/board", get(board::page))
+        .route("/e/{entity}/duplicates", get(duplicates::review))
+        .route("/e/{entity}/duplicates/scan", post(duplicates::scan))
+        .route("/e/{entity}/duplicates/apart", post(duplicates::apart))
         .route("/e/{entity}/new", get(form::new).post(form::create))
         .route("/e/{entity}/{id}", get(record::page))
         .route("/e/{entity}/{id}/edit", get(form::edit).post(form::save))

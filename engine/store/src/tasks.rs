@@ -121,15 +121,6 @@ pub async fn latest(db: &Db, kind: &str, entity: &str) -> Result<Option<Task>, S
     sql.fetch_optional(db).await?.as_ref().map(task).transpose()
 }
 
-/// Replaces a finished task's result (a duplicate scan's clusters as people resolve them).
-pub async fn set_result(db: &Db, id: Uuid, result: Json) -> Result<(), StoreError> {
-    let mut sql = db.sql();
-    sql.push("UPDATE crm_task SET result = ").bind(Arg::json(db.dialect(), result));
-    sql.push(" WHERE id = ").bind(Arg::Uuid(id));
-    sql.execute(db).await?;
-    Ok(())
-}
-
 /// A pair of records, smaller id first, as `crm_not_duplicate` keeps it.
 fn pair(a: Uuid, b: Uuid) -> (Uuid, Uuid) {
     if a < b { (a, b) } else { (b, a) }
