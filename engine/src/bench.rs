@@ -83,6 +83,12 @@ fn customer(rng: &mut StdRng, owners: &[Uuid]) -> Json {
     })
 }
 
+/// A duplicate check of the values of a customer being entered, as the form sends them.
+fn duplicate_check(rng: &mut StdRng, owners: &[Uuid]) -> Json {
+    let candidate = customer(rng, owners);
+    json!({"values": {"name": candidate["name"], "phone": candidate["phone"]}})
+}
+
 /// Latencies of one measured run.
 struct Run {
     latencies_us: Vec<u64>,
@@ -243,6 +249,9 @@ struct Report {
     import_rules_rows_per_s: f64,
     /// Building the search index from the seeded database.
     reindex_s: f64,
+    /// The duplicate scan over every customer, and the clusters it found.
+    duplicate_scan_s: f64,
+    duplicate_clusters: u64,
     index_documents: u64,
     index_mb: f64,
     /// The process's resident memory at the end, index included.
@@ -374,6 +383,7 @@ async fn measure(args: &BenchArgs, config: Config, password: &str) -> anyhow::Re
         "list_deep",
         "contains",
         "search",
+        "duplicates",
         "create",
         "count_by_status",
         "list_page",
@@ -420,6 +430,10 @@ async fn measure(args: &BenchArgs, config: Config, password: &str) -> anyhow::Re
                             let q = encode(&brand(&mut rng));
                             http.send(Method::GET, &format!("/api/v1/search?q={q}&limit=20"), None).await?;
                         }
+                        "duplicates" => {
+                            let body = duplicate_check(&mut rng, &owners);
+                            http.send(Method::POST, "/api/v1/records/customer/duplicates", Some(&body)).await?;
+                        }
                         "create" | "create_rules" => {
                             let body = customer(&mut rng, &owners);
                             http.send(Method::POST, "/api/v1/records/customer", Some(&body)).await?;
@@ -454,6 +468,14 @@ async fn measure(args: &BenchArgs, config: Config, password: &str) -> anyhow::Re
         });
     }
 
+    progress(args, "scanning the customers for duplicates…");
+    let began = Instant::now();
+    let scan = crate::duplicates::scan::run(&app, &entity, &crate::tasks::Progress::of(&app, Uuid::nil()))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let duplicate_scan_s = began.elapsed().as_secs_f64();
+    let duplicate_clusters = scan["found"].as_u64().unwrap_or(0);
+
     // An import runs the same pipeline as every write: its rules too.
     install_rules(&http).await?;
     let (with_rules, import_time) = import(&http, RULES_IMPORT, &owners, &mut rng).await?;
@@ -487,6 +509,8 @@ async fn measure(args: &BenchArgs, config: Config, password: &str) -> anyhow::Re
         import_rows_per_s,
         import_rules_rows_per_s,
         reindex_s,
+        duplicate_scan_s,
+        duplicate_clusters,
         index_documents: index.documents,
         index_mb: index.bytes as f64 / 1e6,
         resident_mb: resident_mb(),
@@ -601,6 +625,14 @@ async fn floor(
                     .map(|q| crm_store::records::list_statement(dialect, entity, &q))
                     .map_err(|e| anyhow::anyhow!("{e}"))
             };
+            if op == "duplicates" {
+                // The check itself, without HTTP.
+                let body = duplicate_check(&mut rng, &owners);
+                crate::duplicates::check(&app, &principal, "customer", &body)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                return Ok(rng);
+            }
             if op == "search" {
                 // The index alone, over every customer: what the API adds is the scope and
                 // the database's check of what the index found.
@@ -718,6 +750,10 @@ fn print_table(report: &Report) {
     println!(
         "search index rebuilt in {:.1} s: {} documents, {:.1} MB; process memory {:.0} MB",
         report.reindex_s, report.index_documents, report.index_mb, report.resident_mb
+    );
+    println!(
+        "duplicate scan over {} customers: {:.1} s, {} clusters",
+        report.records, report.duplicate_scan_s, report.duplicate_clusters
     );
     println!("add a field to the {}-row table: {:.1} ms", report.records, report.add_field_ms);
     println!(
