@@ -76,6 +76,7 @@ fn template_name() -> String {
     feed(include_bytes!("../../migrations/postgres/0002_screens.sql"));
     feed(include_bytes!("../../migrations/postgres/0003_rules.sql"));
     feed(include_bytes!("../../migrations/postgres/0004_pipeline.sql"));
+    feed(include_bytes!("../../migrations/postgres/0006_merge.sql"));
     feed(include_bytes!("../../engine/store/src/lib.rs"));
     feed(include_bytes!("../../engine/store/src/ddl.rs"));
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));

@@ -43,6 +43,8 @@ pub fn build_app(state: AppState) -> Router {
         // Records
         .route("/api/v1/records/{entity}", get(records::list).post(records::create))
         .route("/api/v1/records/{entity}/groups", get(records::groups))
+        .route("/api/v1/records/{entity}/merge/preview", post(records::merge_preview))
+        .route("/api/v1/records/{entity}/merge", post(records::merge))
         .route("/api/v1/records/{entity}/bulk/update", post(records::bulk_update))
         .route("/api/v1/records/{entity}/bulk/delete", post(records::bulk_delete))
         .route("/api/v1/records/{entity}/bulk/restore", post(records::bulk_restore))
@@ -62,6 +64,7 @@ pub fn build_app(state: AppState) -> Router {
         .route("/api/v1/records/{entity}/{id}/approval", post(rules::approve))
         .route("/api/v1/records/{entity}/{id}/approvals", get(rules::approvals))
         .route("/api/v1/leads/convert", post(rules::convert_leads))
+        .route("/api/v1/merges/{id}/undo", post(records::undo_merge))
         // Search
         .route("/api/v1/search", get(search::search))
         // One's reminders

@@ -4,6 +4,7 @@
 
 pub mod ddl;
 pub mod jobs;
+pub mod merges;
 pub mod records;
 pub mod sql;
 mod sqlite;
@@ -104,6 +105,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         "the source of each write, and the outbox consumers' cursors and failures",
         include_str!("../../../migrations/sqlite/0004_pipeline.sql"),
         include_str!("../../../migrations/postgres/0004_pipeline.sql"),
+    ),
+    (
+        6,
+        "merges of duplicate records, with what each moved, so that they can be undone",
+        include_str!("../../../migrations/sqlite/0006_merge.sql"),
+        include_str!("../../../migrations/postgres/0006_merge.sql"),
     ),
 ];
 
