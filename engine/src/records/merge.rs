@@ -253,9 +253,9 @@ pub async fn undo(app: &App, principal: &Principal, id: &str) -> ApiResult<Undon
 
 /// The latest merge into a record that can still be undone (the record has not changed
 /// since), for its page to offer the undo.
-pub async fn undoable(app: &App, entity_name: &str, record: &RecordOut) -> ApiResult<Option<Merge>> {
-    let latest = merges::latest_into(&app.db, entity_name, record.record.id()).await?;
-    Ok(latest.filter(|m| m.survivor_version == record.record.version()))
+pub async fn undoable(app: &App, entity_name: &str, id: Uuid, version: i64) -> ApiResult<Option<Merge>> {
+    let latest = merges::latest_into(&app.db, entity_name, id).await?;
+    Ok(latest.filter(|m| m.survivor_version == version))
 }
 
 /// Which of `ids` are in the recycle bin because of a merge: loser → survivor.
