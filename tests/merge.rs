@@ -184,6 +184,9 @@ async fn a_rep_merges_only_what_they_may_change_and_delete(t: TestApp) {
     t.as_user(&other, Method::POST, "/api/v1/records/customer/bulk/share", Some(shared)).await.expect(200);
     let refused = t.as_user(&rep, Method::POST, "/api/v1/records/customer/merge", Some(outside)).await.expect(403);
     assert!(refused["detail"].as_str().unwrap().contains("not change"), "{refused}");
+    // Nor into it: their own records would move to a record that is not theirs.
+    let into = merge(vec![id(&theirs), id(&mine)]);
+    t.as_user(&rep, Method::POST, "/api/v1/records/customer/merge", Some(into)).await.expect(403);
     assert_eq!(snapshot(&t).await, before, "nothing changed");
 
     let merged = t

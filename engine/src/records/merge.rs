@@ -48,7 +48,8 @@ pub struct Preview {
     pub records: Vec<RecordOut>,
     /// The fields the caller sees.
     pub fields: Vec<Candidates>,
-    /// Records that will point at the survivor instead of a loser, per entity.
+    /// References (record and field) that will point at the survivor instead of a loser, per
+    /// entity.
     pub references: BTreeMap<String, usize>,
 }
 
@@ -103,8 +104,11 @@ pub async fn preview(app: &App, principal: &Principal, entity_name: &str, ids: &
         .collect();
     let losers: Vec<Uuid> = records.iter().map(Record::id).filter(|id| *id != master_id).collect();
     let mut references = BTreeMap::new();
-    for (source, _, found) in referring(app, &entity, &records, &losers).await? {
-        *references.entry(source.name().to_string()).or_default() += found.len();
+    for (source, fields, found) in referring(app, &entity, &records, &losers).await? {
+        let moved = |r: &Record| {
+            fields.iter().filter(|i| matches!(r.values[**i], Value::Uuid(id) if losers.contains(&id))).count()
+        };
+        *references.entry(source.name().to_string()).or_default() += found.iter().map(moved).sum::<usize>();
     }
     let columns = visible_columns(&entity, hidden);
     let records = records
@@ -135,10 +139,9 @@ pub async fn merge(app: &App, principal: &Principal, entity_name: &str, request:
         })
         .collect();
     let mut unit = Unit::new(app, principal, Source::Merge).await?;
-    if !values.is_empty() {
-        let id = survivor_id.to_string();
-        unit.update(entity_name, &id, &Json::Object(values), Some(survivor.version())).await?;
-    }
+    // Even with no value to change, the survivor must be the caller's to change: a merge
+    // into a record they may only read would hand their records to it.
+    unit.update(entity_name, &survivor_id.to_string(), &Json::Object(values), Some(survivor.version())).await?;
     let mut repointed = Vec::new();
     for (source, fields, found) in referring(app, &entity, &records, &losers).await? {
         for record in found {
@@ -241,9 +244,7 @@ pub async fn undo(app: &App, principal: &Principal, id: &str) -> ApiResult<Undon
             unit.change_checked(source, record, back, "unmerge").await?;
         }
     }
-    if merge.survivor_before.as_object().is_some_and(|before| !before.is_empty()) {
-        unit.update(&merge.entity, &survivor, &merge.survivor_before, None).await?;
-    }
+    unit.update(&merge.entity, &survivor, &merge.survivor_before, None).await?;
     let by = principal.user_id;
     unit.also(move |tx, now| Box::pin(merges::mark_undone(tx, id, by, now)));
     unit.commit().await?;
