@@ -1093,3 +1093,45 @@ async fn a_likely_duplicate_is_shown_on_the_form() {
     .await;
     ui.close().await;
 }
+
+/// Two customers ticked in the list are merged on the merge page; the survivor's notice undoes
+/// it and both are back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merge_two_customers_then_undo() {
+    let Some((t, ui)) = start("merge_two_customers_then_undo", DESKTOP).await else { return };
+    ui.check(async {
+        let kept = id(&t
+            .create("customer", json!({"name": "杭州云帆科技", "industry": "software", "region": "浙江省"}))
+            .await);
+        let other = id(&t.create("customer", json!({"name": "杭州云帆", "email": "yf@example.cn"})).await);
+        t.create("contact", json!({"name": "吴婷", "customer": other})).await;
+        ui.sign_in("/e/customer").await;
+        for picked in [&kept, &other] {
+            ui.click(&format!("table#records tr[data-id='{picked}'] input[name=ids]")).await;
+        }
+        ui.navigating(ui.click("button#bulk-merge")).await;
+        assert!(ui.location().await.starts_with("/e/customer/merge?ids="));
+        assert_eq!(ui.text("p#merge-summary").await, "1 条关联记录将指向保留的记录 (联系人 1)");
+        assert!(ui.eval::<bool>(&format!("{}.checked", q(&format!("input[data-master='{kept}']")))).await);
+        ui.click(&format!("tr[data-field=email] input[value='{other}']")).await;
+        ui.navigating(ui.click("button#confirm-merge")).await;
+
+        assert_eq!(ui.location().await, format!("/e/customer/{kept}"));
+        assert!(ui.text("form#merge-notice").await.starts_with("已合并 2 条记录"));
+        let stored = t.get(&format!("/api/v1/records/customer/{kept}")).await.expect(200);
+        assert_eq!(stored["email"], "yf@example.cn", "the value chosen from the other record");
+        t.get(&format!("/api/v1/records/customer/{other}")).await.expect(404);
+
+        ui.navigating(ui.click("button#undo-merge")).await;
+        assert_eq!(ui.text("div#flash").await, "已撤销合并，记录已恢复。");
+        assert!(!ui.exists("form#merge-notice").await);
+        ui.goto("/e/customer").await;
+        for record in [&kept, &other] {
+            assert!(ui.exists(&format!("table#records tr[data-id='{record}']")).await, "both are back");
+        }
+        let restored = t.get(&format!("/api/v1/records/customer/{kept}")).await.expect(200);
+        assert!(restored["email"].is_null(), "the survivor's own values are back");
+    })
+    .await;
+    ui.close().await;
+}

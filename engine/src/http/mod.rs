@@ -48,6 +48,8 @@ pub fn build_app(state: AppState) -> Router {
         .route("/api/v1/records/{entity}/duplicates", post(records::duplicates))
         .route("/api/v1/records/{entity}/duplicates/scan", post(records::duplicate_scan))
         .route("/api/v1/records/{entity}/not-duplicates", post(records::not_duplicates))
+        .route("/api/v1/records/{entity}/merge/preview", post(records::merge_preview))
+        .route("/api/v1/records/{entity}/merge", post(records::merge))
         .route("/api/v1/records/{entity}/bulk/update", post(records::bulk_update))
         .route("/api/v1/records/{entity}/bulk/delete", post(records::bulk_delete))
         .route("/api/v1/records/{entity}/bulk/restore", post(records::bulk_restore))
@@ -67,6 +69,7 @@ pub fn build_app(state: AppState) -> Router {
         .route("/api/v1/records/{entity}/{id}/approval", post(rules::approve))
         .route("/api/v1/records/{entity}/{id}/approvals", get(rules::approvals))
         .route("/api/v1/leads/convert", post(rules::convert_leads))
+        .route("/api/v1/merges/{id}/undo", post(records::undo_merge))
         // Search
         .route("/api/v1/search", get(search::search))
         .route("/api/v1/tasks/{id}", get(tasks::get))

@@ -11,6 +11,7 @@ use super::{ApiJson, ApiPath, ApiQuery};
 use crate::access::Principal;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::records::merge::{self, MergeRequest};
 use crate::records::{self, BulkOp, ListParams, Outcome, Source};
 
 #[derive(Deserialize)]
@@ -307,4 +308,39 @@ pub async fn not_duplicates(
 ) -> ApiResult<StatusCode> {
     crate::duplicates::apart(&app, &p, &entity, &body.ids).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MergeIds {
+    ids: Vec<Json_>,
+}
+
+/// `POST /api/v1/records/{entity}/merge/preview`: the proposed master and the values to choose from.
+pub async fn merge_preview(
+    State(app): State<AppState>,
+    p: Principal,
+    ApiPath(entity): ApiPath<String>,
+    ApiJson(body): ApiJson<MergeIds>,
+) -> ApiResult<Json<merge::Preview>> {
+    Ok(Json(merge::preview(&app, &p, &entity, &body.ids).await?))
+}
+
+/// `POST /api/v1/records/{entity}/merge`
+pub async fn merge(
+    State(app): State<AppState>,
+    p: Principal,
+    ApiPath(entity): ApiPath<String>,
+    ApiJson(body): ApiJson<MergeRequest>,
+) -> ApiResult<Json<merge::Merged>> {
+    Ok(Json(merge::merge(&app, &p, &entity, &body).await?))
+}
+
+/// `POST /api/v1/merges/{id}/undo`
+pub async fn undo_merge(
+    State(app): State<AppState>,
+    p: Principal,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<merge::Undone>> {
+    Ok(Json(merge::undo(&app, &p, &id).await?))
 }

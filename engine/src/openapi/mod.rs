@@ -12,6 +12,7 @@ use crm_model::{Catalog, DocKind};
 use serde_json::{Map, Value as Json, json};
 
 use crate::access::Principal;
+use crate::records::Source;
 
 /// A `$ref` to a schema of the document.
 fn reference(name: &str) -> Json {
@@ -356,7 +357,7 @@ fn field_type_schema() -> Json {
 fn write_source() -> Json {
     json!({
         "type": ["string", "null"],
-        "enum": ["api", "screen", "import", "rule", "rollup", "approval", "conversion", "admin", "setup", null],
+        "enum": Source::ALL.iter().map(|s| Json::from(s.as_str())).chain([Json::Null]).collect::<Vec<_>>(),
         "description": "Where the write came from.",
     })
 }

@@ -305,6 +305,26 @@ pub(super) fn add(paths: &mut Map<String, Json>, catalog: &Catalog, p: &Principa
             .path("id", uuid.clone())
             .answers_empty(204, "Done"),
     );
+    path(
+        "/api/v1/merges/{id}/undo",
+        "post",
+        Op::new("undo_merge", "Undo a merge while the record it kept has not changed since")
+            .path("id", uuid.clone())
+            .answers(
+                200,
+                "Undone: the losers restored, the references moved back, the survivor's values back",
+                json!({
+                    "type": "object", "required": ["merge", "survivor", "restored", "repointed"],
+                    "properties": {
+                        "merge": uuid,
+                        "survivor": {"type": "object", "required": ["id", "version"]},
+                        "restored": {"type": "array", "items": uuid},
+                        "repointed": {"type": "integer", "description": "References moved back to their loser."},
+                    },
+                }),
+            )
+            .fails(&[409, 422]),
+    );
     if catalog.entity("lead").is_some() && p.access.allows("lead", Action::Edit) {
         let ids = json!({"type": "array", "minItems": 1, "maxItems": 100, "items": {"type": "string", "format": "uuid", "x-target": "lead"}});
         path(

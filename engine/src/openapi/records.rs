@@ -10,6 +10,7 @@ use serde_json::{Map, Value as Json, json};
 
 use super::{Op, reference};
 use crate::access::Principal;
+use crate::records::merge::MAX_MERGE;
 use crate::records::{MAX_BULK, MAX_IMPORT, MAX_LIMIT};
 use crate::visible::writable;
 
@@ -510,6 +511,9 @@ pub(super) fn add(
     if !rules.is_empty() {
         add_duplicates(&mut path, p, entity, &rules);
     }
+    if may(Action::Edit) && may(Action::Delete) && name != crm_model::USER_ENTITY {
+        add_merge(&mut path, p, entity, &record, &changes.1);
+    }
     for (name, schema) in [input, changes, update] {
         schemas.insert(name, schema);
     }
@@ -584,6 +588,69 @@ fn add_duplicates(
         .fails(&[404, 422]);
         path("/not-duplicates", "post", apart);
     }
+}
+
+/// Merging duplicates (C-6): the preview, and the merge with the values chosen.
+fn add_merge(path: &mut impl FnMut(&str, &str, Op), p: &Principal, entity: &Entity, record: &Json, changes: &Json) {
+    let name = entity.name().as_str();
+    let label = &entity.def.label.en;
+    let id = json!({"type": "string", "format": "uuid", "x-target": name});
+    let ids = json!({"type": "array", "minItems": 2, "maxItems": MAX_MERGE, "uniqueItems": true, "items": id});
+    let fields: Vec<&str> =
+        entity.live_fields().filter(|f| p.shows(name, f.name.as_str())).map(|f| f.name.as_str()).collect();
+    let uuid = json!({"type": "string", "format": "uuid"});
+    let preview = Op::new(format!("merge_preview_{name}"), format!("What merging {label} records would do"))
+        .body(ids_body(&ids))
+        .answers(
+            200,
+            "The proposed master, each field's values and the references that would move",
+            json!({
+                "type": "object", "required": ["entity", "master", "records", "fields", "references"],
+                "properties": {
+                    "entity": {"const": name},
+                    "master": uuid,
+                    "records": {"type": "array", "items": record},
+                    "fields": {"type": "array", "items": {
+                        "type": "object", "required": ["field", "values", "proposed", "choosable"],
+                        "properties": {
+                            "field": {"enum": fields},
+                            "values": {"type": "array", "description": "One per record, in their order."},
+                            "proposed": {"type": "string", "format": "uuid", "description": "The record whose value is proposed."},
+                            "choosable": {"type": "boolean", "description": "false: the master's value stays (read-only or computed)."},
+                        },
+                    }},
+                    "references": {"type": "object", "additionalProperties": {"type": "integer"},
+                        "description": "Records that would point at the survivor instead of a loser, per entity."},
+                },
+            }),
+        )
+        .fails(&[404, 422]);
+    path("/merge/preview", "post", preview);
+    let mut values = changes.clone();
+    if let Some(schema) = values.as_object_mut() {
+        schema.remove("minProperties");
+    }
+    values["description"] =
+        json!("Values chosen for the survivor; other fields take the master's value, else the first non-empty one.");
+    let merge = Op::new(format!("merge_{name}"), format!("Merge {label} records into one; the others go to the recycle bin"))
+        .body(json!({
+            "type": "object", "required": ["ids", "master"], "additionalProperties": false,
+            "properties": {"ids": ids, "master": id, "values": values},
+        }))
+        .answers(
+            200,
+            "Merged",
+            json!({
+                "type": "object", "required": ["merge", "survivor", "repointed"],
+                "properties": {
+                    "merge": {"type": "string", "format": "uuid", "description": "Undo with POST /api/v1/merges/{merge}/undo."},
+                    "survivor": record,
+                    "repointed": {"type": "integer", "description": "References moved from the losers to the survivor."},
+                },
+            }),
+        )
+        .fails(&[404, 409, 422]);
+    path("/merge", "post", merge);
 }
 
 fn ids_body(ids: &Json) -> Json {

@@ -8,6 +8,7 @@ mod bulk;
 pub(crate) mod checks;
 pub mod counts;
 pub(crate) mod locks;
+pub mod merge;
 mod out;
 pub(crate) mod read;
 mod rollup;

@@ -76,6 +76,16 @@ pub struct RecordOut {
     pub(super) fields: Option<Vec<usize>>,
 }
 
+impl RecordOut {
+    pub fn id(&self) -> Uuid {
+        self.record.id()
+    }
+
+    pub fn version(&self) -> i64 {
+        self.record.version()
+    }
+}
+
 impl Serialize for RecordOut {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         RecordView { entity: &self.entity, record: &self.record, fields: self.fields.as_deref() }.serialize(serializer)

@@ -61,9 +61,26 @@ pub enum Source {
     Admin,
     /// The first start.
     Setup,
+    /// A merge of duplicates, or its undo: the survivor, the losers and every record moved
+    /// from a loser to the survivor.
+    Merge,
 }
 
 impl Source {
+    /// Every source, for the places that list them (the API's description).
+    pub const ALL: [Source; 10] = [
+        Source::Api,
+        Source::Screen,
+        Source::Import,
+        Source::Rule,
+        Source::Rollup,
+        Source::Approval,
+        Source::Conversion,
+        Source::Admin,
+        Source::Setup,
+        Source::Merge,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Source::Api => "api",
@@ -75,6 +92,7 @@ impl Source {
             Source::Conversion => "conversion",
             Source::Admin => "admin",
             Source::Setup => "setup",
+            Source::Merge => "merge",
         }
     }
 }
@@ -165,7 +183,17 @@ pub struct Unit<'a> {
     writes: Vec<Write>,
     notices: Vec<Notice>,
     also: Vec<Also<'a>>,
+    held: Vec<Held>,
     depth: u8,
+}
+
+/// A record that must still be at a version when the unit's transaction starts, or the unit
+/// is refused with the reason given.
+struct Held {
+    entity: Arc<Entity>,
+    id: Uuid,
+    version: i64,
+    refusal: String,
 }
 
 /// A place in a unit's preparation.
@@ -214,6 +242,7 @@ impl<'a> Unit<'a> {
             writes: Vec::new(),
             notices: Vec::new(),
             also: Vec::new(),
+            held: Vec::new(),
             depth: 0,
         })
     }
@@ -319,7 +348,13 @@ impl<'a> Unit<'a> {
 
     /// Out of the recycle bin, unless a live record now holds one of its unique values.
     pub async fn restore(&mut self, entity_name: &str, id: Uuid) -> ApiResult<()> {
-        let entity = self.entity(entity_name, Action::Restore)?;
+        self.restore_as(entity_name, id, Action::Restore).await
+    }
+
+    /// Out of the recycle bin for those whose roles allow `action`: the undo of a merge takes
+    /// its losers back with the right that put them there (delete).
+    pub(crate) async fn restore_as(&mut self, entity_name: &str, id: Uuid, action: Action) -> ApiResult<()> {
+        let entity = self.entity(entity_name, action)?;
         let current = self.current(&entity, id, Reach::Edit, true).await?;
         let effects = rules::on_bin(self.app, self.principal, &self.catalog, &entity, &current, true).await?;
         refuse(checks::unique(&self.app.db, &entity, &current, &checks::unique_columns(&entity), "").await?)?;
@@ -343,6 +378,12 @@ impl<'a> Unit<'a> {
         + 'a,
     ) {
         self.also.push(Box::new(write));
+    }
+
+    /// Requires a record to be at `version` when the writes begin, whatever the unit does to
+    /// it after (an undo that rollups of its own writes move on); refused with `refusal`.
+    pub(crate) fn hold(&mut self, entity: &Arc<Entity>, id: Uuid, version: i64, refusal: String) {
+        self.held.push(Held { entity: entity.clone(), id, version, refusal });
     }
 
     /// The record a change starts from: as this unit left it, or as stored, within the
@@ -370,13 +411,20 @@ impl<'a> Unit<'a> {
         }
     }
 
-    /// Ids of the records this unit creates, by entity: references to them are good.
+    /// Ids of the records this unit creates or brings back from the recycle bin, by entity:
+    /// references to them are good.
     fn created(&self) -> HashMap<&str, HashSet<Uuid>> {
         let mut created: HashMap<&str, HashSet<Uuid>> = HashMap::new();
-        for write in self.writes.iter().filter(|w| w.kind == Kind::Create) {
+        for write in self.writes.iter().filter(|w| matches!(w.kind, Kind::Create | Kind::Restore)) {
             created.entry(write.entity.name().as_str()).or_default().insert(write.after.id());
         }
         created
+    }
+
+    /// Whether rules that block likely duplicates hold this unit's writes: not a merge's,
+    /// which is how duplicates are resolved.
+    fn checks_duplicates(&self) -> bool {
+        self.source != Source::Merge
     }
 
     /// The records of an entity this unit puts in the recycle bin.
@@ -461,9 +509,11 @@ impl<'a> Unit<'a> {
                 errors.extend(checks::duplicates_within(entity, &records, &unique));
             }
         }
-        let leaving = self.leaving(entity);
-        for (row, record) in records.iter().enumerate() {
-            errors.extend(duplicates::blocking(self.app, entity, record, None, &leaving, &prefix(row)).await?);
+        if self.checks_duplicates() {
+            let leaving = self.leaving(entity);
+            for (row, record) in records.iter().enumerate() {
+                errors.extend(duplicates::blocking(self.app, entity, record, None, &leaving, &prefix(row)).await?);
+            }
         }
         refuse(errors)?;
         if entity.def.locked_by.is_some() {
@@ -529,8 +579,10 @@ impl<'a> Unit<'a> {
             .await?,
         );
         errors.extend(checks::unique(&self.app.db, &entity, &next, &changed, "").await?);
-        let leaving = self.leaving(&entity);
-        errors.extend(duplicates::blocking(self.app, &entity, &next, Some(&changed), &leaving, "").await?);
+        if self.checks_duplicates() {
+            let leaving = self.leaving(&entity);
+            errors.extend(duplicates::blocking(self.app, &entity, &next, Some(&changed), &leaving, "").await?);
+        }
         refuse(errors)?;
         accounts::check_change(self.app, &self.catalog, self.principal, &entity, &current, &next).await?;
         if guarded {
@@ -642,7 +694,7 @@ impl<'a> Unit<'a> {
     /// Step 10 and 11: writes everything in one transaction, then forgets what the writes
     /// made stale.
     pub async fn commit(self) -> ApiResult<Committed> {
-        let Unit { app, principal, catalog, now, writes, notices, also, .. } = self;
+        let Unit { app, principal, catalog, now, writes, notices, also, held, .. } = self;
         if writes.is_empty() && also.is_empty() {
             return Ok(Committed { records: Vec::new() });
         }
@@ -675,6 +727,12 @@ impl<'a> Unit<'a> {
             .collect();
         let mut writes = writes;
         let mut tx = app.db.begin().await?;
+        for hold in held {
+            let stored = store::get_for_update(&mut tx, &hold.entity, hold.id, None).await?;
+            if stored.as_ref().map(Record::version) != Some(hold.version) {
+                return Err(ApiError::Conflict(hold.refusal));
+            }
+        }
         let mut inserts = inserts.into_iter().peekable();
         let mut i = 0;
         while i < writes.len() {

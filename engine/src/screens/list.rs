@@ -440,6 +440,13 @@ pub async fn bulk(
     if ids.is_empty() {
         return Ok(redirect_with(&back, Some(&viewer.text("bulk.none_selected"))));
     }
+    if form.get("action") == Some("merge") {
+        if ids.len() < 2 {
+            return Ok(redirect_with(&back, Some(&viewer.text("merge.choose_two"))));
+        }
+        let ids: Vec<String> = form.all("ids").into_iter().map(encode).collect();
+        return Ok(redirect_with(&format!("/e/{entity_name}/merge?ids={}", ids.join(",")), None));
+    }
     let results = match bulk_action(&app, &viewer, &entity_name, &ids, &form).await {
         Ok(results) => results,
         // A value that is not valid for every row is said on the list, as a row's would be.
@@ -544,6 +551,7 @@ pub async fn bin(
         })
         .collect();
     let rows = view::rows(&app, &viewer, &entity_name, &fields, &records).await?;
+    let merged = merged_into(&app, &viewer, &entity_name, &records).await?;
     let label = entity.def.label.get(viewer.locale).to_owned();
     let title = super::shell::text(viewer.locale, "bin.title", &[("entity", label.clone())]);
     let values = json!({
@@ -552,10 +560,31 @@ pub async fn bin(
         "columns": fields.iter().map(|f| json!({"label": f.label.get(viewer.locale)})).collect::<Vec<_>>(),
         "rows": rows,
         "deleted_at": deleted_at,
+        "merged": merged,
         "total": page.total.unwrap_or(0),
         "next_href": page.next_cursor.map(|c| format!("?cursor={}", encode(&c))),
     });
     html("bin.html", viewer.page(&catalog, Some(&entity_name), &title, values))
+}
+
+/// Per row of the recycle bin, the record a merge put it there for (its id, and its title
+/// if the viewer may see it), or null.
+async fn merged_into(app: &App, viewer: &Viewer, entity_name: &str, records: &[Json]) -> ApiResult<Vec<Json>> {
+    let ids: Vec<Uuid> = records.iter().filter_map(|r| r.get("id")?.as_str()?.parse().ok()).collect();
+    let survivors = records::merge::merged_into(app, entity_name, &ids).await?;
+    let wanted = [(entity_name.to_owned(), survivors.values().copied().collect())].into_iter().collect();
+    let titles = view::titles(app, viewer, wanted).await?;
+    Ok(ids
+        .iter()
+        .map(|id| match survivors.get(id) {
+            Some(survivor) => json!({
+                "title": titles.get(survivor).cloned().unwrap_or_else(|| viewer.text("common.no_access")),
+                "id": survivor,
+                "visible": titles.contains_key(survivor),
+            }),
+            None => Json::Null,
+        })
+        .collect())
 }
 
 /// `POST /e/{entity}/bin`: restores the selected records.

@@ -7,6 +7,7 @@ mod board;
 mod duplicates;
 mod form;
 mod list;
+mod merge;
 mod record;
 mod search;
 pub mod shell;
@@ -77,12 +78,14 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/e/{entity}/duplicates", get(duplicates::review))
         .route("/e/{entity}/duplicates/scan", post(duplicates::scan))
         .route("/e/{entity}/duplicates/apart", post(duplicates::apart))
+        .route("/e/{entity}/merge", get(merge::page).post(merge::merge))
         .route("/e/{entity}/new", get(form::new).post(form::create))
         .route("/e/{entity}/{id}", get(record::page))
         .route("/e/{entity}/{id}/edit", get(form::edit).post(form::save))
         .route("/e/{entity}/{id}/delete", post(record::delete))
         .route("/e/{entity}/{id}/approval", post(record::approve))
         .route("/e/lead/{id}/convert", post(record::convert))
+        .route("/merges/{id}/undo", post(merge::undo))
         .route("/search", get(search::page))
         .route("/reminders", get(reminders))
         .route("/reminders/{id}/done", post(finish_reminder))
@@ -537,5 +540,6 @@ pub fn allowed(viewer: &Viewer, entity: &str) -> Json {
         "assign": may(Action::Assign),
         "share": may(Action::Share),
         "export": may(Action::Export),
+        "merge": may(Action::Edit) && may(Action::Delete) && entity != crm_model::USER_ENTITY,
     })
 }

@@ -27,8 +27,12 @@ pub async fn page(
 ) -> ApiResult<Response> {
     let catalog = app.catalog();
     let entity = viewer.principal.entity(&catalog, &entity_name, Action::Read)?.clone();
-    let record = serde_json::to_value(records::get(&app, &viewer.principal, &entity_name, &id, None).await?)
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let found = match records::get(&app, &viewer.principal, &entity_name, &id, None).await {
+        Err(ApiError::NotFound(why)) => return merged_away(&app, &viewer, &entity_name, &id, why).await,
+        found => found?,
+    };
+    let merge = records::merge::undoable(&app, &entity_name, found.id(), found.version()).await?;
+    let record = serde_json::to_value(found).map_err(|e| ApiError::Internal(e.into()))?;
     let hidden = viewer.principal.hidden(&entity_name);
     let history = records::history(&app, &viewer.principal, &entity_name, &id).await?;
     let history = history.get("data").and_then(Json::as_array).cloned().unwrap_or_default();
@@ -99,9 +103,21 @@ pub async fn page(
         "timeline": timeline,
         "approval": approval,
         "convertible": convertible,
+        "merge": merge.map(|m| json!({"id": m.id, "count": m.losers.len() + 1})),
         "can": allowed(&viewer, &entity_name),
     });
     html("record.html", viewer.page(&catalog, Some(&entity_name), &title, values))
+}
+
+/// A record a merge put in the recycle bin: its survivor, said so (a link to the loser from
+/// before the merge still leads somewhere). Any other record that is not there is not found.
+async fn merged_away(app: &App, viewer: &Viewer, entity_name: &str, id: &str, why: String) -> ApiResult<Response> {
+    let Ok(loser) = id.parse::<Uuid>() else { return Err(ApiError::NotFound(why)) };
+    let survivors = records::merge::merged_into(app, entity_name, &[loser]).await?;
+    let Some(survivor) = survivors.get(&loser) else { return Err(ApiError::NotFound(why)) };
+    // The survivor answers for itself: outside the viewer's scope it is not found either.
+    records::get(app, &viewer.principal, entity_name, &survivor.to_string(), Some("id")).await?;
+    Ok(redirect_with(&format!("/e/{entity_name}/{survivor}"), Some(&viewer.text("merge.redirected"))))
 }
 
 /// The approval of a record: its status, the steps taken, and the actions the viewer may take.

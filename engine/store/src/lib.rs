@@ -4,6 +4,7 @@
 
 pub mod ddl;
 pub mod jobs;
+pub mod merges;
 pub mod records;
 pub mod sql;
 mod sqlite;
@@ -111,6 +112,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         "background tasks with their progress, and pairs that are not duplicates",
         include_str!("../../../migrations/sqlite/0005_tasks.sql"),
         include_str!("../../../migrations/postgres/0005_tasks.sql"),
+    ),
+    (
+        6,
+        "merges of duplicate records, with what each moved, so that they can be undone",
+        include_str!("../../../migrations/sqlite/0006_merge.sql"),
+        include_str!("../../../migrations/postgres/0006_merge.sql"),
     ),
 ];
 

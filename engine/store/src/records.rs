@@ -167,6 +167,31 @@ pub async fn references(db: &Db, entity: &Entity, field: &FieldDef) -> Result<Ve
     sql.fetch_all(db).await?.iter().map(|row| Ok((row.uuid(0)?.unwrap_or_default(), row.uuid(1)?))).collect()
 }
 
+/// Every record of `entity` (the recycle bin included) whose reference `fields` name one of
+/// `ids`: the records a merge of `ids` moves.
+pub async fn referring(
+    db: &Db,
+    entity: &Entity,
+    fields: &[&FieldDef],
+    ids: &[Uuid],
+) -> Result<Vec<Record>, StoreError> {
+    if fields.is_empty() || ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = db.sql();
+    select_from(&mut sql, entity);
+    sql.push(" WHERE ");
+    for (i, field) in fields.iter().enumerate() {
+        if i > 0 {
+            sql.push(" OR ");
+        }
+        sql.ident(&field.name).push(" IN ");
+        push_ids(&mut sql, ids);
+    }
+    sql.push(" ORDER BY \"id\"");
+    Ok(sql.fetch_values(db, storages(entity)).await?.into_iter().map(|values| Record { values }).collect())
+}
+
 /// Which of `ids` are live records of `entity` within a scope.
 pub async fn existing_ids(
     on: &mut On<'_>,
