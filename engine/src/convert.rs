@@ -125,7 +125,8 @@ async fn convert_one(app: &App, principal: &Principal, conversion: &Conversion, 
 
 /// Refuses to create a customer whose name a live one already has: the caller attaches the
 /// lead to that customer instead. Every customer counts, but only one the caller may read is
-/// named by its id. (Fuzzy duplicate detection comes with the search index.)
+/// named by its id. Only an equal name refuses: likely duplicates under the customer's rules
+/// are told on the form and refused only where a rule blocks, in the save pipeline.
 async fn refuse_duplicate(app: &App, principal: &Principal, name: &str) -> ApiResult<()> {
     let filter = json!({"field": "name", "op": "eq", "value": name}).to_string();
     let params =
