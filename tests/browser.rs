@@ -1135,3 +1135,41 @@ async fn merge_two_customers_then_undo() {
     .await;
     ui.close().await;
 }
+
+/// A service request's 查找知识 box finds an article as one types and 关联 attaches it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attach_an_article_to_a_service_request() {
+    let Some((t, ui)) = start("attach_an_article_to_a_service_request", DESKTOP).await else { return };
+    ui.check(async {
+        let customer = id(&t.create("customer", json!({"name": "北京立友信科技有限公司"})).await);
+        let request = id(&t.create("service_request", json!({"name": "打印机无法打印", "customer": customer})).await);
+        let article = id(&t
+            .create(
+                "knowledge_article",
+                json!({"name": "打印机卡纸处理", "published": true, "content": "打开后盖，取出卡住的纸张。"}),
+            )
+            .await);
+        t.create("knowledge_article", json!({"name": "发票开具说明", "published": true})).await;
+        t.run_jobs().await;
+        ui.sign_in(&format!("/e/service_request/{request}")).await;
+        assert_eq!(ui.text("#panel-articles h2").await, "关联知识 0");
+        ui.fill("#kb-find-input", "卡纸").await;
+        let attach = format!("#kb-find-hits button[data-attach='{article}']");
+        ui.wait(&format!("!!{}", q(&attach)), "a hit with 关联").await;
+        assert_eq!(ui.texts("#kb-find-hits a").await, vec!["打印机卡纸处理".to_owned()]);
+        assert_eq!(ui.text("#kb-find-hits mark").await, "卡纸", "the match is marked");
+        ui.click(&attach).await;
+        ui.wait(
+            "document.querySelector('#panel-articles tbody')?.textContent.includes('打印机卡纸处理')",
+            "the article in the 关联知识 panel",
+        )
+        .await;
+        assert_eq!(ui.text("#panel-articles h2").await, "关联知识 1");
+        assert!(!ui.exists(&attach).await, "an attached article is not offered again");
+        let links = t.list("service_request_article", None, "").await.expect(200);
+        assert_eq!(links["data"].as_array().unwrap().len(), 1);
+        assert_eq!(links["data"][0]["article"], json!(article));
+    })
+    .await;
+    ui.close().await;
+}

@@ -13,6 +13,7 @@ pub mod duplicates;
 pub mod error;
 pub mod http;
 pub mod jobs;
+pub mod kb;
 pub mod metadata;
 pub mod openapi;
 pub mod package;

@@ -333,4 +333,108 @@ for (const box of document.querySelectorAll("[data-task]")) {
     setTimeout(follow, 500);
   };
   setTimeout(follow, 300);
+
+// 查找知识 on a service request: the knowledge base searched as one types; "attach" links an
+// article through the records API (with the session's CSRF token) and the articles panel is
+// drawn again from the page. An article already attached is not offered again.
+const finder = document.getElementById("kb-find");
+if (finder) {
+  const input = finder.querySelector("input[type=search]");
+  const hits = finder.querySelector(".kb-find-hits");
+  const status = finder.querySelector("[role=status]");
+  const attached = new Set(finder.dataset.attached.split(",").filter(Boolean));
+  const csrf = document.querySelector('input[name="_csrf"]')?.value ?? "";
+  let timer;
+  let asked = 0;
+  // The fragment's marks are UTF-8 byte ranges: cut the bytes, then decode each piece.
+  const marked = (fragment, ranges) => {
+    const bytes = new TextEncoder().encode(fragment);
+    const decode = (from, to) => new TextDecoder().decode(bytes.slice(from, to));
+    const parts = [];
+    let at = 0;
+    for (const [start, end] of ranges) {
+      if (start < at || end > bytes.length) continue;
+      parts.push(document.createTextNode(decode(at, start)));
+      const mark = document.createElement("mark");
+      mark.textContent = decode(start, end);
+      parts.push(mark);
+      at = end;
+    }
+    parts.push(document.createTextNode(decode(at, bytes.length)));
+    return parts;
+  };
+  const refreshPanel = async () => {
+    const reply = await fetch(location.pathname, { credentials: "same-origin" });
+    if (!reply.ok) return;
+    const page = new DOMParser().parseFromString(await reply.text(), "text/html");
+    const fresh = page.getElementById(finder.dataset.panel);
+    if (fresh) document.getElementById(finder.dataset.panel)?.replaceWith(fresh);
+  };
+  const attach = async (article, button) => {
+    button.disabled = true;
+    status.textContent = "";
+    const reply = await fetch("/api/v1/records/service_request_article", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "content-type": "application/json", "x-csrf-token": csrf },
+      body: JSON.stringify({ service_request: finder.dataset.request, article }),
+    });
+    if (reply.ok) {
+      attached.add(article);
+      const done = document.createElement("span");
+      done.className = "muted";
+      done.textContent = finder.dataset.attachedText;
+      button.replaceWith(done);
+      await refreshPanel();
+      return;
+    }
+    const problem = await reply.json().catch(() => ({}));
+    const reasons = (problem.errors ?? []).map((e) => e.message).join("; ") || problem.detail || String(reply.status);
+    status.textContent = finder.dataset.failed + reasons;
+    button.disabled = false;
+  };
+  const show = (found) => {
+    const items = [];
+    for (const group of found.groups) {
+      for (const hit of group.hits) {
+        const item = document.createElement("li");
+        const text = document.createElement("div");
+        const link = document.createElement("a");
+        link.href = `/e/knowledge_article/${hit.id}`;
+        link.textContent = hit.title;
+        const snippet = document.createElement("p");
+        snippet.className = "muted";
+        snippet.append(...marked(hit.fragment, hit.highlights));
+        text.append(link, snippet);
+        item.append(text);
+        if (attached.has(hit.id)) {
+          const done = document.createElement("span");
+          done.className = "muted";
+          done.textContent = finder.dataset.attachedText;
+          item.append(done);
+        } else {
+          const button = document.createElement("button");
+          button.type = "button";
+          button.dataset.attach = hit.id;
+          button.textContent = finder.dataset.attach;
+          button.addEventListener("click", () => attach(hit.id, button));
+          item.append(button);
+        }
+        items.push(item);
+      }
+    }
+    hits.replaceChildren(...items);
+    status.textContent = items.length ? "" : finder.dataset.none;
+  };
+  input.addEventListener("input", () => {
+    clearTimeout(timer);
+    const q = input.value.trim();
+    if (!q) { hits.replaceChildren(); status.textContent = ""; return; }
+    timer = setTimeout(async () => {
+      const mine = ++asked;
+      const reply = await fetch(`/api/v1/search?entities=knowledge_article&limit=10&q=${encodeURIComponent(q)}`, { credentials: "same-origin" });
+      if (mine !== asked || !reply.ok) return;
+      show(await reply.json());
+    }, 200);
+  });
 }

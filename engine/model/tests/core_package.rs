@@ -55,6 +55,8 @@ fn core_package_is_a_valid_catalog() {
         "price_list_item",
         "service_request",
         "knowledge_article",
+        "kb_category",
+        "service_request_article",
         "activity",
         "campaign",
         "campaign_member",
@@ -63,7 +65,7 @@ fn core_package_is_a_valid_catalog() {
         let entity = catalog.entity(name).unwrap_or_else(|| panic!("missing entity {name}"));
         assert!(entity.title_field().is_some(), "{name} needs a title field");
     }
-    for role in ["administrator", "manager", "sales_rep"] {
+    for role in ["administrator", "manager", "sales_rep", "service"] {
         assert!(catalog.role(role).is_some(), "missing role {role}");
     }
     assert!(catalog.role("administrator").unwrap().admin);

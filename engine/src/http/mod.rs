@@ -4,6 +4,7 @@
 mod admin;
 mod auth;
 pub mod extract;
+pub mod kb;
 mod meta;
 mod records;
 mod rules;
@@ -73,6 +74,8 @@ pub fn build_app(state: AppState) -> Router {
         // Search
         .route("/api/v1/search", get(search::search))
         .route("/api/v1/tasks/{id}", get(tasks::get))
+        // The knowledge base
+        .route("/api/v1/kb/import", post(kb::import).layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT)))
         // One's reminders
         .route("/api/v1/reminders", get(rules::reminders))
         .route("/api/v1/reminders/{id}/done", post(rules::finish_reminder))

@@ -95,6 +95,14 @@ impl Op {
         self
     }
 
+    /// A `multipart/form-data` body (file uploads); a malformed one is answered with 400, one
+    /// over the limit with 413, files or values that cannot be taken with 422.
+    fn multipart(mut self, schema: Json) -> Self {
+        self.body = Some(json!({"required": true, "content": {"multipart/form-data": {"schema": schema}}}));
+        self.problems.extend([400, 413, 422]);
+        self
+    }
+
     /// Problems the operation's service answers besides those that follow from its inputs.
     fn fails(mut self, statuses: &[u16]) -> Self {
         self.problems.extend(statuses);

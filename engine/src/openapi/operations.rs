@@ -1,6 +1,6 @@
 //! The operations that are not one entity's records: metadata, sign-in and one's own session,
-//! tokens and reminders, lead conversion, accounts and the audit log (for administrators),
-//! health and this document.
+//! tokens and reminders, lead conversion, the knowledge base's import, accounts and the audit
+//! log (for administrators), health and this document.
 
 use crm_model::{Action, Catalog, USER_ENTITY};
 use serde_json::{Map, Value as Json, json};
@@ -325,6 +325,28 @@ pub(super) fn add(paths: &mut Map<String, Json>, catalog: &Catalog, p: &Principa
             )
             .fails(&[409, 422]),
     );
+    if catalog.entity(crate::kb::ARTICLE).is_some() && p.access.allows(crate::kb::ARTICLE, Action::Import) {
+        path(
+            "/api/v1/kb/import",
+            "post",
+            Op::new("import_articles", "Knowledge articles from Markdown, HTML or text files: one per file, all or none")
+                .multipart(json!({
+                    "type": "object", "required": ["files"],
+                    "properties": {
+                        "files": {"type": "array", "maxItems": crate::kb::import::MAX_FILES,
+                            "items": {"type": "string", "contentMediaType": "application/octet-stream"},
+                            "description": ".md, .html or .txt files in UTF-8, at most 2 MB each; the title is the first `# heading`, `<title>` or `<h1>`, or the file name."},
+                        "category": {"type": "string", "format": "uuid", "description": "The kb_category the articles go in."},
+                    },
+                }))
+                .answers(
+                    201,
+                    "The articles created, in the order of the files",
+                    json!({"type": "object", "required": ["ids"],
+                           "properties": {"ids": {"type": "array", "items": uuid.clone()}}}),
+                ),
+        );
+    }
     if catalog.entity("lead").is_some() && p.access.allows("lead", Action::Edit) {
         let ids = json!({"type": "array", "minItems": 1, "maxItems": 100, "items": {"type": "string", "format": "uuid", "x-target": "lead"}});
         path(

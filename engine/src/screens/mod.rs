@@ -6,6 +6,7 @@
 mod board;
 mod duplicates;
 mod form;
+mod kb;
 mod list;
 mod merge;
 mod record;
@@ -87,6 +88,11 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/e/lead/{id}/convert", post(record::convert))
         .route("/merges/{id}/undo", post(merge::undo))
         .route("/search", get(search::page))
+        .route("/kb", get(kb::page))
+        .route(
+            "/kb/import",
+            post(kb::import_files).layer(axum::extract::DefaultBodyLimit::max(crate::http::IMPORT_BODY_LIMIT)),
+        )
         .route("/reminders", get(reminders))
         .route("/reminders/{id}/done", post(finish_reminder))
         .merge(studio)
@@ -162,25 +168,40 @@ impl Viewer {
 #[derive(Serialize)]
 struct NavItem {
     name: String,
+    href: String,
     label: String,
     active: bool,
     /// Modules without a place in the menu (child records, new ones) are under "more".
     more: bool,
 }
 
-/// The user's modules in menu order.
+/// The user's modules in menu order; the knowledge base page (知识库) follows the articles.
 fn navigation(catalog: &Catalog, principal: &Principal, locale: &str, active: Option<&str>) -> Vec<NavItem> {
     let mut entities: Vec<_> = catalog.entities().filter(|e| principal.sees(e.name().as_str())).collect();
     entities.sort_by_key(|e| (e.def.menu_order.unwrap_or(u16::MAX), e.name().as_str().to_owned()));
-    entities
-        .into_iter()
-        .map(|e| NavItem {
-            name: e.name().to_string(),
+    let mut items = Vec::new();
+    for e in entities {
+        let name = e.name().to_string();
+        let more = e.def.menu_order.is_none();
+        let articles = name == crate::kb::ARTICLE;
+        items.push(NavItem {
+            href: format!("/e/{name}"),
             label: e.def.label.get(locale).to_owned(),
-            active: active == Some(e.name().as_str()),
-            more: e.def.menu_order.is_none(),
-        })
-        .collect()
+            active: active == Some(name.as_str()),
+            more,
+            name,
+        });
+        if articles {
+            items.push(NavItem {
+                name: "kb".into(),
+                href: "/kb".into(),
+                label: shell::text(locale, "kb.title", &[]),
+                active: active == Some("kb"),
+                more,
+            });
+        }
+    }
+    items
 }
 
 /// Renders a page, or the error page if the template fails.

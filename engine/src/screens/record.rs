@@ -14,6 +14,7 @@ use super::{Posted, Viewer, allowed, html, redirect_with};
 use crate::app::{App, AppState};
 use crate::error::{ApiError, ApiResult};
 use crate::http::extract::ApiPath;
+use crate::kb;
 use crate::records::{self, ListParams};
 
 /// Rows a related panel shows before "more".
@@ -89,6 +90,7 @@ pub async fn page(
     let logged = logged(&app, &viewer, &entity, &id).await?;
     let timeline = timeline(&catalog, &entity, &viewer, &history, &titles, logged);
     let approval = approval(&app, &viewer, &entity, &record, &titles).await?;
+    let finder = knowledge_finder(&app, &viewer, &entity, &id, &panels).await?;
     let convertible = entity_name == "lead"
         && record.get("status").and_then(Json::as_str) != Some("converted")
         && viewer.principal.access.allows("customer", Action::Create);
@@ -99,6 +101,7 @@ pub async fn page(
         "version": record.get("version"),
         "sections": sections,
         "panels": panels,
+        "finder": finder,
         "stage": stage,
         "timeline": timeline,
         "approval": approval,
@@ -243,6 +246,28 @@ async fn panels(app: &App, viewer: &Viewer, entity: &Entity, id: &str) -> ApiRes
         }));
     }
     Ok(panels)
+}
+
+/// 查找知识 (SV-3): on a service request whose articles panel the viewer sees, a box that
+/// searches the knowledge base as one types and attaches an article, if they may link them.
+async fn knowledge_finder(
+    app: &App,
+    viewer: &Viewer,
+    entity: &Entity,
+    id: &str,
+    panels: &[Json],
+) -> ApiResult<Option<Json>> {
+    let may = |name, action| viewer.principal.access.allows(name, action);
+    let shown = panels.iter().any(|p| p["name"] == kb::REQUEST_PANEL);
+    if entity.name().as_str() != kb::REQUEST
+        || !shown
+        || !may(kb::LINK, Action::Create)
+        || !may(kb::ARTICLE, Action::Read)
+    {
+        return Ok(None);
+    }
+    let attached = kb::attached(app, &viewer.principal, id).await?;
+    Ok(Some(json!({"panel": kb::REQUEST_PANEL, "attached": attached})))
 }
 
 /// The stage path: every stage of the record's stage set, the current one marked, and how

@@ -18,7 +18,7 @@ pub struct SearchQuery {
 }
 
 /// A fragment cut at its marked ranges: `[{text, mark}]`, for the template to escape.
-fn pieces(fragment: &str, highlights: &[Json]) -> Vec<Json> {
+pub(super) fn pieces(fragment: &str, highlights: &[Json]) -> Vec<Json> {
     let mut out = Vec::new();
     let mut at = 0;
     for range in highlights {
