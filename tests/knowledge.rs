@@ -149,7 +149,7 @@ async fn readers_see_published_articles_in_their_scope(t: TestApp) {
     let mut role = t.get("/api/v1/meta/roles/sales_rep").await.expect(200);
     role["entities"]["knowledge_article"]["scope"] = json!("own");
     t.put("/api/v1/meta/roles/sales_rep", role).await.expect(200);
-    let (rep, _) = t.user("rep1", &["sales_rep"], None).await;
+    let (rep, rep_token) = t.user("rep1", &["sales_rep"], None).await;
     let (other, _) = t.user("rep2", &["sales_rep"], None).await;
     let (_, _) = t.user("svc1", &["service"], None).await;
     let mine = article(&t, json!({"name": "报价单填写指南", "published": true, "owner": rep})).await;
@@ -165,6 +165,11 @@ async fn readers_see_published_articles_in_their_scope(t: TestApp) {
         assert!(!page.contains("报价单审批流程") && !page.contains(&theirs) && !page.contains(&draft));
         assert!(!page.contains("id=\"kb-import\""), "reps do not import");
     }
+    // The API the 查找知识 box asks answers the same.
+    let uri = format!("/api/v1/kb/articles?q={}", encode("报价单"));
+    let found = t.as_user(&rep_token, Method::GET, &uri, None).await.expect(200);
+    let ids: Vec<&str> = found["data"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, vec![mine.as_str()], "{found}");
     let (cookie, _) = sign_in(&t, "svc1", USER_PASSWORD).await;
     let page = kb_page(&t, &cookie, &format!("?q={}", encode("报价单"))).await;
     assert_eq!(listed(&page).len(), 3, "service staff edit articles and see drafts: {page}");

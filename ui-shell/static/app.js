@@ -333,6 +333,7 @@ for (const box of document.querySelectorAll("[data-task]")) {
     setTimeout(follow, 500);
   };
   setTimeout(follow, 300);
+}
 
 // 查找知识 on a service request: the knowledge base searched as one types; "attach" links an
 // article through the records API (with the session's CSRF token) and the articles panel is
@@ -395,33 +396,32 @@ if (finder) {
   };
   const show = (found) => {
     const items = [];
-    for (const group of found.groups) {
-      for (const hit of group.hits) {
-        const item = document.createElement("li");
-        const text = document.createElement("div");
-        const link = document.createElement("a");
-        link.href = `/e/knowledge_article/${hit.id}`;
-        link.textContent = hit.title;
-        const snippet = document.createElement("p");
-        snippet.className = "muted";
-        snippet.append(...marked(hit.fragment, hit.highlights));
-        text.append(link, snippet);
-        item.append(text);
-        if (attached.has(hit.id)) {
-          const done = document.createElement("span");
-          done.className = "muted";
-          done.textContent = finder.dataset.attachedText;
-          item.append(done);
-        } else {
-          const button = document.createElement("button");
-          button.type = "button";
-          button.dataset.attach = hit.id;
-          button.textContent = finder.dataset.attach;
-          button.addEventListener("click", () => attach(hit.id, button));
-          item.append(button);
-        }
-        items.push(item);
+    for (const article of found.data) {
+      const hit = { id: article.id, title: article.title, ...article.matched };
+      const item = document.createElement("li");
+      const text = document.createElement("div");
+      const link = document.createElement("a");
+      link.href = `/e/knowledge_article/${hit.id}`;
+      link.textContent = hit.title;
+      const snippet = document.createElement("p");
+      snippet.className = "muted";
+      snippet.append(...marked(hit.fragment, hit.highlights));
+      text.append(link, snippet);
+      item.append(text);
+      if (attached.has(hit.id)) {
+        const done = document.createElement("span");
+        done.className = "muted";
+        done.textContent = finder.dataset.attachedText;
+        item.append(done);
+      } else {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.dataset.attach = hit.id;
+        button.textContent = finder.dataset.attach;
+        button.addEventListener("click", () => attach(hit.id, button));
+        item.append(button);
       }
+      items.push(item);
     }
     hits.replaceChildren(...items);
     status.textContent = items.length ? "" : finder.dataset.none;
@@ -432,7 +432,7 @@ if (finder) {
     if (!q) { hits.replaceChildren(); status.textContent = ""; return; }
     timer = setTimeout(async () => {
       const mine = ++asked;
-      const reply = await fetch(`/api/v1/search?entities=knowledge_article&limit=10&q=${encodeURIComponent(q)}`, { credentials: "same-origin" });
+      const reply = await fetch(`/api/v1/kb/articles?q=${encodeURIComponent(q)}`, { credentials: "same-origin" });
       if (mine !== asked || !reply.ok) return;
       show(await reply.json());
     }, 200);

@@ -65,3 +65,26 @@ pub async fn import(State(app): State<AppState>, p: Principal, form: ImportForm)
     let ids = import::import(&app, &p, form.category.as_deref(), &form.files).await?;
     Ok((StatusCode::CREATED, Json(json!({"ids": ids}))).into_response())
 }
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArticlesParams {
+    q: Option<String>,
+    category: Option<uuid::Uuid>,
+}
+
+/// `GET /api/v1/kb/articles?q=&category=`: what the knowledge base shows the caller, as the
+/// 查找知识 box of a service request asks it.
+pub async fn articles(
+    State(app): State<AppState>,
+    p: Principal,
+    super::ApiQuery(params): super::ApiQuery<ArticlesParams>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let text = params.q.unwrap_or_default();
+    if text.chars().count() > 100 {
+        return Err(ApiError::bad_request("invalid_query", "`q` is at most 100 characters"));
+    }
+    let tree = crate::kb::tree(&app, &p).await?;
+    let found = crate::kb::articles(&app, &p, &tree, params.category, &text).await?;
+    Ok(Json(json!({"data": found})))
+}

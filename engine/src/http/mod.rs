@@ -75,6 +75,7 @@ pub fn build_app(state: AppState) -> Router {
         .route("/api/v1/search", get(search::search))
         .route("/api/v1/tasks/{id}", get(tasks::get))
         // The knowledge base
+        .route("/api/v1/kb/articles", get(kb::articles))
         .route("/api/v1/kb/import", post(kb::import).layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT)))
         // One's reminders
         .route("/api/v1/reminders", get(rules::reminders))

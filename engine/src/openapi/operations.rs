@@ -325,6 +325,34 @@ pub(super) fn add(paths: &mut Map<String, Json>, catalog: &Catalog, p: &Principa
             )
             .fails(&[409, 422]),
     );
+    if catalog.entity(crate::kb::ARTICLE).is_some() && p.sees(crate::kb::ARTICLE) {
+        path(
+            "/api/v1/kb/articles",
+            "get",
+            Op::new("kb_articles", "Knowledge articles one may read, found by text (best first) or newest first, in a category")
+                .query(json!({"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 100}}))
+                .query(json!({"name": "category", "in": "query", "schema": {"type": "string", "format": "uuid"}}))
+                .answers(
+                    200,
+                    "The articles; published ones only for those who may not edit articles",
+                    json!({"type": "object", "required": ["data"], "properties": {"data": {"type": "array", "items": {
+                        "type": "object", "required": ["id", "title", "matched"],
+                        "properties": {
+                            "id": uuid.clone(), "title": {"type": "string"},
+                            "matched": {"oneOf": [{"type": "null"}, {
+                                "type": "object", "required": ["field_label", "fragment", "highlights"],
+                                "properties": {
+                                    "field_label": {"oneOf": [labels.clone(), {"type": "null"}]},
+                                    "fragment": {"type": "string"},
+                                    "highlights": {"type": "array", "items": {"type": "array", "items": {"type": "integer"}}},
+                                },
+                            }]},
+                        },
+                    }}}}),
+                )
+                .fails(&[404]),
+        );
+    }
     if catalog.entity(crate::kb::ARTICLE).is_some() && p.access.allows(crate::kb::ARTICLE, Action::Import) {
         path(
             "/api/v1/kb/import",
