@@ -4,6 +4,7 @@
 mod admin;
 mod auth;
 pub mod extract;
+mod files;
 mod meta;
 mod records;
 mod rules;
@@ -54,6 +55,11 @@ pub fn build_app(state: AppState) -> Router {
             "/api/v1/records/{entity}/bulk/create",
             post(records::bulk_create).layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT)),
         )
+        .route(
+            "/api/v1/records/{entity}/import",
+            post(files::import).layer(DefaultBodyLimit::max(files::IMPORT_UPLOAD_LIMIT)),
+        )
+        .route("/api/v1/records/{entity}/export", get(files::export))
         .route("/api/v1/records/{entity}/{id}", get(records::get).patch(records::update).delete(records::delete))
         .route("/api/v1/records/{entity}/{id}/restore", post(records::restore))
         .route("/api/v1/records/{entity}/{id}/related/{panel}", get(records::related))
@@ -66,6 +72,7 @@ pub fn build_app(state: AppState) -> Router {
         // Search
         .route("/api/v1/search", get(search::search))
         .route("/api/v1/tasks/{id}", get(tasks::get))
+        .route("/api/v1/tasks/{id}/report.csv", get(files::report))
         // One's reminders
         .route("/api/v1/reminders", get(rules::reminders))
         .route("/api/v1/reminders/{id}/done", post(rules::finish_reminder))

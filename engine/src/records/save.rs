@@ -168,7 +168,7 @@ pub struct Unit<'a> {
 }
 
 /// A place in a unit's preparation.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Mark {
     writes: usize,
     notices: usize,

@@ -296,7 +296,7 @@ pub async fn page(
         .filter_map(|f| Some((f.name.to_string(), Json::from(state.get(&format!("f_{}", f.name))?))))
         .collect();
     let chosen = Json::Object(chosen.into_iter().collect());
-    let filter_titles = view::titles(&app, &viewer, view::references(&lookups, &[&chosen])).await?;
+    let filter_titles = view::titles(&app, &viewer.principal, view::references(&lookups, &[&chosen])).await?;
     let current_sort =
         sort.unwrap_or_else(|| entity.list.sort.iter().map(ToString::to_string).collect::<Vec<_>>().join(","));
     let base = state.query_without(&["cursor", "sort"]);

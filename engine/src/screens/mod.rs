@@ -12,7 +12,7 @@ pub mod shell;
 mod studio;
 mod studio_docs;
 mod studio_jobs;
-mod view;
+pub(crate) mod view;
 
 use axum::Router;
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
