@@ -22,6 +22,7 @@ backends!(
     bad_files_are_refused_and_nothing_is_written,
     import_needs_its_permission,
     exports_are_typed_scoped_and_without_hidden_fields,
+    the_screens_offer_import_and_export,
 );
 
 const BOUNDARY: &str = "crm-test-boundary-7MA4YWxkTrZu0gW";
@@ -403,4 +404,45 @@ async fn exports_are_typed_scoped_and_without_hidden_fields(t: TestApp) {
     assert!(text.starts_with('\u{feff}'));
     assert!(text.contains("'=1+1") && text.contains("'@SUM(A1)"), "{text}");
     assert!(!text.contains("别人的客户"), "another's record is out of the rep's scope");
+}
+
+/// A session cookie for a user, as a browser has after signing in.
+async fn session(t: &TestApp, user: &str) -> String {
+    let id = uuid::Uuid::parse_str(user).unwrap();
+    let (cookie, _) = crm::auth::open_session(&t.app, id).await.unwrap();
+    format!("crm_session={cookie}")
+}
+
+async fn the_screens_offer_import_and_export(t: TestApp) {
+    let (rep_id, _) = t.user("rep1", &["sales_rep"], None).await;
+    let (admin_id, _) = t.user("boss", &["administrator"], None).await;
+    t.create("customer", json!({"name": "=HYPERLINK(\"x\")", "industry": "software", "owner": rep_id})).await;
+    let admin = session(&t, &admin_id).await;
+    let list = t.page(Method::GET, "/e/customer", &admin, None).await;
+    assert!(list.text.contains("href=\"/e/customer/import\""), "an import button");
+    assert!(list.text.contains("导出 Excel") && list.text.contains("导出 CSV"));
+
+    let page = t.page(Method::GET, "/e/customer/import", &admin, None).await;
+    assert_eq!(page.status, 200);
+    assert!(page.text.contains("导入客户") && page.text.contains("选择文件"), "Chinese first");
+    assert!(page.text.contains("还没有选择文件"), "an empty state that says what to do");
+    let texts = page.text.split("id=\"import-texts\">").nth(1).and_then(|rest| rest.split("</script>").next()).unwrap();
+    let texts: serde_json::Map<String, Value> = serde_json::from_str(texts).expect("the script's texts");
+    assert!(texts.iter().all(|(key, text)| text.as_str() != Some(key.as_str())), "no raw keys: {texts:?}");
+    assert!(
+        page.text.contains("文件名是 .xlsx，但内容不是 Excel 工作簿"),
+        "errors explained in Chinese for the script"
+    );
+
+    let rep = session(&t, &rep_id).await;
+    let list = t.page(Method::GET, "/e/customer", &rep, None).await;
+    assert!(!list.text.contains("/e/customer/import"), "no import button without the permission");
+    assert!(list.text.contains("export.xlsx"));
+    assert_eq!(t.page(Method::GET, "/e/customer/import", &rep, None).await.status, 403);
+
+    let csv = t.page(Method::GET, "/e/customer/export.csv", &rep, None).await;
+    assert!(csv.text.contains("'=HYPERLINK"), "{}", csv.text);
+    let xlsx = t.page(Method::GET, "/e/customer/export.xlsx?f_industry=software", &rep, None).await;
+    assert_eq!(xlsx.status, 200);
+    assert_eq!(xlsx.content_type.as_deref(), Some(crm::export::XLSX_TYPE));
 }

@@ -12,6 +12,7 @@ mod search;
 mod tasks;
 
 pub use extract::{ApiJson, ApiPath, ApiQuery};
+pub use files::file_response;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::StatusCode;

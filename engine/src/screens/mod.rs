@@ -5,6 +5,7 @@
 
 mod board;
 mod form;
+mod import;
 mod list;
 mod record;
 mod search;
@@ -65,7 +66,9 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/prefs", post(preferences))
         .route("/password", get(password_page).post(change_password))
         .route("/e/{entity}", get(list::page))
-        .route("/e/{entity}/export.csv", get(list::export))
+        .route("/e/{entity}/export.csv", get(list::export_csv))
+        .route("/e/{entity}/export.xlsx", get(list::export_xlsx))
+        .route("/e/{entity}/import", get(import::page))
         .route("/e/{entity}/bulk", post(list::bulk))
         .route("/e/{entity}/views", post(list::save_view))
         .route("/e/{entity}/views/{id}/delete", post(list::delete_view))
@@ -531,5 +534,6 @@ pub fn allowed(viewer: &Viewer, entity: &str) -> Json {
         "assign": may(Action::Assign),
         "share": may(Action::Share),
         "export": may(Action::Export),
+        "import": may(Action::Import),
     })
 }
