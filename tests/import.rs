@@ -18,6 +18,7 @@ backends!(
     a_thousand_customers_from_a_workbook,
     update_and_skip_by_key,
     all_or_nothing_and_the_good_rows,
+    more_rows_than_one_unit_takes,
     the_mapping_is_proposed_and_remembered,
     bad_files_are_refused_and_nothing_is_written,
     import_needs_its_permission,
@@ -241,6 +242,27 @@ async fn all_or_nothing_and_the_good_rows(t: TestApp) {
     assert!(lines[1].starts_with("'=1+1,not-an-email,3,"), "the cell neutralised: {}", lines[1]);
     let english = t.get(&format!("/api/v1/tasks/{id}/report.csv?locale=en")).await;
     assert!(String::from_utf8(english.bytes).unwrap().contains("Email: not an email address"));
+}
+
+/// A file of more rows than one unit writes: all or nothing checks every unit before the first
+/// commits, and the good rows of every unit are written otherwise.
+async fn more_rows_than_one_unit_takes(t: TestApp) {
+    let before = count(&t).await;
+    let rows = crm::records::MAX_IMPORT + 5;
+    let mut text = String::from("客户名称,电子邮件\n");
+    for i in 0..rows {
+        let email = if i == rows - 2 { "bad".to_owned() } else { format!("c{i}@example.com") };
+        text.push_str(&format!("大批客户{i:05},{email}\n"));
+    }
+    let file = csv(&text);
+    let refused = import(&t, "big.csv", &file, &[("all_or_nothing", "true")]).await;
+    assert_eq!((refused["result"]["written"].as_bool(), refused["result"]["failed"].as_i64()), (Some(false), Some(1)));
+    assert_eq!(count(&t).await, before, "the bad row in the last unit kept the first unit out too");
+
+    let good = import(&t, "big.csv", &file, &[]).await;
+    assert_eq!(good["result"]["created"].as_u64(), Some(rows as u64 - 1), "{:#}", good["result"]["failures"]);
+    assert_eq!(good["result"]["failures"][0]["row"], rows as u64);
+    assert_eq!(count(&t).await, before + rows as i64 - 1);
 }
 
 async fn the_mapping_is_proposed_and_remembered(t: TestApp) {

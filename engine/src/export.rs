@@ -69,9 +69,9 @@ pub fn neutralised(text: &str) -> Cow<'_, str> {
 /// text as UTF-8, every cell neutralised.
 pub fn csv_bytes(header: &[String], rows: Vec<Vec<String>>) -> ApiResult<Vec<u8>> {
     let mut out = csv_writer();
-    write_csv_row(&mut out, header.iter().map(String::as_str))?;
+    write_csv_row(&mut out, header.iter().map(|h| neutralised(h)))?;
     for row in &rows {
-        write_csv_row(&mut out, row.iter().map(String::as_str))?;
+        write_csv_row(&mut out, row.iter().map(|c| neutralised(c)))?;
     }
     out.into_inner().map_err(|e| ApiError::Internal(anyhow::anyhow!("{e}")))
 }
@@ -80,9 +80,8 @@ fn csv_writer() -> csv::Writer<Vec<u8>> {
     csv::Writer::from_writer(b"\xEF\xBB\xBF".to_vec())
 }
 
-fn write_csv_row<'a>(out: &mut csv::Writer<Vec<u8>>, cells: impl Iterator<Item = &'a str>) -> ApiResult<()> {
-    out.write_record(cells.map(neutralised).collect::<Vec<_>>().iter().map(|c| c.as_ref()))
-        .map_err(|e| ApiError::Internal(e.into()))
+fn write_csv_row<'a>(out: &mut csv::Writer<Vec<u8>>, cells: impl Iterator<Item = Cow<'a, str>>) -> ApiResult<()> {
+    out.write_record(cells.collect::<Vec<_>>().iter().map(|c| c.as_ref())).map_err(|e| ApiError::Internal(e.into()))
 }
 
 /// One value as exported.
@@ -97,11 +96,12 @@ enum Out {
 }
 
 impl Out {
-    /// The value in a CSV cell: numbers plain, so that they read back.
+    /// The value in a CSV cell: numbers plain, so that they read back; texts neutralised
+    /// (a number's minus sign is no formula).
     fn text(&self) -> String {
         match self {
             Out::Blank => String::new(),
-            Out::Text(text) => text.clone(),
+            Out::Text(text) => neutralised(text).into_owned(),
             Out::Number(n, _) => crate::import::read::number_text(*n),
             Out::Date(d) => d.format("%Y-%m-%d").to_string(),
             Out::Datetime(dt) => dt.format("%Y-%m-%d %H:%M").to_string(),
@@ -151,7 +151,7 @@ pub async fn export(
     let header: Vec<String> = fields.iter().map(|f| f.label.get(audience.locale).to_owned()).collect();
     let mut sink = match format {
         FileFormat::Csv => Sink::Csv(csv_writer()),
-        FileFormat::Xlsx => Sink::Xlsx(Sheet::new()),
+        FileFormat::Xlsx => Sink::Xlsx(Box::new(Sheet::new())),
     };
     let mut written = 0;
     loop {
@@ -258,13 +258,13 @@ fn typed(catalog: &Catalog, field: &FieldDef, stored: &Value, audience: &Audienc
 /// Where exported rows go.
 enum Sink {
     Csv(csv::Writer<Vec<u8>>),
-    Xlsx(Sheet),
+    Xlsx(Box<Sheet>),
 }
 
 impl Sink {
     fn start(&mut self, header: &[String], first: &[Vec<Out>]) -> ApiResult<()> {
         match self {
-            Sink::Csv(out) => write_csv_row(out, header.iter().map(String::as_str)),
+            Sink::Csv(out) => write_csv_row(out, header.iter().map(|h| neutralised(h))),
             Sink::Xlsx(sheet) => sheet.start(header, first).map_err(xlsx_error),
         }
     }
@@ -274,8 +274,7 @@ impl Sink {
         match self {
             Sink::Csv(out) => {
                 for row in rows {
-                    let cells: Vec<String> = row.iter().map(Out::text).collect();
-                    write_csv_row(out, cells.iter().map(String::as_str))?;
+                    write_csv_row(out, row.iter().map(|cell| Cow::Owned(cell.text())))?;
                 }
                 Ok(())
             }

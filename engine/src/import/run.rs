@@ -334,7 +334,7 @@ fn blame(errors: Vec<FieldError>, rows: usize) -> HashMap<usize, Vec<FieldError>
     }
     for error in errors {
         let Some(rest) = error.field.strip_prefix("records/") else { continue };
-        let Some((row, field)) = rest.split_once('/').or(Some((rest, ""))) else { continue };
+        let (row, field) = rest.split_once('/').unwrap_or((rest, ""));
         if let Ok(row) = row.parse::<usize>()
             && row < rows
         {
@@ -365,27 +365,59 @@ pub async fn run(app: &App, principal: &Principal, plan: &Plan, progress: Option
             return Ok(summary);
         }
     }
+    // A chunk is checked while the one before it commits, where no row of one can depend on
+    // the other's: new records only, no unique field to collide across chunks, and the good
+    // rows written whatever fails.
+    let overlap = plan.options.mode == Mode::Create
+        && !plan.options.all_or_nothing
+        && !plan.entity.live_fields().any(|f| f.unique);
+    let mut waiting: Option<(Unit<'_>, Vec<RowResult>, &[Row])> = None;
     for chunk in &chunks {
-        let (unit, results) = prepare_chunk(app, principal, plan, chunk).await?;
+        let next = prepare_chunk(app, principal, plan, chunk);
+        let (unit, results) = match waiting.take() {
+            Some((previous, results, rows)) if overlap => {
+                let (committed, next) = tokio::join!(previous.commit(), next);
+                committed?;
+                tally(plan, rows, &results, &mut summary);
+                done += rows.len();
+                report(progress, done, total).await;
+                next?
+            }
+            _ => next.await?,
+        };
         let failed = results.iter().any(|r| matches!(r, RowResult::Failed(_)));
         if plan.options.all_or_nothing && failed {
             tally_failures(plan, chunk, &results, &mut summary);
             summary.written = false;
             return Ok(summary);
         }
-        unit.commit().await?;
-        for (row, result) in chunk.iter().zip(&results) {
-            match result {
-                RowResult::Created => summary.created += 1,
-                RowResult::Updated => summary.updated += 1,
-                RowResult::Skipped => summary.skipped += 1,
-                RowResult::Failed(errors) => add_failure(plan, row, errors, &mut summary),
-            }
+        if overlap {
+            waiting = Some((unit, results, chunk));
+            continue;
         }
+        unit.commit().await?;
+        tally(plan, chunk, &results, &mut summary);
         done += chunk.len();
         report(progress, done, total).await;
     }
+    if let Some((unit, results, rows)) = waiting {
+        unit.commit().await?;
+        tally(plan, rows, &results, &mut summary);
+        report(progress, done + rows.len(), total).await;
+    }
     Ok(summary)
+}
+
+/// Counts what became of the rows of a committed chunk.
+fn tally(plan: &Plan, rows: &[Row], results: &[RowResult], summary: &mut Summary) {
+    for (row, result) in rows.iter().zip(results) {
+        match result {
+            RowResult::Created => summary.created += 1,
+            RowResult::Updated => summary.updated += 1,
+            RowResult::Skipped => summary.skipped += 1,
+            RowResult::Failed(errors) => add_failure(plan, row, errors, summary),
+        }
+    }
 }
 
 async fn report(progress: Option<&Progress>, done: usize, total: usize) {
