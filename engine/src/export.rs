@@ -150,7 +150,7 @@ pub async fn export(
     };
     let header: Vec<String> = fields.iter().map(|f| f.label.get(audience.locale).to_owned()).collect();
     let mut sink = match format {
-        FileFormat::Csv => Sink::Csv(csv_writer()),
+        FileFormat::Csv => Sink::Csv(Box::new(csv_writer())),
         FileFormat::Xlsx => Sink::Xlsx(Box::new(Sheet::new())),
     };
     let mut written = 0;
@@ -257,7 +257,7 @@ fn typed(catalog: &Catalog, field: &FieldDef, stored: &Value, audience: &Audienc
 
 /// Where exported rows go.
 enum Sink {
-    Csv(csv::Writer<Vec<u8>>),
+    Csv(Box<csv::Writer<Vec<u8>>>),
     Xlsx(Box<Sheet>),
 }
 
