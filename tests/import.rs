@@ -20,6 +20,7 @@ backends!(
     all_or_nothing_and_the_good_rows,
     more_rows_than_one_unit_takes,
     the_mapping_is_proposed_and_remembered,
+    lookups_and_owners_by_their_names,
     bad_files_are_refused_and_nothing_is_written,
     import_needs_its_permission,
     exports_are_typed_scoped_and_without_hidden_fields,
@@ -295,6 +296,23 @@ async fn the_mapping_is_proposed_and_remembered(t: TestApp) {
     let unknown = json!({"客户名称": "no_such_field"}).to_string();
     let refused = upload(&t, None, "m.csv", &file, &[("mapping", &unknown), ("preview", "true")]).await.expect(422);
     assert_eq!(refused["errors"][0]["code"], "import_mapping");
+}
+
+async fn lookups_and_owners_by_their_names(t: TestApp) {
+    let (rep_id, _) = t.user("rep1", &["sales_rep"], None).await;
+    t.create("customer", json!({"name": "集团总部"})).await;
+    t.create("customer", json!({"name": "同名公司"})).await;
+    t.create("customer", json!({"name": "同名公司"})).await;
+    let file = csv("客户名称,上级客户,所有者\n分公司甲,集团总部,rep1\n分公司乙,同名公司,\n分公司丙,不存在的公司,\n");
+    let task = import(&t, "a.csv", &file, &[]).await;
+    let result = &task["result"];
+    assert_eq!((result["created"].as_i64(), result["failed"].as_i64()), (Some(1), Some(2)), "{result:#}");
+    let codes: Vec<&str> =
+        result["failures"].as_array().unwrap().iter().map(|f| f["reasons"][0]["code"].as_str().unwrap()).collect();
+    assert_eq!(codes, ["import_ambiguous", "import_no_record"]);
+    let branch = by_name(&t, "分公司甲").await;
+    assert_eq!(branch["parent"], by_name(&t, "集团总部").await["id"], "the parent by its name");
+    assert_eq!(branch["owner"].as_str(), Some(rep_id.as_str()), "the owner by the user's name");
 }
 
 async fn bad_files_are_refused_and_nothing_is_written(t: TestApp) {

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crm_model::{Catalog, Entity, FieldDef, FieldType};
+use crm_model::{Action, Catalog, Entity, FieldDef, FieldType};
 use crm_store::system;
 use serde_json::{Map, Value as Json};
 use uuid::Uuid;
@@ -26,10 +26,17 @@ pub fn importable<'e>(entity: &'e Entity, principal: &Principal) -> Vec<&'e Fiel
     let hidden = principal.hidden(name);
     let read_only = principal.read_only(name);
     let id = entity.column("id");
+    let owner = entity.column("owner").filter(|_| principal.access.allows(name, Action::Assign));
     let fields = entity
         .live_fields()
         .filter(|f| !hidden.contains(&f.name) && !read_only.contains(&f.name) && !f.kept_by_engine());
-    id.into_iter().chain(fields).collect()
+    id.into_iter().chain(fields).chain(owner).collect()
+}
+
+/// Whether a field's value goes into the record: not the id nor an engine-kept key, which only
+/// find records; the owner, a system column, is written.
+pub fn is_written(field: &FieldDef) -> bool {
+    field.name.as_str() == "owner" || !field.kept_by_engine()
 }
 
 /// Whether a field can find the record a row updates: the id, a unique field, an auto-number.

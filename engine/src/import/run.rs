@@ -118,8 +118,7 @@ impl Plan {
                     if Some(field.name.as_str()) == key {
                         prepared.key = Some(value.clone());
                     }
-                    // The id and engine-kept keys find a record; they are not written.
-                    if !field.kept_by_engine() {
+                    if mapping::is_written(field) {
                         prepared.body.insert(field.name.to_string(), value);
                     }
                 }
@@ -167,7 +166,8 @@ async fn prepare_chunk<'a>(
 ) -> ApiResult<(Unit<'a>, Vec<RowResult>)> {
     let catalog = app.catalog();
     let entity_name = plan.entity.name().as_str();
-    let prepared: Vec<Prepared> = rows.iter().map(|row| plan.prepare(&catalog, row)).collect();
+    let mut prepared: Vec<Prepared> = rows.iter().map(|row| plan.prepare(&catalog, row)).collect();
+    resolve_references(app, principal, plan, &mut prepared).await?;
     let mut results: Vec<Option<RowResult>> =
         prepared.iter().map(|p| (!p.errors.is_empty()).then(|| RowResult::Failed(p.errors.clone()))).collect();
     let mut unit = Unit::new(app, principal, Source::Import).await?;
@@ -211,6 +211,84 @@ async fn prepare_chunk<'a>(
     }
     create_rows(&mut unit, entity_name, &prepared, to_create, &mut results).await?;
     Ok((unit, results.into_iter().map(|r| r.unwrap_or(RowResult::Created)).collect()))
+}
+
+/// Lookups and users named in the file by their title (a customer's name, a user's name) become
+/// the ids the pipeline reads, found among the records the caller may see; a title that names
+/// none or several is the row's error. Ids are passed on as they are.
+async fn resolve_references(app: &App, principal: &Principal, plan: &Plan, rows: &mut [Prepared]) -> ApiResult<()> {
+    let catalog = app.catalog();
+    let tree = app.departments().await?;
+    let mut fields: Vec<&FieldDef> = Vec::new();
+    for name in plan.targets.iter().flatten() {
+        if let Some(field) =
+            plan.entity.column(name).filter(|f| f.reference_target().is_some() && mapping::is_written(f))
+            && !fields.iter().any(|f| f.name == field.name)
+        {
+            fields.push(field);
+        }
+    }
+    for field in fields {
+        let name = field.name.as_str();
+        let titles: Vec<String> = rows
+            .iter()
+            .filter_map(|row| row.body.get(name)?.as_str())
+            .filter(|text| Uuid::parse_str(text).is_err())
+            .map(str::to_owned)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let target = catalog.entity(field.reference_target().unwrap_or_default());
+        let title_field = target.and_then(|t| t.title_field());
+        let (Some(target), Some(title_field), false) = (target, title_field, titles.is_empty()) else { continue };
+        let mut filter = Filter::Cond(Box::new(Cond {
+            field: title_field.clone(),
+            op: Op::In(titles.iter().map(|t| Value::Text(t.clone())).collect()),
+        }));
+        // User names are directory information everyone sees; other records, within the scope.
+        if target.name().as_str() != crm_model::USER_ENTITY
+            && let Some(scope) = principal.read_scope(&tree, target)
+        {
+            filter = filter.and(scope);
+        }
+        let limit = u32::try_from(titles.len() * 2).unwrap_or(u32::MAX);
+        let query = ListQuery { filter: Some(filter), sort: Vec::new(), limit, after: None, deleted: false };
+        let at = target.column_index(title_field.name.as_str()).expect("the title is a column");
+        let mut found: HashMap<String, Vec<Uuid>> = HashMap::new();
+        for record in crm_store::records::list(&app.db, target, &query).await?.records {
+            if let Value::Text(title) = &record.values[at] {
+                found.entry(title.clone()).or_default().push(record.id());
+            }
+        }
+        for row in rows.iter_mut() {
+            let Some(Json::String(text)) = row.body.get(name).cloned() else { continue };
+            if Uuid::parse_str(&text).is_ok() {
+                continue;
+            }
+            match found.get(&text).map(Vec::as_slice) {
+                Some([id]) => {
+                    row.body.insert(name.to_owned(), Json::from(id.to_string()));
+                }
+                Some(_) => {
+                    row.body.remove(name);
+                    row.errors.push(FieldError::new(
+                        name,
+                        "import_ambiguous",
+                        format!("several records are named `{text}`; use the id"),
+                    ));
+                }
+                None => {
+                    row.body.remove(name);
+                    row.errors.push(FieldError::new(
+                        name,
+                        "import_no_record",
+                        format!("no record named `{text}` that you may see"),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A key as compared: its text.
