@@ -3,6 +3,7 @@
 //! save pipeline without writing, and the import run as a background task ([`run`]) whose
 //! result lists the failed rows for a report.
 
+mod lookup;
 pub mod mapping;
 pub mod read;
 pub mod run;

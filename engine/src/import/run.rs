@@ -6,14 +6,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crm_model::filter::{Cond, Op};
-use crm_model::{Entity, FieldDef, Filter, ListQuery, Value, value};
+use crm_model::Entity;
 use serde::Serialize;
 use serde_json::{Map, Value as Json};
 use uuid::Uuid;
 
-use super::mapping;
 use super::read::{Row, Sheet};
+use super::{lookup, mapping};
 use crate::access::Principal;
 use crate::app::App;
 use crate::error::{ApiError, ApiResult, FieldError};
@@ -99,10 +98,10 @@ pub enum RowResult {
 }
 
 /// A row turned into the pipeline's input.
-struct Prepared {
-    body: Map<String, Json>,
-    key: Option<Json>,
-    errors: Vec<FieldError>,
+pub(super) struct Prepared {
+    pub(super) body: Map<String, Json>,
+    pub(super) key: Option<Json>,
+    pub(super) errors: Vec<FieldError>,
 }
 
 impl Plan {
@@ -167,7 +166,7 @@ async fn prepare_chunk<'a>(
     let catalog = app.catalog();
     let entity_name = plan.entity.name().as_str();
     let mut prepared: Vec<Prepared> = rows.iter().map(|row| plan.prepare(&catalog, row)).collect();
-    resolve_references(app, principal, plan, &mut prepared).await?;
+    lookup::resolve_references(app, principal, plan, &mut prepared).await?;
     let mut results: Vec<Option<RowResult>> =
         prepared.iter().map(|p| (!p.errors.is_empty()).then(|| RowResult::Failed(p.errors.clone()))).collect();
     let mut unit = Unit::new(app, principal, Source::Import).await?;
@@ -182,12 +181,12 @@ async fn prepare_chunk<'a>(
             let key = plan.options.key.as_deref().and_then(|k| plan.entity.column(k)).ok_or_else(|| {
                 ApiError::bad_request("import_key", "choose the field that finds existing records (`key`)")
             })?;
-            let found = find(app, principal, &plan.entity, key, &prepared).await?;
+            let found = lookup::find(app, principal, &plan.entity, key, &prepared).await?;
             for (i, row) in prepared.iter().enumerate() {
                 if results[i].is_some() {
                     continue;
                 }
-                let matched = row.key.as_ref().and_then(|k| found.get(&key_text(k)));
+                let matched = row.key.as_ref().and_then(|k| found.get(&lookup::key_text(k)));
                 results[i] = match (matched, update) {
                     (Some(_), false) => Some(RowResult::Skipped),
                     (Some(id), true) => Some(update_row(&mut unit, entity_name, *id, &row.body).await?),
@@ -211,120 +210,6 @@ async fn prepare_chunk<'a>(
     }
     create_rows(&mut unit, entity_name, &prepared, to_create, &mut results).await?;
     Ok((unit, results.into_iter().map(|r| r.unwrap_or(RowResult::Created)).collect()))
-}
-
-/// Lookups and users named in the file by their title (a customer's name, a user's name) become
-/// the ids the pipeline reads, found among the records the caller may see; a title that names
-/// none or several is the row's error. Ids are passed on as they are.
-async fn resolve_references(app: &App, principal: &Principal, plan: &Plan, rows: &mut [Prepared]) -> ApiResult<()> {
-    let catalog = app.catalog();
-    let tree = app.departments().await?;
-    let mut fields: Vec<&FieldDef> = Vec::new();
-    for name in plan.targets.iter().flatten() {
-        if let Some(field) =
-            plan.entity.column(name).filter(|f| f.reference_target().is_some() && mapping::is_written(f))
-            && !fields.iter().any(|f| f.name == field.name)
-        {
-            fields.push(field);
-        }
-    }
-    for field in fields {
-        let name = field.name.as_str();
-        let titles: Vec<String> = rows
-            .iter()
-            .filter_map(|row| row.body.get(name)?.as_str())
-            .filter(|text| Uuid::parse_str(text).is_err())
-            .map(str::to_owned)
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let target = catalog.entity(field.reference_target().unwrap_or_default());
-        let title_field = target.and_then(|t| t.title_field());
-        let (Some(target), Some(title_field), false) = (target, title_field, titles.is_empty()) else { continue };
-        let mut filter = Filter::Cond(Box::new(Cond {
-            field: title_field.clone(),
-            op: Op::In(titles.iter().map(|t| Value::Text(t.clone())).collect()),
-        }));
-        // User names are directory information everyone sees; other records, within the scope.
-        if target.name().as_str() != crm_model::USER_ENTITY
-            && let Some(scope) = principal.read_scope(&tree, target)
-        {
-            filter = filter.and(scope);
-        }
-        let limit = u32::try_from(titles.len() * 2).unwrap_or(u32::MAX);
-        let query = ListQuery { filter: Some(filter), sort: Vec::new(), limit, after: None, deleted: false };
-        let at = target.column_index(title_field.name.as_str()).expect("the title is a column");
-        let mut found: HashMap<String, Vec<Uuid>> = HashMap::new();
-        for record in crm_store::records::list(&app.db, target, &query).await?.records {
-            if let Value::Text(title) = &record.values[at] {
-                found.entry(title.clone()).or_default().push(record.id());
-            }
-        }
-        for row in rows.iter_mut() {
-            let Some(Json::String(text)) = row.body.get(name).cloned() else { continue };
-            if Uuid::parse_str(&text).is_ok() {
-                continue;
-            }
-            match found.get(&text).map(Vec::as_slice) {
-                Some([id]) => {
-                    row.body.insert(name.to_owned(), Json::from(id.to_string()));
-                }
-                Some(_) => {
-                    row.body.remove(name);
-                    row.errors.push(FieldError::new(
-                        name,
-                        "import_ambiguous",
-                        format!("several records are named `{text}`; use the id"),
-                    ));
-                }
-                None => {
-                    row.body.remove(name);
-                    row.errors.push(FieldError::new(
-                        name,
-                        "import_no_record",
-                        format!("no record named `{text}` that you may see"),
-                    ));
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// A key as compared: its text.
-fn key_text(key: &Json) -> String {
-    key.as_str().map_or_else(|| key.to_string(), |s| s.trim().to_owned())
-}
-
-/// The records whose key is one of the rows', among those the caller may read: by key text.
-async fn find(
-    app: &App,
-    principal: &Principal,
-    entity: &Entity,
-    key: &FieldDef,
-    rows: &[Prepared],
-) -> ApiResult<HashMap<String, Uuid>> {
-    let mut wanted: Vec<Value> = Vec::new();
-    for row in rows {
-        if let Some(parsed) = row.key.as_ref().and_then(|k| value::parse(key, &Json::from(key_text(k)), None).ok())
-            && !parsed.is_null()
-            && !wanted.contains(&parsed)
-        {
-            wanted.push(parsed);
-        }
-    }
-    if wanted.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let limit = wanted.len() as u32;
-    let mut filter = Filter::Cond(Box::new(Cond { field: key.clone(), op: Op::In(wanted) }));
-    if let Some(scope) = principal.read_scope(&*app.departments().await?, entity) {
-        filter = filter.and(scope);
-    }
-    let query = ListQuery { filter: Some(filter), sort: Vec::new(), limit, after: None, deleted: false };
-    let index = entity.column_index(key.name.as_str()).expect("the key is a column");
-    let page = crm_store::records::list(&app.db, entity, &query).await?;
-    Ok(page.records.iter().map(|r| (key_text(&value::to_json(key, &r.values[index])), r.id())).collect())
 }
 
 async fn update_row(
