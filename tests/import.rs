@@ -444,6 +444,13 @@ async fn exports_are_typed_scoped_and_without_hidden_fields(t: TestApp) {
     assert!(text.starts_with('\u{feff}'));
     assert!(text.contains("'=1+1") && text.contains("'@SUM(A1)"), "{text}");
     assert!(!text.contains("别人的客户"), "another's record is out of the rep's scope");
+    let none = encode(&json!({"field": "name", "op": "eq", "value": "没有这个客户"}).to_string());
+    let empty = t.get(&format!("/api/v1/records/customer/export?format=csv&fields=name&filter={none}")).await;
+    assert_eq!(String::from_utf8(empty.bytes).unwrap(), "\u{feff}客户名称\n", "an empty list is its header");
+    let empty = t.get(&format!("/api/v1/records/customer/export?format=xlsx&filter={none}")).await;
+    let mut book = Xlsx::new(Cursor::new(empty.bytes)).unwrap();
+    assert_eq!(book.worksheet_range_at(0).unwrap().unwrap().height(), 1, "the header row alone");
+    assert_eq!(book.sheet_names().len(), 1);
 }
 
 /// A session cookie for a user, as a browser has after signing in.

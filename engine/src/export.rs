@@ -154,6 +154,7 @@ pub async fn export(
         FileFormat::Xlsx => Sink::Xlsx(Box::new(Sheet::new())),
     };
     let mut written = 0;
+    let mut started = false;
     loop {
         let page = records::list(app, audience.principal, entity_name, &params).await?;
         let titles = titles(app, audience.principal, &entity, &fields, page.records()).await?;
@@ -170,8 +171,9 @@ pub async fn export(
                     .collect()
             })
             .collect();
-        if written == 0 {
+        if !started {
             sink.start(&header, &rows)?;
+            started = true;
         }
         sink.rows(&rows, written)?;
         written += rows.len();
@@ -179,9 +181,6 @@ pub async fn export(
             Some(cursor) if written < EXPORT_LIMIT => params.cursor = Some(cursor),
             _ => break,
         }
-    }
-    if written == 0 {
-        sink.start(&header, &[])?;
     }
     Ok((sink.finish()?, format!("{entity_name}.{}", format.extension())))
 }
