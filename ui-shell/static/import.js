@@ -53,8 +53,9 @@ async function send(previewOnly) {
   });
   const body = await reply.json().catch(() => null);
   if (!reply.ok) {
+    // A refused mapping comes as a field error: its code, like the problem's, has the page's words.
     const first = body?.errors?.[0];
-    throw new Error(first ? `${problemText(first)}: ${first.message}` : problemText(body));
+    throw new Error(problemText(first ?? body));
   }
   return body;
 }
