@@ -328,6 +328,17 @@ async fn bad_files_are_refused_and_nothing_is_written(t: TestApp) {
     let truncated = &whole[..whole.len() / 2];
     let refused = upload(&t, None, "客户.xlsx", truncated, &[]).await.expect(400);
     assert_eq!(refused["code"], "import_broken", "{refused}");
+    // A formula whose value is an Excel error is the row's error, named by its column.
+    let mut book = Workbook::new();
+    let sheet = book.add_worksheet();
+    sheet.write_string(0, 0, "客户名称").unwrap();
+    sheet.write_string(0, 1, "年收入").unwrap();
+    sheet.write_string(1, 0, "除零公司").unwrap();
+    sheet.write_formula(1, 1, Formula::new("=1/0").set_result("#DIV/0!")).unwrap();
+    let preview = upload(&t, None, "e.xlsx", &book.save_to_buffer().unwrap(), &[("preview", "true")]).await.expect(200);
+    assert_eq!(preview["rows"][0]["outcome"], "fail");
+    assert_eq!(preview["rows"][0]["reasons"][0]["code"], "import_cell_error");
+    assert_eq!(preview["rows"][0]["reasons"][0]["column"], "年收入");
     let refused = upload(&t, None, "empty.csv", b"", &[]).await.expect(400);
     assert_eq!(refused["code"], "import_no_header");
     let refused = upload(&t, None, "a.csv", &csv("客户名称\n甲\n"), &[("mode", "update")]).await.expect(400);
