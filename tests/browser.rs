@@ -1173,3 +1173,47 @@ async fn attach_an_article_to_a_service_request() {
     .await;
     ui.close().await;
 }
+
+/// A CSV chosen on the import page: its columns get their fields proposed from the Chinese
+/// header, a bad row shows its error in the preview, the import runs with a progress bar to
+/// its summary, and the good rows are customers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_a_csv_from_the_list() {
+    let Some((t, ui)) = start("import_a_csv_from_the_list", DESKTOP).await else { return };
+    ui.check(async {
+        ui.sign_in("/e/customer").await;
+        ui.navigating(ui.click("a#import")).await;
+        assert_eq!(ui.location().await, "/e/customer/import");
+        assert!(ui.text("#import-empty").await.starts_with("还没有选择文件"));
+
+        let file = "\u{feff}客户名称,所属行业,电子邮件,备注\n浏览器导入一,软件与信息技术,a@example.com,第一行\n浏览器导入二,制造业,不是邮箱,第二行\n浏览器导入三,,c@example.com,\n";
+        let choose = format!(
+            "(() => {{ const input = document.getElementById('import-file'); const files = new DataTransfer();
+               files.items.add(new File([{}], '客户.csv', {{ type: 'text/csv' }}));
+               input.files = files.files; input.dispatchEvent(new Event('change')); return true; }})()",
+            js(file)
+        );
+        ui.eval::<Value>(&choose).await;
+        ui.wait("document.querySelectorAll('#import-columns select').length === 4", "the mapping").await;
+        let proposed: Vec<String> =
+            ui.eval("[...document.querySelectorAll('#import-columns select')].map((s) => s.value)").await;
+        assert_eq!(proposed, ["name", "industry", "email", "remark"], "proposed from the Chinese header");
+        assert_eq!(ui.count("#import-rows tbody tr").await, 3);
+        assert_eq!(ui.count("#import-rows tbody tr.failed").await, 1, "the bad email shows before importing");
+        assert!(ui.text("#import-rows tbody tr.failed .form-error").await.contains("电子邮件"));
+
+        ui.click("button#import-start").await;
+        ui.wait("!document.getElementById('import-summary').hidden", "the summary").await;
+        let bar: (f64, f64) = ui
+            .eval("[document.getElementById('import-bar').value, document.getElementById('import-bar').max]")
+            .await;
+        assert_eq!(bar.0, bar.1, "the progress bar is full");
+        assert_eq!(ui.text("#import-counts").await, "新建 2 条，更新 0 条，跳过 0 条，失败 1 条。");
+        assert!(ui.exists("a#import-report:not([hidden])").await, "the report of the failed row");
+        assert!(ui.text("#import-failures li").await.starts_with("行号 3: 电子邮件"), "the failed row and why");
+        let names = t.names("customer", json!({"field": "name", "op": "starts_with", "value": "浏览器导入"})).await;
+        assert_eq!(names, ["浏览器导入一", "浏览器导入三"]);
+    })
+    .await;
+    ui.close().await;
+}

@@ -31,6 +31,8 @@ pub struct TestApp {
 pub struct Reply {
     pub status: StatusCode,
     pub body: Value,
+    /// The body as sent (a file download).
+    pub bytes: Vec<u8>,
     pub content_type: Option<String>,
     pub set_cookie: Option<String>,
 }
@@ -335,7 +337,7 @@ impl TestApp {
             serde_json::from_slice(&bytes)
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
-        Reply { status, body, content_type, set_cookie }
+        Reply { status, body, bytes: bytes.to_vec(), content_type, set_cookie }
     }
 
     pub async fn get(&self, uri: &str) -> Reply {

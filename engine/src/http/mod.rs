@@ -4,6 +4,7 @@
 mod admin;
 mod auth;
 pub mod extract;
+mod files;
 pub mod kb;
 mod meta;
 mod records;
@@ -12,6 +13,7 @@ mod search;
 mod tasks;
 
 pub use extract::{ApiJson, ApiPath, ApiQuery};
+pub use files::file_response;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::StatusCode;
@@ -61,6 +63,11 @@ pub fn build_app(state: AppState) -> Router {
             "/api/v1/records/{entity}/bulk/create",
             post(records::bulk_create).layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT)),
         )
+        .route(
+            "/api/v1/records/{entity}/import",
+            post(files::import).layer(DefaultBodyLimit::max(files::IMPORT_UPLOAD_LIMIT)),
+        )
+        .route("/api/v1/records/{entity}/export", get(files::export))
         .route("/api/v1/records/{entity}/{id}", get(records::get).patch(records::update).delete(records::delete))
         .route("/api/v1/records/{entity}/{id}/restore", post(records::restore))
         .route("/api/v1/records/{entity}/{id}/related/{panel}", get(records::related))
@@ -77,6 +84,7 @@ pub fn build_app(state: AppState) -> Router {
         // The knowledge base
         .route("/api/v1/kb/articles", get(kb::articles))
         .route("/api/v1/kb/import", post(kb::import).layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT)))
+        .route("/api/v1/tasks/{id}/report.csv", get(files::report))
         // One's reminders
         .route("/api/v1/reminders", get(rules::reminders))
         .route("/api/v1/reminders/{id}/done", post(rules::finish_reminder))

@@ -103,6 +103,14 @@ impl Op {
         self
     }
 
+    /// A success answered with a file of one of these content types.
+    fn answers_file(self, status: u16, description: &str, content_types: &[&str]) -> Self {
+        let schema = json!({"type": "string", "format": "binary"});
+        let content: Map<String, Json> =
+            content_types.iter().map(|t| ((*t).to_owned(), json!({"schema": schema.clone()}))).collect();
+        self.answers_with(status, json!({"description": description, "content": content}))
+    }
+
     /// Problems the operation's service answers besides those that follow from its inputs.
     fn fails(mut self, statuses: &[u16]) -> Self {
         self.problems.extend(statuses);
@@ -336,9 +344,49 @@ fn shared_schemas(p: &Principal) -> Map<String, Json> {
                 "id": uuid, "kind": {"type": "string"}, "entity": {"type": ["string", "null"]},
                 "state": {"enum": ["running", "done", "failed"]},
                 "done": {"type": "integer", "minimum": 0}, "total": {"type": ["integer", "null"]},
-                "result": {"description": "What the task came to; its shape follows its kind."},
+                "result": {"description": "What the task came to; its shape follows its kind. An import's: `created`, `updated`, `skipped`, `failed`, `written` (false when all or nothing kept every row out), `columns` and `failures` (each `row`, `cells` and `reasons` with `field`, `column`, `code`, `zh-CN`, `en`)."},
                 "error": {"type": ["string", "null"], "description": "Why it failed."},
                 "created_by": maybe_uuid, "created_at": moment, "finished_at": moment,
+            },
+        }),
+    );
+    let reason = json!({
+        "type": "object", "required": ["field", "column", "code", "zh-CN", "en"],
+        "properties": {
+            "field": {"type": "string"}, "column": {"type": ["string", "null"]}, "code": {"type": "string"},
+            "zh-CN": {"type": "string"}, "en": {"type": "string"},
+        },
+    });
+    schemas.insert(
+        "ImportPreview".into(),
+        json!({
+            "type": "object", "required": ["columns", "fields", "rows", "notes", "total_rows", "key"],
+            "properties": {
+                "columns": {"type": "array", "items": {
+                    "type": "object", "required": ["header", "field"],
+                    "properties": {"header": {"type": "string"}, "field": {"type": ["string", "null"]}},
+                }},
+                "fields": {"type": "array", "description": "The fields a column can go into.", "items": {
+                    "type": "object", "required": ["name", "label", "required", "key"],
+                    "properties": {
+                        "name": {"type": "string"}, "label": {"type": "object"},
+                        "required": {"type": "boolean"}, "key": {"type": "boolean", "description": "Can find records to update."},
+                    },
+                }},
+                "rows": {"type": "array", "items": {
+                    "type": "object", "required": ["row", "cells", "outcome", "reasons"],
+                    "properties": {
+                        "row": {"type": "integer"}, "cells": {"type": "array", "items": {"type": "string"}},
+                        "outcome": {"enum": ["create", "update", "skip", "fail"]},
+                        "reasons": {"type": "array", "items": reason},
+                    },
+                }},
+                "notes": {"type": "array", "items": {
+                    "type": "object", "required": ["code", "zh-CN", "en"],
+                    "properties": {"code": {"type": "string"}, "range": {"type": "string"}, "zh-CN": {"type": "string"}, "en": {"type": "string"}},
+                }},
+                "total_rows": {"type": "integer"},
+                "key": {"type": ["string", "null"]},
             },
         }),
     );

@@ -299,6 +299,18 @@ pub(super) fn add(paths: &mut Map<String, Json>, catalog: &Catalog, p: &Principa
             .answers(200, "The task", reference("Task")),
     );
     path(
+        "/api/v1/tasks/{id}/report.csv",
+        "get",
+        Op::new(
+            "import_report",
+            "The failed rows of an import one started: its columns, the row number and the reasons",
+        )
+        .path("id", uuid.clone())
+        .query(json!({"name": "locale", "in": "query", "description": "The language of the reasons.",
+                          "schema": {"enum": ["zh-CN", "en"], "default": "zh-CN"}}))
+        .answers_file(200, "The failed rows as CSV (UTF-8 with a byte-order mark)", &["text/csv"]),
+    );
+    path(
         "/api/v1/reminders/{id}/done",
         "post",
         Op::new("finish_reminder", "Mark one of one's reminders done")

@@ -398,6 +398,26 @@ pub(super) fn add(
             .answers(201, "Created", reference("Created"))
             .fails(&[404, 409, 422]);
         path("/bulk/create", "post", import);
+        let upload = Op::new(format!("import_{name}"), format!("Import {label} records from a CSV or XLSX file"))
+            .multipart(import_form())
+            .answers(200, "The preview (with `preview=true`)", reference("ImportPreview"))
+            .answers(
+                202,
+                "Started: follow it at /api/v1/tasks/{task}",
+                json!({"type": "object", "required": ["task"], "properties": {"task": {"type": "string", "format": "uuid"}}}),
+            );
+        path("/import", "post", upload);
+    }
+    if may(Action::Export) {
+        let mut export = Op::new(format!("export_{name}"), format!("Export a list of {label} records as XLSX or CSV"))
+            .query(json!({"name": "format", "in": "query", "required": true, "schema": {"enum": ["xlsx", "csv"]}}))
+            .answers_file(200, "The records of the list, at most 100,000", &[crate::export::XLSX_TYPE, "text/csv"]);
+        for parameter in list_parameters(p, entity) {
+            if ["filter", "sort", "fields"].contains(&parameter["name"].as_str().unwrap_or_default()) {
+                export = export.query(parameter);
+            }
+        }
+        path("/export", "get", export);
     }
     if may(Action::Edit) {
         let patch = Op::new(format!("update_{name}"), format!("Change a {label}"))
@@ -651,6 +671,22 @@ fn add_merge(path: &mut impl FnMut(&str, &str, Op), p: &Principal, entity: &Enti
         )
         .fails(&[404, 409, 422]);
     path("/merge", "post", merge);
+}
+
+/// The form of an import: the file and what to do with it.
+fn import_form() -> Json {
+    json!({
+        "type": "object", "required": ["file"],
+        "properties": {
+            "file": {"type": "string", "format": "binary", "description": "CSV (UTF-8 or GB18030) or XLSX (the first sheet; the first row is the header), at most 50 MB."},
+            "mapping": {"type": "string", "description": "JSON: {column header: field name or null}; without it, the mapping proposed from the fields' labels and the caller's last import."},
+            "mode": {"enum": ["create", "update", "skip"], "default": "create"},
+            "key": {"type": "string", "description": "The field that finds existing records for update and skip: `id`, a unique field or an auto-number."},
+            "unmatched": {"enum": ["create", "report"], "default": "report", "description": "In update mode, rows whose key matches nothing."},
+            "all_or_nothing": {"type": "boolean", "default": false},
+            "preview": {"type": "boolean", "default": false, "description": "Answer the mapping and the first 20 rows checked, without writing."},
+        },
+    })
 }
 
 fn ids_body(ids: &Json) -> Json {

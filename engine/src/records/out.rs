@@ -106,6 +106,11 @@ impl ListPage {
     pub fn record_count(&self) -> usize {
         self.records.len()
     }
+
+    /// The page's records as stored (an export writes them typed).
+    pub fn records(&self) -> &[Record] {
+        &self.records
+    }
 }
 
 impl Serialize for ListPage {

@@ -197,7 +197,7 @@ struct Held {
 }
 
 /// A place in a unit's preparation.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Mark {
     writes: usize,
     notices: usize,

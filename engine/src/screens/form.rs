@@ -65,7 +65,7 @@ async fn render_form(
     // A lookup input shows the title of the record it holds.
     let refs: Vec<&FieldDef> = entity.live_fields().filter(|f| f.spec().widget == Widget::Lookup).collect();
     let values_json = Json::Object(state.values.clone());
-    let titles = view::titles(app, viewer, view::references(&refs, &[&values_json])).await?;
+    let titles = view::titles(app, &viewer.principal, view::references(&refs, &[&values_json])).await?;
     let sections: Vec<Json> = entity
         .layout
         .edit

@@ -1,10 +1,9 @@
 //! The list page of an entity (`/e/{entity}`): columns and sort from the list-view metadata,
 //! a filter bar with a widget per field type, personal saved views, keyset pages with a total,
-//! bulk actions on selected rows, CSV export, and the recycle bin.
+//! bulk actions on selected rows, CSV and Excel export, and the recycle bin.
 
 use axum::extract::State;
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use crm_model::types::FilterInput;
 use crm_model::{Action, Entity, FieldDef, FieldType, USER_ENTITY};
 use crm_store::system;
@@ -16,13 +15,12 @@ use super::view::{self, Cell};
 use super::{Posted, Viewer, allowed, encode, html, redirect_with};
 use crate::app::{App, AppState};
 use crate::error::{ApiError, ApiResult};
+use crate::export::{Audience, FileFormat};
 use crate::http::extract::{ApiPath, ApiQuery};
 use crate::records::{self, BulkOp, BulkResult, Grantee, ListParams, Outcome, Source};
 
 /// Rows per page.
 const PAGE_SIZE: u32 = 50;
-/// Most rows one CSV export writes.
-const EXPORT_LIMIT: usize = 100_000;
 
 /// What a list page was asked for: its query string, read.
 struct ListState {
@@ -296,7 +294,7 @@ pub async fn page(
         .filter_map(|f| Some((f.name.to_string(), Json::from(state.get(&format!("f_{}", f.name))?))))
         .collect();
     let chosen = Json::Object(chosen.into_iter().collect());
-    let filter_titles = view::titles(&app, &viewer, view::references(&lookups, &[&chosen])).await?;
+    let filter_titles = view::titles(&app, &viewer.principal, view::references(&lookups, &[&chosen])).await?;
     let current_sort =
         sort.unwrap_or_else(|| entity.list.sort.iter().map(ToString::to_string).collect::<Vec<_>>().join(","));
     let base = state.query_without(&["cursor", "sort"]);
@@ -361,41 +359,40 @@ pub async fn page(
     html("list.html", viewer.page(&catalog, Some(&entity_name), &label, values))
 }
 
-/// `GET /e/{entity}/export.csv`: the current view (filters, columns, sort) as CSV, as shown.
-pub async fn export(
+/// `GET /e/{entity}/export.csv`: the current view (filters, columns, sort) as CSV.
+pub async fn export_csv(
     State(app): State<AppState>,
     viewer: Viewer,
     ApiPath(entity_name): ApiPath<String>,
     ApiQuery(pairs): ApiQuery<Vec<(String, String)>>,
 ) -> ApiResult<Response> {
+    export(&app, &viewer, &entity_name, pairs, FileFormat::Csv).await
+}
+
+/// `GET /e/{entity}/export.xlsx`: the current view as an Excel workbook with typed cells.
+pub async fn export_xlsx(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    ApiPath(entity_name): ApiPath<String>,
+    ApiQuery(pairs): ApiQuery<Vec<(String, String)>>,
+) -> ApiResult<Response> {
+    export(&app, &viewer, &entity_name, pairs, FileFormat::Xlsx).await
+}
+
+/// The list a page shows, exported through the same query as the page.
+async fn export(
+    app: &App,
+    viewer: &Viewer,
+    entity_name: &str,
+    pairs: Vec<(String, String)>,
+    format: FileFormat,
+) -> ApiResult<Response> {
     let catalog = app.catalog();
-    let entity = viewer.principal.entity(&catalog, &entity_name, Action::Export)?.clone();
-    let (fields, _, base) = view_of(&entity, &viewer, &ListState { pairs });
-    let mut params = ListParams { limit: Some(records::MAX_LIMIT), ..base };
-    let mut out = csv::Writer::from_writer(Vec::new());
-    // A byte-order mark, so that Excel opens the Chinese text as UTF-8.
-    out.write_record(fields.iter().enumerate().map(|(i, f)| {
-        let label = f.label.get(viewer.locale);
-        if i == 0 { format!("\u{feff}{label}") } else { label.to_owned() }
-    }))
-    .map_err(|e| ApiError::Internal(e.into()))?;
-    let mut written = 0;
-    loop {
-        let page = records::list(&app, &viewer.principal, &entity_name, &params).await?;
-        let records = view::records_of(&page)?;
-        for row in view::rows(&app, &viewer, &entity_name, &fields, &records).await? {
-            out.write_record(row.cells.iter().map(|c| c.text.as_str())).map_err(|e| ApiError::Internal(e.into()))?;
-        }
-        written += records.len();
-        match page.next_cursor {
-            Some(cursor) if written < EXPORT_LIMIT => params.cursor = Some(cursor),
-            _ => break,
-        }
-    }
-    let body = out.into_inner().map_err(|e| ApiError::Internal(anyhow::anyhow!("{e}")))?;
-    let file = format!("attachment; filename=\"{entity_name}.csv\"");
-    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, file)], body)
-        .into_response())
+    let entity = viewer.principal.entity(&catalog, entity_name, Action::Export)?.clone();
+    let (_, _, params) = view_of(&entity, viewer, &ListState { pairs });
+    let audience = Audience { principal: &viewer.principal, locale: viewer.locale, offset: viewer.offset };
+    let (body, name) = crate::export::export(app, &audience, entity_name, params, format).await?;
+    Ok(crate::http::file_response(body, format, &name))
 }
 
 /// Sums up the results of a bulk action for the next page.
@@ -573,7 +570,7 @@ async fn merged_into(app: &App, viewer: &Viewer, entity_name: &str, records: &[J
     let ids: Vec<Uuid> = records.iter().filter_map(|r| r.get("id")?.as_str()?.parse().ok()).collect();
     let survivors = records::merge::merged_into(app, entity_name, &ids).await?;
     let wanted = [(entity_name.to_owned(), survivors.values().copied().collect())].into_iter().collect();
-    let titles = view::titles(app, viewer, wanted).await?;
+    let titles = view::titles(app, &viewer.principal, wanted).await?;
     Ok(ids
         .iter()
         .map(|id| match survivors.get(id) {

@@ -53,7 +53,7 @@ async fn view_of(app: &App, viewer: &Viewer, entity: &Entity, preview: &Preview,
         .map_err(|e| ApiError::Internal(e.into()))?;
     let lookups: Vec<_> = entity.live_fields().filter(|f| f.field_type.is_reference()).collect();
     let titles: Titles =
-        view::titles(app, viewer, view::references(&lookups, &records.iter().collect::<Vec<_>>())).await?;
+        view::titles(app, &viewer.principal, view::references(&lookups, &records.iter().collect::<Vec<_>>())).await?;
     let title_field = entity.title_field().map(|f| f.name.as_str()).unwrap_or("id");
     let columns: Vec<Json> = records
         .iter()

@@ -6,6 +6,7 @@
 mod board;
 mod duplicates;
 mod form;
+mod import;
 mod kb;
 mod list;
 mod merge;
@@ -16,7 +17,7 @@ mod studio;
 mod studio_docs;
 mod studio_duplicates;
 mod studio_jobs;
-mod view;
+pub(crate) mod view;
 
 use axum::Router;
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
@@ -70,7 +71,9 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/prefs", post(preferences))
         .route("/password", get(password_page).post(change_password))
         .route("/e/{entity}", get(list::page))
-        .route("/e/{entity}/export.csv", get(list::export))
+        .route("/e/{entity}/export.csv", get(list::export_csv))
+        .route("/e/{entity}/export.xlsx", get(list::export_xlsx))
+        .route("/e/{entity}/import", get(import::page))
         .route("/e/{entity}/bulk", post(list::bulk))
         .route("/e/{entity}/views", post(list::save_view))
         .route("/e/{entity}/views/{id}/delete", post(list::delete_view))
@@ -562,5 +565,6 @@ pub fn allowed(viewer: &Viewer, entity: &str) -> Json {
         "share": may(Action::Share),
         "export": may(Action::Export),
         "merge": may(Action::Edit) && may(Action::Delete) && entity != crm_model::USER_ENTITY,
+        "import": may(Action::Import),
     })
 }

@@ -54,7 +54,7 @@ pub async fn page(
     let mut wanted = view::references(&references, &values.iter().collect::<Vec<_>>());
     let actors = history.iter().filter_map(|e| e.get("actor")?.as_str()?.parse::<Uuid>().ok());
     wanted.entry(crm_model::USER_ENTITY.to_owned()).or_default().extend(actors);
-    let titles = view::titles(&app, &viewer, wanted).await?;
+    let titles = view::titles(&app, &viewer.principal, wanted).await?;
 
     let sections: Vec<Json> = entity
         .layout
@@ -413,7 +413,8 @@ async fn logged(app: &App, viewer: &Viewer, entity: &Entity, id: &str) -> ApiRes
             };
         let rows = view::records_of(&page)?;
         let creators = source.column("created_by").into_iter().collect::<Vec<_>>();
-        let titles = view::titles(app, viewer, view::references(&creators, &rows.iter().collect::<Vec<_>>())).await?;
+        let titles =
+            view::titles(app, &viewer.principal, view::references(&creators, &rows.iter().collect::<Vec<_>>())).await?;
         for row in rows {
             let at = row.get("created_at").and_then(Json::as_str).and_then(|t| DateTime::parse_from_rfc3339(t).ok());
             let Some(at) = at else { continue };

@@ -13,6 +13,7 @@ use serde_json::Value as Json;
 use uuid::Uuid;
 
 use super::Viewer;
+use crate::access::Principal;
 use crate::app::App;
 use crate::error::ApiResult;
 
@@ -152,7 +153,7 @@ pub fn references(fields: &[&FieldDef], rows: &[&Json]) -> Wanted {
 /// The titles of records as the viewer may see them: a record outside their scope has no
 /// title (the screen says so). User names are directory information every signed-in user
 /// sees.
-pub async fn titles(app: &App, viewer: &Viewer, wanted: Wanted) -> ApiResult<Titles> {
+pub async fn titles(app: &App, principal: &Principal, wanted: Wanted) -> ApiResult<Titles> {
     let catalog = app.catalog();
     let mut titles = Titles::new();
     let tree = app.departments().await?;
@@ -160,7 +161,7 @@ pub async fn titles(app: &App, viewer: &Viewer, wanted: Wanted) -> ApiResult<Tit
         let target = target.as_str();
         let Some(entity) = catalog.entity(target) else { continue };
         let Some(title) = entity.title_field().and_then(|f| entity.column_index(f.name.as_str())) else { continue };
-        if ids.is_empty() || (target != USER_ENTITY && !viewer.principal.access.allows(target, Action::Read)) {
+        if ids.is_empty() || (target != USER_ENTITY && !principal.access.allows(target, Action::Read)) {
             continue;
         }
         let id_field = entity.column("id").expect("every entity has an id").clone();
@@ -169,7 +170,7 @@ pub async fn titles(app: &App, viewer: &Viewer, wanted: Wanted) -> ApiResult<Tit
             op: Op::In(ids.iter().map(|id| Value::Uuid(*id)).collect()),
         }));
         if target != USER_ENTITY
-            && let Some(scope) = viewer.principal.read_scope(&tree, entity)
+            && let Some(scope) = principal.read_scope(&tree, entity)
         {
             filter = filter.and(scope);
         }
@@ -229,7 +230,7 @@ pub async fn rows(
     records: &[Json],
 ) -> ApiResult<Vec<Row>> {
     let catalog = app.catalog();
-    let titles = titles(app, viewer, references(fields, &records.iter().collect::<Vec<_>>())).await?;
+    let titles = titles(app, &viewer.principal, references(fields, &records.iter().collect::<Vec<_>>())).await?;
     Ok(records
         .iter()
         .map(|record| {
