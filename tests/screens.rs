@@ -1135,6 +1135,11 @@ async fn duplicate_rules_and_their_review_on_screen(t: TestApp) {
     ];
     let saved = admin.post("/studio/e/customer/duplicates", &fields).await;
     assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text);
+    // The address is no longer compared: the index drops it, and the studio follows that.
+    let studio = admin.get("/studio/e/customer").await;
+    assert!(studio.text.contains("id=\"reindex-progress\""), "{}", studio.text);
+    t.run_jobs().await;
+    assert!(!admin.get("/studio/e/customer").await.text.contains("reindex-progress"));
     let entity = t.get("/api/v1/meta/entities/customer").await.expect(200);
     let rule = &entity["entity"]["duplicates"][0];
     assert_eq!((rule["threshold"].as_u64(), rule["action"].as_str()), (Some(85), Some("block")), "{rule}");

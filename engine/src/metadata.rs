@@ -111,7 +111,7 @@ pub async fn apply_docs(
         let mut events = Vec::new();
         for entity in crate::search::reindexed(&current, &catalog) {
             let task = Uuid::now_v7();
-            tasks::insert(app.db.dialect(), task, "reindex", Some(&entity), &app.node, by, app.now())
+            tasks::insert(app.db.dialect(), task, crate::search::REINDEX, Some(&entity), &app.node, by, app.now())
                 .execute_tx(&mut tx)
                 .await?;
             let payload = serde_json::json!({"task": task});

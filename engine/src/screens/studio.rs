@@ -263,10 +263,10 @@ pub async fn entity(
     viewer: Viewer,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Response> {
-    entity_page(&app, &viewer, &name, json!({}), Vec::new(), Vec::new())
+    entity_page(&app, &viewer, &name, json!({}), Vec::new(), Vec::new()).await
 }
 
-fn entity_page(
+async fn entity_page(
     app: &App,
     viewer: &Viewer,
     name: &str,
@@ -306,6 +306,11 @@ fn entity_page(
         "plan": plan,
         "field_errors": beside_inputs(&errors),
         "errors": errors,
+        // A field made searchable is being indexed: the page follows it.
+        "reindex": crm_store::tasks::latest(&app.db, crate::search::REINDEX, name)
+            .await?
+            .filter(|t| t.state == "running")
+            .map(|t| json!({"id": t.id, "done": t.done, "total": t.total})),
     });
     let title = super::shell::text(viewer.locale, "studio.entity_title", &[("entity", label)]);
     html("studio_entity.html", viewer.page(&catalog, None, &title, values))
@@ -324,7 +329,7 @@ pub async fn add_field(
         Ok(response) => Ok(response),
         Err((plan, errors)) => {
             let failed = !errors.is_empty();
-            Ok(planned_or_refused(entity_page(&app, &viewer, &name, form_map(&form), plan, errors)?, failed))
+            Ok(planned_or_refused(entity_page(&app, &viewer, &name, form_map(&form), plan, errors).await?, failed))
         }
     }
 }

@@ -83,6 +83,8 @@ pub async fn rebuild(app: &App, progress: impl Fn(&str, usize)) -> ApiResult<Pos
         .await?;
     }
     app.search.commit(&position_text(reached)).map_err(failed)?;
+    // Entities waiting to be indexed again were: their reindex events lie before `reached`.
+    tasks::finish_all(&app.db, REINDEX, serde_json::json!({"rebuilt": true}), app.now()).await?;
     Ok(reached)
 }
 

@@ -98,6 +98,15 @@ pub async fn finish(db: &Db, id: Uuid, outcome: Result<Json, String>, now: DateT
     Ok(())
 }
 
+/// Ends every running task of a kind as done with `result` (a rebuild did their work).
+pub async fn finish_all(db: &Db, kind: &str, result: Json, now: DateTime<Utc>) -> Result<u64, StoreError> {
+    let mut sql = db.sql();
+    sql.push("UPDATE crm_task SET state = 'done', result = ").bind(Arg::json(db.dialect(), result));
+    sql.push(", updated_at = ").bind(Arg::Datetime(now)).push(", finished_at = ").bind(Arg::Datetime(now));
+    sql.push(" WHERE state = 'running' AND kind = ").bind(Arg::Text(kind.to_owned()));
+    sql.execute(db).await
+}
+
 /// Marks the tasks a node left running as failed: they ended with its process.
 pub async fn interrupted(db: &Db, node: &str, reason: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
     let mut sql = db.sql();
