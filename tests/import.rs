@@ -17,6 +17,7 @@ use support::{Reply, TestApp, encode};
 backends!(
     a_thousand_customers_from_a_workbook,
     update_and_skip_by_key,
+    likely_duplicates_are_skipped,
     all_or_nothing_and_the_good_rows,
     more_rows_than_one_unit_takes,
     the_mapping_is_proposed_and_remembered,
@@ -209,6 +210,19 @@ async fn update_and_skip_by_key(t: TestApp) {
     let by_id = import(&t, "c.csv", &file, &[("mode", "update"), ("key", "id")]).await;
     assert_eq!(by_id["result"]["updated"], 1, "{by_id:#}");
     by_name(&t, "丁公司（改）").await;
+}
+
+/// `skip_duplicates`: rows the customer's duplicate rule finds a likely duplicate of a stored
+/// customer for (another spelling of the name, the phone written another way) are left out.
+async fn likely_duplicates_are_skipped(t: TestApp) {
+    t.create("customer", json!({"name": "北京立友信科技有限公司", "phone": "010-62345678"})).await;
+    t.run_jobs().await;
+    let file = csv("客户名称,电话\n立友信科技（北京）有限公司,+86 10 6234 5678\n深圳华强电子有限公司,0755-83000000\n");
+    let done = import(&t, "d.csv", &file, &[("mode", "skip_duplicates")]).await;
+    let result = &done["result"];
+    assert_eq!((result["skipped"].as_i64(), result["created"].as_i64()), (Some(1), Some(1)), "{result:#}");
+    by_name(&t, "深圳华强电子有限公司").await;
+    assert_eq!(count(&t).await, 2);
 }
 
 async fn all_or_nothing_and_the_good_rows(t: TestApp) {

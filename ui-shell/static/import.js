@@ -37,7 +37,7 @@ function formData(previewOnly) {
   if (mapping) data.append("mapping", JSON.stringify(mapping));
   const mode = form.elements.mode.value;
   data.append("mode", mode);
-  if (mode !== "create" && $("import-key").value) data.append("key", $("import-key").value);
+  if ((mode === "update" || mode === "skip") && $("import-key").value) data.append("key", $("import-key").value);
   data.append("unmatched", $("import-unmatched").value);
   data.append("all_or_nothing", String($("import-all-or-nothing").checked));
   data.append("preview", String(previewOnly));
@@ -98,7 +98,7 @@ function renderKeys() {
   const chosen = preview.key ?? select.value;
   select.replaceChildren(...keys.map((f) => new Option(f.label[locale], f.name, false, f.name === chosen)));
   const mode = form.elements.mode.value;
-  $("import-key-box").hidden = mode === "create";
+  $("import-key-box").hidden = mode !== "update" && mode !== "skip";
   $("import-unmatched-box").hidden = mode !== "update";
   $("import-no-key").hidden = keys.length > 0;
 }

@@ -136,6 +136,18 @@ async fn likely<'r>(
     Ok(found)
 }
 
+/// Whether the values of a record about to be created (an import's row) are a likely
+/// duplicate of a stored record under any of the entity's rules.
+pub(crate) async fn any_likely(app: &App, entity: &Entity, values: &serde_json::Map<String, Json>) -> ApiResult<bool> {
+    let rules: Vec<&DuplicateRule> = entity.def.duplicates.iter().collect();
+    if rules.is_empty() {
+        return Ok(false);
+    }
+    let forms: Vec<Vec<Option<String>>> =
+        rules.iter().map(|rule| forms(rule, |f| values.get(f).and_then(Json::as_str))).collect();
+    Ok(!likely(app, entity, &rules, &forms, &HashSet::new(), None).await?.is_empty())
+}
+
 /// `POST /api/v1/records/{entity}/duplicates`: the likely duplicates of values about to be
 /// saved (`{"values": {...}, "id": "<the record, when it is changed>"}`), under the rules
 /// whose fields the caller sees. Candidates they may read come with their id and title;

@@ -95,10 +95,11 @@ async fn read_upload(mut form: Multipart) -> ApiResult<Upload> {
         "create" => Mode::Create,
         "update" => Mode::Update { create_unmatched },
         "skip" => Mode::Skip,
+        "skip_duplicates" => Mode::SkipDuplicates,
         other => {
             return Err(ApiError::bad_request(
                 "invalid_body",
-                format!("`mode` is create, update or skip, not `{other}`"),
+                format!("`mode` is create, update, skip or skip_duplicates, not `{other}`"),
             ));
         }
     };

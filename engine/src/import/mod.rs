@@ -70,7 +70,7 @@ pub async fn plan(
         }
     };
     let mut options = request.options;
-    if options.mode != Mode::Create {
+    if matches!(options.mode, Mode::Update { .. } | Mode::Skip) {
         let key = options.key.clone().or_else(|| {
             let mapped = |name: &str| targets.iter().any(|t| t.as_deref() == Some(name));
             fields.iter().find(|f| mapping::is_key(f) && mapped(f.name.as_str())).map(|f| f.name.to_string())

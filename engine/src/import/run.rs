@@ -28,6 +28,9 @@ pub enum Mode {
     Update { create_unmatched: bool },
     /// A row whose key matches a record is left out; the others are created.
     Skip,
+    /// A row the entity's duplicate rules find a likely duplicate of a stored record for is
+    /// left out; the others are created.
+    SkipDuplicates,
 }
 
 /// How to run an import.
@@ -173,6 +176,18 @@ async fn prepare_chunk<'a>(
     let mut to_create: Vec<usize> = Vec::new();
     match plan.options.mode {
         Mode::Create => to_create.extend((0..prepared.len()).filter(|i| results[*i].is_none())),
+        Mode::SkipDuplicates => {
+            for (i, row) in prepared.iter().enumerate() {
+                if results[i].is_some() {
+                    continue;
+                }
+                if crate::duplicates::any_likely(app, &plan.entity, &row.body).await? {
+                    results[i] = Some(RowResult::Skipped);
+                } else {
+                    to_create.push(i);
+                }
+            }
+        }
         Mode::Update { .. } | Mode::Skip => {
             let (update, create_unmatched) = match plan.options.mode {
                 Mode::Update { create_unmatched } => (true, create_unmatched),

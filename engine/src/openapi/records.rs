@@ -680,7 +680,8 @@ fn import_form() -> Json {
         "properties": {
             "file": {"type": "string", "format": "binary", "description": "CSV (UTF-8 or GB18030) or XLSX (the first sheet; the first row is the header), at most 50 MB."},
             "mapping": {"type": "string", "description": "JSON: {column header: field name or null}; without it, the mapping proposed from the fields' labels and the caller's last import."},
-            "mode": {"enum": ["create", "update", "skip"], "default": "create"},
+            "mode": {"enum": ["create", "update", "skip", "skip_duplicates"], "default": "create",
+                "description": "skip: rows whose key matches a record are left out; skip_duplicates: rows the entity's duplicate rules find a likely duplicate for are left out."},
             "key": {"type": "string", "description": "The field that finds existing records for update and skip: `id`, a unique field or an auto-number."},
             "unmatched": {"enum": ["create", "report"], "default": "report", "description": "In update mode, rows whose key matches nothing."},
             "all_or_nothing": {"type": "boolean", "default": false},
