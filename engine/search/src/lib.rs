@@ -134,6 +134,9 @@ const WORDS: &str = "crm_words";
 const GRAMS: &str = "crm_grams";
 /// Memory the writer fills before it writes a segment.
 const WRITER_HEAP: usize = 64 * 1024 * 1024;
+/// A character pair in more than one document in this many is too common to look for
+/// duplicates by.
+const COMMON_SHARE: u64 = 50;
 /// The longest fragment a hit shows, in characters.
 const FRAGMENT_CHARS: usize = 80;
 
@@ -455,15 +458,25 @@ impl Index {
     /// fields compared by similarity.
     pub fn similar(&self, entity: &str, field: &str, compare: Compare, form: &str, limit: usize) -> Result<Vec<Uuid>> {
         let f = &self.fields;
+        let searcher = self.reader.searcher();
         let slot = Term::from_field_text(f.slot, &format!("{entity}.{field}"));
         let looked_for: Box<dyn TantivyQuery> = match whole_key(compare, form) {
             Some(key) => Box::new(TermQuery::new(Term::from_field_text(f.keys, &key), IndexRecordOption::Basic)),
             None => {
-                let pairs = matching::keys(compare, form);
+                // Pairs in a large share of all documents (科技, 公司) rank nothing and cost the
+                // most to score: the rarest pairs are asked, at least two of them.
+                let mut pairs: Vec<(u64, Term)> = Vec::new();
+                for pair in matching::keys(compare, form) {
+                    let term = Term::from_field_text(f.grams, &pair);
+                    pairs.push((searcher.doc_freq(&term)?, term));
+                }
+                pairs.sort_by_key(|(freq, _)| *freq);
+                let common = searcher.num_docs() / COMMON_SHARE;
+                let kept = pairs.iter().filter(|(freq, _)| *freq <= common).count().max(2);
                 let terms: Vec<(Occur, Box<dyn TantivyQuery>)> = pairs
-                    .iter()
-                    .map(|pair| -> (Occur, Box<dyn TantivyQuery>) {
-                        let term = Term::from_field_text(f.grams, pair);
+                    .into_iter()
+                    .take(kept)
+                    .map(|(_, term)| -> (Occur, Box<dyn TantivyQuery>) {
                         (Occur::Should, Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs)))
                     })
                     .collect();
@@ -474,7 +487,6 @@ impl Index {
             (Occur::Must, looked_for),
             (Occur::Must, Box::new(TermQuery::new(slot, IndexRecordOption::Basic))),
         ]);
-        let searcher = self.reader.searcher();
         let found = searcher.search(&query, &TopDocs::with_limit(limit).order_by_score())?;
         self.ids_of(&searcher, found.into_iter().map(|(_, address)| address))
     }
