@@ -201,7 +201,7 @@ pub async fn check(app: &App, principal: &Principal, entity_name: &str, body: &J
     Ok(json!({"blocked": blocked, "matches": matches}))
 }
 
-fn owner_of(record: &Record) -> Option<Uuid> {
+pub(crate) fn owner_of(record: &Record) -> Option<Uuid> {
     match record.values[col::OWNER] {
         Value::Uuid(owner) => Some(owner),
         _ => None,
@@ -209,7 +209,10 @@ fn owner_of(record: &Record) -> Option<Uuid> {
 }
 
 /// The names of users, with the names of their departments.
-async fn owners(app: &App, ids: impl Iterator<Item = Uuid>) -> ApiResult<HashMap<Uuid, (String, Option<String>)>> {
+pub(crate) async fn owners(
+    app: &App,
+    ids: impl Iterator<Item = Uuid>,
+) -> ApiResult<HashMap<Uuid, (String, Option<String>)>> {
     let catalog = app.catalog();
     let (Some(users), Some(departments)) = (catalog.entity(USER_ENTITY), catalog.entity("department")) else {
         return Ok(HashMap::new());

@@ -3,7 +3,7 @@
 //! fields the rules compare — and merges them or says they are not duplicates, which the next
 //! scans remember. Clusters whose records were merged or deleted meanwhile drop out.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use axum::extract::State;
 use axum::response::Response;
@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::{Posted, Viewer, html, redirect_with};
 use crate::app::AppState;
-use crate::duplicates::stored_text;
+use crate::duplicates::{self, stored_text};
 use crate::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiPath, ApiQuery};
 
@@ -71,16 +71,13 @@ pub async fn review(
             if !open {
                 continue;
             }
-            let owners: HashMap<Uuid, String> = owner_names(&app, &records).await?;
+            let owners = duplicates::owners(&app, records.iter().filter_map(duplicates::owner_of)).await?;
             let rows: Vec<Json> = records
                 .iter()
                 .map(|r| {
                     let values: Vec<&str> =
                         fields.iter().map(|(f, _)| stored_text(entity, r, f).unwrap_or("")).collect();
-                    let owner = match r.values[store::col::OWNER] {
-                        crm_model::Value::Uuid(owner) => owners.get(&owner).cloned(),
-                        _ => None,
-                    };
+                    let owner = duplicates::owner_of(r).and_then(|o| owners.get(&o)).map(|(name, _)| name);
                     json!({"id": r.id(), "values": values, "owner": owner})
                 })
                 .collect();
@@ -108,24 +105,6 @@ pub async fn review(
         &[("entity", entity.def.label.get(viewer.locale).to_owned())],
     );
     html("duplicates.html", viewer.page(&catalog, Some(&name), &title, values))
-}
-
-/// The names of the owners of records.
-async fn owner_names(app: &crate::app::App, records: &[crm_store::Record]) -> ApiResult<HashMap<Uuid, String>> {
-    let catalog = app.catalog();
-    let Some(users) = catalog.entity(crm_model::USER_ENTITY) else { return Ok(HashMap::new()) };
-    let ids: Vec<Uuid> = records
-        .iter()
-        .filter_map(|r| match r.values[store::col::OWNER] {
-            crm_model::Value::Uuid(owner) => Some(owner),
-            _ => None,
-        })
-        .collect();
-    Ok(store::get_many(&app.db, users, &ids, None)
-        .await?
-        .iter()
-        .map(|u| (u.id(), stored_text(users, u, "name").unwrap_or_default().to_owned()))
-        .collect())
 }
 
 /// `POST /e/{entity}/duplicates/scan`

@@ -19,15 +19,9 @@ const COMPARES: [Compare; 6] =
 /// Blank field rows offered under each rule, and for a new rule.
 const BLANK_ROWS: usize = 2;
 
-fn compare_name(compare: Compare) -> &'static str {
-    match compare {
-        Compare::Exact => "exact",
-        Compare::Text => "text",
-        Compare::Company => "company",
-        Compare::Phone => "phone",
-        Compare::Email => "email",
-        Compare::Address => "address",
-    }
+/// A comparison's name as the metadata writes it.
+fn compare_name(compare: Compare) -> String {
+    serde_json::to_value(compare).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
 /// The fields a rule may compare: live texts without options.
@@ -51,7 +45,7 @@ fn page(app: &App, viewer: &Viewer, name: &str, errors: Vec<String>) -> ApiResul
         .iter()
         .map(|r| {
             let mut rows: Vec<Json> =
-                r.fields.iter().map(|f| row(f.field.as_str(), compare_name(f.compare), f.weight)).collect();
+                r.fields.iter().map(|f| row(f.field.as_str(), &compare_name(f.compare), f.weight)).collect();
             rows.extend(blank());
             json!({
                 "name": r.name, "zh": r.label.zh_cn, "en": r.label.en, "threshold": r.threshold,
