@@ -9,13 +9,13 @@
 //! The caller says what changed ([`Change`]) and when it is committed (with the position in
 //! the change log it has reached, kept in the index itself); the index performs nothing else.
 
-use std::collections::{HashMap, HashSet, hash_map::Entry};
+use std::collections::HashSet;
 use std::ops::Range;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use tantivy::collector::{DocSetCollector, TopDocs};
-use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query as TantivyQuery, TermQuery, TermSetQuery};
+use tantivy::collector::TopDocs;
+use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query as TantivyQuery, TermQuery};
 use tantivy::schema::{
     FAST, Field, IndexRecordOption, STORED, STRING, Schema, TantivyDocument, TextFieldIndexing, TextOptions, Value,
 };
@@ -23,8 +23,11 @@ use tantivy::tokenizer::{NgramTokenizer, TextAnalyzer, TokenStream, Tokenizer};
 use tantivy::{Index as TantivyIndex, IndexReader, IndexWriter, ReloadPolicy, Term, doc};
 use uuid::Uuid;
 
+mod collect;
 pub mod matching;
 mod simplify;
+
+use collect::{Allowed, Best, ColumnCache, Ids};
 
 use matching::Compare;
 
@@ -111,15 +114,16 @@ pub struct Stats {
 struct Fields {
     key: Field,
     entity: Field,
-    id: Field,
     /// The id's two halves as columns: a set of documents is turned into ids without
     /// reading their stored text.
     id_high: Field,
     id_low: Field,
-    field: Field,
-    /// `entity.field`: what a search may look in, as one term.
+    /// `entity.field`: what a search may look in, as one term, and as a column that a
+    /// search reads for each document it finds (see [`Allowed`]).
     slot: Field,
-    owner: Field,
+    /// The owner's two halves as columns (the nil id for a record without an owner).
+    owner_high: Field,
+    owner_low: Field,
     /// The text as written, for fragments.
     shown: Field,
     /// Its words, normalised.
@@ -150,6 +154,7 @@ pub struct Index {
     fields: Fields,
     /// The position of the last commit, kept in memory: a list asks it on every request.
     reached: Mutex<Option<String>>,
+    columns: ColumnCache,
 }
 
 fn schema() -> (Schema, Fields) {
@@ -162,13 +167,12 @@ fn schema() -> (Schema, Fields) {
     );
     let fields = Fields {
         key: builder.add_text_field("key", STRING),
-        entity: builder.add_text_field("entity", STRING | STORED),
-        id: builder.add_text_field("id", STRING | STORED),
+        entity: builder.add_text_field("entity", STRING),
         id_high: builder.add_u64_field("id_high", FAST),
         id_low: builder.add_u64_field("id_low", FAST),
-        field: builder.add_text_field("field", STRING | STORED),
-        slot: builder.add_text_field("slot", STRING),
-        owner: builder.add_text_field("owner", STRING),
+        slot: builder.add_text_field("slot", STRING | FAST),
+        owner_high: builder.add_u64_field("owner_high", FAST),
+        owner_low: builder.add_u64_field("owner_low", FAST),
         shown: builder.add_text_field("shown", STORED),
         text: builder.add_text_field("text", words),
         grams: builder.add_text_field("grams", grams),
@@ -223,6 +227,16 @@ fn whole_key(compare: Compare, form: &str) -> Option<String> {
     }
 }
 
+/// How a new index is made: its stored text (the fragments a search shows) is not
+/// compressed, so that showing a hit reads it instead of unpacking a block around it.
+fn builder(schema: Schema) -> tantivy::IndexBuilder {
+    let settings = tantivy::IndexSettings {
+        docstore_compression: tantivy::store::Compressor::None,
+        ..tantivy::IndexSettings::default()
+    };
+    TantivyIndex::builder().schema(schema).settings(settings)
+}
+
 fn record_key(entity: &str, id: Uuid) -> String {
     format!("{entity}/{id}")
 }
@@ -235,11 +249,11 @@ impl Index {
         std::fs::create_dir_all(dir)?;
         let (schema, fields) = schema();
         let directory = tantivy::directory::MmapDirectory::open(dir)?;
-        let index = match TantivyIndex::open_or_create(directory, schema.clone()) {
+        let index = match builder(schema.clone()).open_or_create(directory) {
             Err(tantivy::TantivyError::SchemaError(_)) => {
                 std::fs::remove_dir_all(dir)?;
                 std::fs::create_dir_all(dir)?;
-                TantivyIndex::open_or_create(tantivy::directory::MmapDirectory::open(dir)?, schema)?
+                builder(schema).open_or_create(tantivy::directory::MmapDirectory::open(dir)?)?
             }
             opened => opened?,
         };
@@ -249,7 +263,7 @@ impl Index {
     /// An index in memory, for tests.
     pub fn in_memory() -> Result<Index> {
         let (schema, fields) = schema();
-        Self::ready(TantivyIndex::create_in_ram(schema), fields)
+        Self::ready(builder(schema).create_in_ram()?, fields)
     }
 
     fn ready(index: TantivyIndex, fields: Fields) -> Result<Index> {
@@ -257,7 +271,7 @@ impl Index {
         index.tokenizers().register(GRAMS, TextAnalyzer::builder(NgramTokenizer::all_ngrams(1, 2)?).build());
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         let reached = Mutex::new(index.load_metas()?.payload);
-        Ok(Index { index, reader, writer: Mutex::new(None), fields, reached })
+        Ok(Index { index, reader, writer: Mutex::new(None), fields, reached, columns: ColumnCache::default() })
     }
 
     /// Runs `write` with the index's writer, taking it first if it has not been.
@@ -292,19 +306,17 @@ impl Index {
                 Change::Put(record) => {
                     let key = record_key(&record.entity, record.id);
                     writer.delete_term(Term::from_field_text(f.key, &key));
-                    let id = record.id.to_string();
                     let (high, low) = record.id.as_u64_pair();
-                    let owner = record.owner.map(|o| o.to_string()).unwrap_or_default();
+                    let (owner_high, owner_low) = record.owner.unwrap_or_default().as_u64_pair();
                     for (field, text) in &record.fields {
                         let mut document = doc!(
                             f.key => key.as_str(),
                             f.entity => record.entity.as_str(),
-                            f.id => id.as_str(),
                             f.id_high => high,
                             f.id_low => low,
-                            f.field => field.as_str(),
                             f.slot => format!("{}.{field}", record.entity),
-                            f.owner => owner.as_str(),
+                            f.owner_high => owner_high,
+                            f.owner_low => owner_low,
                             f.shown => text.as_str(),
                             f.text => normalise(text),
                             f.grams => gram_text(text),
@@ -378,36 +390,6 @@ impl Index {
         Some(Box::new(BooleanQuery::new(terms)))
     }
 
-    /// The documents a search may return: the fields of the targets read in full in one set,
-    /// and each scoped target's fields with the owners and ids of its scope.
-    fn targets_query(&self, targets: &[Target]) -> Box<dyn TantivyQuery> {
-        let f = &self.fields;
-        let slots = |target: &Target| -> Vec<Term> {
-            target
-                .fields
-                .iter()
-                .map(|name| Term::from_field_text(f.slot, &format!("{}.{name}", target.entity)))
-                .collect()
-        };
-        let whole: Vec<Term> = targets.iter().filter(|t| matches!(t.scope, Scope::All)).flat_map(slots).collect();
-        let mut any: Vec<(Occur, Box<dyn TantivyQuery>)> = vec![(Occur::Should, Box::new(TermSetQuery::new(whole)))];
-        for target in targets {
-            let Scope::Within { owners, ids } = &target.scope else { continue };
-            let owners = owners.iter().map(|o| Term::from_field_text(f.owner, &o.to_string()));
-            let ids = ids.iter().map(|i| Term::from_field_text(f.id, &i.to_string()));
-            let within: Vec<(Occur, Box<dyn TantivyQuery>)> = vec![
-                (Occur::Should, Box::new(TermSetQuery::new(owners))),
-                (Occur::Should, Box::new(TermSetQuery::new(ids))),
-            ];
-            let scoped: Vec<(Occur, Box<dyn TantivyQuery>)> = vec![
-                (Occur::Must, Box::new(TermSetQuery::new(slots(target)))),
-                (Occur::Must, Box::new(BooleanQuery::new(within))),
-            ];
-            any.push((Occur::Should, Box::new(BooleanQuery::new(scoped))));
-        }
-        Box::new(BooleanQuery::new(any))
-    }
-
     /// Records matching a text, best first, at most `limit`, only within the targets.
     pub fn search(&self, query: &Query<'_>) -> Result<Vec<Hit>> {
         let text = query.text.trim();
@@ -424,30 +406,29 @@ impl Index {
         if matching.is_empty() {
             return Ok(Vec::new());
         }
-        let whole = BooleanQuery::new(vec![
-            (Occur::Must, Box::new(BooleanQuery::new(matching)) as Box<dyn TantivyQuery>),
-            (Occur::Must, self.targets_query(&query.targets)),
-        ]);
         let searcher = self.reader.searcher();
-        // A record may match in several fields: look further than the limit, keep the best.
-        let top = searcher.search(&whole, &TopDocs::with_limit(query.limit * 4).order_by_score())?;
+        let best = Best {
+            allowed: Arc::new(Allowed::of(&query.targets)),
+            limit: query.limit,
+            columns: self.columns.of(&searcher)?,
+        };
+        let found = searcher.search(&BooleanQuery::new(matching), &best)?;
         let words = words_of(&self.index, text);
-        let mut hits: Vec<Hit> = Vec::new();
-        let mut seen: HashMap<(String, Uuid), usize> = HashMap::new();
-        for (score, address) in top {
-            let document: TantivyDocument = searcher.doc(address)?;
-            let get = |field: Field| document.get_first(field).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
-            let entity = get(self.fields.entity);
-            let Ok(id) = Uuid::parse_str(&get(self.fields.id)) else { continue };
-            if seen.contains_key(&(entity.clone(), id)) {
-                continue;
-            }
-            let (fragment, highlights) = highlight(&get(self.fields.shown), text, &words);
-            seen.insert((entity.clone(), id), hits.len());
-            hits.push(Hit { entity, id, field: get(self.fields.field), score, fragment, highlights });
-            if hits.len() == query.limit {
-                break;
-            }
+        let mut hits = Vec::with_capacity(found.len());
+        for one in found {
+            let (target, field) = &best.allowed.slots[one.slot];
+            let target = &query.targets[*target];
+            let document: TantivyDocument = searcher.doc(one.address)?;
+            let shown = document.get_first(self.fields.shown).and_then(|v| v.as_str()).unwrap_or_default();
+            let (fragment, highlights) = highlight(shown, text, &words);
+            hits.push(Hit {
+                entity: target.entity.clone(),
+                id: Uuid::from_u128(one.id),
+                field: target.fields[*field].clone(),
+                score: one.score,
+                fragment,
+                highlights,
+            });
         }
         Ok(hits)
     }
@@ -497,20 +478,14 @@ impl Index {
         searcher: &tantivy::Searcher,
         addresses: impl IntoIterator<Item = tantivy::DocAddress>,
     ) -> Result<Vec<Uuid>> {
-        let mut columns = HashMap::new();
+        let columns = self.columns.of(searcher)?;
         let mut ids = Vec::new();
         let mut seen = HashSet::new();
         for address in addresses {
-            if let Entry::Vacant(column) = columns.entry(address.segment_ord) {
-                let fast = searcher.segment_reader(address.segment_ord).fast_fields();
-                column.insert((fast.u64("id_high")?, fast.u64("id_low")?));
-            }
-            let (high, low) = &columns[&address.segment_ord];
-            if let (Some(high), Some(low)) = (high.first(address.doc_id), low.first(address.doc_id)) {
-                let id = Uuid::from_u64_pair(high, low);
-                if seen.insert(id) {
-                    ids.push(id);
-                }
+            if let Some(id) = columns[address.segment_ord as usize].id(address.doc_id).map(Uuid::from_u128)
+                && seen.insert(id)
+            {
+                ids.push(id);
             }
         }
         Ok(ids)
@@ -528,10 +503,8 @@ impl Index {
             (Occur::Must, Box::new(TermQuery::new(slot, IndexRecordOption::Basic))),
         ]);
         let searcher = self.reader.searcher();
-        if searcher.search(&whole, &tantivy::collector::Count)? > max {
-            return Ok(None);
-        }
-        Ok(Some(self.ids_of(&searcher, searcher.search(&whole, &DocSetCollector)?)?))
+        let found = searcher.search(&whole, &Ids { max, columns: self.columns.of(&searcher)? })?;
+        Ok(found.map(|ids| ids.into_iter().map(Uuid::from_u128).collect()))
     }
 }
 
@@ -676,6 +649,36 @@ mod tests {
         assert_eq!(found, expected, "{theirs} is out of scope");
         let codes = vec![Target { entity: "customer".into(), fields: vec!["code".into()], scope: Scope::All }];
         assert!(index.search(&Query { text: "华东", targets: codes, limit: 10 }).unwrap().is_empty(), "not in codes");
+    }
+
+    #[test]
+    fn a_record_found_in_several_fields_counts_once_and_the_limit_holds() {
+        let index = Index::in_memory().unwrap();
+        let owner = Uuid::now_v7();
+        let mut changes = Vec::new();
+        let mut twice = Uuid::nil();
+        for n in 0..300 {
+            let id = Uuid::now_v7();
+            let name = if n == 7 { "华东华东华东重工".to_owned() } else { format!("华东{n}号仓库") };
+            let code = if n == 7 { "华东".to_owned() } else { format!("C{n}") };
+            if n == 7 {
+                twice = id;
+            }
+            let fields = vec![("name".into(), name), ("code".into(), code)];
+            changes.push(Change::Put(Record { entity: "customer".into(), id, owner: Some(owner), fields }));
+        }
+        index.apply(changes).unwrap();
+        index.commit("1").unwrap();
+        let targets =
+            vec![Target { entity: "customer".into(), fields: vec!["name".into(), "code".into()], scope: Scope::All }];
+        let hits = index.search(&Query { text: "华东", targets, limit: 5 }).unwrap();
+        assert_eq!(hits.len(), 5);
+        let mut ids: Vec<Uuid> = hits.iter().map(|h| h.id).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 5, "each record once");
+        assert_eq!(hits[0].id, twice, "the record whose field is all 华东 ranks first");
+        assert!(hits.windows(2).all(|w| w[0].score >= w[1].score), "best first");
     }
 
     #[test]

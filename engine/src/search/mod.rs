@@ -219,8 +219,13 @@ pub async fn search(
             })
             .collect();
         if !found.is_empty() {
-            groups.push(json!({"entity": name, "label": entity.def.label, "hits": found}));
+            // `json!` would copy the hits value by value: they are moved in instead.
+            let mut group = json!({"entity": name, "label": entity.def.label});
+            group["hits"] = Json::Array(found);
+            groups.push(group);
         }
     }
-    Ok(json!({ "q": text, "groups": groups }))
+    let mut found = json!({ "q": text });
+    found["groups"] = Json::Array(groups);
+    Ok(found)
 }
