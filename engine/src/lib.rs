@@ -20,6 +20,7 @@ pub mod metadata;
 pub mod openapi;
 pub mod package;
 pub mod records;
+pub mod reports;
 pub mod rules;
 pub mod schedule;
 pub mod screens;

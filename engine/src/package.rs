@@ -78,6 +78,7 @@ impl Package {
         next.related.extend(self.docs.related.clone());
         next.roles.extend(self.docs.roles.clone());
         next.scripts.extend(self.docs.scripts.clone());
+        next.reports.extend(self.docs.reports.clone());
         next.fill_defaults();
         next
     }

@@ -12,6 +12,7 @@ use crate::meta::{
     DocKind, EntityDef, FieldDef, Labels, Layout, LayoutDoc, LayoutItem, ListViewDoc, RelatedDoc, ScriptDoc,
     ScriptEvent, Section, SortKey, StageSetDoc,
 };
+use crate::report::ReportDoc;
 use crate::roles::RoleDoc;
 use crate::types::{FieldType, Reference, Storage};
 use crate::{USER_ENTITY, schema, value};
@@ -76,6 +77,7 @@ pub struct Docs {
     pub related: BTreeMap<Ident, RelatedDoc>,
     pub roles: BTreeMap<Ident, RoleDoc>,
     pub scripts: BTreeMap<Ident, ScriptDoc>,
+    pub reports: BTreeMap<Ident, ReportDoc>,
 }
 
 impl Docs {
@@ -132,6 +134,12 @@ impl Docs {
                 let doc: ScriptDoc = serde_json::from_value(body).map_err(parse_error)?;
                 let name = doc.name.clone();
                 self.scripts.insert(name.clone(), doc);
+                name
+            }
+            DocKind::Report => {
+                let doc: ReportDoc = serde_json::from_value(body).map_err(parse_error)?;
+                let name = doc.name.clone();
+                self.reports.insert(name.clone(), doc);
                 name
             }
         };
@@ -229,6 +237,7 @@ impl Docs {
             .chain(all(DocKind::Related, &self.related))
             .chain(all(DocKind::Role, &self.roles))
             .chain(all(DocKind::Script, &self.scripts))
+            .chain(all(DocKind::Report, &self.reports))
             .collect()
     }
 
@@ -245,6 +254,7 @@ impl Docs {
             DocKind::Related => one(&self.related, name),
             DocKind::Role => one(&self.roles, name),
             DocKind::Script => one(&self.scripts, name),
+            DocKind::Report => one(&self.reports, name),
         }
     }
 
@@ -397,7 +407,21 @@ impl Catalog {
                 }
             }
         }
-        Ok(Self { version, docs, entities, rollups })
+        let catalog = Self { version, docs, entities, rollups };
+        // A report is checked by compiling it as it would run, with nothing hidden.
+        let errors: Vec<MetaError> = catalog
+            .docs
+            .reports
+            .values()
+            .filter_map(|report| {
+                let compiled = crate::report::compile(&catalog, report, &|_| HashSet::new(), None, 0);
+                compiled.err().map(|e| MetaError::new(DocKind::Report, report.name.as_str(), e.path, e.message))
+            })
+            .collect();
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(catalog)
     }
 
     /// The rollups that records of `entity` feed.

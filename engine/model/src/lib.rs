@@ -9,6 +9,7 @@ pub mod ident;
 pub mod meta;
 pub mod plan;
 pub mod region;
+pub mod report;
 pub mod roles;
 pub mod schema;
 pub mod types;

@@ -38,12 +38,13 @@ pub enum DocKind {
     Related,
     Role,
     Script,
+    Report,
 }
 
 impl DocKind {
     /// In dependency order: stage sets before the entities that use them, entities before
     /// the documents that describe their screens.
-    pub const ALL: [DocKind; 7] = [
+    pub const ALL: [DocKind; 8] = [
         DocKind::StageSet,
         DocKind::Entity,
         DocKind::Layout,
@@ -51,6 +52,7 @@ impl DocKind {
         DocKind::Related,
         DocKind::Role,
         DocKind::Script,
+        DocKind::Report,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -62,6 +64,7 @@ impl DocKind {
             DocKind::Related => "related",
             DocKind::Role => "role",
             DocKind::Script => "script",
+            DocKind::Report => "report",
         }
     }
 
@@ -79,6 +82,7 @@ impl DocKind {
             DocKind::Related => "related",
             DocKind::Role => "roles",
             DocKind::Script => "scripts",
+            DocKind::Report => "reports",
         }
     }
 
@@ -92,6 +96,7 @@ impl DocKind {
             DocKind::Related => "related.schema.json",
             DocKind::Role => "role.schema.json",
             DocKind::Script => "script.schema.json",
+            DocKind::Report => "report.schema.json",
         }
     }
 }

@@ -145,7 +145,7 @@ pub async fn get_doc(
 ) -> ApiResult<Json<Json_>> {
     let kind = doc_kind(&kind)?;
     match kind {
-        DocKind::Role | DocKind::Script => p.require_admin()?,
+        DocKind::Role | DocKind::Script | DocKind::Report => p.require_admin()?,
         DocKind::StageSet => {}
         _ if !p.sees(&name) => return Err(ApiError::not_found(format!("no {} `{name}`", kind.as_str()))),
         _ => {}
@@ -165,7 +165,7 @@ pub async fn put_doc(
 ) -> ApiResult<Response> {
     p.require_admin()?;
     let kind = doc_kind(&kind)?;
-    let named = matches!(kind, DocKind::StageSet | DocKind::Role | DocKind::Script);
+    let named = matches!(kind, DocKind::StageSet | DocKind::Role | DocKind::Script | DocKind::Report);
     let key = if named { "name" } else { "entity" };
     if body.get(key).and_then(Json_::as_str) != Some(name.as_str()) {
         return Err(ApiError::bad_request("invalid_body", format!("the document's `{key}` must be `{name}`")));

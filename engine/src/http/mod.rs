@@ -8,6 +8,7 @@ mod files;
 pub mod kb;
 mod meta;
 mod records;
+mod reports;
 mod rules;
 mod search;
 mod tasks;
@@ -78,6 +79,10 @@ pub fn build_app(state: AppState) -> Router {
         .route("/api/v1/records/{entity}/{id}/approvals", get(rules::approvals))
         .route("/api/v1/leads/convert", post(rules::convert_leads))
         .route("/api/v1/merges/{id}/undo", post(records::undo_merge))
+        // Reports
+        .route("/api/v1/reports", get(reports::list))
+        .route("/api/v1/reports/run", post(reports::run))
+        .route("/api/v1/reports/{name}", get(reports::get))
         // Search
         .route("/api/v1/search", get(search::search))
         .route("/api/v1/tasks/{id}", get(tasks::get))

@@ -206,6 +206,8 @@ fn documents(p: &Principal) -> Vec<(DocKind, &'static str)> {
         (DocKind::ListView, "ListViewDocument"),
         (DocKind::Related, "RelatedDocument"),
         (DocKind::StageSet, "StageSetDocument"),
+        // Everyone runs reports described in this form (`POST /api/v1/reports/run`).
+        (DocKind::Report, "ReportDocument"),
     ];
     if p.is_admin() {
         kinds.extend([(DocKind::Role, "RoleDocument"), (DocKind::Script, "ScriptDocument")]);

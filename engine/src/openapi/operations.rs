@@ -291,6 +291,54 @@ pub(super) fn add(paths: &mut Map<String, Json>, catalog: &Catalog, p: &Principa
                 }),
             ),
     );
+    let report = json!({
+        "type": "object", "required": ["name", "label", "entity", "chart", "groups", "measures", "rows"],
+        "properties": {
+            "name": {"type": "string"}, "label": labels, "entity": {"type": "string"},
+            "chart": {"enum": ["table", "bar", "stacked_bar", "line", "pie", "donut", "funnel", "number"]},
+            "groups": {"type": "array", "items": {"type": "object", "required": ["field", "label"]}},
+            "measures": {"type": "array", "items": {"type": "object", "required": ["agg", "label"]}},
+            "rows": {"type": "array", "items": {
+                "type": "object", "required": ["keys", "labels", "values"],
+                "properties": {
+                    "keys": {"type": "array", "description": "Each group's value; a date bucket as `2026-11-30` (day, or the Monday of a week), `2026-11`, `2026-Q4` or `2026`."},
+                    "labels": {"type": "array", "items": labels},
+                    "values": {"type": "array", "description": "Each measure: a count as a number, an amount as an exact decimal string.",
+                        "items": {"oneOf": [{"type": "integer"}, {"type": "string"}, {"type": "null"}]}},
+                },
+            }},
+        },
+    });
+    let offset = json!({"name": "offset", "in": "query", "description": "The caller's offset from UTC in minutes; date-times fall into that time zone's days.",
+        "schema": {"type": "integer", "minimum": -840, "maximum": 840, "default": 480}});
+    path(
+        "/api/v1/reports",
+        "get",
+        Op::new("reports", "The saved reports one may run").answers(
+            200,
+            "The reports",
+            json!({"type": "object", "required": ["data"], "properties": {"data": {"type": "array", "items": {
+                "type": "object", "required": ["name", "label", "entity", "chart"]}}}}),
+        ),
+    );
+    path(
+        "/api/v1/reports/{name}",
+        "get",
+        Op::new("run_report", "Run a saved report within one's read scope")
+            .path("name", json!({"type": "string"}))
+            .query(offset.clone())
+            .answers(200, "The groups and their measures", report.clone())
+            .fails(&[404]),
+    );
+    path(
+        "/api/v1/reports/run",
+        "post",
+        Op::new("run_ad_hoc_report", "Run a report described in the body, without saving it")
+            .query(offset)
+            .body(reference("ReportDocument"))
+            .answers(200, "The groups and their measures", report)
+            .fails(&[404, 422]),
+    );
     path(
         "/api/v1/tasks/{id}",
         "get",

@@ -2,6 +2,7 @@
 //! records, and the engine's own bookkeeping (metadata rows, credentials, audit, the outbox
 //! and its consumers' cursors).
 
+pub mod aggregate;
 pub mod ddl;
 pub mod jobs;
 pub mod merges;

@@ -585,7 +585,7 @@ fn push_after(sql: &mut Sql, entity: &Entity, keys: &[OrderKey], after: &[Value]
     sql.push(")");
 }
 
-fn push_where(sql: &mut Sql, filter: Option<&Filter>, deleted: bool) {
+pub(crate) fn push_where(sql: &mut Sql, filter: Option<&Filter>, deleted: bool) {
     sql.push(if deleted { " WHERE \"deleted_at\" IS NOT NULL" } else { " WHERE \"deleted_at\" IS NULL" });
     push_and(sql, filter);
 }

@@ -1,0 +1,220 @@
+//! Reports as metadata: the records of an entity matching a filter tree (the one lists use),
+//! grouped by up to two keys (a field, a field of the record a lookup points at, or a date
+//! bucketed by day, week, month, quarter or year) and measured (count, sum, average,
+//! minimum, maximum, or a sum weighted by the stage's probability). [`compile`] turns a
+//! document into an [`Aggregate`] the store runs as one `GROUP BY`.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+use crate::catalog::Catalog;
+use crate::filter::{Filter, QueryError};
+use crate::ident::Ident;
+use crate::meta::{FieldDef, Labels};
+use crate::types::{FieldType, Storage};
+
+/// Most groups a report returns.
+pub const MAX_ROWS: u32 = 1000;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportDoc {
+    pub name: Ident,
+    pub label: Labels,
+    pub entity: Ident,
+    /// A filter tree as a list's `filter` parameter takes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<Json>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_by: Vec<GroupBy>,
+    pub measures: Vec<Measure>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    #[serde(default)]
+    pub chart: Chart,
+    /// The roles the report is shared with; administrators see every report.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<Ident>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupBy {
+    pub field: Ident,
+    /// A lookup field of the report's entity: `field` is then a field of the record it
+    /// points at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub through: Option<Ident>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<Bucket>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Bucket {
+    Day,
+    Week,
+    Month,
+    Quarter,
+    Year,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Measure {
+    pub agg: Agg,
+    /// The number or money field measured; none for a count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<Ident>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Agg {
+    Count,
+    Sum,
+    Avg,
+    Min,
+    Max,
+    /// The sum of the field times the probability of each record's stage.
+    Weighted,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Chart {
+    #[default]
+    Table,
+    Bar,
+    StackedBar,
+    Line,
+    Pie,
+    Donut,
+    Funnel,
+    Number,
+}
+
+/// A group key as the store computes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupKey {
+    /// The field whose value is the key.
+    pub field: FieldDef,
+    /// The lookup of the report's entity the field is read through, and its entity.
+    pub through: Option<(FieldDef, Ident)>,
+    pub bucket: Option<Bucket>,
+}
+
+/// A measure as the store computes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeasureOf {
+    pub agg: Agg,
+    pub field: Option<FieldDef>,
+    /// For a weighted sum: the stage field and each stage's probability in percent.
+    pub weights: Option<(FieldDef, Vec<(String, u8)>)>,
+}
+
+/// A report ready to run: what the store's `GROUP BY` needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Aggregate {
+    pub groups: Vec<GroupKey>,
+    pub measures: Vec<MeasureOf>,
+    pub filter: Option<Filter>,
+    pub limit: u32,
+    /// The user's offset from UTC in minutes: date buckets of date-times are local days.
+    pub offset_minutes: i32,
+}
+
+/// Checks a report against the catalog and the fields hidden from the caller (per entity)
+/// and makes it ready to run; `scope` is the caller's read scope, and-ed with its filter.
+pub fn compile(
+    catalog: &Catalog,
+    doc: &ReportDoc,
+    hidden: &dyn Fn(&str) -> HashSet<Ident>,
+    scope: Option<Filter>,
+    offset_minutes: i32,
+) -> Result<Aggregate, QueryError> {
+    let invalid = |path: String, message: String| QueryError { path, message };
+    let entity = catalog
+        .entity(doc.entity.as_str())
+        .ok_or_else(|| invalid("/entity".into(), format!("no entity `{}`", doc.entity)))?;
+    let own_hidden = hidden(entity.name().as_str());
+    let visible = |entity: &crate::Entity, name: &Ident, hidden: &HashSet<Ident>, path: String| match entity
+        .column(name.as_str())
+    {
+        Some(field) if !hidden.contains(name) => Ok(field.clone()),
+        _ => Err(invalid(path, format!("no field `{name}` on `{}`", entity.name()))),
+    };
+    if doc.group_by.len() > 2 {
+        return Err(invalid("/group_by".into(), "a report groups by at most two keys".into()));
+    }
+    if doc.measures.is_empty() {
+        return Err(invalid("/measures".into(), "a report measures at least one thing".into()));
+    }
+    let mut groups = Vec::new();
+    for (i, group) in doc.group_by.iter().enumerate() {
+        let path = format!("/group_by/{i}");
+        let (field, through) = match &group.through {
+            None => (visible(entity, &group.field, &own_hidden, format!("{path}/field"))?, None),
+            Some(lookup) => {
+                let lookup = visible(entity, lookup, &own_hidden, format!("{path}/through"))?;
+                let target = lookup
+                    .reference_target()
+                    .and_then(|t| catalog.entity(t))
+                    .ok_or_else(|| invalid(format!("{path}/through"), format!("`{}` is not a lookup", lookup.name)))?;
+                let field = visible(target, &group.field, &hidden(target.name().as_str()), format!("{path}/field"))?;
+                (field, Some((lookup, target.name().clone())))
+            }
+        };
+        let dated = matches!(field.storage(), Storage::Date | Storage::Datetime);
+        if group.bucket.is_some() != dated {
+            let message = if dated { "a date is grouped by a bucket" } else { "only a date is grouped by a bucket" };
+            return Err(invalid(format!("{path}/bucket"), format!("`{}`: {message}", field.name)));
+        }
+        if field.storage() == Storage::List {
+            return Err(invalid(path, format!("`{}`: a multi select cannot be a group", field.name)));
+        }
+        groups.push(GroupKey { field, through, bucket: group.bucket });
+    }
+    let mut measures = Vec::new();
+    for (i, measure) in doc.measures.iter().enumerate() {
+        let path = format!("/measures/{i}");
+        let field = match (&measure.field, measure.agg) {
+            (None, Agg::Count) => None,
+            (Some(name), agg) if agg != Agg::Count => {
+                let field = visible(entity, name, &own_hidden, format!("{path}/field"))?;
+                if !matches!(field.storage(), Storage::Integer | Storage::Fixed(_)) {
+                    return Err(invalid(format!("{path}/field"), format!("`{name}` is not a number")));
+                }
+                Some(field)
+            }
+            _ => return Err(invalid(path, "a count takes no field; every other measure takes one".into())),
+        };
+        let weights = if measure.agg == Agg::Weighted {
+            let stage = entity
+                .live_fields()
+                .find(|f| f.field_type == FieldType::Stage && !own_hidden.contains(&f.name))
+                .ok_or_else(|| invalid(path.clone(), format!("`{}` has no stage to weigh by", entity.name())))?;
+            let mut probabilities: Vec<(String, u8)> = Vec::new();
+            for set in catalog.stage_sets_of(stage) {
+                for s in &set.stages {
+                    if !probabilities.iter().any(|(name, _)| name == s.name.as_str()) {
+                        probabilities.push((s.name.to_string(), s.probability));
+                    }
+                }
+            }
+            Some((stage.clone(), probabilities))
+        } else {
+            None
+        };
+        measures.push(MeasureOf { agg: measure.agg, field, weights });
+    }
+    let filter = doc.filter.as_ref().map(|json| Filter::parse(catalog, entity, json, &own_hidden)).transpose()?;
+    let filter = match (scope, filter) {
+        (Some(scope), Some(filter)) => Some(scope.and(filter)),
+        (scope, filter) => scope.or(filter),
+    };
+    let limit = doc.limit.unwrap_or(MAX_ROWS).clamp(1, MAX_ROWS);
+    Ok(Aggregate { groups, measures, filter, limit, offset_minutes })
+}

@@ -1,0 +1,233 @@
+//! A report's one `GROUP BY`: group keys (a column, a column of the record a lookup points
+//! at, or a date bucket in the user's time zone) and measures over the live records that
+//! match the report's filter and the caller's scope. Nothing is fetched row by row.
+
+use crm_model::report::{Agg, Aggregate, Bucket, GroupKey, MeasureOf};
+use crm_model::{Entity, Storage, Value};
+
+use crate::records::push_where;
+use crate::{Arg, Db, Dialect, Sql, StoreError};
+
+/// A measured value: a count, or an exact number with its scale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measured {
+    Count(i64),
+    Number {
+        units: i64,
+        scale: u8,
+    },
+    /// No record had a value to measure.
+    Empty,
+}
+
+/// One group: its keys (in the order of the report's groups) and its measures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupRow {
+    pub keys: Vec<Value>,
+    pub measures: Vec<Measured>,
+}
+
+/// The format of a date bucket, in `strftime` (SQLite) and `to_char` (PostgreSQL) terms.
+fn bucket_format(bucket: Bucket, dialect: Dialect) -> &'static str {
+    match (bucket, dialect) {
+        (Bucket::Day | Bucket::Week, Dialect::Sqlite) => "'%Y-%m-%d'",
+        (Bucket::Month, Dialect::Sqlite) => "'%Y-%m'",
+        (Bucket::Year | Bucket::Quarter, Dialect::Sqlite) => "'%Y'",
+        (Bucket::Day | Bucket::Week, Dialect::Postgres) => "'YYYY-MM-DD'",
+        (Bucket::Month, Dialect::Postgres) => "'YYYY-MM'",
+        (Bucket::Quarter, Dialect::Postgres) => "'YYYY-\"Q\"Q'",
+        (Bucket::Year, Dialect::Postgres) => "'YYYY'",
+    }
+}
+
+/// The column of a group key, read through its lookup if it has one.
+fn push_column(sql: &mut Sql, entity: &Entity, key: &GroupKey) {
+    match &key.through {
+        None => {
+            sql.ident(&key.field.name);
+        }
+        Some((lookup, target)) => {
+            sql.push("(SELECT j.").ident(&key.field.name).push(" FROM ").ident(target).push(" j WHERE j.\"id\" = ");
+            sql.ident(entity.name()).push(".").ident(&lookup.name).push(")");
+        }
+    }
+}
+
+/// A date bucket's key as text: `2026-11-30` (day, and the Monday of a week), `2026-11`,
+/// `2026-Q4`, `2026`. A date-time is moved to the user's offset first.
+fn push_bucket(sql: &mut Sql, entity: &Entity, key: &GroupKey, bucket: Bucket, offset_minutes: i32) {
+    let datetime = key.field.storage() == Storage::Datetime;
+    match sql.dialect() {
+        Dialect::Sqlite => {
+            let modifiers = |sql: &mut Sql| {
+                push_column(sql, entity, key);
+                if datetime {
+                    sql.push(", ").bind(Arg::Text(format!("{offset_minutes:+} minutes")));
+                }
+            };
+            match bucket {
+                Bucket::Week => {
+                    sql.push("date(");
+                    modifiers(sql);
+                    sql.push(", '-6 days', 'weekday 1')");
+                }
+                Bucket::Quarter => {
+                    sql.push("(strftime('%Y', ");
+                    modifiers(sql);
+                    sql.push(") || '-Q' || ((CAST(strftime('%m', ");
+                    modifiers(sql);
+                    sql.push(") AS INTEGER) + 2) / 3))");
+                }
+                _ => {
+                    sql.push("strftime(").push(bucket_format(bucket, Dialect::Sqlite)).push(", ");
+                    modifiers(sql);
+                    sql.push(")");
+                }
+            }
+        }
+        Dialect::Postgres => {
+            sql.push("to_char(");
+            if bucket == Bucket::Week {
+                sql.push("date_trunc('week', ");
+            }
+            if datetime {
+                sql.push("(");
+                push_column(sql, entity, key);
+                sql.push(" AT TIME ZONE 'UTC') + make_interval(mins => CAST(");
+                sql.bind_int(i64::from(offset_minutes)).push(" AS INTEGER))");
+            } else {
+                sql.push("CAST(");
+                push_column(sql, entity, key);
+                sql.push(" AS TIMESTAMP)");
+            }
+            if bucket == Bucket::Week {
+                sql.push(")");
+            }
+            sql.push(", ").push(bucket_format(bucket, Dialect::Postgres)).push(")");
+        }
+    }
+}
+
+/// The columns of a measure: one, or for an average its sum and how many had a value.
+fn push_measure(sql: &mut Sql, measure: &MeasureOf) {
+    let Some(field) = &measure.field else {
+        sql.push("COUNT(*)");
+        return;
+    };
+    // PostgreSQL widens a sum of bigints to numeric; the engine reads it as a bigint again.
+    match measure.agg {
+        Agg::Count => {
+            sql.push("COUNT(*)");
+        }
+        Agg::Sum => {
+            sql.push("CAST(SUM(").ident(&field.name).push(") AS BIGINT)");
+        }
+        Agg::Avg => {
+            sql.push("CAST(SUM(").ident(&field.name).push(") AS BIGINT), COUNT(").ident(&field.name).push(")");
+        }
+        Agg::Min => {
+            sql.push("MIN(").ident(&field.name).push(")");
+        }
+        Agg::Max => {
+            sql.push("MAX(").ident(&field.name).push(")");
+        }
+        Agg::Weighted => {
+            sql.push("CAST(SUM(").ident(&field.name).push(" * CASE ");
+            if let Some((stage, probabilities)) = &measure.weights {
+                sql.ident(&stage.name);
+                for (name, probability) in probabilities {
+                    sql.push(" WHEN ").bind(Arg::Text(name.clone())).push(" THEN ").bind_int(i64::from(*probability));
+                }
+            } else {
+                sql.push("1");
+            }
+            sql.push(" ELSE 0 END) AS BIGINT)");
+        }
+    }
+}
+
+pub fn statement(dialect: Dialect, entity: &Entity, aggregate: &Aggregate) -> Sql {
+    let mut sql = Sql::new(dialect);
+    sql.push("SELECT ");
+    for key in &aggregate.groups {
+        match key.bucket {
+            Some(bucket) => push_bucket(&mut sql, entity, key, bucket, aggregate.offset_minutes),
+            None => push_column(&mut sql, entity, key),
+        }
+        sql.push(", ");
+    }
+    sql.comma_list(&aggregate.measures, |sql, measure| {
+        push_measure(sql, measure);
+    });
+    sql.push(" FROM ").ident(entity.name());
+    push_where(&mut sql, aggregate.filter.as_ref(), false);
+    if !aggregate.groups.is_empty() {
+        sql.push(" GROUP BY ");
+        for i in 0..aggregate.groups.len() {
+            sql.push(if i == 0 { "1" } else { ", 2" });
+        }
+        sql.push(" ORDER BY ");
+        for i in 0..aggregate.groups.len() {
+            sql.push(if i == 0 { "1" } else { ", 2" });
+        }
+        sql.push(" LIMIT ").bind_int(i64::from(aggregate.limit));
+    }
+    sql
+}
+
+/// Runs a report's aggregate: its groups in the order of their keys.
+pub async fn run(db: &Db, entity: &Entity, aggregate: &Aggregate) -> Result<Vec<GroupRow>, StoreError> {
+    let rows = statement(db.dialect(), entity, aggregate).fetch_all(db).await?;
+    rows.iter()
+        .map(|row| {
+            let mut keys = Vec::with_capacity(aggregate.groups.len());
+            for (i, key) in aggregate.groups.iter().enumerate() {
+                keys.push(match key.bucket {
+                    Some(_) => row.text(i)?.map_or(Value::Null, Value::Text),
+                    None => row.value(i, key.field.storage())?,
+                });
+            }
+            let mut at = aggregate.groups.len();
+            let mut measures = Vec::with_capacity(aggregate.measures.len());
+            for measure in &aggregate.measures {
+                let scale = measure.field.as_ref().map_or(0, |f| f.scale());
+                let number =
+                    |units: Option<i64>| units.map_or(Measured::Empty, |units| Measured::Number { units, scale });
+                measures.push(match measure.agg {
+                    Agg::Count => Measured::Count(row.int(at)?.unwrap_or(0)),
+                    Agg::Sum | Agg::Min | Agg::Max => number(row.int(at)?),
+                    Agg::Avg => {
+                        at += 1;
+                        match (row.int(at - 1)?, row.int(at)?) {
+                            (Some(sum), Some(count)) if count > 0 => number(Some(divide_rounded(sum, count))),
+                            _ => Measured::Empty,
+                        }
+                    }
+                    Agg::Weighted => number(row.int(at)?.map(|sum| divide_rounded(sum, 100))),
+                });
+                at += 1;
+            }
+            Ok(GroupRow { keys, measures })
+        })
+        .collect()
+}
+
+/// `n / d` rounded half away from zero: exact amounts stay exact to the unit.
+pub fn divide_rounded(n: i64, d: i64) -> i64 {
+    let (q, r) = (n / d, n % d);
+    if 2 * r.abs() >= d.abs() { q + n.signum() * d.signum() } else { q }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::divide_rounded;
+
+    #[test]
+    fn division_rounds_half_away_from_zero() {
+        assert_eq!(divide_rounded(250, 100), 3);
+        assert_eq!(divide_rounded(249, 100), 2);
+        assert_eq!(divide_rounded(-250, 100), -3);
+        assert_eq!(divide_rounded(10, 3), 3);
+        assert_eq!(divide_rounded(11, 2), 6);
+    }
+}

@@ -1,0 +1,172 @@
+//! Reports on SQLite and PostgreSQL: the totals of a fixed set of opportunities whose sums
+//! are known, grouped by month of expected close and by stage, weighted by the stage's
+//! probability, grouped through a lookup; a rep's report counts only what the rep reads;
+//! a report on a hidden field or a bucket on a text is refused.
+
+mod support;
+
+use axum::http::Method;
+use serde_json::{Value, json};
+use support::TestApp;
+
+backends!(reports_add_up_within_the_scope, saved_reports_are_shared_with_roles_and_checked);
+
+/// The opportunities: (customer, owner, stage, amount, expected close).
+const DEALS: [(usize, usize, &str, &str, &str); 6] = [
+    (0, 0, "proposal", "1000.10", "2026-01-15"),
+    (0, 0, "won", "2000.00", "2026-01-31"),
+    (1, 1, "proposal", "500.05", "2026-02-01"),
+    (1, 1, "negotiation", "4000.00", "2026-02-28"),
+    (1, 0, "initial_contact", "300.00", "2026-03-10"),
+    (0, 1, "lost", "999.99", "2026-03-20"),
+];
+
+async fn deals(t: &TestApp) -> (Vec<String>, Vec<String>) {
+    let (rep1, token1) = t.user("rep1", &["sales_rep"], None).await;
+    let (rep2, _) = t.user("rep2", &["sales_rep"], None).await;
+    let owners = [rep1, rep2];
+    let mut customers = Vec::new();
+    for (name, industry) in [("华东重工集团有限公司", "manufacturing"), ("立友信软件有限公司", "software")]
+    {
+        let customer = t.create("customer", json!({"name": name, "industry": industry, "owner": owners[0]})).await;
+        customers.push(customer["id"].as_str().unwrap().to_owned());
+    }
+    for (n, (customer, owner, stage, amount, close)) in DEALS.iter().enumerate() {
+        t.create(
+            "opportunity",
+            json!({"name": format!("商机{n}"), "customer": customers[*customer], "owner": owners[*owner],
+                   "stage": stage, "amount": amount, "expected_close": close}),
+        )
+        .await;
+    }
+    (owners.to_vec(), vec![token1])
+}
+
+fn rows(report: &Value) -> Vec<(Vec<Value>, Vec<Value>)> {
+    report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["keys"].as_array().unwrap().clone(), r["values"].as_array().unwrap().clone()))
+        .collect()
+}
+
+async fn reports_add_up_within_the_scope(t: TestApp) {
+    let (_, tokens) = deals(&t).await;
+    let by_month = json!({
+        "entity": "opportunity",
+        "group_by": [{"field": "expected_close", "bucket": "month"}],
+        "measures": [{"agg": "count"}, {"agg": "sum", "field": "amount"}, {"agg": "weighted", "field": "amount"}],
+        "chart": "bar",
+    });
+    let report = t.post("/api/v1/reports/run", by_month.clone()).await.expect(200);
+    assert_eq!(
+        rows(&report),
+        vec![
+            // 1000.10 × 50 % + 2000.00 × 100 % = 2500.05
+            (vec![json!("2026-01")], vec![json!(2), json!("3000.10"), json!("2500.05")]),
+            // 500.05 × 50 % = 250.025 → 250.03; 4000.00 × 75 % = 3000.00
+            (vec![json!("2026-02")], vec![json!(2), json!("4500.05"), json!("3250.03")]),
+            // 300.00 × 10 % + 999.99 × 0 %
+            (vec![json!("2026-03")], vec![json!(2), json!("1299.99"), json!("30.00")]),
+        ]
+    );
+    assert_eq!(report["measures"][1]["label"]["zh-CN"], "预计金额合计");
+
+    // rep1 reads only their own four opportunities' figures.
+    let mine = t.as_user(&tokens[0], Method::POST, "/api/v1/reports/run", Some(by_month)).await.expect(200);
+    assert_eq!(
+        rows(&mine),
+        vec![
+            (vec![json!("2026-01")], vec![json!(2), json!("3000.10"), json!("2500.05")]),
+            (vec![json!("2026-03")], vec![json!(1), json!("300.00"), json!("30.00")]),
+        ]
+    );
+
+    // Two groups, one through the customer lookup; labels in both languages.
+    let by_industry = json!({
+        "entity": "opportunity",
+        "group_by": [{"field": "industry", "through": "customer"}, {"field": "stage"}],
+        "measures": [{"agg": "avg", "field": "amount"}, {"agg": "max", "field": "amount"}],
+    });
+    let report = t.post("/api/v1/reports/run", by_industry).await.expect(200);
+    let software_negotiation = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["keys"] == json!(["software", "negotiation"]))
+        .expect("a group per industry and stage");
+    assert_eq!(software_negotiation["values"], json!(["4000.00", "4000.00"]));
+    assert_eq!(software_negotiation["labels"][0]["zh-CN"], "软件与信息技术");
+    assert_eq!(software_negotiation["labels"][1]["zh-CN"], "谈判审核");
+    let manufacturing: Vec<&Value> =
+        report["rows"].as_array().unwrap().iter().filter(|r| r["keys"][0] == "manufacturing").collect();
+    assert_eq!(manufacturing.len(), 3, "proposal, won and lost");
+
+    // Date-times fall into the caller's days: a record created now is in today's bucket.
+    let today = t
+        .post(
+            "/api/v1/reports/run?offset=480",
+            json!({"entity": "opportunity", "group_by": [{"field": "created_at", "bucket": "year"}],
+                   "measures": [{"agg": "count"}]}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(rows(&today), vec![(vec![json!(chrono_year())], vec![json!(6)])]);
+
+    // Wrong reports are refused with where they are wrong.
+    for (wrong, path) in [
+        (
+            json!({"entity": "opportunity", "group_by": [{"field": "name", "bucket": "month"}], "measures": [{"agg": "count"}]}),
+            "/group_by/0/bucket",
+        ),
+        (json!({"entity": "opportunity", "measures": [{"agg": "sum", "field": "name"}]}), "/measures/0/field"),
+        (json!({"entity": "opportunity", "measures": [{"agg": "sum"}]}), "/measures/0"),
+        (
+            json!({"entity": "opportunity", "group_by": [{"field": "nope"}], "measures": [{"agg": "count"}]}),
+            "/group_by/0/field",
+        ),
+    ] {
+        let error = t.post("/api/v1/reports/run", wrong).await.expect(400);
+        assert_eq!(error["code"], "invalid_query");
+        assert!(error["detail"].as_str().unwrap().contains(&format!("`{path}`")), "{error}");
+    }
+}
+
+fn chrono_year() -> String {
+    chrono::Utc::now().with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap()).format("%Y").to_string()
+}
+
+async fn saved_reports_are_shared_with_roles_and_checked(t: TestApp) {
+    let (_, tokens) = deals(&t).await;
+    let report = json!({
+        "name": "pipeline_by_stage",
+        "label": {"zh-CN": "按阶段的商机", "en": "Pipeline by stage"},
+        "entity": "opportunity",
+        "filter": {"field": "stage", "op": "ne", "value": "lost"},
+        "group_by": [{"field": "stage"}],
+        "measures": [{"agg": "sum", "field": "amount"}],
+        "chart": "funnel",
+    });
+    t.put("/api/v1/meta/reports/pipeline_by_stage", report.clone()).await.expect(200);
+    let all = t.get("/api/v1/reports/pipeline_by_stage").await.expect(200);
+    assert_eq!(all["rows"].as_array().unwrap().len(), 4, "every stage the deals are in but lost");
+    // Not shared with reps yet.
+    t.as_user(&tokens[0], Method::GET, "/api/v1/reports/pipeline_by_stage", None).await.expect(404);
+    let mut shared = report.clone();
+    shared["roles"] = json!(["sales_rep"]);
+    t.put("/api/v1/meta/reports/pipeline_by_stage", shared).await.expect(200);
+    let listed = t.as_user(&tokens[0], Method::GET, "/api/v1/reports", None).await.expect(200);
+    assert_eq!(listed["data"][0]["name"], "pipeline_by_stage");
+    let mine = t.as_user(&tokens[0], Method::GET, "/api/v1/reports/pipeline_by_stage", None).await.expect(200);
+    let total: f64 =
+        mine["rows"].as_array().unwrap().iter().map(|r| r["values"][0].as_str().unwrap().parse::<f64>().unwrap()).sum();
+    assert!((total - 3300.10).abs() < 0.001, "rep1's own open and won deals: {total}");
+
+    // A saved report must compile: a measure of a text field is refused, nothing saved.
+    let mut wrong = report;
+    wrong["measures"] = json!([{"agg": "sum", "field": "name"}]);
+    t.put("/api/v1/meta/reports/pipeline_by_stage", wrong).await.expect(422);
+    let still = t.get("/api/v1/reports/pipeline_by_stage").await.expect(200);
+    assert_eq!(still["rows"], all["rows"]);
+}
