@@ -1236,7 +1236,7 @@ async fn print_a_quote() {
         assert_eq!(ui.text("strong.rmb-upper").await, "壹万元零壹角");
         assert_eq!(ui.count("table.lines tbody tr").await, 1);
         let a4: bool = ui
-            .eval("[...document.styleSheets].some((s) => [...s.cssRules].some((r) => r.cssText.includes('size: A4')))")
+            .eval("[...document.styleSheets].some((s) => [...s.cssRules].some((r) => /size:\\s*a4/i.test(r.cssText)))")
             .await;
         assert!(a4, "the page is laid out for A4");
     })
