@@ -1217,3 +1217,29 @@ async fn import_a_csv_from_the_list() {
     .await;
     ui.close().await;
 }
+
+/// A quote's 打印 button opens its print page: the lines, the total and the total in Chinese
+/// capitals (人民币大写), laid out for A4.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn print_a_quote() {
+    let Some((t, ui)) = start("print_a_quote", DESKTOP).await else { return };
+    let customer = t.create("customer", json!({"name": "上海打印测试有限公司"})).await;
+    let quote = t.create("quote", json!({"name": "打印报价", "customer": customer["id"]})).await;
+    let quote = id(&quote);
+    t.create("quote_line", json!({"quote": quote, "name": "工作站", "quantity": "2", "price": "5000.05"})).await;
+    ui.check(async {
+        ui.sign_in(&format!("/e/quote/{quote}")).await;
+        assert_eq!(ui.text("a#print-record").await, "打印");
+        ui.navigating(ui.click("a#print-record")).await;
+        assert_eq!(ui.location().await, format!("/e/quote/{quote}/print"));
+        assert!(ui.text("body").await.contains("人民币大写"));
+        assert_eq!(ui.text("strong.rmb-upper").await, "壹万元零壹角");
+        assert_eq!(ui.count("table.lines tbody tr").await, 1);
+        let a4: bool = ui
+            .eval("[...document.styleSheets].some((s) => [...s.cssRules].some((r) => /size:\\s*a4/i.test(r.cssText)))")
+            .await;
+        assert!(a4, "the page is laid out for A4");
+    })
+    .await;
+    ui.close().await;
+}

@@ -163,6 +163,14 @@ async fn saved_reports_are_shared_with_roles_and_checked(t: TestApp) {
         mine["rows"].as_array().unwrap().iter().map(|r| r["values"][0].as_str().unwrap().parse::<f64>().unwrap()).sum();
     assert!((total - 3300.10).abs() < 0.001, "rep1's own open and won deals: {total}");
 
+    // Drawn on the server: a funnel of rep1's stages, in their words and with 万 where it reads better.
+    let chart = t.as_user(&tokens[0], Method::GET, "/api/v1/reports/pipeline_by_stage/chart.svg", None).await;
+    assert_eq!(chart.status.as_u16(), 200);
+    assert_eq!(chart.content_type.as_deref(), Some("image/svg+xml; charset=utf-8"));
+    let svg = String::from_utf8(chart.bytes).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("赢单") && !svg.contains("谈判审核"), "{svg}");
+    assert_eq!(svg.matches("class=\"chart-bar\"").count(), 3, "proposal, won, initial contact");
+
     // A saved report must compile: a measure of a text field is refused, nothing saved.
     let mut wrong = report;
     wrong["measures"] = json!([{"agg": "sum", "field": "name"}]);

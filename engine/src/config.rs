@@ -79,6 +79,12 @@ pub struct ServerArgs {
     /// How long one run of a rule may take, in milliseconds [default: 50]
     #[arg(long, env = "CRM_RULE_BUDGET_MS")]
     pub rule_budget_ms: Option<u64>,
+    /// The company's name at the head of printed quotes and orders
+    #[arg(long, env = "CRM_COMPANY_NAME")]
+    pub company_name: Option<String>,
+    /// The URL of the company's logo on printed quotes and orders
+    #[arg(long, env = "CRM_COMPANY_LOGO")]
+    pub company_logo: Option<String>,
     /// Configuration file [default: ./crm.toml when it exists]
     #[arg(long, env = "CRM_CONFIG")]
     pub config: Option<PathBuf>,
@@ -117,6 +123,8 @@ struct FileConfig {
     database_url: Option<String>,
     secure_cookies: Option<bool>,
     rule_budget_ms: Option<u64>,
+    company_name: Option<String>,
+    company_logo: Option<String>,
 }
 
 /// The settings the app runs with.
@@ -131,6 +139,10 @@ pub struct Config {
     pub secure_cookies: bool,
     /// The wall-clock budget of one run of a rule.
     pub rule_budget: std::time::Duration,
+    /// The company's name and logo URL on printed pages; until there are company settings
+    /// (issue 17), they come from the configuration.
+    pub company_name: Option<String>,
+    pub company_logo: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -142,6 +154,8 @@ impl std::fmt::Debug for Config {
             .field("admin_password", &self.admin_password.as_ref().map(|_| "***"))
             .field("secure_cookies", &self.secure_cookies)
             .field("rule_budget", &self.rule_budget)
+            .field("company_name", &self.company_name)
+            .field("company_logo", &self.company_logo)
             .finish()
     }
 }
@@ -179,7 +193,18 @@ impl Config {
         let secure_cookies = args.secure_cookies.or(file.secure_cookies).unwrap_or(false);
         let rule_budget =
             args.rule_budget_ms.or(file.rule_budget_ms).map_or(DEFAULT_RULE_BUDGET, Duration::from_millis);
-        Ok(Self { data_dir, listen, database_url, admin_password, secure_cookies, rule_budget })
+        let company_name = args.company_name.clone().or(file.company_name).filter(|n| !n.trim().is_empty());
+        let company_logo = args.company_logo.clone().or(file.company_logo).filter(|l| !l.trim().is_empty());
+        Ok(Self {
+            data_dir,
+            listen,
+            database_url,
+            admin_password,
+            secure_cookies,
+            rule_budget,
+            company_name,
+            company_logo,
+        })
     }
 
     /// Settings for a data folder with an embedded database (tests, benchmarks).
@@ -191,6 +216,8 @@ impl Config {
             admin_password: None,
             secure_cookies: false,
             rule_budget: DEFAULT_RULE_BUDGET,
+            company_name: None,
+            company_logo: None,
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod kb;
 pub mod metadata;
 pub mod openapi;
 pub mod package;
+pub mod print;
 pub mod records;
 pub mod reports;
 pub mod rules;

@@ -40,6 +40,18 @@ fn check_scripts(app: &App, current: &Docs, next: &Docs) -> ApiResult<()> {
     if errors.is_empty() { Ok(()) } else { Err(ApiError::InvalidMetadata(errors)) }
 }
 
+/// New and changed print templates must compile: an error names the template and the line.
+fn check_print_templates(current: &Docs, next: &Docs) -> ApiResult<()> {
+    let errors: Vec<crm_model::MetaError> = next
+        .print_templates
+        .values()
+        .filter(|t| current.print_templates.get(&t.name).is_none_or(|old| old.source != t.source))
+        .filter_map(|t| crate::print::compile_error(t.name.as_str(), &t.source).map(|e| (t, e)))
+        .map(|(t, e)| crm_model::MetaError::new(crm_model::DocKind::PrintTemplate, t.name.as_str(), "/source", e))
+        .collect();
+    if errors.is_empty() { Ok(()) } else { Err(ApiError::InvalidMetadata(errors)) }
+}
+
 /// Refuses a change of roles after which no active user would be an administrator (while
 /// someone is one now): nobody could sign in to undo it.
 async fn keep_an_administrator(app: &App, current: &Docs, next: &Docs) -> ApiResult<()> {
@@ -71,6 +83,7 @@ pub async fn apply_docs(
         let current = app.catalog();
         let next = change(current.docs())?;
         check_scripts(app, current.docs(), &next)?;
+        check_print_templates(current.docs(), &next)?;
         if next.roles != current.docs().roles {
             keep_an_administrator(app, current.docs(), &next).await?;
         }

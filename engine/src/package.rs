@@ -79,6 +79,7 @@ impl Package {
         next.roles.extend(self.docs.roles.clone());
         next.scripts.extend(self.docs.scripts.clone());
         next.reports.extend(self.docs.reports.clone());
+        next.print_templates.extend(self.docs.print_templates.clone());
         next.fill_defaults();
         next
     }
@@ -138,7 +139,7 @@ pub fn bundle(catalog: &Catalog, name: &str, module: Option<&str>) -> Json {
         Some(entities) => match kind {
             crm_model::DocKind::StageSet => used_sets.iter().any(|s| s == doc_name),
             crm_model::DocKind::Role => false,
-            crm_model::DocKind::Script => {
+            crm_model::DocKind::Script | crm_model::DocKind::PrintTemplate => {
                 body.get("entity").and_then(Json::as_str).is_some_and(|e| entities.iter().any(|m| m == e))
             }
             _ => entities.iter().any(|m| m == doc_name),

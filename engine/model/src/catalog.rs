@@ -9,8 +9,8 @@ use serde_json::Value as Json;
 
 use crate::ident::Ident;
 use crate::meta::{
-    DocKind, EntityDef, FieldDef, Labels, Layout, LayoutDoc, LayoutItem, ListViewDoc, RelatedDoc, ScriptDoc,
-    ScriptEvent, Section, SortKey, StageSetDoc,
+    DocKind, EntityDef, FieldDef, Labels, Layout, LayoutDoc, LayoutItem, ListViewDoc, PrintTemplateDoc, RelatedDoc,
+    ScriptDoc, ScriptEvent, Section, SortKey, StageSetDoc,
 };
 use crate::report::ReportDoc;
 use crate::roles::RoleDoc;
@@ -78,6 +78,7 @@ pub struct Docs {
     pub roles: BTreeMap<Ident, RoleDoc>,
     pub scripts: BTreeMap<Ident, ScriptDoc>,
     pub reports: BTreeMap<Ident, ReportDoc>,
+    pub print_templates: BTreeMap<Ident, PrintTemplateDoc>,
 }
 
 impl Docs {
@@ -140,6 +141,12 @@ impl Docs {
                 let doc: ReportDoc = serde_json::from_value(body).map_err(parse_error)?;
                 let name = doc.name.clone();
                 self.reports.insert(name.clone(), doc);
+                name
+            }
+            DocKind::PrintTemplate => {
+                let doc: PrintTemplateDoc = serde_json::from_value(body).map_err(parse_error)?;
+                let name = doc.name.clone();
+                self.print_templates.insert(name.clone(), doc);
                 name
             }
         };
@@ -238,6 +245,7 @@ impl Docs {
             .chain(all(DocKind::Role, &self.roles))
             .chain(all(DocKind::Script, &self.scripts))
             .chain(all(DocKind::Report, &self.reports))
+            .chain(all(DocKind::PrintTemplate, &self.print_templates))
             .collect()
     }
 
@@ -255,6 +263,7 @@ impl Docs {
             DocKind::Role => one(&self.roles, name),
             DocKind::Script => one(&self.scripts, name),
             DocKind::Report => one(&self.reports, name),
+            DocKind::PrintTemplate => one(&self.print_templates, name),
         }
     }
 
@@ -466,6 +475,14 @@ impl Catalog {
         sets
     }
 
+    /// The print templates of an entity, the default first, then by name.
+    pub fn print_templates(&self, entity: &str) -> Vec<&PrintTemplateDoc> {
+        let mut templates: Vec<&PrintTemplateDoc> =
+            self.docs.print_templates.values().filter(|t| t.entity.as_str() == entity).collect();
+        templates.sort_by_key(|t| (!t.default, t.name.clone()));
+        templates
+    }
+
     pub fn role(&self, name: &str) -> Option<&RoleDoc> {
         self.docs.roles.get(name)
     }
@@ -521,6 +538,7 @@ fn check(docs: &Docs) -> Vec<MetaError> {
     for script in docs.scripts.values() {
         check_script(docs, script, &mut errors);
     }
+    check_print_templates(docs, &mut errors);
     for (kind, names) in [
         (DocKind::Layout, docs.layouts.keys().collect::<Vec<_>>()),
         (DocKind::ListView, docs.lists.keys().collect()),
@@ -569,6 +587,31 @@ fn check_script(docs: &Docs, script: &ScriptDoc, errors: &mut Vec<MetaError>) {
         && !def.fields.iter().any(|f| &f.name == field && !f.archived)
     {
         errors.push(err("/field", format!("no field `{field}` on `{entity}`")));
+    }
+}
+
+/// A print template prints records of an entity that exists, and an entity has at most one
+/// default template. Whether its source compiles is the engine's check (the template engine
+/// lives there, like the rules').
+fn check_print_templates(docs: &Docs, errors: &mut Vec<MetaError>) {
+    let mut defaults: HashMap<&Ident, &Ident> = HashMap::new();
+    for template in docs.print_templates.values() {
+        let err =
+            |path: &str, message: String| MetaError::new(DocKind::PrintTemplate, template.name.as_str(), path, message);
+        if !docs.entities.contains_key(&template.entity) {
+            errors.push(err("/entity", format!("no entity `{}`", template.entity)));
+        }
+        if template.source.trim().is_empty() {
+            errors.push(err("/source", "a print template needs a source".into()));
+        }
+        if template.default
+            && let Some(other) = defaults.insert(&template.entity, &template.name)
+        {
+            errors.push(err(
+                "/default",
+                format!("`{other}` is already the default print template of `{}`", template.entity),
+            ));
+        }
     }
 }
 

@@ -19,8 +19,8 @@ pub use catalog::{Catalog, Docs, Entity, MetaError};
 pub use filter::{Filter, ListQuery, Op, QueryError};
 pub use ident::Ident;
 pub use meta::{
-    Compare, DocKind, DuplicateAction, DuplicateField, DuplicateRule, EntityDef, FieldDef, Labels, ScriptDoc,
-    ScriptEvent, SortKey,
+    Compare, DocKind, DuplicateAction, DuplicateField, DuplicateRule, EntityDef, FieldDef, Labels, PrintTemplateDoc,
+    ScriptDoc, ScriptEvent, SortKey,
 };
 pub use roles::{Access, Action, Scope};
 pub use types::{FieldType, Storage, TypeSpec};

@@ -1,5 +1,5 @@
 //! The metadata documents as they are stored, exported and installed: entities with their
-//! fields, layouts, list views, related panels and stage sets.
+//! fields, layouts, list views, related panels, stage sets, rules and print templates.
 
 use serde::{Deserialize, Serialize};
 
@@ -39,12 +39,13 @@ pub enum DocKind {
     Role,
     Script,
     Report,
+    PrintTemplate,
 }
 
 impl DocKind {
     /// In dependency order: stage sets before the entities that use them, entities before
     /// the documents that describe their screens.
-    pub const ALL: [DocKind; 8] = [
+    pub const ALL: [DocKind; 9] = [
         DocKind::StageSet,
         DocKind::Entity,
         DocKind::Layout,
@@ -53,6 +54,7 @@ impl DocKind {
         DocKind::Role,
         DocKind::Script,
         DocKind::Report,
+        DocKind::PrintTemplate,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -65,6 +67,7 @@ impl DocKind {
             DocKind::Role => "role",
             DocKind::Script => "script",
             DocKind::Report => "report",
+            DocKind::PrintTemplate => "print_template",
         }
     }
 
@@ -83,6 +86,7 @@ impl DocKind {
             DocKind::Role => "roles",
             DocKind::Script => "scripts",
             DocKind::Report => "reports",
+            DocKind::PrintTemplate => "prints",
         }
     }
 
@@ -97,6 +101,7 @@ impl DocKind {
             DocKind::Role => "role.schema.json",
             DocKind::Script => "script.schema.json",
             DocKind::Report => "report.schema.json",
+            DocKind::PrintTemplate => "print_template.schema.json",
         }
     }
 }
@@ -679,6 +684,21 @@ pub struct ScriptDoc {
     /// The Rhai source; in a package folder it may instead be `scripts/<package>/<name>.rhai`.
     #[serde(default)]
     pub source: String,
+}
+
+/// A print template (打印模板): MiniJinja source rendered against one record of `entity` and
+/// its lines, for a printable page (a quote, an order).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrintTemplateDoc {
+    pub name: Ident,
+    pub label: Labels,
+    pub entity: Ident,
+    /// The template, given the data `metadata/schema/print_data.schema.json` describes.
+    pub source: String,
+    /// The template printed when none is chosen; at most one per entity.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub default: bool,
 }
 
 fn enabled() -> bool {

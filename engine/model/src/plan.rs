@@ -46,13 +46,20 @@ pub enum TableStep {
     },
 }
 
-/// A document written by the plan: created, changed or (for a field) archived.
+/// A document written by the plan: created, changed, (for a field) archived, or removed (a
+/// print template), when `after` is null.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DocStep {
     pub kind: DocKind,
     pub name: Ident,
     pub before: Option<Json>,
     pub after: Json,
+}
+
+impl DocStep {
+    pub fn removes(&self) -> bool {
+        self.after.is_null()
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -72,7 +79,11 @@ impl Plan {
             .iter()
             .map(ToString::to_string)
             .chain(self.docs.iter().map(|d| {
-                let verb = if d.before.is_some() { "update" } else { "create" };
+                let verb = match (&d.before, d.removes()) {
+                    (_, true) => "remove",
+                    (Some(_), false) => "update",
+                    (None, false) => "create",
+                };
                 format!("{verb} {} `{}`", d.kind.as_str(), d.name)
             }))
             .collect()
@@ -192,13 +203,18 @@ pub fn diff(old: &Docs, new: &Docs) -> Result<Plan, Vec<MetaError>> {
     if !errors.is_empty() {
         return Err(errors);
     }
-    let before: std::collections::HashMap<(DocKind, Ident), Json> =
+    let mut before: std::collections::BTreeMap<(DocKind, Ident), Json> =
         old.iter_json().into_iter().map(|(kind, name, json)| ((kind, name), json)).collect();
     for (kind, name, after) in new.iter_json() {
-        let previous = before.get(&(kind, name.clone()));
-        if previous != Some(&after) {
-            plan.docs.push(DocStep { kind, name, before: previous.cloned(), after });
+        let previous = before.remove(&(kind, name.clone()));
+        if previous.as_ref() != Some(&after) {
+            plan.docs.push(DocStep { kind, name, before: previous, after });
         }
+    }
+    // What is left was removed: entities never are (refused above), the documents of their
+    // screens go with them, so in practice these are print templates.
+    for ((kind, name), previous) in before {
+        plan.docs.push(DocStep { kind, name, before: Some(previous), after: Json::Null });
     }
     Ok(plan)
 }

@@ -129,7 +129,9 @@ pub async fn archive_field(
 
 /// The document kinds that `/api/v1/meta/{kind}/{name}` serves, by their folder names.
 fn doc_kind(kind: &str) -> ApiResult<DocKind> {
-    DocKind::ALL.into_iter().find(|k| k.folder() == kind && *k != DocKind::Entity).ok_or_else(|| {
+    // Entities and print templates have routes of their own.
+    let generic = |k: &DocKind| !matches!(k, DocKind::Entity | DocKind::PrintTemplate);
+    DocKind::ALL.into_iter().filter(generic).find(|k| k.folder() == kind).ok_or_else(|| {
         ApiError::not_found(format!(
             "no metadata kind `{kind}`; use layouts, lists, related, stage_sets, roles or scripts"
         ))

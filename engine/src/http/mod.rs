@@ -7,6 +7,7 @@ pub mod extract;
 mod files;
 pub mod kb;
 mod meta;
+mod print;
 mod records;
 mod reports;
 mod rules;
@@ -45,6 +46,8 @@ pub fn build_app(state: AppState) -> Router {
         .route("/api/v1/meta/history", get(meta::history))
         .route("/api/v1/meta/roles", get(meta::list_roles))
         .route("/api/v1/meta/scripts/{name}/dry-run", post(rules::dry_run))
+        .route("/api/v1/meta/print_templates", get(print::list))
+        .route("/api/v1/meta/print_templates/{name}", get(print::get).put(print::put).delete(print::delete))
         .route("/api/v1/meta/{kind}/{name}", get(meta::get_doc).put(meta::put_doc))
         // Records
         .route("/api/v1/records/{entity}", get(records::list).post(records::create))
@@ -83,6 +86,7 @@ pub fn build_app(state: AppState) -> Router {
         .route("/api/v1/reports", get(reports::list))
         .route("/api/v1/reports/run", post(reports::run))
         .route("/api/v1/reports/{name}", get(reports::get))
+        .route("/api/v1/reports/{name}/chart.svg", get(reports::chart))
         // Search
         .route("/api/v1/search", get(search::search))
         .route("/api/v1/tasks/{id}", get(tasks::get))

@@ -2,6 +2,8 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value as Json_, json};
 
@@ -17,6 +19,8 @@ pub struct RunParams {
     /// The caller's offset from UTC in minutes (480 in China, the default): date-times fall
     /// into the days, weeks and months of that time zone.
     offset: Option<i32>,
+    /// The language of a chart's labels and numbers.
+    locale: Option<String>,
 }
 
 fn offset_minutes(params: &RunParams) -> ApiResult<i32> {
@@ -49,6 +53,21 @@ pub async fn get(
 ) -> ApiResult<Json<Json_>> {
     let doc = reports::saved(&app.catalog(), &p, &name)?;
     Ok(Json(reports::run(&app, &p, &doc, offset_minutes(&params)?).await?))
+}
+
+/// `GET /api/v1/reports/{name}/chart.svg?offset=&locale=`: the report's first group and
+/// first measure as bars (a funnel for a funnel report), drawn on the server.
+pub async fn chart(
+    State(app): State<AppState>,
+    p: Principal,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(params): ApiQuery<RunParams>,
+) -> ApiResult<Response> {
+    let doc = reports::saved(&app.catalog(), &p, &name)?;
+    let result = reports::run(&app, &p, &doc, offset_minutes(&params)?).await?;
+    let locale = if params.locale.as_deref() == Some("en") { "en" } else { "zh-CN" };
+    let svg = reports::chart::bars(&result, locale, doc.chart == crm_model::report::Chart::Funnel);
+    Ok(([(header::CONTENT_TYPE, "image/svg+xml; charset=utf-8")], svg).into_response())
 }
 
 /// `POST /api/v1/reports/run?offset=`: runs a report described in the body, unsaved.

@@ -234,6 +234,10 @@ fn shared_schemas(p: &Principal) -> Map<String, Json> {
     for (kind, component) in documents(p) {
         schemas.insert(component.into(), doc_schema(kind, component));
     }
+    if p.is_admin() {
+        let component = "PrintTemplateDocument";
+        schemas.insert(component.into(), doc_schema(DocKind::PrintTemplate, component));
+    }
     schemas.insert("FieldType".into(), field_type_schema());
     let uuid = json!({"type": "string", "format": "uuid"});
     let maybe_uuid = json!({"type": ["string", "null"], "format": "uuid"});

@@ -331,6 +331,19 @@ pub(super) fn add(paths: &mut Map<String, Json>, catalog: &Catalog, p: &Principa
             .fails(&[404]),
     );
     path(
+        "/api/v1/reports/{name}/chart.svg",
+        "get",
+        Op::new(
+            "report_chart",
+            "A saved report's first group and first measure drawn as SVG bars (a funnel for a funnel report)",
+        )
+        .path("name", json!({"type": "string"}))
+        .query(offset.clone())
+        .query(json!({"name": "locale", "in": "query", "schema": {"enum": ["zh-CN", "en"], "default": "zh-CN"}}))
+        .answers_file(200, "The chart", &["image/svg+xml"])
+        .fails(&[404]),
+    );
+    path(
         "/api/v1/reports/run",
         "post",
         Op::new("run_ad_hoc_report", "Run a report described in the body, without saving it")
@@ -561,6 +574,50 @@ fn admin(
                     },
                 })),
             ),
+    );
+    let print_template = reference("PrintTemplateDocument");
+    path(
+        "/api/v1/meta/print_templates",
+        "get",
+        Op::new("list_print_templates", "Every print template").answers(
+            200,
+            "The print templates",
+            data(print_template.clone()),
+        ),
+    );
+    let templates: Vec<&str> = catalog.docs().print_templates.keys().map(|name| name.as_str()).collect();
+    let mut template_name = ident();
+    template_name["examples"] = json!(templates);
+    path(
+        "/api/v1/meta/print_templates/{name}",
+        "get",
+        Op::new("get_print_template", "A print template").path("name", template_name.clone()).answers(
+            200,
+            "The print template",
+            print_template.clone(),
+        ),
+    );
+    path(
+        "/api/v1/meta/print_templates/{name}",
+        "put",
+        Op::new("put_print_template", "Create or replace a print template; its source must compile")
+            .path("name", ident())
+            .body(print_template.clone())
+            .answers(
+                200,
+                "Applied",
+                json!({"type": "object", "required": ["document", "plan"],
+                       "properties": {"document": print_template, "plan": {"type": "array", "items": {"type": "string"}}}}),
+            )
+            .fails(&[409, 422]),
+    );
+    path(
+        "/api/v1/meta/print_templates/{name}",
+        "delete",
+        Op::new("delete_print_template", "Remove a print template (its history keeps it)")
+            .path("name", template_name)
+            .answers_empty(204, "Removed")
+            .fails(&[409]),
     );
     let scripts: Vec<&str> = catalog.docs().scripts.keys().map(|name| name.as_str()).collect();
     path(

@@ -3,6 +3,8 @@
 //! `GROUP BY` in the database. A rep's report counts only what the rep may read, and a
 //! field hidden from them can be neither a group nor a measure.
 
+pub mod chart;
+
 use std::collections::HashSet;
 
 use crm_model::report::{self, Agg, Aggregate, ReportDoc};

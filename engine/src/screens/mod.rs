@@ -19,6 +19,8 @@ mod studio_duplicates;
 mod studio_jobs;
 pub(crate) mod view;
 
+pub(crate) use studio::unprocessable;
+
 use axum::Router;
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -50,6 +52,9 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/studio/package.json", get(studio::export_package))
         .route("/studio/scripts", get(studio::scripts))
         .route("/studio/scripts/{name}", get(studio::script).post(studio::save_script))
+        .route("/studio/prints", get(crate::print::screens::templates))
+        .route("/studio/prints/{name}", get(crate::print::screens::template).post(crate::print::screens::save))
+        .route("/studio/prints/{name}/delete", post(crate::print::screens::delete))
         .route("/studio/e/{entity}", get(studio::entity))
         .route("/studio/e/{entity}/fields", post(studio::add_field))
         .route("/studio/e/{entity}/layout", get(studio::layout).post(studio::save_layout))
@@ -86,6 +91,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/e/{entity}/new", get(form::new).post(form::create))
         .route("/e/{entity}/{id}", get(record::page))
         .route("/e/{entity}/{id}/edit", get(form::edit).post(form::save))
+        .route("/e/{entity}/{id}/print", get(crate::print::screens::page))
         .route("/e/{entity}/{id}/delete", post(record::delete))
         .route("/e/{entity}/{id}/approval", post(record::approve))
         .route("/e/lead/{id}/convert", post(record::convert))

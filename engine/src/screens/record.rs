@@ -106,6 +106,7 @@ pub async fn page(
         "timeline": timeline,
         "approval": approval,
         "convertible": convertible,
+        "prints": crate::print::screens::offered(&app, &viewer, &entity_name),
         "merge": merge.map(|m| json!({"id": m.id, "count": m.losers.len() + 1})),
         "can": allowed(&viewer, &entity_name),
     });

@@ -209,7 +209,7 @@ pub(super) async fn save_doc(
 }
 
 /// A page that shows why what was sent is refused.
-pub(super) fn unprocessable(mut response: Response) -> Response {
+pub(crate) fn unprocessable(mut response: Response) -> Response {
     *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
     response
 }

@@ -65,16 +65,23 @@ pub async fn save_docs(
     let by = by.map_or(Arg::Null(Storage::Uuid), Arg::Uuid);
     for step in steps {
         let mut sql = tx.sql();
-        sql.push("INSERT INTO crm_meta (kind, name, version, body, updated_at, updated_by) VALUES (");
-        sql.bind(Arg::Text(step.kind.as_str().to_owned())).push(", ");
-        sql.bind(Arg::Text(step.name.to_string())).push(", ");
-        sql.bind_int(version).push(", ");
-        sql.bind(Arg::Json(step.after.clone())).push(", ");
-        sql.bind(Arg::Datetime(now)).push(", ");
-        sql.bind(by.clone());
-        sql.push(") ON CONFLICT (kind, name) DO UPDATE SET version = excluded.version, body = excluded.body, ");
-        sql.push("updated_at = excluded.updated_at, updated_by = excluded.updated_by");
-        sql.execute_tx(tx).await?;
+        if step.removes() {
+            sql.push("DELETE FROM crm_meta WHERE kind = ");
+            sql.bind(Arg::Text(step.kind.as_str().to_owned())).push(" AND name = ");
+            sql.bind(Arg::Text(step.name.to_string()));
+            sql.execute_tx(tx).await?;
+        } else {
+            sql.push("INSERT INTO crm_meta (kind, name, version, body, updated_at, updated_by) VALUES (");
+            sql.bind(Arg::Text(step.kind.as_str().to_owned())).push(", ");
+            sql.bind(Arg::Text(step.name.to_string())).push(", ");
+            sql.bind_int(version).push(", ");
+            sql.bind(Arg::Json(step.after.clone())).push(", ");
+            sql.bind(Arg::Datetime(now)).push(", ");
+            sql.bind(by.clone());
+            sql.push(") ON CONFLICT (kind, name) DO UPDATE SET version = excluded.version, body = excluded.body, ");
+            sql.push("updated_at = excluded.updated_at, updated_by = excluded.updated_by");
+            sql.execute_tx(tx).await?;
+        }
 
         let mut sql = tx.sql();
         sql.push(
