@@ -26,6 +26,7 @@ backends!(
     the_studio_shows_background_jobs_and_sends_stopped_events_again,
     the_search_page_marks_matches_and_escapes_everything,
     duplicate_rules_and_their_review_on_screen,
+    a_report_shows_its_chart_and_table_in_the_viewers_scope,
 );
 
 /// A browser signed in with a session cookie.
@@ -1179,4 +1180,36 @@ async fn duplicate_rules_and_their_review_on_screen(t: TestApp) {
     let (_, _) = t.user("rep", &["sales_rep"], None).await;
     let mut rep = Browser::sign_in(&t, "rep", support::USER_PASSWORD).await;
     assert_eq!(rep.get("/e/customer/duplicates").await.status, StatusCode::FORBIDDEN);
+}
+
+/// The reports page lists what the viewer may run (saying what to do when there is
+/// nothing); a report's page shows the server's chart and a table of the viewer's figures.
+async fn a_report_shows_its_chart_and_table_in_the_viewers_scope(t: TestApp) {
+    let (rep, _) = t.user("rep", &["sales_rep"], None).await;
+    let (other, _) = t.user("other", &["sales_rep"], None).await;
+    let customer = t.create("customer", json!({"name": "华东重工集团", "owner": rep})).await;
+    for (owner, stage, amount) in [(&rep, "won", "12000.00"), (&rep, "proposal", "500.00"), (&other, "won", "999.00")] {
+        let deal =
+            json!({"name": "商机", "customer": customer["id"], "owner": owner, "stage": stage, "amount": amount});
+        t.create("opportunity", deal).await;
+    }
+    let mut b = Browser::sign_in(&t, "rep", support::USER_PASSWORD).await;
+    let empty = b.get("/reports").await;
+    let empty = ok(&empty);
+    assert!(empty.contains("还没有可查看的报表"), "{empty}");
+    let report = json!({
+        "name": "won_by_stage", "label": {"zh-CN": "<b>按阶段</b>", "en": "By stage"}, "entity": "opportunity",
+        "group_by": [{"field": "stage"}], "measures": [{"agg": "count"}, {"agg": "sum", "field": "amount"}],
+        "chart": "bar", "roles": ["sales_rep"],
+    });
+    t.put("/api/v1/meta/reports/won_by_stage", report).await.expect(200);
+    let list = b.get("/reports").await;
+    let list = ok(&list);
+    assert!(list.contains("href=\"/reports/won_by_stage\"") && list.contains("&lt;b&gt;按阶段"), "{list}");
+    let page = b.get("/reports/won_by_stage").await;
+    let page = ok(&page);
+    assert!(page.contains("won_by_stage&#x2f;chart.svg?offset=480&amp;locale=zh-CN\""), "the server's chart: {page}");
+    assert!(page.contains("<td>赢单</td><td class=\"number\">1</td><td class=\"number\">12000.00</td>"), "{page}");
+    assert!(page.contains("方案报价") && !page.contains("999.00"), "only the rep's own deals");
+    assert_eq!(b.get("/reports/nothing_here").await.status, StatusCode::NOT_FOUND);
 }

@@ -84,6 +84,31 @@ fn customer(rng: &mut StdRng, owners: &[Uuid]) -> Json {
     })
 }
 
+/// The stages of the core package's sales stage set.
+const STAGES: [&str; 6] = ["initial_contact", "needs_analysis", "proposal", "negotiation", "won", "lost"];
+
+/// A deal of a customer, closing some day of 2026, as a client would send it.
+fn opportunity(rng: &mut StdRng, customers: &[Uuid], owners: &[Uuid]) -> Json {
+    json!({
+        "name": format!("{}项目", brand(rng)),
+        "customer": customers[rng.random_range(0..customers.len())],
+        "owner": owners[rng.random_range(0..owners.len())],
+        "stage": pick(rng, &STAGES),
+        "amount": crm_model::value::format_fixed(rng.random_range(100_000_i64..500_000_000), 2),
+        "expected_close": format!("2026-{:02}-{:02}", rng.random_range(1..=12), rng.random_range(1..=28)),
+    })
+}
+
+/// The pipeline a manager asks for: the deals by month of expected close and by stage, their
+/// number, amount and amount weighted by the stage's probability.
+fn pipeline_report() -> Json {
+    json!({
+        "entity": "opportunity",
+        "group_by": [{"field": "expected_close", "bucket": "month"}, {"field": "stage"}],
+        "measures": [{"agg": "count"}, {"agg": "sum", "field": "amount"}, {"agg": "weighted", "field": "amount"}],
+    })
+}
+
 /// A duplicate check of the values of a customer being entered, as the form sends them.
 fn duplicate_check(rng: &mut StdRng, owners: &[Uuid]) -> Json {
     let candidate = customer(rng, owners);
@@ -359,6 +384,18 @@ async fn measure(args: &BenchArgs, config: Config, password: &str) -> anyhow::Re
     } else {
         None
     };
+    if args.only.is_empty() || args.only.iter().any(|o| o == "report") {
+        progress(args, &format!("seeding {} opportunities of those customers…", args.records));
+        // A random stream of their own: the other operations see the same data either way.
+        let mut deals = StdRng::seed_from_u64(7);
+        for start in (0..args.records).step_by(IMPORT_BATCH) {
+            let batch: Vec<Json> = (start..(start + IMPORT_BATCH).min(args.records))
+                .map(|_| opportunity(&mut deals, &ids, &owners))
+                .collect();
+            http.send(Method::POST, "/api/v1/records/opportunity/bulk/create", Some(&json!({ "records": batch })))
+                .await?;
+        }
+    }
     let rep = scoped_rep(&http, &departments, &owners, &ids, &mut rng).await?;
     let rep_principal = app.principal(rep.0).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let rep_http = Http { token: rep.1, ..http.clone() };
@@ -397,6 +434,7 @@ async fn measure(args: &BenchArgs, config: Config, password: &str) -> anyhow::Re
         "contains",
         "search",
         "duplicates",
+        "report",
         "create",
         "count_by_status",
         "list_page",
@@ -446,6 +484,9 @@ async fn measure(args: &BenchArgs, config: Config, password: &str) -> anyhow::Re
                         "duplicates" => {
                             let body = duplicate_check(&mut rng, &owners);
                             http.send(Method::POST, "/api/v1/records/customer/duplicates", Some(&body)).await?;
+                        }
+                        "report" => {
+                            http.send(Method::POST, "/api/v1/reports/run", Some(&pipeline_report())).await?;
                         }
                         "create" | "create_rules" => {
                             let body = customer(&mut rng, &owners);
@@ -688,6 +729,18 @@ async fn floor(
                     .map(|q| crm_store::records::list_statement(dialect, entity, &q))
                     .map_err(|e| anyhow::anyhow!("{e}"))
             };
+            if op == "report" {
+                // The report's one statement, compiled for the caller and run on the pool.
+                let doc = crate::reports::ad_hoc(&pipeline_report()).map_err(|e| anyhow::anyhow!("{e}"))?;
+                let opportunities =
+                    catalog.entity("opportunity").ok_or_else(|| anyhow::anyhow!("no opportunity entity"))?;
+                let scope =
+                    principal.read_scope(&*app.departments().await.map_err(|e| anyhow::anyhow!("{e}"))?, opportunities);
+                let hidden = |name: &str| principal.hidden(name).clone();
+                let compiled = crm_model::report::compile(&catalog, &doc, &hidden, scope, 480)?;
+                crm_store::aggregate::run(&app.db, opportunities, &compiled).await?;
+                return Ok(rng);
+            }
             if op == "duplicates" {
                 // The check itself, without HTTP.
                 let body = duplicate_check(&mut rng, &owners);

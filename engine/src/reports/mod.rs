@@ -4,6 +4,7 @@
 //! field hidden from them can be neither a group nor a measure.
 
 pub mod chart;
+pub mod screens;
 
 use std::collections::HashSet;
 

@@ -97,6 +97,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/e/lead/{id}/convert", post(record::convert))
         .route("/merges/{id}/undo", post(merge::undo))
         .route("/search", get(search::page))
+        .route("/reports", get(crate::reports::screens::list))
+        .route("/reports/{name}", get(crate::reports::screens::page))
         .route("/kb", get(kb::page))
         .route(
             "/kb/import",
@@ -184,7 +186,8 @@ struct NavItem {
     more: bool,
 }
 
-/// The user's modules in menu order; the knowledge base page (知识库) follows the articles.
+/// The user's modules in menu order; the knowledge base page (知识库) follows the articles,
+/// and the reports (报表) every user may run come last.
 fn navigation(catalog: &Catalog, principal: &Principal, locale: &str, active: Option<&str>) -> Vec<NavItem> {
     let mut entities: Vec<_> = catalog.entities().filter(|e| principal.sees(e.name().as_str())).collect();
     entities.sort_by_key(|e| (e.def.menu_order.unwrap_or(u16::MAX), e.name().as_str().to_owned()));
@@ -210,6 +213,13 @@ fn navigation(catalog: &Catalog, principal: &Principal, locale: &str, active: Op
             });
         }
     }
+    items.push(NavItem {
+        name: "reports".into(),
+        href: "/reports".into(),
+        label: shell::text(locale, "reports.title", &[]),
+        active: active == Some("reports"),
+        more: false,
+    });
     items
 }
 

@@ -58,6 +58,17 @@ fn push_column(sql: &mut Sql, entity: &Entity, key: &GroupKey) {
 fn push_bucket(sql: &mut Sql, entity: &Entity, key: &GroupKey, bucket: Bucket, offset_minutes: i32) {
     let datetime = key.field.storage() == Storage::Datetime;
     match sql.dialect() {
+        // A date is stored as `YYYY-MM-DD` text: its month and year are its first characters,
+        // which SQLite cuts far faster than it parses a date.
+        Dialect::Sqlite if !datetime && matches!(bucket, Bucket::Day | Bucket::Month | Bucket::Year) => {
+            sql.push("substr(");
+            push_column(sql, entity, key);
+            sql.push(match bucket {
+                Bucket::Day => ", 1, 10)",
+                Bucket::Month => ", 1, 7)",
+                _ => ", 1, 4)",
+            });
+        }
         Dialect::Sqlite => {
             let modifiers = |sql: &mut Sql| {
                 push_column(sql, entity, key);
