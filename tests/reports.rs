@@ -72,6 +72,18 @@ async fn reports_add_up_within_the_scope(t: TestApp) {
         ]
     );
     assert_eq!(report["measures"][1]["label"]["zh-CN"], "预计金额合计");
+    // Report groups are cached until the next write: a new deal shows on the next run.
+    let customer = t.list("customer", None, "").await.expect(200)["data"][0]["id"].clone();
+    let deal = json!({"name": "新商机", "customer": customer, "stage": "won", "amount": "0.90", "expected_close": "2026-01-02"});
+    let added = t.create("opportunity", deal).await;
+    let again = t.post("/api/v1/reports/run", by_month.clone()).await.expect(200);
+    assert_eq!(rows(&again)[0], (vec![json!("2026-01")], vec![json!(3), json!("3001.00"), json!("2500.95")]));
+    t.delete(&format!("/api/v1/records/opportunity/{}", added["id"].as_str().unwrap())).await.expect(204);
+    assert_eq!(
+        rows(&t.post("/api/v1/reports/run", by_month.clone()).await.expect(200)),
+        rows(&report),
+        "and gone after its delete"
+    );
 
     // rep1 reads only their own four opportunities' figures.
     let mine = t.as_user(&tokens[0], Method::POST, "/api/v1/reports/run", Some(by_month)).await.expect(200);

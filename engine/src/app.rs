@@ -13,7 +13,7 @@ use crate::access::{AccessCache, DepartmentTree, Principal};
 use crate::auth::cache::{Throttle, TokenCache};
 use crate::config::Config;
 use crate::error::ApiResult;
-use crate::records::counts::CountCache;
+use crate::records::counts::WriteCache;
 
 pub struct App {
     /// The app itself, for work handed to other threads (rules read records through it).
@@ -29,7 +29,9 @@ pub struct App {
     pub(crate) tokens: TokenCache,
     pub(crate) access: AccessCache,
     pub(crate) throttle: Throttle,
-    pub(crate) counts: CountCache,
+    pub(crate) counts: WriteCache<i64>,
+    /// The groups of reports, by statement.
+    pub(crate) report_groups: WriteCache<Arc<Vec<crm_store::aggregate::GroupRow>>>,
     pub rules: crm_rules::Rules,
     /// This node's search index, under its data folder.
     pub search: crm_search::Index,
@@ -61,7 +63,8 @@ impl App {
             tokens: TokenCache::default(),
             access: AccessCache::default(),
             throttle: Throttle::default(),
-            counts: CountCache::default(),
+            counts: WriteCache::default(),
+            report_groups: WriteCache::default(),
             rules: crm_rules::Rules::new(crm_rules::Limits { budget: rules_budget, ..crm_rules::Limits::default() }),
             search,
             written: tokio::sync::Notify::new(),
@@ -104,10 +107,11 @@ impl App {
         self.access.departments(&self.db, &self.catalog()).await
     }
 
-    /// Called after a write commits: list totals are recounted, and changes to users and
-    /// departments change who may see what.
+    /// Called after a write commits: list totals and reports are counted again, and changes
+    /// to users and departments change who may see what.
     pub fn noticed_write(&self, entity: &str) {
         self.counts.forget();
+        self.report_groups.forget();
         if entity == crm_model::USER_ENTITY || entity == "department" {
             self.access.forget();
         }
@@ -124,6 +128,7 @@ impl App {
     pub fn scopes_changed(&self) {
         self.access.forget();
         self.counts.forget();
+        self.report_groups.forget();
     }
 
     /// The time of the engine; one place so rules and schedules can be tested with a clock.

@@ -50,7 +50,12 @@ pub async fn run(app: &App, principal: &Principal, doc: &ReportDoc, offset_minut
     };
     let scope = principal.read_scope(&tree, entity);
     let compiled = report::compile(&catalog, doc, &hidden, scope, offset_minutes)?;
-    let rows = aggregate::run(&app.db, entity, &compiled).await?;
+    // The same statement with the same scope gives the same groups until the next write.
+    let key = aggregate::statement(app.db.dialect(), entity, &compiled).cache_key();
+    let rows = app
+        .report_groups
+        .get_or(key, || async { Ok(std::sync::Arc::new(aggregate::run(&app.db, entity, &compiled).await?)) })
+        .await?;
     let labels = key_labels(app, principal, &catalog, &compiled, &rows).await?;
     Ok(json!({
         "name": doc.name,
