@@ -18,10 +18,11 @@ use crate::app::App;
 use crate::error::{ApiError, ApiResult};
 use crate::screens::view::{Wanted, titles};
 
-/// Whether a caller may run a saved report: administrators every one, others those shared
-/// with one of their roles.
+/// Whether a caller may run a saved report: one of an entity they see, and for those who are
+/// not administrators, shared with one of their roles.
 pub fn may_run(principal: &Principal, doc: &ReportDoc) -> bool {
-    principal.is_admin() || doc.roles.iter().any(|role| principal.roles.iter().any(|r| r == role.as_str()))
+    principal.sees(doc.entity.as_str())
+        && (principal.is_admin() || doc.roles.iter().any(|role| principal.roles.iter().any(|r| r == role.as_str())))
 }
 
 /// A saved report by name, if the caller may run it.

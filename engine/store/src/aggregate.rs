@@ -172,15 +172,14 @@ pub fn statement(dialect: Dialect, entity: &Entity, aggregate: &Aggregate) -> Sq
     });
     sql.push(" FROM ").ident(entity.name());
     push_where(&mut sql, aggregate.filter.as_ref(), false);
-    if !aggregate.groups.is_empty() {
-        sql.push(" GROUP BY ");
-        for i in 0..aggregate.groups.len() {
-            sql.push(if i == 0 { "1" } else { ", 2" });
-        }
-        sql.push(" ORDER BY ");
-        for i in 0..aggregate.groups.len() {
-            sql.push(if i == 0 { "1" } else { ", 2" });
-        }
+    // The groups by their places in the select list: at most two.
+    let positions = match aggregate.groups.len() {
+        0 => None,
+        1 => Some("1"),
+        _ => Some("1, 2"),
+    };
+    if let Some(positions) = positions {
+        sql.push(" GROUP BY ").push(positions).push(" ORDER BY ").push(positions);
         sql.push(" LIMIT ").bind_int(i64::from(aggregate.limit));
     }
     sql
@@ -224,7 +223,7 @@ pub async fn run(db: &Db, entity: &Entity, aggregate: &Aggregate) -> Result<Vec<
 }
 
 /// `n / d` rounded half away from zero: exact amounts stay exact to the unit.
-pub fn divide_rounded(n: i64, d: i64) -> i64 {
+fn divide_rounded(n: i64, d: i64) -> i64 {
     let (q, r) = (n / d, n % d);
     if 2 * r.abs() >= d.abs() { q + n.signum() * d.signum() } else { q }
 }
