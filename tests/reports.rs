@@ -9,7 +9,11 @@ use axum::http::Method;
 use serde_json::{Value, json};
 use support::TestApp;
 
-backends!(reports_add_up_within_the_scope, saved_reports_are_shared_with_roles_and_checked);
+backends!(
+    reports_add_up_within_the_scope,
+    saved_reports_are_shared_with_roles_and_checked,
+    periods_count_from_today_and_numbers_compare_with_the_period_before
+);
 
 /// The opportunities: (customer, owner, stage, amount, expected close).
 const DEALS: [(usize, usize, &str, &str, &str); 6] = [
@@ -163,13 +167,19 @@ async fn saved_reports_are_shared_with_roles_and_checked(t: TestApp) {
     t.put("/api/v1/meta/reports/pipeline_by_stage", report.clone()).await.expect(200);
     let all = t.get("/api/v1/reports/pipeline_by_stage").await.expect(200);
     assert_eq!(all["rows"].as_array().unwrap().len(), 4, "every stage the deals are in but lost");
+    let stages: Vec<&str> = all["rows"].as_array().unwrap().iter().map(|r| r["keys"][0].as_str().unwrap()).collect();
+    let order = ["initial_contact", "needs_analysis", "proposal", "negotiation", "won"];
+    let ranks: Vec<usize> = stages.iter().map(|s| order.iter().position(|o| o == s).unwrap()).collect();
+    assert!(ranks.windows(2).all(|w| w[0] < w[1]), "a funnel's stages in their order, not alphabetical: {stages:?}");
     // Not shared with reps yet.
     t.as_user(&tokens[0], Method::GET, "/api/v1/reports/pipeline_by_stage", None).await.expect(404);
     let mut shared = report.clone();
     shared["roles"] = json!(["sales_rep"]);
     t.put("/api/v1/meta/reports/pipeline_by_stage", shared).await.expect(200);
     let listed = t.as_user(&tokens[0], Method::GET, "/api/v1/reports", None).await.expect(200);
-    assert_eq!(listed["data"][0]["name"], "pipeline_by_stage");
+    let names: Vec<&str> = listed["data"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"pipeline_by_stage"), "{names:?}");
+    assert!(!names.contains(&"rep_ranking_this_quarter"), "the core package's manager reports are not the rep's");
     let mine = t.as_user(&tokens[0], Method::GET, "/api/v1/reports/pipeline_by_stage", None).await.expect(200);
     let total: f64 =
         mine["rows"].as_array().unwrap().iter().map(|r| r["values"][0].as_str().unwrap().parse::<f64>().unwrap()).sum();
@@ -189,4 +199,66 @@ async fn saved_reports_are_shared_with_roles_and_checked(t: TestApp) {
     t.put("/api/v1/meta/reports/pipeline_by_stage", wrong).await.expect(422);
     let still = t.get("/api/v1/reports/pipeline_by_stage").await.expect(200);
     assert_eq!(still["rows"], all["rows"]);
+}
+
+/// Today in China, and a day of last month and of the month before it.
+fn days_around_today() -> (chrono::NaiveDate, chrono::NaiveDate, chrono::NaiveDate) {
+    use chrono::Datelike;
+    let today = chrono::Utc::now().with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap()).date_naive();
+    let last_month = today.with_day(1).unwrap() - chrono::Duration::days(1);
+    let before = last_month.with_day(1).unwrap() - chrono::Duration::days(1);
+    (today, last_month, before)
+}
+
+async fn periods_count_from_today_and_numbers_compare_with_the_period_before(t: TestApp) {
+    let (rep1, _) = t.user("rep1", &["sales_rep"], None).await;
+    let (rep2, token2) = t.user("rep2", &["sales_rep"], None).await;
+    let customer = t.create("customer", json!({"name": "北京立友信科技有限公司"})).await;
+    let (today, last_month, before) = days_around_today();
+    for (owner, amount, close) in [
+        (&rep1, "1000.10", today),
+        (&rep2, "2500.00", today),
+        (&rep2, "0.20", today),
+        (&rep1, "800.00", last_month),
+        (&rep1, "99999.00", before),
+    ] {
+        t.create(
+            "opportunity",
+            json!({"name": "商机", "customer": customer["id"], "owner": owner, "stage": "proposal",
+                   "amount": amount, "expected_close": close.to_string()}),
+        )
+        .await;
+    }
+    let number = json!({
+        "entity": "opportunity",
+        "period": {"field": "expected_close", "range": "this_month"},
+        "measures": [{"agg": "sum", "field": "amount"}],
+        "chart": "number",
+    });
+    let this_month = t.post("/api/v1/reports/run", number.clone()).await.expect(200);
+    assert_eq!(this_month["total"], "3500.30", "this month's three deals, exactly: {this_month}");
+    assert_eq!(this_month["previous"], "800.00", "last month's, for the change: {this_month}");
+    assert_eq!(this_month["period"]["from"], today.format("%Y-%m-01").to_string());
+
+    // A ranking: the groups by their first measure, largest first, within the caller's scope.
+    let mut ranking = number.clone();
+    ranking["group_by"] = json!([{"field": "owner"}]);
+    ranking["order"] = json!("largest_first");
+    ranking["chart"] = json!("bar");
+    let ranked = t.post("/api/v1/reports/run", ranking.clone()).await.expect(200);
+    let owners: Vec<&str> = ranked["rows"].as_array().unwrap().iter().map(|r| r["keys"][0].as_str().unwrap()).collect();
+    assert_eq!(owners, [rep2.as_str(), rep1.as_str()], "{ranked}");
+    assert_eq!(ranked["rows"][0]["labels"][0]["zh-CN"], "rep2", "a rep is named, not numbered: {ranked}");
+    ranking["order"] = json!("smallest_first");
+    let reversed = t.post("/api/v1/reports/run", ranking).await.expect(200);
+    assert_eq!(reversed["rows"][0]["keys"][0], rep1.as_str());
+    let mine = t.as_user(&token2, Method::POST, "/api/v1/reports/run", Some(number)).await.expect(200);
+    assert_eq!(mine["total"], "2500.20", "rep2 counts only their own: {mine}");
+    assert_eq!(mine["previous"], Value::Null, "rep2 had nothing last month: {mine}");
+
+    // A period needs a date.
+    let wrong =
+        json!({"entity": "opportunity", "period": {"field": "name", "range": "today"}, "measures": [{"agg": "count"}]});
+    let error = t.post("/api/v1/reports/run", wrong).await.expect(400);
+    assert!(error["detail"].as_str().unwrap().contains("`/period/field`"), "{error}");
 }

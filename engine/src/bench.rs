@@ -737,7 +737,13 @@ async fn floor(
                 let scope =
                     principal.read_scope(&*app.departments().await.map_err(|e| anyhow::anyhow!("{e}"))?, opportunities);
                 let hidden = |name: &str| principal.hidden(name).clone();
-                let compiled = crm_model::report::compile(&catalog, &doc, &hidden, scope, 480)?;
+                let compiled = crm_model::report::compile(
+                    &catalog,
+                    &doc,
+                    &hidden,
+                    scope,
+                    chrono::Utc::now().with_timezone(&crate::schedule::business_offset()),
+                )?;
                 crm_store::aggregate::run(&app.db, opportunities, &compiled).await?;
                 return Ok(rng);
             }

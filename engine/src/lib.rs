@@ -9,6 +9,7 @@ pub mod auth;
 pub mod bench;
 pub mod config;
 pub mod convert;
+pub mod dashboards;
 pub mod duplicates;
 pub mod error;
 pub mod export;

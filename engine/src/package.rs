@@ -79,6 +79,7 @@ impl Package {
         next.roles.extend(self.docs.roles.clone());
         next.scripts.extend(self.docs.scripts.clone());
         next.reports.extend(self.docs.reports.clone());
+        next.dashboards.extend(self.docs.dashboards.clone());
         next.print_templates.extend(self.docs.print_templates.clone());
         next.fill_defaults();
         next

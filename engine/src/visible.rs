@@ -127,7 +127,12 @@ pub fn document(catalog: &Catalog, p: &Principal, kind: DocKind, name: &str) -> 
         DocKind::ListView => serde_json::to_value(list_view(p, docs.lists.get(name)?)),
         DocKind::Related => serde_json::to_value(related(p, docs.related.get(name)?)),
         DocKind::StageSet => serde_json::to_value(stage_set(catalog, p, docs.stage_sets.get(name)?)),
-        DocKind::Entity | DocKind::Role | DocKind::Script | DocKind::Report | DocKind::PrintTemplate => {
+        DocKind::Entity
+        | DocKind::Role
+        | DocKind::Script
+        | DocKind::Report
+        | DocKind::Dashboard
+        | DocKind::PrintTemplate => {
             return docs.get_json(kind, name);
         }
     };

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde_json::Value as Json;
 
+use crate::dashboard::DashboardDoc;
 use crate::ident::Ident;
 use crate::meta::{
     DocKind, EntityDef, FieldDef, Labels, Layout, LayoutDoc, LayoutItem, ListViewDoc, PrintTemplateDoc, RelatedDoc,
@@ -78,6 +79,7 @@ pub struct Docs {
     pub roles: BTreeMap<Ident, RoleDoc>,
     pub scripts: BTreeMap<Ident, ScriptDoc>,
     pub reports: BTreeMap<Ident, ReportDoc>,
+    pub dashboards: BTreeMap<Ident, DashboardDoc>,
     pub print_templates: BTreeMap<Ident, PrintTemplateDoc>,
 }
 
@@ -141,6 +143,12 @@ impl Docs {
                 let doc: ReportDoc = serde_json::from_value(body).map_err(parse_error)?;
                 let name = doc.name.clone();
                 self.reports.insert(name.clone(), doc);
+                name
+            }
+            DocKind::Dashboard => {
+                let doc: DashboardDoc = serde_json::from_value(body).map_err(parse_error)?;
+                let name = doc.name.clone();
+                self.dashboards.insert(name.clone(), doc);
                 name
             }
             DocKind::PrintTemplate => {
@@ -245,6 +253,7 @@ impl Docs {
             .chain(all(DocKind::Role, &self.roles))
             .chain(all(DocKind::Script, &self.scripts))
             .chain(all(DocKind::Report, &self.reports))
+            .chain(all(DocKind::Dashboard, &self.dashboards))
             .chain(all(DocKind::PrintTemplate, &self.print_templates))
             .collect()
     }
@@ -263,6 +272,7 @@ impl Docs {
             DocKind::Role => one(&self.roles, name),
             DocKind::Script => one(&self.scripts, name),
             DocKind::Report => one(&self.reports, name),
+            DocKind::Dashboard => one(&self.dashboards, name),
             DocKind::PrintTemplate => one(&self.print_templates, name),
         }
     }
@@ -418,15 +428,24 @@ impl Catalog {
         }
         let catalog = Self { version, docs, entities, rollups };
         // A report is checked by compiling it as it would run, with nothing hidden.
-        let errors: Vec<MetaError> = catalog
+        let mut errors: Vec<MetaError> = catalog
             .docs
             .reports
             .values()
             .filter_map(|report| {
-                let compiled = crate::report::compile(&catalog, report, &|_| HashSet::new(), None, 0);
+                let compiled = crate::report::compile(
+                    &catalog,
+                    report,
+                    &|_| HashSet::new(),
+                    None,
+                    chrono::DateTime::UNIX_EPOCH.fixed_offset(),
+                );
                 compiled.err().map(|e| MetaError::new(DocKind::Report, report.name.as_str(), e.path, e.message))
             })
             .collect();
+        for dashboard in catalog.docs.dashboards.values() {
+            errors.extend(crate::dashboard::check(&catalog, dashboard));
+        }
         if !errors.is_empty() {
             return Err(errors);
         }

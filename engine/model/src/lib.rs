@@ -4,9 +4,11 @@
 
 pub mod catalog;
 pub mod changes;
+pub mod dashboard;
 pub mod filter;
 pub mod ident;
 pub mod meta;
+pub mod period;
 pub mod plan;
 pub mod region;
 pub mod report;

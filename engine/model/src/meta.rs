@@ -39,13 +39,14 @@ pub enum DocKind {
     Role,
     Script,
     Report,
+    Dashboard,
     PrintTemplate,
 }
 
 impl DocKind {
     /// In dependency order: stage sets before the entities that use them, entities before
     /// the documents that describe their screens.
-    pub const ALL: [DocKind; 9] = [
+    pub const ALL: [DocKind; 10] = [
         DocKind::StageSet,
         DocKind::Entity,
         DocKind::Layout,
@@ -54,6 +55,7 @@ impl DocKind {
         DocKind::Role,
         DocKind::Script,
         DocKind::Report,
+        DocKind::Dashboard,
         DocKind::PrintTemplate,
     ];
 
@@ -67,6 +69,7 @@ impl DocKind {
             DocKind::Role => "role",
             DocKind::Script => "script",
             DocKind::Report => "report",
+            DocKind::Dashboard => "dashboard",
             DocKind::PrintTemplate => "print_template",
         }
     }
@@ -86,6 +89,7 @@ impl DocKind {
             DocKind::Role => "roles",
             DocKind::Script => "scripts",
             DocKind::Report => "reports",
+            DocKind::Dashboard => "dashboards",
             DocKind::PrintTemplate => "prints",
         }
     }
@@ -101,6 +105,7 @@ impl DocKind {
             DocKind::Role => "role.schema.json",
             DocKind::Script => "script.schema.json",
             DocKind::Report => "report.schema.json",
+            DocKind::Dashboard => "dashboard.schema.json",
             DocKind::PrintTemplate => "print_template.schema.json",
         }
     }

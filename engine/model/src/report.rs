@@ -6,6 +6,7 @@
 
 use std::collections::HashSet;
 
+use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
@@ -13,6 +14,7 @@ use crate::catalog::Catalog;
 use crate::filter::{Filter, QueryError};
 use crate::ident::Ident;
 use crate::meta::{FieldDef, Labels};
+use crate::period::Period;
 use crate::types::{FieldType, Storage};
 
 /// Most groups a report returns.
@@ -27,9 +29,14 @@ pub struct ReportDoc {
     /// A filter tree as a list's `filter` parameter takes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<Json>,
+    /// Only the records whose date falls in a period relative to the user's today.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<PeriodOf>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub group_by: Vec<GroupBy>,
     pub measures: Vec<Measure>,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub order: Order,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
     #[serde(default)]
@@ -37,6 +44,39 @@ pub struct ReportDoc {
     /// The roles the report is shared with; administrators see every report.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<Ident>,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
+
+impl ReportDoc {
+    /// The same report over the period before its own, for a figure's change; none when the
+    /// report has no period to move.
+    pub fn previous_period(&self) -> Option<ReportDoc> {
+        let period = self.period.as_ref().filter(|p| p.range.has_previous())?;
+        let mut previous = self.clone();
+        previous.period = Some(PeriodOf { field: period.field.clone(), range: period.range.previous() });
+        Some(previous)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeriodOf {
+    /// A date or date-time field of the report's entity.
+    pub field: Ident,
+    pub range: Period,
+}
+
+/// How the groups are ordered: by their keys, or by the first measure for a ranking.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Order {
+    #[default]
+    Keys,
+    LargestFirst,
+    SmallestFirst,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,6 +144,9 @@ pub struct GroupKey {
     /// The lookup of the report's entity the field is read through, and its entity.
     pub through: Option<(FieldDef, Ident)>,
     pub bucket: Option<Bucket>,
+    /// For a stage: its stages in their order, which is the groups' order (a funnel reads
+    /// from the first stage down, not alphabetically).
+    pub stages: Vec<String>,
 }
 
 /// A measure as the store computes it.
@@ -121,19 +164,34 @@ pub struct Aggregate {
     pub groups: Vec<GroupKey>,
     pub measures: Vec<MeasureOf>,
     pub filter: Option<Filter>,
+    pub order: Order,
     pub limit: u32,
     /// The user's offset from UTC in minutes: date buckets of date-times are local days.
     pub offset_minutes: i32,
 }
 
+/// The stages of a stage field in the order of its stage sets, each once.
+fn stage_order(catalog: &Catalog, field: &FieldDef) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for set in catalog.stage_sets_of(field) {
+        for stage in &set.stages {
+            if !names.iter().any(|n| n == stage.name.as_str()) {
+                names.push(stage.name.to_string());
+            }
+        }
+    }
+    names
+}
+
 /// Checks a report against the catalog and the fields hidden from the caller (per entity)
-/// and makes it ready to run; `scope` is the caller's read scope, and-ed with its filter.
+/// and makes it ready to run; `scope` is the caller's read scope, and-ed with its filter;
+/// `now` is the user's local time, which places its period and its date buckets.
 pub fn compile(
     catalog: &Catalog,
     doc: &ReportDoc,
     hidden: &dyn Fn(&str) -> HashSet<Ident>,
     scope: Option<Filter>,
-    offset_minutes: i32,
+    now: DateTime<FixedOffset>,
 ) -> Result<Aggregate, QueryError> {
     let invalid = |path: String, message: String| QueryError { path, message };
     let entity = catalog
@@ -175,7 +233,8 @@ pub fn compile(
         if field.storage() == Storage::List {
             return Err(invalid(path, format!("`{}`: a multi select cannot be a group", field.name)));
         }
-        groups.push(GroupKey { field, through, bucket: group.bucket });
+        let stages = if field.field_type == FieldType::Stage { stage_order(catalog, &field) } else { Vec::new() };
+        groups.push(GroupKey { field, through, bucket: group.bucket, stages });
     }
     let mut measures = Vec::new();
     for (i, measure) in doc.measures.iter().enumerate() {
@@ -196,25 +255,37 @@ pub fn compile(
                 .live_fields()
                 .find(|f| f.field_type == FieldType::Stage && !own_hidden.contains(&f.name))
                 .ok_or_else(|| invalid(path.clone(), format!("`{}` has no stage to weigh by", entity.name())))?;
-            let mut probabilities: Vec<(String, u8)> = Vec::new();
-            for set in catalog.stage_sets_of(stage) {
-                for s in &set.stages {
-                    if !probabilities.iter().any(|(name, _)| name == s.name.as_str()) {
-                        probabilities.push((s.name.to_string(), s.probability));
-                    }
-                }
-            }
+            let probabilities = stage_order(catalog, stage)
+                .into_iter()
+                .filter_map(|name| {
+                    let stage = catalog
+                        .stage_sets_of(stage)
+                        .into_iter()
+                        .flat_map(|s| &s.stages)
+                        .find(|s| s.name.as_str() == name)?;
+                    Some((name, stage.probability))
+                })
+                .collect();
             Some((stage.clone(), probabilities))
         } else {
             None
         };
         measures.push(MeasureOf { agg: measure.agg, field, weights });
     }
-    let filter = doc.filter.as_ref().map(|json| Filter::parse(catalog, entity, json, &own_hidden)).transpose()?;
-    let filter = match (scope, filter) {
-        (Some(scope), Some(filter)) => Some(scope.and(filter)),
-        (scope, filter) => scope.or(filter),
+    let period = match &doc.period {
+        None => None,
+        Some(period) => {
+            let field = visible(entity, &period.field, &own_hidden, "/period/field".into())?;
+            if !matches!(field.storage(), Storage::Date | Storage::Datetime) {
+                return Err(invalid("/period/field".into(), format!("`{}` is not a date", field.name)));
+            }
+            let condition = period.range.condition(&field, now.date_naive(), *now.offset());
+            Some(Filter::parse(catalog, entity, &condition, &own_hidden)?)
+        }
     };
+    let filter = doc.filter.as_ref().map(|json| Filter::parse(catalog, entity, json, &own_hidden)).transpose()?;
+    let filter = [scope, period, filter].into_iter().flatten().reduce(Filter::and);
     let limit = doc.limit.unwrap_or(MAX_ROWS).clamp(1, MAX_ROWS);
-    Ok(Aggregate { groups, measures, filter, limit, offset_minutes })
+    let offset_minutes = now.offset().local_minus_utc() / 60;
+    Ok(Aggregate { groups, measures, filter, order: doc.order, limit, offset_minutes })
 }

@@ -133,7 +133,7 @@ fn doc_kind(kind: &str) -> ApiResult<DocKind> {
     let generic = |k: &DocKind| !matches!(k, DocKind::Entity | DocKind::PrintTemplate);
     DocKind::ALL.into_iter().filter(generic).find(|k| k.folder() == kind).ok_or_else(|| {
         ApiError::not_found(format!(
-            "no metadata kind `{kind}`; use layouts, lists, related, stage_sets, roles or scripts"
+            "no metadata kind `{kind}`; use layouts, lists, related, stage_sets, roles, scripts, reports or dashboards"
         ))
     })
 }
@@ -147,7 +147,7 @@ pub async fn get_doc(
 ) -> ApiResult<Json<Json_>> {
     let kind = doc_kind(&kind)?;
     match kind {
-        DocKind::Role | DocKind::Script | DocKind::Report => p.require_admin()?,
+        DocKind::Role | DocKind::Script | DocKind::Report | DocKind::Dashboard => p.require_admin()?,
         DocKind::StageSet => {}
         _ if !p.sees(&name) => return Err(ApiError::not_found(format!("no {} `{name}`", kind.as_str()))),
         _ => {}
@@ -167,7 +167,8 @@ pub async fn put_doc(
 ) -> ApiResult<Response> {
     p.require_admin()?;
     let kind = doc_kind(&kind)?;
-    let named = matches!(kind, DocKind::StageSet | DocKind::Role | DocKind::Script | DocKind::Report);
+    let named =
+        matches!(kind, DocKind::StageSet | DocKind::Role | DocKind::Script | DocKind::Report | DocKind::Dashboard);
     let key = if named { "name" } else { "entity" };
     if body.get(key).and_then(Json_::as_str) != Some(name.as_str()) {
         return Err(ApiError::bad_request("invalid_body", format!("the document's `{key}` must be `{name}`")));

@@ -210,7 +210,11 @@ fn documents(p: &Principal) -> Vec<(DocKind, &'static str)> {
         (DocKind::Report, "ReportDocument"),
     ];
     if p.is_admin() {
-        kinds.extend([(DocKind::Role, "RoleDocument"), (DocKind::Script, "ScriptDocument")]);
+        kinds.extend([
+            (DocKind::Role, "RoleDocument"),
+            (DocKind::Script, "ScriptDocument"),
+            (DocKind::Dashboard, "DashboardDocument"),
+        ]);
     }
     kinds
 }

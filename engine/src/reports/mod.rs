@@ -8,6 +8,8 @@ pub mod screens;
 
 use std::collections::HashSet;
 
+use chrono::{DateTime, FixedOffset, Utc};
+
 use crm_model::report::{self, Agg, Aggregate, ReportDoc};
 use crm_model::{Action, Catalog, FieldDef, Ident, Storage, Value, value};
 use crm_store::aggregate::{self, GroupRow, Measured};
@@ -36,8 +38,24 @@ pub fn saved(catalog: &Catalog, principal: &Principal, name: &str) -> ApiResult<
         .ok_or_else(|| ApiError::not_found(format!("no report `{name}`")))
 }
 
-/// Runs a report for the caller; date-times fall into the buckets of their offset from UTC.
+/// Runs a report for the caller; date-times fall into the buckets of their offset from UTC,
+/// and a period is counted from their today. A single number carries the figure of the
+/// period before as `previous`, for its change.
 pub async fn run(app: &App, principal: &Principal, doc: &ReportDoc, offset_minutes: i32) -> ApiResult<Json> {
+    let offset = FixedOffset::east_opt(offset_minutes * 60)
+        .ok_or_else(|| ApiError::bad_request("invalid_query", "`offset` is minutes from UTC, -840 to 840"))?;
+    let now = Utc::now().with_timezone(&offset);
+    let mut result = run_at(app, principal, doc, now).await?;
+    if doc.chart == report::Chart::Number
+        && let Some(previous) = doc.previous_period()
+    {
+        let before = run_at(app, principal, &previous, now).await?;
+        result["previous"] = before["total"].clone();
+    }
+    Ok(result)
+}
+
+async fn run_at(app: &App, principal: &Principal, doc: &ReportDoc, now: DateTime<FixedOffset>) -> ApiResult<Json> {
     let catalog = app.catalog();
     let entity = principal.entity(&catalog, doc.entity.as_str(), Action::Read)?;
     let tree = app.departments().await?;
@@ -50,7 +68,7 @@ pub async fn run(app: &App, principal: &Principal, doc: &ReportDoc, offset_minut
         }
     };
     let scope = principal.read_scope(&tree, entity);
-    let compiled = report::compile(&catalog, doc, &hidden, scope, offset_minutes)?;
+    let compiled = report::compile(&catalog, doc, &hidden, scope, now)?;
     // The same statement with the same scope gives the same groups until the next write.
     let key = aggregate::statement(app.db.dialect(), entity, &compiled).cache_key();
     let rows = app
@@ -58,11 +76,18 @@ pub async fn run(app: &App, principal: &Principal, doc: &ReportDoc, offset_minut
         .get_or(key, || async { Ok(std::sync::Arc::new(aggregate::run(&app.db, entity, &compiled).await?)) })
         .await?;
     let labels = key_labels(app, principal, &catalog, &compiled, &rows).await?;
+    let total = first_total(&rows);
+    let period = doc.period.as_ref().map(|p| {
+        let (from, until) = p.range.range(now.date_naive());
+        json!({"field": p.field, "range": p.range, "from": from, "until": until})
+    });
     Ok(json!({
         "name": doc.name,
         "label": doc.label,
         "entity": doc.entity,
         "chart": doc.chart,
+        "period": period,
+        "total": total,
         "groups": compiled.groups.iter().map(|g| json!({"field": g.field.name, "label": g.field.label, "bucket": g.bucket})).collect::<Vec<_>>(),
         "measures": doc.measures.iter().zip(&compiled.measures).map(|(m, c)| json!({
             "agg": m.agg,
@@ -75,6 +100,24 @@ pub async fn run(app: &App, principal: &Principal, doc: &ReportDoc, offset_minut
             "values": row.measures.iter().map(measured_json).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
     }))
+}
+
+/// The first measure summed over every group: what a single number shows. A count adds up;
+/// a sum of amounts adds up exactly at its scale.
+fn first_total(rows: &[GroupRow]) -> Json {
+    let mut total: Option<Measured> = None;
+    for row in rows {
+        total = match (total, row.measures.first()) {
+            (None, Some(m)) => Some(*m),
+            (Some(Measured::Count(a)), Some(Measured::Count(b))) => Some(Measured::Count(a + b)),
+            (Some(Measured::Number { units: a, scale }), Some(Measured::Number { units: b, .. })) => {
+                Some(Measured::Number { units: a + b, scale })
+            }
+            (Some(Measured::Empty), Some(m)) => Some(*m),
+            (kept, _) => kept,
+        };
+    }
+    total.map_or(Json::Null, |m| measured_json(&m))
 }
 
 fn key_json(field: &FieldDef, value: &Value) -> Json {

@@ -34,12 +34,29 @@ pub async fn page(State(app): State<AppState>, viewer: Viewer, ApiPath(name): Ap
     let doc = super::saved(&catalog, &viewer.principal, &name)?;
     let offset = viewer.offset.local_minus_utc() / 60;
     let result = super::run(&app, &viewer.principal, &doc, offset).await?;
-    let locale = viewer.locale;
+    let (columns, rows) = table(&result, viewer.locale);
+    let title = doc.label.get(viewer.locale).to_owned();
+    let chart = svg(&result, viewer.locale);
+    html(
+        "report.html",
+        viewer.page(&catalog, Some("reports"), &title, json!({"chart": chart, "columns": columns, "rows": rows})),
+    )
+}
+
+/// A report's chart, drawn on the server for the page to hold inline (so it takes the
+/// page's theme).
+pub fn svg(result: &Json, locale: &str) -> String {
+    super::chart::bars(result, locale, result["chart"] == "funnel")
+}
+
+/// A report's result as a table: the column headings (groups, then measures) and the cells
+/// of each row, in `locale`.
+pub fn table(result: &Json, locale: &str) -> (Vec<String>, Vec<Vec<Json>>) {
     let text = |labels: &Json| labels[locale].as_str().unwrap_or_default().to_owned();
     let mut columns: Vec<String> =
         result["groups"].as_array().into_iter().flatten().map(|g| text(&g["label"])).collect();
     columns.extend(result["measures"].as_array().into_iter().flatten().map(|m| text(&m["label"])));
-    let rows: Vec<Vec<Json>> = result["rows"]
+    let rows = result["rows"]
         .as_array()
         .into_iter()
         .flatten()
@@ -57,10 +74,5 @@ pub async fn page(State(app): State<AppState>, viewer: Viewer, ApiPath(name): Ap
             keys.chain(values).collect()
         })
         .collect();
-    let chart = format!("/api/v1/reports/{name}/chart.svg?offset={offset}&locale={locale}");
-    let title = doc.label.get(locale).to_owned();
-    html(
-        "report.html",
-        viewer.page(&catalog, Some("reports"), &title, json!({"chart": chart, "columns": columns, "rows": rows})),
-    )
+    (columns, rows)
 }

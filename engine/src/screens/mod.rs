@@ -52,6 +52,11 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/studio/package.json", get(studio::export_package))
         .route("/studio/scripts", get(studio::scripts))
         .route("/studio/scripts/{name}", get(studio::script).post(studio::save_script))
+        .route("/studio/dashboards", get(crate::dashboards::studio::list))
+        .route(
+            "/studio/dashboards/{name}",
+            get(crate::dashboards::studio::editor).post(crate::dashboards::studio::save),
+        )
         .route("/studio/prints", get(crate::print::screens::templates))
         .route("/studio/prints/{name}", get(crate::print::screens::template).post(crate::print::screens::save))
         .route("/studio/prints/{name}/delete", post(crate::print::screens::delete))
@@ -71,7 +76,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/studio/e/{entity}/fields/{field}/move", post(studio::move_field))
         .route_layer(middleware::from_fn(admin_only));
     let signed_in = Router::new()
-        .route("/", get(home))
+        .route("/", get(crate::dashboards::screens::home))
         .route("/logout", post(logout))
         .route("/prefs", post(preferences))
         .route("/password", get(password_page).post(change_password))
@@ -403,12 +408,6 @@ pub fn local_path(next: Option<&str>) -> &str {
 }
 
 /// `GET /`: the user's modules.
-async fn home(State(app): State<AppState>, viewer: Viewer) -> ApiResult<Response> {
-    let catalog = app.catalog();
-    let title = viewer.text("home.title");
-    html("home.html", viewer.page(&catalog, None, &title, json!({})))
-}
-
 #[derive(serde::Deserialize)]
 struct LoginQuery {
     next: Option<String>,
@@ -519,16 +518,28 @@ async fn change_password(State(app): State<AppState>, viewer: Viewer, form: Post
 
 /// `GET /reminders`: the user's open reminders, overdue first.
 async fn reminders(State(app): State<AppState>, viewer: Viewer) -> ApiResult<Response> {
+    let items = open_reminders(&app, &viewer).await?;
+    let title = viewer.text("reminders.title");
+    html("reminders.html", viewer.page(&app.catalog(), None, &title, json!({"items": items})))
+}
+
+/// The viewer's date on their wall clock.
+pub fn today(app: &App, viewer: &Viewer) -> chrono::NaiveDate {
+    app.now().with_timezone(&viewer.offset).date_naive()
+}
+
+/// The viewer's open reminders due by the end of their today, as the inbox lists them.
+pub async fn open_reminders(app: &App, viewer: &Viewer) -> ApiResult<Vec<Json>> {
     let offset = viewer.offset;
     let now = app.now();
-    let today = now.with_timezone(&offset).date_naive();
+    let today = today(app, viewer);
     let end_of_day = today
         .succ_opt()
         .and_then(|d| d.and_hms_opt(0, 0, 0))
         .and_then(|t| t.and_local_timezone(offset).single())
         .map_or(now, |t| t.with_timezone(&chrono::Utc));
     let open = system::open_reminders(&app.db, viewer.principal.user_id, end_of_day).await?;
-    let items: Vec<Json> = open
+    Ok(open
         .iter()
         .map(|r| {
             let due = r.due_at.map(|d| d.with_timezone(&offset));
@@ -540,9 +551,7 @@ async fn reminders(State(app): State<AppState>, viewer: Viewer) -> ApiResult<Res
                 "overdue": due.is_some_and(|d| d.date_naive() < today),
             })
         })
-        .collect();
-    let title = viewer.text("reminders.title");
-    html("reminders.html", viewer.page(&app.catalog(), None, &title, json!({"items": items})))
+        .collect())
 }
 
 /// `POST /reminders/{id}/done`

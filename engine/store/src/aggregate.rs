@@ -2,7 +2,7 @@
 //! at, or a date bucket in the user's time zone) and measures over the live records that
 //! match the report's filter and the caller's scope. Nothing is fetched row by row.
 
-use crm_model::report::{Agg, Aggregate, Bucket, GroupKey, MeasureOf};
+use crm_model::report::{Agg, Aggregate, Bucket, GroupKey, MeasureOf, Order};
 use crm_model::{Entity, Storage, Value};
 
 use crate::records::push_where;
@@ -179,10 +179,50 @@ pub fn statement(dialect: Dialect, entity: &Entity, aggregate: &Aggregate) -> Sq
         _ => Some("1, 2"),
     };
     if let Some(positions) = positions {
-        sql.push(" GROUP BY ").push(positions).push(" ORDER BY ").push(positions);
+        sql.push(" GROUP BY ").push(positions).push(" ORDER BY ");
+        let direction = match aggregate.order {
+            Order::Keys => None,
+            Order::LargestFirst => Some(" DESC, "),
+            Order::SmallestFirst => Some(" ASC, "),
+        };
+        if let (Some(direction), Some(first)) = (direction, aggregate.measures.first()) {
+            push_ranked(&mut sql, first);
+            sql.push(direction);
+        }
+        for (i, key) in aggregate.groups.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            if key.stages.is_empty() {
+                sql.push(if i == 0 { "1" } else { "2" });
+            } else {
+                // Stages in their order; one no longer in the set after them.
+                sql.push("CASE ");
+                push_column(&mut sql, entity, key);
+                for (rank, stage) in key.stages.iter().enumerate() {
+                    sql.push(" WHEN ").bind(Arg::Text(stage.clone())).push(" THEN ").bind_int(rank as i64);
+                }
+                sql.push(" ELSE ").bind_int(key.stages.len() as i64).push(" END, ").push(if i == 0 {
+                    "1"
+                } else {
+                    "2"
+                });
+            }
+        }
         sql.push(" LIMIT ").bind_int(i64::from(aggregate.limit));
     }
     sql
+}
+
+/// The value a ranking orders the groups by: the measure itself, and for an average the
+/// quotient its two columns stand for.
+fn push_ranked(sql: &mut Sql, measure: &MeasureOf) {
+    match (&measure.field, measure.agg) {
+        (Some(field), Agg::Avg) => {
+            sql.push("SUM(").ident(&field.name).push(") * 1.0 / NULLIF(COUNT(").ident(&field.name).push("), 0)");
+        }
+        _ => push_measure(sql, measure),
+    }
 }
 
 /// Runs a report's aggregate: its groups in the order of their keys.
