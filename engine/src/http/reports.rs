@@ -55,8 +55,8 @@ pub async fn get(
     Ok(Json(reports::run(&app, &p, &doc, offset_minutes(&params)?).await?))
 }
 
-/// `GET /api/v1/reports/{name}/chart.svg?offset=&locale=`: the report's first group and
-/// first measure as bars (a funnel for a funnel report), drawn on the server.
+/// `GET /api/v1/reports/{name}/chart.svg?offset=&locale=`: the report drawn on the server as
+/// its chart says (bars, stacked bars, lines, a pie, a donut, a funnel or a number).
 pub async fn chart(
     State(app): State<AppState>,
     p: Principal,
@@ -66,7 +66,7 @@ pub async fn chart(
     let doc = reports::saved(&app.catalog(), &p, &name)?;
     let result = reports::run(&app, &p, &doc, offset_minutes(&params)?).await?;
     let locale = if params.locale.as_deref() == Some("en") { "en" } else { "zh-CN" };
-    let svg = reports::chart::bars(&result, locale, doc.chart == crm_model::report::Chart::Funnel);
+    let svg = reports::chart::draw(&result, locale);
     Ok(([(header::CONTENT_TYPE, "image/svg+xml; charset=utf-8")], svg).into_response())
 }
 
