@@ -74,7 +74,7 @@ async fn draw(app: &App, viewer: &Viewer, widget: &Widget) -> ApiResult<Option<J
             let title = doc.label.get(locale);
             match show {
                 Show::Chart => json!({"kind": "chart", "title": title, "href": href,
-                    "svg": reports::screens::svg(&result, locale)}),
+                    "svg": reports::chart::draw(&result, locale)}),
                 Show::Table => {
                     let (columns, rows) = reports::screens::table(&result, locale);
                     json!({"kind": "table", "title": title, "href": href, "columns": columns, "rows": rows})

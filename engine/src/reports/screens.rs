@@ -36,17 +36,12 @@ pub async fn page(State(app): State<AppState>, viewer: Viewer, ApiPath(name): Ap
     let result = super::run(&app, &viewer.principal, &doc, offset).await?;
     let (columns, rows) = table(&result, viewer.locale);
     let title = doc.label.get(viewer.locale).to_owned();
-    let chart = svg(&result, viewer.locale);
+    // Inline, so the chart takes the page's theme.
+    let chart = super::chart::draw(&result, viewer.locale);
     html(
         "report.html",
         viewer.page(&catalog, Some("reports"), &title, json!({"chart": chart, "columns": columns, "rows": rows})),
     )
-}
-
-/// A report's chart, drawn on the server for the page to hold inline (so it takes the
-/// page's theme).
-pub fn svg(result: &Json, locale: &str) -> String {
-    super::chart::bars(result, locale, result["chart"] == "funnel")
 }
 
 /// A report's result as a table: the column headings (groups, then measures) and the cells
