@@ -384,7 +384,7 @@ async fn measure(args: &BenchArgs, config: Config, password: &str) -> anyhow::Re
     } else {
         None
     };
-    if args.only.is_empty() || args.only.iter().any(|o| o == "report") {
+    if args.only.is_empty() || args.only.iter().any(|o| o == "report" || o == "dashboard") {
         progress(args, &format!("seeding {} opportunities of those customers…", args.records));
         // A random stream of their own: the other operations see the same data either way.
         let mut deals = StdRng::seed_from_u64(7);
@@ -435,6 +435,7 @@ async fn measure(args: &BenchArgs, config: Config, password: &str) -> anyhow::Re
         "search",
         "duplicates",
         "report",
+        "dashboard",
         "create",
         "count_by_status",
         "list_page",
@@ -494,6 +495,9 @@ async fn measure(args: &BenchArgs, config: Config, password: &str) -> anyhow::Re
                         }
                         "list_page" => {
                             http.send(Method::GET, "/e/customer", None).await?;
+                        }
+                        "dashboard" => {
+                            http.send(Method::GET, "/?board=sales_manager", None).await?;
                         }
                         _ => {
                             http.send(Method::GET, "/api/v1/records/customer/groups?by=status", None).await?;
@@ -745,6 +749,30 @@ async fn floor(
                     chrono::Utc::now().with_timezone(&crate::schedule::business_offset()),
                 )?;
                 crm_store::aggregate::run(&app.db, opportunities, &compiled).await?;
+                return Ok(rng);
+            }
+            if op == "dashboard" {
+                // Every report of the manager's dashboard, uncached, at once.
+                let catalog = app.catalog();
+                let board = catalog.docs().dashboards.get("sales_manager").ok_or_else(|| anyhow::anyhow!("no dashboard"))?;
+                let now = chrono::Utc::now().with_timezone(&crate::schedule::business_offset());
+                let tree = app.departments().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                let runs = board.widgets.iter().filter_map(|widget| match widget {
+                    crm_model::dashboard::Widget::Report { report, .. } => catalog.docs().reports.get(report),
+                    _ => None,
+                });
+                let runs = runs.map(|doc| {
+                    let (catalog, app, principal, tree) = (&catalog, &app, &principal, &tree);
+                    async move {
+                        let entity = catalog.entity(doc.entity.as_str()).ok_or_else(|| anyhow::anyhow!("no entity"))?;
+                        let hidden = |name: &str| principal.hidden(name).clone();
+                        let scope = principal.read_scope(tree, entity);
+                        let compiled = crm_model::report::compile(catalog, doc, &hidden, scope, now)?;
+                        crm_store::aggregate::run(&app.db, entity, &compiled).await?;
+                        anyhow::Ok(())
+                    }
+                });
+                futures_util::future::try_join_all(runs).await?;
                 return Ok(rng);
             }
             if op == "duplicates" {
