@@ -36,6 +36,9 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("{0}")]
     Conflict(String),
+    /// What the request asks was done before (a quote that already became an order).
+    #[error("{message}")]
+    AlreadyDone { code: &'static str, message: String },
     #[error("the request body is too large")]
     PayloadTooLarge,
     #[error("some values are not valid")]
@@ -87,6 +90,7 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", "Not found"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "version_conflict", "Conflict"),
+            ApiError::AlreadyDone { code, .. } => (StatusCode::CONFLICT, code, "Conflict"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large"),
             ApiError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "Validation failed"),
             ApiError::InvalidMetadata(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_metadata", "Invalid metadata"),

@@ -71,6 +71,21 @@ async fn keep_an_administrator(app: &App, current: &Docs, next: &Docs) -> ApiRes
     }]))
 }
 
+/// The history entry of a record whose value, entered by hand, a new rollup replaced: the
+/// value is kept there, said as a change made by the rollup.
+fn replaced_entry(catalog: &Catalog, by: Option<Uuid>, replaced: &ddl::Replaced) -> system::AuditEntry {
+    let field = catalog.entity(replaced.entity.as_str()).and_then(|e| e.field(replaced.field.as_str()));
+    let json = |value| field.map_or(serde_json::Value::Null, |f| crm_model::value::to_json(f, value));
+    system::AuditEntry {
+        actor: by,
+        entity: replaced.entity.to_string(),
+        record_id: replaced.id,
+        action: "update",
+        source: Some(crate::records::Source::Rollup.as_str()),
+        changes: serde_json::json!({ replaced.field.as_str(): [json(&replaced.before), json(&replaced.after)] }),
+    }
+}
+
 /// Applies a change to the live metadata. `change` computes the next documents from the
 /// current ones; it is called again if another node changed the metadata meanwhile.
 pub async fn apply_docs(
@@ -97,7 +112,7 @@ pub async fn apply_docs(
             app.set_catalog(crate::app::load_catalog(&app.db).await.map_err(ApiError::Internal)?);
             continue;
         }
-        ddl::apply(&mut tx, &catalog, &plan.tables).await.map_err(|e| {
+        let replaced = ddl::apply(&mut tx, &catalog, &plan.tables).await.map_err(|e| {
             if e.is_unique_violation() {
                 ApiError::InvalidMetadata(vec![crm_model::MetaError {
                     doc: "data".into(),
@@ -109,7 +124,7 @@ pub async fn apply_docs(
             }
         })?;
         catalog.version = system::save_docs(&mut tx, &plan.docs, by, app.now()).await?;
-        let audit: Vec<system::AuditEntry> = plan
+        let mut audit: Vec<system::AuditEntry> = plan
             .docs
             .iter()
             .map(|doc| system::AuditEntry {
@@ -121,6 +136,7 @@ pub async fn apply_docs(
                 changes: serde_json::json!({"name": doc.name, "catalog_version": catalog.version}),
             })
             .collect();
+        audit.extend(replaced.iter().map(|r| replaced_entry(&catalog, by, r)));
         let mut events = Vec::new();
         for entity in crate::search::reindexed(&current, &catalog) {
             let task = Uuid::now_v7();

@@ -39,10 +39,12 @@ pub enum TableStep {
         to: u8,
     },
     /// A rollup is new or totals something else: every record's total is computed now,
-    /// from then on the engine keeps it.
+    /// from then on the engine keeps it. `replaces`: the field held values entered by hand,
+    /// which the totals replace; each record's history keeps the value it had.
     FillRollup {
         entity: Ident,
         field: Ident,
+        replaces: bool,
     },
 }
 
@@ -106,7 +108,13 @@ impl fmt::Display for TableStep {
             TableStep::Rescale { entity, field, from, to } => {
                 write!(f, "rescale `{entity}.{field}` from {from} to {to} decimals")
             }
-            TableStep::FillRollup { entity, field } => write!(f, "compute the rollup `{entity}.{field}`"),
+            TableStep::FillRollup { entity, field, replaces: false } => {
+                write!(f, "compute the rollup `{entity}.{field}`")
+            }
+            TableStep::FillRollup { entity, field, replaces: true } => write!(
+                f,
+                "compute the rollup `{entity}.{field}`, replacing the values entered by hand (each record's history keeps its value)"
+            ),
         }
     }
 }
@@ -194,10 +202,15 @@ pub fn diff(old: &Docs, new: &Docs) -> Result<Plan, Vec<MetaError>> {
             }
         }
         for field in entity.fields.iter().filter(|f| f.rollup.is_some() && !f.archived) {
-            let kept = before.fields.iter().any(|f| f.name == field.name && f.rollup == field.rollup && !f.archived);
-            if !kept {
-                plan.tables.push(TableStep::FillRollup { entity: name.clone(), field: field.name.clone() });
+            let old_field = before.fields.iter().find(|f| f.name == field.name);
+            if old_field.is_some_and(|f| f.rollup == field.rollup && !f.archived) {
+                continue;
             }
+            plan.tables.push(TableStep::FillRollup {
+                entity: name.clone(),
+                field: field.name.clone(),
+                replaces: old_field.is_some_and(|f| f.rollup.is_none()),
+            });
         }
     }
     if !errors.is_empty() {

@@ -81,6 +81,7 @@ pub fn build_app(state: AppState) -> Router {
         .route("/api/v1/records/{entity}/{id}/approval", post(rules::approve))
         .route("/api/v1/records/{entity}/{id}/approvals", get(rules::approvals))
         .route("/api/v1/leads/convert", post(rules::convert_leads))
+        .route("/api/v1/quotes/{id}/order", post(rules::convert_quote))
         .route("/api/v1/merges/{id}/undo", post(records::undo_merge))
         // Reports
         .route("/api/v1/reports", get(reports::list))

@@ -1,5 +1,5 @@
-//! Handlers of stage moves and their history, approvals, the dry run of a rule, and the
-//! reminders inbox.
+//! Handlers of stage moves and their history, approvals, conversions (leads, quotes), the
+//! dry run of a rule, and the reminders inbox.
 
 use axum::Json;
 use axum::extract::State;
@@ -98,10 +98,19 @@ pub async fn approvals(
 pub async fn convert_leads(
     State(app): State<AppState>,
     p: Principal,
-    ApiJson(body): ApiJson<crate::convert::Conversion>,
+    ApiJson(body): ApiJson<crate::convert::lead::Conversion>,
 ) -> ApiResult<Json<Json_>> {
-    let results = crate::convert::convert(&app, &p, &body).await?;
+    let results = crate::convert::lead::convert(&app, &p, &body).await?;
     Ok(Json(json!({ "results": results })))
+}
+
+/// `POST /api/v1/quotes/{id}/order`: the quote becomes an order with its lines; 201 with it.
+pub async fn convert_quote(
+    State(app): State<AppState>,
+    p: Principal,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<(StatusCode, Json<records::RecordOut>)> {
+    Ok((StatusCode::CREATED, Json(crate::convert::quote::to_order(&app, &p, &id).await?)))
 }
 
 /// `POST /api/v1/meta/scripts/{name}/dry-run` with `{"id": ...}` and/or `{"record": {...}}`.

@@ -253,7 +253,7 @@ fn shared_schemas(p: &Principal) -> Map<String, Json> {
             "type": {"type": "string", "format": "uri"},
             "title": {"type": "string"},
             "status": {"type": "integer"},
-            "code": {"type": "string", "description": "Stable, for programs to tell problems apart: e.g. invalid_body, malformed_json, invalid_query, unauthorized, forbidden, password_change_required, csrf_failed, not_found, version_conflict, payload_too_large, validation_failed, invalid_metadata, too_many_attempts, internal."},
+            "code": {"type": "string", "description": "Stable, for programs to tell problems apart: e.g. invalid_body, malformed_json, invalid_query, unauthorized, forbidden, password_change_required, csrf_failed, not_found, version_conflict, already_converted, payload_too_large, validation_failed, invalid_metadata, too_many_attempts, internal."},
             "detail": {"type": "string"},
             "errors": {"type": "array", "items": {"anyOf": [
                 {"type": "object", "required": ["field", "code", "message"], "properties": {

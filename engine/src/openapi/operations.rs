@@ -1,12 +1,13 @@
 //! The operations that are not one entity's records: metadata, sign-in and one's own session,
-//! tokens and reminders, lead conversion, the knowledge base's import, accounts and the audit
-//! log (for administrators), health and this document.
+//! tokens and reminders, lead and quote conversion, the knowledge base's import, accounts and
+//! the audit log (for administrators), health and this document.
 
 use crm_model::{Action, Catalog, USER_ENTITY};
 use serde_json::{Map, Value as Json, json};
 
 use super::{Op, documents, reference};
 use crate::access::Principal;
+use crate::convert::quote;
 
 /// Names of metadata documents and fields.
 fn ident() -> Json {
@@ -467,6 +468,19 @@ pub(super) fn add(paths: &mut Map<String, Json>, catalog: &Catalog, p: &Principa
                 }))
                 .answers(200, "A result per lead", reference("BulkResults"))
                 .fails(&[409]),
+        );
+    }
+    if catalog.entity(quote::QUOTE).is_some() && catalog.entity(quote::ORDER).is_some() && quote::allowed(p) {
+        path(
+            "/api/v1/quotes/{id}/order",
+            "post",
+            Op::new(
+                "convert_quote",
+                "Turn a quote into an order: its values and a line per quote line, in one transaction; 409 `already_converted` once an order points at the quote",
+            )
+            .path("id", json!({"type": "string", "format": "uuid", "x-target": quote::QUOTE}))
+            .answers(201, "The order created", reference(quote::ORDER))
+            .fails(&[409, 422]),
         );
     }
     if p.is_admin() {

@@ -31,7 +31,7 @@ use crm_model::{Action, Catalog, Entity, USER_ENTITY, Value};
 use crm_rules::Effect;
 use crm_store::records::{self as store, col};
 use crm_store::system::{self, AuditEntry, OutboxEvent};
-use crm_store::{Arg, Record, StoreError, Tx};
+use crm_store::{Arg, On, Record, StoreError, Tx};
 use serde_json::{Map, Value as Json, json};
 use uuid::Uuid;
 
@@ -184,6 +184,7 @@ pub struct Unit<'a> {
     notices: Vec<Notice>,
     also: Vec<Also<'a>>,
     held: Vec<Held>,
+    taken: Vec<Taken>,
     depth: u8,
 }
 
@@ -194,6 +195,15 @@ struct Held {
     id: Uuid,
     version: i64,
     refusal: String,
+}
+
+/// A value no live record may hold in a field when a unit's transaction starts, or the unit
+/// is refused with the error given.
+struct Taken {
+    entity: Arc<Entity>,
+    field: String,
+    value: Value,
+    refusal: ApiError,
 }
 
 /// A place in a unit's preparation.
@@ -243,6 +253,7 @@ impl<'a> Unit<'a> {
             notices: Vec::new(),
             also: Vec::new(),
             held: Vec::new(),
+            taken: Vec::new(),
             depth: 0,
         })
     }
@@ -384,6 +395,14 @@ impl<'a> Unit<'a> {
     /// it after (an undo that rollups of its own writes move on); refused with `refusal`.
     pub(crate) fn hold(&mut self, entity: &Arc<Entity>, id: Uuid, version: i64, refusal: String) {
         self.held.push(Held { entity: entity.clone(), id, version, refusal });
+    }
+
+    /// Refuses the unit with `refusal` if, when its writes begin, a live record of `entity`
+    /// holds `value` in `field` (an order of a quote the unit turns into one). It is checked
+    /// after the holds, which lock their records: two units that hold the same record and
+    /// refuse the same value are written one after the other, and the second is refused.
+    pub(crate) fn refuse_if_taken(&mut self, entity: &Arc<Entity>, field: &str, value: Value, refusal: ApiError) {
+        self.taken.push(Taken { entity: entity.clone(), field: field.to_owned(), value, refusal });
     }
 
     /// The record a change starts from: as this unit left it, or as stored, within the
@@ -694,7 +713,7 @@ impl<'a> Unit<'a> {
     /// Step 10 and 11: writes everything in one transaction, then forgets what the writes
     /// made stale.
     pub async fn commit(self) -> ApiResult<Committed> {
-        let Unit { app, principal, catalog, now, writes, notices, also, held, .. } = self;
+        let Unit { app, principal, catalog, now, writes, notices, also, held, taken, .. } = self;
         if writes.is_empty() && also.is_empty() {
             return Ok(Committed { records: Vec::new() });
         }
@@ -731,6 +750,12 @@ impl<'a> Unit<'a> {
             let stored = store::get_for_update(&mut tx, &hold.entity, hold.id, None).await?;
             if stored.as_ref().map(Record::version) != Some(hold.version) {
                 return Err(ApiError::Conflict(hold.refusal));
+            }
+        }
+        for claim in taken {
+            let field = claim.entity.field(&claim.field).expect("a field the unit was given");
+            if store::value_taken(&mut On::Tx(&mut tx), &claim.entity, field, &claim.value, Uuid::nil()).await? {
+                return Err(claim.refusal);
             }
         }
         let mut inserts = inserts.into_iter().peekable();

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use crm_model::types::Widget;
-use crm_model::{Action, Catalog, Entity, FieldDef, FieldType, catalog::is_system_column};
+use crm_model::{Action, Catalog, Entity, FieldDef, FieldType};
 use serde_json::{Map, Value as Json, json};
 
 use super::view;
@@ -86,7 +86,7 @@ async fn render_form(
                         "help": f.help.as_ref().map(|h| h.get(viewer.locale)),
                         "widget": f.spec().widget,
                         "required": f.required || item.required,
-                        "readonly": item.readonly || read_only.contains(&f.name) || f.spec().generated,
+                        "readonly": item.readonly || read_only.contains(&f.name) || f.kept_by_engine(),
                         "value": view::input_value(f, &value, &viewer.offset),
                         "options": options(&catalog, f, &state.values, viewer, &users),
                         "currency": (f.field_type == FieldType::Money).then(|| f.currency()),
@@ -209,7 +209,7 @@ fn posted_values(entity: &Entity, viewer: &Viewer, form: &Posted) -> Map<String,
         .collect();
     entity
         .live_fields()
-        .filter(|f| !is_system_column(f.name.as_str()) && !f.spec().generated)
+        .filter(|f| !f.kept_by_engine())
         .filter(|f| !read_only.contains(&f.name) && !layout_read_only.contains(&f.name.as_str()))
         .filter_map(|f| {
             let posted = form.all(f.name.as_str());

@@ -100,6 +100,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/e/{entity}/{id}/delete", post(record::delete))
         .route("/e/{entity}/{id}/approval", post(record::approve))
         .route("/e/lead/{id}/convert", post(record::convert))
+        .route("/e/quote/{id}/order", post(record::quote_to_order))
         .route("/merges/{id}/undo", post(merge::undo))
         .route("/search", get(search::page))
         .route("/reports", get(crate::reports::screens::list))

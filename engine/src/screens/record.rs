@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::view::{self, Titles};
 use super::{Posted, Viewer, allowed, html, redirect_with};
 use crate::app::{App, AppState};
+use crate::convert::quote;
 use crate::error::{ApiError, ApiResult};
 use crate::http::extract::ApiPath;
 use crate::kb;
@@ -32,7 +33,8 @@ pub async fn page(
         Err(ApiError::NotFound(why)) => return merged_away(&app, &viewer, &entity_name, &id, why).await,
         found => found?,
     };
-    let merge = records::merge::undoable(&app, &entity_name, found.id(), found.version()).await?;
+    let found_id = found.id();
+    let merge = records::merge::undoable(&app, &entity_name, found_id, found.version()).await?;
     let record = serde_json::to_value(found).map_err(|e| ApiError::Internal(e.into()))?;
     let hidden = viewer.principal.hidden(&entity_name);
     let history = records::history(&app, &viewer.principal, &entity_name, &id).await?;
@@ -94,6 +96,9 @@ pub async fn page(
     let convertible = entity_name == "lead"
         && record.get("status").and_then(Json::as_str) != Some("converted")
         && viewer.principal.access.allows("customer", Action::Create);
+    let to_order = entity_name == quote::QUOTE
+        && quote::allowed(&viewer.principal)
+        && quote::order_of(&app, found_id).await?.is_none();
     let values = json!({
         "entity": entity_name,
         "entity_label": entity.def.label.get(viewer.locale),
@@ -106,6 +111,7 @@ pub async fn page(
         "timeline": timeline,
         "approval": approval,
         "convertible": convertible,
+        "to_order": to_order,
         "prints": crate::print::screens::offered(&app, &viewer, &entity_name),
         "merge": merge.map(|m| json!({"id": m.id, "count": m.losers.len() + 1})),
         "can": allowed(&viewer, &entity_name),
@@ -187,7 +193,7 @@ pub async fn convert(
     ApiPath(id): ApiPath<String>,
     _: Posted,
 ) -> ApiResult<Response> {
-    let conversion = crate::convert::Conversion {
+    let conversion = crate::convert::lead::Conversion {
         ids: vec![Json::from(id.as_str())],
         owner: None,
         customer: None,
@@ -195,7 +201,7 @@ pub async fn convert(
         create_opportunity: true,
         opportunity_name: None,
     };
-    let results = crate::convert::convert(&app, &viewer.principal, &conversion).await?;
+    let results = crate::convert::lead::convert(&app, &viewer.principal, &conversion).await?;
     let back = format!("/e/lead/{id}");
     Ok(match results.into_iter().next().map(|r| r.outcome) {
         Some(records::Outcome::Done(_)) => redirect_with(&back, Some(&viewer.text("lead.converted"))),
@@ -204,6 +210,27 @@ pub async fn convert(
         }
         _ => return Err(ApiError::not_found(format!("no lead `{id}`"))),
     })
+}
+
+/// `POST /e/quote/{id}/order`: the quote becomes an order, which opens; a refusal is said on
+/// the quote.
+pub async fn quote_to_order(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    ApiPath(id): ApiPath<String>,
+    _: Posted,
+) -> ApiResult<Response> {
+    let back = format!("/e/quote/{id}");
+    let message = match quote::to_order(&app, &viewer.principal, &id).await {
+        Ok(order) => {
+            return Ok(redirect_with(&format!("/e/order/{}", order.id()), Some(&viewer.text("quote.converted"))));
+        }
+        Err(ApiError::AlreadyDone { .. }) => viewer.text("error.already_converted"),
+        Err(ApiError::Invalid(errors)) => errors.iter().map(|e| viewer.error_text(e)).collect::<Vec<_>>().join("; "),
+        Err(ApiError::Forbidden { message, .. } | ApiError::Conflict(message)) => message,
+        Err(e) => return Err(e),
+    };
+    Ok(redirect_with(&back, Some(&message)))
 }
 
 /// The related panels the user may see, with their first rows.

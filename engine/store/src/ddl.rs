@@ -3,7 +3,8 @@
 
 use crm_model::catalog::is_system_column;
 use crm_model::plan::TableStep;
-use crm_model::{Catalog, Entity, FieldDef, FieldType, Ident, Storage};
+use crm_model::{Catalog, Entity, FieldDef, FieldType, Ident, Storage, Value};
+use uuid::Uuid;
 
 use crate::sql::{Arg, Dialect, Sql};
 use crate::{StoreError, Tx};
@@ -136,7 +137,7 @@ pub fn statements(dialect: Dialect, catalog: &Catalog, steps: &[TableStep]) -> V
                 sql.push(" WHERE ").ident(field).push(" IS NOT NULL");
                 out.push(sql);
             }
-            TableStep::FillRollup { entity, field } => {
+            TableStep::FillRollup { entity, field, .. } => {
                 let rollup = catalog
                     .entity(entity.as_str())
                     .and_then(|e| e.field(field.as_str()))
@@ -174,10 +175,55 @@ fn create_table(dialect: Dialect, entity: &Entity) -> Sql {
     sql
 }
 
-/// Runs the table steps of a plan in the transaction.
-pub async fn apply(tx: &mut Tx, catalog: &Catalog, steps: &[TableStep]) -> Result<(), StoreError> {
-    for statement in statements(tx.dialect(), catalog, steps) {
-        statement.execute_tx(tx).await?;
+/// A value entered by hand that a new rollup replaced, for the record's history.
+#[derive(Debug, Clone)]
+pub struct Replaced {
+    pub entity: Ident,
+    pub field: Ident,
+    pub id: Uuid,
+    pub before: Value,
+    pub after: Value,
+}
+
+/// Runs the table steps of a plan in the transaction; returns the values entered by hand
+/// that new rollups replaced.
+pub async fn apply(tx: &mut Tx, catalog: &Catalog, steps: &[TableStep]) -> Result<Vec<Replaced>, StoreError> {
+    let mut replaced = Vec::new();
+    for step in steps {
+        if let TableStep::FillRollup { entity, field, replaces: true } = step {
+            replaced.extend(replaced_by_rollup(tx, catalog, entity, field).await?);
+        }
+        for statement in statements(tx.dialect(), catalog, std::slice::from_ref(step)) {
+            statement.execute_tx(tx).await?;
+        }
     }
-    Ok(())
+    Ok(replaced)
+}
+
+/// The records whose value of `entity.field`, entered by hand, differs from the total the
+/// field is about to hold as a rollup: their id, the value and the total.
+async fn replaced_by_rollup(
+    tx: &mut Tx,
+    catalog: &Catalog,
+    entity_name: &Ident,
+    field_name: &Ident,
+) -> Result<Vec<Replaced>, StoreError> {
+    let Some(field) = catalog.entity(entity_name.as_str()).and_then(|e| e.field(field_name.as_str())) else {
+        return Ok(Vec::new());
+    };
+    let rollup = field.rollup.as_ref().expect("the plan's catalog has the rollup");
+    let mut sql = tx.sql();
+    sql.push("SELECT \"id\", ").ident(field_name).push(", (");
+    crate::records::push_total(&mut sql, &rollup.from, &rollup.via, rollup.sum.as_ref());
+    sql.ident(entity_name).push(".\"id\") FROM ").ident(entity_name);
+    sql.push(" WHERE ").ident(field_name).push(" IS NOT NULL");
+    let mut replaced = Vec::new();
+    for row in sql.fetch_all_tx(tx).await? {
+        let (before, after) = (row.value(1, field.storage())?, row.value(2, field.storage())?);
+        if before != after {
+            let id = row.uuid(0)?.ok_or_else(|| StoreError::Corrupt("a record without an id".into()))?;
+            replaced.push(Replaced { entity: entity_name.clone(), field: field_name.clone(), id, before, after });
+        }
+    }
+    Ok(replaced)
 }
