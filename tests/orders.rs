@@ -401,7 +401,7 @@ async fn the_quote_screen_converts_and_opens_the_order(t: TestApp) {
 /// paid amount entered by hand.
 fn previous_core() -> Package {
     let current = Package::core().expect("the core package");
-    let added = ["payment_plan", "collection"];
+    let added = ["payment_plan", "collection", "forecast_snapshot"];
     let mut files = vec![(
         "package.json".to_owned(),
         json!({"name": "core", "version": "1.0.0", "label": {"zh-CN": "标准CRM", "en": "Standard CRM"}}).to_string(),
@@ -409,6 +409,10 @@ fn previous_core() -> Package {
     for (kind, name, mut doc) in current.docs.iter_json() {
         let name = name.as_str();
         if added.contains(&name) || doc["entity"].as_str().is_some_and(|e| added.contains(&e)) {
+            continue;
+        }
+        // Reports and dashboards came with the same version.
+        if matches!(kind.folder(), "reports" | "dashboards") {
             continue;
         }
         match (kind.folder(), name) {

@@ -12,7 +12,8 @@ use support::TestApp;
 backends!(
     reports_add_up_within_the_scope,
     saved_reports_are_shared_with_roles_and_checked,
-    periods_count_from_today_and_numbers_compare_with_the_period_before
+    periods_count_from_today_and_numbers_compare_with_the_period_before,
+    a_weekly_snapshot_keeps_the_forecast_as_it_was
 );
 
 /// The opportunities: (customer, owner, stage, amount, expected close).
@@ -261,4 +262,39 @@ async fn periods_count_from_today_and_numbers_compare_with_the_period_before(t: 
         json!({"entity": "opportunity", "period": {"field": "name", "range": "today"}, "measures": [{"agg": "count"}]});
     let error = t.post("/api/v1/reports/run", wrong).await.expect(400);
     assert!(error["detail"].as_str().unwrap().contains("`/period/field`"), "{error}");
+}
+
+/// Once a week the open deals' forecast is kept per owner and month of expected close; the
+/// snapshot is taken once per week however often the schedule asks, and a rep reads only the
+/// snapshots of their own deals.
+async fn a_weekly_snapshot_keeps_the_forecast_as_it_was(t: TestApp) {
+    let (_, tokens) = deals(&t).await;
+    // Monday 1 December 2025, 07:00 in China: the week's snapshot is due.
+    let monday = chrono::DateTime::parse_from_rfc3339("2025-12-01T07:00:00+08:00").unwrap().with_timezone(&chrono::Utc);
+    let taken = crm::reports::snapshot::take_due(&t.app, monday).await.unwrap();
+    assert_eq!(taken, 3, "rep1 Jan, rep2 Feb, rep1 Mar; the lost and the won deals are not open: {taken}");
+    assert_eq!(crm::reports::snapshot::take_due(&t.app, monday + chrono::TimeDelta::hours(5)).await.unwrap(), 0);
+    let by_month = json!({
+        "entity": "forecast_snapshot",
+        "group_by": [{"field": "close_month", "bucket": "month"}],
+        "measures": [{"agg": "sum", "field": "deals"}, {"agg": "sum", "field": "amount"}, {"agg": "sum", "field": "weighted_amount"}],
+    });
+    let all = t.post("/api/v1/reports/run", by_month.clone()).await.expect(200);
+    let year = "2026";
+    assert_eq!(
+        rows(&all),
+        vec![
+            (vec![json!(format!("{year}-01"))], vec![json!("1"), json!("1000.10"), json!("500.05")]),
+            (vec![json!(format!("{year}-02"))], vec![json!("2"), json!("4500.05"), json!("3250.03")]),
+            (vec![json!(format!("{year}-03"))], vec![json!("1"), json!("300.00"), json!("30.00")]),
+        ],
+        "{all}"
+    );
+    let snapshots = t.list("forecast_snapshot", None, "").await.expect(200);
+    assert!(snapshots["data"].as_array().unwrap().iter().all(|s| s["week"] == "2025-12-01"), "{snapshots}");
+    let mine = t.as_user(&tokens[0], Method::POST, "/api/v1/reports/run", Some(by_month)).await.expect(200);
+    assert_eq!(rows(&mine).len(), 2, "rep1's January and March only: {mine}");
+    // The next week takes another snapshot beside the first.
+    let next = monday + chrono::TimeDelta::days(7);
+    assert_eq!(crm::reports::snapshot::take_due(&t.app, next).await.unwrap(), 3);
 }

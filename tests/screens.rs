@@ -1228,6 +1228,10 @@ async fn the_home_page_is_the_roles_dashboard_and_the_studio_arranges_it(t: Test
     let deal = |owner: &str, stage: &str, amount: &str| json!({"name": "商机", "customer": customer["id"], "owner": owner, "stage": stage, "amount": amount});
     t.create("opportunity", deal(&rep, "proposal", "1234.50")).await;
     t.create("opportunity", deal(&other, "negotiation", "777.00")).await;
+    for (owner, amount) in [(&rep, "3000.00"), (&other, "45000.00")] {
+        let order = t.create("order", json!({"name": "订单", "customer": customer["id"], "owner": owner})).await;
+        t.create("collection", json!({"order": order["id"], "amount": amount, "owner": owner})).await;
+    }
 
     let mut b = Browser::sign_in(&t, "rep", support::USER_PASSWORD).await;
     let home = b.get("/").await;
@@ -1235,6 +1239,10 @@ async fn the_home_page_is_the_roles_dashboard_and_the_studio_arranges_it(t: Test
     assert!(home.contains("我的工作台") && home.contains("今日待办") && home.contains("销售漏斗"), "{home}");
     assert!(home.contains("方案报价") && !home.contains("谈判审核"), "the funnel counts only the rep's deals: {home}");
     assert!(!home.contains("本季度业绩排名"), "the boss's widgets are not the rep's");
+    assert!(
+        home.contains("本月回款金额") && home.contains("3000") && !home.contains("4.5万"),
+        "my collections only: {home}"
+    );
     assert_eq!(b.get("/?board=executive").await.status, StatusCode::NOT_FOUND, "nor is the boss's dashboard");
 
     let mut admin = Browser::sign_in(&t, "admin", support::ADMIN_PASSWORD).await;
@@ -1265,7 +1273,9 @@ async fn the_home_page_is_the_roles_dashboard_and_the_studio_arranges_it(t: Test
                 ("pos_1", "2"),
                 ("pos_2", "3"),
                 ("pos_3", "4"),
-                ("remove_4", "on"),
+                ("pos_4", "5"),
+                ("pos_5", "6"),
+                ("remove_6", "on"),
                 ("add", "list:customer"),
             ],
         )

@@ -754,7 +754,8 @@ async fn floor(
             if op == "dashboard" {
                 // Every report of the manager's dashboard, uncached, at once.
                 let catalog = app.catalog();
-                let board = catalog.docs().dashboards.get("sales_manager").ok_or_else(|| anyhow::anyhow!("no dashboard"))?;
+                let board =
+                    catalog.docs().dashboards.get("sales_manager").ok_or_else(|| anyhow::anyhow!("no dashboard"))?;
                 let now = chrono::Utc::now().with_timezone(&crate::schedule::business_offset());
                 let tree = app.departments().await.map_err(|e| anyhow::anyhow!("{e}"))?;
                 let runs = board.widgets.iter().filter_map(|widget| match widget {

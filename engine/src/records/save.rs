@@ -64,11 +64,13 @@ pub enum Source {
     /// A merge of duplicates, or its undo: the survivor, the losers and every record moved
     /// from a loser to the survivor.
     Merge,
+    /// A job of the schedule, such as the weekly forecast snapshot.
+    Schedule,
 }
 
 impl Source {
     /// Every source, for the places that list them (the API's description).
-    pub const ALL: [Source; 10] = [
+    pub const ALL: [Source; 11] = [
         Source::Api,
         Source::Screen,
         Source::Import,
@@ -79,6 +81,7 @@ impl Source {
         Source::Admin,
         Source::Setup,
         Source::Merge,
+        Source::Schedule,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -93,6 +96,7 @@ impl Source {
             Source::Admin => "admin",
             Source::Setup => "setup",
             Source::Merge => "merge",
+            Source::Schedule => "schedule",
         }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod chart;
 pub mod screens;
+pub mod snapshot;
 
 use std::collections::HashSet;
 
