@@ -4,7 +4,7 @@
 
 use crm_model::changes::ChangeError;
 use crm_model::plan::{self, Plan};
-use crm_model::{Catalog, Docs};
+use crm_model::{Catalog, DocKind, Docs};
 use crm_store::{ddl, system, tasks};
 use uuid::Uuid;
 
@@ -84,6 +84,28 @@ fn replaced_entry(catalog: &Catalog, by: Option<Uuid>, replaced: &ddl::Replaced)
         source: Some(crate::records::Source::Rollup.as_str()),
         changes: serde_json::json!({ replaced.field.as_str(): [json(&replaced.before), json(&replaced.after)] }),
     }
+}
+
+/// Creates or replaces one document, checked against its JSON Schema and the catalog. `name`
+/// is the one it must carry: its `name`, or for the documents of an entity's screens its
+/// `entity`.
+pub async fn put_document(
+    app: &App,
+    by: Option<Uuid>,
+    kind: DocKind,
+    name: &str,
+    doc: &serde_json::Value,
+) -> ApiResult<Plan> {
+    let key = if matches!(kind, DocKind::Layout | DocKind::ListView | DocKind::Related) { "entity" } else { "name" };
+    if doc.get(key).and_then(serde_json::Value::as_str) != Some(name) {
+        return Err(ApiError::bad_request("invalid_body", format!("the document's `{key}` must be `{name}`")));
+    }
+    apply_docs(app, by, |docs| {
+        let mut next = docs.clone();
+        next.insert_json(kind, doc).map_err(ChangeError::Invalid)?;
+        Ok(next)
+    })
+    .await
 }
 
 /// Applies a change to the live metadata. `change` computes the next documents from the

@@ -6,7 +6,7 @@
 use axum::extract::State;
 use axum::response::Response;
 use crm_model::dashboard::{DashboardDoc, Show, Widget};
-use crm_model::{Catalog, Ident, Labels};
+use crm_model::{Catalog, DocKind, Ident, Labels};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
@@ -65,7 +65,7 @@ pub async fn save(
     let before = current(&app, &name)?;
     let doc = arranged(&app.catalog(), &before, &form);
     let json = serde_json::to_value(&doc).map_err(|e| ApiError::Internal(e.into()))?;
-    match super::save(&app, Some(viewer.principal.user_id), &name, &json).await {
+    match crate::metadata::put_document(&app, Some(viewer.principal.user_id), DocKind::Dashboard, &name, &json).await {
         Ok(_) => Ok(redirect_with(&format!("/studio/dashboards/{name}"), Some(&viewer.text("studio.applied")))),
         Err(ApiError::InvalidMetadata(errors)) => {
             page(&app, &viewer, &doc, errors.iter().map(ToString::to_string).collect()).map(unprocessable)

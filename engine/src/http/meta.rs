@@ -167,21 +167,11 @@ pub async fn put_doc(
 ) -> ApiResult<Response> {
     p.require_admin()?;
     let kind = doc_kind(&kind)?;
-    let named =
-        matches!(kind, DocKind::StageSet | DocKind::Role | DocKind::Script | DocKind::Report | DocKind::Dashboard);
-    let key = if named { "name" } else { "entity" };
-    if body.get(key).and_then(Json_::as_str) != Some(name.as_str()) {
-        return Err(ApiError::bad_request("invalid_body", format!("the document's `{key}` must be `{name}`")));
-    }
-    if !named && app.catalog().entity(&name).is_none() {
+    let screens = matches!(kind, DocKind::Layout | DocKind::ListView | DocKind::Related);
+    if screens && app.catalog().entity(&name).is_none() {
         return Err(ApiError::not_found(format!("no entity `{name}`")));
     }
-    let plan = apply_docs(&app, Some(p.user_id), |docs| {
-        let mut next = docs.clone();
-        next.insert_json(kind, &body).map_err(changes::ChangeError::Invalid)?;
-        Ok(next)
-    })
-    .await?;
+    let plan = crate::metadata::put_document(&app, Some(p.user_id), kind, &name, &body).await?;
     let doc = app.catalog().docs().get_json(kind, &name).unwrap_or_default();
     Ok(Json(json!({"document": doc, "plan": plan.describe()})).into_response())
 }

@@ -37,7 +37,7 @@ pub async fn put(
     ApiJson(body): ApiJson<Json_>,
 ) -> ApiResult<Response> {
     p.require_admin()?;
-    let plan = crate::print::save_template(&app, Some(p.user_id), &name, &body).await?;
+    let plan = crate::metadata::put_document(&app, Some(p.user_id), DocKind::PrintTemplate, &name, &body).await?;
     let doc = app.catalog().docs().get_json(DocKind::PrintTemplate, &name).unwrap_or_default();
     Ok(Json(json!({"document": doc, "plan": plan.describe()})).into_response())
 }

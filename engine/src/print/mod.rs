@@ -9,7 +9,7 @@ pub mod screens;
 
 use crm_model::changes::ChangeError;
 use crm_model::plan::Plan;
-use crm_model::{Catalog, DocKind, Entity, PrintTemplateDoc};
+use crm_model::{Catalog, Entity, PrintTemplateDoc};
 use minijinja::value::Value;
 use minijinja::{AutoEscape, Environment, Error, ErrorKind};
 use serde_json::{Map, Value as Json, json};
@@ -104,19 +104,6 @@ pub fn template<'c>(catalog: &'c Catalog, entity: &str, name: Option<&str>) -> A
         None => templates.into_iter().next(),
     };
     chosen.ok_or_else(|| ApiError::not_found(format!("no print template for `{entity}`")))
-}
-
-/// Creates or replaces a print template named `name` (the document must say so).
-pub async fn save_template(app: &App, by: Option<Uuid>, name: &str, doc: &Json) -> ApiResult<Plan> {
-    if doc.get("name").and_then(Json::as_str) != Some(name) {
-        return Err(ApiError::bad_request("invalid_body", format!("the document's `name` must be `{name}`")));
-    }
-    crate::metadata::apply_docs(app, by, |docs| {
-        let mut next = docs.clone();
-        next.insert_json(DocKind::PrintTemplate, doc).map_err(ChangeError::Invalid)?;
-        Ok(next)
-    })
-    .await
 }
 
 /// Removes a print template; its history keeps it, so a rollback brings it back.

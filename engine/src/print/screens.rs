@@ -154,7 +154,8 @@ pub async fn save(
             Err(error) => editor(&app, &viewer, &name, shown, vec![error], None).map(crate::screens::unprocessable),
         };
     }
-    match super::save_template(&app, Some(viewer.principal.user_id), &name, &doc).await {
+    let by = Some(viewer.principal.user_id);
+    match crate::metadata::put_document(&app, by, crm_model::DocKind::PrintTemplate, &name, &doc).await {
         Ok(_) => Ok(redirect_with(&format!("/studio/prints/{name}"), Some(&viewer.text("studio.applied")))),
         Err(crate::error::ApiError::InvalidMetadata(errors)) => {
             let errors = errors.iter().map(ToString::to_string).collect();
