@@ -1243,3 +1243,86 @@ async fn print_a_quote() {
     .await;
     ui.close().await;
 }
+
+/// The report builder: a module chosen loads its choices; each change shows the result in
+/// place (no page load), a bar of the chart leads to the records behind it, and the design is
+/// saved under a name and opens as a report of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn build_a_report_and_drill_into_a_bar() {
+    let Some((t, ui)) = start("build_a_report_and_drill_into_a_bar", DESKTOP).await else { return };
+    let customer = t.create("customer", json!({"name": "北京报表测试有限公司"})).await;
+    for (stage, amount) in [("proposal", "800.00"), ("proposal", "200.00"), ("won", "5000.00")] {
+        let deal = json!({"name": "报表商机", "customer": customer["id"], "stage": stage, "amount": amount});
+        t.create("opportunity", deal).await;
+    }
+    ui.check(async {
+        ui.sign_in("/reports").await;
+        ui.navigating(ui.click("a#new-report")).await;
+        assert_eq!(ui.location().await, "/reports/build");
+        ui.navigating(ui.select("#rb-entity", "opportunity")).await;
+        assert!(ui.exists("#rb-group1").await, "the module's groups are offered");
+        // From here on the result changes in place: the page is not loaded again.
+        ui.eval::<Value>("window.__same_page = true").await;
+        ui.select("#rb-group1", "stage").await;
+        ui.wait("document.querySelectorAll('#report-preview table tbody tr').length === 2", "a row per stage").await;
+        ui.select("#rb-measure2", "sum:amount").await;
+        ui.wait("document.querySelector('#report-preview table').textContent.includes('1000.00')", "the sum").await;
+        ui.select("#rb-chart", "pie").await;
+        ui.wait("document.querySelectorAll('#report-preview svg .chart-slice').length === 2", "a pie").await;
+        assert!(ui.eval::<bool>("window.__same_page === true").await, "no page load while designing");
+        assert!(ui.location().await.contains("chart=pie"), "the address keeps the design");
+
+        ui.fill("#rb-label", "阶段金额").await;
+        ui.click("#report-save input[value=sales_rep]").await;
+        ui.navigating(ui.click("#save-report")).await;
+        assert!(ui.location().await.starts_with("/reports/u_"), "{}", ui.location().await);
+        assert_eq!(ui.text("h1").await, "阶段金额");
+        assert_eq!(ui.count("svg .chart-slice").await, 2);
+
+        // A slice leads to the list of the deals behind it.
+        let href: String = ui
+            .eval("[...document.querySelectorAll('svg a')].find(a => a.textContent.includes('方案报价')).getAttribute('href')")
+            .await;
+        ui.goto(&href).await;
+        assert!(ui.location().await.starts_with("/e/opportunity?filter="));
+        assert!(ui.exists("#drill-notice").await);
+        assert_eq!(ui.count("table tbody tr[data-id]").await, 2, "the two proposals");
+        ui.navigating(ui.click("#drill-notice a")).await;
+        assert_eq!(ui.count("table tbody tr[data-id]").await, 3, "all deals again");
+    })
+    .await;
+    ui.close().await;
+}
+
+/// The home page is the role's dashboard, drawn as charts in the page; it fits a phone, and a
+/// figure of the funnel opens the deals behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dashboard_draws_its_charts_and_fits_a_phone() {
+    let Some((t, ui)) = start("a_dashboard_draws_its_charts_and_fits_a_phone", PHONE).await else { return };
+    let customer = t.create("customer", json!({"name": "广州看板测试有限公司"})).await;
+    for (name, stage, amount) in [("看板方案商机", "proposal", "1500.00"), ("看板谈判商机", "negotiation", "2500.00")]
+    {
+        let deal = json!({"name": name, "customer": customer["id"], "stage": stage, "amount": amount});
+        t.create("opportunity", deal).await;
+    }
+    ui.check(async {
+        ui.sign_in("/?board=sales_manager").await;
+        assert_eq!(ui.count(".dashboard .widget").await, 10, "the morning view's ten widgets");
+        let charts = ui.count(".dashboard .widget[data-kind=chart] svg.chart").await;
+        assert!(charts >= 2, "its reports are drawn in the page: {charts}");
+        if let Some(wide) = ui.too_wide(PHONE.width).await {
+            panic!("the dashboard does not fit a phone: {wide}");
+        }
+        ui.goto("/?board=executive").await;
+        assert!(ui.count(".dashboard svg.chart").await >= 3);
+        let funnel: String = ui
+            .eval("[...document.querySelectorAll('.dashboard svg a')].find(a => a.textContent.includes('谈判审核'))?.getAttribute('href') ?? ''")
+            .await;
+        assert!(funnel.starts_with("/e/opportunity?filter="), "a funnel's stage links to its deals: {funnel:?}");
+        ui.goto(&funnel).await;
+        let listed = ui.text("main").await;
+        assert!(listed.contains("看板谈判商机") && !listed.contains("看板方案商机"), "only the deal in negotiation: {listed}");
+    })
+    .await;
+    ui.close().await;
+}

@@ -5,7 +5,10 @@
 
 mod support;
 
+use std::io::Cursor;
+
 use axum::http::Method;
+use calamine::{Data, Reader, Xlsx};
 use serde_json::{Value, json};
 use support::TestApp;
 
@@ -13,7 +16,8 @@ backends!(
     reports_add_up_within_the_scope,
     saved_reports_are_shared_with_roles_and_checked,
     periods_count_from_today_and_numbers_compare_with_the_period_before,
-    a_weekly_snapshot_keeps_the_forecast_as_it_was
+    a_weekly_snapshot_keeps_the_forecast_as_it_was,
+    reports_users_save_stay_private_until_shared_and_drill_into_their_records
 );
 
 /// The opportunities: (customer, owner, stage, amount, expected close).
@@ -297,4 +301,106 @@ async fn a_weekly_snapshot_keeps_the_forecast_as_it_was(t: TestApp) {
     // The next week takes another snapshot beside the first.
     let next = monday + chrono::TimeDelta::days(7);
     assert_eq!(crm::reports::snapshot::take_due(&t.app, next).await.unwrap(), 3);
+}
+
+/// The records behind each row of a report, through the list API with the row's `filter`:
+/// their count, and the sum of their amounts.
+async fn behind(t: &TestApp, row: &Value) -> (usize, f64) {
+    let list = t.list("opportunity", Some(row["filter"].clone()), "fields=amount").await.expect(200);
+    let records = list["data"].as_array().unwrap();
+    let sum = records.iter().map(|r| r["amount"].as_str().unwrap_or("0").parse::<f64>().unwrap()).sum();
+    (records.len(), sum)
+}
+
+async fn reports_users_save_stay_private_until_shared_and_drill_into_their_records(t: TestApp) {
+    let (_, tokens) = deals(&t).await;
+    let rep = &tokens[0];
+    let (_, boss) = t.user("boss", &["manager"], None).await;
+    let design = json!({
+        "label": {"zh-CN": "各阶段商机", "en": "Deals by stage"},
+        "entity": "opportunity",
+        "filter": {"field": "stage", "op": "ne", "value": "lost"},
+        "group_by": [{"field": "stage"}],
+        "measures": [{"agg": "count"}, {"agg": "sum", "field": "amount"}],
+        "chart": "funnel",
+    });
+    // Only a role that may build reports saves one.
+    t.as_user(rep, Method::POST, "/api/v1/reports", Some(json!({"report": design}))).await.expect(403);
+    let saved = t.as_user(&boss, Method::POST, "/api/v1/reports", Some(json!({"report": design}))).await.expect(201);
+    let name = saved["name"].as_str().unwrap().to_owned();
+    assert!(name.starts_with("u_"), "{name}");
+    let path = format!("/api/v1/reports/{name}");
+    let mine = t.as_user(&boss, Method::GET, &path, None).await.expect(200);
+    assert_eq!(mine["label"]["zh-CN"], "各阶段商机");
+    // Private: the rep neither runs nor lists it.
+    t.as_user(rep, Method::GET, &path, None).await.expect(404);
+    let listed = t.as_user(rep, Method::GET, "/api/v1/reports", None).await.expect(200);
+    assert!(!listed["data"].as_array().unwrap().iter().any(|r| r["name"] == name.as_str()));
+    // Shared with reps, it runs in the rep's scope; only its owner changes or deletes it.
+    let share = json!({"report": design, "roles": ["sales_rep"]});
+    t.as_user(&boss, Method::PUT, &path, Some(share.clone())).await.expect(200);
+    t.as_user(rep, Method::PUT, &path, Some(share)).await.expect(403);
+    t.as_user(rep, Method::DELETE, &path, None).await.expect(403);
+    let theirs = t.as_user(rep, Method::GET, &path, None).await.expect(200);
+    let total: f64 = theirs["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["values"][1].as_str().unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert!((total - 3300.10).abs() < 0.001, "rep1's own deals but lost: {total}");
+    let unknown = json!({"report": design, "roles": ["no_such_role"]});
+    t.as_user(&boss, Method::PUT, &path, Some(unknown)).await.expect(422);
+    let mut wrong = design.clone();
+    wrong["measures"] = json!([{"agg": "sum", "field": "name"}]);
+    t.as_user(&boss, Method::POST, "/api/v1/reports", Some(json!({"report": wrong}))).await.expect(400);
+
+    // The boss reads the deals of their department, which has none; an administrator reads
+    // them all. Each row's filter lists exactly the records it counts.
+    assert_eq!(mine["rows"], json!([]));
+    let all = t.get(&path).await.expect(200);
+    let rows = all["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 4);
+    for row in rows {
+        let (count, sum) = behind(&t, row).await;
+        assert_eq!(count as u64, row["values"][0].as_u64().unwrap(), "{row}");
+        assert!((sum - row["values"][1].as_str().unwrap().parse::<f64>().unwrap()).abs() < 0.001, "{row}");
+    }
+    // Date buckets drill into their days: months of expected close, weeks and days of creation.
+    for (field, bucket) in
+        [("expected_close", "month"), ("expected_close", "quarter"), ("created_at", "week"), ("created_at", "day")]
+    {
+        let by_date = json!({"entity": "opportunity", "group_by": [{"field": field, "bucket": bucket}], "measures": [{"agg": "count"}]});
+        let result = t.post("/api/v1/reports/run", by_date).await.expect(200);
+        let rows = result["rows"].as_array().unwrap();
+        assert!(!rows.is_empty());
+        for row in rows {
+            assert_eq!(
+                behind(&t, row).await.0 as u64,
+                row["values"][0].as_u64().unwrap(),
+                "{field} by {bucket}: {row}"
+            );
+        }
+    }
+    // A group read through a lookup has no list of its own to drill into.
+    let through = json!({"entity": "opportunity", "group_by": [{"through": "customer", "field": "industry"}], "measures": [{"agg": "count"}]});
+    let result = t.post("/api/v1/reports/run", through).await.expect(200);
+    assert!(result["rows"].as_array().unwrap().iter().all(|r| r["filter"].is_null()));
+
+    // The table as a workbook: headings in Chinese, amounts as numbers.
+    let file = t.get(&format!("{path}/export.xlsx")).await;
+    assert_eq!(file.status.as_u16(), 200);
+    let mut book = Xlsx::new(Cursor::new(file.bytes)).expect("a workbook");
+    let sheet = book.worksheet_range_at(0).unwrap().unwrap();
+    let cells: Vec<Vec<Data>> = sheet.rows().map(<[Data]>::to_vec).collect();
+    assert_eq!(
+        cells[0],
+        vec![Data::String("销售阶段".into()), Data::String("数量".into()), Data::String("预计金额合计".into())]
+    );
+    assert_eq!(cells.len(), 5, "a heading and four stages");
+    let negotiation = cells.iter().find(|r| r[0] == Data::String("谈判审核".into())).expect("negotiation");
+    assert_eq!(negotiation[1..], [Data::Float(1.0), Data::Float(4000.0)]);
+
+    t.as_user(&boss, Method::DELETE, &path, None).await.expect(204);
+    t.as_user(&boss, Method::GET, &path, None).await.expect(404);
 }

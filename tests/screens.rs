@@ -28,6 +28,7 @@ backends!(
     duplicate_rules_and_their_review_on_screen,
     a_report_shows_its_chart_and_table_in_the_viewers_scope,
     the_home_page_is_the_roles_dashboard_and_the_studio_arranges_it,
+    a_manager_builds_a_report_saves_it_and_drills_into_its_records,
 );
 
 /// A browser signed in with a session cookie.
@@ -1213,7 +1214,8 @@ async fn a_report_shows_its_chart_and_table_in_the_viewers_scope(t: TestApp) {
     let page = ok(&page);
     assert!(page.contains("<svg") && page.contains("赢单: 1"), "the server's chart, inline: {page}");
     assert!(!page.contains("<b>按阶段"), "labels are escaped in the chart and the page: {page}");
-    assert!(page.contains("<td>赢单</td><td class=\"number\">1</td><td class=\"number\">12000.00</td>"), "{page}");
+    let won = between(page, "<td>赢单</td>", "</tr>").expect("a row of won deals");
+    assert!(won.contains(">1</a></td>") && won.contains(">12000.00</a></td>"), "each figure links to its deals: {won}");
     assert!(page.contains("方案报价") && !page.contains("999.00"), "only the rep's own deals");
     assert_eq!(b.get("/reports/nothing_here").await.status, StatusCode::NOT_FOUND);
 }
@@ -1292,4 +1294,98 @@ async fn the_home_page_is_the_roles_dashboard_and_the_studio_arranges_it(t: Test
     wrong["widgets"] = json!([{"kind": "report", "report": "no_such_report"}]);
     t.put("/api/v1/meta/dashboards/sales_rep", wrong).await.expect(422);
     assert_eq!(t.get("/api/v1/meta/dashboards/sales_rep").await.expect(200), json);
+}
+
+/// An `href` of a page as the browser follows it: minijinja escapes `/` and `&` in values.
+fn unescaped(href: &str) -> String {
+    href.replace("&#x2f;", "/").replace("&amp;", "&")
+}
+
+/// The report builder: a rep may not build; a manager previews a design (its chart and
+/// table in their scope), is told what is wrong with one that cannot run, saves it shared
+/// with reps, changes it and deletes it; a figure leads to the list of its records.
+async fn a_manager_builds_a_report_saves_it_and_drills_into_its_records(t: TestApp) {
+    let (rep, _) = t.user("rep", &["sales_rep"], None).await;
+    let (other, _) = t.user("other", &["sales_rep"], None).await;
+    t.user("boss", &["manager"], None).await;
+    let customer = t.create("customer", json!({"name": "华东重工集团", "owner": rep})).await;
+    for (owner, stage, amount) in [
+        (&rep, "won", "12000.00"),
+        (&rep, "proposal", "500.00"),
+        (&rep, "proposal", "700.00"),
+        (&other, "proposal", "999.00"),
+    ] {
+        let deal =
+            json!({"name": "商机", "customer": customer["id"], "owner": owner, "stage": stage, "amount": amount});
+        t.create("opportunity", deal).await;
+    }
+    // The boss's department is theirs alone: make everyone's deals theirs to read.
+    let mut manager = t.get("/api/v1/meta/roles/manager").await.expect(200);
+    manager["entities"]["opportunity"]["scope"] = json!("all");
+    t.put("/api/v1/meta/roles/manager", manager).await.expect(200);
+
+    let mut r = Browser::sign_in(&t, "rep", support::USER_PASSWORD).await;
+    assert_eq!(r.get("/reports/build").await.status, StatusCode::FORBIDDEN, "a rep's role does not build reports");
+    let reports = r.get("/reports").await;
+    assert!(!ok(&reports).contains("/reports/build"));
+
+    let mut b = Browser::sign_in(&t, "boss", support::USER_PASSWORD).await;
+    let reports = b.get("/reports").await;
+    assert!(ok(&reports).contains("href=\"/reports/build\""), "{}", reports.text);
+    let start = b.get("/reports/build").await;
+    assert!(ok(&start).contains("先选择一个模块"), "{}", start.text);
+    let design = "entity=opportunity&group1=stage&measure=count&measure=sum%3Aamount&chart=bar";
+    let preview = b.get(&format!("/reports/build?{design}")).await;
+    let preview = ok(&preview);
+    assert!(preview.contains("<svg") && preview.contains("方案报价"), "{preview}");
+    let proposal = between(preview, "<td>方案报价</td>", "</tr>").expect("a row of proposals");
+    assert!(proposal.contains(">3</a>") && proposal.contains(">2199.00</a>"), "all three proposals: {proposal}");
+    let wrong = b.get("/reports/build?entity=opportunity&group1=stage&measure=sum%3Aname").await;
+    assert!(ok(&wrong).contains("这个报表的设置无法运行"), "{}", wrong.text);
+
+    // A figure leads to the records behind it, and only those.
+    let href = between(&proposal, "<a href=\"", "\"").expect("a link");
+    let drilled = b.get(&unescaped(&href)).await;
+    let drilled = ok(&drilled);
+    assert_eq!(row_ids(drilled).len(), 3, "the three proposals: {drilled}");
+    assert!(drilled.contains("只显示报表中这一项背后的记录"), "{drilled}");
+
+    // Saving needs a name; saved, it is shared with reps, who run it in their scope.
+    let fields = [("entity", "opportunity"), ("group1", "stage"), ("measure", "sum:amount"), ("chart", "funnel")];
+    let unnamed = b.post("/reports/build", &fields).await;
+    assert_eq!(unnamed.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(unnamed.text.contains("请给报表起个名字"), "{}", unnamed.text);
+    let mut named = fields.to_vec();
+    named.extend([("label", "我的漏斗"), ("roles", "sales_rep")]);
+    let saved = b.post("/reports/build", &named).await;
+    let location = saved.location.clone().expect("to the saved report");
+    assert!(location.starts_with("/reports/u_"), "{location}");
+    let page = b.follow(saved).await;
+    let page = ok(&page);
+    assert!(page.contains("我的漏斗") && page.contains("id=\"edit-report\"") && page.contains("2199.00"), "{page}");
+    let name = location.trim_start_matches("/reports/").to_owned();
+
+    let reports = r.get("/reports").await;
+    assert!(ok(&reports).contains("我的漏斗") && reports.text.contains("共享给我"), "{}", reports.text);
+    let theirs = r.get(&location).await;
+    let theirs = ok(&theirs);
+    assert!(theirs.contains("1200.00") && !theirs.contains("2199.00"), "the rep's own proposals: {theirs}");
+    assert!(!theirs.contains("id=\"edit-report\""), "only its owner changes it");
+    assert_eq!(r.post(&format!("/reports/{name}/delete"), &[]).await.status, StatusCode::FORBIDDEN);
+    let export = r.get(&format!("{location}/export.xlsx")).await;
+    assert_eq!(export.status, StatusCode::OK);
+    assert!(export.content_type.as_deref().is_some_and(|c| c.contains("spreadsheetml")));
+
+    // Changing it opens the builder with its design; the change keeps its name.
+    let edit = b.get(&format!("/reports/build?report={name}")).await;
+    let edit = ok(&edit);
+    assert!(edit.contains("value=\"我的漏斗\"") && edit.contains("<option value=\"stage\" selected>"), "{edit}");
+    let mut changed = named.clone();
+    changed.retain(|(k, _)| *k != "chart");
+    changed.extend([("chart", "bar"), ("report", name.as_str())]);
+    let resaved = b.post("/reports/build", &changed).await;
+    assert_eq!(resaved.location.as_deref(), Some(location.as_str()));
+    let deleted = b.post(&format!("/reports/{name}/delete"), &[]).await;
+    assert_eq!(deleted.location.as_deref(), Some("/reports"));
+    assert_eq!(b.get(&location).await.status, StatusCode::NOT_FOUND);
 }

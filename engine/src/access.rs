@@ -57,6 +57,11 @@ impl Principal {
         self.access.admin
     }
 
+    /// Whether the user may build reports and save them.
+    pub fn builds_reports(&self) -> bool {
+        self.access.build_reports
+    }
+
     pub fn require_admin(&self) -> ApiResult<()> {
         if self.is_admin() { Ok(()) } else { Err(ApiError::forbidden("this needs an administrator")) }
     }

@@ -86,7 +86,7 @@ fn write_csv_row<'a>(out: &mut csv::Writer<Vec<u8>>, cells: impl Iterator<Item =
 
 /// One value as exported.
 #[derive(Debug, Clone, PartialEq)]
-enum Out {
+pub enum Out {
     Blank,
     Text(String),
     /// A number and the Excel number format it is shown with.
@@ -287,6 +287,14 @@ impl Sink {
             Sink::Xlsx(mut sheet) => sheet.book.save_to_buffer().map_err(xlsx_error),
         }
     }
+}
+
+/// A workbook of one sheet holding a header and a few rows (a report's table, say).
+pub fn xlsx_bytes(header: &[String], rows: &[Vec<Out>]) -> ApiResult<Vec<u8>> {
+    let mut sheet = Sheet::new();
+    sheet.start(header, rows).map_err(xlsx_error)?;
+    sheet.rows(rows, 0).map_err(xlsx_error)?;
+    sheet.book.save_to_buffer().map_err(xlsx_error)
 }
 
 fn xlsx_error(error: XlsxError) -> ApiError {

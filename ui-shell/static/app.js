@@ -438,3 +438,35 @@ if (finder) {
     }, 200);
   });
 }
+
+// The report builder shows the result as the design changes: the page of the new design is
+// fetched and its result, the save form's copy of the design and the export link are put in
+// place, so what is typed in the save form stays. A new module changes the choices: the
+// whole page loads.
+const builder = document.getElementById("report-builder");
+if (builder) {
+  let latest = 0;
+  builder.addEventListener("change", async (event) => {
+    if (event.target.matches("[data-reload]")) {
+      builder.requestSubmit();
+      return;
+    }
+    const query = new URLSearchParams(new FormData(builder)).toString();
+    const asked = ++latest;
+    builder.parentElement.classList.add("loading");
+    try {
+      const response = await fetch(`/reports/build?${query}`, { headers: { Accept: "text/html" } });
+      const page = new DOMParser().parseFromString(await response.text(), "text/html");
+      if (asked !== latest) return;
+      for (const id of ["report-preview", "report-design"]) {
+        const fresh = page.getElementById(id);
+        if (fresh) document.getElementById(id)?.replaceWith(fresh);
+      }
+      const link = page.getElementById("export-design");
+      if (link) document.getElementById("export-design")?.setAttribute("href", link.getAttribute("href"));
+      history.replaceState(null, "", `/reports/build?${query}`);
+    } finally {
+      if (asked === latest) builder.parentElement.classList.remove("loading");
+    }
+  });
+}

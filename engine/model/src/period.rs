@@ -28,6 +28,21 @@ pub enum Period {
 }
 
 impl Period {
+    pub const ALL: [Period; 12] = [
+        Period::Today,
+        Period::Yesterday,
+        Period::ThisWeek,
+        Period::LastWeek,
+        Period::ThisMonth,
+        Period::LastMonth,
+        Period::NextMonth,
+        Period::ThisQuarter,
+        Period::LastQuarter,
+        Period::NextQuarter,
+        Period::ThisYear,
+        Period::LastYear,
+    ];
+
     /// The first day of the period and the first day after it, for a user whose today is
     /// `today`; weeks start on Monday.
     pub fn range(self, today: NaiveDate) -> (NaiveDate, NaiveDate) {
@@ -76,19 +91,25 @@ impl Period {
     /// date-time with the user's local midnights.
     pub fn condition(self, field: &FieldDef, today: NaiveDate, offset: FixedOffset) -> Json {
         let (from, until) = self.range(today);
-        let bound = |day: NaiveDate| match field.storage() {
-            Storage::Datetime => {
-                let midnight = day.and_hms_opt(0, 0, 0).expect("midnight exists");
-                let local = midnight.and_local_timezone(offset).single().expect("a fixed offset is unambiguous");
-                json!(local.to_rfc3339_opts(SecondsFormat::Secs, false))
-            }
-            _ => json!(day.format("%Y-%m-%d").to_string()),
-        };
-        json!({"and": [
-            {"field": field.name, "op": "gte", "value": bound(from)},
-            {"field": field.name, "op": "lt", "value": bound(until)},
-        ]})
+        days_condition(field, from, until, offset)
     }
+}
+
+/// The filter-tree node for `field` from the day `from` up to, not including, `until`; a
+/// date-time is compared at local midnights of `offset`.
+pub fn days_condition(field: &FieldDef, from: NaiveDate, until: NaiveDate, offset: FixedOffset) -> Json {
+    let bound = |day: NaiveDate| match field.storage() {
+        Storage::Datetime => {
+            let midnight = day.and_hms_opt(0, 0, 0).expect("midnight exists");
+            let local = midnight.and_local_timezone(offset).single().expect("a fixed offset is unambiguous");
+            json!(local.to_rfc3339_opts(SecondsFormat::Secs, false))
+        }
+        _ => json!(day.format("%Y-%m-%d").to_string()),
+    };
+    json!({"and": [
+        {"field": field.name, "op": "gte", "value": bound(from)},
+        {"field": field.name, "op": "lt", "value": bound(until)},
+    ]})
 }
 
 #[cfg(test)]

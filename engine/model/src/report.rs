@@ -6,16 +6,17 @@
 
 use std::collections::HashSet;
 
-use chrono::{DateTime, FixedOffset};
+use chrono::{DateTime, Duration, FixedOffset, Months, NaiveDate};
 use serde::{Deserialize, Serialize};
-use serde_json::Value as Json;
+use serde_json::{Value as Json, json};
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, Entity};
 use crate::filter::{Filter, QueryError};
 use crate::ident::Ident;
 use crate::meta::{FieldDef, Labels};
-use crate::period::Period;
+use crate::period::{self, Period};
 use crate::types::{FieldType, Storage};
+use crate::value::{self, Value};
 
 /// Most groups a report returns.
 pub const MAX_ROWS: u32 = 1000;
@@ -101,6 +102,30 @@ pub enum Bucket {
     Year,
 }
 
+impl Bucket {
+    /// The days a bucket's key stands for, as the store writes keys: `2026-11-30` (a day, or
+    /// the Monday of a week), `2026-11`, `2026-Q4`, `2026`. The first day and the day after
+    /// the last.
+    pub fn days(self, key: &str) -> Option<(NaiveDate, NaiveDate)> {
+        let first = |text: &str| NaiveDate::parse_from_str(text, "%Y-%m-%d").ok();
+        match self {
+            Bucket::Day => first(key).map(|d| (d, d + Duration::days(1))),
+            Bucket::Week => first(key).map(|d| (d, d + Duration::days(7))),
+            Bucket::Month => first(&format!("{key}-01")).map(|d| (d, d + Months::new(1))),
+            Bucket::Quarter => {
+                let (year, quarter) = key.split_once("-Q")?;
+                let quarter: u32 = quarter.parse().ok().filter(|q| (1..=4).contains(q))?;
+                let d = NaiveDate::from_ymd_opt(year.parse().ok()?, quarter * 3 - 2, 1)?;
+                Some((d, d + Months::new(3)))
+            }
+            Bucket::Year => {
+                let d = NaiveDate::from_ymd_opt(key.parse().ok()?, 1, 1)?;
+                Some((d, d + Months::new(12)))
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Measure {
@@ -168,6 +193,43 @@ pub struct Aggregate {
     pub limit: u32,
     /// The user's offset from UTC in minutes: date buckets of date-times are local days.
     pub offset_minutes: i32,
+}
+
+/// The filter tree of the records behind one row of a report — its filter, its period and
+/// the row's keys — for the list a user drills into (the list adds the user's scope, as it
+/// always does). None when a group is read through a lookup: a list filters on the entity's
+/// own columns.
+pub fn drill(
+    doc: &ReportDoc,
+    entity: &Entity,
+    groups: &[GroupKey],
+    keys: &[Value],
+    now: DateTime<FixedOffset>,
+) -> Option<Json> {
+    let mut conditions: Vec<Json> = doc.filter.iter().cloned().collect();
+    if let Some(period) = &doc.period {
+        let field = entity.field(period.field.as_str())?;
+        conditions.push(period.range.condition(field, now.date_naive(), *now.offset()));
+    }
+    for (group, key) in groups.iter().zip(keys) {
+        if group.through.is_some() {
+            return None;
+        }
+        let name = group.field.name.as_str();
+        conditions.push(match (group.bucket, key) {
+            (_, Value::Null) => json!({"field": name, "op": "is_null", "value": true}),
+            (Some(bucket), Value::Text(text)) => {
+                let (from, until) = bucket.days(text)?;
+                period::days_condition(&group.field, from, until, *now.offset())
+            }
+            (Some(_), _) => return None,
+            (None, key) => json!({"field": name, "op": "eq", "value": value::to_json(&group.field, key)}),
+        });
+    }
+    Some(match conditions.len() {
+        1 => conditions.remove(0),
+        _ => json!({ "and": conditions }),
+    })
 }
 
 /// The stages of a stage field in the order of its stage sets, each once.
@@ -288,4 +350,22 @@ pub fn compile(
     let limit = doc.limit.unwrap_or(MAX_ROWS).clamp(1, MAX_ROWS);
     let offset_minutes = now.offset().local_minus_utc() / 60;
     Ok(Aggregate { groups, measures, filter, order: doc.order, limit, offset_minutes })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bucket_key_stands_for_its_days() {
+        let days = |bucket: Bucket, key: &str| bucket.days(key).map(|(a, b)| (a.to_string(), b.to_string()));
+        let range = |a: &str, b: &str| Some((a.to_owned(), b.to_owned()));
+        assert_eq!(days(Bucket::Day, "2026-11-30"), range("2026-11-30", "2026-12-01"));
+        assert_eq!(days(Bucket::Week, "2026-11-30"), range("2026-11-30", "2026-12-07"));
+        assert_eq!(days(Bucket::Month, "2026-12"), range("2026-12-01", "2027-01-01"));
+        assert_eq!(days(Bucket::Quarter, "2026-Q4"), range("2026-10-01", "2027-01-01"));
+        assert_eq!(days(Bucket::Year, "2026"), range("2026-01-01", "2027-01-01"));
+        assert_eq!(days(Bucket::Quarter, "2026-Q5"), None);
+        assert_eq!(days(Bucket::Month, "late"), None);
+    }
 }

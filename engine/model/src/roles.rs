@@ -65,6 +65,9 @@ pub struct RoleDoc {
     /// Administrators may do everything, including changing metadata and accounts.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub admin: bool,
+    /// May build reports in the browser and save them, private or shared with roles.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub build_reports: bool,
     /// Entities the role may use; an entity not listed is invisible to it.
     #[serde(default)]
     pub entities: BTreeMap<Ident, Grant>,
@@ -90,6 +93,7 @@ impl EntityAccess {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Access {
     pub admin: bool,
+    pub build_reports: bool,
     entities: HashMap<Ident, EntityAccess>,
 }
 
@@ -101,6 +105,7 @@ impl Access {
         let mut grants: HashMap<&Ident, Vec<&Grant>> = HashMap::new();
         for role in roles {
             access.admin |= role.admin;
+            access.build_reports |= role.admin || role.build_reports;
             for (entity, grant) in &role.entities {
                 grants.entry(entity).or_default().push(grant);
             }

@@ -67,7 +67,7 @@ async fn draw(app: &App, viewer: &Viewer, widget: &Widget) -> ApiResult<Option<J
     let locale = viewer.locale;
     let drawn = match widget {
         Widget::Report { report, show, .. } => {
-            let Ok(doc) = reports::saved(&app.catalog(), &viewer.principal, report.as_str()) else { return Ok(None) };
+            let Ok(doc) = reports::shared(&app.catalog(), &viewer.principal, report.as_str()) else { return Ok(None) };
             let offset = viewer.offset.local_minus_utc() / 60;
             let result = reports::run(app, &viewer.principal, &doc, offset).await?;
             let href = format!("/reports/{report}");

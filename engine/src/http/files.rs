@@ -154,9 +154,11 @@ pub async fn report(
     Ok(file_response(body, FileFormat::Csv, &format!("import-{id}-failed.csv")))
 }
 
-/// A file to download.
+/// A file to download. A Chinese name goes as UTF-8 (`filename*`), which browsers prefer,
+/// with an ASCII stand-in for those that do not read it.
 pub fn file_response(body: Vec<u8>, format: FileFormat, name: &str) -> Response {
-    let disposition = format!("attachment; filename=\"{name}\"");
+    let ascii: String = name.chars().map(|c| if c.is_ascii_graphic() && c != '"' { c } else { '_' }).collect();
+    let disposition = format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{}", crate::screens::encode(name));
     ([(header::CONTENT_TYPE, format.content_type().to_owned()), (header::CONTENT_DISPOSITION, disposition)], body)
         .into_response()
 }

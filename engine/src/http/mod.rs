@@ -84,10 +84,11 @@ pub fn build_app(state: AppState) -> Router {
         .route("/api/v1/quotes/{id}/order", post(rules::convert_quote))
         .route("/api/v1/merges/{id}/undo", post(records::undo_merge))
         // Reports
-        .route("/api/v1/reports", get(reports::list))
+        .route("/api/v1/reports", get(reports::list).post(reports::create))
         .route("/api/v1/reports/run", post(reports::run))
-        .route("/api/v1/reports/{name}", get(reports::get))
+        .route("/api/v1/reports/{name}", get(reports::get).put(reports::update).delete(reports::delete))
         .route("/api/v1/reports/{name}/chart.svg", get(reports::chart))
+        .route("/api/v1/reports/{name}/export.xlsx", get(reports::export))
         // Search
         .route("/api/v1/search", get(search::search))
         .route("/api/v1/tasks/{id}", get(tasks::get))

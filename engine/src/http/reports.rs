@@ -2,15 +2,17 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value as Json_, json};
 
+use super::files::file_response;
 use super::{ApiJson, ApiPath, ApiQuery};
 use crate::access::Principal;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::export::FileFormat;
 use crate::reports;
 
 #[derive(Deserialize)]
@@ -31,16 +33,28 @@ fn offset_minutes(params: &RunParams) -> ApiResult<i32> {
     }
 }
 
-/// `GET /api/v1/reports`: the saved reports the caller may run.
+/// `GET /api/v1/reports`: the reports the caller may run — those of metadata shared with
+/// their roles, then the saved reports they own or that are shared with them.
 pub async fn list(State(app): State<AppState>, p: Principal) -> ApiResult<Json<Json_>> {
     let catalog = app.catalog();
-    let data: Vec<Json_> = catalog
+    let mut data: Vec<Json_> = catalog
         .docs()
         .reports
         .values()
         .filter(|doc| reports::may_run(&p, doc))
         .map(|doc| json!({"name": doc.name, "label": doc.label, "entity": doc.entity, "chart": doc.chart}))
         .collect();
+    for found in reports::saved::visible(&app, &p).await? {
+        let saved = found.saved.as_ref().expect("a saved report");
+        data.push(json!({
+            "name": found.doc.name,
+            "label": found.doc.label,
+            "entity": found.doc.entity,
+            "chart": found.doc.chart,
+            "owner": saved.owner,
+            "roles": saved.roles,
+        }));
+    }
     Ok(Json(json!({ "data": data })))
 }
 
@@ -51,8 +65,8 @@ pub async fn get(
     ApiPath(name): ApiPath<String>,
     ApiQuery(params): ApiQuery<RunParams>,
 ) -> ApiResult<Json<Json_>> {
-    let doc = reports::saved(&app.catalog(), &p, &name)?;
-    Ok(Json(reports::run(&app, &p, &doc, offset_minutes(&params)?).await?))
+    let found = reports::saved::find(&app, &p, &name).await?;
+    Ok(Json(reports::run(&app, &p, &found.doc, offset_minutes(&params)?).await?))
 }
 
 /// `GET /api/v1/reports/{name}/chart.svg?offset=&locale=`: the report drawn on the server as
@@ -63,11 +77,69 @@ pub async fn chart(
     ApiPath(name): ApiPath<String>,
     ApiQuery(params): ApiQuery<RunParams>,
 ) -> ApiResult<Response> {
-    let doc = reports::saved(&app.catalog(), &p, &name)?;
-    let result = reports::run(&app, &p, &doc, offset_minutes(&params)?).await?;
-    let locale = if params.locale.as_deref() == Some("en") { "en" } else { "zh-CN" };
-    let svg = reports::chart::draw(&result, locale);
+    let found = reports::saved::find(&app, &p, &name).await?;
+    let result = reports::run(&app, &p, &found.doc, offset_minutes(&params)?).await?;
+    let svg = reports::chart::draw(&result, locale(&params));
     Ok(([(header::CONTENT_TYPE, "image/svg+xml; charset=utf-8")], svg).into_response())
+}
+
+/// `GET /api/v1/reports/{name}/export.xlsx?offset=&locale=`: the report's table as a workbook.
+pub async fn export(
+    State(app): State<AppState>,
+    p: Principal,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(params): ApiQuery<RunParams>,
+) -> ApiResult<Response> {
+    let found = reports::saved::find(&app, &p, &name).await?;
+    let result = reports::run(&app, &p, &found.doc, offset_minutes(&params)?).await?;
+    let locale = locale(&params);
+    let body = reports::xlsx::workbook(&result, locale)?;
+    Ok(file_response(body, FileFormat::Xlsx, &reports::xlsx::file_name(&result, locale)))
+}
+
+fn locale(params: &RunParams) -> &'static str {
+    if params.locale.as_deref() == Some("en") { "en" } else { "zh-CN" }
+}
+
+/// What saving a report takes: the report (as `POST /api/v1/reports/run` takes it) and the
+/// roles it is shared with (none: private).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SaveBody {
+    report: Json_,
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+/// `POST /api/v1/reports`: saves a report the caller built; 201 with its name.
+pub async fn create(
+    State(app): State<AppState>,
+    p: Principal,
+    ApiJson(body): ApiJson<SaveBody>,
+) -> ApiResult<Response> {
+    let name = reports::saved::save(&app, &p, None, &body.report, &body.roles).await?;
+    Ok((StatusCode::CREATED, Json(json!({"name": name})).into_response()).into_response())
+}
+
+/// `PUT /api/v1/reports/{name}`: changes a saved report of the caller's.
+pub async fn update(
+    State(app): State<AppState>,
+    p: Principal,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(body): ApiJson<SaveBody>,
+) -> ApiResult<Json<Json_>> {
+    let name = reports::saved::save(&app, &p, Some(&name), &body.report, &body.roles).await?;
+    Ok(Json(json!({"name": name})))
+}
+
+/// `DELETE /api/v1/reports/{name}`: deletes a saved report of the caller's.
+pub async fn delete(
+    State(app): State<AppState>,
+    p: Principal,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<StatusCode> {
+    reports::saved::delete(&app, &p, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /api/v1/reports/run?offset=`: runs a report described in the body, unsaved.

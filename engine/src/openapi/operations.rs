@@ -306,6 +306,7 @@ pub(super) fn add(paths: &mut Map<String, Json>, catalog: &Catalog, p: &Principa
                     "labels": {"type": "array", "items": labels},
                     "values": {"type": "array", "description": "Each measure: a count as a number, an amount as an exact decimal string.",
                         "items": {"oneOf": [{"type": "integer"}, {"type": "string"}, {"type": "null"}]}},
+                    "filter": {"description": "The filter tree of the records behind the row, for `GET /api/v1/records/{entity}?filter=`; null when a group is read through a lookup."},
                 },
             }},
         },
@@ -315,12 +316,52 @@ pub(super) fn add(paths: &mut Map<String, Json>, catalog: &Catalog, p: &Principa
     path(
         "/api/v1/reports",
         "get",
-        Op::new("reports", "The saved reports one may run").answers(
+        Op::new("reports", "The reports one may run: those of metadata shared with one's roles, then the saved reports one owns or that are shared with one").answers(
             200,
             "The reports",
             json!({"type": "object", "required": ["data"], "properties": {"data": {"type": "array", "items": {
                 "type": "object", "required": ["name", "label", "entity", "chart"]}}}}),
         ),
+    );
+    let saving = json!({"type": "object", "required": ["report"], "additionalProperties": false, "properties": {
+        "report": {"description": "A report as `POST /api/v1/reports/run` takes it."},
+        "roles": {"type": "array", "items": {"type": "string"}, "description": "The roles it is shared with; none keeps it private."},
+    }});
+    let saved = json!({"type": "object", "required": ["name"], "properties": {"name": {"type": "string", "description": "`u_` and the report's id"}}});
+    path(
+        "/api/v1/reports",
+        "post",
+        Op::new("save_report", "Save a report one built (needs a role that builds reports)")
+            .body(saving.clone())
+            .answers(201, "Saved", saved.clone())
+            .fails(&[400, 403, 422]),
+    );
+    path(
+        "/api/v1/reports/{name}",
+        "put",
+        Op::new("change_report", "Change a saved report of one's own (an administrator's: any)")
+            .path("name", json!({"type": "string"}))
+            .body(saving)
+            .answers(200, "Saved", saved)
+            .fails(&[400, 403, 404, 422]),
+    );
+    path(
+        "/api/v1/reports/{name}",
+        "delete",
+        Op::new("delete_report", "Delete a saved report of one's own (an administrator's: any)")
+            .path("name", json!({"type": "string"}))
+            .answers_empty(204, "Deleted")
+            .fails(&[403, 404]),
+    );
+    path(
+        "/api/v1/reports/{name}/export.xlsx",
+        "get",
+        Op::new("export_report", "A report's table as an Excel workbook, within one's read scope")
+            .path("name", json!({"type": "string"}))
+            .query(offset.clone())
+            .query(json!({"name": "locale", "in": "query", "schema": {"enum": ["zh-CN", "en"], "default": "zh-CN"}}))
+            .answers_file(200, "The workbook", &[crate::export::XLSX_TYPE])
+            .fails(&[404]),
     );
     path(
         "/api/v1/reports/{name}",

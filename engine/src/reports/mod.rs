@@ -3,9 +3,12 @@
 //! `GROUP BY` in the database. A rep's report counts only what the rep may read, and a
 //! field hidden from them can be neither a group nor a measure.
 
+pub mod builder;
 pub mod chart;
+pub mod saved;
 pub mod screens;
 pub mod snapshot;
+pub mod xlsx;
 
 use std::collections::HashSet;
 
@@ -28,8 +31,8 @@ pub fn may_run(principal: &Principal, doc: &ReportDoc) -> bool {
         && (principal.is_admin() || doc.roles.iter().any(|role| principal.roles.iter().any(|r| r == role.as_str())))
 }
 
-/// A saved report by name, if the caller may run it.
-pub fn saved(catalog: &Catalog, principal: &Principal, name: &str) -> ApiResult<ReportDoc> {
+/// A report of metadata by name, if the caller may run it.
+pub fn shared(catalog: &Catalog, principal: &Principal, name: &str) -> ApiResult<ReportDoc> {
     catalog
         .docs()
         .reports
@@ -99,8 +102,16 @@ async fn run_at(app: &App, principal: &Principal, doc: &ReportDoc, now: DateTime
             "keys": row.keys.iter().zip(&compiled.groups).map(|(v, g)| key_json(&g.field, v)).collect::<Vec<_>>(),
             "labels": row.keys.iter().zip(&compiled.groups).map(|(v, g)| labels(&g.field, v)).collect::<Vec<_>>(),
             "values": row.measures.iter().map(measured_json).collect::<Vec<_>>(),
+            "filter": report::drill(doc, entity, &compiled.groups, &row.keys, now),
         })).collect::<Vec<_>>(),
     }))
+}
+
+/// The list of the records behind a row of a report's result (its `filter`), if it has one.
+pub fn drill_href(result: &Json, row: &Json) -> Option<String> {
+    let entity = result["entity"].as_str()?;
+    let filter = row.get("filter").filter(|f| !f.is_null())?;
+    Some(format!("/e/{entity}?filter={}", crate::screens::encode(&filter.to_string())))
 }
 
 /// The first measure summed over every group: what a single number shows. A count adds up;
@@ -138,7 +149,7 @@ fn measured_json(measured: &Measured) -> Json {
 }
 
 /// What a measure is called: `数量` / `Count`, `金额 合计` / `Amount (sum)`.
-fn measure_label(agg: Agg, field: Option<&FieldDef>) -> Json {
+pub(super) fn measure_label(agg: Agg, field: Option<&FieldDef>) -> Json {
     let (zh, en) = match agg {
         Agg::Count => ("数量", "Count"),
         Agg::Sum => ("合计", "sum"),

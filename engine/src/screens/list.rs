@@ -43,7 +43,7 @@ impl ListState {
     }
 
     fn has_filters(&self) -> bool {
-        self.pairs.iter().any(|(k, v)| k.starts_with("f_") && !v.is_empty())
+        self.pairs.iter().any(|(k, v)| (k.starts_with("f_") || k == "filter") && !v.is_empty())
     }
 }
 
@@ -100,12 +100,23 @@ fn view_of<'e>(
     let fields = columns(entity, viewer, state);
     let filterable = filterable(entity, viewer, &fields, state);
     let params = ListParams {
-        filter: filter_of(&filterable, state, viewer),
+        filter: filter_with_drill(state, filter_of(&filterable, state, viewer)),
         sort: state.get("sort").map(str::to_owned),
         fields: Some(fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(",")),
         ..ListParams::default()
     };
     (fields, filterable, params)
+}
+
+/// The filter tree of a list drilled into from a report (`filter=`, a filter tree as the
+/// records API takes it) and-ed with the filter bar's. A malformed tree is passed on as it is,
+/// for the list to say what is wrong with it.
+fn filter_with_drill(state: &ListState, bar: Option<String>) -> Option<String> {
+    let Some(drill) = state.get("filter") else { return bar };
+    match (serde_json::from_str::<Json>(drill), bar.as_deref().map(serde_json::from_str::<Json>)) {
+        (Ok(drill), Some(Ok(bar))) => Some(json!({ "and": [drill, bar] }).to_string()),
+        _ => Some(drill.to_owned()),
+    }
 }
 
 /// The filter tree the filter bar's inputs stand for.
@@ -141,9 +152,42 @@ fn filter_of(fields: &[&FieldDef], state: &ListState, viewer: &Viewer) -> Option
     (!conditions.is_empty()).then(|| json!({"and": conditions}).to_string())
 }
 
+/// The filter bar of an entity's list for a query other than the list's own (a report
+/// builder's): its widgets, and the filter tree they and a drill `filter=` stand for.
+pub async fn filter_bar(
+    app: &App,
+    viewer: &Viewer,
+    entity: &Entity,
+    pairs: Vec<(String, String)>,
+) -> ApiResult<(Vec<Widget>, Option<String>)> {
+    let state = ListState { pairs };
+    let (_, filterable, params) = view_of(entity, viewer, &state);
+    let users = users(app).await?;
+    Ok((bar(app, viewer, &filterable, &state, &users).await?, params.filter))
+}
+
+/// The widgets of a filter bar over `fields`, with the titles of the records its lookups hold.
+async fn bar(
+    app: &App,
+    viewer: &Viewer,
+    fields: &[&FieldDef],
+    state: &ListState,
+    users: &[(String, String)],
+) -> ApiResult<Vec<Widget>> {
+    let lookups: Vec<&FieldDef> =
+        fields.iter().copied().filter(|f| f.spec().filter_input == Some(FilterInput::Record)).collect();
+    let chosen: Vec<(String, Json)> = lookups
+        .iter()
+        .filter_map(|f| Some((f.name.to_string(), Json::from(state.get(&format!("f_{}", f.name))?))))
+        .collect();
+    let chosen = Json::Object(chosen.into_iter().collect());
+    let titles = view::titles(app, &viewer.principal, view::references(&lookups, &[&chosen])).await?;
+    Ok(widgets(app, fields, state, viewer, users, &titles))
+}
+
 /// A filter bar widget.
 #[derive(Serialize)]
-struct Widget {
+pub struct Widget {
     name: String,
     label: String,
     kind: &'static str,
@@ -286,15 +330,7 @@ pub async fn page(
             Err(e) => return Err(e),
         };
     let rows = view::rows(&app, &viewer, &entity_name, &fields, &records).await?;
-    // The titles of the records lookup filters point at.
-    let lookups: Vec<&FieldDef> =
-        filterable.iter().copied().filter(|f| f.spec().filter_input == Some(FilterInput::Record)).collect();
-    let chosen: Vec<(String, Json)> = lookups
-        .iter()
-        .filter_map(|f| Some((f.name.to_string(), Json::from(state.get(&format!("f_{}", f.name))?))))
-        .collect();
-    let chosen = Json::Object(chosen.into_iter().collect());
-    let filter_titles = view::titles(&app, &viewer.principal, view::references(&lookups, &[&chosen])).await?;
+    let widgets = bar(&app, &viewer, &filterable, &state, &users).await?;
     let current_sort =
         sort.unwrap_or_else(|| entity.list.sort.iter().map(ToString::to_string).collect::<Vec<_>>().join(","));
     let base = state.query_without(&["cursor", "sort"]);
@@ -346,8 +382,10 @@ pub async fn page(
         "total": total,
         "next_href": next_href,
         "first_href": state.get("cursor").map(|_| format!("?{query}")),
-        "widgets": widgets(&app, &filterable, &state, &viewer, &users, &filter_titles),
+        "widgets": widgets,
         "filtered": state.has_filters(),
+        "drill": state.get("filter"),
+        "undrilled_href": format!("?{}", state.query_without(&["cursor", "filter"])),
         "problem": problem,
         "query": query,
         "views": views,

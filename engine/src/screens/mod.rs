@@ -8,7 +8,7 @@ mod duplicates;
 mod form;
 mod import;
 mod kb;
-mod list;
+pub(crate) mod list;
 mod merge;
 mod record;
 mod search;
@@ -104,7 +104,11 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/merges/{id}/undo", post(merge::undo))
         .route("/search", get(search::page))
         .route("/reports", get(crate::reports::screens::list))
+        .route("/reports/build", get(crate::reports::builder::page).post(crate::reports::builder::save))
+        .route("/reports/build/export.xlsx", get(crate::reports::builder::export))
         .route("/reports/{name}", get(crate::reports::screens::page))
+        .route("/reports/{name}/export.xlsx", get(crate::reports::screens::export))
+        .route("/reports/{name}/delete", post(crate::reports::screens::delete))
         .route("/kb", get(kb::page))
         .route(
             "/kb/import",

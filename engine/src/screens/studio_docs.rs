@@ -58,6 +58,7 @@ fn role_page(app: &App, viewer: &Viewer, name: &str, errors: Vec<String>) -> Api
         "name": name,
         "label": doc["label"],
         "admin": doc["admin"].as_bool().unwrap_or(false),
+        "build_reports": doc["build_reports"].as_bool().unwrap_or(false),
         "rows": rows,
         "actions": ACTIONS,
         "scopes": SCOPES,
@@ -107,6 +108,9 @@ pub async fn save_role(
         json!({"name": name, "label": {"zh-CN": label("label_zh"), "en": label("label_en")}, "entities": entities});
     if current["admin"] == json!(true) {
         doc["admin"] = json!(true);
+    }
+    if form.get("build_reports") == Some("true") {
+        doc["build_reports"] = json!(true);
     }
     match save_doc(&app, &viewer, DocKind::Role, &doc).await? {
         Ok(()) => {

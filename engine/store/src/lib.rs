@@ -7,6 +7,7 @@ pub mod ddl;
 pub mod jobs;
 pub mod merges;
 pub mod records;
+pub mod reports;
 pub mod sql;
 mod sqlite;
 pub mod system;
@@ -119,6 +120,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         "merges of duplicate records, with what each moved, so that they can be undone",
         include_str!("../../../migrations/sqlite/0006_merge.sql"),
         include_str!("../../../migrations/postgres/0006_merge.sql"),
+    ),
+    (
+        7,
+        "reports users build and save, private or shared with roles",
+        include_str!("../../../migrations/sqlite/0007_reports.sql"),
+        include_str!("../../../migrations/postgres/0007_reports.sql"),
     ),
 ];
 

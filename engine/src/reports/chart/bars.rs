@@ -31,13 +31,13 @@ pub(super) fn stacked(figures: &Figures, locale: &str) -> Drawing {
         for (s, figure) in figures.cells[c].iter().enumerate() {
             let Some(figure) = figure.as_ref().filter(|f| f.value > 0.0) else { continue };
             let width = figure.value / largest * ROOM;
-            let _ = write!(
-                body,
+            let segment = format!(
                 r#"<rect class="chart-segment" x="{x:.1}" y="{y:.1}" width="{width:.1}" height="{BAR_HEIGHT}" style="fill: {fill}"><title>{name}: {exact}</title></rect>"#,
                 fill = colour(s),
                 name = escape(&figures.name(c, s)),
                 exact = escape(&figure.exact),
             );
+            body += &figures.linked(c, s, segment);
             x += width;
         }
         let total = figures.total(c).map_or_else(|| "—".to_owned(), |t| compact(t.value, locale));
@@ -66,8 +66,7 @@ pub(super) fn funnel(figures: &Figures, locale: &str) -> Drawing {
         let baseline = y + BAR_HEIGHT / 2.0 + 4.5;
         let width = (value(c).max(0.0) / largest * ROOM).max(1.0);
         let shown = totals[c].as_ref().map_or_else(|| "—".to_owned(), |t| compact(t.value, locale));
-        let _ = write!(
-            body,
+        let bar = format!(
             r#"<g class="chart-bar"><title>{name}: {exact}</title>{text}<rect x="{x:.1}" y="{y:.1}" width="{width:.1}" height="{BAR_HEIGHT}" rx="3" style="fill: {fill}"/>{shown}</g>"#,
             name = escape(category),
             exact = escape(totals[c].as_ref().map_or("—", |t| &t.exact)),
@@ -76,6 +75,7 @@ pub(super) fn funnel(figures: &Figures, locale: &str) -> Drawing {
             fill = colour(0),
             shown = label(WIDTH - VALUE_WIDTH + 6.0, baseline, "start", FONT, &shown, VALUE_WIDTH - 6.0),
         );
+        body += &figures.linked_category(c, bar);
         if let Some(next) = totals.get(c + 1) {
             let conversion = match next {
                 Some(next) if value(c) > 0.0 => percent(next.value / value(c)),

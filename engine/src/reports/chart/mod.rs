@@ -109,6 +109,8 @@ struct Figures {
     series: Vec<String>,
     /// `cells[category][series]`; none where no row has that pair or its value is null.
     cells: Vec<Vec<Option<Figure>>>,
+    /// `links[category][series]`: the list of the records behind a cell, where it has one.
+    links: Vec<Vec<Option<String>>>,
 }
 
 impl Figures {
@@ -129,6 +131,7 @@ impl Figures {
         };
         let (mut categories, mut series): (Seen, Seen) = (Vec::new(), Vec::new());
         let mut cells: Vec<(usize, usize, Figure)> = Vec::new();
+        let mut links: Vec<(usize, usize, String)> = Vec::new();
         for row in result["rows"].as_array().into_iter().flatten() {
             let c = position(&mut categories, &row["keys"][0], label(row, 0));
             let s = match row["labels"].as_array().map_or(0, Vec::len) {
@@ -138,15 +141,38 @@ impl Figures {
             if let Some(figure) = Figure::read(&row["values"][0]) {
                 cells.push((c, s, figure));
             }
+            links.extend(super::drill_href(result, row).map(|href| (c, s, href)));
         }
         let mut grid = vec![vec![None; series.len()]; categories.len()];
         for (c, s, figure) in cells {
             grid[c][s] = Some(figure);
         }
+        let mut hrefs = vec![vec![None; series.len()]; categories.len()];
+        for (c, s, href) in links {
+            hrefs[c][s] = Some(href);
+        }
         Figures {
             categories: categories.into_iter().map(|(_, label)| label).collect(),
             series: series.into_iter().map(|(_, label)| label).collect(),
             cells: grid,
+            links: hrefs,
+        }
+    }
+
+    /// The mark of a cell as a link to the records behind it, where it has them.
+    fn linked(&self, category: usize, series: usize, mark: String) -> String {
+        match &self.links[category][series] {
+            Some(href) => format!(r#"<a href="{}">{mark}</a>"#, escape(href)),
+            None => mark,
+        }
+    }
+
+    /// The mark of a whole category as a link: a category is one cell when there is one
+    /// series; a category of several series has no single list behind it.
+    fn linked_category(&self, category: usize, mark: String) -> String {
+        match self.series.len() {
+            1 => self.linked(category, 0, mark),
+            _ => mark,
         }
     }
 

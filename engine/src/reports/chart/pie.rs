@@ -17,19 +17,18 @@ const LEGEND_X: f64 = 300.0;
 const ROW: f64 = 24.0;
 
 pub(super) fn draw(figures: &Figures, locale: &str, donut: bool) -> Drawing {
-    let slices: Vec<(&String, Figure)> = (0..figures.categories.len())
-        .filter_map(|c| Some((&figures.categories[c], figures.total(c).filter(|t| t.value > 0.0)?)))
+    let slices: Vec<(usize, &String, Figure)> = (0..figures.categories.len())
+        .filter_map(|c| Some((c, &figures.categories[c], figures.total(c).filter(|t| t.value > 0.0)?)))
         .collect();
-    let Some(total) = Figure::sum(slices.iter().map(|(_, f)| f)) else { return no_data(locale) };
+    let Some(total) = Figure::sum(slices.iter().map(|(_, _, f)| f)) else { return no_data(locale) };
     let inner = if donut { RADIUS * HOLE } else { 0.0 };
     let legend_top = (CY - slices.len() as f64 * ROW / 2.0).max(8.0);
     let mut body = String::new();
     let mut start = -PI / 2.0;
-    for (i, (name, figure)) in slices.iter().enumerate() {
+    for (i, (c, name, figure)) in slices.iter().enumerate() {
         let share = figure.value / total.value;
         let end = start + share * TAU;
-        let _ = write!(
-            body,
+        let path = format!(
             r#"<path class="chart-slice" d="{d}" data-share="{share}" fill-rule="evenodd" style="fill: {fill}; stroke: var(--surface, #fff); stroke-width: 1"><title>{title}: {exact} ({percent})</title></path>"#,
             d = slice(start, end, inner),
             share = format!("{share:.4}").trim_end_matches('0').trim_end_matches('.'),
@@ -38,6 +37,7 @@ pub(super) fn draw(figures: &Figures, locale: &str, donut: bool) -> Drawing {
             exact = escape(&figure.exact),
             percent = percent(share),
         );
+        body += &figures.linked_category(*c, path);
         let y = legend_top + i as f64 * ROW;
         let figures = format!("{} · {}", percent(share), compact(figure.value, locale));
         let _ = write!(
