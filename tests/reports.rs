@@ -1,7 +1,8 @@
 //! Reports on SQLite and PostgreSQL: the totals of a fixed set of opportunities whose sums
 //! are known, grouped by month of expected close and by stage, weighted by the stage's
 //! probability, grouped through a lookup; a rep's report counts only what the rep reads;
-//! a report on a hidden field or a bucket on a text is refused.
+//! a report on a hidden field or a bucket on a text is refused; the funnel's average days in
+//! each stage, on a clock the test holds.
 
 mod support;
 
@@ -13,7 +14,8 @@ backends!(
     reports_add_up_within_the_scope,
     saved_reports_are_shared_with_roles_and_checked,
     periods_count_from_today_and_numbers_compare_with_the_period_before,
-    a_weekly_snapshot_keeps_the_forecast_as_it_was
+    a_weekly_snapshot_keeps_the_forecast_as_it_was,
+    the_funnel_shows_the_days_deals_stayed_in_each_stage
 );
 
 /// The opportunities: (customer, owner, stage, amount, expected close).
@@ -297,4 +299,88 @@ async fn a_weekly_snapshot_keeps_the_forecast_as_it_was(t: TestApp) {
     // The next week takes another snapshot beside the first.
     let next = monday + chrono::TimeDelta::days(7);
     assert_eq!(crm::reports::snapshot::take_due(&t.app, next).await.unwrap(), 3);
+}
+
+/// The core funnel (SA-5): beside each stage, the average days its opportunities stayed in it
+/// before they moved on, from the stage history written by their moves; within the report's
+/// filter (no lost deals) and the caller's scope.
+async fn the_funnel_shows_the_days_deals_stayed_in_each_stage(t: TestApp) {
+    let (rep1, token1) = t.user("rep1", &["sales_rep"], None).await;
+    let (rep2, _) = t.user("rep2", &["sales_rep"], None).await;
+    let customer = t.create("customer", json!({"name": "华东重工集团有限公司"})).await;
+    let start = chrono::DateTime::parse_from_rfc3339("2026-03-02T09:00:00+08:00").unwrap().to_utc();
+    t.app.hold_clock(start);
+    let mut deals = Vec::new();
+    for (name, owner) in [("A", &rep1), ("B", &rep1), ("C", &rep2), ("D", &rep1), ("E", &rep2)] {
+        let deal = t
+            .create(
+                "opportunity",
+                json!({"name": name, "customer": customer["id"], "owner": owner, "stage": "initial_contact",
+                       "amount": "1000.00", "expected_close": "2026-06-30"}),
+            )
+            .await;
+        deals.push((name, deal["id"].as_str().unwrap().to_owned(), deal["version"].clone()));
+    }
+    // (hours after the start, deal, the stage it moves to)
+    for (hours, name, stage) in [
+        (24, "B", "needs_analysis"),  // 1 day in initial contact
+        (48, "A", "needs_analysis"),  // 2 days
+        (120, "A", "proposal"),       // 3 days in needs analysis
+        (150, "C", "needs_analysis"), // 6.25 days in initial contact
+        (246, "C", "proposal"),       // 4 days in needs analysis
+        (480, "E", "lost"),           // 20 days, but the funnel leaves lost deals out
+    ] {
+        t.app.hold_clock(start + chrono::TimeDelta::hours(hours));
+        let (_, id, version) = deals.iter_mut().find(|(n, ..)| *n == name).unwrap();
+        let moved = t
+            .patch(&format!("/api/v1/records/opportunity/{id}"), json!({"stage": stage, "version": version}))
+            .await
+            .expect(200);
+        *version = moved["version"].clone();
+    }
+    let days = |report: &Value| -> Vec<(Value, Value)> {
+        report["rows"].as_array().unwrap().iter().map(|r| (r["keys"][0].clone(), r["days_in_stage"].clone())).collect()
+    };
+    let all = t.get("/api/v1/reports/sales_funnel").await.expect(200);
+    assert_eq!(
+        days(&all),
+        vec![
+            // (1 + 2 + 6.25) / 3 = 3.083…
+            (json!("initial_contact"), json!("3.1")),
+            // (3 + 4) / 2
+            (json!("needs_analysis"), json!("3.5")),
+            (json!("proposal"), Value::Null),
+        ],
+        "{all}"
+    );
+
+    // rep1's deals are A, B and D: their moves alone.
+    let mine = t.as_user(&token1, Method::GET, "/api/v1/reports/sales_funnel", None).await.expect(200);
+    assert_eq!(
+        days(&mine),
+        vec![
+            (json!("initial_contact"), json!("1.5")),
+            (json!("needs_analysis"), json!("3.0")),
+            (json!("proposal"), Value::Null),
+        ],
+        "{mine}"
+    );
+    let chart = t.as_user(&token1, Method::GET, "/api/v1/reports/sales_funnel/chart.svg?locale=en", None).await;
+    let svg = String::from_utf8(chart.bytes).unwrap();
+    assert!(svg.contains(">avg 1.5 days</text>") && svg.contains(">avg 3.0 days</text>"), "{svg}");
+
+    // A move shows on the next run: A leaves the proposal after 7 days.
+    t.app.hold_clock(start + chrono::TimeDelta::hours(288));
+    let (_, id, version) = &deals[0];
+    t.patch(&format!("/api/v1/records/opportunity/{id}"), json!({"stage": "negotiation", "version": version}))
+        .await
+        .expect(200);
+    let after = t.get("/api/v1/reports/sales_funnel").await.expect(200);
+    assert_eq!(days(&after)[2], (json!("proposal"), json!("7.0")), "{after}");
+
+    // Only a report grouped first by a stage carries the days.
+    let by_owner = json!({"entity": "opportunity", "group_by": [{"field": "owner"}, {"field": "stage"}],
+                          "measures": [{"agg": "count"}]});
+    let report = t.post("/api/v1/reports/run", by_owner).await.expect(200);
+    assert!(report["rows"].as_array().unwrap().iter().all(|r| r.get("days_in_stage").is_none()), "{report}");
 }

@@ -6,6 +6,7 @@
 pub mod chart;
 pub mod screens;
 pub mod snapshot;
+mod stages;
 
 use std::collections::HashSet;
 
@@ -82,7 +83,7 @@ async fn run_at(app: &App, principal: &Principal, doc: &ReportDoc, now: DateTime
         let (from, until) = p.range.range(now.date_naive());
         json!({"field": p.field, "range": p.range, "from": from, "until": until})
     });
-    Ok(json!({
+    let mut result = json!({
         "name": doc.name,
         "label": doc.label,
         "entity": doc.entity,
@@ -100,7 +101,9 @@ async fn run_at(app: &App, principal: &Principal, doc: &ReportDoc, now: DateTime
             "labels": row.keys.iter().zip(&compiled.groups).map(|(v, g)| labels(&g.field, v)).collect::<Vec<_>>(),
             "values": row.measures.iter().map(measured_json).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
-    }))
+    });
+    stages::add_days(app, entity, &compiled, &mut result).await?;
+    Ok(result)
 }
 
 /// The first measure summed over every group: what a single number shows. A count adds up;
