@@ -1,7 +1,8 @@
 //! Reports on SQLite and PostgreSQL: the totals of a fixed set of opportunities whose sums
 //! are known, grouped by month of expected close and by stage, weighted by the stage's
 //! probability, grouped through a lookup; a rep's report counts only what the rep reads;
-//! a report on a hidden field or a bucket on a text is refused.
+//! a report on a hidden field or a bucket on a text is refused; the funnel's average days in
+//! each stage, on a clock the test holds.
 
 mod support;
 
@@ -17,7 +18,9 @@ backends!(
     saved_reports_are_shared_with_roles_and_checked,
     periods_count_from_today_and_numbers_compare_with_the_period_before,
     a_weekly_snapshot_keeps_the_forecast_as_it_was,
-    reports_users_save_stay_private_until_shared_and_drill_into_their_records
+    reports_users_save_stay_private_until_shared_and_drill_into_their_records,
+    the_funnel_shows_the_days_deals_stayed_in_each_stage,
+    this_quarters_forecast_comes_by_stage_department_and_product_category
 );
 
 /// The opportunities: (customer, owner, stage, amount, expected close).
@@ -403,4 +406,135 @@ async fn reports_users_save_stay_private_until_shared_and_drill_into_their_recor
 
     t.as_user(&boss, Method::DELETE, &path, None).await.expect(204);
     t.as_user(&boss, Method::GET, &path, None).await.expect(404);
+}
+
+/// The core funnel (SA-5): beside each stage, the average days its opportunities stayed in it
+/// before they moved on, from the stage history written by their moves; within the report's
+/// filter (no lost deals) and the caller's scope.
+async fn the_funnel_shows_the_days_deals_stayed_in_each_stage(t: TestApp) {
+    let (rep1, token1) = t.user("rep1", &["sales_rep"], None).await;
+    let (rep2, _) = t.user("rep2", &["sales_rep"], None).await;
+    let customer = t.create("customer", json!({"name": "华东重工集团有限公司"})).await;
+    let start = chrono::DateTime::parse_from_rfc3339("2026-03-02T09:00:00+08:00").unwrap().to_utc();
+    t.app.hold_clock(start);
+    let mut deals = Vec::new();
+    for (name, owner) in [("A", &rep1), ("B", &rep1), ("C", &rep2), ("D", &rep1), ("E", &rep2)] {
+        let deal = t
+            .create(
+                "opportunity",
+                json!({"name": name, "customer": customer["id"], "owner": owner, "stage": "initial_contact",
+                       "amount": "1000.00", "expected_close": "2026-06-30"}),
+            )
+            .await;
+        deals.push((name, deal["id"].as_str().unwrap().to_owned(), deal["version"].clone()));
+    }
+    // (hours after the start, deal, the stage it moves to)
+    for (hours, name, stage) in [
+        (24, "B", "needs_analysis"),  // 1 day in initial contact
+        (48, "A", "needs_analysis"),  // 2 days
+        (120, "A", "proposal"),       // 3 days in needs analysis
+        (150, "C", "needs_analysis"), // 6.25 days in initial contact
+        (246, "C", "proposal"),       // 4 days in needs analysis
+        (480, "E", "lost"),           // 20 days, but the funnel leaves lost deals out
+    ] {
+        t.app.hold_clock(start + chrono::TimeDelta::hours(hours));
+        let (_, id, version) = deals.iter_mut().find(|(n, ..)| *n == name).unwrap();
+        let moved = t
+            .patch(&format!("/api/v1/records/opportunity/{id}"), json!({"stage": stage, "version": version}))
+            .await
+            .expect(200);
+        *version = moved["version"].clone();
+    }
+    let days = |report: &Value| -> Vec<(Value, Value)> {
+        report["rows"].as_array().unwrap().iter().map(|r| (r["keys"][0].clone(), r["days_in_stage"].clone())).collect()
+    };
+    let all = t.get("/api/v1/reports/sales_funnel").await.expect(200);
+    assert_eq!(
+        days(&all),
+        vec![
+            // (1 + 2 + 6.25) / 3 = 3.083…
+            (json!("initial_contact"), json!("3.1")),
+            // (3 + 4) / 2
+            (json!("needs_analysis"), json!("3.5")),
+            (json!("proposal"), Value::Null),
+        ],
+        "{all}"
+    );
+
+    // rep1's deals are A, B and D: their moves alone.
+    let mine = t.as_user(&token1, Method::GET, "/api/v1/reports/sales_funnel", None).await.expect(200);
+    assert_eq!(
+        days(&mine),
+        vec![
+            (json!("initial_contact"), json!("1.5")),
+            (json!("needs_analysis"), json!("3.0")),
+            (json!("proposal"), Value::Null),
+        ],
+        "{mine}"
+    );
+    let chart = t.as_user(&token1, Method::GET, "/api/v1/reports/sales_funnel/chart.svg?locale=en", None).await;
+    let svg = String::from_utf8(chart.bytes).unwrap();
+    assert!(svg.contains(">avg 1.5 days</text>") && svg.contains(">avg 3.0 days</text>"), "{svg}");
+
+    // A move shows on the next run: A leaves the proposal after 7 days.
+    t.app.hold_clock(start + chrono::TimeDelta::hours(288));
+    let (_, id, version) = &deals[0];
+    t.patch(&format!("/api/v1/records/opportunity/{id}"), json!({"stage": "negotiation", "version": version}))
+        .await
+        .expect(200);
+    let after = t.get("/api/v1/reports/sales_funnel").await.expect(200);
+    assert_eq!(days(&after)[2], (json!("proposal"), json!("7.0")), "{after}");
+
+    // Only a report grouped first by a stage carries the days.
+    let by_owner = json!({"entity": "opportunity", "group_by": [{"field": "owner"}, {"field": "stage"}],
+                          "measures": [{"agg": "count"}]});
+    let report = t.post("/api/v1/reports/run", by_owner).await.expect(200);
+    assert!(report["rows"].as_array().unwrap().iter().all(|r| r.get("days_in_stage").is_none()), "{report}");
+}
+
+/// The core package's forecast (SA-4) of this quarter's open deals, weighted by their stages'
+/// probabilities: by stage, by the owner's department (through the user) and by product
+/// category, each adding up to the same weighted total.
+async fn this_quarters_forecast_comes_by_stage_department_and_product_category(t: TestApp) {
+    let east = t.create("department", json!({"name": "华东销售部"})).await;
+    let south = t.create("department", json!({"name": "华南销售部"})).await;
+    let (zhang, _) = t.user("zhang", &["sales_rep"], east["id"].as_str()).await;
+    let (li, _) = t.user("li", &["sales_rep"], south["id"].as_str()).await;
+    let machines = t.create("product_category", json!({"name": "机床"})).await;
+    let software = t.create("product_category", json!({"name": "软件"})).await;
+    let customer = t.create("customer", json!({"name": "华东重工集团有限公司"})).await;
+    let today = chrono::Utc::now().with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap()).date_naive();
+    // (owner, category, stage, amount): proposal weighs 50 %, negotiation 75 %, won is no forecast.
+    for (owner, category, stage, amount) in [
+        (&zhang, &machines, "proposal", "1000.00"),
+        (&zhang, &software, "negotiation", "2000.00"),
+        (&li, &machines, "negotiation", "400.00"),
+        (&li, &software, "won", "9000.00"),
+    ] {
+        let deal = json!({"name": "预测商机", "customer": customer["id"], "owner": owner, "product_category": category["id"],
+                          "stage": stage, "amount": amount, "expected_close": today.to_string()});
+        t.create("opportunity", deal).await;
+    }
+    let figures = |report: &Value| -> Vec<(String, String)> {
+        report["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (r["labels"][0]["zh-CN"].as_str().unwrap().to_owned(), r["values"][0].as_str().unwrap().to_owned())
+            })
+            .collect()
+    };
+    let by_stage = t.get("/api/v1/reports/forecast_by_stage_this_quarter").await.expect(200);
+    assert_eq!(figures(&by_stage), [("方案报价".into(), "500.00".into()), ("谈判审核".into(), "1800.00".into())]);
+    let by_department = t.get("/api/v1/reports/forecast_by_department_this_quarter").await.expect(200);
+    assert_eq!(
+        figures(&by_department),
+        [("华东销售部".into(), "2000.00".into()), ("华南销售部".into(), "300.00".into())]
+    );
+    let by_category = t.get("/api/v1/reports/forecast_by_category_this_quarter").await.expect(200);
+    assert_eq!(figures(&by_category), [("软件".into(), "1500.00".into()), ("机床".into(), "800.00".into())]);
+    for report in [&by_stage, &by_department, &by_category] {
+        assert_eq!(report["total"], "2300.00", "{report}");
+    }
 }

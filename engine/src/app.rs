@@ -30,13 +30,15 @@ pub struct App {
     pub(crate) access: AccessCache,
     pub(crate) throttle: Throttle,
     pub(crate) counts: WriteCache<i64>,
-    /// The groups of reports, by statement.
+    /// The groups of reports (and the average days in their stages), by statement.
     pub(crate) report_groups: WriteCache<Arc<Vec<crm_store::aggregate::GroupRow>>>,
     pub rules: crm_rules::Rules,
     /// This node's search index, under its data folder.
     pub search: crm_search::Index,
     /// Told when this node commits a write, so its outbox consumers need not wait to poll.
     pub written: tokio::sync::Notify,
+    /// The time [`App::now`] tells while a test holds the clock.
+    clock: std::sync::Mutex<Option<DateTime<Utc>>>,
 }
 
 pub type AppState = Arc<App>;
@@ -68,6 +70,7 @@ impl App {
             rules: crm_rules::Rules::new(crm_rules::Limits { budget: rules_budget, ..crm_rules::Limits::default() }),
             search,
             written: tokio::sync::Notify::new(),
+            clock: std::sync::Mutex::new(None),
         });
         Ok(app)
     }
@@ -133,8 +136,17 @@ impl App {
 
     /// The time of the engine; one place so rules and schedules can be tested with a clock.
     pub fn now(&self) -> DateTime<Utc> {
+        if let Some(held) = *self.clock.lock().unwrap_or_else(|e| e.into_inner()) {
+            return held;
+        }
         // Microseconds: what both databases keep, so a record reads back as it was written.
         Utc::now().trunc_subsecs(6)
+    }
+
+    /// Holds the engine's time at `at` from now on: a test of what takes days (how long a
+    /// record stays in a stage) moves the clock instead of waiting.
+    pub fn hold_clock(&self, at: DateTime<Utc>) {
+        *self.clock.lock().unwrap_or_else(|e| e.into_inner()) = Some(at.trunc_subsecs(6));
     }
 }
 

@@ -307,6 +307,7 @@ pub(super) fn add(paths: &mut Map<String, Json>, catalog: &Catalog, p: &Principa
                     "values": {"type": "array", "description": "Each measure: a count as a number, an amount as an exact decimal string.",
                         "items": {"oneOf": [{"type": "integer"}, {"type": "string"}, {"type": "null"}]}},
                     "filter": {"description": "The filter tree of the records behind the row, for `GET /api/v1/records/{entity}?filter=`; null when a group is read through a lookup."},
+                    "days_in_stage": {"type": ["string", "null"], "description": "Only when the first group is a stage field of the report's entity: the average days the records the report counts stayed in this stage before they moved on, from the stage history, as a decimal string with one decimal; null when none has left it."},
                 },
             }},
         },

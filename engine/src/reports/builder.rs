@@ -324,7 +324,8 @@ async fn render(app: &App, viewer: &Viewer, draft: &Draft, error: Option<String>
 }
 
 /// What a module offers the builder: the fields to group by (its own, and through each
-/// lookup the fields of the record it points at that make good groups), the measures, and
+/// lookup or user the fields of the record it points at that make good groups — an owner's
+/// department, say), the measures, and
 /// the dates a period can be on; none of a field hidden from the viewer.
 fn choices_of(catalog: &Catalog, viewer: &Viewer, entity: &Entity) -> Json {
     let locale = viewer.locale;
@@ -339,7 +340,7 @@ fn choices_of(catalog: &Catalog, viewer: &Viewer, entity: &Entity) -> Json {
     let own = visible(entity);
     let mut groups: Vec<Json> =
         own.iter().filter(|f| groupable(f, true)).map(|f| json!([f.name, f.label.get(locale)])).collect();
-    for lookup in own.iter().filter(|f| f.field_type == FieldType::Lookup) {
+    for lookup in own.iter().filter(|f| matches!(f.field_type, FieldType::Lookup | FieldType::User)) {
         let Some(target) = lookup.reference_target().and_then(|t| catalog.entity(t)) else { continue };
         if !principal.sees(target.name().as_str()) {
             continue;
@@ -375,8 +376,13 @@ fn choices_of(catalog: &Catalog, viewer: &Viewer, entity: &Entity) -> Json {
 /// regions and (of the report's own entity) dates and short texts.
 fn groupable(field: &FieldDef, own: bool) -> bool {
     match field.field_type {
-        FieldType::Select | FieldType::Stage | FieldType::User | FieldType::Boolean | FieldType::Region => true,
-        FieldType::Lookup | FieldType::Date | FieldType::Datetime | FieldType::Text => own,
+        FieldType::Select
+        | FieldType::Stage
+        | FieldType::User
+        | FieldType::Lookup
+        | FieldType::Boolean
+        | FieldType::Region => true,
+        FieldType::Date | FieldType::Datetime | FieldType::Text => own,
         _ => false,
     }
 }

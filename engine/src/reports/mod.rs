@@ -8,11 +8,12 @@ pub mod chart;
 pub mod saved;
 pub mod screens;
 pub mod snapshot;
+mod stages;
 pub mod xlsx;
 
 use std::collections::HashSet;
 
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, FixedOffset};
 
 use crm_model::report::{self, Agg, Aggregate, ReportDoc};
 use crm_model::{Action, Catalog, FieldDef, Ident, Storage, Value, value};
@@ -48,7 +49,7 @@ pub fn shared(catalog: &Catalog, principal: &Principal, name: &str) -> ApiResult
 pub async fn run(app: &App, principal: &Principal, doc: &ReportDoc, offset_minutes: i32) -> ApiResult<Json> {
     let offset = FixedOffset::east_opt(offset_minutes * 60)
         .ok_or_else(|| ApiError::bad_request("invalid_query", "`offset` is minutes from UTC, -840 to 840"))?;
-    let now = Utc::now().with_timezone(&offset);
+    let now = app.now().with_timezone(&offset);
     let mut result = run_at(app, principal, doc, now).await?;
     if doc.chart == report::Chart::Number
         && let Some(previous) = doc.previous_period()
@@ -85,7 +86,7 @@ async fn run_at(app: &App, principal: &Principal, doc: &ReportDoc, now: DateTime
         let (from, until) = p.range.range(now.date_naive());
         json!({"field": p.field, "range": p.range, "from": from, "until": until})
     });
-    Ok(json!({
+    let mut result = json!({
         "name": doc.name,
         "label": doc.label,
         "entity": doc.entity,
@@ -104,7 +105,9 @@ async fn run_at(app: &App, principal: &Principal, doc: &ReportDoc, now: DateTime
             "values": row.measures.iter().map(measured_json).collect::<Vec<_>>(),
             "filter": report::drill(doc, entity, &compiled.groups, &row.keys, now),
         })).collect::<Vec<_>>(),
-    }))
+    });
+    stages::add_days(app, entity, &compiled, &mut result).await?;
+    Ok(result)
 }
 
 /// The list of the records behind a row of a report's result (its `filter`), if it has one.

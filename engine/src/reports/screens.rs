@@ -13,7 +13,7 @@ use crate::error::ApiResult;
 use crate::export::FileFormat;
 use crate::http::extract::ApiPath;
 use crate::http::file_response;
-use crate::screens::{Posted, Viewer, html, redirect_with};
+use crate::screens::{Posted, Viewer, html, redirect_with, shell};
 
 /// `GET /reports`
 pub async fn list(State(app): State<AppState>, viewer: Viewer) -> ApiResult<Response> {
@@ -88,31 +88,65 @@ pub async fn delete(
     Ok(redirect_with("/reports", Some(&viewer.text("reports.deleted"))))
 }
 
-/// A report's result as a table: the column headings (groups, then measures) and the cells
-/// of each row, in `locale`; a measure's cell links to the records behind its row.
+/// A report's result as a table: the column headings (groups, then measures, then a stage's
+/// average days in it when the result carries them) and the cells of each row, in `locale`; a
+/// measure's cell links to the records behind its row.
 pub fn table(result: &Json, locale: &str) -> (Vec<String>, Vec<Vec<Json>>) {
     let text = |labels: &Json| labels[locale].as_str().unwrap_or_default().to_owned();
+    let number = |value: &Json| {
+        let shown = match value {
+            Json::Null => "—".to_owned(),
+            Json::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        json!({"text": shown, "number": true})
+    };
+    let result_rows = result["rows"].as_array().into_iter().flatten();
+    let days = result_rows.clone().any(|row| row.get("days_in_stage").is_some());
     let mut columns: Vec<String> =
         result["groups"].as_array().into_iter().flatten().map(|g| text(&g["label"])).collect();
     columns.extend(result["measures"].as_array().into_iter().flatten().map(|m| text(&m["label"])));
-    let rows = result["rows"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    if days {
+        columns.push(shell::text(locale, "reports.days_in_stage", &[]));
+    }
+    let rows = result_rows
         .map(|row| {
-            let href = super::drill_href(result, row);
             let keys =
                 row["labels"].as_array().into_iter().flatten().map(|l| json!({"text": text(l), "number": false}));
+            let href = super::drill_href(result, row);
             let values = row["values"].as_array().into_iter().flatten().map(|v| {
-                let shown = match v {
-                    Json::Null => "—".to_owned(),
-                    Json::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                json!({"text": shown, "number": true, "href": href})
+                let mut cell = number(v);
+                cell["href"] = json!(href);
+                cell
             });
-            keys.chain(values).collect()
+            keys.chain(values).chain(days.then(|| number(&row["days_in_stage"]))).collect()
         })
         .collect();
     (columns, rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::table;
+
+    #[test]
+    fn a_stage_report_has_a_column_of_days_in_stage() {
+        let stage = json!({"zh-CN": "方案报价", "en": "Proposal"});
+        let mut result = json!({
+            "groups": [{"label": {"zh-CN": "销售阶段", "en": "Stage"}}],
+            "measures": [{"label": {"zh-CN": "数量", "en": "Count"}}],
+            "rows": [{"keys": ["proposal"], "labels": [stage], "values": [3]}],
+        });
+        let (columns, rows) = table(&result, "zh-CN");
+        assert_eq!((columns.len(), rows[0].len()), (2, 2), "no days, no column");
+        for (days, shown) in [(json!("3.5"), "3.5"), (json!(null), "—")] {
+            result["rows"][0]["days_in_stage"] = days;
+            let (columns, rows) = table(&result, "zh-CN");
+            assert_eq!(columns, ["销售阶段", "数量", "平均停留天数"]);
+            assert_eq!(rows[0][2], json!({"text": shown, "number": true}));
+        }
+        assert_eq!(table(&result, "en").0[2], "Avg. days in stage");
+    }
 }

@@ -1,6 +1,7 @@
 //! A report's one `GROUP BY`: group keys (a column, a column of the record a lookup points
 //! at, or a date bucket in the user's time zone) and measures over the live records that
-//! match the report's filter and the caller's scope. Nothing is fetched row by row.
+//! match the report's filter and the caller's scope; beside a report grouped by a stage, the
+//! average days the same records stayed in each stage. Nothing is fetched row by row.
 
 use crm_model::report::{Agg, Aggregate, Bucket, GroupKey, MeasureOf, Order};
 use crm_model::{Entity, Storage, Value};
@@ -258,6 +259,45 @@ pub async fn run(db: &Db, entity: &Entity, aggregate: &Aggregate) -> Result<Vec<
                 at += 1;
             }
             Ok(GroupRow { keys, measures })
+        })
+        .collect()
+}
+
+/// For a report whose first group is a stage field of its own entity: the average time the
+/// records it counts (the same filter and scope) spent in each stage before they left it, from
+/// the stage history. The history's own columns (`id`, `entity`, `field`, `actor`, `at`) may
+/// be an entity's column names too, and the filter names columns bare: the records are picked
+/// by a subquery over the entity alone, where those names are the entity's, and the history
+/// index on `(entity, record_id)` finds each record's moves.
+pub fn days_in_stage_statement(dialect: Dialect, entity: &Entity, aggregate: &Aggregate) -> Option<Sql> {
+    let stage =
+        aggregate.groups.first().filter(|g| g.through.is_none() && g.bucket.is_none() && !g.stages.is_empty())?;
+    let mut sql = Sql::new(dialect);
+    sql.push(
+        "SELECT from_stage, CAST(SUM(seconds_in_previous) AS BIGINT), COUNT(*) FROM crm_stage_history WHERE entity = ",
+    );
+    sql.bind(Arg::Text(entity.name().to_string())).push(" AND field = ").bind(Arg::Text(stage.field.name.to_string()));
+    sql.push(" AND seconds_in_previous IS NOT NULL AND record_id IN (SELECT \"id\" FROM ").ident(entity.name());
+    push_where(&mut sql, aggregate.filter.as_ref(), false);
+    sql.push(") GROUP BY from_stage");
+    Some(sql)
+}
+
+/// Runs a [`days_in_stage_statement`]: a group per stage left, its key the stage and its
+/// measure the average days in it, to a tenth of a day.
+pub async fn days_in_stage(db: &Db, statement: Sql) -> Result<Vec<GroupRow>, StoreError> {
+    const SECONDS_PER_TENTH_OF_A_DAY: i64 = 8_640;
+    let rows = statement.fetch_all(db).await?;
+    rows.iter()
+        .map(|row| {
+            let stage = row.text(0)?.map_or(Value::Null, Value::Text);
+            let days = match (row.int(1)?, row.int(2)?) {
+                (Some(seconds), Some(moves)) if moves > 0 => {
+                    Measured::Number { units: divide_rounded(seconds, moves * SECONDS_PER_TENTH_OF_A_DAY), scale: 1 }
+                }
+                _ => Measured::Empty,
+            };
+            Ok(GroupRow { keys: vec![stage], measures: vec![days] })
         })
         .collect()
 }

@@ -4,6 +4,8 @@
 
 use std::fmt::Write;
 
+use serde_json::Value as Json;
+
 use super::{Drawing, FONT, Figure, Figures, SMALL, WIDTH, colour, compact, escape, label, legend, percent};
 
 const BAR_HEIGHT: f64 = 22.0;
@@ -54,9 +56,15 @@ pub(super) fn stacked(figures: &Figures, locale: &str) -> Drawing {
 }
 
 /// The categories' totals as centred bars in the order of the rows, with `→ 45%` between two
-/// bars: the share of a stage's value that the next one holds.
-pub(super) fn funnel(figures: &Figures, locale: &str) -> Drawing {
+/// bars: the share of a stage's value that the next one holds; and under a stage's value the
+/// average days records stayed in it, when the result carries them.
+pub(super) fn funnel(result: &Json, figures: &Figures, locale: &str) -> Drawing {
     let totals: Vec<Option<Figure>> = (0..figures.categories.len()).map(|c| figures.total(c)).collect();
+    let days = days_in_stage(result, locale);
+    let with_days = days.iter().any(Option::is_some);
+    // `avg 12.5 days` is wider than a value: the bars give up some of their length for it.
+    let value_width = if with_days { VALUE_WIDTH + 40.0 } else { VALUE_WIDTH };
+    let room = WIDTH - LABEL_WIDTH - value_width;
     let value = |c: usize| totals[c].as_ref().map_or(0.0, |t| t.value);
     let largest = (0..totals.len()).map(value).fold(0.0, f64::max).max(f64::MIN_POSITIVE);
     let step = BAR_HEIGHT + FUNNEL_GAP;
@@ -64,17 +72,28 @@ pub(super) fn funnel(figures: &Figures, locale: &str) -> Drawing {
     for (c, category) in figures.categories.iter().enumerate() {
         let y = GAP + c as f64 * step;
         let baseline = y + BAR_HEIGHT / 2.0 + 4.5;
-        let width = (value(c).max(0.0) / largest * ROOM).max(1.0);
+        let width = (value(c).max(0.0) / largest * room).max(1.0);
         let shown = totals[c].as_ref().map_or_else(|| "—".to_owned(), |t| compact(t.value, locale));
-        let bar = format!(
-            r#"<g class="chart-bar"><title>{name}: {exact}</title>{text}<rect x="{x:.1}" y="{y:.1}" width="{width:.1}" height="{BAR_HEIGHT}" rx="3" style="fill: {fill}"/>{shown}</g>"#,
+        let stay = days.get(c).and_then(Option::as_deref).map(escape);
+        let mut bar = format!(
+            r#"<g class="chart-bar"><title>{name}: {exact}{stay_title}</title>{text}<rect x="{x:.1}" y="{y:.1}" width="{width:.1}" height="{BAR_HEIGHT}" rx="3" style="fill: {fill}"/>{shown}"#,
             name = escape(category),
             exact = escape(totals[c].as_ref().map_or("—", |t| &t.exact)),
+            stay_title = stay.as_ref().map_or_else(String::new, |s| format!(" · {s}")),
             text = label(LABEL_WIDTH - 8.0, baseline, "end", FONT, category, LABEL_WIDTH - 12.0),
-            x = LABEL_WIDTH + (ROOM - width) / 2.0,
+            x = LABEL_WIDTH + (room - width) / 2.0,
             fill = colour(0),
-            shown = label(WIDTH - VALUE_WIDTH + 6.0, baseline, "start", FONT, &shown, VALUE_WIDTH - 6.0),
+            shown = label(WIDTH - value_width + 6.0, baseline, "start", FONT, &shown, value_width - 6.0),
         );
+        if let Some(stay) = stay {
+            let _ = write!(
+                bar,
+                r#"<text class="chart-days" x="{x:.1}" y="{y:.1}" font-size="{SMALL}" fill="currentColor" fill-opacity="0.75">{stay}</text>"#,
+                x = WIDTH - value_width + 6.0,
+                y = baseline + SMALL + 3.0,
+            );
+        }
+        bar.push_str("</g>");
         body += &figures.linked_category(c, bar);
         if let Some(next) = totals.get(c + 1) {
             let conversion = match next {
@@ -84,13 +103,33 @@ pub(super) fn funnel(figures: &Figures, locale: &str) -> Drawing {
             let _ = write!(
                 body,
                 r#"<text class="chart-conversion" x="{x}" y="{y:.1}" text-anchor="middle" font-size="{SMALL}" fill="currentColor" fill-opacity="0.75">→ {conversion}</text>"#,
-                x = LABEL_WIDTH + ROOM / 2.0,
+                x = LABEL_WIDTH + room / 2.0,
                 y = y + BAR_HEIGHT + FUNNEL_GAP / 2.0 + 4.0,
             );
         }
     }
-    let height = GAP + figures.categories.len() as f64 * step - FUNNEL_GAP + GAP;
+    // The last stage's days take the room under it that a gap gives the others'.
+    let under_last = if with_days { SMALL } else { 0.0 };
+    let height = GAP + figures.categories.len() as f64 * step - FUNNEL_GAP + GAP + under_last;
     Drawing { height, body }
+}
+
+/// `平均 3.5 天` / `avg 3.5 days` per category, from each row's `days_in_stage`: the first
+/// group's values in the order of the rows, as [`Figures`] reads its categories.
+fn days_in_stage(result: &Json, locale: &str) -> Vec<Option<String>> {
+    let mut seen: Vec<&Json> = Vec::new();
+    let mut days = Vec::new();
+    for row in result["rows"].as_array().into_iter().flatten() {
+        if seen.contains(&&row["keys"][0]) {
+            continue;
+        }
+        seen.push(&row["keys"][0]);
+        days.push(row["days_in_stage"].as_str().map(|d| match locale {
+            "zh-CN" => format!("平均 {d} 天"),
+            _ => format!("avg {d} days"),
+        }));
+    }
+    days
 }
 
 #[cfg(test)]
@@ -173,5 +212,49 @@ mod tests {
         assert_eq!(bars[0].1, ROOM);
         assert_eq!(bars[1].1, ROOM / 2.0);
         assert!(bars.iter().all(|&(x, w)| (centre(x, w) - centre(bars[0].0, bars[0].1)).abs() < 0.1), "{bars:?}");
+    }
+
+    #[test]
+    fn a_funnel_shows_the_days_in_each_stage_under_its_value() {
+        let rows = [("线索", None, json!(200)), ("方案", None, json!(100)), ("赢单", None, json!(45))];
+        let mut result = report("funnel", "漏斗", &rows);
+        for (row, days) in
+            result["rows"].as_array_mut().unwrap().iter_mut().zip([json!("3.5"), json!("12.0"), Json::Null])
+        {
+            row["days_in_stage"] = days;
+        }
+        let texts = |svg: &str| -> Vec<String> {
+            svg.split(r#"class="chart-days""#)
+                .skip(1)
+                .map(|t| t.split('>').nth(1).unwrap().trim_end_matches("</text").to_owned())
+                .collect()
+        };
+        let svg = draw(&result, "zh-CN");
+        assert_eq!(texts(&svg), ["平均 3.5 天", "平均 12.0 天"], "none where no deal left the stage: {svg}");
+        assert!(
+            svg.contains("<title>线索: 200 · 平均 3.5 天</title>") && svg.contains("<title>赢单: 45</title>"),
+            "{svg}"
+        );
+        let en = draw(&result, "en");
+        assert_eq!(texts(&en), ["avg 3.5 days", "avg 12.0 days"], "{en}");
+        assert!(en.contains("<title>方案: 100 · avg 12.0 days</title>"), "{en}");
+        // The days fit right of the bars and inside the frame, the last one too.
+        let (xs, ys) = (attributes(&en, "chart-days", "x"), attributes(&en, "chart-days", "y"));
+        let widest = super::super::text_width("avg 123.5 days", SMALL);
+        assert!(xs.iter().all(|x| x + widest <= WIDTH), "{en}");
+        let bar_ends: Vec<f64> = en
+            .split("<rect ")
+            .skip(1)
+            .map(|r| {
+                let number = |name: &str| -> f64 {
+                    r.split(&format!("{name}=\"")).nth(1).unwrap().split('"').next().unwrap().parse().unwrap()
+                };
+                number("x") + number("width")
+            })
+            .collect();
+        assert!(bar_ends.iter().all(|end| xs.iter().all(|x| end < x)), "the bars end before the days: {en}");
+        let height: f64 = en.split("viewBox=\"0 0 640 ").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
+        assert!(ys.iter().all(|y| y + 4.0 <= height), "{en}");
+        assert!(!draw(&report("funnel", "漏斗", &rows), "en").contains("chart-days"), "no days, no line");
     }
 }

@@ -37,7 +37,7 @@ pub fn draw(result: &Json, locale: &str) -> String {
             "line" => line::draw(&figures, locale),
             "pie" => pie::draw(&figures, locale, false),
             "donut" => pie::draw(&figures, locale, true),
-            "funnel" => bars::funnel(&figures, locale),
+            "funnel" => bars::funnel(result, &figures, locale),
             "number" => number::draw(result, &figures, locale),
             // Bars, stacked by the second group when there is one; a table's image too.
             _ => bars::stacked(&figures, locale),
