@@ -1325,7 +1325,13 @@ async fn a_manager_builds_a_report_saves_it_and_drills_into_its_records(t: TestA
     t.put("/api/v1/meta/roles/manager", manager).await.expect(200);
 
     let mut r = Browser::sign_in(&t, "rep", support::USER_PASSWORD).await;
-    assert_eq!(r.get("/reports/build").await.status, StatusCode::FORBIDDEN, "a rep's role does not build reports");
+    let refused = r.get("/reports/build").await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "a rep's role does not build reports");
+    assert!(
+        refused.text.contains("您的角色没有这项权限") && !refused.text.contains("needs a role"),
+        "said in Chinese, not in the engine's English: {}",
+        refused.text
+    );
     let reports = r.get("/reports").await;
     assert!(!ok(&reports).contains("/reports/build"));
 

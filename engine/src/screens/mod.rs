@@ -360,7 +360,17 @@ fn error_page(app: &App, viewer: &Viewer, status: StatusCode, failure: &Failure)
         _ => "error.failed",
     };
     let title = viewer.text(key);
-    let context = viewer.page(&catalog, None, &title, json!({"status": status.as_u16(), "detail": failure.detail}));
+    // The engine's detail is written in English for developers and the API: a Chinese screen
+    // says what went wrong in Chinese — by the error's code where it has words of its own.
+    let detail = match viewer.locale {
+        "en" => failure.detail.clone(),
+        locale => {
+            let own = format!("error.{}", failure.code);
+            let text = shell::text(locale, &own, &[]);
+            if text == own || text == title { viewer.text(&format!("{key}_detail")) } else { text }
+        }
+    };
+    let context = viewer.page(&catalog, None, &title, json!({"status": status.as_u16(), "detail": detail}));
     match shell::render("error.html", context) {
         Ok(body) => (status, Html(body)).into_response(),
         Err(e) => {
