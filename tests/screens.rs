@@ -1334,6 +1334,7 @@ async fn a_manager_builds_a_report_saves_it_and_drills_into_its_records(t: TestA
     );
     let reports = r.get("/reports").await;
     assert!(!ok(&reports).contains("/reports/build"));
+    assert!(!ok(&r.get("/e/opportunity").await).contains("report-on-list"));
 
     let mut b = Browser::sign_in(&t, "boss", support::USER_PASSWORD).await;
     let reports = b.get("/reports").await;
@@ -1346,6 +1347,13 @@ async fn a_manager_builds_a_report_saves_it_and_drills_into_its_records(t: TestA
     assert!(preview.contains("<svg") && preview.contains("方案报价"), "{preview}");
     let proposal = between(preview, "<td>方案报价</td>", "</tr>").expect("a row of proposals");
     assert!(proposal.contains(">3</a>") && proposal.contains(">2199.00</a>"), "all three proposals: {proposal}");
+    // A list's filters carry over into a report on it.
+    let proposals = b.get("/e/opportunity?f_stage=proposal").await;
+    let before = ok(&proposals).split("\" id=\"report-on-list\"").next().expect("a link to a report on the list");
+    let link = unescaped(before.rsplit("href=\"").next().unwrap_or_default());
+    assert!(link.starts_with("/reports/build?entity=opportunity&") && link.contains("f_stage=proposal"), "{link}");
+    let on_list = b.get(&link).await;
+    assert!(ok(&on_list).contains(">3</a>"), "a count of the three proposals: {}", on_list.text);
     let wrong = b.get("/reports/build?entity=opportunity&group1=stage&measure=sum%3Aname").await;
     assert!(ok(&wrong).contains("这个报表的设置无法运行"), "{}", wrong.text);
 

@@ -393,6 +393,7 @@ pub async fn page(
         "editable_fields": editable,
         "users": users,
         "can": allowed(&viewer, &entity_name),
+        "builds_reports": viewer.principal.builds_reports(),
     });
     html("list.html", viewer.page(&catalog, Some(&entity_name), &label, values))
 }
