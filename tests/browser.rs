@@ -850,6 +850,9 @@ async fn phone_width_pages_fit() {
             format!("/e/customer/{customer}/edit"),
             "/e/opportunity/new".to_owned(),
             "/e/opportunity/board".to_owned(),
+            "/reports".to_owned(),
+            "/reports/sales_funnel".to_owned(),
+            "/reports/build?entity=opportunity&group1=stage&measure=count&chart=bar".to_owned(),
         ] {
             ui.goto(&page).await;
             assert_eq!(ui.location().await, page);
