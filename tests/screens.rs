@@ -1324,6 +1324,13 @@ async fn a_manager_builds_a_report_saves_it_and_drills_into_its_records(t: TestA
     manager["entities"]["opportunity"]["scope"] = json!("all");
     t.put("/api/v1/meta/roles/manager", manager).await.expect(200);
 
+    // The studio says which roles build reports: the manager's, not the rep's.
+    let mut admin = Browser::sign_in(&t, "admin", support::ADMIN_PASSWORD).await;
+    let manager = admin.get("/studio/roles/manager").await;
+    assert!(ok(&manager).contains("id=\"role-build-reports\" checked"), "{}", manager.text);
+    let rep_role = admin.get("/studio/roles/sales_rep").await;
+    assert!(ok(&rep_role).contains("id=\"role-build-reports\">"), "{}", rep_role.text);
+
     let mut r = Browser::sign_in(&t, "rep", support::USER_PASSWORD).await;
     let refused = r.get("/reports/build").await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "a rep's role does not build reports");
@@ -1354,6 +1361,9 @@ async fn a_manager_builds_a_report_saves_it_and_drills_into_its_records(t: TestA
     assert!(link.starts_with("/reports/build?entity=opportunity&") && link.contains("f_stage=proposal"), "{link}");
     let on_list = b.get(&link).await;
     assert!(ok(&on_list).contains(">3</a>"), "a count of the three proposals: {}", on_list.text);
+    let workbook = b.get(&format!("/reports/build/export.xlsx?{design}")).await;
+    assert_eq!(workbook.status, StatusCode::OK, "the design being built exports too");
+    assert!(workbook.content_type.as_deref().is_some_and(|c| c.contains("spreadsheetml")));
     let wrong = b.get("/reports/build?entity=opportunity&group1=stage&measure=sum%3Aname").await;
     assert!(ok(&wrong).contains("这个报表的设置无法运行"), "{}", wrong.text);
 

@@ -7,12 +7,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value as Json_, json};
 
-use super::files::file_response;
 use super::{ApiJson, ApiPath, ApiQuery};
 use crate::access::Principal;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::export::FileFormat;
 use crate::reports;
 
 #[derive(Deserialize)]
@@ -92,9 +90,7 @@ pub async fn export(
 ) -> ApiResult<Response> {
     let found = reports::saved::find(&app, &p, &name).await?;
     let result = reports::run(&app, &p, &found.doc, offset_minutes(&params)?).await?;
-    let locale = locale(&params);
-    let body = reports::xlsx::workbook(&result, locale)?;
-    Ok(file_response(body, FileFormat::Xlsx, &reports::xlsx::file_name(&result, locale)))
+    reports::xlsx::download(&result, locale(&params))
 }
 
 fn locale(params: &RunParams) -> &'static str {

@@ -14,11 +14,9 @@ use serde_json::{Map, Value as Json, json};
 use super::saved;
 use crate::app::{App, AppState};
 use crate::error::{ApiError, ApiResult};
-use crate::export::FileFormat;
 use crate::http::extract::ApiQuery;
-use crate::http::file_response;
 use crate::screens::list::{Widget, filter_bar};
-use crate::screens::{Posted, Viewer, html, redirect_with};
+use crate::screens::{Posted, Viewer, html, redirect_with, unprocessable};
 
 /// Most measures a design has.
 const MEASURES: usize = 3;
@@ -112,8 +110,7 @@ pub async fn export(
         design(&app, &viewer, &draft).await?.ok_or_else(|| ApiError::bad_request("invalid_query", "no `entity`"))?;
     let doc = super::ad_hoc(&report)?;
     let result = super::run(&app, &viewer.principal, &doc, viewer.offset.local_minus_utc() / 60).await?;
-    let body = super::xlsx::workbook(&result, viewer.locale)?;
-    Ok(file_response(body, FileFormat::Xlsx, &super::xlsx::file_name(&result, viewer.locale)))
+    super::xlsx::download(&result, viewer.locale)
 }
 
 fn may_build(viewer: &Viewer) -> ApiResult<()> {
@@ -122,10 +119,6 @@ fn may_build(viewer: &Viewer) -> ApiResult<()> {
     } else {
         Err(ApiError::forbidden("this needs a role that may build reports"))
     }
-}
-
-fn unprocessable(response: Response) -> Response {
-    crate::screens::unprocessable(response)
 }
 
 /// The report a design describes, with the filter bar of its module; none before a module

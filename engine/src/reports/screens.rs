@@ -10,9 +10,7 @@ use serde_json::{Value as Json, json};
 
 use crate::app::AppState;
 use crate::error::ApiResult;
-use crate::export::FileFormat;
 use crate::http::extract::ApiPath;
-use crate::http::file_response;
 use crate::screens::{Posted, Viewer, html, redirect_with, shell};
 
 /// `GET /reports`
@@ -73,8 +71,7 @@ pub async fn export(
 ) -> ApiResult<Response> {
     let found = super::saved::find(&app, &viewer.principal, &name).await?;
     let result = super::run(&app, &viewer.principal, &found.doc, viewer.offset.local_minus_utc() / 60).await?;
-    let body = super::xlsx::workbook(&result, viewer.locale)?;
-    Ok(file_response(body, FileFormat::Xlsx, &super::xlsx::file_name(&result, viewer.locale)))
+    super::xlsx::download(&result, viewer.locale)
 }
 
 /// `POST /reports/{name}/delete`: deletes a saved report of the viewer's.

@@ -1,13 +1,20 @@
 //! A report's table as an Excel workbook: the groups as text, counts and amounts as numbers
 //! Excel can add up, amounts with their decimals.
 
+use axum::response::Response;
 use serde_json::Value as Json;
 
 use crate::error::ApiResult;
-use crate::export::{Out, xlsx_bytes};
+use crate::export::{FileFormat, Out, xlsx_bytes};
+use crate::http::file_response;
+
+/// The workbook of a report's result as a download named after the report.
+pub fn download(result: &Json, locale: &str) -> ApiResult<Response> {
+    Ok(file_response(workbook(result, locale)?, FileFormat::Xlsx, &file_name(result, locale)))
+}
 
 /// The workbook of a report's result, headed in `locale`.
-pub fn workbook(result: &Json, locale: &str) -> ApiResult<Vec<u8>> {
+fn workbook(result: &Json, locale: &str) -> ApiResult<Vec<u8>> {
     let text = |labels: &Json| labels[locale].as_str().unwrap_or_default().to_owned();
     let groups = result["groups"].as_array().map_or(&[][..], Vec::as_slice);
     let measures = result["measures"].as_array().map_or(&[][..], Vec::as_slice);
@@ -48,7 +55,7 @@ fn cell(value: &Json) -> Out {
 
 /// The file name of a report's workbook: its label, without characters a file name cannot
 /// have.
-pub fn file_name(result: &Json, locale: &str) -> String {
+fn file_name(result: &Json, locale: &str) -> String {
     let label = result["label"][locale].as_str().unwrap_or("report");
     let clean: String =
         label.chars().filter(|c| !matches!(c, '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|')).collect();

@@ -4,8 +4,6 @@
 
 use std::fmt::Write;
 
-use serde_json::Value as Json;
-
 use super::{Drawing, FONT, Figure, Figures, SMALL, WIDTH, colour, compact, escape, label, legend, percent};
 
 const BAR_HEIGHT: f64 = 22.0;
@@ -58,9 +56,18 @@ pub(super) fn stacked(figures: &Figures, locale: &str) -> Drawing {
 /// The categories' totals as centred bars in the order of the rows, with `→ 45%` between two
 /// bars: the share of a stage's value that the next one holds; and under a stage's value the
 /// average days records stayed in it, when the result carries them.
-pub(super) fn funnel(result: &Json, figures: &Figures, locale: &str) -> Drawing {
+pub(super) fn funnel(figures: &Figures, locale: &str) -> Drawing {
     let totals: Vec<Option<Figure>> = (0..figures.categories.len()).map(|c| figures.total(c)).collect();
-    let days = days_in_stage(result, locale);
+    let days: Vec<Option<String>> = figures
+        .days
+        .iter()
+        .map(|d| {
+            d.as_deref().map(|d| match locale {
+                "zh-CN" => format!("平均 {d} 天"),
+                _ => format!("avg {d} days"),
+            })
+        })
+        .collect();
     let with_days = days.iter().any(Option::is_some);
     // `avg 12.5 days` is wider than a value: the bars give up some of their length for it.
     let value_width = if with_days { VALUE_WIDTH + 40.0 } else { VALUE_WIDTH };
@@ -114,27 +121,9 @@ pub(super) fn funnel(result: &Json, figures: &Figures, locale: &str) -> Drawing 
     Drawing { height, body }
 }
 
-/// `平均 3.5 天` / `avg 3.5 days` per category, from each row's `days_in_stage`: the first
-/// group's values in the order of the rows, as [`Figures`] reads its categories.
-fn days_in_stage(result: &Json, locale: &str) -> Vec<Option<String>> {
-    let mut seen: Vec<&Json> = Vec::new();
-    let mut days = Vec::new();
-    for row in result["rows"].as_array().into_iter().flatten() {
-        if seen.contains(&&row["keys"][0]) {
-            continue;
-        }
-        seen.push(&row["keys"][0]);
-        days.push(row["days_in_stage"].as_str().map(|d| match locale {
-            "zh-CN" => format!("平均 {d} 天"),
-            _ => format!("avg {d} days"),
-        }));
-    }
-    days
-}
-
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{Value as Json, json};
 
     use super::super::draw;
     use super::super::tests::{attributes, report};

@@ -37,7 +37,7 @@ pub fn draw(result: &Json, locale: &str) -> String {
             "line" => line::draw(&figures, locale),
             "pie" => pie::draw(&figures, locale, false),
             "donut" => pie::draw(&figures, locale, true),
-            "funnel" => bars::funnel(result, &figures, locale),
+            "funnel" => bars::funnel(&figures, locale),
             "number" => number::draw(result, &figures, locale),
             // Bars, stacked by the second group when there is one; a table's image too.
             _ => bars::stacked(&figures, locale),
@@ -111,6 +111,9 @@ struct Figures {
     cells: Vec<Vec<Option<Figure>>>,
     /// `links[category][series]`: the list of the records behind a cell, where it has one.
     links: Vec<Vec<Option<String>>>,
+    /// Per category, the average days its records stayed in it, when the first group is a
+    /// stage (`days_in_stage`, a decimal in days).
+    days: Vec<Option<String>>,
 }
 
 impl Figures {
@@ -132,8 +135,13 @@ impl Figures {
         let (mut categories, mut series): (Seen, Seen) = (Vec::new(), Vec::new());
         let mut cells: Vec<(usize, usize, Figure)> = Vec::new();
         let mut links: Vec<(usize, usize, String)> = Vec::new();
+        let mut days: Vec<Option<String>> = Vec::new();
         for row in result["rows"].as_array().into_iter().flatten() {
             let c = position(&mut categories, &row["keys"][0], label(row, 0));
+            days.resize(categories.len(), None);
+            if let Some(stay) = row["days_in_stage"].as_str() {
+                days[c] = Some(stay.to_owned());
+            }
             let s = match row["labels"].as_array().map_or(0, Vec::len) {
                 0 | 1 => position(&mut series, &Json::Null, String::new()),
                 _ => position(&mut series, &row["keys"][1], label(row, 1)),
@@ -156,6 +164,7 @@ impl Figures {
             series: series.into_iter().map(|(_, label)| label).collect(),
             cells: grid,
             links: hrefs,
+            days,
         }
     }
 
