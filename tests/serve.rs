@@ -2,87 +2,11 @@
 //! keeps its data across restarts and stops cleanly on SIGTERM; `crm meta export` writes a
 //! package. Configuration layers flags over variables over `crm.toml`.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod support;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use std::process::Command;
 
-/// A running server, killed if the test fails before stopping it.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(data: &std::path::Path, port: u16) -> (Server, Vec<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_crm"))
-        .args(["serve", "--data-dir"])
-        .arg(data)
-        .env("CRM_LISTEN", format!("127.0.0.1:{port}"))
-        .env_remove("CRM_ADMIN_PASSWORD")
-        .env_remove("CRM_DATABASE_URL")
-        .env("CRM_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let child = Server(child);
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = sender.send(line);
-        }
-    });
-    // The port is bound before the database is opened; /healthz answers once serving starts,
-    // after anything printed at start-up.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(http(port, "GET", "/healthz", "", None).0, 200);
-    let lines = std::iter::from_fn(|| receiver.recv_timeout(Duration::from_millis(300)).ok()).collect();
-    (child, lines)
-}
-
-/// A minimal HTTP/1.1 exchange, to test the binary from the outside.
-fn http(port: u16, method: &str, path: &str, body: &str, token: Option<&str>) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    (status, body)
-}
-
-fn stop(mut server: Server) {
-    let child = &mut server.0;
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            assert!(exit.success(), "a graceful stop exits 0, got {exit}");
-            return;
-        }
-        assert!(Instant::now() < deadline, "the server did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use support::binary::{free_port, http, start, stop};
 
 #[test]
 fn first_start_restart_and_graceful_stop() {

@@ -35,8 +35,11 @@ pub struct App {
     pub rules: crm_rules::Rules,
     /// This node's search index, under its data folder.
     pub search: crm_search::Index,
-    /// Told when this node commits a write, so its outbox consumers need not wait to poll.
-    pub written: tokio::sync::Notify,
+    /// Seals the secrets the database keeps and signs links that act without a login.
+    pub secrets: crate::secrets::Secrets,
+    /// Counts the writes this node commits, so each of its outbox consumers, watching it,
+    /// need not wait to poll.
+    pub written: tokio::sync::watch::Sender<u64>,
     /// The time [`App::now`] tells while a test holds the clock.
     clock: std::sync::Mutex<Option<DateTime<Utc>>>,
 }
@@ -54,6 +57,7 @@ impl App {
         db.migrate().await?;
         let catalog = load_catalog(&db).await?;
         let search = crm_search::Index::open(&config.data_dir.join("search"))?;
+        let secrets = crate::secrets::Secrets::load(config.secret_key.as_deref(), &config.data_dir)?;
         let rules_budget = config.rule_budget;
         let app = Arc::new_cyclic(|me| App {
             me: me.clone(),
@@ -69,7 +73,8 @@ impl App {
             report_groups: WriteCache::default(),
             rules: crm_rules::Rules::new(crm_rules::Limits { budget: rules_budget, ..crm_rules::Limits::default() }),
             search,
-            written: tokio::sync::Notify::new(),
+            secrets,
+            written: tokio::sync::watch::Sender::new(0),
             clock: std::sync::Mutex::new(None),
         });
         Ok(app)

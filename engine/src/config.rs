@@ -85,6 +85,14 @@ pub struct ServerArgs {
     /// The URL of the company's logo on printed quotes and orders
     #[arg(long, env = "CRM_COMPANY_LOGO")]
     pub company_logo: Option<String>,
+    /// The address people reach this server at, for links in mails (unsubscribe)
+    /// [default: http:// and the listen address]
+    #[arg(long, env = "CRM_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Base64 of 32 random bytes; the same on every node of one database
+    /// [default: secret.key in the data folder, made on the first start]
+    #[arg(long, env = "CRM_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
     /// Configuration file [default: ./crm.toml when it exists]
     #[arg(long, env = "CRM_CONFIG")]
     pub config: Option<PathBuf>,
@@ -125,6 +133,8 @@ struct FileConfig {
     rule_budget_ms: Option<u64>,
     company_name: Option<String>,
     company_logo: Option<String>,
+    public_url: Option<String>,
+    secret_key: Option<String>,
 }
 
 /// The settings the app runs with.
@@ -143,6 +153,9 @@ pub struct Config {
     /// (issue 17), they come from the configuration.
     pub company_name: Option<String>,
     pub company_logo: Option<String>,
+    /// Where people reach the server, without a trailing slash.
+    pub public_url: String,
+    pub secret_key: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -156,6 +169,8 @@ impl std::fmt::Debug for Config {
             .field("rule_budget", &self.rule_budget)
             .field("company_name", &self.company_name)
             .field("company_logo", &self.company_logo)
+            .field("public_url", &self.public_url)
+            .field("secret_key", &self.secret_key.as_ref().map(|_| "***"))
             .finish()
     }
 }
@@ -195,6 +210,12 @@ impl Config {
             args.rule_budget_ms.or(file.rule_budget_ms).map_or(DEFAULT_RULE_BUDGET, Duration::from_millis);
         let company_name = args.company_name.clone().or(file.company_name).filter(|n| !n.trim().is_empty());
         let company_logo = args.company_logo.clone().or(file.company_logo).filter(|l| !l.trim().is_empty());
+        let public_url = args
+            .public_url
+            .clone()
+            .or(file.public_url)
+            .map_or_else(|| format!("http://{listen}"), |url| url.trim_end_matches('/').to_owned());
+        let secret_key = args.secret_key.clone().or(file.secret_key).filter(|k| !k.trim().is_empty());
         Ok(Self {
             data_dir,
             listen,
@@ -204,6 +225,8 @@ impl Config {
             rule_budget,
             company_name,
             company_logo,
+            public_url,
+            secret_key,
         })
     }
 
@@ -218,6 +241,8 @@ impl Config {
             rule_budget: DEFAULT_RULE_BUDGET,
             company_name: None,
             company_logo: None,
+            public_url: "http://127.0.0.1".to_owned(),
+            secret_key: None,
         }
     }
 }

@@ -39,12 +39,19 @@ pub enum ApiError {
     /// What the request asks was done before (a quote that already became an order).
     #[error("{message}")]
     AlreadyDone { code: &'static str, message: String },
+    /// What the request needs is not set up yet (a test mail before a mail server).
+    #[error("{message}")]
+    NotReady { code: &'static str, message: String },
     #[error("the request body is too large")]
     PayloadTooLarge,
     #[error("some values are not valid")]
     Invalid(Vec<FieldError>),
     #[error("the metadata is not valid")]
     InvalidMetadata(Vec<MetaError>),
+    /// Another server this one works with (the mail server) refused or could not be reached;
+    /// the message says what it answered.
+    #[error("{message}")]
+    Upstream { code: &'static str, message: String },
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -91,9 +98,11 @@ impl ApiError {
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "version_conflict", "Conflict"),
             ApiError::AlreadyDone { code, .. } => (StatusCode::CONFLICT, code, "Conflict"),
+            ApiError::NotReady { code, .. } => (StatusCode::CONFLICT, code, "Conflict"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large"),
             ApiError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "Validation failed"),
             ApiError::InvalidMetadata(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_metadata", "Invalid metadata"),
+            ApiError::Upstream { code, .. } => (StatusCode::BAD_GATEWAY, code, "Bad gateway"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
         }
     }

@@ -93,5 +93,8 @@ pub async fn follow_schedule(app: crate::AppState) {
         if let Err(e) = crate::reports::snapshot::take_due(&app, app.now()).await {
             tracing::warn!(error = ?e, "taking the forecast snapshot failed");
         }
+        if let Err(e) = crate::mail::compose::release_due(&app, app.now()).await {
+            tracing::warn!(error = ?e, "sending the scheduled mailings failed");
+        }
     }
 }

@@ -4,6 +4,9 @@
 
 #![allow(dead_code, reason = "each test binary uses a different part of the harness")]
 
+pub mod binary;
+pub mod smtp;
+
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
@@ -208,6 +211,9 @@ impl TestApp {
         let router = crm::build_app(app.clone());
         let mut test = Self { app, router, token: String::new(), _dir: dir, postgres };
         test.token = test.login("admin", ADMIN_PASSWORD).await.expect("admin logs in");
+        // The outbox consumers start reading as a server's would at its start: what the test
+        // writes next is news to them.
+        test.run_jobs().await;
         test
     }
 

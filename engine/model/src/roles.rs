@@ -21,6 +21,8 @@ pub enum Action {
     Import,
     Export,
     Approve,
+    /// Send mail (and later SMS) to the records, up to the role's `send_limit` at once.
+    Send,
 }
 
 /// Whose records a role sees: its holder's, their department's, their department's and
@@ -68,6 +70,10 @@ pub struct RoleDoc {
     /// May build reports in the browser and save them, private or shared with roles.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub build_reports: bool,
+    /// The most recipients one mailing of this role's holder may have (with `send` on the
+    /// recipients' entity); an administrator has no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_limit: Option<u32>,
     /// Entities the role may use; an entity not listed is invisible to it.
     #[serde(default)]
     pub entities: BTreeMap<Ident, Grant>,
@@ -94,6 +100,8 @@ impl EntityAccess {
 pub struct Access {
     pub admin: bool,
     pub build_reports: bool,
+    /// The most recipients of one mailing: the largest any role gives; `None` is no limit.
+    pub send_limit: Option<u32>,
     entities: HashMap<Ident, EntityAccess>,
 }
 
@@ -106,6 +114,10 @@ impl Access {
         for role in roles {
             access.admin |= role.admin;
             access.build_reports |= role.admin || role.build_reports;
+            access.send_limit = match (role.admin, role.send_limit) {
+                (true, _) => Some(u32::MAX),
+                (false, limit) => access.send_limit.max(limit),
+            };
             for (entity, grant) in &role.entities {
                 grants.entry(entity).or_default().push(grant);
             }

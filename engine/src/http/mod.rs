@@ -6,6 +6,7 @@ mod auth;
 pub mod extract;
 mod files;
 pub mod kb;
+mod mail;
 mod meta;
 mod print;
 mod records;
@@ -97,6 +98,10 @@ pub fn build_app(state: AppState) -> Router {
         .route("/api/v1/kb/import", post(kb::import).layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT)))
         .route("/api/v1/tasks/{id}/report.csv", get(files::report))
         // One's reminders
+        .route("/api/v1/mailings", post(mail::create))
+        .route("/api/v1/mailings/{id}/send", post(mail::send))
+        .route("/api/v1/mailings/{id}/cancel", post(mail::cancel))
+        .route("/api/v1/mailings/{id}/deliveries", get(mail::deliveries))
         .route("/api/v1/reminders", get(rules::reminders))
         .route("/api/v1/reminders/{id}/done", post(rules::finish_reminder))
         // One's own session, password and tokens
@@ -114,6 +119,8 @@ pub fn build_app(state: AppState) -> Router {
         .route("/api/v1/admin/users/{id}/reset-password", post(admin::reset_password))
         .route("/api/v1/admin/users/{id}/transfer", post(admin::transfer))
         .route("/api/v1/admin/jobs", get(admin::jobs))
+        .route("/api/v1/admin/mail", get(mail::get_settings).put(mail::put_settings))
+        .route("/api/v1/admin/mail/test", post(mail::test))
         .route("/api/v1/admin/jobs/{consumer}/retry", post(admin::retry_jobs))
         .route("/api/v1/audit", get(admin::audit))
         // The API's own description

@@ -4,7 +4,7 @@
 //!
 //! - node-local consumers (caches, later the search index) keep state of their node, so every
 //!   node reads every event from a cursor of its own;
-//! - shared consumers act on the world (reminders, later mail and webhooks), so one node at a
+//! - shared consumers act on the world (reminders, mail, later webhooks), so one node at a
 //!   time claims them, and another takes over when its claim runs out.
 //!
 //! Delivery is at least once: a consumer must do the same thing when it sees an event twice.
@@ -53,7 +53,12 @@ pub trait Consumer: Send + Sync {
 
 /// The consumers every node runs.
 pub fn standard() -> Vec<Box<dyn Consumer>> {
-    vec![Box::new(caches::Caches), Box::new(assignments::Assignments), Box::new(crate::search::Indexer)]
+    vec![
+        Box::new(caches::Caches),
+        Box::new(assignments::Assignments),
+        Box::new(crate::search::Indexer),
+        Box::new(crate::mail::Sender),
+    ]
 }
 
 /// Events read at a time.
@@ -83,16 +88,29 @@ impl Runner {
         Runner { app, consumers, resumed: Default::default() }
     }
 
-    /// Runs until the process ends: after each write on this node, or every [`POLL`] for
-    /// the writes of other nodes.
+    /// Runs until the process ends, each consumer in a task of its own, so a slow one (a
+    /// mailing of thousands) never holds up another: after each write on this node, or every
+    /// [`POLL`] for the writes of other nodes.
     pub async fn run(self) {
+        let runner = std::sync::Arc::new(self);
+        let mut tasks = tokio::task::JoinSet::new();
+        for index in 0..runner.consumers.len() {
+            let runner = runner.clone();
+            tasks.spawn(async move { runner.follow(index).await });
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+
+    async fn follow(&self, index: usize) {
+        let consumer = self.consumers[index].as_ref();
+        let mut written = self.app.written.subscribe();
         loop {
-            if let Err(e) = self.run_once(self.app.now()).await {
-                tracing::warn!(error = ?e, "running the outbox consumers failed");
+            if let Err(e) = self.run_consumer(consumer, self.app.now()).await {
+                tracing::warn!(consumer = consumer.name(), error = ?e, "running an outbox consumer failed");
             }
             tokio::select! {
                 () = tokio::time::sleep(POLL) => {}
-                () = self.app.written.notified() => {}
+                _ = written.changed() => {}
             }
         }
     }
@@ -179,6 +197,13 @@ impl Runner {
         store::failed(&self.app.db, name, node, seq, attempts, error, now, now + backoff(attempts), dead).await?;
         Ok(())
     }
+}
+
+/// Renews this node's claim on a shared consumer during long work on one event (a mailing);
+/// false when another node took it over meanwhile, and the work must stop.
+pub async fn renew_claim(app: &App, consumer: &str) -> ApiResult<bool> {
+    let now = app.now();
+    Ok(store::claim(&app.db, consumer, &app.node, now, now + LEASE).await?)
 }
 
 /// `GET /api/v1/admin/jobs`: each consumer (the standard ones, and any other that has left a

@@ -2,6 +2,7 @@
 //! operations their roles allow on the entities they see, with the fields they see, every
 //! status each operation can answer and the shape of every body.
 
+mod mail;
 mod operations;
 mod records;
 
@@ -140,7 +141,7 @@ impl Op {
 }
 
 /// The problem answers every operation refers to, by status.
-const PROBLEMS: [(u16, &str); 9] = [
+const PROBLEMS: [(u16, &str); 10] = [
     (400, "Malformed request: body, query parameter, filter, sort or cursor"),
     (401, "No credentials, or credentials that are not valid"),
     (403, "Not allowed: the caller's roles, a password to change first, or a missing CSRF token"),
@@ -150,12 +151,17 @@ const PROBLEMS: [(u16, &str); 9] = [
     (422, "Invalid values: `errors` has one entry per field or document path"),
     (429, "Too many failed logins: try again later"),
     (500, "Something went wrong on the server; it has been logged"),
+    (
+        502,
+        "Another server this one works with (the mail server) refused or could not be reached: `detail` says what it answered",
+    ),
 ];
 
 /// The document for one caller.
 pub fn document(catalog: &Catalog, p: &Principal) -> Json {
     let mut paths = Map::new();
     operations::add(&mut paths, catalog, p);
+    mail::add(&mut paths, p);
     let mut schemas = Map::new();
     for entity in catalog.entities().filter(|e| p.sees(e.name().as_str())) {
         records::add(&mut paths, &mut schemas, catalog, p, entity);

@@ -66,11 +66,13 @@ pub enum Source {
     Merge,
     /// A job of the schedule, such as the weekly forecast snapshot.
     Schedule,
+    /// Sending mail: a mailing's progress, and a recipient who unsubscribed.
+    Mail,
 }
 
 impl Source {
     /// Every source, for the places that list them (the API's description).
-    pub const ALL: [Source; 11] = [
+    pub const ALL: [Source; 12] = [
         Source::Api,
         Source::Screen,
         Source::Import,
@@ -82,6 +84,7 @@ impl Source {
         Source::Setup,
         Source::Merge,
         Source::Schedule,
+        Source::Mail,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -97,6 +100,7 @@ impl Source {
             Source::Setup => "setup",
             Source::Merge => "merge",
             Source::Schedule => "schedule",
+            Source::Mail => "mail",
         }
     }
 }
@@ -820,7 +824,7 @@ impl<'a> Unit<'a> {
             write(&mut tx, now).await?;
         }
         tx.commit().await?;
-        app.written.notify_one();
+        app.written.send_modify(|n| *n = n.wrapping_add(1));
         let touched: HashSet<&str> =
             writes.iter().map(|w| w.entity.name().as_str()).chain(rolled.iter().map(|e| e.as_str())).collect();
         for entity in touched {

@@ -118,7 +118,14 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/reminders/{id}/done", post(finish_reminder))
         .merge(studio)
         .layer(middleware::from_fn_with_state(state, sign_in_required));
-    Router::new().route("/login", get(login_page).post(login)).route("/static/{*path}", get(asset)).merge(signed_in)
+    Router::new()
+        .route("/login", get(login_page).post(login))
+        .route(
+            "/unsubscribe/{entity}/{id}/{signature}",
+            get(crate::mail::unsubscribe::ask).post(crate::mail::unsubscribe::confirm),
+        )
+        .route("/static/{*path}", get(asset))
+        .merge(signed_in)
 }
 
 /// The signed-in user of a page, with what the page needs to know about them.
@@ -270,7 +277,7 @@ fn decode(text: &str) -> String {
 }
 
 /// The locale a browser asks for: English if it prefers it, Chinese otherwise.
-fn browser_locale(headers: &HeaderMap) -> &'static str {
+pub(crate) fn browser_locale(headers: &HeaderMap) -> &'static str {
     let accept = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let first = accept.split(',').next().unwrap_or("").trim().to_ascii_lowercase();
     if first.starts_with("en") { "en" } else { "zh-CN" }

@@ -14,8 +14,8 @@ use crate::app::{App, AppState};
 use crate::error::{ApiError, ApiResult};
 use crate::http::extract::ApiPath;
 
-const ACTIONS: [&str; 10] =
-    ["read", "create", "edit", "delete", "restore", "assign", "share", "import", "export", "approve"];
+const ACTIONS: [&str; 11] =
+    ["read", "create", "edit", "delete", "restore", "assign", "share", "import", "export", "approve", "send"];
 const SCOPES: [&str; 4] = ["own", "department", "department_tree", "all"];
 
 fn list_of(text: Option<&str>) -> Vec<String> {
@@ -59,6 +59,7 @@ fn role_page(app: &App, viewer: &Viewer, name: &str, errors: Vec<String>) -> Api
         "label": doc["label"],
         "admin": doc["admin"].as_bool().unwrap_or(false),
         "build_reports": doc["build_reports"].as_bool().unwrap_or(false),
+        "send_limit": doc["send_limit"],
         "rows": rows,
         "actions": ACTIONS,
         "scopes": SCOPES,
@@ -111,6 +112,10 @@ pub async fn save_role(
     }
     if form.get("build_reports") == Some("true") {
         doc["build_reports"] = json!(true);
+    }
+    if let Some(limit) = form.get("send_limit").map(str::trim).filter(|l| !l.is_empty()) {
+        // The schema says what is wrong with a limit that is not a whole number.
+        doc["send_limit"] = limit.parse::<u32>().map_or_else(|_| json!(limit), |n| json!(n));
     }
     match save_doc(&app, &viewer, DocKind::Role, &doc).await? {
         Ok(()) => {

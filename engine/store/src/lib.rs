@@ -5,6 +5,7 @@
 pub mod aggregate;
 pub mod ddl;
 pub mod jobs;
+pub mod mail;
 pub mod merges;
 pub mod records;
 pub mod reports;
@@ -126,6 +127,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         "reports users build and save, private or shared with roles",
         include_str!("../../../migrations/sqlite/0007_reports.sql"),
         include_str!("../../../migrations/postgres/0007_reports.sql"),
+    ),
+    (
+        8,
+        "settings, and a delivery per recipient of each mailing",
+        include_str!("../../../migrations/sqlite/0008_mail.sql"),
+        include_str!("../../../migrations/postgres/0008_mail.sql"),
     ),
 ];
 
