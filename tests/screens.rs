@@ -29,6 +29,8 @@ backends!(
     a_report_shows_its_chart_and_table_in_the_viewers_scope,
     the_home_page_is_the_roles_dashboard_and_the_studio_arranges_it,
     a_manager_builds_a_report_saves_it_and_drills_into_its_records,
+    mail_is_set_up_composed_from_a_list_previewed_and_its_statuses_shown,
+    address_labels_print_what_the_viewer_may_read,
 );
 
 /// A browser signed in with a session cookie.
@@ -1412,4 +1414,138 @@ async fn a_manager_builds_a_report_saves_it_and_drills_into_its_records(t: TestA
     let deleted = b.post(&format!("/reports/{name}/delete"), &[]).await;
     assert_eq!(deleted.location.as_deref(), Some("/reports"));
     assert_eq!(b.get(&location).await.status, StatusCode::NOT_FOUND);
+}
+
+async fn mail_is_set_up_composed_from_a_list_previewed_and_its_statuses_shown(t: TestApp) {
+    let smtp = support::smtp::Smtp::start(&[]);
+    let mut b = Browser::sign_in(&t, "admin", support::ADMIN_PASSWORD).await;
+    // The studio's mail settings: a bad address is said in Chinese beside the form, nothing saved.
+    let page = b.get("/studio/mail").await;
+    assert!(ok(&page).contains("id=\"mail-settings\"") && !page.text.contains("id=\"mail-test\""));
+    let port = smtp.port.to_string();
+    let mut fields = vec![
+        ("host", "127.0.0.1"),
+        ("port", port.as_str()),
+        ("security", "none"),
+        ("from_address", "不是地址"),
+        ("from_name", "市场部"),
+        ("rate_per_second", "100"),
+    ];
+    let refused = b.post("/studio/mail", &fields).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.text.contains("发件人地址: 不是有效的电子邮件地址"), "{}", refused.text);
+    fields[3] = ("from_address", "market@example.cn");
+    let saved = b.post("/studio/mail", &fields).await;
+    assert_eq!(saved.location.as_deref(), Some("/studio/mail"));
+    let tested = b.post("/studio/mail", &[("action", "test"), ("to", "it@example.cn")]).await;
+    assert!(ok(&tested).contains("测试邮件已发出，服务器回复：250"), "{}", tested.text);
+    assert_eq!(smtp.received().len(), 1);
+
+    let customer = t.create("customer", json!({"name": "广州恒远贸易有限公司"})).await;
+    let mut ids = Vec::new();
+    for (name, email) in [("陈<script>x</script>", "chen@hengyuan.cn"), ("林静", "lin@hengyuan.cn")] {
+        let contact = t.create("contact", json!({"name": name, "customer": customer["id"], "email": email})).await;
+        ids.push(contact["id"].as_str().unwrap().to_owned());
+    }
+    let template = t
+        .create(
+            "email_template",
+            json!({"name": "春季促销", "recipient_entity": "contact", "subject": "{{ recipient.name }}，春季促销",
+                "body": "<p>{{ recipient.salutation }}您好，{{ customer.name }}专享。</p>"}),
+        )
+        .await;
+
+    // From the list: the selection goes to the compose page.
+    let list = b.get("/e/contact").await;
+    assert!(ok(&list).contains("id=\"bulk-mail\"") && list.text.contains("id=\"mail-list\""));
+    let mut chosen = vec![("action", "mail")];
+    chosen.extend(ids.iter().map(|id| ("ids", id.as_str())));
+    let compose = b.post("/e/contact/bulk", &chosen).await;
+    let location = compose.location.clone().expect("to the compose page");
+    assert!(location.starts_with("/mail/compose?entity=contact&ids="), "{location}");
+    let page = b.follow(compose).await;
+    assert!(ok(&page).contains("已选 2 条联系人") && page.text.contains("{{ recipient.salutation }}"), "{}", page.text);
+    let ids_joined = ids.join(",");
+    let template_id = template["id"].as_str().unwrap();
+    let base = [("entity", "contact"), ("ids", ids_joined.as_str()), ("template", template_id)];
+    let loaded = b.post("/mail/compose", &[&base[..], &[("action", "load")]].concat()).await;
+    assert!(ok(&loaded).contains("value=\"{{ recipient.name }}，春季促销\""), "{}", loaded.text);
+
+    let content = [
+        ("subject", "{{ recipient.name }}，春季促销"),
+        ("body", "<p>{{ recipient.salutation }}您好，{{ customer.name }}专享。</p>"),
+    ];
+    let preview = b.post("/mail/compose", &[&base[..], &content[..], &[("action", "preview")]].concat()).await;
+    let preview = ok(&preview);
+    assert!(preview.contains("id=\"mail-preview-box\"") && preview.contains("sandbox srcdoc="), "{preview}");
+    assert!(!preview.contains("<script>x"), "a merged value is never live on the page");
+    assert!(preview.contains("id=\"preview-subject\">陈&lt;script&gt;x"), "{preview}");
+    assert!(preview.contains("广州恒远贸易有限公司专享"), "the customer is merged: {preview}");
+
+    let broken = b
+        .post("/mail/compose", &[&base[..], &[("subject", "x"), ("body", "{% if %}"), ("action", "now")]].concat())
+        .await;
+    assert_eq!(broken.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(broken.text.contains("邮件正文: 模板有误"), "{}", broken.text);
+
+    let sent = b.post("/mail/compose", &[&base[..], &content[..], &[("action", "now")]].concat()).await;
+    let mailing = sent.location.clone().expect("to the mailing");
+    assert!(mailing.starts_with("/e/mailing/"), "{mailing}");
+    let page = b.follow(sent).await;
+    assert!(ok(&page).contains("已开始发送，共 2 位收件人"), "{}", page.text);
+    t.run_jobs().await;
+    let page = b.get(&mailing).await;
+    let page = ok(&page);
+    assert!(page.contains("data-status=\"sent\">已发送 2") && page.contains("chen@hengyuan.cn"), "{page}");
+    assert!(!page.contains("id=\"mailing-send-now\""), "a sent mailing is not sent again");
+    let received = smtp.received();
+    let to_lin = received.iter().find(|m| m["to"] == json!(["lin@hengyuan.cn"])).expect("lin's mail");
+    assert_eq!(to_lin["subject"], "林静，春季促销");
+
+    // The recipient's timeline shows the mail with the subject they got.
+    let contact = b.get(&format!("/e/contact/{}", ids[1])).await;
+    assert!(ok(&contact).contains("邮件：已发送") && contact.text.contains("林静，春季促销"), "{}", contact.text);
+}
+
+async fn address_labels_print_what_the_viewer_may_read(t: TestApp) {
+    let (_, rep_token) = t.user("label_rep", &["sales_rep"], None).await;
+    let rep_customer = t
+        .as_user(
+            &rep_token,
+            Method::POST,
+            "/api/v1/records/customer",
+            Some(json!({"name": "杭州西湖<茶>业", "address": "浙江省杭州市西湖区龙井路1号", "postcode": "310013"})),
+        )
+        .await
+        .expect(201);
+    let contact = t
+        .as_user(
+            &rep_token,
+            Method::POST,
+            "/api/v1/records/contact",
+            Some(json!({"name": "周明", "title": "采购经理", "customer": rep_customer["id"]})),
+        )
+        .await
+        .expect(201);
+    let other = t.create("customer", json!({"name": "别人的客户", "address": "北京", "postcode": "100000"})).await;
+
+    let mut b = Browser::sign_in(&t, "label_rep", support::USER_PASSWORD).await;
+    let list = b.get("/e/customer").await;
+    assert!(ok(&list).contains("id=\"bulk-labels\""));
+    let ids = [rep_customer["id"].as_str().unwrap(), other["id"].as_str().unwrap()];
+    let chosen = b.post("/e/customer/bulk", &[("action", "labels"), ("ids", ids[0]), ("ids", ids[1])]).await;
+    let page = b.follow(chosen).await;
+    let page = ok(&page);
+    assert!(page.contains("310013") && page.contains("浙江省杭州市西湖区龙井路1号"), "{page}");
+    assert!(page.contains("杭州西湖&lt;茶&gt;业") && !page.contains("<茶>"), "values are escaped");
+    assert!(page.contains("周明 采购经理 收"), "a customer's label goes to its first contact: {page}");
+    assert!(!page.contains("别人的客户") && page.contains("共 1 张标签"), "only what the rep may read");
+
+    let by_contact = b.get(&format!("/labels?entity=contact&ids={}&sheet=2x7", contact["id"].as_str().unwrap())).await;
+    let by_contact = ok(&by_contact);
+    assert!(
+        by_contact.contains("repeat(2, 1fr)") && by_contact.contains("310013") && by_contact.contains("周明"),
+        "{by_contact}"
+    );
+    assert_eq!(b.get("/labels?entity=product&ids=").await.status, StatusCode::BAD_REQUEST);
 }

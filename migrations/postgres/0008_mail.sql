@@ -17,6 +17,8 @@ CREATE TABLE crm_mail_delivery (
     -- failed, skipped (no address, or unsubscribed)
     status text NOT NULL,
     address text,
+    -- the subject as merged for the recipient
+    subject text,
     attempts bigint NOT NULL DEFAULT 0,
     -- the server's answer to a failure, or why a recipient was skipped
     answer text,

@@ -470,3 +470,14 @@ if (builder) {
     }
   });
 }
+
+// Merge fields on the compose page: a click puts the field's code at the body's cursor.
+for (const button of document.querySelectorAll("[data-insert]")) {
+  button.addEventListener("click", () => {
+    const body = document.querySelector("[data-merge-target]");
+    if (!body) return;
+    const start = body.selectionStart ?? body.value.length;
+    body.setRangeText(button.dataset.insert, start, body.selectionEnd ?? start, "end");
+    body.focus();
+  });
+}

@@ -3,6 +3,7 @@
 
 mod admin;
 mod auth;
+mod campaigns;
 pub mod extract;
 mod files;
 pub mod kb;
@@ -98,6 +99,7 @@ pub fn build_app(state: AppState) -> Router {
         .route("/api/v1/kb/import", post(kb::import).layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT)))
         .route("/api/v1/tasks/{id}/report.csv", get(files::report))
         // One's reminders
+        .route("/api/v1/campaigns/{id}/members", post(campaigns::join))
         .route("/api/v1/mailings", post(mail::create))
         .route("/api/v1/mailings/{id}/send", post(mail::send))
         .route("/api/v1/mailings/{id}/cancel", post(mail::cancel))

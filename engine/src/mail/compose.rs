@@ -5,12 +5,10 @@
 //! it. Only the recipients the sender may read are taken, and no more than their role's
 //! `send_limit`.
 
-use std::collections::HashSet;
-
 use chrono::{DateTime, Utc};
 use crm_model::Action;
 use crm_store::mail::{self as store, Status};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 use uuid::Uuid;
 
@@ -19,22 +17,11 @@ use super::{ADDRESS, MAILING, TEMPLATE};
 use crate::access::Principal;
 use crate::app::App;
 use crate::error::{ApiError, ApiResult, FieldError};
-use crate::records::{self, ListParams, MAX_LIMIT, Source, Unit};
-
-/// The recipients of a mailing: records of one entity, by id or by a list's filter.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Recipients {
-    pub entity: String,
-    #[serde(default)]
-    pub ids: Vec<Uuid>,
-    /// A filter tree as lists take it: every record of it the sender may read.
-    #[serde(default)]
-    pub filter: Option<Json>,
-}
+pub use crate::records::selection::Selection as Recipients;
+use crate::records::{self, ListParams, MAX_LIMIT, Source, Unit, selection};
 
 /// When a mailing goes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum When {
     /// Kept to finish later.
@@ -73,8 +60,7 @@ pub async fn compose(app: &App, principal: &Principal, source: Source, body: &Js
     let (subject, text) = content(app, principal, &compose).await?;
     Template::new(&subject, &text)?;
     let (status, deliveries) = when(app, compose.send, compose.scheduled_at)?;
-    let ids = resolve(app, principal, &entity, &compose.recipients).await?;
-    within_limit(principal, ids.len())?;
+    let ids = resolve(app, principal, &compose.recipients).await?;
     let mut record = json!({
         "name": subject,
         "body": text,
@@ -102,7 +88,10 @@ pub async fn compose(app: &App, principal: &Principal, source: Source, body: &Js
 /// The entity recipients are of: one the caller may send to, with an address field.
 fn recipient_entity(app: &App, principal: &Principal, name: &str) -> ApiResult<String> {
     let catalog = app.catalog();
-    let entity = principal.entity(&catalog, name, Action::Send)?;
+    let entity = principal.entity(&catalog, name, Action::Send).map_err(|e| match e {
+        ApiError::NotFound(_) => ApiError::field("recipients/entity", "invalid_option", format!("no entity `{name}`")),
+        other => other,
+    })?;
     if entity.column(ADDRESS).is_none_or(|f| f.field_type != crm_model::FieldType::Email) {
         return Err(ApiError::field(
             "recipients/entity",
@@ -161,67 +150,20 @@ fn when(app: &App, send: When, at: Option<DateTime<Utc>>) -> ApiResult<(&'static
 
 fn within_limit(principal: &Principal, count: usize) -> ApiResult<()> {
     let limit = principal.access.send_limit.unwrap_or(u32::MAX) as usize;
-    if count > limit {
-        return Err(ApiError::Forbidden {
-            code: "send_limit",
-            message: format!("your role sends to at most {limit} recipients at once; this mailing has {count}"),
-        });
-    }
-    Ok(())
+    if count > limit { Err(over_limit(limit, count)) } else { Ok(()) }
 }
 
-/// The recipients the sender may read, each once.
-async fn resolve(app: &App, principal: &Principal, entity: &str, recipients: &Recipients) -> ApiResult<Vec<Uuid>> {
+fn over_limit(limit: usize, count: usize) -> ApiError {
+    ApiError::Forbidden {
+        code: "send_limit",
+        message: format!("your role sends to at most {limit} recipients at once; this mailing has {count}"),
+    }
+}
+
+/// The recipients the sender may read, each once, within their role's limit.
+async fn resolve(app: &App, principal: &Principal, recipients: &Recipients) -> ApiResult<Vec<Uuid>> {
     let limit = principal.access.send_limit.unwrap_or(u32::MAX) as usize;
-    let mut ids = Vec::new();
-    match (&recipients.filter, recipients.ids.is_empty()) {
-        (None, false) => {
-            for chunk in recipients.ids.chunks(MAX_LIMIT as usize) {
-                let filter = json!({"field": "id", "op": "in", "value": chunk});
-                collect(app, principal, entity, &filter, limit, &mut ids).await?;
-            }
-        }
-        (Some(filter), true) => collect(app, principal, entity, filter, limit, &mut ids).await?,
-        _ => {
-            return Err(ApiError::field("recipients", "invalid", "either the recipients' ids or a filter"));
-        }
-    }
-    let mut seen = HashSet::new();
-    ids.retain(|id| seen.insert(*id));
-    if ids.is_empty() {
-        return Err(ApiError::field("recipients", "empty", "none of the chosen records can be mailed by you"));
-    }
-    Ok(ids)
-}
-
-/// Every record of a filter the caller may read, page by page; stops past `limit`.
-async fn collect(
-    app: &App,
-    principal: &Principal,
-    entity: &str,
-    filter: &Json,
-    limit: usize,
-    ids: &mut Vec<Uuid>,
-) -> ApiResult<()> {
-    let mut cursor = None;
-    loop {
-        let params = ListParams {
-            filter: Some(filter.to_string()),
-            limit: Some(MAX_LIMIT),
-            cursor,
-            fields: Some("id".into()),
-            ..ListParams::default()
-        };
-        let page = records::list(app, principal, entity, &params).await?;
-        ids.extend(page.records().iter().map(crm_store::Record::id));
-        if ids.len() > limit {
-            return within_limit(principal, ids.len());
-        }
-        match page.next_cursor {
-            Some(next) => cursor = Some(next),
-            None => return Ok(()),
-        }
-    }
+    selection::resolve(app, principal, recipients, limit, |count| over_limit(limit, count), "recipients").await
 }
 
 /// The body of `POST /api/v1/mailings/{id}/send`.

@@ -8,10 +8,12 @@
 //!   configured rate, recording each answer; the delivery row is the idempotency key, so a
 //!   restart sends what was not sent and never again what was;
 //! - [`merge`]: the template rendered for one recipient (MiniJinja, every value escaped);
-//! - [`unsubscribe`]: the signed link in every mail, and the page it opens.
+//! - [`unsubscribe`]: the signed link in every mail, and the page it opens;
+//! - [`screens`]: composing in the browser, a mailing's recipients, the studio's settings.
 
 pub mod compose;
 pub mod merge;
+pub mod screens;
 pub mod sender;
 pub mod settings;
 pub mod smtp;

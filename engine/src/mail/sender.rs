@@ -165,6 +165,7 @@ async fn send(app: &App, id: Uuid) -> ApiResult<()> {
                     continue;
                 }
             };
+            delivery.subject = Some(subject.clone());
             let unsubscribe = unsubscribe::link(app, &delivery.entity, delivery.record_id);
             let message = message(&from, to, &domain, &delivery, &subject, html, &unsubscribe)?;
             tokio::time::sleep_until(next_at).await;

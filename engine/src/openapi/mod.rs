@@ -2,7 +2,7 @@
 //! operations their roles allow on the entities they see, with the fields they see, every
 //! status each operation can answer and the shape of every body.
 
-mod mail;
+mod marketing;
 mod operations;
 mod records;
 
@@ -161,7 +161,7 @@ const PROBLEMS: [(u16, &str); 10] = [
 pub fn document(catalog: &Catalog, p: &Principal) -> Json {
     let mut paths = Map::new();
     operations::add(&mut paths, catalog, p);
-    mail::add(&mut paths, p);
+    marketing::add(&mut paths, p);
     let mut schemas = Map::new();
     for entity in catalog.entities().filter(|e| p.sees(e.name().as_str())) {
         records::add(&mut paths, &mut schemas, catalog, p, entity);

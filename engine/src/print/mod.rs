@@ -4,6 +4,7 @@
 //! an environment of its own: every value HTML-escaped, no other template reachable, and a
 //! fuel limit that stops a runaway template.
 
+pub mod labels;
 mod rmb;
 pub mod screens;
 

@@ -13,6 +13,7 @@ mod out;
 pub(crate) mod read;
 mod rollup;
 mod save;
+pub mod selection;
 
 use serde_json::Value as Json;
 use uuid::Uuid;

@@ -394,8 +394,21 @@ pub async fn page(
         "users": users,
         "can": allowed(&viewer, &entity_name),
         "builds_reports": viewer.principal.builds_reports(),
+        "campaigns": joinable_campaigns(&app, &viewer, &entity_name).await?,
+        "labels": crate::print::labels::LABELLED.contains(&entity_name.as_str()),
     });
     html("list.html", viewer.page(&catalog, Some(&entity_name), &label, values))
+}
+
+/// The campaigns the viewer may add the list's records to as members; none for a list whose
+/// records cannot join one.
+async fn joinable_campaigns(app: &App, viewer: &Viewer, entity: &str) -> ApiResult<Vec<(String, String)>> {
+    let may = crate::campaigns::JOINING.contains(&entity)
+        && viewer.principal.access.allows(crate::campaigns::MEMBER, Action::Create);
+    if !may {
+        return Ok(Vec::new());
+    }
+    view::choices(app, viewer, "campaign", None).await
 }
 
 /// `GET /e/{entity}/export.csv`: the current view (filters, columns, sort) as CSV.
@@ -475,6 +488,24 @@ pub async fn bulk(
     };
     if ids.is_empty() {
         return Ok(redirect_with(&back, Some(&viewer.text("bulk.none_selected"))));
+    }
+    if form.get("action") == Some("join") {
+        let campaign = form.get("campaign").and_then(|c| Uuid::parse_str(c).ok());
+        let Some(campaign) = campaign else {
+            return Ok(redirect_with(&back, Some(&viewer.text("bulk.choose_campaign"))));
+        };
+        let body = json!({"entity": entity_name, "ids": ids});
+        let joined = crate::campaigns::join(&app, &viewer.principal, Source::Screen, campaign, &body).await?;
+        let args = [("added", joined["added"].to_string()), ("already", joined["already"].to_string())];
+        return Ok(redirect_with(&back, Some(&super::shell::text(viewer.locale, "bulk.joined", &args))));
+    }
+    if form.get("action") == Some("labels") {
+        let ids: Vec<String> = form.all("ids").into_iter().map(encode).collect();
+        return Ok(redirect_with(&format!("/labels?entity={entity_name}&ids={}", ids.join(",")), None));
+    }
+    if form.get("action") == Some("mail") {
+        let ids: Vec<String> = form.all("ids").into_iter().map(encode).collect();
+        return Ok(redirect_with(&format!("/mail/compose?entity={entity_name}&ids={}", ids.join(",")), None));
     }
     if form.get("action") == Some("merge") {
         if ids.len() < 2 {

@@ -57,6 +57,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
             "/studio/dashboards/{name}",
             get(crate::dashboards::studio::editor).post(crate::dashboards::studio::save),
         )
+        .route("/studio/mail", get(crate::mail::screens::settings_page).post(crate::mail::screens::settings_post))
         .route("/studio/prints", get(crate::print::screens::templates))
         .route("/studio/prints/{name}", get(crate::print::screens::template).post(crate::print::screens::save))
         .route("/studio/prints/{name}/delete", post(crate::print::screens::delete))
@@ -103,6 +104,9 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/e/quote/{id}/order", post(record::quote_to_order))
         .route("/merges/{id}/undo", post(merge::undo))
         .route("/search", get(search::page))
+        .route("/labels", get(crate::print::labels::page))
+        .route("/mail/compose", get(crate::mail::screens::compose_page).post(crate::mail::screens::compose_post))
+        .route("/mail/{id}/send", post(crate::mail::screens::send))
         .route("/reports", get(crate::reports::screens::list))
         .route("/reports/build", get(crate::reports::builder::page).post(crate::reports::builder::save))
         .route("/reports/build/export.xlsx", get(crate::reports::builder::export))
@@ -613,5 +617,6 @@ pub fn allowed(viewer: &Viewer, entity: &str) -> Json {
         "export": may(Action::Export),
         "merge": may(Action::Edit) && may(Action::Delete) && entity != crm_model::USER_ENTITY,
         "import": may(Action::Import),
+        "send": may(Action::Send) && viewer.principal.access.allows(crate::mail::MAILING, Action::Create),
     })
 }

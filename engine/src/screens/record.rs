@@ -89,7 +89,8 @@ pub async fn page(
         entity.title_field().and_then(|f| record.get(f.name.as_str())).and_then(Json::as_str).unwrap_or(&id).to_owned();
     let panels = panels(&app, &viewer, &entity, &id).await?;
     let stage = stage_path(&catalog, &entity, &viewer, &record, &history, app.now());
-    let logged = logged(&app, &viewer, &entity, &id).await?;
+    let mut logged = logged(&app, &viewer, &entity, &id).await?;
+    logged.extend(crate::mail::screens::timeline(&app, &viewer, &entity, found_id).await?);
     let timeline = timeline(&catalog, &entity, &viewer, &history, &titles, logged);
     let approval = approval(&app, &viewer, &entity, &record, &titles).await?;
     let finder = knowledge_finder(&app, &viewer, &entity, &id, &panels).await?;
@@ -114,6 +115,7 @@ pub async fn page(
         "to_order": to_order,
         "prints": crate::print::screens::offered(&app, &viewer, &entity_name),
         "merge": merge.map(|m| json!({"id": m.id, "count": m.losers.len() + 1})),
+        "mailing": crate::mail::screens::panel(&app, &viewer, &entity_name, found_id, &record).await?,
         "can": allowed(&viewer, &entity_name),
     });
     html("record.html", viewer.page(&catalog, Some(&entity_name), &title, values))

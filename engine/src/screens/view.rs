@@ -16,6 +16,7 @@ use super::Viewer;
 use crate::access::Principal;
 use crate::app::App;
 use crate::error::ApiResult;
+use crate::records::{self, ListParams};
 
 /// One value as shown: its text, and where it links to.
 #[derive(Debug, Serialize)]
@@ -254,4 +255,33 @@ pub fn records_of(page: &crate::records::ListPage) -> ApiResult<Vec<Json>> {
         },
         _ => Vec::new(),
     })
+}
+
+/// Records of an entity the viewer may read, as (id, title) choices.
+pub async fn choices(
+    app: &App,
+    viewer: &Viewer,
+    entity: &str,
+    filter: Option<Json>,
+) -> ApiResult<Vec<(String, String)>> {
+    let catalog = app.catalog();
+    let Some(title) = catalog.entity(entity).and_then(|e| e.title_field()).filter(|_| viewer.principal.sees(entity))
+    else {
+        return Ok(Vec::new());
+    };
+    let params = ListParams {
+        filter: filter.map(|f| f.to_string()),
+        fields: Some(format!("id,{}", title.name)),
+        sort: Some("-created_at".into()),
+        limit: Some(200),
+        ..ListParams::default()
+    };
+    let page = records::list(app, &viewer.principal, entity, &params).await?;
+    Ok(records_of(&page)?
+        .iter()
+        .map(|r| {
+            let text = |f: &str| r.get(f).and_then(Json::as_str).unwrap_or_default().to_owned();
+            (text("id"), text(title.name.as_str()))
+        })
+        .collect())
 }

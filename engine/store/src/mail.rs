@@ -74,6 +74,8 @@ pub struct Delivery {
     #[serde(serialize_with = "status_text")]
     pub status: Status,
     pub address: Option<String>,
+    /// The subject as merged for the recipient, once it was.
+    pub subject: Option<String>,
     pub attempts: i64,
     pub answer: Option<String>,
     pub updated_at: DateTime<Utc>,
@@ -84,7 +86,7 @@ fn status_text<S: serde::Serializer>(status: &Status, serializer: S) -> Result<S
     serializer.serialize_str(status.as_str())
 }
 
-const COLUMNS: &str = "mailing_id, entity, record_id, status, address, attempts, answer, updated_at, sent_at";
+const COLUMNS: &str = "mailing_id, entity, record_id, status, address, subject, attempts, answer, updated_at, sent_at";
 
 fn read(row: &Row) -> Result<Delivery, StoreError> {
     let status = row.text(3)?.unwrap_or_default();
@@ -94,10 +96,11 @@ fn read(row: &Row) -> Result<Delivery, StoreError> {
         record_id: row.uuid(2)?.unwrap_or_default(),
         status: Status::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("a delivery is `{status}`")))?,
         address: row.text(4)?,
-        attempts: row.int(5)?.unwrap_or_default(),
-        answer: row.text(6)?,
-        updated_at: row.datetime(7)?.unwrap_or_default(),
-        sent_at: row.datetime(8)?,
+        subject: row.text(5)?,
+        attempts: row.int(6)?.unwrap_or_default(),
+        answer: row.text(7)?,
+        updated_at: row.datetime(8)?.unwrap_or_default(),
+        sent_at: row.datetime(9)?,
     })
 }
 
@@ -158,6 +161,7 @@ pub async fn mark(db: &Db, delivery: &Delivery) -> Result<(), StoreError> {
     let mut sql = db.sql();
     sql.push("UPDATE crm_mail_delivery SET status = ").bind(Arg::Text(delivery.status.as_str().to_owned()));
     sql.push(", address = ").bind(delivery.address.clone().map_or(Arg::Null(Storage::Text), Arg::Text));
+    sql.push(", subject = ").bind(delivery.subject.clone().map_or(Arg::Null(Storage::Text), Arg::Text));
     sql.push(", attempts = ").bind_int(delivery.attempts);
     sql.push(", answer = ").bind(delivery.answer.clone().map_or(Arg::Null(Storage::Text), Arg::Text));
     sql.push(", updated_at = ").bind(Arg::Datetime(delivery.updated_at));

@@ -1,5 +1,6 @@
-//! The operations of e-mail: composing and sending mailings, their recipients' statuses, and
-//! (for administrators) the mail server's settings and a test mail.
+//! The operations of marketing: campaign members added in bulk; composing and sending
+//! mailings, their recipients' statuses, and (for administrators) the mail server's settings
+//! and a test mail.
 
 use crm_model::Action;
 use serde_json::{Map, Value as Json, json};
@@ -19,6 +20,23 @@ pub(super) fn add(paths: &mut Map<String, Json>, p: &Principal) {
         "mailing": {"description": "The mailing record, as `GET /api/v1/records/mailing/{id}` gives it."},
         "recipients": {"type": "integer", "description": "How many recipients it has."},
     }});
+    if p.access.allows(crate::campaigns::MEMBER, Action::Create) {
+        path(
+            "/api/v1/campaigns/{id}/members",
+            "post",
+            Op::new("add_campaign_members", "Add the customers, contacts or leads chosen (by ids, or a list's filter) that one may read to a campaign, at its current stage or one given; those already members stay as they are")
+                .path("id", uuid.clone())
+                .body(json!({"type": "object", "required": ["entity"], "additionalProperties": false, "properties": {
+                    "entity": {"enum": crate::campaigns::JOINING},
+                    "ids": {"type": "array", "items": uuid.clone()},
+                    "filter": {"description": "A filter tree as lists take it, instead of ids."},
+                    "stage": {"type": "string", "description": "A stage of the campaign's stage set."},
+                }}))
+                .answers(200, "Added", json!({"type": "object", "required": ["added", "already"], "properties": {
+                    "added": {"type": "integer"}, "already": {"type": "integer"}}}))
+                .fails(&[400, 404, 422]),
+        );
+    }
     if p.access.allows(MAILING, Action::Create) {
         path(
             "/api/v1/mailings",
