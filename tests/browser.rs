@@ -853,6 +853,9 @@ async fn phone_width_pages_fit() {
             "/reports".to_owned(),
             "/reports/sales_funnel".to_owned(),
             "/reports/build?entity=opportunity&group1=stage&measure=count&chart=bar".to_owned(),
+            "/mail/compose?entity=contact".to_owned(),
+            "/studio/mail".to_owned(),
+            "/studio/forms/contact_us".to_owned(),
         ] {
             ui.goto(&page).await;
             assert_eq!(ui.location().await, page);
@@ -1328,4 +1331,95 @@ async fn a_dashboard_draws_its_charts_and_fits_a_phone() {
     })
     .await;
     ui.close().await;
+}
+
+/// Mail to a list selection: the rows chosen go to the compose page; a template is loaded, a
+/// merge field put in the body with a click, the mail previewed and sent; once the outbox
+/// consumer ran, the mailing's page says each recipient's mail went.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compose_a_mail_to_a_list_selection_and_see_it_sent() {
+    let Some((t, ui)) = start("compose_a_mail_to_a_list_selection_and_see_it_sent", DESKTOP).await else { return };
+    let smtp = support::smtp::Smtp::start(&[]);
+    t.put("/api/v1/admin/mail", smtp.settings()).await.expect(200);
+    let customer = t.create("customer", json!({"name": "重庆山城机电"})).await;
+    let mut contacts = Vec::new();
+    for (name, email) in [("邓伟", "deng@shancheng.cn"), ("谢芳", "xie@shancheng.cn")] {
+        contacts
+            .push(id(&t.create("contact", json!({"name": name, "customer": customer["id"], "email": email})).await));
+    }
+    let template = t
+        .create(
+            "email_template",
+            json!({"name": "秋季展会邀请", "recipient_entity": "contact", "subject": "{{ recipient.name }}：秋季展会邀请",
+                "body": "<p>您好，</p>"}),
+        )
+        .await;
+    ui.check(async {
+        ui.sign_in("/e/contact").await;
+        for contact in &contacts {
+            ui.click(&format!("tr[data-id='{contact}'] input[name=ids]")).await;
+        }
+        ui.navigating(ui.click("button#bulk-mail")).await;
+        assert!(ui.location().await.starts_with("/mail/compose?entity=contact&ids="));
+        assert!(ui.text("#mail-recipients").await.contains("已选 2 条联系人"));
+        ui.select("#mail-template", &id(&template)).await;
+        ui.navigating(ui.click("button#mail-load")).await;
+        assert_eq!(ui.value("#mail-subject").await, "{{ recipient.name }}：秋季展会邀请");
+        ui.click("#merge-fields [data-insert='{{ customer.name }}']").await;
+        assert!(ui.value("#mail-body").await.contains("{{ customer.name }}"), "the field went into the body");
+        ui.navigating(ui.click("button#mail-preview")).await;
+        assert!(ui.text("#preview-subject").await.ends_with("：秋季展会邀请"));
+        ui.eval::<Value>("window.confirm = () => true").await;
+        ui.navigating(ui.click("button#mail-send")).await;
+        let mailing = ui.location().await;
+        assert!(mailing.starts_with("/e/mailing/"), "{mailing}");
+        t.run_jobs().await;
+        ui.goto(&mailing).await;
+        assert!(ui.text("#mailing-counts").await.contains("已发送 2"));
+        assert_eq!(ui.count("#mailing-deliveries tr[data-status=sent]").await, 2);
+    })
+    .await;
+    ui.close().await;
+    let received = smtp.received();
+    assert_eq!(received.len(), 2);
+    assert!(received.iter().all(|m| m["body"].as_str().unwrap().contains("重庆山城机电")), "{received:?}");
+}
+
+/// A web form designed in the studio: its HTML on a static page of the company's website,
+/// filled in and sent by a visitor, who reads the thanks; the lead is in the web leads list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_web_form_from_the_studio_takes_a_lead_from_a_static_page() {
+    let Some((t, ui)) = start("a_web_form_from_the_studio_takes_a_lead_from_a_static_page", DESKTOP).await else {
+        return;
+    };
+    ui.check(async {
+        ui.sign_in("/studio/forms").await;
+        ui.fill("#new-web-form input[name=name]", "trial").await;
+        ui.navigating(ui.click("#new-web-form button[type=submit]")).await;
+        assert!(ui.location().await.starts_with("/studio/forms/trial"));
+        ui.click("tr[data-field=industry] input[name='ask.industry']").await;
+        ui.navigating(ui.click("button#web-form-save")).await;
+        let snippet: String = ui.eval("document.getElementById('web-form-snippet').value").await;
+        assert!(snippet.contains("name=\"industry\""), "{snippet}");
+
+        // The website is a page of its own, elsewhere. The test server listens on a port the
+        // configured public address does not name, so the form is pointed at it.
+        let html = snippet.replace(&t.app.config.public_url, &ui.base);
+        let site = format!("<!doctype html><meta charset=utf-8><title>公司官网</title>{html}");
+        let url = format!("data:text/html;charset=utf-8,{}", support::encode(&site));
+        ui.navigating(async { ui.page.goto(url.as_str()).await.expect("the static page loads") }).await;
+        ui.fill("#crm-trial-name", "刘访客").await;
+        ui.fill("#crm-trial-company", "成都天府软件").await;
+        ui.select("#crm-trial-industry", "services").await;
+        ui.navigating(ui.click("#crm-form-trial button[type=submit]")).await;
+        assert!(ui.text("#form-thanks").await.contains("感谢"));
+
+        ui.goto("/studio/forms/trial").await;
+        ui.navigating(ui.click("a#web-leads")).await;
+        assert!(ui.text("table.records").await.contains("刘访客"));
+    })
+    .await;
+    ui.close().await;
+    let leads = t.names("lead", json!({"field": "web_form", "op": "eq", "value": "trial"})).await;
+    assert_eq!(leads, ["刘访客"]);
 }

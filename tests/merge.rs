@@ -6,10 +6,11 @@ mod support;
 
 use std::collections::BTreeMap;
 
-use axum::http::{Method, StatusCode};
+use axum::http::Method;
 use crm_store::Arg;
 use serde_json::{Value, json};
-use support::{ADMIN_PASSWORD, PageReply, TestApp};
+use support::browser::Browser;
+use support::{ADMIN_PASSWORD, TestApp};
 
 backends!(
     merging_moves_every_reference_to_the_survivor_and_undo_puts_it_back,
@@ -234,58 +235,6 @@ async fn bad_merges_write_nothing(t: TestApp) {
     t.post("/api/v1/merges/nonsense/undo", json!({})).await.expect(404);
 }
 
-/// A browser without JavaScript, signed in as the administrator, that keeps the flash
-/// message a redirect leaves for the next page.
-struct Browser<'t> {
-    t: &'t TestApp,
-    session: String,
-    flash: Option<String>,
-    csrf: String,
-}
-
-fn cookie(reply: &PageReply, name: &str) -> Option<String> {
-    reply.set_cookies.iter().find_map(|c| c.strip_prefix(&format!("{name}="))?.split(';').next().map(str::to_owned))
-}
-
-impl<'t> Browser<'t> {
-    async fn sign_in(t: &'t TestApp) -> Browser<'t> {
-        let form = [("login", "admin"), ("password", ADMIN_PASSWORD), ("next", "/")];
-        let reply = t.page(Method::POST, "/login", "", Some(&form)).await;
-        let session = cookie(&reply, "crm_session").expect("a session cookie");
-        let mut browser = Browser { t, session, flash: None, csrf: String::new() };
-        let home = browser.send(Method::GET, "/", None).await;
-        browser.csrf = between_quotes(&home.text, "name=\"_csrf\" value=\"");
-        browser
-    }
-
-    async fn send(&mut self, method: Method, uri: &str, form: Option<&[(&str, &str)]>) -> PageReply {
-        let cookies = match self.flash.take() {
-            Some(flash) => format!("crm_session={}; crm_flash={flash}", self.session),
-            None => format!("crm_session={}", self.session),
-        };
-        let reply = self.t.page(method, uri, &cookies, form).await;
-        self.flash = cookie(&reply, "crm_flash").filter(|f| !f.is_empty());
-        reply
-    }
-
-    /// A page that answers 200.
-    async fn get(&mut self, uri: &str) -> String {
-        let reply = self.send(Method::GET, uri, None).await;
-        assert_eq!(reply.status, StatusCode::OK, "{uri}: {}", reply.text);
-        reply.text
-    }
-
-    /// Posts a form; returns where it redirects to.
-    async fn post(&mut self, uri: &str, fields: &[(&str, &str)]) -> String {
-        let csrf = self.csrf.clone();
-        let mut form = vec![("_csrf", csrf.as_str())];
-        form.extend_from_slice(fields);
-        let reply = self.send(Method::POST, uri, Some(&form)).await;
-        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{uri}: {}", reply.text);
-        reply.location.expect("a location")
-    }
-}
-
 async fn merging_and_undoing_on_screen(t: TestApp) {
     let kept = t
         .create(
@@ -296,36 +245,36 @@ async fn merging_and_undoing_on_screen(t: TestApp) {
     let other = t.create("customer", json!({"name": "苏州恒通", "industry": "trade", "email": "ht@example.cn"})).await;
     t.create("contact", json!({"name": "陈静", "customer": id(&other)})).await;
     let (a, b) = (id(&kept), id(&other));
-    let mut browser = Browser::sign_in(&t).await;
-    assert!(browser.get("/e/customer").await.contains("id=\"bulk-merge\""));
-    let alone = browser.post("/e/customer/bulk", &[("action", "merge"), ("ids", a)]).await;
-    assert!(browser.get(&alone).await.contains("请至少选择两条记录再合并"));
-    let to = browser.post("/e/customer/bulk", &[("action", "merge"), ("ids", b), ("ids", a)]).await;
+    let mut browser = Browser::sign_in(&t, "admin", ADMIN_PASSWORD).await;
+    assert!(browser.page("/e/customer").await.contains("id=\"bulk-merge\""));
+    let alone = browser.submit("/e/customer/bulk", &[("action", "merge"), ("ids", a)]).await;
+    assert!(browser.page(&alone).await.contains("请至少选择两条记录再合并"));
+    let to = browser.submit("/e/customer/bulk", &[("action", "merge"), ("ids", b), ("ids", a)]).await;
     assert_eq!(to, format!("/e/customer/merge?ids={b},{a}"));
-    let page = browser.get(&to).await;
+    let page = browser.page(&to).await;
     assert!(page.contains("1 条关联记录将指向保留的记录"), "{page}");
     assert!(page.contains(&format!("value=\"{a}\" checked data-master")), "the richer record is proposed");
     assert!(page.contains(&format!("name=\"f_industry\" value=\"{a}\" checked")), "{page}");
     assert!(page.contains(&format!("name=\"f_email\" value=\"{b}\" checked")), "filled from the other");
 
-    let survivor = browser.post(&to, &[("master", a), ("f_industry", b), ("f_email", b), ("f_phone", a)]).await;
+    let survivor = browser.submit(&to, &[("master", a), ("f_industry", b), ("f_email", b), ("f_phone", a)]).await;
     assert_eq!(survivor, format!("/e/customer/{a}"));
-    let page = browser.get(&survivor).await;
+    let page = browser.page(&survivor).await;
     assert!(page.contains("已合并 2 条记录。"), "the flash");
     assert!(page.contains("已合并 2 条记录 · ") && page.contains("id=\"undo-merge\""), "{page}");
     assert!(page.contains("商贸业"), "the industry chosen");
-    let bin = browser.get("/e/customer/bin").await;
+    let bin = browser.page("/e/customer/bin").await;
     assert!(bin.contains(&format!("已合并到 <a href=\"/e/customer/{a}\">苏州恒通电子</a>")), "{bin}");
-    let moved = browser.send(Method::GET, &format!("/e/customer/{b}"), None).await;
+    let moved = browser.get(&format!("/e/customer/{b}")).await;
     assert_eq!(moved.location.as_deref(), Some(survivor.as_str()), "the loser's page leads to the survivor");
-    assert!(browser.get(&survivor).await.contains("您打开的记录已合并到这条记录"));
+    assert!(browser.page(&survivor).await.contains("您打开的记录已合并到这条记录"));
 
     let undo = between_quotes(&page, "action=\"/merges/");
-    let back = browser.post(&format!("/merges/{undo}"), &[("back", &survivor)]).await;
+    let back = browser.submit(&format!("/merges/{undo}"), &[("back", &survivor)]).await;
     assert_eq!(back, survivor);
-    let page = browser.get(&survivor).await;
+    let page = browser.page(&survivor).await;
     assert!(page.contains("已撤销合并") && !page.contains("id=\"undo-merge\""), "{page}");
-    let list = browser.get("/e/customer").await;
+    let list = browser.page("/e/customer").await;
     assert!(list.contains(&format!("data-id=\"{a}\"")) && list.contains(&format!("data-id=\"{b}\"")), "both back");
 }
 

@@ -8,7 +8,8 @@ mod support;
 use axum::http::{Method, StatusCode};
 use crm::package::Package;
 use serde_json::{Value, json};
-use support::{PageReply, TestApp};
+use support::TestApp;
+use support::browser::{Browser, between};
 
 backends!(
     collections_roll_up_into_their_plan_and_order,
@@ -288,58 +289,6 @@ async fn a_quote_becomes_one_order_with_its_lines(t: TestApp) {
     t.as_user(&rep, Method::GET, &format!("/api/v1/records/order/{}", id(&again)), None).await.expect(200);
 }
 
-/// A browser signed in with a session cookie.
-struct Browser<'t> {
-    t: &'t TestApp,
-    cookies: String,
-    csrf: String,
-}
-
-impl<'t> Browser<'t> {
-    async fn sign_in(t: &'t TestApp, login: &str, password: &str) -> Browser<'t> {
-        let form = [("login", login), ("password", password), ("next", "/")];
-        let reply = t.page(Method::POST, "/login", "", Some(&form)).await;
-        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.text);
-        let session = cookie(&reply, "crm_session").expect("a session cookie");
-        let mut browser = Browser { t, cookies: format!("crm_session={session}"), csrf: String::new() };
-        let home = browser.get("/").await;
-        browser.csrf = between(&home.text, "name=\"_csrf\" value=\"", "\"").expect("pages carry the CSRF token");
-        browser
-    }
-
-    async fn get(&mut self, uri: &str) -> PageReply {
-        let reply = self.t.page(Method::GET, uri, &self.cookies, None).await;
-        self.keep_flash(&reply);
-        reply
-    }
-
-    async fn post(&mut self, uri: &str) -> PageReply {
-        let form = [("_csrf", self.csrf.as_str())];
-        let reply = self.t.page(Method::POST, uri, &self.cookies, Some(&form)).await;
-        self.keep_flash(&reply);
-        reply
-    }
-
-    /// The flash message a redirect leaves goes with the next page.
-    fn keep_flash(&mut self, reply: &PageReply) {
-        let session = self.cookies.split("; ").next().unwrap_or_default().to_owned();
-        self.cookies = match cookie(reply, "crm_flash").filter(|f| !f.is_empty()) {
-            Some(flash) => format!("{session}; crm_flash={flash}"),
-            None => session,
-        };
-    }
-}
-
-fn cookie(reply: &PageReply, name: &str) -> Option<String> {
-    reply.set_cookies.iter().find_map(|c| c.strip_prefix(&format!("{name}="))?.split(';').next().map(str::to_owned))
-}
-
-fn between(text: &str, start: &str, end: &str) -> Option<String> {
-    let from = text.find(start)? + start.len();
-    let to = text[from..].find(end)? + from;
-    Some(text[from..to].to_owned())
-}
-
 async fn the_quote_screen_converts_and_opens_the_order(t: TestApp) {
     let (quote, _) = quote_with_lines(&t, &t.token, "展会报价").await;
     let mut b = Browser::sign_in(&t, "admin", support::ADMIN_PASSWORD).await;
@@ -347,7 +296,7 @@ async fn the_quote_screen_converts_and_opens_the_order(t: TestApp) {
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.text.contains("id=\"quote-to-order\"") && page.text.contains("生成订单"), "the button is offered");
 
-    let converted = b.post(&format!("/e/quote/{}/order", id(&quote))).await;
+    let converted = b.post(&format!("/e/quote/{}/order", id(&quote)), &[]).await;
     assert_eq!(converted.status, StatusCode::SEE_OTHER, "{}", converted.text);
     let to = converted.location.expect("a redirect");
     let orders = t.list("order", None, "").await.expect(200)["data"].clone();
@@ -362,7 +311,7 @@ async fn the_quote_screen_converts_and_opens_the_order(t: TestApp) {
     let page = b.get(&format!("/e/quote/{}", id(&quote))).await;
     assert!(!page.text.contains("id=\"quote-to-order\""), "a quote that became an order is not offered again");
     assert!(page.text.contains("id=\"panel-orders\""), "the quote shows its order");
-    let again = b.post(&format!("/e/quote/{}/order", id(&quote))).await;
+    let again = b.post(&format!("/e/quote/{}/order", id(&quote)), &[]).await;
     assert_eq!(again.location.as_deref(), Some(format!("/e/quote/{}", id(&quote)).as_str()));
     assert!(b.get(&format!("/e/quote/{}", id(&quote))).await.text.contains("该报价已生成订单"), "a stale page is told");
 
@@ -391,7 +340,7 @@ async fn the_quote_screen_converts_and_opens_the_order(t: TestApp) {
         ("paid_amount", ""),
         ("shipped_amount", "100.00"),
     ];
-    let saved = t.page(Method::POST, &format!("/e/order/{}/edit", id(&orders[0])), &b.cookies, Some(&form)).await;
+    let saved = t.page(Method::POST, &format!("/e/order/{}/edit", id(&orders[0])), &b.cookies(), Some(&form)).await;
     assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text);
     assert_eq!(get(&t, "order", &orders[0]).await["shipped_amount"], "100.00");
 }

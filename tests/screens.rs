@@ -7,6 +7,7 @@ mod support;
 
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
+use support::browser::{Browser, between, unescaped};
 use support::{PageReply, TestApp};
 
 backends!(
@@ -33,84 +34,11 @@ backends!(
     address_labels_print_what_the_viewer_may_read,
 );
 
-/// A browser signed in with a session cookie.
-struct Browser<'t> {
-    t: &'t TestApp,
-    session: String,
-    flash: Option<String>,
-    csrf: String,
-}
-
-impl<'t> Browser<'t> {
-    async fn sign_in(t: &'t TestApp, login: &str, password: &str) -> Browser<'t> {
-        let form = [("login", login), ("password", password), ("next", "/e/customer")];
-        let reply = t.page(Method::POST, "/login", "", Some(&form)).await;
-        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.text);
-        assert_eq!(reply.location.as_deref(), Some("/e/customer"));
-        let session = cookie(&reply, "crm_session").expect("a session cookie");
-        let mut browser = Browser { t, session, flash: None, csrf: String::new() };
-        let mut home = browser.get("/").await;
-        if home.status == StatusCode::SEE_OTHER {
-            home = browser.follow(home).await;
-        }
-        browser.csrf = between(&home.text, "name=\"_csrf\" value=\"", "\"").expect("pages carry the CSRF token");
-        browser
-    }
-
-    fn cookies(&self) -> String {
-        match &self.flash {
-            Some(flash) => format!("crm_session={}; crm_flash={flash}", self.session),
-            None => format!("crm_session={}", self.session),
-        }
-    }
-
-    async fn request(&mut self, method: Method, uri: &str, form: Option<&[(&str, &str)]>) -> PageReply {
-        let reply = self.t.page(method, uri, &self.cookies(), form).await;
-        if let Some(flash) = cookie(&reply, "crm_flash") {
-            self.flash = (!flash.is_empty()).then_some(flash);
-        }
-        reply
-    }
-
-    async fn get(&mut self, uri: &str) -> PageReply {
-        self.request(Method::GET, uri, None).await
-    }
-
-    /// Posts a form with the page's CSRF token.
-    async fn post(&mut self, uri: &str, fields: &[(&str, &str)]) -> PageReply {
-        let mut form = vec![("_csrf", self.csrf.as_str())];
-        form.extend_from_slice(fields);
-        let form: Vec<(&str, &str)> = form;
-        let csrf_less = self.t.page(Method::POST, uri, &self.cookies(), Some(&form)).await;
-        if let Some(flash) = cookie(&csrf_less, "crm_flash") {
-            self.flash = (!flash.is_empty()).then_some(flash);
-        }
-        csrf_less
-    }
-
-    /// Follows a redirect and returns the page it leads to.
-    async fn follow(&mut self, reply: PageReply) -> PageReply {
-        assert_eq!(reply.status, StatusCode::SEE_OTHER, "expected a redirect: {}", reply.text);
-        let to = reply.location.expect("a location");
-        self.get(&to).await
-    }
-}
-
 /// A studio form's fields with the confirmation that applies its plan.
 fn confirm<'a>(fields: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
     let mut confirmed = fields.to_vec();
     confirmed.push(("confirm", "yes"));
     confirmed
-}
-
-fn cookie(reply: &PageReply, name: &str) -> Option<String> {
-    reply.set_cookies.iter().find_map(|c| c.strip_prefix(&format!("{name}="))?.split(';').next().map(str::to_owned))
-}
-
-fn between(text: &str, start: &str, end: &str) -> Option<String> {
-    let from = text.find(start)? + start.len();
-    let to = text[from..].find(end)? + from;
-    Some(text[from..to].to_owned())
 }
 
 /// The ids of the rows of a page's tables, in order.
@@ -1296,11 +1224,6 @@ async fn the_home_page_is_the_roles_dashboard_and_the_studio_arranges_it(t: Test
     wrong["widgets"] = json!([{"kind": "report", "report": "no_such_report"}]);
     t.put("/api/v1/meta/dashboards/sales_rep", wrong).await.expect(422);
     assert_eq!(t.get("/api/v1/meta/dashboards/sales_rep").await.expect(200), json);
-}
-
-/// An `href` of a page as the browser follows it: minijinja escapes `/` and `&` in values.
-fn unescaped(href: &str) -> String {
-    href.replace("&#x2f;", "/").replace("&amp;", "&")
 }
 
 /// The report builder: a rep may not build; a manager previews a design (its chart and

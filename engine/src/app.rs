@@ -29,6 +29,8 @@ pub struct App {
     pub(crate) tokens: TokenCache,
     pub(crate) access: AccessCache,
     pub(crate) throttle: Throttle,
+    /// Web form submissions per address, to turn floods away.
+    pub(crate) forms: crate::forms::Limiter,
     pub(crate) counts: WriteCache<i64>,
     /// The groups of reports (and the average days in their stages), by statement.
     pub(crate) report_groups: WriteCache<Arc<Vec<crm_store::aggregate::GroupRow>>>,
@@ -69,6 +71,7 @@ impl App {
             tokens: TokenCache::default(),
             access: AccessCache::default(),
             throttle: Throttle::default(),
+            forms: crate::forms::Limiter::default(),
             counts: WriteCache::default(),
             report_groups: WriteCache::default(),
             rules: crm_rules::Rules::new(crm_rules::Limits { budget: rules_budget, ..crm_rules::Limits::default() }),

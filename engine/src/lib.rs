@@ -14,6 +14,7 @@ pub mod dashboards;
 pub mod duplicates;
 pub mod error;
 pub mod export;
+pub mod forms;
 pub mod http;
 pub mod import;
 pub mod jobs;

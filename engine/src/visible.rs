@@ -132,7 +132,8 @@ pub fn document(catalog: &Catalog, p: &Principal, kind: DocKind, name: &str) -> 
         | DocKind::Script
         | DocKind::Report
         | DocKind::Dashboard
-        | DocKind::PrintTemplate => {
+        | DocKind::PrintTemplate
+        | DocKind::WebForm => {
             return docs.get_json(kind, name);
         }
     };

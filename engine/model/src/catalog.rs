@@ -9,6 +9,7 @@ use serde_json::Value as Json;
 
 use crate::dashboard::DashboardDoc;
 use crate::ident::Ident;
+use crate::meta::WebFormDoc;
 use crate::meta::{
     DocKind, EntityDef, FieldDef, Labels, Layout, LayoutDoc, LayoutItem, ListViewDoc, PrintTemplateDoc, RelatedDoc,
     ScriptDoc, ScriptEvent, Section, SortKey, StageSetDoc,
@@ -81,6 +82,7 @@ pub struct Docs {
     pub reports: BTreeMap<Ident, ReportDoc>,
     pub dashboards: BTreeMap<Ident, DashboardDoc>,
     pub print_templates: BTreeMap<Ident, PrintTemplateDoc>,
+    pub web_forms: BTreeMap<Ident, WebFormDoc>,
 }
 
 impl Docs {
@@ -155,6 +157,12 @@ impl Docs {
                 let doc: PrintTemplateDoc = serde_json::from_value(body).map_err(parse_error)?;
                 let name = doc.name.clone();
                 self.print_templates.insert(name.clone(), doc);
+                name
+            }
+            DocKind::WebForm => {
+                let doc: WebFormDoc = serde_json::from_value(body).map_err(parse_error)?;
+                let name = doc.name.clone();
+                self.web_forms.insert(name.clone(), doc);
                 name
             }
         };
@@ -255,6 +263,7 @@ impl Docs {
             .chain(all(DocKind::Report, &self.reports))
             .chain(all(DocKind::Dashboard, &self.dashboards))
             .chain(all(DocKind::PrintTemplate, &self.print_templates))
+            .chain(all(DocKind::WebForm, &self.web_forms))
             .collect()
     }
 
@@ -274,6 +283,7 @@ impl Docs {
             DocKind::Report => one(&self.reports, name),
             DocKind::Dashboard => one(&self.dashboards, name),
             DocKind::PrintTemplate => one(&self.print_templates, name),
+            DocKind::WebForm => one(&self.web_forms, name),
         }
     }
 
@@ -558,6 +568,7 @@ fn check(docs: &Docs) -> Vec<MetaError> {
         check_script(docs, script, &mut errors);
     }
     check_print_templates(docs, &mut errors);
+    check_web_forms(docs, &mut errors);
     for (kind, names) in [
         (DocKind::Layout, docs.layouts.keys().collect::<Vec<_>>()),
         (DocKind::ListView, docs.lists.keys().collect()),
@@ -632,6 +643,62 @@ fn check_print_templates(docs: &Docs, errors: &mut Vec<MetaError>) {
             ));
         }
     }
+}
+
+/// The entity web forms make records of.
+pub const WEB_FORM_ENTITY: &str = "lead";
+
+/// A web form asks for fields of leads a visitor can fill in, each once, and for every field
+/// a lead needs; its redirect is a web address.
+fn check_web_forms(docs: &Docs, errors: &mut Vec<MetaError>) {
+    for form in docs.web_forms.values() {
+        let err = |path: String, message: String| MetaError::new(DocKind::WebForm, form.name.as_str(), path, message);
+        let Some(lead) = docs.entities.get(WEB_FORM_ENTITY) else {
+            errors.push(err(String::new(), format!("web forms need the `{WEB_FORM_ENTITY}` entity")));
+            continue;
+        };
+        if form.fields.is_empty() {
+            errors.push(err("/fields".into(), "a form asks for at least one field".into()));
+        }
+        let mut seen = HashSet::new();
+        for (i, asked) in form.fields.iter().enumerate() {
+            let path = format!("/fields/{i}/field");
+            match lead.fields.iter().find(|f| f.name == asked.field && !f.archived) {
+                None => errors.push(err(path, format!("no field `{}` on `{WEB_FORM_ENTITY}`", asked.field))),
+                Some(field) if !on_web_forms(field.field_type) => {
+                    errors.push(err(path, format!("a {:?} field is not filled in on a web form", field.field_type)));
+                }
+                Some(_) => {}
+            }
+            if !seen.insert(&asked.field) {
+                errors.push(err(path_of(i), format!("`{}` is asked twice", asked.field)));
+            }
+        }
+        for needed in lead.fields.iter().filter(|f| f.required && f.default.is_none() && !f.archived) {
+            if !form.fields.iter().any(|a| a.field == needed.name && a.required) {
+                errors.push(err("/fields".into(), format!("a lead needs `{}`: ask for it, required", needed.name)));
+            }
+        }
+        if let Some(redirect) = &form.redirect
+            && !(redirect.starts_with("https://") || redirect.starts_with("http://"))
+        {
+            errors.push(err("/redirect".into(), "a web address (http or https)".into()));
+        }
+    }
+}
+
+/// Whether a visitor fills in a field of this type on a web form: text, numbers, dates and
+/// choices; not references to records, people, stages or what the engine keeps.
+pub fn on_web_forms(field_type: FieldType) -> bool {
+    use FieldType::*;
+    matches!(
+        field_type,
+        Text | LongText | Integer | Decimal | Date | Boolean | Select | MultiSelect | Email | Phone | Url | Region
+    )
+}
+
+fn path_of(i: usize) -> String {
+    format!("/fields/{i}")
 }
 
 fn check_stage_set(set: &StageSetDoc, errors: &mut Vec<MetaError>) {

@@ -17,12 +17,12 @@ pub mod schema;
 pub mod types;
 pub mod value;
 
-pub use catalog::{Catalog, Docs, Entity, MetaError};
+pub use catalog::{Catalog, Docs, Entity, MetaError, WEB_FORM_ENTITY, on_web_forms};
 pub use filter::{Filter, ListQuery, Op, QueryError};
 pub use ident::Ident;
 pub use meta::{
     Compare, DocKind, DuplicateAction, DuplicateField, DuplicateRule, EntityDef, FieldDef, Labels, PrintTemplateDoc,
-    ScriptDoc, ScriptEvent, SortKey,
+    ScriptDoc, ScriptEvent, SortKey, WebFormDoc, WebFormField,
 };
 pub use roles::{Access, Action, Scope};
 pub use types::{FieldType, Storage, TypeSpec};

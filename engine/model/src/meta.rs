@@ -41,12 +41,13 @@ pub enum DocKind {
     Report,
     Dashboard,
     PrintTemplate,
+    WebForm,
 }
 
 impl DocKind {
     /// In dependency order: stage sets before the entities that use them, entities before
     /// the documents that describe their screens.
-    pub const ALL: [DocKind; 10] = [
+    pub const ALL: [DocKind; 11] = [
         DocKind::StageSet,
         DocKind::Entity,
         DocKind::Layout,
@@ -57,6 +58,7 @@ impl DocKind {
         DocKind::Report,
         DocKind::Dashboard,
         DocKind::PrintTemplate,
+        DocKind::WebForm,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -71,6 +73,7 @@ impl DocKind {
             DocKind::Report => "report",
             DocKind::Dashboard => "dashboard",
             DocKind::PrintTemplate => "print_template",
+            DocKind::WebForm => "web_form",
         }
     }
 
@@ -91,6 +94,7 @@ impl DocKind {
             DocKind::Report => "reports",
             DocKind::Dashboard => "dashboards",
             DocKind::PrintTemplate => "prints",
+            DocKind::WebForm => "web_forms",
         }
     }
 
@@ -107,6 +111,7 @@ impl DocKind {
             DocKind::Report => "report.schema.json",
             DocKind::Dashboard => "dashboard.schema.json",
             DocKind::PrintTemplate => "print_template.schema.json",
+            DocKind::WebForm => "web_form.schema.json",
         }
     }
 }
@@ -704,6 +709,44 @@ pub struct PrintTemplateDoc {
     /// The template printed when none is chosen; at most one per entity.
     #[serde(default, skip_serializing_if = "is_false")]
     pub default: bool,
+}
+
+/// A web-to-lead form (网站表单, M-5): the lead fields a company's website asks for, and what
+/// the visitor sees once they sent it. Each submission becomes a lead through the save
+/// pipeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebFormDoc {
+    pub name: Ident,
+    pub label: Labels,
+    /// The lead fields asked, in order.
+    pub fields: Vec<WebFormField>,
+    /// The campaign the leads come from: a campaign record's id in this installation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<uuid::Uuid>,
+    /// The login of the user the leads are given to; the first administrator when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// What the visitor reads after sending the form.
+    pub thanks: Labels,
+    /// Where the visitor's browser goes after sending the form, instead of the thanks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect: Option<String>,
+    /// A form switched off takes no submissions.
+    #[serde(default = "enabled", skip_serializing_if = "is_true")]
+    pub enabled: bool,
+}
+
+/// One field of a web form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebFormField {
+    pub field: Ident,
+    /// The question on the form; the field's label when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<Labels>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub required: bool,
 }
 
 fn enabled() -> bool {

@@ -220,6 +220,7 @@ fn documents(p: &Principal) -> Vec<(DocKind, &'static str)> {
             (DocKind::Role, "RoleDocument"),
             (DocKind::Script, "ScriptDocument"),
             (DocKind::Dashboard, "DashboardDocument"),
+            (DocKind::WebForm, "WebFormDocument"),
         ]);
     }
     kinds

@@ -68,11 +68,13 @@ pub enum Source {
     Schedule,
     /// Sending mail: a mailing's progress, and a recipient who unsubscribed.
     Mail,
+    /// A visitor's submission of a web form.
+    WebForm,
 }
 
 impl Source {
     /// Every source, for the places that list them (the API's description).
-    pub const ALL: [Source; 12] = [
+    pub const ALL: [Source; 13] = [
         Source::Api,
         Source::Screen,
         Source::Import,
@@ -85,6 +87,7 @@ impl Source {
         Source::Merge,
         Source::Schedule,
         Source::Mail,
+        Source::WebForm,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -101,6 +104,7 @@ impl Source {
             Source::Merge => "merge",
             Source::Schedule => "schedule",
             Source::Mail => "mail",
+            Source::WebForm => "web_form",
         }
     }
 }

@@ -58,6 +58,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
             get(crate::dashboards::studio::editor).post(crate::dashboards::studio::save),
         )
         .route("/studio/mail", get(crate::mail::screens::settings_page).post(crate::mail::screens::settings_post))
+        .route("/studio/forms", get(crate::forms::screens::list))
+        .route("/studio/forms/{name}", get(crate::forms::screens::designer).post(crate::forms::screens::save))
         .route("/studio/prints", get(crate::print::screens::templates))
         .route("/studio/prints/{name}", get(crate::print::screens::template).post(crate::print::screens::save))
         .route("/studio/prints/{name}/delete", post(crate::print::screens::delete))
@@ -124,6 +126,12 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .layer(middleware::from_fn_with_state(state, sign_in_required));
     Router::new()
         .route("/login", get(login_page).post(login))
+        .route(
+            "/f/{name}/{key}",
+            get(crate::forms::screens::page)
+                .post(crate::forms::screens::post)
+                .layer(axum::extract::DefaultBodyLimit::max(crate::forms::BODY_LIMIT)),
+        )
         .route(
             "/unsubscribe/{entity}/{id}/{signature}",
             get(crate::mail::unsubscribe::ask).post(crate::mail::unsubscribe::confirm),
