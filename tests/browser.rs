@@ -1339,7 +1339,7 @@ async fn a_dashboard_draws_its_charts_and_fits_a_phone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compose_a_mail_to_a_list_selection_and_see_it_sent() {
     let Some((t, ui)) = start("compose_a_mail_to_a_list_selection_and_see_it_sent", DESKTOP).await else { return };
-    let smtp = support::smtp::Smtp::start(&[]);
+    let smtp = support::services::Smtp::start(&[]);
     t.put("/api/v1/admin/mail", smtp.settings()).await.expect(200);
     let customer = t.create("customer", json!({"name": "重庆山城机电"})).await;
     let mut contacts = Vec::new();

@@ -9,7 +9,7 @@ use axum::http::Method;
 use chrono::TimeDelta;
 use serde_json::{Value, json};
 use support::TestApp;
-use support::smtp::Smtp;
+use support::services::Smtp;
 
 backends!(
     settings_keep_the_password_sealed_and_a_test_mail_arrives,
@@ -45,7 +45,7 @@ async fn settings_keep_the_password_sealed_and_a_test_mail_arrives(t: TestApp) {
     let saved = t.put("/api/v1/admin/mail", settings).await.expect(200);
     assert_eq!(saved["password_set"], true);
     assert!(saved.get("password").is_none() && saved.get("password_sealed").is_none(), "{saved}");
-    let stored = crm_store::mail::setting(&t.app.db, "mail").await.unwrap().unwrap();
+    let stored = crm_store::settings::setting(&t.app.db, "mail").await.unwrap().unwrap();
     assert!(!stored.to_string().contains("s3cret"), "the password is sealed: {stored}");
     assert_eq!(crm::mail::settings::load(&t.app).await.unwrap().unwrap().password.as_deref(), Some("s3cret-口令"));
     // A change without a password keeps the saved one; an empty one clears it.

@@ -1340,7 +1340,7 @@ async fn a_manager_builds_a_report_saves_it_and_drills_into_its_records(t: TestA
 }
 
 async fn mail_is_set_up_composed_from_a_list_previewed_and_its_statuses_shown(t: TestApp) {
-    let smtp = support::smtp::Smtp::start(&[]);
+    let smtp = support::services::Smtp::start(&[]);
     let mut b = Browser::sign_in(&t, "admin", support::ADMIN_PASSWORD).await;
     // The studio's mail settings: a bad address is said in Chinese beside the form, nothing saved.
     let page = b.get("/studio/mail").await;
@@ -1424,6 +1424,18 @@ async fn mail_is_set_up_composed_from_a_list_previewed_and_its_statuses_shown(t:
     let received = smtp.received();
     let to_lin = received.iter().find(|m| m["to"] == json!(["lin@hengyuan.cn"])).expect("lin's mail");
     assert_eq!(to_lin["subject"], "林静，春季促销");
+
+    // The whole list (no filters), or what its filters show, can be mailed too.
+    let whole = b.get("/mail/compose?entity=contact").await;
+    assert!(ok(&whole).contains("列表中符合筛选条件的全部联系人，共 2 条"), "{}", whole.text);
+    let query = support::encode(&format!("f_name={}", support::encode("林")));
+    let filtered = b.get(&format!("/mail/compose?entity=contact&query={query}")).await;
+    assert!(ok(&filtered).contains("列表中符合筛选条件的全部联系人，共 1 条"), "{}", filtered.text);
+    let draft = b
+        .post("/mail/compose", &[("entity", "contact"), ("subject", "全体"), ("body", "<p>x</p>"), ("action", "draft")])
+        .await;
+    let draft = b.follow(draft).await;
+    assert!(ok(&draft).contains("已保存为草稿，共 2 位收件人"), "{}", draft.text);
 
     // The recipient's timeline shows the mail with the subject they got.
     let contact = b.get(&format!("/e/contact/{}", ids[1])).await;

@@ -32,7 +32,9 @@ pub mod screens;
 pub mod search;
 pub mod secrets;
 pub mod serve;
+pub mod settings;
 pub mod setup;
+pub mod sms;
 pub mod tasks;
 pub mod visible;
 

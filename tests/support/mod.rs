@@ -6,7 +6,7 @@
 
 pub mod binary;
 pub mod browser;
-pub mod smtp;
+pub mod services;
 
 use axum::Router;
 use axum::body::Body;

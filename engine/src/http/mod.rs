@@ -14,6 +14,7 @@ mod records;
 mod reports;
 mod rules;
 mod search;
+mod sms;
 mod tasks;
 
 pub use extract::{ApiJson, ApiPath, ApiQuery};
@@ -123,6 +124,8 @@ pub fn build_app(state: AppState) -> Router {
         .route("/api/v1/admin/jobs", get(admin::jobs))
         .route("/api/v1/admin/mail", get(mail::get_settings).put(mail::put_settings))
         .route("/api/v1/admin/mail/test", post(mail::test))
+        .route("/api/v1/admin/sms", get(sms::get_settings).put(sms::put_settings))
+        .route("/api/v1/admin/sms/test", post(sms::test))
         .route("/api/v1/admin/jobs/{consumer}/retry", post(admin::retry_jobs))
         .route("/api/v1/audit", get(admin::audit))
         // The API's own description

@@ -49,6 +49,9 @@ pub struct Compose {
     pub send: When,
     #[serde(default)]
     pub scheduled_at: Option<DateTime<Utc>>,
+    /// For texts instead of mails: an SMS template's id (its channel is `sms`).
+    #[serde(default)]
+    pub sms_template: Option<Uuid>,
 }
 
 /// `POST /api/v1/mailings`: saves a mailing with its recipients; returns it with how many
@@ -56,9 +59,15 @@ pub struct Compose {
 pub async fn compose(app: &App, principal: &Principal, source: Source, body: &Json) -> ApiResult<Json> {
     let compose: Compose = serde_json::from_value(body.clone())
         .map_err(|e| ApiError::bad_request("invalid_body", format!("a mailing: {e}")))?;
-    let entity = recipient_entity(app, principal, &compose.recipients.entity)?;
-    let (subject, text) = content(app, principal, &compose).await?;
-    Template::new(&subject, &text)?;
+    let texts = compose.sms_template.is_some();
+    let entity = recipient_entity(app, principal, &compose.recipients.entity, texts)?;
+    let (subject, text) = match compose.sms_template {
+        Some(id) => sms_content(app, principal, id).await?,
+        None => content(app, principal, &compose).await?,
+    };
+    if !texts {
+        Template::new(&subject, &text)?;
+    }
     let (status, deliveries) = when(app, compose.send, compose.scheduled_at)?;
     let ids = resolve(app, principal, &compose.recipients).await?;
     let mut record = json!({
@@ -74,6 +83,10 @@ pub async fn compose(app: &App, principal: &Principal, source: Source, body: &Js
     if let Some(campaign) = compose.campaign {
         record["campaign"] = json!(campaign);
     }
+    if let Some(template) = compose.sms_template {
+        record["channel"] = json!("sms");
+        record["sms_template"] = json!(template);
+    }
     let mut unit = Unit::new(app, principal, source).await?;
     let id = unit.create(MAILING, &record).await?;
     let count = ids.len();
@@ -85,21 +98,35 @@ pub async fn compose(app: &App, principal: &Principal, source: Source, body: &Js
     Ok(json!({"mailing": out, "recipients": count}))
 }
 
-/// The entity recipients are of: one the caller may send to, with an address field.
-fn recipient_entity(app: &App, principal: &Principal, name: &str) -> ApiResult<String> {
+/// The entity recipients are of: one the caller may send to, with an address field (a mobile
+/// number's, for texts).
+fn recipient_entity(app: &App, principal: &Principal, name: &str, texts: bool) -> ApiResult<String> {
     let catalog = app.catalog();
     let entity = principal.entity(&catalog, name, Action::Send).map_err(|e| match e {
         ApiError::NotFound(_) => ApiError::field("recipients/entity", "invalid_option", format!("no entity `{name}`")),
         other => other,
     })?;
-    if entity.column(ADDRESS).is_none_or(|f| f.field_type != crm_model::FieldType::Email) {
-        return Err(ApiError::field(
-            "recipients/entity",
-            "no_address",
-            format!("`{name}` has no e-mail address field"),
-        ));
+    let (field, kind, what) = if texts {
+        (crate::sms::MOBILE, crm_model::FieldType::Phone, "mobile number")
+    } else {
+        (ADDRESS, crm_model::FieldType::Email, "e-mail address")
+    };
+    if entity.column(field).is_none_or(|f| f.field_type != kind) {
+        return Err(ApiError::field("recipients/entity", "no_address", format!("`{name}` has no {what} field")));
     }
     Ok(name.to_owned())
+}
+
+/// A text's name and content: its SMS template's, which must merge.
+async fn sms_content(app: &App, principal: &Principal, id: Uuid) -> ApiResult<(String, String)> {
+    let out = records::get(app, principal, crate::sms::TEMPLATE, &id.to_string(), None).await.map_err(|e| match e {
+        ApiError::NotFound(_) => ApiError::field("sms_template", "not_found", "no such SMS template"),
+        other => other,
+    })?;
+    let values = serde_json::to_value(out).map_err(|e| ApiError::Internal(e.into()))?;
+    let text = |field: &str| values.get(field).and_then(Json::as_str).unwrap_or_default().to_owned();
+    crate::sms::Template::new(&text("provider_template"), &text("content"), &text("params"))?;
+    Ok((text("name"), text("content")))
 }
 
 /// The subject and body: given, else the template's.
@@ -188,7 +215,7 @@ pub async fn release(app: &App, principal: &Principal, source: Source, id: Uuid,
         });
     }
     let entity = mailing["recipient_entity"].as_str().unwrap_or_default();
-    recipient_entity(app, principal, entity)?;
+    recipient_entity(app, principal, entity, mailing["channel"] == "sms")?;
     let count: i64 = store::counts(&app.db, id).await?.into_iter().map(|(_, n)| n).sum();
     within_limit(principal, count as usize)?;
     let (status, deliveries) = when(app, release.send, release.scheduled_at)?;

@@ -19,7 +19,7 @@ use minijinja::{AutoEscape, Environment, Error, ErrorKind};
 use serde_json::{Map, Value as Json, json};
 use uuid::Uuid;
 
-use super::{ADDRESS, OPT_OUT};
+use super::OPT_OUT;
 use crate::access::Principal;
 use crate::app::App;
 use crate::error::{ApiError, ApiResult};
@@ -172,7 +172,14 @@ impl<'a> Reader<'a> {
 
     /// One recipient: their address, whether they want no marketing mail, and what a template
     /// merges for them (see the module's notes); `None` when the sender may not read them.
-    pub async fn recipient(&mut self, entity: &str, id: Uuid, campaign: Option<Uuid>) -> ApiResult<Option<Recipient>> {
+    /// `address` names the field their address is in (an e-mail, a mobile number).
+    pub async fn recipient(
+        &mut self,
+        entity: &str,
+        id: Uuid,
+        campaign: Option<Uuid>,
+        address: &str,
+    ) -> ApiResult<Option<Recipient>> {
         let catalog = self.app.catalog();
         let Some(definition) = catalog.entity(entity) else { return Ok(None) };
         let Some(Read { values: raw, texts: mut recipient }) = self.read(entity, id).await? else { return Ok(None) };
@@ -211,9 +218,17 @@ impl<'a> Reader<'a> {
         data.insert("company".into(), json!({"name": self.app.config.company_name}));
         data.insert("unsubscribe_url".into(), json!(super::unsubscribe::link(self.app, entity, id)));
         Ok(Some(Recipient {
-            address: raw.get(ADDRESS).and_then(Json::as_str).map(str::to_owned).filter(|a| !a.trim().is_empty()),
+            address: raw.get(address).and_then(Json::as_str).map(str::to_owned).filter(|a| !a.trim().is_empty()),
             opted_out: raw.get(OPT_OUT) == Some(&Json::Bool(true)),
             data: Json::Object(data),
         }))
+    }
+
+    /// An SMS template's record as the sender reads it, ready to merge.
+    pub async fn sms_template(&self, id: Uuid) -> ApiResult<crate::sms::Template> {
+        let out = records::get(self.app, &self.viewer.principal, crate::sms::TEMPLATE, &id.to_string(), None).await?;
+        let values = serde_json::to_value(out).map_err(|e| ApiError::Internal(e.into()))?;
+        let text = |field: &str| values.get(field).and_then(Json::as_str).unwrap_or_default().to_owned();
+        crate::sms::Template::new(&text("provider_template"), &text("content"), &text("params"))
     }
 }

@@ -1,7 +1,7 @@
 //! The mail screens: composing a mailing for a list's selection (or everything its filters
 //! show) with a merge-field picker and a preview; a mailing's recipients and their statuses on
 //! its record page, with sending, scheduling and cancelling; the mails in a recipient's
-//! timeline; and the mail server's settings with a test mail in the studio.
+//! timeline; and, in the studio, the mail server's and the SMS provider's settings with a test.
 
 use axum::extract::State;
 use axum::response::Response;
@@ -56,29 +56,22 @@ impl Form {
 /// The recipients a form names: the chosen ids, else what the list's filters show.
 async fn recipients(app: &App, viewer: &Viewer, entity: &Entity, form: &Form) -> ApiResult<Recipients> {
     let ids = form.ids();
-    let filter = if ids.is_empty() {
-        let (_, filter) = filter_bar(app, viewer, entity, form.list_query()).await?;
-        Some(match filter {
-            Some(text) => serde_json::from_str(&text).map_err(|e| ApiError::Internal(e.into()))?,
-            None => json!({"and": []}),
-        })
-    } else {
-        None
-    };
-    Ok(Recipients { entity: entity.name().to_string(), ids, filter })
+    let filter = if ids.is_empty() { filter_bar(app, viewer, entity, form.list_query()).await?.1 } else { None };
+    let filter =
+        filter.map(|text| serde_json::from_str(&text)).transpose().map_err(|e| ApiError::Internal(e.into()))?;
+    let all = ids.is_empty() && filter.is_none();
+    Ok(Recipients { entity: entity.name().to_string(), ids, filter, all })
 }
 
 /// How many recipients a selection has, as the sender reads them.
 async fn count(app: &App, viewer: &Viewer, recipients: &Recipients) -> ApiResult<usize> {
-    match &recipients.filter {
-        None => Ok(recipients.ids.len()),
-        Some(filter) => {
-            let params =
-                ListParams { filter: Some(filter.to_string()), limit: Some(1), count: true, ..ListParams::default() };
-            let page = records::list(app, &viewer.principal, &recipients.entity, &params).await?;
-            Ok(page.total.unwrap_or_default() as usize)
-        }
+    if !recipients.ids.is_empty() {
+        return Ok(recipients.ids.len());
     }
+    let filter = recipients.filter.as_ref().map(Json::to_string);
+    let params = ListParams { filter, limit: Some(1), count: true, ..ListParams::default() };
+    let page = records::list(app, &viewer.principal, &recipients.entity, &params).await?;
+    Ok(page.total.unwrap_or_default() as usize)
 }
 
 /// The first recipient, to preview the mail for.
@@ -181,6 +174,13 @@ async fn render(
         _ => Json::Null,
     };
     let pick = |field: &str| template.get(field).and_then(Json::as_str).or(form.get(field)).unwrap_or_default();
+    let texts = form.get("channel") == Some("sms");
+    let sms_templates = if texts {
+        let filter = json!({"field": "recipient_entity", "op": "eq", "value": name});
+        view::choices(app, viewer, crate::sms::TEMPLATE, Some(filter)).await?
+    } else {
+        Vec::new()
+    };
     let list_href = match form.get("query") {
         Some(query) => format!("/e/{name}?{query}"),
         None => format!("/e/{name}"),
@@ -201,11 +201,14 @@ async fn render(
         "body": pick("body"),
         "scheduled_at": form.get("scheduled_at"),
         "fields": merge_fields(app, viewer, &entity),
+        "texts": texts,
+        "sms_templates": sms_templates,
+        "sms_template": form.get("sms_template"),
         "preview": preview,
         "errors": errors,
         "list_href": list_href,
     });
-    let title = viewer.text("mail.compose");
+    let title = viewer.text(if texts { "sms.compose" } else { "mail.compose" });
     html("mail_compose.html", viewer.page(&catalog, Some(name), &title, values))
 }
 
@@ -242,15 +245,15 @@ pub async fn compose_post(State(app): State<AppState>, viewer: Viewer, posted: P
         _ => When::Draft,
     };
     let recipients = recipients(&app, &viewer, &entity, &form).await?;
-    let mut request = json!({
-        "recipients": {"entity": recipients.entity, "ids": recipients.ids},
-        "subject": subject,
-        "body": body,
-        "send": send,
-    });
-    if let Some(filter) = recipients.filter {
-        request["recipients"] = json!({"entity": name, "filter": filter});
-    }
+    let chosen = match (recipients.filter, recipients.all) {
+        (Some(filter), _) => json!({"entity": name, "filter": filter}),
+        (None, true) => json!({"entity": name, "all": true}),
+        (None, false) => json!({"entity": name, "ids": recipients.ids}),
+    };
+    let mut request = match form.get("channel") {
+        Some("sms") => json!({"recipients": chosen, "sms_template": form.get("sms_template"), "send": send}),
+        _ => json!({"recipients": chosen, "subject": subject, "body": body, "send": send}),
+    };
     for field in ["template", "campaign"] {
         if let Some(id) = form.get(field) {
             request[field] = json!(id);
@@ -273,7 +276,7 @@ pub async fn compose_post(State(app): State<AppState>, viewer: Viewer, posted: P
     }
 }
 
-/// The mail as its first recipient would get it.
+/// The mail (or text) as its first recipient would get it.
 async fn preview(
     app: &App,
     viewer: &Viewer,
@@ -282,14 +285,31 @@ async fn preview(
     subject: &str,
     body: &str,
 ) -> ApiResult<Json> {
-    let template = Template::new(subject, body)?;
     let Some(id) = first(app, viewer, recipients).await? else {
         return Err(ApiError::field("recipients", "empty", viewer.text("mail.no_recipients")));
     };
     let campaign = form.get("campaign").and_then(|c| c.parse().ok());
     let mut reader = Reader::new(app, viewer.principal.clone());
+    if form.get("channel") == Some("sms") {
+        let template = form
+            .get("sms_template")
+            .and_then(|t| t.parse().ok())
+            .ok_or_else(|| ApiError::field("sms_template", "required", viewer.text("sms.choose_template")))?;
+        let template = reader.sms_template(template).await?;
+        let recipient = reader
+            .recipient(&recipients.entity, id, campaign, crate::sms::MOBILE)
+            .await?
+            .ok_or_else(|| ApiError::field("recipients", "empty", viewer.text("mail.no_recipients")))?;
+        let to = recipient.address.unwrap_or_default();
+        let (_, read) = template
+            .render(to.clone(), &recipient.data)
+            .map_err(|e| ApiError::field("params", "invalid_template", e))?;
+        let parts = crate::sms::segments(&read);
+        return Ok(json!({"to": to, "text": read, "parts": parts}));
+    }
+    let template = Template::new(subject, body)?;
     let recipient = reader
-        .recipient(&recipients.entity, id, campaign)
+        .recipient(&recipients.entity, id, campaign, super::ADDRESS)
         .await?
         .ok_or_else(|| ApiError::field("recipients", "empty", viewer.text("mail.no_recipients")))?;
     let (subject, html) =
@@ -405,60 +425,138 @@ pub async fn timeline(app: &App, viewer: &Viewer, entity: &Entity, id: Uuid) -> 
         .collect())
 }
 
-/// `GET /studio/mail`: the mail server's settings and a test mail.
-pub async fn settings_page(State(app): State<AppState>, viewer: Viewer) -> ApiResult<Response> {
-    let saved = settings::get(&app, &viewer.principal).await?;
-    settings_form(&app, &viewer, saved, Vec::new(), None)
+/// The services the studio sets up: the mail server and the SMS provider.
+#[derive(Clone, Copy)]
+enum Setup {
+    Mail,
+    Sms,
 }
 
-fn settings_form(
-    app: &App,
-    viewer: &Viewer,
-    values: Json,
-    errors: Vec<String>,
-    tested: Option<String>,
-) -> ApiResult<Response> {
-    let catalog = app.catalog();
-    let title = viewer.text("mail.settings");
-    let values = json!({"s": values, "errors": errors, "tested": tested});
-    html("studio_mail.html", viewer.page(&catalog, None, &title, values))
+impl Setup {
+    fn path(self) -> &'static str {
+        match self {
+            Setup::Mail => "/studio/mail",
+            Setup::Sms => "/studio/sms",
+        }
+    }
+
+    async fn shown(self, app: &App, viewer: &Viewer) -> ApiResult<Json> {
+        match self {
+            Setup::Mail => settings::get(app, &viewer.principal).await,
+            Setup::Sms => crate::sms::get(app, &viewer.principal).await,
+        }
+    }
+
+    /// The settings as the form posts them. The secret box left empty keeps the saved one; a
+    /// ticked box clears it.
+    fn body(self, form: &Posted) -> Json {
+        let text = |name: &str| form.get(name).unwrap_or_default().trim().to_owned();
+        let number = |name: &str| text(name).parse::<u32>().unwrap_or(0);
+        let (mut body, secret) = match self {
+            Setup::Mail => (
+                json!({
+                    "host": text("host"), "port": number("port"), "security": text("security"),
+                    "username": text("username"), "from_address": text("from_address"),
+                    "from_name": text("from_name"), "rate_per_second": number("rate_per_second"),
+                }),
+                "password",
+            ),
+            Setup::Sms => (
+                json!({
+                    "endpoint": text("endpoint"), "access_key_id": text("access_key_id"),
+                    "sign_name": text("sign_name"), "rate_per_second": number("rate_per_second"),
+                }),
+                "access_key_secret",
+            ),
+        };
+        if form.get("clear_secret") == Some("true") {
+            body[secret] = json!("");
+        } else if let Some(given) = form.get("secret").filter(|p| !p.is_empty()) {
+            body[secret] = json!(given);
+        }
+        body
+    }
+
+    async fn put(self, app: &App, viewer: &Viewer, body: &Json) -> ApiResult<Json> {
+        match self {
+            Setup::Mail => settings::put(app, &viewer.principal, body).await,
+            Setup::Sms => crate::sms::put(app, &viewer.principal, body).await,
+        }
+    }
+
+    async fn test(self, app: &App, viewer: &Viewer, form: &Posted) -> ApiResult<Json> {
+        let to = form.get("to").unwrap_or_default();
+        match self {
+            Setup::Mail => settings::test(app, &viewer.principal, &json!({"to": to})).await,
+            Setup::Sms => {
+                let test = json!({"to": to, "template": form.get("template").unwrap_or_default()});
+                crate::sms::test(app, &viewer.principal, &test).await
+            }
+        }
+    }
+
+    fn page(
+        self,
+        app: &App,
+        viewer: &Viewer,
+        values: Json,
+        errors: Vec<String>,
+        tested: Option<String>,
+    ) -> ApiResult<Response> {
+        let catalog = app.catalog();
+        let (title, template) = match self {
+            Setup::Mail => ("mail.settings", "studio_mail.html"),
+            Setup::Sms => ("sms.settings", "studio_sms.html"),
+        };
+        let values = json!({"s": values, "errors": errors, "tested": tested});
+        html(template, viewer.page(&catalog, None, &viewer.text(title), values))
+    }
 }
 
-/// `POST /studio/mail`: saves the settings, or sends a test mail with the saved ones.
-pub async fn settings_post(State(app): State<AppState>, viewer: Viewer, form: Posted) -> ApiResult<Response> {
+async fn settings_page(app: &App, viewer: &Viewer, setup: Setup) -> ApiResult<Response> {
+    let saved = setup.shown(app, viewer).await?;
+    setup.page(app, viewer, saved, Vec::new(), None)
+}
+
+/// Saves the settings, or sends a test with the saved ones.
+async fn settings_post(app: &App, viewer: &Viewer, setup: Setup, form: &Posted) -> ApiResult<Response> {
     if form.get("action") == Some("test") {
-        let to = json!({"to": form.get("to").unwrap_or_default()});
-        let saved = settings::get(&app, &viewer.principal).await?;
-        return match settings::test(&app, &viewer.principal, &to).await {
+        let saved = setup.shown(app, viewer).await?;
+        return match setup.test(app, viewer, form).await {
             Ok(sent) => {
                 let answer = sent["answer"].as_str().unwrap_or_default().to_owned();
                 let text = crate::screens::shell::text(viewer.locale, "mail.test_sent", &[("answer", answer)]);
-                settings_form(&app, &viewer, saved, Vec::new(), Some(text))
+                setup.page(app, viewer, saved, Vec::new(), Some(text))
             }
-            Err(e) => Ok(unprocessable(settings_form(&app, &viewer, saved, said(&viewer, &e), None)?)),
+            Err(e) => Ok(unprocessable(setup.page(app, viewer, saved, said(viewer, &e), None)?)),
         };
     }
-    let text = |name: &str| form.get(name).unwrap_or_default().trim().to_owned();
-    let mut body = json!({
-        "host": text("host"),
-        "port": text("port").parse::<u16>().unwrap_or(0),
-        "security": text("security"),
-        "username": text("username"),
-        "from_address": text("from_address"),
-        "from_name": text("from_name"),
-        "rate_per_second": text("rate_per_second").parse::<u32>().unwrap_or(0),
-    });
-    // An empty password box keeps the saved password; a ticked box clears it.
-    if form.get("clear_password") == Some("true") {
-        body["password"] = json!("");
-    } else if let Some(password) = form.get("password").filter(|p| !p.is_empty()) {
-        body["password"] = json!(password);
-    }
-    match settings::put(&app, &viewer.principal, &body).await {
-        Ok(_) => Ok(redirect_with("/studio/mail", Some(&viewer.text("studio.applied")))),
+    let body = setup.body(form);
+    match setup.put(app, viewer, &body).await {
+        Ok(_) => Ok(redirect_with(setup.path(), Some(&viewer.text("studio.applied")))),
         Err(e @ (ApiError::Invalid(_) | ApiError::BadRequest { .. })) => {
-            Ok(unprocessable(settings_form(&app, &viewer, body, said(&viewer, &e), None)?))
+            Ok(unprocessable(setup.page(app, viewer, body, said(viewer, &e), None)?))
         }
         Err(e) => Err(e),
     }
+}
+
+/// `GET /studio/mail`: the mail server's settings and a test mail.
+pub async fn mail_settings(State(app): State<AppState>, viewer: Viewer) -> ApiResult<Response> {
+    settings_page(&app, &viewer, Setup::Mail).await
+}
+
+/// `POST /studio/mail`
+pub async fn save_mail_settings(State(app): State<AppState>, viewer: Viewer, form: Posted) -> ApiResult<Response> {
+    settings_post(&app, &viewer, Setup::Mail, &form).await
+}
+
+/// `GET /studio/sms`: the SMS provider's settings and a test text.
+pub async fn sms_settings(State(app): State<AppState>, viewer: Viewer) -> ApiResult<Response> {
+    settings_page(&app, &viewer, Setup::Sms).await
+}
+
+/// `POST /studio/sms`
+pub async fn save_sms_settings(State(app): State<AppState>, viewer: Viewer, form: Posted) -> ApiResult<Response> {
+    settings_post(&app, &viewer, Setup::Sms, &form).await
 }

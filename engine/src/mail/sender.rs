@@ -25,7 +25,7 @@ use lettre::message::{Mailbox, Message};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::merge::{Reader, Template};
+use super::merge::{Reader, Recipient, Template};
 use super::settings::{self, Settings};
 use super::smtp::{Connection, Failure, answer_of};
 use super::{MAILING, unsubscribe};
@@ -34,6 +34,7 @@ use crate::app::App;
 use crate::error::{ApiError, ApiResult};
 use crate::jobs::{Consumer, Handled};
 use crate::records::{Source, Unit};
+use crate::sms;
 
 pub struct Sender;
 
@@ -71,6 +72,8 @@ struct Mailing {
     body: String,
     campaign: Option<Uuid>,
     sender: Uuid,
+    /// The SMS template's record, for a mailing of texts.
+    sms_template: Option<Uuid>,
 }
 
 /// Reads a mailing; `None` unless it is queued (a draft, a cancelled or a sent one has
@@ -79,40 +82,96 @@ async fn queued(app: &App, id: Uuid) -> ApiResult<Option<Mailing>> {
     let catalog = app.catalog();
     let Some(entity) = catalog.entity(MAILING) else { return Ok(None) };
     let Some(record) = crm_store::records::get(&app.db, entity, id, None).await? else { return Ok(None) };
-    let text = |name: &str| match entity.column_index(name).map(|i| &record.values[i]) {
+    let value = |name: &str| entity.column_index(name).map(|i| &record.values[i]);
+    let text = |name: &str| match value(name) {
         Some(crm_model::Value::Text(text)) => text.clone(),
         _ => String::new(),
+    };
+    let id_of = |name: &str| match value(name) {
+        Some(crm_model::Value::Uuid(id)) => Some(*id),
+        _ => None,
     };
     if text("status") != "queued" {
         return Ok(None);
     }
-    let campaign = match entity.column_index("campaign").map(|i| &record.values[i]) {
-        Some(crm_model::Value::Uuid(campaign)) => Some(*campaign),
-        _ => None,
-    };
+    let sms_template = (text("channel") == "sms").then(|| id_of("sms_template")).flatten();
     let sender = match &record.values[col::CREATED_BY] {
         crm_model::Value::Uuid(by) => *by,
         _ => Uuid::nil(),
     };
-    Ok(Some(Mailing { subject: text("name"), body: text("body"), campaign, sender }))
+    Ok(Some(Mailing { subject: text("name"), body: text("body"), campaign: id_of("campaign"), sender, sms_template }))
+}
+
+/// What sending mail needs: the server, the sender, the merge and the open connection.
+struct Mail {
+    settings: Settings,
+    from: Mailbox,
+    domain: String,
+    template: ApiResult<Template>,
+    connection: Option<Connection>,
+}
+
+/// How a mailing reaches its recipients.
+enum Channel {
+    Mail(Box<Mail>),
+    Sms { provider: Box<dyn sms::Provider>, template: Box<ApiResult<sms::Template>> },
+}
+
+impl Channel {
+    async fn of(app: &App, reader: &Reader<'_>, mailing: &Mailing) -> ApiResult<(Channel, u32)> {
+        let Some(template) = mailing.sms_template else {
+            let settings = settings::load(app).await?.ok_or_else(settings::not_configured)?;
+            let from = settings.from()?;
+            let domain = from.email.domain().to_owned();
+            let rate = settings.rate_per_second;
+            let template = Template::new(&mailing.subject, &mailing.body);
+            return Ok((Channel::Mail(Box::new(Mail { settings, from, domain, template, connection: None })), rate));
+        };
+        let settings = sms::load(app).await?.ok_or_else(sms::not_configured)?;
+        let provider = settings
+            .provider()
+            .map_err(|f| ApiError::Upstream { code: "sms_deferred", message: f.answer().to_owned() })?;
+        let template = Box::new(reader.sms_template(template).await);
+        Ok((Channel::Sms { provider, template }, settings.rate_per_second))
+    }
+
+    /// The field of a recipient's record their address is in.
+    fn address_field(&self) -> &'static str {
+        match self {
+            Channel::Mail(_) => super::ADDRESS,
+            Channel::Sms { .. } => sms::MOBILE,
+        }
+    }
+
+    async fn close(self) {
+        if let Channel::Mail(mail) = self
+            && let Some(connection) = mail.connection
+        {
+            connection.close().await;
+        }
+    }
+}
+
+/// A recipient checked and their message merged: to hand over, or why not.
+enum Prepared {
+    Skipped(&'static str),
+    Failed(String),
+    Mail(Box<Message>),
+    Sms(sms::Text),
 }
 
 /// Sends what is left of a queued mailing; an error means it is to be tried again later.
 async fn send(app: &App, id: Uuid) -> ApiResult<()> {
     let Some(mailing) = queued(app, id).await? else { return Ok(()) };
-    let settings = settings::load(app).await?.ok_or_else(settings::not_configured)?;
-    let from = settings.from()?;
-    let domain = from.email.domain().to_owned();
-    let gap = Duration::from_secs_f64(1.0 / f64::from(settings.rate_per_second.max(1)));
-    // Mails merge what the sender may read: a field hidden from them is not in the mail.
+    // Messages merge what the sender may read: a field hidden from them is not in them.
     let sender = match app.principal(mailing.sender).await {
         Ok(principal) => principal,
         Err(_) => Principal::system(&app.catalog()),
     };
     let mut reader = Reader::new(app, sender);
-    let template = Template::new(&mailing.subject, &mailing.body);
+    let (mut channel, rate) = Channel::of(app, &reader, &mailing).await?;
+    let gap = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
     let mut next_at = tokio::time::Instant::now();
-    let mut connection: Option<Connection> = None;
     loop {
         if !crate::jobs::renew_claim(app, NAME).await? {
             return Err(ApiError::Conflict("another node took the mail over".into()));
@@ -127,56 +186,47 @@ async fn send(app: &App, id: Uuid) -> ApiResult<()> {
         }
         let mut read = Vec::with_capacity(due.len());
         for delivery in due {
-            let recipient = reader.recipient(&delivery.entity, delivery.record_id, mailing.campaign).await?;
+            let recipient = reader
+                .recipient(&delivery.entity, delivery.record_id, mailing.campaign, channel.address_field())
+                .await?;
             read.push((delivery, recipient));
         }
         let addresses: Vec<String> =
             read.iter().filter_map(|(_, r)| r.as_ref()?.address.as_deref()).map(str::to_lowercase).collect();
         let suppressed = store::suppressed(&app.db, &addresses).await?;
         for (mut delivery, recipient) in read {
-            let now = app.now();
-            delivery.updated_at = now;
-            let Some(recipient) = recipient else {
-                finish(app, &mut delivery, Status::Skipped, "the recipient is gone, or out of the sender's scope")
-                    .await?;
-                continue;
-            };
-            let Some(address) = recipient.address.clone() else {
-                finish(app, &mut delivery, Status::Skipped, "no e-mail address").await?;
-                continue;
-            };
-            delivery.address = Some(address.clone());
-            if recipient.opted_out || suppressed.contains(&address.to_lowercase()) {
-                finish(app, &mut delivery, Status::Skipped, "unsubscribed").await?;
-                continue;
-            }
-            let Ok(to) = address.trim().parse::<Address>() else {
-                finish(app, &mut delivery, Status::Failed, "not an e-mail address").await?;
-                continue;
-            };
-            let rendered = match &template {
-                Ok(template) => template.render(&recipient.data),
-                Err(e) => Err(e.to_string()),
-            };
-            let (subject, html) = match rendered {
-                Ok(rendered) => rendered,
-                Err(error) => {
-                    finish(app, &mut delivery, Status::Failed, &error).await?;
+            delivery.updated_at = app.now();
+            let prepared = prepare(app, &channel, &mut delivery, recipient, &suppressed)?;
+            let handed = match prepared {
+                Prepared::Skipped(why) => {
+                    finish(app, &mut delivery, Status::Skipped, why).await?;
                     continue;
                 }
+                Prepared::Failed(why) => {
+                    finish(app, &mut delivery, Status::Failed, &why).await?;
+                    continue;
+                }
+                prepared => prepared,
             };
-            delivery.subject = Some(subject.clone());
-            let unsubscribe = unsubscribe::link(app, &delivery.entity, delivery.record_id);
-            let message = message(&from, to, &domain, &delivery, &subject, html, &unsubscribe)?;
             tokio::time::sleep_until(next_at).await;
             next_at = tokio::time::Instant::now() + gap;
             delivery.status = Status::Sending;
             delivery.attempts += 1;
             store::mark(&app.db, &delivery).await?;
-            match hand_over(&settings, &mut connection, &message).await {
-                Ok(response) => {
+            let outcome = match (&mut channel, &handed) {
+                (Channel::Mail(mail), Prepared::Mail(message)) => {
+                    hand_over(&mail.settings, &mut mail.connection, message).await.map(|response| answer_of(&response))
+                }
+                (Channel::Sms { provider, .. }, Prepared::Sms(text)) => {
+                    let parts = sms::segments(delivery.subject.as_deref().unwrap_or_default());
+                    provider.send(text).await.map(|receipt| format!("{receipt} · {parts}"))
+                }
+                _ => unreachable!("a message is prepared for its own channel"),
+            };
+            match outcome {
+                Ok(answer) => {
                     delivery.sent_at = Some(app.now());
-                    finish(app, &mut delivery, Status::Sent, &answer_of(&response)).await?;
+                    finish(app, &mut delivery, Status::Sent, &answer).await?;
                 }
                 Err(Failure::Deferred(answer)) if delivery.attempts < MOST_ATTEMPTS => {
                     // The server is down or busy: the rest waits for the outbox to try again.
@@ -187,10 +237,63 @@ async fn send(app: &App, id: Uuid) -> ApiResult<()> {
             }
         }
     }
-    if let Some(connection) = connection {
-        connection.close().await;
-    }
+    channel.close().await;
     done(app, id).await
+}
+
+/// Checks a recipient and merges their message: skipped without an address (or, for mail,
+/// unsubscribed), failed when the template cannot merge for them.
+fn prepare(
+    app: &App,
+    channel: &Channel,
+    delivery: &mut Delivery,
+    recipient: Option<Recipient>,
+    suppressed: &[String],
+) -> ApiResult<Prepared> {
+    let Some(recipient) = recipient else {
+        return Ok(Prepared::Skipped("the recipient is gone, or out of the sender's scope"));
+    };
+    match channel {
+        Channel::Mail(mail) => {
+            let Mail { from, domain, template, .. } = mail.as_ref();
+            let Some(address) = recipient.address.clone() else { return Ok(Prepared::Skipped("no e-mail address")) };
+            delivery.address = Some(address.clone());
+            if recipient.opted_out || suppressed.contains(&address.to_lowercase()) {
+                return Ok(Prepared::Skipped("unsubscribed"));
+            }
+            let Ok(to) = address.trim().parse::<Address>() else {
+                return Ok(Prepared::Failed("not an e-mail address".into()));
+            };
+            let rendered = match template {
+                Ok(template) => template.render(&recipient.data),
+                Err(e) => Err(e.to_string()),
+            };
+            let (subject, html) = match rendered {
+                Ok(rendered) => rendered,
+                Err(error) => return Ok(Prepared::Failed(error)),
+            };
+            delivery.subject = Some(subject.clone());
+            let unsubscribe = unsubscribe::link(app, &delivery.entity, delivery.record_id);
+            Ok(Prepared::Mail(Box::new(message(from, to, domain, delivery, &subject, html, &unsubscribe)?)))
+        }
+        Channel::Sms { template, .. } => {
+            let Some(to) = recipient.address.as_deref().and_then(sms::mobile) else {
+                return Ok(Prepared::Skipped("no mobile number"));
+            };
+            delivery.address = Some(to.clone());
+            let rendered = match template.as_ref() {
+                Ok(template) => template.render(to, &recipient.data),
+                Err(e) => Err(e.to_string()),
+            };
+            match rendered {
+                Ok((text, read)) => {
+                    delivery.subject = Some(read);
+                    Ok(Prepared::Sms(text))
+                }
+                Err(error) => Ok(Prepared::Failed(error)),
+            }
+        }
+    }
 }
 
 /// Sends one mail over the open connection, or a new one when there is none or it broke

@@ -13,9 +13,6 @@ use crate::access::Principal;
 use crate::app::App;
 use crate::error::{ApiError, ApiResult, FieldError};
 
-/// The name the settings are kept under.
-const NAME: &str = "mail";
-
 /// How a connection to the server is protected.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -89,40 +86,17 @@ impl Settings {
     }
 }
 
+/// Where the settings are kept; the password is their secret.
+const KIND: crate::settings::Kind = crate::settings::Kind { name: "mail", secret: "password" };
+
 /// The settings with the password opened; `None` while nobody set up a server.
 pub async fn load(app: &App) -> ApiResult<Option<Settings>> {
-    let Some(stored) = crm_store::mail::setting(&app.db, NAME).await? else { return Ok(None) };
-    let sealed = stored.get("password_sealed").and_then(Json::as_str).map(str::to_owned);
-    let mut settings: Settings = serde_json::from_value(without_password(stored))
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("the saved mail settings: {e}")))?;
-    settings.password = match sealed {
-        Some(sealed) => Some(app.secrets.open(&sealed).ok_or_else(|| ApiError::Upstream {
-            code: "mail_password_unreadable",
-            message: "the saved mail password cannot be read with this server's secret key: enter it again".into(),
-        })?),
-        None => None,
-    };
-    Ok(Some(settings))
-}
-
-fn without_password(mut stored: Json) -> Json {
-    if let Some(object) = stored.as_object_mut() {
-        object.remove("password_sealed");
-    }
-    stored
+    KIND.load(app).await
 }
 
 /// `GET /api/v1/admin/mail`: the settings without the password, and whether one is set.
 pub async fn get(app: &App, principal: &Principal) -> ApiResult<Json> {
-    principal.require_admin()?;
-    let Some(stored) = crm_store::mail::setting(&app.db, NAME).await? else {
-        return Ok(json!({"configured": false}));
-    };
-    let password_set = stored.get("password_sealed").is_some();
-    let mut shown = without_password(stored);
-    shown["configured"] = json!(true);
-    shown["password_set"] = json!(password_set);
-    Ok(shown)
+    KIND.shown(app, principal).await
 }
 
 /// `PUT /api/v1/admin/mail`: checks and saves the settings; the password is sealed.
@@ -134,19 +108,7 @@ pub async fn put(app: &App, principal: &Principal, body: &Json) -> ApiResult<Jso
     if !errors.is_empty() {
         return Err(ApiError::Invalid(errors));
     }
-    let mut stored = serde_json::to_value(&settings).map_err(|e| ApiError::Internal(e.into()))?;
-    let sealed = match &settings.password {
-        Some(password) if password.is_empty() => None,
-        Some(password) => Some(app.secrets.seal(password)),
-        None => crm_store::mail::setting(&app.db, NAME)
-            .await?
-            .and_then(|old| old.get("password_sealed").and_then(Json::as_str).map(str::to_owned)),
-    };
-    if let Some(sealed) = sealed {
-        stored["password_sealed"] = json!(sealed);
-    }
-    crm_store::mail::set_setting(&app.db, NAME, stored, principal.user_id, app.now()).await?;
-    get(app, principal).await
+    KIND.save(app, principal, &settings, settings.password.as_deref()).await
 }
 
 /// `POST /api/v1/admin/mail/test`: sends a test mail to `to` with the saved settings and says

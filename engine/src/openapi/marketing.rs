@@ -30,6 +30,7 @@ pub(super) fn add(paths: &mut Map<String, Json>, p: &Principal) {
                     "entity": {"enum": crate::campaigns::JOINING},
                     "ids": {"type": "array", "items": uuid.clone()},
                     "filter": {"description": "A filter tree as lists take it, instead of ids."},
+                    "all": {"type": "boolean", "description": "Every record one may read, instead of ids or a filter."},
                     "stage": {"type": "string", "description": "A stage of the campaign's stage set."},
                 }}))
                 .answers(200, "Added", json!({"type": "object", "required": ["added", "already"], "properties": {
@@ -47,6 +48,7 @@ pub(super) fn add(paths: &mut Map<String, Json>, p: &Principal) {
                         "entity": {"enum": ["contact", "customer", "lead"]},
                         "ids": {"type": "array", "items": uuid.clone()},
                         "filter": {"description": "A filter tree as lists take it, instead of ids."},
+                        "all": {"type": "boolean", "description": "Every record one may read, instead of ids or a filter."},
                     }},
                     "template": uuid.clone(),
                     "subject": {"type": "string"},
@@ -54,6 +56,7 @@ pub(super) fn add(paths: &mut Map<String, Json>, p: &Principal) {
                     "campaign": uuid.clone(),
                     "send": when.clone(),
                     "scheduled_at": {"type": "string", "format": "date-time"},
+                    "sms_template": {"type": "string", "format": "uuid", "description": "Texts instead of mails: an SMS template's id; recipients need a mobile number."},
                 }}))
                 .answers(201, "Saved, with its recipients", mailing.clone())
                 .fails(&[400, 403, 422]),
@@ -98,6 +101,7 @@ pub(super) fn add(paths: &mut Map<String, Json>, p: &Principal) {
                         "record_id": {"type": "string", "format": "uuid"},
                         "status": {"enum": statuses},
                         "address": {"type": ["string", "null"]},
+                        "subject": {"type": ["string", "null"], "description": "The subject (a text's content) as merged for the recipient."},
                         "attempts": {"type": "integer"},
                         "answer": {"type": ["string", "null"], "description": "The server's answer, or why the recipient was skipped."},
                         "sent_at": {"type": ["string", "null"], "format": "date-time"},
@@ -136,6 +140,42 @@ pub(super) fn add(paths: &mut Map<String, Json>, p: &Principal) {
                 .body(settings)
                 .answers(200, "Saved", shown)
                 .fails(&[400, 422]),
+        );
+        let sms = json!({"type": "object", "required": ["access_key_id", "sign_name"], "additionalProperties": false, "properties": {
+            "provider": {"enum": ["aliyun"], "default": "aliyun"},
+            "endpoint": {"type": "string", "default": "https://dysmsapi.aliyuncs.com/"},
+            "access_key_id": {"type": "string"},
+            "access_key_secret": {"type": "string", "writeOnly": true, "description": "Absent: the saved one stays; empty: none. Kept sealed, never given back."},
+            "sign_name": {"type": "string", "description": "The signature (签名) the provider approved."},
+            "rate_per_second": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10},
+        }});
+        let sms_shown = json!({"type": "object", "required": ["configured"], "properties": {
+            "configured": {"type": "boolean"}, "access_key_secret_set": {"type": "boolean"}}});
+        path(
+            "/api/v1/admin/sms",
+            "get",
+            Op::new("sms_settings", "The SMS provider's settings, without the secret").answers(
+                200,
+                "The settings",
+                sms_shown.clone(),
+            ),
+        );
+        path(
+            "/api/v1/admin/sms",
+            "put",
+            Op::new("set_sms_settings", "Set up the SMS provider")
+                .body(sms)
+                .answers(200, "Saved", sms_shown)
+                .fails(&[400, 422]),
+        );
+        path(
+            "/api/v1/admin/sms/test",
+            "post",
+            Op::new("test_sms", "Send one text of an approved template to a mobile number; 409 `sms_not_configured` before there are settings, 502 with the provider's answer when it fails")
+                .body(json!({"type": "object", "required": ["to", "template"], "properties": {
+                    "to": {"type": "string"}, "template": {"type": "string"}, "params": {"type": "object"}}}))
+                .answers(200, "Sent", json!({"type": "object", "required": ["sent", "answer"]}))
+                .fails(&[409, 422, 502]),
         );
         path(
             "/api/v1/admin/mail/test",

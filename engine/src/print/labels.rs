@@ -37,7 +37,7 @@ pub async fn page(
     viewer.principal.entity(&app.catalog(), entity, Action::Read)?;
     let (name, columns, rows) = SHEETS.iter().copied().find(|(name, ..)| *name == get("sheet")).unwrap_or(SHEETS[0]);
     let ids: Vec<Uuid> = get("ids").split(',').filter_map(|id| id.trim().parse().ok()).collect();
-    let chosen = Selection { entity: entity.to_owned(), ids, filter: None };
+    let chosen = Selection { entity: entity.to_owned(), ids, filter: None, all: false };
     let too_many = |n| ApiError::bad_request("too_many", format!("at most {MAX_BULK} labels at once, not {n}"));
     let ids = selection::resolve(&app, &viewer.principal, &chosen, MAX_BULK, too_many, "ids").await?;
     let labels = labels(&app, &viewer, entity, &ids).await?;

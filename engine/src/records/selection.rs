@@ -1,6 +1,7 @@
 //! A selection of records for an operation on many (a mailing's recipients, a campaign's new
-//! members): the ids chosen in a list, or everything a list's filter shows — in either case
-//! only the records the caller may read, each once, and no more than the operation takes.
+//! members): the ids chosen in a list, everything a list's filter shows, or all of a list — in
+//! any case only the records the caller may read, each once, and no more than the operation
+//! takes.
 
 use std::collections::HashSet;
 
@@ -22,6 +23,9 @@ pub struct Selection {
     pub ids: Vec<Uuid>,
     #[serde(default)]
     pub filter: Option<Json>,
+    /// Every record the caller may read (a list without filters).
+    #[serde(default)]
+    pub all: bool,
 }
 
 /// What a selection holds that the caller may read, in the order found; `too_many` is the
@@ -35,15 +39,16 @@ pub async fn resolve(
     field: &str,
 ) -> ApiResult<Vec<Uuid>> {
     let mut ids = Vec::new();
-    match (&selection.filter, selection.ids.is_empty()) {
-        (None, false) => {
+    match (&selection.filter, selection.ids.is_empty(), selection.all) {
+        (None, false, false) => {
             for chunk in selection.ids.chunks(MAX_LIMIT as usize) {
                 let filter = json!({"field": "id", "op": "in", "value": chunk});
-                collect(app, principal, &selection.entity, &filter, most, &mut ids).await?;
+                collect(app, principal, &selection.entity, Some(&filter), most, &mut ids).await?;
             }
         }
-        (Some(filter), true) => collect(app, principal, &selection.entity, filter, most, &mut ids).await?,
-        _ => return Err(ApiError::field(field, "invalid", "either the records' ids or a filter")),
+        (Some(filter), true, false) => collect(app, principal, &selection.entity, Some(filter), most, &mut ids).await?,
+        (None, true, true) => collect(app, principal, &selection.entity, None, most, &mut ids).await?,
+        _ => return Err(ApiError::field(field, "invalid", "one of: the records' ids, a filter, or all")),
     }
     let mut seen = HashSet::new();
     ids.retain(|id| seen.insert(*id));
@@ -56,19 +61,20 @@ pub async fn resolve(
     Ok(ids)
 }
 
-/// Every record of a filter the caller may read, page by page; stops once past `most`.
+/// Every record of a filter (or of the list) the caller may read, page by page; stops once
+/// past `most`.
 async fn collect(
     app: &App,
     principal: &Principal,
     entity: &str,
-    filter: &Json,
+    filter: Option<&Json>,
     most: usize,
     ids: &mut Vec<Uuid>,
 ) -> ApiResult<()> {
     let mut cursor = None;
     loop {
         let params = ListParams {
-            filter: Some(filter.to_string()),
+            filter: filter.map(Json::to_string),
             limit: Some(MAX_LIMIT),
             cursor,
             fields: Some("id".into()),

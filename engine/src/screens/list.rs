@@ -396,6 +396,7 @@ pub async fn page(
         "builds_reports": viewer.principal.builds_reports(),
         "campaigns": joinable_campaigns(&app, &viewer, &entity_name).await?,
         "labels": crate::print::labels::LABELLED.contains(&entity_name.as_str()),
+        "texts": entity.column(crate::sms::MOBILE).is_some_and(|f| f.field_type == crm_model::FieldType::Phone),
     });
     html("list.html", viewer.page(&catalog, Some(&entity_name), &label, values))
 }
@@ -503,9 +504,10 @@ pub async fn bulk(
         let ids: Vec<String> = form.all("ids").into_iter().map(encode).collect();
         return Ok(redirect_with(&format!("/labels?entity={entity_name}&ids={}", ids.join(",")), None));
     }
-    if form.get("action") == Some("mail") {
+    if let Some(action @ ("mail" | "sms")) = form.get("action") {
         let ids: Vec<String> = form.all("ids").into_iter().map(encode).collect();
-        return Ok(redirect_with(&format!("/mail/compose?entity={entity_name}&ids={}", ids.join(",")), None));
+        let channel = if action == "sms" { "&channel=sms" } else { "" };
+        return Ok(redirect_with(&format!("/mail/compose?entity={entity_name}{channel}&ids={}", ids.join(",")), None));
     }
     if form.get("action") == Some("merge") {
         if ids.len() < 2 {

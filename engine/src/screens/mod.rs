@@ -57,7 +57,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
             "/studio/dashboards/{name}",
             get(crate::dashboards::studio::editor).post(crate::dashboards::studio::save),
         )
-        .route("/studio/mail", get(crate::mail::screens::settings_page).post(crate::mail::screens::settings_post))
+        .route("/studio/mail", get(crate::mail::screens::mail_settings).post(crate::mail::screens::save_mail_settings))
+        .route("/studio/sms", get(crate::mail::screens::sms_settings).post(crate::mail::screens::save_sms_settings))
         .route("/studio/forms", get(crate::forms::screens::list))
         .route("/studio/forms/{name}", get(crate::forms::screens::designer).post(crate::forms::screens::save))
         .route("/studio/prints", get(crate::print::screens::templates))

@@ -9,6 +9,7 @@ pub mod mail;
 pub mod merges;
 pub mod records;
 pub mod reports;
+pub mod settings;
 pub mod sql;
 mod sqlite;
 pub mod system;

@@ -1,35 +1,12 @@
-//! What sending mail keeps: the administrator's settings (the mail server) and a delivery
-//! row per recipient of each mailing, whose key is the send's idempotency key.
+//! What sending mail keeps: a delivery row per recipient of each mailing, whose key is the
+//! send's idempotency key, and the addresses that asked for no more.
 
 use chrono::{DateTime, Utc};
 use crm_model::Storage;
-use serde_json::Value as Json;
 use uuid::Uuid;
 
 use crate::sql::{Arg, Row};
 use crate::{Db, StoreError, Tx};
-
-/// A setting's document; `None` while nobody saved it.
-pub async fn setting(db: &Db, name: &str) -> Result<Option<Json>, StoreError> {
-    let mut sql = db.sql();
-    sql.push("SELECT value FROM crm_setting WHERE name = ").bind(Arg::Text(name.to_owned()));
-    match sql.fetch_optional(db).await? {
-        Some(row) => row.json(0),
-        None => Ok(None),
-    }
-}
-
-pub async fn set_setting(db: &Db, name: &str, value: Json, by: Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
-    let mut sql = db.sql();
-    let dialect = sql.dialect();
-    sql.push("INSERT INTO crm_setting (name, value, updated_at, updated_by) VALUES (");
-    sql.bind(Arg::Text(name.to_owned())).push(", ").bind(Arg::json(dialect, value)).push(", ");
-    sql.bind(Arg::Datetime(now)).push(", ").bind(Arg::Uuid(by));
-    sql.push(") ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at, ");
-    sql.push("updated_by = excluded.updated_by");
-    sql.execute(db).await?;
-    Ok(())
-}
 
 /// Where a recipient's mail stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
