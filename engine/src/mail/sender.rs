@@ -172,10 +172,9 @@ async fn send(app: &App, id: Uuid) -> ApiResult<()> {
     let (mut channel, rate) = Channel::of(app, &reader, &mailing).await?;
     let gap = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
     let mut next_at = tokio::time::Instant::now();
+    let mut claimed = tokio::time::Instant::now();
     loop {
-        if !crate::jobs::renew_claim(app, NAME).await? {
-            return Err(ApiError::Conflict("another node took the mail over".into()));
-        }
+        renew(app, &mut claimed, true).await?;
         // Cancelled meanwhile: what is left stays unsent.
         if queued(app, id).await?.is_none() {
             return Ok(());
@@ -209,6 +208,7 @@ async fn send(app: &App, id: Uuid) -> ApiResult<()> {
                 prepared => prepared,
             };
             tokio::time::sleep_until(next_at).await;
+            renew(app, &mut claimed, false).await?;
             next_at = tokio::time::Instant::now() + gap;
             delivery.status = Status::Sending;
             delivery.attempts += 1;
@@ -239,6 +239,23 @@ async fn send(app: &App, id: Uuid) -> ApiResult<()> {
     }
     channel.close().await;
     done(app, id).await
+}
+
+/// How often a node sending a mailing renews its claim on the consumer: well within the
+/// claim's lease, however slow the configured rate.
+const RENEW: Duration = Duration::from_secs(10);
+
+/// Renews this node's claim now (`now`), or when it is due; an error when another node took
+/// the consumer over, so that no mail goes from two nodes.
+async fn renew(app: &App, claimed: &mut tokio::time::Instant, now: bool) -> ApiResult<()> {
+    if !now && claimed.elapsed() < RENEW {
+        return Ok(());
+    }
+    if !crate::jobs::renew_claim(app, NAME).await? {
+        return Err(ApiError::Conflict("another node took the mail over".into()));
+    }
+    *claimed = tokio::time::Instant::now();
+    Ok(())
 }
 
 /// Checks a recipient and merges their message: skipped without an address (or, for mail,
