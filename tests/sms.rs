@@ -157,4 +157,9 @@ async fn the_studio_sets_up_the_provider_and_sends_a_test_text(t: TestApp) {
     t.run_jobs().await;
     assert!(b.page(&sent).await.contains("data-status=\"sent\">已发送 1"));
     assert_eq!(stand_in.received()[1]["params"], json!({"name": "罗女士"}));
+    let timeline = b.page(&format!("/e/contact/{id}")).await;
+    assert!(
+        timeline.contains("短信：已发送") && timeline.contains("罗女士您好，感谢惠顾。"),
+        "the text in her timeline: {timeline}"
+    );
 }

@@ -410,8 +410,11 @@ pub async fn timeline(app: &App, viewer: &Viewer, entity: &Entity, id: Uuid) -> 
         .map(|d| {
             let at = d.sent_at.unwrap_or(d.updated_at);
             let status = viewer.text(&format!("mail.status_{}", d.status.as_str()));
+            // A text went to a mobile number, a mail to an address with an `@`.
+            let texted = d.address.as_deref().is_some_and(|a| !a.contains('@'));
+            let key = if texted { "timeline.sms" } else { "timeline.mail" };
             let entry = json!({
-                "action": crate::screens::shell::text(viewer.locale, "timeline.mail", &[("status", status)]),
+                "action": crate::screens::shell::text(viewer.locale, key, &[("status", status)]),
                 "actor": Json::Null,
                 "at": at.with_timezone(&viewer.offset).format("%Y-%m-%d %H:%M").to_string(),
                 "item": {
