@@ -17,6 +17,7 @@ backends!(
     a_busy_server_is_tried_again_and_a_refusal_is_recorded,
     drafts_schedules_and_cancelling,
     the_role_limits_who_sends_to_how_many,
+    webinar_invitations_carry_the_meeting,
 );
 
 async fn configure(t: &TestApp, smtp: &Smtp) {
@@ -292,6 +293,37 @@ async fn the_role_limits_who_sends_to_how_many(t: TestApp) {
     }
     t.put("/api/v1/meta/roles/sales_rep", role).await.expect(200);
     t.as_user(&rep, Method::POST, "/api/v1/mailings", Some(body(&ids[..1]))).await.expect(403);
+}
+
+/// Webinars (M-6): the meeting's platform, number and password on the campaign, its join link
+/// made from the platform's pattern; invitations merge them; registrations are members.
+async fn webinar_invitations_carry_the_meeting(t: TestApp) {
+    let smtp = Smtp::start(&[]);
+    configure(&t, &smtp).await;
+    let campaign = t
+        .create(
+            "campaign",
+            json!({"name": "新品线上发布会", "type": "webinar", "meeting_provider": "zoom",
+                "meeting_id": "123 456 789", "meeting_password": "8888", "meeting_at": "2026-12-10T06:00:00Z"}),
+        )
+        .await;
+    assert_eq!(campaign["meeting_url"], "https://zoom.us/j/123456789", "made from the platform's pattern");
+    let customer = t.create("customer", json!({"name": "南京钟山软件"})).await;
+    let contact =
+        t.create("contact", json!({"name": "孔亮", "customer": customer["id"], "email": "kong@zhongshan.cn"})).await;
+    let member = json!({"campaign": campaign["id"], "contact": contact["id"], "status": "registered"});
+    assert_eq!(t.create("campaign_member", member).await["status"], "registered");
+
+    let body = "<p>{{ recipient.name }}您好，会议号 {{ campaign.meeting_id }}，密码 {{ campaign.meeting_password }}，入会链接 {{ campaign.meeting_url }}</p>";
+    let invite = json!({"recipients": {"entity": "contact", "ids": [contact["id"]]}, "campaign": campaign["id"],
+        "subject": "{{ campaign.name }} 邀请", "body": body, "send": "now"});
+    t.post("/api/v1/mailings", invite).await.expect(201);
+    t.run_jobs().await;
+    let received = smtp.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0]["subject"], "新品线上发布会 邀请");
+    let html = received[0]["body"].as_str().unwrap().replace("&#x2f;", "/");
+    assert!(html.contains("会议号 123 456 789，密码 8888，入会链接 https://zoom.us/j/123456789"), "{html}");
 }
 
 /// `kill -9` of the server in the middle of a mailing of 10,000: after a restart every

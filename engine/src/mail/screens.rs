@@ -106,6 +106,15 @@ fn merge_fields(app: &App, viewer: &Viewer, entity: &Entity) -> Vec<(String, Str
             fields.push((label, format!("{{{{ {}.{} }}}}", target.name(), title.name)));
         }
     }
+    // A webinar's invitation merges the meeting's link, number and password (M-6).
+    if let Some(campaign) = catalog.entity("campaign") {
+        for name in ["meeting_url", "meeting_id", "meeting_password", "meeting_at"] {
+            if let Some(field) = campaign.field(name) {
+                let label = format!("{} › {}", campaign.def.label.get(viewer.locale), field.label.get(viewer.locale));
+                fields.push((label, format!("{{{{ campaign.{name} }}}}")));
+            }
+        }
+    }
     for (key, code) in [
         ("mail.owner_name", "{{ owner.name }}"),
         ("mail.owner_mobile", "{{ owner.mobile }}"),
