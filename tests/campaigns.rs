@@ -80,6 +80,9 @@ async fn costs_are_logged_per_stage_and_the_results_roll_up(t: TestApp) {
     assert_eq!(rows.len(), 1, "{by_stage}");
     assert_eq!(rows[0]["labels"][1]["zh-CN"], "设计邮件");
     assert_eq!(rows[0]["values"], json!(["3000.00", 1]));
+    // An action is logged under the stage the campaign is at.
+    let action = json!({"name": "发送第一批邮件", "type": "email", "status": "done", "campaign": id(&campaign)});
+    assert_eq!(t.create("activity", action).await["stage"], "send");
     let roi = t.get("/api/v1/reports/campaign_roi").await.expect(200);
     let row = &roi["rows"][0];
     assert_eq!(row["keys"][0], "春季新品邮件推广");

@@ -83,6 +83,14 @@ async fn a_designed_form_turns_submissions_into_leads_and_refuses_hostile_ones(t
     assert_eq!(lead["campaign"], campaign["id"]);
     assert_eq!(lead["web_form"], "trial");
     assert_eq!(lead["owner"], rep_id.as_str());
+    let members = t
+        .list("campaign_member", Some(json!({"field": "campaign", "op": "eq", "value": campaign["id"]})), "")
+        .await
+        .expect(200);
+    let members = members["data"].as_array().unwrap();
+    assert_eq!(members.len(), 1, "the sign-up is a member of the form's campaign");
+    assert_eq!(members[0]["lead"], lead["id"]);
+    assert_eq!(members[0]["status"], "registered");
     let shown = b.get(&format!("/e/lead/{}", lead["id"].as_str().unwrap())).await;
     assert!(!shown.text.contains("<img src=x") && shown.text.contains("&lt;img"), "escaped on a signed-in page");
 

@@ -9,12 +9,14 @@ use axum::http::Method;
 use chrono::TimeDelta;
 use serde_json::{Value, json};
 use support::TestApp;
+use support::browser::Browser;
 use support::services::Smtp;
 
 backends!(
     settings_keep_the_password_sealed_and_a_test_mail_arrives,
     a_mailing_is_merged_for_each_recipient_and_honours_unsubscribes,
-    a_busy_server_is_tried_again_and_a_refusal_is_recorded,
+    a_busy_server_is_tried_again_and_a_bounce_is_recorded,
+    opens_and_clicks_are_counted_where_tracked,
     drafts_schedules_and_cancelling,
     the_role_limits_who_sends_to_how_many,
     webinar_invitations_carry_the_meeting,
@@ -189,7 +191,7 @@ async fn a_mailing_is_merged_for_each_recipient_and_honours_unsubscribes(t: Test
     assert_eq!(second["counts"], json!({"sent": 1, "skipped": 1}), "{second}");
 }
 
-async fn a_busy_server_is_tried_again_and_a_refusal_is_recorded(t: TestApp) {
+async fn a_busy_server_is_tried_again_and_a_bounce_is_recorded(t: TestApp) {
     let smtp = Smtp::start(&["--defer", "2", "--reject", "gone@example.cn"]);
     configure(&t, &smtp).await;
     let runner = crm::jobs::Runner::new(t.app.clone(), crm::jobs::standard());
@@ -211,14 +213,72 @@ async fn a_busy_server_is_tried_again_and_a_refusal_is_recorded(t: TestApp) {
         }
     }
     let deliveries = statuses(&t, &mailing).await;
-    assert_eq!(deliveries["counts"], json!({"sent": 1, "failed": 1}), "{deliveries}");
+    assert_eq!(deliveries["counts"], json!({"sent": 1, "bounced": 1}), "the unknown mailbox bounced: {deliveries}");
     let rows = deliveries["data"].as_array().unwrap();
     let row = |id: &Value| rows.iter().find(|d| d["record_id"] == *id).unwrap();
     assert_eq!(row(&a["id"])["status"], "sent");
     assert!(row(&a["id"])["attempts"].as_i64().unwrap() >= 1);
-    assert_eq!(row(&b["id"])["status"], "failed");
+    assert_eq!(row(&b["id"])["status"], "bounced");
     assert!(row(&b["id"])["answer"].as_str().unwrap().contains("550"), "{}", row(&b["id"]));
     assert_eq!(smtp.received().len(), 1, "one mail accepted, none twice");
+}
+
+/// Tracking on, a mail carries a pixel and its links go through the server, each signed for
+/// the recipient and its destination: the first open and click are recorded and counted, the
+/// click goes on to where the mail said, a forged destination goes nowhere, and the
+/// unsubscribe link stays direct. Tracking off, a mail has none of it.
+async fn opens_and_clicks_are_counted_where_tracked(t: TestApp) {
+    let smtp = Smtp::start(&[]);
+    let mut settings = smtp.settings();
+    settings["tracking"] = json!(true);
+    t.put("/api/v1/admin/mail", settings).await.expect(200);
+    let lead = t.create("lead", json!({"name": "郑八", "email": "zheng@example.cn"})).await;
+    let body = "<p>{{ lead.name }}您好，<a href=\"https://www.example.cn/offer?a=1&b=2\">年终优惠</a> <a href=\"{{ unsubscribe_url }}\">退订</a></p>";
+    let send = json!({"recipients": {"entity": "lead", "ids": [lead["id"]]}, "subject": "年终优惠", "body": body, "send": "now"});
+    let mailing =
+        t.post("/api/v1/mailings", send.clone()).await.expect(201)["mailing"]["id"].as_str().unwrap().to_owned();
+    t.run_jobs().await;
+    let html = smtp.received()[0]["body"].as_str().unwrap().to_owned();
+    let path = |marker: &str| {
+        let at = html.find(marker).unwrap_or_else(|| panic!("{marker} in {html}"));
+        html[at..].split('"').next().unwrap().replace("&amp;", "&")
+    };
+    let (pixel, click) = (path("/t/o/"), path("/t/c/"));
+    assert!(!html.contains("href=\"https://www.example.cn/offer"), "the link goes through the server: {html}");
+    assert!(html.replace("&#x2f;", "/").contains("href=\"http://"), "the unsubscribe link stays direct: {html}");
+    assert_eq!(statuses(&t, &mailing).await["opened"], 0);
+
+    let image = t.page(Method::GET, &pixel, "", None).await;
+    assert_eq!((image.status.as_u16(), image.content_type.as_deref()), (200, Some("image/gif")));
+    let counted = statuses(&t, &mailing).await;
+    assert_eq!((counted["opened"].as_i64(), counted["clicked"].as_i64()), (Some(1), Some(0)), "{counted}");
+    let opened_at = counted["data"][0]["opened_at"].clone();
+    assert!(opened_at.is_string());
+
+    let followed = t.page(Method::GET, &click, "", None).await;
+    assert_eq!(followed.status.as_u16(), 303);
+    assert_eq!(followed.location.as_deref(), Some("https://www.example.cn/offer?a=1&b=2"));
+    let forged = click.replace("offer", "phish");
+    assert_eq!(t.page(Method::GET, &forged, "", None).await.status.as_u16(), 404, "no open redirect");
+    t.page(Method::GET, &pixel, "", None).await;
+    let counted = statuses(&t, &mailing).await;
+    assert_eq!((counted["opened"].as_i64(), counted["clicked"].as_i64()), (Some(1), Some(1)));
+    assert_eq!(counted["data"][0]["opened_at"], opened_at, "the first open is kept");
+    let mut b = Browser::sign_in(&t, "admin", support::ADMIN_PASSWORD).await;
+    let timeline = b.page(&format!("/e/lead/{}", lead["id"].as_str().unwrap())).await;
+    assert!(timeline.contains("已发送 · 已打开 · 已点击"), "{timeline}");
+
+    // Tracking off: the mail is as written.
+    let mut settings = smtp.settings();
+    settings["tracking"] = json!(false);
+    t.put("/api/v1/admin/mail", settings).await.expect(200);
+    let other = t.create("lead", json!({"name": "钱九", "email": "qian@example.cn"})).await;
+    let mut again = send;
+    again["recipients"]["ids"] = json!([other["id"]]);
+    t.post("/api/v1/mailings", again).await.expect(201);
+    t.run_jobs().await;
+    let plain = smtp.received()[1]["body"].as_str().unwrap().to_owned();
+    assert!(!plain.contains("/t/o/") && !plain.contains("/t/c/"), "{plain}");
 }
 
 async fn drafts_schedules_and_cancelling(t: TestApp) {
@@ -296,15 +356,20 @@ async fn the_role_limits_who_sends_to_how_many(t: TestApp) {
 }
 
 /// Webinars (M-6): the meeting's platform, number and password on the campaign, its join link
-/// made from the platform's pattern; invitations merge them; registrations are members.
+/// made from the platform's pattern; invitations merge them; registrations are members. The
+/// campaign's survey (M-7) is each recipient's own link, so their answers are theirs.
 async fn webinar_invitations_carry_the_meeting(t: TestApp) {
     let smtp = Smtp::start(&[]);
     configure(&t, &smtp).await;
+    let survey = t.create("survey", json!({"name": "会后反馈", "status": "open"})).await;
+    let question =
+        t.create("survey_question", json!({"survey": survey["id"], "name": "会议评分", "kind": "rating"})).await;
     let campaign = t
         .create(
             "campaign",
             json!({"name": "新品线上发布会", "type": "webinar", "meeting_provider": "zoom",
-                "meeting_id": "123 456 789", "meeting_password": "8888", "meeting_at": "2026-12-10T06:00:00Z"}),
+                "meeting_id": "123 456 789", "meeting_password": "8888", "meeting_at": "2026-12-10T06:00:00Z",
+                "survey": survey["id"]}),
         )
         .await;
     assert_eq!(campaign["meeting_url"], "https://zoom.us/j/123456789", "made from the platform's pattern");
@@ -314,7 +379,7 @@ async fn webinar_invitations_carry_the_meeting(t: TestApp) {
     let member = json!({"campaign": campaign["id"], "contact": contact["id"], "status": "registered"});
     assert_eq!(t.create("campaign_member", member).await["status"], "registered");
 
-    let body = "<p>{{ recipient.name }}您好，会议号 {{ campaign.meeting_id }}，密码 {{ campaign.meeting_password }}，入会链接 {{ campaign.meeting_url }}</p>";
+    let body = "<p>{{ recipient.name }}您好，会议号 {{ campaign.meeting_id }}，密码 {{ campaign.meeting_password }}，入会链接 {{ campaign.meeting_url }}</p><p>反馈 {{ survey_url }}</p>";
     let invite = json!({"recipients": {"entity": "contact", "ids": [contact["id"]]}, "campaign": campaign["id"],
         "subject": "{{ campaign.name }} 邀请", "body": body, "send": "now"});
     t.post("/api/v1/mailings", invite).await.expect(201);
@@ -324,6 +389,14 @@ async fn webinar_invitations_carry_the_meeting(t: TestApp) {
     assert_eq!(received[0]["subject"], "新品线上发布会 邀请");
     let html = received[0]["body"].as_str().unwrap().replace("&#x2f;", "/");
     assert!(html.contains("会议号 123 456 789，密码 8888，入会链接 https://zoom.us/j/123456789"), "{html}");
+    let link = support::browser::between(&html, "反馈 ", "</p>").unwrap();
+    let path = format!("/q/{}", link.split("/q/").nth(1).expect("the survey's address"));
+    let rating = format!("q.{}", question["id"].as_str().unwrap());
+    let answered = t.page(Method::POST, &path, "", Some(&[(rating.as_str(), "4")])).await;
+    assert_eq!(answered.status.as_u16(), 200, "{}", answered.text);
+    let filter = json!({"field": "contact", "op": "eq", "value": contact["id"]});
+    let theirs = t.list("survey_response", Some(filter), "").await.expect(200);
+    assert_eq!(theirs["data"].as_array().unwrap().len(), 1, "the answers are the recipient's: {theirs}");
 }
 
 /// `kill -9` of the server in the middle of a mailing of 10,000: after a restart every

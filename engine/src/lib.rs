@@ -35,6 +35,7 @@ pub mod serve;
 pub mod settings;
 pub mod setup;
 pub mod sms;
+pub mod surveys;
 pub mod tasks;
 pub mod visible;
 

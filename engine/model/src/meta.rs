@@ -724,6 +724,9 @@ pub struct WebFormDoc {
     /// The campaign the leads come from: a campaign record's id in this installation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub campaign: Option<uuid::Uuid>,
+    /// The survey (市场调查) asked after the fields: a survey record's id in this installation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub survey: Option<uuid::Uuid>,
     /// The login of the user the leads are given to; the first administrator when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,

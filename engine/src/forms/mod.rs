@@ -3,7 +3,8 @@
 //! — a plain form, no script. A visitor's submission comes to a public address that names
 //! the form and carries its key (this server's signature of the form's name, so it is in no
 //! exported package), and becomes a lead through the save pipeline: source `web_form`, the
-//! form's campaign and owner.
+//! form's campaign and owner; with a campaign, the lead is also its member, registered (已报名);
+//! with a survey, its questions follow the fields and the answers are linked to the lead.
 //!
 //! What a hostile visitor meets: a body over [`BODY_LIMIT`] is refused (413); a filled-in
 //! honeypot field, a field the form does not ask for or a value twice is refused (400); a
@@ -12,7 +13,7 @@
 //! written is text, escaped wherever a signed-in page shows it.
 
 pub mod screens;
-mod snippet;
+pub(crate) mod snippet;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -26,6 +27,7 @@ use crate::access::Principal;
 use crate::app::App;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::records::{self, ListParams, Source, Unit};
+use crate::surveys;
 
 pub use snippet::snippet;
 
@@ -47,7 +49,7 @@ pub struct Limiter {
 
 impl Limiter {
     /// Counts a submission; refused when the address made too many lately.
-    fn admit(&self, form: &str, address: &str) -> ApiResult<()> {
+    pub(crate) fn admit(&self, form: &str, address: &str) -> ApiResult<()> {
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         // Addresses that went quiet are forgotten, so the map does not grow without end.
         seen.retain(|_, times| times.back().is_some_and(|t| t.elapsed() < WINDOW));
@@ -81,17 +83,23 @@ pub fn form(app: &App, name: &str, key: &str) -> ApiResult<WebFormDoc> {
     }
 }
 
-/// A visitor's submission: checked, then a lead; returns its id.
-pub async fn submit(app: &App, form: &WebFormDoc, address: &str, posted: &[(String, String)]) -> ApiResult<Uuid> {
-    app.forms.admit(form.name.as_str(), address)?;
+/// Refuses a submission whose honeypot is filled in: a robot's.
+pub(crate) fn refuse_robots(posted: &[(String, String)]) -> ApiResult<()> {
     if posted.iter().any(|(name, value)| name == HONEYPOT && !value.is_empty()) {
         return Err(ApiError::bad_request("rejected", "this submission looks automated"));
     }
+    Ok(())
+}
+
+/// A visitor's submission: checked, then a lead; returns its id.
+pub async fn submit(app: &App, form: &WebFormDoc, address: &str, posted: &[(String, String)]) -> ApiResult<Uuid> {
+    app.forms.admit(form.name.as_str(), address)?;
+    refuse_robots(posted)?;
     let catalog = app.catalog();
     let lead = catalog.entity(WEB_FORM_ENTITY).ok_or_else(|| ApiError::not_found("no lead entity"))?;
     let mut values = Map::new();
     let mut errors = Vec::new();
-    for (name, _) in posted.iter().filter(|(name, _)| name != HONEYPOT) {
+    for (name, _) in posted.iter().filter(|(name, _)| name != HONEYPOT && !surveys::is_answer(name)) {
         let asked = form.fields.iter().find(|f| f.field.as_str() == name.as_str());
         let field = asked.and_then(|a| lead.field(a.field.as_str()));
         let Some(field) = field else {
@@ -111,6 +119,23 @@ pub async fn submit(app: &App, form: &WebFormDoc, address: &str, posted: &[(Stri
             errors.push(FieldError::new(asked.field.to_string(), "required", "a value is required"));
         }
     }
+    // A survey that is not open (any more) asks nothing: its answers are let go, the lead
+    // is kept.
+    let survey = match form.survey {
+        Some(id) => surveys::load(app, id).await?.filter(|s| s.open),
+        None => None,
+    };
+    let answers = match &survey {
+        Some(survey) => match surveys::answers(survey, posted) {
+            Ok(answers) => answers,
+            Err(ApiError::Invalid(wrong)) => {
+                errors.extend(wrong);
+                Vec::new()
+            }
+            Err(e) => return Err(e),
+        },
+        None => Vec::new(),
+    };
     if !errors.is_empty() {
         return Err(ApiError::Invalid(errors));
     }
@@ -119,10 +144,23 @@ pub async fn submit(app: &App, form: &WebFormDoc, address: &str, posted: &[(Stri
     if let Some(campaign) = form.campaign {
         values.insert("campaign".into(), json!(campaign));
     }
-    values.insert("owner".into(), json!(owner(app, form).await?));
+    let owner = owner(app, form).await?;
+    values.insert("owner".into(), json!(owner));
+    let name = values.get("name").cloned();
     let system = Principal::system(&catalog);
     let mut unit = Unit::new(app, &system, Source::WebForm).await?;
     let id = unit.create(WEB_FORM_ENTITY, &Json::Object(values)).await?;
+    // A sign-up for a campaign (a webinar's registration page) makes the lead a member of
+    // it, registered, in the same transaction.
+    if let Some(campaign) = form.campaign {
+        let member =
+            json!({"campaign": campaign, "lead": id, "name": name.clone(), "status": "registered", "owner": owner});
+        unit.create(crate::campaigns::MEMBER, &member).await?;
+    }
+    if let Some(survey) = survey.filter(|_| !answers.is_empty()) {
+        let respondent = surveys::Respondent { entity: WEB_FORM_ENTITY, id };
+        surveys::record(&mut unit, &survey, Some(respondent), name, &answers).await?;
+    }
     unit.commit().await?;
     Ok(id)
 }

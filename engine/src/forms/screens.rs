@@ -10,11 +10,12 @@ use serde_json::{Map, Value as Json, json};
 
 use super::{action, form, snippet, submit};
 use crate::app::{App, AppState};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::ApiPath;
 use crate::screens::{Posted, Viewer, browser_locale, html, redirect_with, shell, unprocessable, view};
+use crate::surveys::Survey;
 
-fn public_page(headers: &HeaderMap, title: &str, values: Json) -> ApiResult<Response> {
+pub(crate) fn public_page(headers: &HeaderMap, title: &str, values: Json) -> ApiResult<Response> {
     let locale = browser_locale(headers);
     let mut context = json!({"locale": locale, "theme": shell::THEMES[0], "title": title});
     if let (Some(context), Json::Object(values)) = (context.as_object_mut(), values) {
@@ -31,7 +32,8 @@ pub async fn page(
 ) -> ApiResult<Response> {
     let form = form(&app, &name, &key)?;
     let locale = browser_locale(&headers);
-    let body = snippet(&app.catalog(), &form, &format!("/f/{name}/{key}"), locale)?;
+    let survey = asked_survey(&app, &form).await?;
+    let body = snippet(&app.catalog(), &form, survey.as_ref(), &format!("/f/{name}/{key}"), locale)?;
     public_page(&headers, form.label.get(locale), json!({"form": body}))
 }
 
@@ -45,54 +47,84 @@ pub async fn post(
     let address = crate::auth::client_address(request.extensions());
     let form = form(&app, &name, &key)?;
     let locale = browser_locale(&headers);
+    let posted = read_posted(request).await;
+    match async { submit(&app, &form, &address, &posted?).await }.await {
+        Ok(_) => match &form.redirect {
+            Some(to) => Ok(Redirect::to(to).into_response()),
+            None => public_page(&headers, form.label.get(locale), json!({"thanks": form.thanks.get(locale)})),
+        },
+        Err(ApiError::Invalid(errors)) => {
+            let catalog = app.catalog();
+            let lead = catalog.entity(WEB_FORM_ENTITY);
+            let survey = asked_survey(&app, &form).await?;
+            let label = |field: &str| {
+                let asked = form.fields.iter().find(|f| f.field.as_str() == field);
+                asked
+                    .and_then(|f| f.label.clone().or_else(|| lead?.field(f.field.as_str()).map(|d| d.label.clone())))
+                    .map(|l| l.get(locale).to_owned())
+                    .or_else(|| question(survey.as_ref(), field))
+            };
+            let said = said(&errors, label, locale);
+            let mut page = public_page(&headers, form.label.get(locale), json!({"errors": said}))?;
+            *page.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            Ok(page)
+        }
+        Err(e) => {
+            let (status, text) = refused(&e, locale);
+            let mut page = public_page(&headers, form.label.get(locale), json!({"errors": [text]}))?;
+            *page.status_mut() = status;
+            Ok(page)
+        }
+    }
+}
+
+/// A visitor's posted form, its names and values in order; too large a body is refused.
+pub(crate) async fn read_posted(request: Request<axum::body::Body>) -> ApiResult<Vec<(String, String)>> {
     let posted = axum::Form::<Vec<(String, String)>>::from_request(request, &()).await.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge
         } else {
             ApiError::bad_request("invalid_body", e.body_text())
         }
-    });
-    match async { submit(&app, &form, &address, &posted?.0).await }.await {
-        Ok(_) => match &form.redirect {
-            Some(to) => Ok(Redirect::to(to).into_response()),
-            None => public_page(&headers, form.label.get(locale), json!({"thanks": form.thanks.get(locale)})),
-        },
-        Err(ApiError::Invalid(errors)) => {
-            let lead = app.catalog();
-            let lead = lead.entity(WEB_FORM_ENTITY);
-            let said: Vec<String> = errors
-                .iter()
-                .map(|e| {
-                    let label = form
-                        .fields
-                        .iter()
-                        .find(|f| f.field.as_str() == e.field)
-                        .and_then(|f| {
-                            f.label
-                                .clone()
-                                .or_else(|| lead.and_then(|l| l.field(f.field.as_str())).map(|d| d.label.clone()))
-                        })
-                        .map_or_else(|| e.field.clone(), |l| l.get(locale).to_owned());
-                    let key = format!("error.{}", e.code);
-                    let text = shell::text(locale, &key, &[]);
-                    let text = if text == key || locale == "en" { e.message.clone() } else { text };
-                    format!("{label}: {text}")
-                })
-                .collect();
-            let mut page = public_page(&headers, form.label.get(locale), json!({"errors": said}))?;
-            *page.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-            Ok(page)
-        }
-        Err(e) => {
-            let (status, code, _) = e.parts();
-            let key = format!("forms.refused_{code}");
-            let text = shell::text(locale, &key, &[]);
-            let text = if text == key { shell::text(locale, "forms.refused", &[]) } else { text };
-            let mut page = public_page(&headers, form.label.get(locale), json!({"errors": [text]}))?;
-            *page.status_mut() = status;
-            Ok(page)
-        }
+    })?;
+    Ok(posted.0)
+}
+
+/// The survey a form asks after its fields, when it is open.
+async fn asked_survey(app: &App, form: &WebFormDoc) -> ApiResult<Option<Survey>> {
+    match form.survey {
+        Some(id) => Ok(crate::surveys::load(app, id).await?.filter(|s| s.open)),
+        None => Ok(None),
     }
+}
+
+/// The text of the survey's question posted under `field`.
+pub(crate) fn question(survey: Option<&Survey>, field: &str) -> Option<String> {
+    survey?.questions.iter().find(|q| q.input() == field).map(|q| q.text.clone())
+}
+
+/// What a visitor is told to correct, a line per field: its question, then what is wrong in
+/// their language.
+pub(crate) fn said(errors: &[FieldError], label: impl Fn(&str) -> Option<String>, locale: &str) -> Vec<String> {
+    errors
+        .iter()
+        .map(|e| {
+            let label = label(&e.field).unwrap_or_else(|| e.field.clone());
+            let key = format!("error.{}", e.code);
+            let text = shell::text(locale, &key, &[]);
+            let text = if text == key || locale == "en" { e.message.clone() } else { text };
+            format!("{label}: {text}")
+        })
+        .collect()
+}
+
+/// What a visitor reads when a submission is refused as a whole, in their language.
+pub(crate) fn refused(error: &ApiError, locale: &str) -> (StatusCode, String) {
+    let (status, code, _) = error.parts();
+    let key = format!("forms.refused_{code}");
+    let text = shell::text(locale, &key, &[]);
+    let text = if text == key { shell::text(locale, "forms.refused", &[]) } else { text };
+    (status, text)
 }
 
 /// `GET /studio/forms`: the web forms, and a new one.
@@ -152,7 +184,8 @@ async fn designer_page(app: &App, viewer: &Viewer, name: &str, doc: &Json, error
     let (code, link) = match &saved {
         Some(form) => {
             let action = action(app, name);
-            (Some(snippet(&catalog, form, &action, "zh-CN")?), Some(action))
+            let survey = asked_survey(app, form).await?;
+            (Some(snippet(&catalog, form, survey.as_ref(), &action, "zh-CN")?), Some(action))
         }
         None => (None, None),
     };
@@ -162,6 +195,7 @@ async fn designer_page(app: &App, viewer: &Viewer, name: &str, doc: &Json, error
         "doc": doc,
         "rows": rows,
         "campaigns": view::choices(app, viewer, "campaign", None).await?,
+        "surveys": view::choices(app, viewer, crate::surveys::SURVEY, None).await?,
         "snippet": code,
         "link": link,
         "leads_href": format!("/e/lead?filter={}", crate::screens::encode(&leads)),
@@ -206,7 +240,7 @@ pub async fn save(
         "thanks".into(),
         json!({"zh-CN": text("thanks_zh").unwrap_or_default(), "en": text("thanks_en").unwrap_or_default()}),
     );
-    for (key, field) in [("campaign", "campaign"), ("owner", "owner"), ("redirect", "redirect")] {
+    for (key, field) in [("campaign", "campaign"), ("survey", "survey"), ("owner", "owner"), ("redirect", "redirect")] {
         if let Some(value) = text(field) {
             doc.insert(key.into(), json!(value));
         }

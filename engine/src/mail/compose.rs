@@ -300,7 +300,8 @@ pub async fn deliveries(
     let limit = limit.unwrap_or(100).clamp(1, MAX_LIMIT);
     let counts: serde_json::Map<String, Json> =
         store::counts(&app.db, id).await?.into_iter().map(|(s, n)| (s.as_str().to_owned(), json!(n))).collect();
+    let (opened, clicked) = store::engaged(&app.db, id).await?;
     let page = store::page(&app.db, id, status, after, i64::from(limit)).await?;
     let next = (page.len() == limit as usize).then(|| page.last().map(|d| d.record_id)).flatten();
-    Ok(json!({"counts": counts, "data": page, "next_after": next}))
+    Ok(json!({"counts": counts, "opened": opened, "clicked": clicked, "data": page, "next_after": next}))
 }

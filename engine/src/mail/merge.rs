@@ -7,7 +7,8 @@
 //! - the same record under its entity's name (`contact`, `customer`, `lead`), and the records
 //!   its lookups point at under theirs (a contact's `customer`);
 //! - `owner`: the recipient's owner (name, phone, mobile, email, title ...);
-//! - `campaign`: the mailing's campaign, when it has one;
+//! - `campaign`: the mailing's campaign, when it has one, and `survey_url`, the recipient's own
+//!   link to the campaign's survey when it asks one;
 //! - `company.name`, and `unsubscribe_url`, the recipient's signed link.
 //!
 //! Records are read as the mailing's sender, so a field hidden from them is not in the mail.
@@ -209,9 +210,15 @@ impl<'a> Reader<'a> {
             }
         }
         if let Some(campaign) = campaign
-            && let Some(texts) = self.texts("campaign", campaign).await?
+            && let Some(read) = self.read("campaign", campaign).await?
         {
-            data.insert("campaign".into(), texts);
+            // The campaign's survey, as this recipient's own link: their answers are theirs.
+            let survey = read.values.get("survey").and_then(Json::as_str).and_then(|s| s.parse().ok());
+            if let Some(survey) = survey {
+                let link = crate::surveys::personal_link(self.app, survey, entity, id);
+                data.insert("survey_url".into(), json!(link));
+            }
+            data.insert("campaign".into(), read.texts);
         }
         data.insert(entity.to_owned(), recipient.clone());
         data.insert("recipient".into(), recipient);

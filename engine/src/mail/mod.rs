@@ -17,6 +17,7 @@ pub mod screens;
 pub mod sender;
 pub mod settings;
 pub mod smtp;
+pub mod tracking;
 pub mod unsubscribe;
 
 pub use sender::Sender;

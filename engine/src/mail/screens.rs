@@ -122,6 +122,7 @@ fn merge_fields(app: &App, viewer: &Viewer, entity: &Entity) -> Vec<(String, Str
         ("mail.campaign_name", "{{ campaign.name }}"),
         ("mail.company_name", "{{ company.name }}"),
         ("mail.unsubscribe_url", "{{ unsubscribe_url }}"),
+        ("mail.survey_url", "{{ survey_url }}"),
     ] {
         fields.push((viewer.text(key), code.to_owned()));
     }
@@ -356,6 +357,8 @@ pub async fn panel(app: &App, viewer: &Viewer, entity: &str, id: Uuid, record: &
                 "status_text": status_text(d.status),
                 "answer": d.answer,
                 "sent_at": at(d.sent_at),
+                "opened_at": at(d.opened_at),
+                "clicked_at": at(d.clicked_at),
             })
         })
         .collect();
@@ -369,12 +372,15 @@ pub async fn panel(app: &App, viewer: &Viewer, entity: &str, id: Uuid, record: &
                 .map(|(_, n)| json!({"status": s.as_str(), "text": status_text(*s), "n": n}))
         })
         .collect();
+    let (opened, clicked) = store::engaged(&app.db, id).await?;
     let status = record.get("status").and_then(Json::as_str).unwrap_or_default();
     let may_edit = viewer.principal.access.allows(MAILING, Action::Edit);
     Ok(json!({
         "id": id,
         "total": total,
         "counts": counts,
+        "opened": opened,
+        "clicked": clicked,
         "rows": rows,
         "more": total > i64::from(SHOWN),
         "can_send": may_edit && matches!(status, "draft" | "scheduled"),
@@ -418,7 +424,12 @@ pub async fn timeline(app: &App, viewer: &Viewer, entity: &Entity, id: Uuid) -> 
         .into_iter()
         .map(|d| {
             let at = d.sent_at.unwrap_or(d.updated_at);
-            let status = viewer.text(&format!("mail.status_{}", d.status.as_str()));
+            let mut status = viewer.text(&format!("mail.status_{}", d.status.as_str()));
+            for (moment, key) in [(d.opened_at, "mail.opened"), (d.clicked_at, "mail.clicked")] {
+                if moment.is_some() {
+                    status = format!("{status} · {}", viewer.text(key));
+                }
+            }
             // A text went to a mobile number, a mail to an address with an `@`.
             let texted = d.address.as_deref().is_some_and(|a| !a.contains('@'));
             let key = if texted { "timeline.sms" } else { "timeline.mail" };
@@ -470,6 +481,7 @@ impl Setup {
                     "host": text("host"), "port": number("port"), "security": text("security"),
                     "username": text("username"), "from_address": text("from_address"),
                     "from_name": text("from_name"), "rate_per_second": number("rate_per_second"),
+                    "tracking": form.get("tracking") == Some("true"),
                 }),
                 "password",
             ),

@@ -28,7 +28,7 @@ use uuid::Uuid;
 use super::merge::{Reader, Recipient, Template};
 use super::settings::{self, Settings};
 use super::smtp::{Connection, Failure, answer_of};
-use super::{MAILING, unsubscribe};
+use super::{MAILING, tracking, unsubscribe};
 use crate::access::Principal;
 use crate::app::App;
 use crate::error::{ApiError, ApiResult};
@@ -233,6 +233,7 @@ async fn send(app: &App, id: Uuid) -> ApiResult<()> {
                     finish(app, &mut delivery, Status::Queued, &answer).await?;
                     return Err(ApiError::Upstream { code: "mail_deferred", message: answer });
                 }
+                Err(Failure::Bounced(answer)) => finish(app, &mut delivery, Status::Bounced, &answer).await?,
                 Err(failure) => finish(app, &mut delivery, Status::Failed, failure.answer()).await?,
             }
         }
@@ -291,6 +292,8 @@ fn prepare(
             };
             delivery.subject = Some(subject.clone());
             let unsubscribe = unsubscribe::link(app, &delivery.entity, delivery.record_id);
+            let html =
+                if mail.settings.tracking { tracking::instrument(app, delivery, &html, &unsubscribe) } else { html };
             Ok(Prepared::Mail(Box::new(message(from, to, domain, delivery, &subject, html, &unsubscribe)?)))
         }
         Channel::Sms { template, .. } => {

@@ -45,6 +45,9 @@ pub struct Settings {
     /// Mails a second the server is given at most.
     #[serde(default = "default_rate")]
     pub rate_per_second: u32,
+    /// Whether marketing mails count their opens and clicks (see [`super::tracking`]).
+    #[serde(default)]
+    pub tracking: bool,
 }
 
 fn default_rate() -> u32 {

@@ -26,6 +26,9 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 pub enum Failure {
     /// The server refused it for good (5xx): sending it again would not help.
     Refused(String),
+    /// The server refused the recipient's mailbox for good (550–553: no such user, mailbox
+    /// full or not allowed): a bounce.
+    Bounced(String),
     /// The server is busy or unreachable, or the connection broke: later may work.
     Deferred(String),
 }
@@ -33,14 +36,22 @@ pub enum Failure {
 impl Failure {
     pub fn answer(&self) -> &str {
         match self {
-            Failure::Refused(answer) | Failure::Deferred(answer) => answer,
+            Failure::Refused(answer) | Failure::Bounced(answer) | Failure::Deferred(answer) => answer,
         }
     }
 }
 
+/// The permanent answers about the mailbox itself (RFC 5321, 4.2.3).
+const MAILBOX_REFUSED: [&str; 4] = ["550", "551", "552", "553"];
+
 impl From<lettre::transport::smtp::Error> for Failure {
     fn from(error: lettre::transport::smtp::Error) -> Self {
-        if error.is_permanent() { Failure::Refused(error.to_string()) } else { Failure::Deferred(error.to_string()) }
+        let code = error.status().map(|code| code.to_string());
+        match (error.is_permanent(), code) {
+            (true, Some(code)) if MAILBOX_REFUSED.contains(&code.as_str()) => Failure::Bounced(error.to_string()),
+            (true, _) => Failure::Refused(error.to_string()),
+            (false, _) => Failure::Deferred(error.to_string()),
+        }
     }
 }
 

@@ -68,7 +68,7 @@ pub enum Source {
     Schedule,
     /// Sending mail: a mailing's progress, and a recipient who unsubscribed.
     Mail,
-    /// A visitor's submission of a web form.
+    /// A visitor's submission of a web form or a survey.
     WebForm,
 }
 

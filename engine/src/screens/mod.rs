@@ -110,6 +110,10 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/labels", get(crate::print::labels::page))
         .route("/mail/compose", get(crate::mail::screens::compose_page).post(crate::mail::screens::compose_post))
         .route("/mail/{id}/send", post(crate::mail::screens::send))
+        .route("/surveys/{id}", get(crate::surveys::screens::designer))
+        .route("/surveys/{id}/questions", post(crate::surveys::screens::add_question))
+        .route("/surveys/{id}/questions/{question}/move", post(crate::surveys::screens::move_question))
+        .route("/surveys/{id}/statistics.xlsx", get(crate::surveys::screens::export))
         .route("/reports", get(crate::reports::screens::list))
         .route("/reports/build", get(crate::reports::builder::page).post(crate::reports::builder::save))
         .route("/reports/build/export.xlsx", get(crate::reports::builder::export))
@@ -133,6 +137,14 @@ pub fn routes(state: AppState) -> Router<AppState> {
                 .post(crate::forms::screens::post)
                 .layer(axum::extract::DefaultBodyLimit::max(crate::forms::BODY_LIMIT)),
         )
+        .route(
+            "/q/{id}/{key}",
+            get(crate::surveys::screens::page)
+                .post(crate::surveys::screens::post)
+                .layer(axum::extract::DefaultBodyLimit::max(crate::forms::BODY_LIMIT)),
+        )
+        .route("/t/o/{mailing}/{entity}/{record}/{signature}", get(crate::mail::tracking::opened))
+        .route("/t/c/{mailing}/{entity}/{record}/{signature}", get(crate::mail::tracking::clicked))
         .route(
             "/unsubscribe/{entity}/{id}/{signature}",
             get(crate::mail::unsubscribe::ask).post(crate::mail::unsubscribe::confirm),

@@ -112,6 +112,7 @@ pub async fn page(
         "timeline": timeline,
         "approval": approval,
         "convertible": convertible,
+        "survey_page": (entity_name == crate::surveys::SURVEY).then(|| format!("/surveys/{found_id}")),
         "to_order": to_order,
         "prints": crate::print::screens::offered(&app, &viewer, &entity_name),
         "merge": merge.map(|m| json!({"id": m.id, "count": m.losers.len() + 1})),

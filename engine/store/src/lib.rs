@@ -135,6 +135,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../../migrations/sqlite/0008_mail.sql"),
         include_str!("../../../migrations/postgres/0008_mail.sql"),
     ),
+    (
+        9,
+        "the first open and click of each mail, where they are tracked",
+        include_str!("../../../migrations/sqlite/0009_mail_tracking.sql"),
+        include_str!("../../../migrations/postgres/0009_mail_tracking.sql"),
+    ),
 ];
 
 impl Db {

@@ -20,11 +20,20 @@ pub enum Status {
     Failed,
     /// Not sent: no address, or the recipient unsubscribed.
     Skipped,
+    /// Refused for good by the recipient's server: the address does not take mail.
+    Bounced,
 }
 
 impl Status {
-    pub const ALL: [Status; 6] =
-        [Status::Draft, Status::Queued, Status::Sending, Status::Sent, Status::Failed, Status::Skipped];
+    pub const ALL: [Status; 7] = [
+        Status::Draft,
+        Status::Queued,
+        Status::Sending,
+        Status::Sent,
+        Status::Failed,
+        Status::Skipped,
+        Status::Bounced,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -34,6 +43,7 @@ impl Status {
             Status::Sent => "sent",
             Status::Failed => "failed",
             Status::Skipped => "skipped",
+            Status::Bounced => "bounced",
         }
     }
 
@@ -57,13 +67,17 @@ pub struct Delivery {
     pub answer: Option<String>,
     pub updated_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
+    /// When the recipient first opened it, where opens are tracked.
+    pub opened_at: Option<DateTime<Utc>>,
+    /// When the recipient first followed a link in it, where clicks are tracked.
+    pub clicked_at: Option<DateTime<Utc>>,
 }
 
 fn status_text<S: serde::Serializer>(status: &Status, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(status.as_str())
 }
 
-const COLUMNS: &str = "mailing_id, entity, record_id, status, address, subject, attempts, answer, updated_at, sent_at";
+const COLUMNS: &str = "mailing_id, entity, record_id, status, address, subject, attempts, answer, updated_at, sent_at, opened_at, clicked_at";
 
 fn read(row: &Row) -> Result<Delivery, StoreError> {
     let status = row.text(3)?.unwrap_or_default();
@@ -78,6 +92,8 @@ fn read(row: &Row) -> Result<Delivery, StoreError> {
         answer: row.text(7)?,
         updated_at: row.datetime(8)?.unwrap_or_default(),
         sent_at: row.datetime(9)?,
+        opened_at: row.datetime(10)?,
+        clicked_at: row.datetime(11)?,
     })
 }
 
@@ -148,6 +164,45 @@ pub async fn mark(db: &Db, delivery: &Delivery) -> Result<(), StoreError> {
     sql.push(" AND record_id = ").bind(Arg::Uuid(delivery.record_id));
     sql.execute(db).await?;
     Ok(())
+}
+
+/// What a recipient did with a mail: opened it, or followed a link (which opened it too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engagement {
+    Opened,
+    Clicked,
+}
+
+/// Records the first open or click of a sent mail; later ones change nothing. Returns whether
+/// the recipient's delivery was found sent.
+pub async fn engage(
+    db: &Db,
+    mailing: Uuid,
+    entity: &str,
+    record: Uuid,
+    what: Engagement,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let mut sql = db.sql();
+    sql.push("UPDATE crm_mail_delivery SET opened_at = COALESCE(opened_at, ").bind(Arg::Datetime(now)).push(")");
+    if what == Engagement::Clicked {
+        sql.push(", clicked_at = COALESCE(clicked_at, ").bind(Arg::Datetime(now)).push(")");
+    }
+    sql.push(" WHERE mailing_id = ").bind(Arg::Uuid(mailing));
+    sql.push(" AND entity = ").bind(Arg::Text(entity.to_owned()));
+    sql.push(" AND record_id = ").bind(Arg::Uuid(record));
+    sql.push(" AND status = 'sent'");
+    Ok(sql.execute(db).await? > 0)
+}
+
+/// How many recipients of a mailing opened it and how many followed a link.
+pub async fn engaged(db: &Db, mailing: Uuid) -> Result<(i64, i64), StoreError> {
+    let mut sql = db.sql();
+    sql.push("SELECT COUNT(opened_at), COUNT(clicked_at) FROM crm_mail_delivery WHERE mailing_id = ");
+    sql.bind(Arg::Uuid(mailing));
+    let rows = sql.fetch_all(db).await?;
+    let row = rows.first().ok_or_else(|| StoreError::Corrupt("a count without a row".into()))?;
+    Ok((row.int(0)?.unwrap_or_default(), row.int(1)?.unwrap_or_default()))
 }
 
 /// How many recipients of a mailing are at each status.

@@ -1,0 +1,3 @@
+-- Opens and clicks of a sent mail, where the administrator tracks them: the first of each.
+ALTER TABLE crm_mail_delivery ADD COLUMN opened_at TEXT;
+ALTER TABLE crm_mail_delivery ADD COLUMN clicked_at TEXT;
