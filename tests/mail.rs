@@ -355,19 +355,21 @@ async fn the_role_limits_who_sends_to_how_many(t: TestApp) {
     t.as_user(&rep, Method::POST, "/api/v1/mailings", Some(body(&ids[..1]))).await.expect(403);
 }
 
-/// Webinars (M-6): the meeting's platform, number and password on the campaign, its join link
-/// made from the platform's pattern; invitations merge them; registrations are members. The
+/// Webinars (M-6): the meeting's platform (a record with its join link pattern), number and
+/// password on the campaign, its join link made from the platform's pattern; invitations
+/// merge them; registrations are members. The
 /// campaign's survey (M-7) is each recipient's own link, so their answers are theirs.
 async fn webinar_invitations_carry_the_meeting(t: TestApp) {
     let smtp = Smtp::start(&[]);
     configure(&t, &smtp).await;
+    let zoom = t.create("meeting_platform", json!({"name": "Zoom", "url_pattern": "https://zoom.us/j/{id}"})).await;
     let survey = t.create("survey", json!({"name": "会后反馈", "status": "open"})).await;
     let question =
         t.create("survey_question", json!({"survey": survey["id"], "name": "会议评分", "kind": "rating"})).await;
     let campaign = t
         .create(
             "campaign",
-            json!({"name": "新品线上发布会", "type": "webinar", "meeting_provider": "zoom",
+            json!({"name": "新品线上发布会", "type": "webinar", "meeting_provider": zoom["id"],
                 "meeting_id": "123 456 789", "meeting_password": "8888", "meeting_at": "2026-12-10T06:00:00Z",
                 "survey": survey["id"]}),
         )

@@ -244,4 +244,15 @@ async fn a_web_form_asks_its_survey_after_the_fields(t: TestApp) {
     let answers =
         t.list("survey_answer", Some(json!({"field": "survey", "op": "eq", "value": id})), "").await.expect(200);
     assert_eq!(answers["data"][0]["answer"], "11-50人");
+
+    // A survey of optional questions still wants one answer.
+    let optional = t.create("survey", json!({"name": "随访意见", "status": "open"})).await;
+    let optional_id = optional["id"].as_str().unwrap();
+    let remark = t.create("survey_question", json!({"survey": optional_id, "name": "意见", "kind": "text"})).await;
+    let link = crm::surveys::link(&t.app, optional_id.parse().unwrap());
+    let path = format!("/q/{}", link.split("/q/").nth(1).unwrap());
+    let nothing = visitor(&t, &path, &[(&format!("q.{}", remark["id"].as_str().unwrap()), "  ")]).await;
+    assert_eq!(nothing.status, StatusCode::BAD_REQUEST);
+    assert!(nothing.text.contains("请至少回答一个问题"), "{}", nothing.text);
+    assert_eq!(count(&t, "survey_response", optional_id).await, 0);
 }

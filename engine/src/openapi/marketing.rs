@@ -97,6 +97,8 @@ pub(super) fn add(paths: &mut Map<String, Json>, p: &Principal) {
                 .query(json!({"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}}))
                 .answers(200, "The counts and the page", json!({"type": "object", "required": ["counts", "data"], "properties": {
                     "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+                    "opened": {"type": "integer", "description": "Recipients who opened the mail, where opens are tracked."},
+                    "clicked": {"type": "integer", "description": "Recipients who followed a link in it, where clicks are tracked."},
                     "data": {"type": "array", "items": {"type": "object", "required": ["record_id", "status"], "properties": {
                         "record_id": {"type": "string", "format": "uuid"},
                         "status": {"enum": statuses},
@@ -105,6 +107,8 @@ pub(super) fn add(paths: &mut Map<String, Json>, p: &Principal) {
                         "attempts": {"type": "integer"},
                         "answer": {"type": ["string", "null"], "description": "The server's answer, or why the recipient was skipped."},
                         "sent_at": {"type": ["string", "null"], "format": "date-time"},
+                        "opened_at": {"type": ["string", "null"], "format": "date-time", "description": "The first open, where tracked."},
+                        "clicked_at": {"type": ["string", "null"], "format": "date-time", "description": "The first click, where tracked."},
                     }}},
                     "next_after": {"type": ["string", "null"]},
                 }}))
@@ -121,6 +125,7 @@ pub(super) fn add(paths: &mut Map<String, Json>, p: &Principal) {
             "from_address": {"type": "string", "format": "email"},
             "from_name": {"type": "string"},
             "rate_per_second": {"type": "integer", "minimum": 1, "maximum": 2000, "default": 10},
+            "tracking": {"type": "boolean", "default": false, "description": "Marketing mails carry a pixel and lead their links through this server, to record each recipient's first open and click."},
         }});
         let shown = json!({"type": "object", "required": ["configured"], "properties": {
             "configured": {"type": "boolean"}, "password_set": {"type": "boolean"}}});

@@ -300,8 +300,8 @@ pub async fn record(
 }
 
 /// A visitor's answers to an open survey, from its public page: checked, then written;
-/// returns the response's id. The same limits as a web form's hold: the honeypot and a
-/// number of answerings per address.
+/// returns the response's id. Nothing answered is refused. The same limits as a web form's
+/// hold: the honeypot and a number of answerings per address.
 pub async fn submit(
     app: &App,
     survey: &Survey,
@@ -318,6 +318,9 @@ pub async fn submit(
         return Err(ApiError::bad_request("unknown_field", format!("the survey does not ask `{name}`")));
     }
     let answers = answers(survey, posted)?;
+    if answers.is_empty() {
+        return Err(ApiError::bad_request("no_answers", "answer at least one question"));
+    }
     let system = Principal::system(&app.catalog());
     let (respondent, name) = match respondent {
         Some(r) => known(app, r).await?,
