@@ -42,6 +42,9 @@ pub struct App {
     /// Counts the writes this node commits, so each of its outbox consumers, watching it,
     /// need not wait to poll.
     pub written: tokio::sync::watch::Sender<u64>,
+    /// When the search index was last found to have seen every event: the write count and
+    /// the index's position then (see [`crate::search`]).
+    pub(crate) index_caught_up: std::sync::Mutex<Option<(u64, crm_store::jobs::Position, std::time::Instant)>>,
     /// The time [`App::now`] tells while a test holds the clock.
     clock: std::sync::Mutex<Option<DateTime<Utc>>>,
 }
@@ -78,9 +81,16 @@ impl App {
             search,
             secrets,
             written: tokio::sync::watch::Sender::new(0),
+            index_caught_up: std::sync::Mutex::new(None),
             clock: std::sync::Mutex::new(None),
         });
         Ok(app)
+    }
+
+    /// Tells this node's outbox consumers (and the index's freshness check) that a write with
+    /// events was committed.
+    pub fn wrote(&self) {
+        self.written.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// A shared handle on the app, for work that outlives the borrow it started from.

@@ -170,6 +170,7 @@ pub async fn apply_docs(
         }
         system::record_change(&mut tx, app.now(), audit, events).await?;
         tx.commit().await?;
+        app.wrote();
         tracing::info!(
             version = catalog.version,
             table_steps = plan.tables.len(),

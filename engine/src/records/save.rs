@@ -828,7 +828,7 @@ impl<'a> Unit<'a> {
             write(&mut tx, now).await?;
         }
         tx.commit().await?;
-        app.written.send_modify(|n| *n = n.wrapping_add(1));
+        app.wrote();
         let touched: HashSet<&str> =
             writes.iter().map(|w| w.entity.name().as_str()).chain(rolled.iter().map(|e| e.as_str())).collect();
         for entity in touched {

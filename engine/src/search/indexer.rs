@@ -57,12 +57,31 @@ fn indexed(entity: &crm_model::Entity, record: &Record) -> Indexed {
     Indexed { entity: entity.name().to_string(), id: record.id(), owner, fields }
 }
 
-/// Whether the index has seen every event written so far.
+/// How long a finding that the index is caught up stands without asking the database, while
+/// this node writes nothing: a bound for writes made by another process on the same file.
+const CAUGHT_UP_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Whether the index has seen every event written so far. On SQLite, where the writes are
+/// this process's own, the answer stands while it writes nothing and the index stays where
+/// it was (for at most [`CAUGHT_UP_FOR`]); a `contains` filter then costs no query for it.
 pub(super) async fn caught_up(app: &App) -> ApiResult<bool> {
     let Some(reached) = app.search.position().map_err(failed)?.as_deref().and_then(position_of) else {
         return Ok(false);
     };
-    Ok(!jobs::any_after(&app.db, reached).await?)
+    let single = app.db.dialect() == crm_store::Dialect::Sqlite;
+    let written = *app.written.borrow();
+    let known = |(count, at, when): &(u64, Position, std::time::Instant)| {
+        *count == written && *at == reached && when.elapsed() < CAUGHT_UP_FOR
+    };
+    if single && app.index_caught_up.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(known) {
+        return Ok(true);
+    }
+    let caught_up = !jobs::any_after(&app.db, reached).await?;
+    if single && caught_up {
+        *app.index_caught_up.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((written, reached, std::time::Instant::now()));
+    }
+    Ok(caught_up)
 }
 
 fn failed(error: impl std::fmt::Display) -> ApiError {
