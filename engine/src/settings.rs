@@ -8,7 +8,15 @@ use serde_json::{Value as Json, json};
 
 use crate::access::Principal;
 use crate::app::App;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, FieldError};
+
+/// Settings as an administrator writes them: what is wrong with them, and their secret.
+pub trait Checked: Serialize + DeserializeOwned {
+    /// What is wrong, per field; empty when they may be saved.
+    fn problems(&self) -> Vec<FieldError>;
+    /// The secret as written: absent keeps the saved one, empty clears it.
+    fn secret(&self) -> Option<&str>;
+}
 
 /// A kind of settings: where they are kept and which field is the secret.
 pub struct Kind {
@@ -52,6 +60,18 @@ impl Kind {
         stored["configured"] = json!(true);
         stored[format!("{}_set", self.secret)] = json!(sealed.is_some());
         Ok(stored)
+    }
+
+    /// `PUT`: reads, checks and saves the settings an administrator sent; the secret is sealed.
+    pub async fn put<T: Checked>(&self, app: &App, principal: &Principal, body: &Json) -> ApiResult<Json> {
+        principal.require_admin()?;
+        let settings: T = serde_json::from_value(body.clone())
+            .map_err(|e| ApiError::bad_request("invalid_body", format!("the {} settings: {e}", self.name)))?;
+        let errors = settings.problems();
+        if !errors.is_empty() {
+            return Err(ApiError::Invalid(errors));
+        }
+        self.save(app, principal, &settings, settings.secret()).await
     }
 
     /// Saves checked settings. The secret: absent in them keeps the saved one, empty clears

@@ -89,6 +89,16 @@ impl Settings {
     }
 }
 
+impl crate::settings::Checked for Settings {
+    fn problems(&self) -> Vec<FieldError> {
+        self.check()
+    }
+
+    fn secret(&self) -> Option<&str> {
+        self.password.as_deref()
+    }
+}
+
 /// Where the settings are kept; the password is their secret.
 const KIND: crate::settings::Kind = crate::settings::Kind { name: "mail", secret: "password" };
 
@@ -104,14 +114,7 @@ pub async fn get(app: &App, principal: &Principal) -> ApiResult<Json> {
 
 /// `PUT /api/v1/admin/mail`: checks and saves the settings; the password is sealed.
 pub async fn put(app: &App, principal: &Principal, body: &Json) -> ApiResult<Json> {
-    principal.require_admin()?;
-    let settings: Settings = serde_json::from_value(body.clone())
-        .map_err(|e| ApiError::bad_request("invalid_body", format!("the mail settings: {e}")))?;
-    let errors = settings.check();
-    if !errors.is_empty() {
-        return Err(ApiError::Invalid(errors));
-    }
-    KIND.save(app, principal, &settings, settings.password.as_deref()).await
+    KIND.put::<Settings>(app, principal, body).await
 }
 
 /// `POST /api/v1/admin/mail/test`: sends a test mail to `to` with the saved settings and says

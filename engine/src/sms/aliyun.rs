@@ -13,6 +13,9 @@ use serde_json::Value as Json;
 
 use super::{Provider, Sending, Settings, Text};
 use crate::mail::smtp::Failure;
+// The service signs text percent-encoded but for RFC 3986's unreserved characters, which is
+// the screens' encoding.
+use crate::screens::encode;
 
 /// Answers of the service that a later attempt may not get (a flow limit, a busy service).
 const TRANSIENT: [&str; 3] = ["isv.BUSINESS_LIMIT_CONTROL", "isv.OUT_OF_SERVICE", "SignatureNonceUsed"];
@@ -32,18 +35,6 @@ impl Aliyun {
             .build();
         Ok(Aliyun { settings, client: Client::builder(TokioExecutor::new()).build(connector) })
     }
-}
-
-/// Percent-encoding as the service signs: everything but `A-Z a-z 0-9 - _ . ~`.
-pub fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(byte as char),
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
 }
 
 /// The signed body of a request with these parameters.

@@ -109,6 +109,16 @@ impl Settings {
     }
 }
 
+impl crate::settings::Checked for Settings {
+    fn problems(&self) -> Vec<FieldError> {
+        self.check()
+    }
+
+    fn secret(&self) -> Option<&str> {
+        self.access_key_secret.as_deref()
+    }
+}
+
 const KIND: crate::settings::Kind = crate::settings::Kind { name: "sms", secret: "access_key_secret" };
 
 pub async fn load(app: &App) -> ApiResult<Option<Settings>> {
@@ -122,14 +132,7 @@ pub async fn get(app: &App, principal: &Principal) -> ApiResult<Json> {
 
 /// `PUT /api/v1/admin/sms`: checks and saves the settings; the secret is sealed.
 pub async fn put(app: &App, principal: &Principal, body: &Json) -> ApiResult<Json> {
-    principal.require_admin()?;
-    let settings: Settings = serde_json::from_value(body.clone())
-        .map_err(|e| ApiError::bad_request("invalid_body", format!("the SMS settings: {e}")))?;
-    let errors = settings.check();
-    if !errors.is_empty() {
-        return Err(ApiError::Invalid(errors));
-    }
-    KIND.save(app, principal, &settings, settings.access_key_secret.as_deref()).await
+    KIND.put::<Settings>(app, principal, body).await
 }
 
 pub(crate) fn not_configured() -> ApiError {
