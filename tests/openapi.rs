@@ -92,7 +92,8 @@ async fn a_rep_learns_only_the_fields_they_see() {
         assert!(!answer.to_string().contains("cost_price"), "{uri}: {answer}");
     }
     let customer = as_rep("/api/v1/meta/entities/customer").await.expect(200);
-    assert_eq!(customer["read_only"], json!(["code", "credit_limit"]), "an auto-number and a read-only field");
+    let read_only = json!(["code", "credit_limit", "last_followed_at"]);
+    assert_eq!(customer["read_only"], read_only, "an auto-number, a read-only field and a rollup");
     let admin_view = t.get("/api/v1/meta/entities/product").await.expect(200);
     assert!(admin_view.to_string().contains("cost_price"), "the administrator sees it");
 }

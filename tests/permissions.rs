@@ -13,6 +13,7 @@ backends!(
     each_role_sees_exactly_its_scope,
     edits_follow_the_edit_scope,
     assignment_pools_sharing_and_transfer,
+    the_pool_is_claimed_within_limits_and_takes_back_the_neglected,
     fields_and_modules_follow_the_roles,
     accounts_sessions_and_throttling,
     no_route_leaks_a_record_outside_the_scope,
@@ -284,6 +285,78 @@ async fn edits_follow_the_edit_scope(t: TestApp) {
         )
         .await;
     assert_eq!(metadata.status.as_u16(), 403);
+}
+
+async fn the_pool_is_claimed_within_limits_and_takes_back_the_neglected(t: TestApp) {
+    let mut org = Org::new(t).await;
+    let mut role = org.t.get("/api/v1/meta/roles/sales_rep").await.expect(200);
+    role["entities"]["customer"]["claim_limits"] = json!({"held": 3, "per_day": 2});
+    org.t.put("/api/v1/meta/roles/sales_rep", role).await.expect(200);
+    for name in ["P2", "P3", "P4"] {
+        let created = org.t.create("customer", json!({"name": name, "owner": org.users["pool"]})).await;
+        org.customers.insert(name, created["id"].as_str().unwrap().to_owned());
+    }
+    let claim = |names: &[&str]| json!({"ids": names.iter().map(|n| org.id(n)).collect::<Vec<_>>()});
+    let statuses = |reply: &Value| -> Vec<(i64, String)> {
+        reply["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["status"].as_i64().unwrap(), r["error"]["code"].as_str().unwrap_or("").to_owned()))
+            .collect()
+    };
+    let uri = "/api/v1/records/customer/bulk/claim";
+    // rep1a owns A1 and A2: one more fits under the limit of three held.
+    let reply = org.as_user("rep1a", Method::POST, uri, Some(claim(&["P1", "P2"]))).await.expect(200);
+    assert_eq!(statuses(&reply), [(200, String::new()), (403, "claim_limit_held".to_owned())]);
+    assert!(org.visible("rep1a").await.contains("P1"));
+    assert!(!org.visible("rep3").await.contains("P1"), "P1 left the pool");
+    let history = org.t.get(&format!("/api/v1/records/customer/{}/history", org.id("P1"))).await.expect(200);
+    let last = history["data"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!((last["action"].as_str(), last["actor"].as_str()), (Some("claim"), Some(org.users["rep1a"].as_str())));
+    // rep2 claims twice in a day, hands one back, and may still not claim a third time today.
+    for name in ["P2", "P3"] {
+        let reply = org.as_user("rep2", Method::POST, uri, Some(claim(&[name]))).await.expect(200);
+        assert_eq!(statuses(&reply), [(200, String::new())], "{name}");
+    }
+    let back = json!({"ids": [org.id("C1")], "owner": org.users["pool"]});
+    org.as_user("rep2", Method::POST, "/api/v1/records/customer/bulk/assign", Some(back)).await.expect(200);
+    let reply = org.as_user("rep2", Method::POST, uri, Some(claim(&["P4"]))).await.expect(200);
+    assert_eq!(statuses(&reply), [(403, "claim_limit_per_day".to_owned())]);
+    // Only what waits in the pool is claimed, and only by roles that see the pool.
+    let share = json!({"ids": [org.id("X1")], "user": org.users["rep3"], "access": "read"});
+    org.t.post("/api/v1/records/customer/bulk/share", share).await.expect(200);
+    let reply = org.as_user("rep3", Method::POST, uri, Some(claim(&["X1", "A1"]))).await.expect(200);
+    assert_eq!(statuses(&reply).iter().map(|s| s.0).collect::<Vec<_>>(), [403, 404], "X1 is only shared; A1 unseen");
+    let reply = org.as_user("dr2", Method::POST, uri, Some(claim(&["P4"]))).await.expect(200);
+    assert_eq!(statuses(&reply)[0].0, 403, "a role without the pool");
+    assert!(org.visible("rep3").await.contains("P4"), "still in the pool");
+
+    // A done activity is a customer's last follow-up; 31 days on, the customers their owners
+    // neither followed up nor got within 30 days go back to the pool, and the owners hear it.
+    let later = chrono::Utc::now() + chrono::TimeDelta::days(20);
+    let activity = json!({"name": "回访", "customer": org.id("A2"), "status": "done", "done_at": later.to_rfc3339()});
+    org.as_user("rep1a", Method::POST, "/api/v1/records/activity", Some(activity)).await.expect(201);
+    let a2 = org.t.get(&format!("/api/v1/records/customer/{}", org.id("A2"))).await.expect(200);
+    let followed = chrono::DateTime::parse_from_rfc3339(a2["last_followed_at"].as_str().unwrap()).unwrap();
+    assert_eq!(followed.timestamp(), later.timestamp(), "kept by the engine from the activity: {a2}");
+    crm::schedule::run_due(&org.t.app, chrono::Utc::now() + chrono::TimeDelta::days(31)).await.unwrap();
+    let owner = async |name: &str| {
+        let record = org.t.get(&format!("/api/v1/records/customer/{}", org.id(name))).await.expect(200);
+        record["owner"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(owner("A1").await, org.users["pool"], "not followed up: back in the pool");
+    assert_eq!(owner("P1").await, org.users["pool"], "claimed and left alone: back in the pool");
+    assert_eq!(owner("A2").await, org.users["rep1a"], "followed up within 30 days");
+    assert!(org.visible("rep3").await.contains("A1"));
+    let rep = uuid::Uuid::parse_str(&org.users["rep1a"]).unwrap();
+    let told = crm_store::system::open_reminders(&org.t.app.db, rep, chrono::Utc::now() + chrono::TimeDelta::days(40))
+        .await
+        .unwrap();
+    assert!(
+        told.iter().any(|r| crm_model::Labels::message_in(&r.message, "zh-CN") == "A1：超过 30 天未跟进，已退回公海"),
+        "{told:?}"
+    );
 }
 
 async fn assignment_pools_sharing_and_transfer(t: TestApp) {

@@ -138,10 +138,12 @@ async fn values_are_checked_and_nothing_is_written_on_error(t: TestApp) {
             ("code", "unknown_field"),
             ("email", "invalid_email"),
             ("id", "read_only"),
+            ("name", "required"),
             ("role", "invalid_option"),
             ("wechat", "unknown_field"),
         ]
-        .map(|(f, c)| (f.to_owned(), c.to_owned()))
+        .map(|(f, c)| (f.to_owned(), c.to_owned())),
+        "every error at once, the missing name with the wrong values"
     );
     let missing = t.post("/api/v1/records/contact", json!({"customer": customer["id"]})).await.expect(422);
     assert_eq!(missing["errors"], json!([{"field": "name", "code": "required", "message": "a value is required"}]));
@@ -378,6 +380,10 @@ async fn import_is_all_or_nothing(t: TestApp) {
         .expect(422);
     let fields: Vec<&str> = bad["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
     assert_eq!(fields, ["records/1/industry", "records/2/name"]);
+    // One record: a wrong value and a missing one are said together, not one after the other.
+    let both = t.post("/api/v1/records/customer", json!({"industry": "mining"})).await.expect(422);
+    let fields: Vec<&str> = both["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["industry", "name"], "{both}");
     assert_eq!(t.list("customer", None, "count=true").await.expect(200)["total"], 0);
     let ok = t
         .post("/api/v1/records/customer/bulk/create", json!({"records": [{"name": "一"}, {"name": "二"}]}))

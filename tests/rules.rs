@@ -21,6 +21,7 @@ backends!(
     leads_convert_to_customer_contact_and_opportunity,
     assignment_and_activity_stage_rules,
     each_campaign_type_has_its_stages,
+    service_levels_set_targets_in_working_hours_and_remind,
 );
 
 /// Installs a rule through the metadata API.
@@ -357,8 +358,9 @@ async fn scheduled_rules_leave_reminders_once_per_slot(t: TestApp) {
     let nine = now.with_timezone(&crm::schedule::business_offset()).date_naive().and_hms_opt(9, 0, 0).unwrap();
     let nine = nine.and_local_timezone(crm::schedule::business_offset()).unwrap().with_timezone(&Utc);
     let ran = crm::schedule::run_due(&t.app, nine).await.unwrap();
-    assert_eq!(ran, 3, "the core scheduled rules ran");
-    assert_eq!(crm::schedule::run_due(&t.app, nine + TimeDelta::minutes(30)).await.unwrap(), 0, "once per slot");
+    assert_eq!(ran, 5, "the core scheduled rules ran: three each morning, one at night, one every 15 minutes");
+    assert_eq!(crm::schedule::run_due(&t.app, nine + TimeDelta::minutes(5)).await.unwrap(), 0, "once per slot");
+    assert_eq!(crm::schedule::run_due(&t.app, nine + TimeDelta::minutes(15)).await.unwrap(), 1, "the next quarter");
     let mine: Vec<String> = t.get("/api/v1/reminders").await.expect(200)["data"]
         .as_array()
         .unwrap()
@@ -369,9 +371,77 @@ async fn scheduled_rules_leave_reminders_once_per_slot(t: TestApp) {
     assert!(!mine.iter().any(|m| m.starts_with("小李")), "contacted recently: no reminder");
     assert!(mine.iter().any(|m| m.contains("应收订单 ¥600")), "what is still owed this month: {mine:?}");
     // The next morning's run replaces the day's list instead of piling up.
-    assert_eq!(crm::schedule::run_due(&t.app, nine + TimeDelta::days(1)).await.unwrap(), 3);
-    let open = t.get("/api/v1/reminders").await.expect(200)["data"].as_array().unwrap().len();
-    assert_eq!(open, 0, "tomorrow's reminders are not due today, and today's were replaced");
+    let english = t.get("/api/v1/reminders").await.expect(200)["data"].as_array().unwrap().clone();
+    let contact = english.iter().find(|r| r["message"].as_str().unwrap().starts_with("老张")).unwrap();
+    assert_eq!(contact["messages"]["en"], "老张: not contacted for 30 days", "{contact}");
+    assert_eq!(contact["entity"], "contact", "the reminder links to the contact");
+    assert_eq!(crm::schedule::run_due(&t.app, nine + TimeDelta::days(1)).await.unwrap(), 5);
+    let open = t.get("/api/v1/reminders").await.expect(200)["data"].as_array().unwrap().clone();
+    assert_eq!(open.len(), 0, "tomorrow's reminders are not due today, and today's were replaced");
+}
+
+async fn service_levels_set_targets_in_working_hours_and_remind(t: TestApp) {
+    let levels = t.names("service_level", json!({"field": "name", "op": "is_null", "value": false})).await;
+    assert_eq!(levels.len(), 4, "the core package brings a level per priority: {levels:?}");
+    let customer = t.create("customer", json!({"name": "服务客户"})).await;
+    let request = t.create("service_request", json!({"name": "打印机卡纸", "customer": id(&customer)})).await;
+    assert_eq!(request["priority"], "normal");
+    let at =
+        |field: &str, record: &Value| chrono::DateTime::parse_from_rfc3339(record[field].as_str().unwrap()).unwrap();
+    let created = at("created_at", &request);
+    let weekdays: Vec<String> = ["mon", "tue", "wed", "thu", "fri"].map(String::from).to_vec();
+    let calendar = crm_rules::Calendar::parse(&weekdays, "09:00", "18:00", None).unwrap();
+    assert_eq!(at("response_due_at", &request), calendar.after(created, 4 * 60).unwrap(), "4 working hours");
+    assert_eq!(at("resolution_due_at", &request), calendar.after(created, 24 * 60).unwrap(), "24 working hours");
+    assert_eq!(request["responded_at"], Value::Null);
+
+    // Urgent requests are served round the clock: 1 hour and 8 hours, whatever the day.
+    let uri = format!("/api/v1/records/service_request/{}", id(&request));
+    let urgent = t.patch(&uri, json!({"priority": "urgent", "version": 1})).await.expect(200);
+    assert_eq!(at("response_due_at", &urgent), created + TimeDelta::hours(1));
+    assert_eq!(at("resolution_due_at", &urgent), created + TimeDelta::hours(8));
+    let assigned = t.patch(&uri, json!({"status": "assigned", "version": 2})).await.expect(200);
+    assert_eq!(assigned["responded_at"], Value::Null, "assigning is not answering");
+    let working = t.patch(&uri, json!({"status": "in_progress", "version": 3})).await.expect(200);
+    assert!(working["responded_at"].is_string(), "the first response: {working}");
+    let resolved = t.patch(&uri, json!({"status": "resolved", "version": 4})).await.expect(200);
+    assert!(resolved["resolved_at"].is_string());
+    let reopened = t.patch(&uri, json!({"status": "in_progress", "version": 5})).await.expect(200);
+    assert_eq!(reopened["resolved_at"], Value::Null, "reopened: not resolved any more");
+    assert_eq!(reopened["responded_at"], working["responded_at"], "the first response stays");
+
+    // The owner hears of it near the target (the urgent level reminds 1 h before) and after
+    // it, not before; the reminders are kept in both languages and link to the request.
+    let owner = uuid::Uuid::parse_str(request["owner"].as_str().unwrap()).unwrap();
+    let created = created.with_timezone(&Utc);
+    let told = async |at: chrono::DateTime<Utc>| -> Vec<crm_store::system::Reminder> {
+        crm::schedule::run_due(&t.app, at).await.unwrap();
+        let open = crm_store::system::open_reminders(&t.app.db, owner, at + TimeDelta::days(1)).await.unwrap();
+        open.into_iter().filter(|r| r.rule.as_deref() == Some("service_levels_due")).collect()
+    };
+    assert!(told(created + TimeDelta::minutes(2 * 60 + 15)).await.is_empty(), "6 hours to go");
+    let near = told(created + TimeDelta::minutes(7 * 60 + 30)).await;
+    assert_eq!(near.len(), 1, "{near:?}");
+    let text = |r: &crm_store::system::Reminder, locale| crm_model::Labels::message_in(&r.message, locale);
+    assert_eq!(text(&near[0], "zh-CN"), "服务请求 SR000001「打印机卡纸」将在 1 小时内到达解决期限");
+    let late = told(created + TimeDelta::hours(9)).await;
+    assert_eq!(late.len(), 1, "the near reminder is replaced by the late one: {late:?}");
+    assert_eq!(text(&late[0], "zh-CN"), "服务请求 SR000001「打印机卡纸」已超过解决期限");
+    assert_eq!(text(&late[0], "en"), "Service request SR000001 \"打印机卡纸\" is past its resolution target");
+    assert_eq!(late[0].record_id.map(|id| id.to_string()), request["id"].as_str().map(str::to_owned));
+
+    // A level's hours must give due times, and one level per priority.
+    let low =
+        t.list("service_level", Some(json!({"field": "priority", "op": "eq", "value": "low"})), "").await.expect(200);
+    let low = format!("/api/v1/records/service_level/{}", id(&low["data"][0]));
+    let refused = t.patch(&low, json!({"workdays": [], "version": 1})).await.expect(422);
+    assert!(refused.to_string().contains("请至少选择一个工作日"), "{refused}");
+    let refused = t.patch(&low, json!({"work_start": "20:00", "work_end": "08:00", "version": 1})).await.expect(422);
+    assert!(refused.to_string().contains("work_start"), "{refused}");
+    t.patch(&low, json!({"round_the_clock": true, "workdays": [], "version": 1})).await.expect(200);
+    let twin = json!({"name": "又一个低", "priority": "low", "response_hours": "1", "resolution_hours": "2"});
+    let refused = t.post("/api/v1/records/service_level", twin).await;
+    assert!(refused.status.is_client_error(), "one level per priority");
 }
 
 async fn approvals_lock_records_for_reps_not_approvers(t: TestApp) {
@@ -483,7 +553,8 @@ async fn approvals_lock_records_for_reps_not_approvers(t: TestApp) {
     assert_eq!(steps["data"][1]["comment"], "同意");
     let told = as_rep(Method::GET, "/api/v1/reminders".into(), None).await.expect(200);
     assert!(
-        told["data"][0]["message"].as_str().unwrap().contains("approved"),
+        told["data"][0]["message"] == "订单「首单」已审核通过：同意"
+            && told["data"][0]["messages"]["en"] == "Order \"首单\" approved: 同意",
         "the submitter hears the decision: {told}"
     );
 

@@ -458,6 +458,26 @@ async fn a_rep_sees_only_their_modules_and_actions(t: TestApp) {
     assert!(ok(&record).contains("Rep&#x27;s Ltd") || record.text.contains("Rep's Ltd"));
     assert!(record.text.contains("张三"), "owned by the rep");
     assert!(!rep.get("/e/customer").await.text.contains("id=\"empty\""));
+
+    // The public pool (公海) is a view of the list, and its customers are claimed (领取) from
+    // the record or the list's selection.
+    let pool = t.create("user", json!({"name": "公共客户池", "login": "pool", "pool": true})).await;
+    let pool = pool["id"].as_str().unwrap().to_owned();
+    let waiting =
+        t.create("customer", json!({"name": "公海客户", "owner": pool})).await["id"].as_str().unwrap().to_owned();
+    let list = rep.get("/e/customer").await;
+    let chip = format!("href=\"/e/customer?f_owner={pool}\"");
+    assert!(ok(&list).contains(&chip) && list.text.contains("公海：公共客户池"), "{}", list.text);
+    assert!(list.text.contains("id=\"bulk-claim\""));
+    let view = rep.get(&format!("/e/customer?f_owner={pool}")).await;
+    assert_eq!(row_ids(ok(&view)), vec![waiting.clone()], "the pool's view lists what waits in it");
+    let page = rep.get(&format!("/e/customer/{waiting}")).await;
+    assert!(ok(&page).contains("id=\"claim-record\""));
+    let claimed = rep.post("/e/customer/bulk", &[("action", "claim"), ("ids", &waiting), ("record", &waiting)]).await;
+    let page = rep.follow(claimed).await;
+    assert!(ok(&page).contains("已处理 1 条"), "{}", page.text);
+    assert!(!page.text.contains("id=\"claim-record\""), "claimed: no longer in the pool");
+    assert_eq!(t.get(&format!("/api/v1/records/customer/{waiting}")).await.expect(200)["owner"], zhangsan);
 }
 
 /// Pages load one stylesheet and one script, together well under 100 KB, and nothing else
@@ -503,10 +523,41 @@ async fn approvals_reminders_and_conversion_on_screen(t: TestApp) {
 
     // The decision is in the owner's reminders, and can be marked done there.
     let reminders = b.get("/reminders").await;
-    assert!(ok(&reminders).contains("approved"), "{}", reminders.text);
+    assert!(ok(&reminders).contains("订单「首单」已审核通过：同意"), "{}", reminders.text);
+    assert!(!reminders.text.contains("approved"), "no English on a Chinese screen");
     let id = between(&reminders.text, "action=\"/reminders/", "/done").unwrap();
     let done = b.post(&format!("/reminders/{id}/done"), &[]).await;
     assert!(b.follow(done).await.text.contains("今天没有待办提醒"));
+
+    // A service request past its resolution target is marked in the list and on the record,
+    // one near its response target too; a resolved one is not.
+    let level = t.list("service_level", Some(json!({"field": "priority", "op": "eq", "value": "normal"})), "").await;
+    let level = level.expect(200)["data"][0].clone();
+    let change = json!({"round_the_clock": true, "response_hours": "0.5", "resolution_hours": "0", "version": 1});
+    t.patch(&format!("/api/v1/records/service_level/{}", level["id"].as_str().unwrap()), change).await.expect(200);
+    let late = t.create("service_request", json!({"name": "超时的请求", "customer": customer})).await;
+    let list = b.get("/e/service_request").await;
+    let row = between(ok(&list), &format!("<tr data-id=\"{}\"", late["id"].as_str().unwrap()), "</tr>").unwrap();
+    assert!(row.contains("class=\"text deadline-overdue\"") && row.contains("已逾期"), "{row}");
+    let page = b.get(&format!("/e/service_request/{}", late["id"].as_str().unwrap())).await;
+    let marks = |html: &str, tone: &str| html.matches(&format!("text deadline-{tone}\"")).count();
+    assert_eq!((marks(ok(&page), "overdue"), marks(&page.text, "due-soon")), (1, 1), "{}", page.text);
+    assert!(page.text.contains("即将到期"));
+    let resolved = json!({"status": "resolved", "version": 1});
+    t.patch(&format!("/api/v1/records/service_request/{}", late["id"].as_str().unwrap()), resolved).await.expect(200);
+    let page = b.get(&format!("/e/service_request/{}", late["id"].as_str().unwrap())).await;
+    assert_eq!(marks(ok(&page), "overdue"), 0, "met: nothing is due");
+
+    // The supervisor's workload: per owner, open, overdue, resolved this week, average hours.
+    t.create("service_request", json!({"name": "还没解决", "customer": customer})).await;
+    let page = b.get("/service/workload").await;
+    let table = between(ok(&page), "id=\"workload\"", "</table>").unwrap();
+    assert!(table.contains("系统管理员"), "{table}");
+    for cell in ["data-label=\"未结\">1<", "deadline-overdue\" data-label=\"已逾期\">1<", "data-label=\"本周解决\">1<"]
+    {
+        assert!(table.contains(cell), "{cell} in {table}");
+    }
+    assert!(table.contains("data-label=\"平均解决用时（小时）\">0.0<"), "{table}");
 
     let lead =
         t.create("lead", json!({"name": "赵经理", "company": "新线索公司"})).await["id"].as_str().unwrap().to_owned();
@@ -994,6 +1045,58 @@ fn ui_catalogs_agree() {
     // Field error codes are said in English by the service itself; everything else is in both.
     let missing_en: Vec<&String> = zh.iter().filter(|k| !k.starts_with("error.") && !en.contains(k)).collect();
     assert!(missing_en.is_empty(), "keys without English: {missing_en:?}");
+}
+
+/// Every text key the screens name, in a template (`t("…")`) or in the code (`text("…")`),
+/// has words in both languages, and so do the keys made from a history entry's action: a
+/// missing one would show as a raw key such as `timeline.approval`.
+#[test]
+fn every_key_the_screens_name_has_text() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut sources = Vec::new();
+    let mut folders = vec![root.join("ui-shell/templates"), root.join("engine/src")];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_some_and(|e| e == "html" || e == "rs") {
+                sources.push((path.clone(), std::fs::read_to_string(&path).unwrap()));
+            }
+        }
+    }
+    let is_key = |k: &str| {
+        k.contains('.')
+            && k.split('.').all(|part| {
+                !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            })
+    };
+    let mut named = std::collections::BTreeSet::new();
+    for (path, text) in &sources {
+        let html = path.extension().is_some_and(|e| e == "html");
+        let openers: &[&str] =
+            if html { &["t(\"", "t('"] } else { &["text(\"", "text(viewer.locale, \"", "text(locale, \""] };
+        for opener in openers {
+            for piece in text.split(opener).skip(1) {
+                let key: String = piece.chars().take_while(|c| *c != '"' && *c != '\'').collect();
+                // A key ending in `_` is a prefix the template completes.
+                if is_key(&key) && !key.ends_with('_') {
+                    named.insert(key);
+                }
+            }
+        }
+    }
+    for action in
+        ["create", "update", "delete", "restore", "assign", "share", "unshare", "merge", "unmerge", "approval"]
+    {
+        named.insert(format!("timeline.{action}"));
+    }
+    assert!(named.len() > 300, "the scan finds the keys: {}", named.len());
+    for locale in ["zh-CN", "en"] {
+        let keys = crm::screens::shell::catalog_keys(locale);
+        let missing: Vec<&String> = named.iter().filter(|k| !keys.contains(k)).collect();
+        assert!(missing.is_empty(), "keys without {locale} text: {missing:?}");
+    }
 }
 
 /// The outbox consumers as an administrator sees them, in Chinese: what waits, what failed,

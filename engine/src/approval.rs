@@ -5,7 +5,7 @@
 //! at it (an approved order's lines).
 
 use chrono::{DateTime, Utc};
-use crm_model::{Action, Catalog, Value};
+use crm_model::{Action, Catalog, Labels, Value};
 use crm_store::Record;
 use crm_store::records::{self as store, col};
 use crm_store::system::{self, ApprovalStep};
@@ -78,6 +78,7 @@ pub async fn act(
         Value::Uuid(owner) => Some(owner),
         _ => None,
     };
+    let title = entity.title_of(&current.values).unwrap_or_default();
     let index = entity.column_index(approval.field.as_str()).expect("the approval field is a column");
     let mut unit = Unit::new(app, principal, Source::Approval).await?;
     unit.change_checked(&entity, current, vec![(index, Value::Text(to.to_owned()))], "approval").await?;
@@ -90,8 +91,13 @@ pub async fn act(
         at: None,
     };
     // The submitter hears the decision.
-    let verdict = if action == "approve" { "已审核通过 / approved" } else { "被退回 / rejected" };
-    let message = format!("{entity_name} {verdict}{}", comment.map(|c| format!("：{c}")).unwrap_or_default());
+    let (zh, en) = if action == "approve" { ("已审核通过", "approved") } else { ("被退回", "rejected") };
+    let label = &entity.def.label;
+    let message = Labels {
+        zh_cn: format!("{}「{title}」{zh}{}", label.zh_cn, comment.map(|c| format!("：{c}")).unwrap_or_default()),
+        en: format!("{} \"{title}\" {en}{}", label.en, comment.map(|c| format!(": {c}")).unwrap_or_default()),
+    }
+    .to_message();
     let notify = if deciding { owner } else { None };
     let entity_name = entity_name.to_owned();
     unit.also(move |tx, now: DateTime<Utc>| {

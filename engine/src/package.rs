@@ -6,6 +6,11 @@ use std::path::Path;
 use crm_model::{Catalog, Docs, MetaError};
 use serde_json::Value as Json;
 
+use crate::access::Principal;
+use crate::app::App;
+use crate::error::ApiResult;
+use crate::records::{Source, Unit};
+
 /// The core package, embedded so the binary installs it wherever it runs.
 #[derive(rust_embed::RustEmbed)]
 #[folder = "metadata/core/"]
@@ -19,6 +24,9 @@ struct CoreScripts;
 pub struct Package {
     pub manifest: Json,
     pub docs: Docs,
+    /// Records the package's configuration needs from the start (`data/<entity>.json`: an
+    /// array of records), such as the service levels: created once, when it is installed.
+    pub data: Vec<(String, Vec<Json>)>,
 }
 
 impl Package {
@@ -54,8 +62,42 @@ impl Package {
     }
 
     pub fn from_files(files: impl IntoIterator<Item = (String, String)>) -> Result<Self, Vec<MetaError>> {
+        let files: Vec<(String, String)> = files.into_iter().collect();
+        let mut data = Vec::new();
+        let mut errors = Vec::new();
+        for (path, text) in &files {
+            let Some(entity) = path.strip_prefix("data/").and_then(|f| f.strip_suffix(".json")) else { continue };
+            match serde_json::from_str::<Vec<Json>>(text) {
+                Ok(records) => data.push((entity.to_owned(), records)),
+                Err(e) => errors.push(MetaError {
+                    doc: path.clone(),
+                    path: String::new(),
+                    message: format!("an array of records: {e}"),
+                }),
+            }
+        }
         let (manifest, docs) = Docs::from_package_files(files)?;
-        Ok(Self { manifest, docs })
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        data.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(Self { manifest, docs, data })
+    }
+
+    /// Creates the package's records through the save pipeline, in one unit: all of them or
+    /// none. Returns how many were created.
+    pub async fn install_data(&self, app: &App) -> ApiResult<usize> {
+        let principal = Principal::system(&app.catalog());
+        let mut unit = Unit::new(app, &principal, Source::Setup).await?;
+        let mut created = 0;
+        for (entity, records) in &self.data {
+            for record in records {
+                unit.create(entity, record).await?;
+                created += 1;
+            }
+        }
+        unit.commit().await?;
+        Ok(created)
     }
 
     /// The live documents with this package installed over them: the package's documents

@@ -166,14 +166,6 @@ fn script_error(error: RuleError) -> FieldError {
     FieldError::new("", "script_error", error.to_string())
 }
 
-/// Whether rules may fill in fields of an entity's new records (so that required fields are
-/// checked after them).
-pub fn fill_fields(catalog: &Catalog, entity: &Entity) -> bool {
-    [ScriptEvent::Default, ScriptEvent::Assignment, ScriptEvent::BeforeSave, ScriptEvent::Formula]
-        .into_iter()
-        .any(|event| !catalog.scripts(entity.name().as_str(), event).is_empty())
-}
-
 /// Runs the save rules of an entity on records about to be written (with `olds`, a change),
 /// changing each in place; for each, the effects to apply with its write or what is wrong
 /// with it. All of them run on one blocking thread, so an import pays one trip for its rules.
@@ -502,7 +494,9 @@ pub async fn dry_run(app: &App, principal: &Principal, name: &str, body: &Json) 
                 .effects
                 .iter()
                 .map(|e| match e {
-                    Effect::Notify { user, message } => json!({"notify": {"user": user, "message": message}}),
+                    Effect::Notify { user, message, about } => {
+                        json!({"notify": {"user": user, "message": message, "about": about}})
+                    }
                     Effect::Create { entity, values } => json!({"create": {"entity": entity, "values": values}}),
                     Effect::Update { entity, id, values } => {
                         json!({"update": {"entity": entity, "id": id, "values": values}})
@@ -514,4 +508,16 @@ pub async fn dry_run(app: &App, principal: &Principal, name: &str, body: &Json) 
         }
         Err(error) => json!({"ok": false, "error": error.to_string()}),
     })
+}
+
+/// The record a rule's reminder is about, when the rule named one: an entity of the catalog
+/// and a record id.
+pub fn reminder_about(catalog: &Catalog, about: Option<(String, String)>) -> ApiResult<Option<(String, Uuid)>> {
+    let Some((entity, id)) = about else { return Ok(None) };
+    let unknown = || ApiError::field("", "rule", format!("a reminder is about `{entity}` `{id}`, which is no record"));
+    let id = Uuid::parse_str(&id).map_err(|_| unknown())?;
+    if catalog.entity(&entity).is_none() {
+        return Err(unknown());
+    }
+    Ok(Some((entity, id)))
 }

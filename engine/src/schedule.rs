@@ -1,6 +1,7 @@
-//! Scheduled rules (`"schedule": "daily 08:00"`): each runs once per slot, on one node, as the
-//! system, and may only leave reminders. The time is passed in, so tests drive the schedule
-//! with a clock of their own instead of waiting.
+//! Scheduled rules (`"schedule": "daily 08:00"`, `"every 15 minutes"`): each runs once per
+//! slot, on one node, as the system, and leaves reminders or writes records through the save
+//! pipeline. The time is passed in, so tests drive the schedule with a clock of their own
+//! instead of waiting.
 
 use chrono::{DateTime, FixedOffset, NaiveTime, TimeDelta, Utc};
 use crm_model::ScriptEvent;
@@ -11,15 +12,20 @@ use uuid::Uuid;
 
 use crate::access::Principal;
 use crate::app::App;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
+use crate::records::{Source, Unit};
 
 /// The business day's time zone: China Standard Time.
 pub fn business_offset() -> FixedOffset {
     FixedOffset::east_opt(8 * 3600).expect("in range")
 }
 
-/// The latest slot of a `daily HH:MM` schedule at or before `now`.
+/// The latest slot of a `daily HH:MM` or `every N minutes` schedule at or before `now`.
 fn latest_slot(schedule: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    if let Some(minutes) = schedule.strip_prefix("every ").and_then(|s| s.strip_suffix(" minutes")) {
+        let every = minutes.parse::<i64>().ok().filter(|m| *m > 0)? * 60;
+        return DateTime::from_timestamp(now.timestamp().div_euclid(every) * every, 0);
+    }
     let time = NaiveTime::parse_from_str(schedule.strip_prefix("daily ")?, "%H:%M").ok()?;
     let local = now.with_timezone(&business_offset());
     let today = local.date_naive().and_time(time).and_local_timezone(business_offset()).single()?;
@@ -54,32 +60,54 @@ pub async fn run_due(app: &App, now: DateTime<Utc>) -> ApiResult<usize> {
     Ok(ran)
 }
 
+/// Runs one scheduled rule as the system: its reminders replace those of its previous run,
+/// and the records it creates or changes (a customer handed back to the pool) go through the
+/// save pipeline, all in one transaction.
 async fn run_one(app: &App, script: &crm_model::ScriptDoc, now: DateTime<Utc>) -> ApiResult<usize> {
-    let principal = Principal::system(&app.catalog());
+    let catalog = app.catalog();
+    let principal = Principal::system(&catalog);
     let outcome = crate::rules::run_alone(app, &principal, script, None, Map::new(), None, now)
         .await?
         .map_err(crate::rules::script_failure)?;
-    let mut tx = app.db.begin().await?;
-    system::supersede_reminders(&mut tx, script.name.as_str(), now).await?;
-    let mut reminders = 0;
+    let mut unit = Unit::new(app, &principal, Source::Schedule).await?;
+    let mut reminders = Vec::new();
     for effect in outcome.effects {
-        let Effect::Notify { user, message } = effect else {
-            return Err(ApiError::bad_request("invalid_effect", "a scheduled rule may only notify"));
-        };
-        let Ok(user) = Uuid::parse_str(&user) else { continue };
-        let reminder = system::NewReminder {
-            user,
-            message: &message,
-            entity: None,
-            record_id: None,
-            rule: Some(script.name.as_str()),
-            due_at: now,
-        };
-        system::insert_reminder(&mut tx, &reminder, now).await?;
-        reminders += 1;
+        match effect {
+            Effect::Notify { user, message, about } => {
+                let Ok(user) = Uuid::parse_str(&user) else { continue };
+                reminders.push((user, message, crate::rules::reminder_about(&catalog, about)?));
+            }
+            Effect::Create { entity, values } => {
+                let what = format!("rule `{}` creating `{entity}`", script.name);
+                unit.create(&entity, &values).await.map_err(|e| crate::rules::blame(&what, e))?;
+            }
+            Effect::Update { entity, id, values } => {
+                let what = format!("rule `{}` changing `{entity}` `{id}`", script.name);
+                unit.update(&entity, &id, &values, None).await.map_err(|e| crate::rules::blame(&what, e))?;
+            }
+        }
     }
-    tx.commit().await?;
-    Ok(reminders)
+    let count = reminders.len();
+    let rule = script.name.to_string();
+    unit.also(move |tx, _| {
+        Box::pin(async move {
+            system::supersede_reminders(tx, &rule, now).await?;
+            for (user, message, about) in &reminders {
+                let reminder = system::NewReminder {
+                    user: *user,
+                    message,
+                    entity: about.as_ref().map(|(entity, _)| entity.as_str()),
+                    record_id: about.as_ref().map(|(_, id)| *id),
+                    rule: Some(&rule),
+                    due_at: now,
+                };
+                system::insert_reminder(tx, &reminder, now).await?;
+            }
+            Ok(())
+        })
+    });
+    unit.commit().await?;
+    Ok(count)
 }
 
 /// Runs the schedule every minute while the server runs.

@@ -30,7 +30,11 @@ pub async fn open(config: Config) -> anyhow::Result<Opened> {
         crate::metadata::apply_docs(&app, None, |current| Ok(core.merge_into(current)))
             .await
             .map_err(|e| anyhow::anyhow!("installing the core package failed: {e:?}"))?;
-        tracing::info!("installed the core package");
+        let records = core
+            .install_data(&app)
+            .await
+            .map_err(|e| anyhow::anyhow!("creating the core package's records failed: {e:?}"))?;
+        tracing::info!(records, "installed the core package");
     }
     let generated_admin_password = ensure_admin(&app).await?;
     Ok(Opened { app, generated_admin_password })

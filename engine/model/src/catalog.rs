@@ -370,6 +370,15 @@ impl Entity {
         }
     }
 
+    /// A stored row's title (its name), as text, when it has one.
+    pub fn title_of(&self, values: &[crate::Value]) -> Option<String> {
+        let i = self.column_index(self.title_field()?.name.as_str())?;
+        match value::to_json(&self.columns()[i], values.get(i)?) {
+            Json::String(text) if !text.is_empty() => Some(text),
+            _ => None,
+        }
+    }
+
     pub fn panel(&self, name: &str) -> Option<&crate::meta::Panel> {
         self.related.panels.iter().find(|p| p.name.as_str() == name)
     }
@@ -858,6 +867,14 @@ fn check_entity(docs: &Docs, entity: &EntityDef, errors: &mut Vec<MetaError>) {
                 errors.push(err(at("/stage_set_by"), "only stage fields have stage sets".into()));
             }
         }
+        if let Some(deadline) = &field.deadline {
+            if !matches!(ty, FieldType::Date | FieldType::Datetime) {
+                errors.push(err(at("/deadline"), "only date and date-time fields are due times".into()));
+            }
+            if !entity.fields.iter().any(|f| f.name == deadline.met_by && f.name != field.name) {
+                errors.push(err(at("/deadline/met_by"), format!("no other field `{}`", deadline.met_by)));
+            }
+        }
         if ty != FieldType::AutoNumber && (field.prefix.is_some() || field.digits.is_some()) {
             errors.push(err(at("/prefix"), "only auto-number fields have a prefix and digits".into()));
         }
@@ -914,8 +931,17 @@ fn check_rollups(docs: &Docs, entity: &EntityDef, errors: &mut Vec<MetaError>) {
                 message,
             ));
         };
-        if !matches!(field.field_type, FieldType::Integer | FieldType::Decimal | FieldType::Money) {
-            err("", "only integer, decimal and money fields can be rollups".into());
+        let kept = if rollup.latest.is_some() {
+            [FieldType::Date, FieldType::Datetime].contains(&field.field_type)
+        } else {
+            matches!(field.field_type, FieldType::Integer | FieldType::Decimal | FieldType::Money)
+        };
+        if !kept {
+            err(
+                "",
+                "a total is kept in an integer, decimal or money field, a latest moment in a date or date-time field"
+                    .into(),
+            );
         }
         if field.required || field.unique || field.default.is_some() {
             err("", "a rollup is kept by the engine: it is neither required, unique nor defaulted".into());
@@ -928,6 +954,15 @@ fn check_rollups(docs: &Docs, entity: &EntityDef, errors: &mut Vec<MetaError>) {
         match live(&rollup.via) {
             Some(via) if via.field_type == FieldType::Lookup && via.target.as_ref() == Some(&entity.name) => {}
             _ => err("/via", format!("`{}` is not a lookup of `{}` to `{}`", rollup.via, rollup.from, entity.name)),
+        }
+        if let Some(name) = &rollup.latest {
+            match live(name) {
+                _ if rollup.sum.is_some() => err("/latest", "a rollup keeps a sum or a latest moment, not both".into()),
+                Some(latest) if latest.storage() == field.storage() => {}
+                Some(_) => err("/latest", format!("`{name}` is not a date of the same kind as `{}`", field.name)),
+                None => err("/latest", format!("no field `{name}` on `{}`", rollup.from)),
+            }
+            continue;
         }
         match rollup.sum.as_ref().map(|name| (name, live(name))) {
             None => {

@@ -24,6 +24,20 @@ impl Labels {
     pub fn get(&self, locale: &str) -> &str {
         if locale == "en" { &self.en } else { &self.zh_cn }
     }
+
+    /// A stored message (a reminder's) in both languages: the labels as JSON text.
+    pub fn to_message(&self) -> String {
+        serde_json::to_string(self).expect("two strings serialise")
+    }
+
+    /// A stored message in a locale: one written by [`Labels::to_message`] gives that
+    /// language's text, any other is shown as it was written.
+    pub fn message_in(message: &str, locale: &str) -> String {
+        match serde_json::from_str::<Labels>(message) {
+            Ok(labels) => labels.get(locale).to_owned(),
+            Err(_) => message.to_owned(),
+        }
+    }
 }
 
 /// The kinds of metadata document; each is one row in the metadata table and one file in a
@@ -181,6 +195,21 @@ pub struct FieldDef {
     /// A total kept by the engine over the records that point at this one (a quote's lines).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollup: Option<RollupDef>,
+    /// A due time (a service request's resolution target): shown as overdue once it has
+    /// passed, and as near within `warn_hours`, while `met_by` is empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<Deadline>,
+}
+
+/// When a date or date-time field is a due time, and what meets it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deadline {
+    /// The field whose value means the deadline was met (`resolved_at`).
+    pub met_by: Ident,
+    /// How long before the due time it shows as near; not at all when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warn_hours: Option<u32>,
 }
 
 /// A field kept by the engine: the sum of a field (or the count) of the live records of
@@ -195,6 +224,10 @@ pub struct RollupDef {
     /// The number field summed; the records are counted when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sum: Option<Ident>,
+    /// The date or date-time field whose latest value is kept instead (a customer's last
+    /// follow-up, from its activities' completion times).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest: Option<Ident>,
 }
 
 impl FieldDef {
@@ -223,6 +256,7 @@ impl FieldDef {
             prefix: None,
             digits: None,
             rollup: None,
+            deadline: None,
         }
     }
 
@@ -683,7 +717,8 @@ pub struct ScriptDoc {
     /// The field a formula or default computes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<Ident>,
-    /// When a scheduled rule runs: `daily HH:MM` (the server's business time zone).
+    /// When a scheduled rule runs: `daily HH:MM` (the server's business time zone) or
+    /// `every N minutes`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
     /// Rules of one event run in this order (then by name).

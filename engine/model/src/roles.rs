@@ -54,9 +54,33 @@ pub struct Grant {
     /// Also sees the records owned by public pool accounts (公共池), to claim them.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pool: bool,
+    /// How much of the pool a user may take (领取上限); no limit when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_limits: Option<ClaimLimits>,
     /// Fields this role may only read, or not see.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub fields: BTreeMap<Ident, FieldAccess>,
+}
+
+/// Limits on claiming from a pool: how many records of the entity a user may own at once,
+/// and how many they may claim in a day (China time). Either may be absent: no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimLimits {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_day: Option<u32>,
+}
+
+impl ClaimLimits {
+    /// The limits of a user with several roles: the most generous of each; a role with the
+    /// pool and no limit gives none.
+    fn widest(a: Option<ClaimLimits>, b: Option<ClaimLimits>) -> Option<ClaimLimits> {
+        let (a, b) = (a?, b?);
+        let wider = |x: Option<u32>, y: Option<u32>| Some(x?.max(y?));
+        Some(ClaimLimits { held: wider(a.held, b.held), per_day: wider(a.per_day, b.per_day) })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +109,8 @@ pub struct EntityAccess {
     pub actions: BTreeSet<Action>,
     pub scope: Option<Scope>,
     pub pool: bool,
+    /// Claim limits of the roles that see the pool; none when one of them has none.
+    pub claim_limits: Option<ClaimLimits>,
     pub read_only: HashSet<Ident>,
     pub hidden: HashSet<Ident>,
 }
@@ -124,6 +150,11 @@ impl Access {
         }
         for (entity, grants) in grants {
             let mut merged = EntityAccess::default();
+            let mut limits = None;
+            for (i, grant) in grants.iter().filter(|g| g.pool).enumerate() {
+                limits = if i == 0 { grant.claim_limits } else { ClaimLimits::widest(limits, grant.claim_limits) };
+            }
+            merged.claim_limits = limits;
             for grant in &grants {
                 merged.actions.extend(grant.actions.iter().copied());
                 merged.scope = merged.scope.max(Some(grant.scope));

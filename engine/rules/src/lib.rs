@@ -11,10 +11,13 @@ use std::str::FromStr;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, FixedOffset, NaiveDate};
+use chrono::{DateTime, FixedOffset, NaiveDate, TimeDelta};
 use rhai::{AST, Dynamic, Engine, EvalAltResult, Map as RhaiMap, Position, Scope};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::{Map, Value as Json};
+
+mod calendar;
+pub use calendar::Calendar;
 
 /// What a run may use.
 #[derive(Debug, Clone, Copy)]
@@ -66,8 +69,9 @@ pub struct Input {
 /// Something a script asked for that the engine carries out with the save.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    /// A reminder for a user.
-    Notify { user: String, message: String },
+    /// A reminder for a user, about a record (`(entity, id)`) when the script names one; a
+    /// rule run for a save is about the saved record otherwise.
+    Notify { user: String, message: String, about: Option<(String, String)> },
     /// A new record of an entity.
     Create { entity: String, values: Json },
     /// A change to another record (a parent's totals, say).
@@ -150,9 +154,24 @@ impl Rules {
         engine.register_fn("error", |field: &str, message: &str| {
             with_run(|run| run.errors.push((field.to_owned(), message.to_owned())));
         });
-        engine.register_fn("notify", |user: &str, message: &str| {
-            with_run(|run| run.effects.push(Effect::Notify { user: user.to_owned(), message: message.to_owned() }));
+        engine.register_fn("notify", |user: &str, message: &str| notify(user, message.to_owned(), None));
+        // A message in each language, `#{ "zh-CN": "…", en: "…" }`: the reader sees theirs.
+        engine.register_fn("notify", |user: &str, message: RhaiMap| -> Result<(), Box<EvalAltResult>> {
+            notify(user, to_json(&Dynamic::from_map(message))?.to_string(), None);
+            Ok(())
         });
+        // The same about a record of an entity, which the reminder links to.
+        engine.register_fn("notify", |user: &str, message: &str, entity: &str, id: &str| {
+            notify(user, message.to_owned(), Some((entity.to_owned(), id.to_owned())));
+        });
+        engine.register_fn(
+            "notify",
+            |user: &str, message: RhaiMap, entity: &str, id: &str| -> Result<(), Box<EvalAltResult>> {
+                let message = to_json(&Dynamic::from_map(message))?.to_string();
+                notify(user, message, Some((entity.to_owned(), id.to_owned())));
+                Ok(())
+            },
+        );
         engine.register_fn("create", |entity: &str, values: RhaiMap| -> Result<(), Box<EvalAltResult>> {
             let values = to_json(&Dynamic::from_map(values))?;
             with_run(|run| run.effects.push(Effect::Create { entity: entity.to_owned(), values }));
@@ -165,7 +184,7 @@ impl Rules {
         });
         engine.register_fn("days_ago", |days: i64| -> Result<String, Box<EvalAltResult>> {
             let now = with_run(|run| run.now).ok_or("days_ago is only available while a rule runs")?;
-            Ok((now - chrono::TimeDelta::days(days)).to_rfc3339())
+            Ok((now - TimeDelta::days(days)).to_rfc3339())
         });
         engine.register_fn("days_between", |from: &str, to: &str| -> Result<i64, Box<EvalAltResult>> {
             let day = |text: &str| {
@@ -176,6 +195,29 @@ impl Rules {
             };
             Ok((day(to)? - day(from)?).num_days())
         });
+        engine.register_fn("hours_between", |from: &str, to: &str| -> Result<Decimal, Box<EvalAltResult>> {
+            let minutes = (moment(to)? - moment(from)?).num_minutes();
+            Ok((Decimal::from(minutes) / Decimal::from(60)).round_dp(2))
+        });
+        engine.register_fn("add_hours", |start: &str, hours: Dynamic| -> Result<String, Box<EvalAltResult>> {
+            Ok((moment(start)? + TimeDelta::minutes(minutes_of(&hours)?)).to_rfc3339())
+        });
+        engine.register_fn(
+            "add_working_hours",
+            |start: &str, hours: Dynamic, calendar: RhaiMap| -> Result<String, Box<EvalAltResult>> {
+                let text = |key: &str| calendar.get(key).and_then(|v| v.clone().into_string().ok()).unwrap_or_default();
+                let days: Vec<String> = calendar
+                    .get("days")
+                    .and_then(|d| d.clone().try_cast::<rhai::Array>())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|d| d.into_string().ok())
+                    .collect();
+                let offset = calendar.get("utc_offset_minutes").and_then(|v| v.as_int().ok());
+                let calendar = Calendar::parse(&days, &text("start"), &text("end"), offset)?;
+                Ok(calendar.after(moment(start)?, minutes_of(&hours)?)?.to_rfc3339())
+            },
+        );
         engine.register_fn("find", |entity: &str, filter: RhaiMap| -> Result<rhai::Array, Box<EvalAltResult>> {
             let filter = to_json(&Dynamic::from_map(filter))?;
             let reader = with_run(|run| run.reader.clone()).ok_or("find is only available while a rule runs")?;
@@ -258,6 +300,31 @@ impl Rules {
         };
         Ok(Outcome { record, errors: state.errors, effects: state.effects, value })
     }
+}
+
+fn notify(user: &str, message: String, about: Option<(String, String)>) {
+    with_run(|run| run.effects.push(Effect::Notify { user: user.to_owned(), message, about }));
+}
+
+/// A moment a script passes as text.
+fn moment(text: &str) -> Result<DateTime<FixedOffset>, Box<EvalAltResult>> {
+    DateTime::parse_from_rfc3339(text).map_err(|_| format!("`{text}` is not a date and time").into())
+}
+
+/// Hours as a script holds them (a whole number, a decimal, a float or a field's text), in
+/// whole minutes.
+fn minutes_of(hours: &Dynamic) -> Result<i64, Box<EvalAltResult>> {
+    let hours = if let Ok(n) = hours.as_int() {
+        Decimal::from(n)
+    } else if let Ok(f) = hours.as_float() {
+        Decimal::try_from(f).map_err(|_| format!("{f} is not a number of hours"))?
+    } else if let Some(d) = hours.clone().try_cast::<Decimal>() {
+        d
+    } else {
+        let text = hours.to_string();
+        Decimal::from_str(text.trim()).map_err(|_| format!("`{text}` is not a number of hours"))?
+    };
+    (hours * Decimal::from(60)).round().try_into().map_err(|_| "too many hours".into())
 }
 
 fn place(position: Position) -> (usize, usize) {
@@ -393,7 +460,7 @@ mod tests {
         assert_eq!(outcome.record["amount"], "26.64", "3 × 10.15 × 0.875 = 26.64375, rounded to the field's scale");
         assert_eq!(outcome.errors, vec![("name".to_owned(), "a name is needed".to_owned())]);
         assert_eq!(outcome.effects.len(), 2);
-        assert_eq!(outcome.effects[0], Effect::Notify { user: "u1".into(), message: "check ".into() });
+        assert_eq!(outcome.effects[0], Effect::Notify { user: "u1".into(), message: "check ".into(), about: None });
         assert_eq!(outcome.value, json!(1));
     }
 
@@ -403,6 +470,34 @@ mod tests {
         let outcome =
             rules.run("dates", r#"[days_ago(30), days_between("2026-11-01", now)]"#, input(json!({}))).unwrap();
         assert_eq!(outcome.value, json!(["2026-10-27T08:00:00+08:00", 25]));
+    }
+
+    #[test]
+    fn targets_are_counted_in_working_hours() {
+        let rules = Rules::new(Limits::default());
+        let source = r#"
+            let weekdays = #{ days: ["mon", "tue", "wed", "thu", "fri"], start: "09:00", end: "18:00" };
+            [add_working_hours("2026-12-04T17:00:00+08:00", "4.5", weekdays), add_hours(now, 2),
+             add_working_hours(now, 1, weekdays), hours_between("2026-12-04T17:00:00+08:00", "2026-12-04T11:30:00Z")]
+        "#;
+        let outcome = rules.run("sla", source, input(json!({}))).unwrap();
+        assert_eq!(
+            outcome.value,
+            json!(["2026-12-07T12:30:00+08:00", "2026-11-26T10:00:00+08:00", "2026-11-26T10:00:00+08:00", 2.5])
+        );
+        let error =
+            rules.run("sla", r#"add_working_hours(now, 1, #{ days: [], start: "9", end: "18" })"#, input(json!({})));
+        assert!(matches!(error, Err(RuleError::Failed { .. })), "{error:?}");
+    }
+
+    #[test]
+    fn a_message_may_come_in_each_language() {
+        let rules = Rules::new(Limits::default());
+        let source = r#"notify("u1", #{ "zh-CN": "你好", en: "Hello" }, "customer", "c1")"#;
+        let outcome = rules.run("hello", source, input(json!({}))).unwrap();
+        let Effect::Notify { message, about, .. } = &outcome.effects[0] else { panic!("a reminder") };
+        assert_eq!(serde_json::from_str::<Json>(message).unwrap(), json!({"zh-CN": "你好", "en": "Hello"}));
+        assert_eq!(about, &Some(("customer".to_owned(), "c1".to_owned())));
     }
 
     #[test]

@@ -64,6 +64,7 @@ pub fn build_app(state: AppState) -> Router {
         .route("/api/v1/records/{entity}/bulk/delete", post(records::bulk_delete))
         .route("/api/v1/records/{entity}/bulk/restore", post(records::bulk_restore))
         .route("/api/v1/records/{entity}/bulk/assign", post(records::bulk_assign))
+        .route("/api/v1/records/{entity}/bulk/claim", post(records::bulk_claim))
         .route("/api/v1/records/{entity}/bulk/share", post(records::bulk_share))
         .route("/api/v1/records/{entity}/bulk/unshare", post(records::bulk_unshare))
         .route(

@@ -191,6 +191,18 @@ pub async fn bulk_restore(
     Ok(Json(json!({ "results": results })))
 }
 
+/// `POST /api/v1/records/{entity}/bulk/claim`: records from the public pool become the
+/// caller's, within their claim limits.
+pub async fn bulk_claim(
+    State(app): State<AppState>,
+    p: Principal,
+    ApiPath(entity): ApiPath<String>,
+    ApiJson(body): ApiJson<BulkIds>,
+) -> ApiResult<Json<Json_>> {
+    let results = records::bulk(&app, &p, Source::Api, &entity, &body.ids, BulkOp::Claim).await?;
+    Ok(Json(json!({ "results": results })))
+}
+
 /// The answer to an import: written straight from the ids, without a JSON tree of them.
 #[derive(serde::Serialize)]
 struct Created {

@@ -162,8 +162,13 @@ pub async fn reminders(
         })
         .filter(|(overdue, _)| keep(*overdue))
         .map(|(overdue, r)| {
-            let mut json = serde_json::to_value(r).unwrap_or_default();
+            let mut json = serde_json::to_value(&r).unwrap_or_default();
             json["overdue"] = Json_::Bool(overdue);
+            // A message kept in both languages: the Chinese text, and each language's.
+            if let Ok(labels) = serde_json::from_str::<crm_model::Labels>(&r.message) {
+                json["message"] = Json_::String(labels.zh_cn.clone());
+                json["messages"] = json!(labels);
+            }
             json
         })
         .collect();

@@ -3,11 +3,10 @@
 //! batch, not news for each record). It acts once for the whole installation, and the
 //! reminder's id comes from the event, so seeing an event twice leaves one reminder.
 
-use crm_model::{USER_ENTITY, Value};
+use crm_model::{Labels, USER_ENTITY, Value};
 use crm_store::jobs::Event;
 use crm_store::records as store;
 use crm_store::system::{self, NewReminder};
-use serde_json::Value as Json;
 use uuid::Uuid;
 
 use super::{Consumer, Handled};
@@ -60,14 +59,13 @@ async fn notify(app: &App, event: &Event) -> Result<(), crm_store::StoreError> {
     if owner_record.is_none_or(|u| pool.is_some_and(|i| u.values[i] == Value::Boolean(true))) {
         return Ok(());
     }
-    let title = entity
-        .title_field()
-        .and_then(|f| entity.column_index(f.name.as_str()))
-        .map(|i| crm_model::value::to_json(&entity.columns()[i], &record.values[i]))
-        .and_then(|v| if let Json::String(text) = v { Some(text) } else { None })
-        .unwrap_or_default();
+    let title = entity.title_of(&record.values).unwrap_or_default();
     let label = &entity.def.label;
-    let message = format!("{}「{title}」已分配给你 / {} \"{title}\" is now yours", label.zh_cn, label.en);
+    let message = Labels {
+        zh_cn: format!("{}「{title}」已分配给你", label.zh_cn),
+        en: format!("{} \"{title}\" is now yours", label.en),
+    }
+    .to_message();
     let reminder = NewReminder {
         user: owner,
         message: &message,

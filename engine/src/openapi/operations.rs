@@ -249,12 +249,13 @@ pub(super) fn add(paths: &mut Map<String, Json>, catalog: &Catalog, p: &Principa
                         "id": uuid, "message": {"type": "string"}, "entity": {"type": ["string", "null"]},
                         "record_id": maybe_uuid, "rule": {"type": ["string", "null"]}, "due_at": moment,
                         "done_at": moment, "overdue": {"type": "boolean"},
+                        // Written in both languages: `message` is then the Chinese text.
+                        "messages": labels(),
                     },
                 })),
             ),
     );
-    let labels = json!({"type": "object", "required": ["zh-CN", "en"],
-        "properties": {"zh-CN": {"type": "string"}, "en": {"type": "string"}}});
+    let labels = labels();
     path(
         "/api/v1/search",
         "get",

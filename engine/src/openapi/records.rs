@@ -516,6 +516,17 @@ pub(super) fn add(
             .fails(&[404, 409, 422]);
         path("/bulk/assign", "post", assign);
     }
+    if p.is_admin() || p.access.entity(name).is_some_and(|e| e.pool) {
+        let claim = Op::new(format!("bulk_claim_{name}"), format!("Claim {label} records from the public pool (领取)"))
+            .body(ids_body(&ids))
+            .answers(
+                200,
+                "A result per id; 403 `claim_limit_held` or `claim_limit_per_day` past a limit",
+                bulk_results.clone(),
+            )
+            .fails(&[404, 409, 422]);
+        path("/bulk/claim", "post", claim);
+    }
     if may(Action::Share) {
         for (action, summary) in [("share", "Share many"), ("unshare", "Take back the shares of many")] {
             let share = Op::new(format!("bulk_{action}_{name}"), format!("{summary} {label} records"))

@@ -12,8 +12,8 @@ use crm_store::system::{self, AuditEntry};
 use serde_json::{Value as Json, json};
 use uuid::Uuid;
 
-use super::checks;
 use super::save::{Source, Unit};
+use super::{checks, pool};
 use crate::access::Principal;
 use crate::app::App;
 use crate::error::{ApiError, ApiResult, FieldError};
@@ -92,6 +92,8 @@ pub enum BulkOp<'b> {
     Update(&'b Json),
     /// Gives a new owner.
     Assign(Uuid),
+    /// Takes records from a public pool as the caller's own, within the claim limits.
+    Claim,
     Delete,
     Restore,
 }
@@ -111,7 +113,7 @@ pub async fn bulk(
     let catalog = app.catalog();
     let needed = match op {
         BulkOp::Update(_) => Action::Edit,
-        BulkOp::Assign(_) => Action::Read,
+        BulkOp::Assign(_) | BulkOp::Claim => Action::Read,
         BulkOp::Delete => Action::Delete,
         BulkOp::Restore => Action::Restore,
     };
@@ -126,7 +128,7 @@ pub async fn bulk(
         checks::parse_values(&catalog, entity, principal, set, "", false).map_err(ApiError::Invalid)?;
     }
     let to_pool = match op {
-        BulkOp::Assign(owner) => is_pool(app, owner).await?,
+        BulkOp::Assign(owner) => pool::is_pool(app, owner).await?,
         _ => false,
     };
     if matches!(op, BulkOp::Assign(_)) && !to_pool && !principal.access.allows(entity_name, Action::Assign) {
@@ -135,6 +137,10 @@ pub async fn bulk(
     let ids = bulk_ids(ids)?;
     let mut attempt = 0;
     loop {
+        let mut allowance = match op {
+            BulkOp::Claim => pool::allowance(app, principal, entity_name).await?,
+            _ => pool::Allowance::Unlimited,
+        };
         let mut unit = Unit::new(app, principal, source).await?;
         let mut results = Vec::with_capacity(ids.len());
         for (text, id) in &ids {
@@ -142,10 +148,15 @@ pub async fn bulk(
                 results.push(BulkResult { id: text.clone(), outcome: Outcome::NotFound });
                 continue;
             };
+            if let Some(refusal) = allowance.refusal() {
+                results.push(BulkResult { id: text.clone(), outcome: refusal });
+                continue;
+            }
             let mark = unit.mark();
             let done = match op {
                 BulkOp::Update(set) => unit.update(entity_name, &id.to_string(), set, None).await,
                 BulkOp::Assign(owner) => unit.assign(entity_name, id, owner, to_pool).await,
+                BulkOp::Claim => unit.claim(entity_name, id).await.inspect(|()| allowance.take()),
                 BulkOp::Delete => unit.delete(entity_name, id).await,
                 BulkOp::Restore => unit.restore(entity_name, id).await,
             };
@@ -171,15 +182,6 @@ pub async fn bulk(
             Err(other) => return Err(other),
         }
     }
-}
-
-/// Whether a user is a public pool account.
-async fn is_pool(app: &App, user: Uuid) -> ApiResult<bool> {
-    let catalog = app.catalog();
-    let users = catalog.entity(USER_ENTITY).ok_or_else(|| ApiError::not_found("no user entity"))?;
-    let record = store::get(&app.db, users, user, None).await?.filter(|r| !r.is_deleted());
-    let record = record.ok_or_else(|| ApiError::field("owner", "not_found", format!("no user with id {user}")))?;
-    Ok(users.column_index("pool").is_some_and(|i| record.values[i] == Value::Boolean(true)))
 }
 
 /// Who records are shared with.

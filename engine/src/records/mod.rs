@@ -10,6 +10,7 @@ pub mod counts;
 pub(crate) mod locks;
 pub mod merge;
 mod out;
+pub mod pool;
 pub(crate) mod read;
 mod rollup;
 mod save;

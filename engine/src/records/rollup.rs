@@ -55,12 +55,7 @@ pub(super) async fn recompute(
         for (parent_name, field_name, id) in due {
             let Some(parent) = catalog.entity(parent_name.as_str()) else { continue };
             let Some(field) = parent.field(field_name.as_str()) else { continue };
-            let Some(rollup) = &field.rollup else { continue };
-            let Some(from) = catalog.entity(rollup.from.as_str()) else { continue };
-            let Some(via) = from.field(rollup.via.as_str()) else { continue };
-            let sum = rollup.sum.as_ref().and_then(|name| from.field(name.as_str()));
-            let Some((old, stored)) = store::recompute_rollup(tx, parent, field, id, from, via, sum, by, now).await?
-            else {
+            let Some((old, stored)) = store::recompute_rollup(tx, parent, field, id, by, now).await? else {
                 continue;
             };
             let new = &stored.values[parent.column_index(field_name.as_str()).expect("a column of the parent")];

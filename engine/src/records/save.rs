@@ -27,7 +27,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use crm_model::{Action, Catalog, Entity, USER_ENTITY, Value};
+use crm_model::filter::ScopeTerm;
+use crm_model::{Action, Catalog, Entity, Filter, USER_ENTITY, Value};
 use crm_rules::Effect;
 use crm_store::records::{self as store, col};
 use crm_store::system::{self, AuditEntry, OutboxEvent};
@@ -250,6 +251,8 @@ impl Committed {
 pub(super) enum Reach {
     Edit,
     Assign,
+    /// Records waiting in a public pool the caller sees.
+    Claim,
 }
 
 impl<'a> Unit<'a> {
@@ -341,6 +344,18 @@ impl<'a> Unit<'a> {
         self.change(entity, current, vec![(col::OWNER, Value::Uuid(owner))], Kind::Change("assign"), true).await
     }
 
+    /// Takes a record waiting in a public pool as the caller's own (领取); the caller's roles
+    /// must see that pool. The claim limits are the bulk operation's to count.
+    pub async fn claim(&mut self, entity_name: &str, id: Uuid) -> ApiResult<()> {
+        let entity = self.entity(entity_name, Action::Read)?;
+        if !self.principal.is_admin() && !self.principal.access.entity(entity_name).is_some_and(|e| e.pool) {
+            return Err(ApiError::forbidden(format!("your roles do not see the pool of `{entity_name}`")));
+        }
+        let current = self.current(&entity, id, Reach::Claim, false).await?;
+        let owner = vec![(col::OWNER, Value::Uuid(self.principal.user_id))];
+        self.change(entity, current, owner, Kind::Change("claim"), true).await
+    }
+
     /// A change the engine makes for a caller whose right to it was checked by the caller
     /// (an approval step, an administrator's transfer): locks do not hold it.
     pub(crate) async fn change_checked(
@@ -427,6 +442,13 @@ impl<'a> Unit<'a> {
         let scope = match reach {
             Reach::Edit => self.principal.edit_scope(&self.tree, entity),
             Reach::Assign => self.principal.assign_scope(&self.tree, entity),
+            Reach::Claim => {
+                let pools = Filter::Scope(Box::new(ScopeTerm::OwnedByPools));
+                match self.principal.read_scope(&self.tree, entity) {
+                    Some(read) => Some(Filter::And(vec![read, pools])),
+                    None => Some(pools),
+                }
+            }
         };
         match store::get(&self.app.db, entity, id, scope.as_ref()).await? {
             Some(record) if record.is_deleted() == deleted => return Ok(record),
@@ -477,9 +499,11 @@ impl<'a> Unit<'a> {
         let several = bodies.len() > 1;
         let prefix = |row: usize| if several { format!("records/{row}/") } else { String::new() };
         let defaults = checks::new_values(&self.catalog, entity, self.principal, self.now);
-        // Without rules that may fill fields in, a missing value is said with the bad ones.
-        let filled_by_rules = rules::fill_fields(&self.catalog, entity);
+        // Every error is said at once: values refused, what the rules say of the others, and
+        // what is still missing once the rules have filled fields in — not a value refused
+        // already.
         let mut errors = Vec::new();
+        let mut refused = HashSet::new();
         let mut records = Vec::with_capacity(bodies.len());
         for (row, body) in bodies.iter().enumerate() {
             let mut record = Record { values: defaults.clone() };
@@ -489,35 +513,46 @@ impl<'a> Unit<'a> {
                     for (i, value) in values {
                         record.values[i] = value;
                     }
-                    if !filled_by_rules {
-                        errors.extend(checks::missing_required(entity, &record, None, &prefix(row)));
-                    }
                 }
-                Err(e) => errors.extend(e),
+                Err(e) => {
+                    refused.insert(row);
+                    errors.extend(e);
+                }
             }
             records.push(record);
         }
-        refuse(errors)?;
         let olds = vec![None; records.len()];
         let verdicts = rules::on_save(self.app, self.principal, &self.catalog, entity, &mut records, &olds).await?;
         let mut effects = Vec::with_capacity(records.len());
-        let mut errors = Vec::new();
         for (row, verdict) in verdicts.into_iter().enumerate() {
             match verdict {
                 Ok(found) => effects.push(found),
-                Err(found) => errors.extend(named(found, &prefix(row))),
+                Err(found) => {
+                    effects.push(Vec::new());
+                    if !refused.contains(&row) {
+                        errors.extend(named(found, &prefix(row)));
+                    }
+                }
             }
         }
-        refuse(errors)?;
         let mut moves = Vec::with_capacity(records.len());
-        let mut errors = Vec::new();
         for (row, record) in records.iter_mut().enumerate() {
             match rules::check_stage_moves(self.app, self.principal, &self.catalog, entity, record, None).await {
                 Ok(found) => moves.push(found),
-                Err(ApiError::Invalid(found)) => errors.extend(named(found, &prefix(row))),
+                Err(ApiError::Invalid(found)) if !refused.contains(&row) => errors.extend(named(found, &prefix(row))),
+                Err(ApiError::Invalid(_)) => moves.push(Vec::new()),
                 Err(other) => return Err(other),
             }
-            errors.extend(checks::missing_required(entity, record, None, &prefix(row)));
+            // A row whose values were refused holds none of them: only what it did not send
+            // is missing.
+            let sent = |e: &FieldError| {
+                let name = e.field.strip_prefix(&prefix(row)).unwrap_or(&e.field);
+                refused.contains(&row) && bodies[row].get(name).is_some_and(|v| !v.is_null() && v != "")
+            };
+            let said = |e: &FieldError| errors.iter().any(|known: &FieldError| known.field == e.field);
+            let missing = checks::missing_required(entity, record, None, &prefix(row));
+            let missing: Vec<FieldError> = missing.into_iter().filter(|e| !said(e) && !sent(e)).collect();
+            errors.extend(missing);
         }
         refuse(errors)?;
         let referring: Vec<Referring<'_>> = records
@@ -691,12 +726,11 @@ impl<'a> Unit<'a> {
         let mut result = Ok(());
         for (rule, effect) in effects {
             let outcome = match effect {
-                Effect::Notify { user, message } => match Uuid::parse_str(&user) {
-                    Ok(user) => {
-                        let notice = Notice { user, message, entity: entity.clone(), record_id, rule: rule.clone() };
-                        self.notices.push(notice);
-                        Ok(())
-                    }
+                Effect::Notify { user, message, about } => match Uuid::parse_str(&user) {
+                    Ok(user) => rules::reminder_about(&self.catalog, about).map(|about| {
+                        let (entity, record_id) = about.unwrap_or_else(|| (entity.clone(), record_id));
+                        self.notices.push(Notice { user, message, entity, record_id, rule: rule.clone() });
+                    }),
                     Err(_) => Err(ApiError::field(
                         "",
                         "rule",

@@ -319,6 +319,13 @@ pub async fn page(
     let state = ListState { pairs };
     let (fields, filterable, base) = view_of(&entity, &viewer, &state);
     let users = users(&app).await?;
+    let can = allowed(&viewer, &entity_name);
+    // The public pools the viewer may claim from, each a view of the list (公海).
+    let pools = if can["claim"] == true {
+        view::choices(&app, &viewer, USER_ENTITY, Some(json!({"field": "pool", "op": "eq", "value": true}))).await?
+    } else {
+        Vec::new()
+    };
     let sort = base.sort.clone();
     let params =
         ListParams { limit: Some(PAGE_SIZE), cursor: state.get("cursor").map(str::to_owned), count: true, ..base };
@@ -392,7 +399,8 @@ pub async fn page(
         "all_fields": all_fields,
         "editable_fields": editable,
         "users": users,
-        "can": allowed(&viewer, &entity_name),
+        "pools": pools,
+        "can": can,
         "builds_reports": viewer.principal.builds_reports(),
         "campaigns": joinable_campaigns(&app, &viewer, &entity_name).await?,
         "labels": crate::print::labels::LABELLED.contains(&entity_name.as_str()),
@@ -483,9 +491,12 @@ pub async fn bulk(
     form: Posted,
 ) -> ApiResult<Response> {
     let ids: Vec<Json> = form.all("ids").into_iter().map(Json::from).collect();
-    let back = match form.get("query").filter(|q| !q.is_empty()) {
-        Some(query) => format!("/e/{entity_name}?{query}"),
-        None => format!("/e/{entity_name}"),
+    // A record's own page sends its one id, and is where the answer shows.
+    let record = form.get("record").and_then(|id| Uuid::parse_str(id).ok());
+    let back = match (record, form.get("query").filter(|q| !q.is_empty())) {
+        (Some(id), _) => format!("/e/{entity_name}/{id}"),
+        (None, Some(query)) => format!("/e/{entity_name}?{query}"),
+        (None, None) => format!("/e/{entity_name}"),
     };
     if ids.is_empty() {
         return Ok(redirect_with(&back, Some(&viewer.text("bulk.none_selected"))));
@@ -557,6 +568,7 @@ async fn bulk_action(
             records::bulk(app, p, Source::Screen, entity_name, ids, BulkOp::Update(&json!({ name: value }))).await?
         }
         "delete" => records::bulk(app, p, Source::Screen, entity_name, ids, BulkOp::Delete).await?,
+        "claim" => records::bulk(app, p, Source::Screen, entity_name, ids, BulkOp::Claim).await?,
         other => return Err(ApiError::bad_request("invalid_body", format!("no bulk action `{other}`"))),
     })
 }

@@ -18,6 +18,7 @@ mod studio_docs;
 mod studio_duplicates;
 mod studio_jobs;
 pub(crate) mod view;
+mod workload;
 
 pub(crate) use studio::unprocessable;
 
@@ -121,6 +122,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/reports/{name}/export.xlsx", get(crate::reports::screens::export))
         .route("/reports/{name}/delete", post(crate::reports::screens::delete))
         .route("/kb", get(kb::page))
+        .route("/service/workload", get(workload::page))
         .route(
             "/kb/import",
             post(kb::import_files).layer(axum::extract::DefaultBodyLimit::max(crate::http::IMPORT_BODY_LIMIT)),
@@ -592,7 +594,7 @@ pub async fn open_reminders(app: &App, viewer: &Viewer) -> ApiResult<Vec<Json>> 
             let due = r.due_at.map(|d| d.with_timezone(&offset));
             json!({
                 "id": r.id,
-                "message": r.message,
+                "message": crm_model::Labels::message_in(&r.message, viewer.locale),
                 "href": r.entity.as_ref().zip(r.record_id).map(|(e, id)| format!("/e/{e}/{id}")),
                 "due": due.map(|d| d.format("%Y-%m-%d %H:%M").to_string()),
                 "overdue": due.is_some_and(|d| d.date_naive() < today),
@@ -638,6 +640,7 @@ pub fn allowed(viewer: &Viewer, entity: &str) -> Json {
         "export": may(Action::Export),
         "merge": may(Action::Edit) && may(Action::Delete) && entity != crm_model::USER_ENTITY,
         "import": may(Action::Import),
+        "claim": viewer.principal.is_admin() || viewer.principal.access.entity(entity).is_some_and(|e| e.pool),
         "send": may(Action::Send) && viewer.principal.access.allows(crate::mail::MAILING, Action::Create),
     })
 }

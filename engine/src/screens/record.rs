@@ -70,13 +70,7 @@ pub async fn page(
                 .filter(|item| !hidden.contains(&item.field))
                 .filter_map(|item| entity.column(item.field.as_str()))
                 .map(|f| {
-                    let cell = view::display(
-                        &catalog,
-                        f,
-                        record.get(f.name.as_str()).unwrap_or(&Json::Null),
-                        &viewer,
-                        &titles,
-                    );
+                    let cell = view::field_cell(&app, f, &record, &viewer, &titles);
                     json!({"name": f.name, "label": f.label.get(viewer.locale), "cell": cell})
                 })
                 .collect();
@@ -100,10 +94,17 @@ pub async fn page(
     let to_order = entity_name == quote::QUOTE
         && quote::allowed(&viewer.principal)
         && quote::order_of(&app, found_id).await?.is_none();
+    let can = allowed(&viewer, &entity_name);
+    let owner = record.get("owner").and_then(Json::as_str).and_then(|o| Uuid::parse_str(o).ok());
+    let claimable = match owner {
+        Some(owner) if can["claim"] == true => crate::records::pool::is_pool(&app, owner).await?,
+        _ => false,
+    };
     let values = json!({
         "entity": entity_name,
         "entity_label": entity.def.label.get(viewer.locale),
         "id": id,
+        "claimable": claimable,
         "version": record.get("version"),
         "sections": sections,
         "panels": panels,
@@ -117,7 +118,7 @@ pub async fn page(
         "prints": crate::print::screens::offered(&app, &viewer, &entity_name),
         "merge": merge.map(|m| json!({"id": m.id, "count": m.losers.len() + 1})),
         "mailing": crate::mail::screens::panel(&app, &viewer, &entity_name, found_id, &record).await?,
-        "can": allowed(&viewer, &entity_name),
+        "can": can,
     });
     html("record.html", viewer.page(&catalog, Some(&entity_name), &title, values))
 }

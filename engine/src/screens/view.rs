@@ -29,12 +29,49 @@ pub struct Cell {
     pub external: bool,
     /// How the cell is aligned and styled: `text`, `number`, `long`.
     pub kind: &'static str,
+    /// A due time's state, `deadline-overdue` or `deadline-due-soon`, with its words for the
+    /// reader.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tone: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl Cell {
     fn text(text: String) -> Self {
-        Cell { text, href: None, external: false, kind: "text" }
+        Cell { text, href: None, external: false, kind: "text", tone: None, note: None }
     }
+}
+
+/// A field of a record as shown: its value, and for a due time not yet met whether it has
+/// passed or is near.
+pub fn field_cell(app: &App, field: &FieldDef, record: &Json, viewer: &Viewer, titles: &Titles) -> Cell {
+    let value = record.get(field.name.as_str()).unwrap_or(&Json::Null);
+    let mut cell = display(&app.catalog(), field, value, viewer, titles);
+    let Some(deadline) = &field.deadline else { return cell };
+    if !record.get(deadline.met_by.as_str()).is_none_or(Json::is_null) {
+        return cell;
+    }
+    let due = value.as_str().and_then(|text| {
+        DateTime::parse_from_rfc3339(text).ok().map(|due| due.with_timezone(&chrono::Utc)).or_else(|| {
+            // A due date is met until the end of that day, the reader's.
+            let day = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?.succ_opt()?;
+            Some(day.and_time(chrono::NaiveTime::MIN).and_local_timezone(viewer.offset).single()?.to_utc())
+        })
+    });
+    let Some(due) = due else { return cell };
+    let now = app.now();
+    let near = deadline.warn_hours.is_some_and(|h| due - now < chrono::TimeDelta::hours(i64::from(h)));
+    let (tone, note) = if due < now {
+        ("deadline-overdue", "deadline.overdue")
+    } else if near {
+        ("deadline-due-soon", "deadline.due_soon")
+    } else {
+        return cell;
+    };
+    cell.tone = Some(tone);
+    cell.note = Some(super::shell::text(viewer.locale, note, &[]));
+    cell
 }
 
 /// The display names of referenced records, by id.
@@ -230,16 +267,12 @@ pub async fn rows(
     fields: &[&FieldDef],
     records: &[Json],
 ) -> ApiResult<Vec<Row>> {
-    let catalog = app.catalog();
     let titles = titles(app, &viewer.principal, references(fields, &records.iter().collect::<Vec<_>>())).await?;
     Ok(records
         .iter()
         .map(|record| {
             let id = record.get("id").and_then(Json::as_str).unwrap_or_default().to_owned();
-            let cells = fields
-                .iter()
-                .map(|f| display(&catalog, f, record.get(f.name.as_str()).unwrap_or(&Json::Null), viewer, &titles))
-                .collect();
+            let cells = fields.iter().map(|f| field_cell(app, f, record, viewer, &titles)).collect();
             Row { href: format!("/e/{entity}/{id}"), id, cells }
         })
         .collect())

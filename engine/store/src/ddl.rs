@@ -145,7 +145,7 @@ pub fn statements(dialect: Dialect, catalog: &Catalog, steps: &[TableStep]) -> V
                     .expect("the plan's catalog has the rollup");
                 let mut sql = Sql::new(dialect);
                 sql.push("UPDATE ").ident(entity).push(" SET ").ident(field).push(" = (");
-                crate::records::push_total(&mut sql, &rollup.from, &rollup.via, rollup.sum.as_ref());
+                crate::records::push_total(&mut sql, rollup);
                 sql.ident(entity).push(".\"id\")");
                 out.push(sql);
             }
@@ -214,7 +214,7 @@ async fn replaced_by_rollup(
     let rollup = field.rollup.as_ref().expect("the plan's catalog has the rollup");
     let mut sql = tx.sql();
     sql.push("SELECT \"id\", ").ident(field_name).push(", (");
-    crate::records::push_total(&mut sql, &rollup.from, &rollup.via, rollup.sum.as_ref());
+    crate::records::push_total(&mut sql, rollup);
     sql.ident(entity_name).push(".\"id\") FROM ").ident(entity_name);
     sql.push(" WHERE ").ident(field_name).push(" IS NOT NULL");
     let mut replaced = Vec::new();

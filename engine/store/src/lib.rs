@@ -141,6 +141,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../../migrations/sqlite/0009_mail_tracking.sql"),
         include_str!("../../../migrations/postgres/0009_mail_tracking.sql"),
     ),
+    (
+        10,
+        "the audit log by actor and action, to count a user's claims from a pool",
+        include_str!("../../../migrations/sqlite/0010_claims.sql"),
+        include_str!("../../../migrations/postgres/0010_claims.sql"),
+    ),
 ];
 
 impl Db {

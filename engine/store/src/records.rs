@@ -5,7 +5,8 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use crm_model::filter::{Cond, Op, ScopeTerm};
-use crm_model::{Entity, FieldDef, FieldType, Filter, Ident, ListQuery, Storage, Value};
+use crm_model::meta::RollupDef;
+use crm_model::{Entity, FieldDef, FieldType, Filter, ListQuery, Storage, Value};
 use uuid::Uuid;
 
 use crate::ddl::index_name;
@@ -330,38 +331,45 @@ pub async fn owned_by(db: &Db, entity: &Entity, user: Uuid) -> Result<Vec<Record
     Ok(sql.fetch_values(db, storages(entity)).await?.into_iter().map(|values| Record { values }).collect())
 }
 
-/// `SELECT <total> FROM <from> src WHERE … src.<via> = `, the parent's id to follow: the sum of
-/// `sum` (or the count) of the live records of `from` that point at one parent.
-pub(crate) fn push_total(sql: &mut Sql, from: &Ident, via: &Ident, sum: Option<&Ident>) {
-    match sum {
-        // PostgreSQL sums bigints as numeric: cast back to what the column holds.
-        Some(summed) => sql.push("SELECT CAST(COALESCE(SUM(src.").ident(summed).push("), 0) AS BIGINT)"),
-        None => sql.push("SELECT COUNT(*)"),
-    };
-    sql.push(" FROM ").ident(from).push(" src WHERE src.\"deleted_at\" IS NULL AND src.").ident(via).push(" = ");
+/// How many live records of an entity a user owns.
+pub async fn count_owned(db: &Db, entity: &Entity, user: Uuid) -> Result<i64, StoreError> {
+    let owner = entity.column("owner").expect("every entity has an owner").clone();
+    let mine = Filter::Cond(Box::new(Cond { field: owner, op: Op::Eq(Value::Uuid(user)) }));
+    count(db, count_statement(db.dialect(), entity, Some(&mine), false)).await
 }
 
-/// Recomputes a rollup field of one record (`parent.field`, the total of `sum` or the count
-/// of the live records of `from` whose `via` points at it) and writes it if it changed.
+/// `SELECT <total> FROM <from> src WHERE … src.<via> = `, the parent's id to follow: the sum of
+/// `sum` (or the count) of the live records of `from` that point at one parent.
+pub(crate) fn push_total(sql: &mut Sql, rollup: &RollupDef) {
+    match (&rollup.sum, &rollup.latest) {
+        // PostgreSQL sums bigints as numeric: cast back to what the column holds.
+        (Some(summed), _) => sql.push("SELECT CAST(COALESCE(SUM(src.").ident(summed).push("), 0) AS BIGINT)"),
+        (None, Some(latest)) => sql.push("SELECT MAX(src.").ident(latest).push(")"),
+        (None, None) => sql.push("SELECT COUNT(*)"),
+    };
+    sql.push(" FROM ").ident(&rollup.from).push(" src WHERE src.\"deleted_at\" IS NULL AND src.");
+    sql.ident(&rollup.via).push(" = ");
+}
+
+/// Recomputes a rollup field of one record (`parent.field`, the total of `sum`, the latest
+/// `latest` or the count of the live records of `from` whose `via` points at it) and writes
+/// it if it changed.
 /// Returns the value before and the record as stored, or `None` if nothing changed. The
 /// parent is locked before the total is read, so that on PostgreSQL two transactions adding
 /// lines to one parent count each other's.
-#[expect(clippy::too_many_arguments, reason = "the parts of one rollup")]
 pub async fn recompute_rollup(
     tx: &mut Tx,
     parent: &Entity,
     field: &FieldDef,
     id: Uuid,
-    from: &Entity,
-    via: &FieldDef,
-    sum: Option<&FieldDef>,
     by: Uuid,
     now: DateTime<Utc>,
 ) -> Result<Option<(Value, Record)>, StoreError> {
+    let Some(rollup) = &field.rollup else { return Ok(None) };
     let Some(current) = get_for_update(tx, parent, id, None).await? else { return Ok(None) };
     let index = parent.column_index(field.name.as_str()).expect("a column of the parent");
     let mut total = tx.sql();
-    push_total(&mut total, from.name(), &via.name, sum.map(|f| &f.name));
+    push_total(&mut total, rollup);
     total.bind(Arg::Uuid(id));
     let row =
         total.fetch_optional_tx(tx).await?.ok_or_else(|| StoreError::Corrupt("a total returned nothing".into()))?;

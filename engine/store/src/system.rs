@@ -557,7 +557,22 @@ pub struct AuditRow {
 /// The audit log, newest first.
 pub async fn audit_entries(db: &Db, query: &AuditQuery) -> Result<Vec<AuditRow>, StoreError> {
     let mut sql = db.sql();
-    sql.push(AUDIT_COLUMNS).push(" WHERE 1 = 1");
+    sql.push(AUDIT_COLUMNS);
+    push_audit_where(&mut sql, query);
+    sql.push(" ORDER BY id DESC LIMIT ").bind_int(i64::from(query.limit));
+    sql.fetch_all(db).await?.iter().map(audit_row).collect()
+}
+
+/// How many audit entries match (a user's claims from a pool today, say).
+pub async fn audit_count(db: &Db, query: &AuditQuery) -> Result<i64, StoreError> {
+    let mut sql = db.sql();
+    sql.push("SELECT COUNT(*) FROM crm_audit");
+    push_audit_where(&mut sql, query);
+    crate::records::count(db, sql).await
+}
+
+fn push_audit_where(sql: &mut crate::Sql, query: &AuditQuery) {
+    sql.push(" WHERE 1 = 1");
     if let Some(entity) = &query.entity {
         sql.push(" AND entity = ").bind(Arg::Text(entity.clone()));
     }
@@ -579,8 +594,6 @@ pub async fn audit_entries(db: &Db, query: &AuditQuery) -> Result<Vec<AuditRow>,
     if let Some(before) = query.before {
         sql.push(" AND id < ").bind_int(before);
     }
-    sql.push(" ORDER BY id DESC LIMIT ").bind_int(i64::from(query.limit));
-    sql.fetch_all(db).await?.iter().map(audit_row).collect()
 }
 
 /// A user's screen preferences (language, theme), by name.
@@ -781,7 +794,7 @@ fn reminder_statement(dialect: crate::Dialect, id: Uuid, r: &NewReminder<'_>, no
 pub async fn supersede_reminders(tx: &mut Tx, rule: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
     let mut sql = tx.sql();
     sql.push("UPDATE crm_reminder SET done_at = ").bind(Arg::Datetime(now)).push(" WHERE rule = ");
-    sql.bind(Arg::Text(rule.to_owned())).push(" AND record_id IS NULL AND done_at IS NULL");
+    sql.bind(Arg::Text(rule.to_owned())).push(" AND done_at IS NULL");
     sql.execute_tx(tx).await
 }
 
