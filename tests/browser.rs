@@ -492,8 +492,15 @@ async fn login_returns_to_the_page_asked_for() {
         assert_eq!(ui.location().await, "/password");
         ui.goto("/e/contact").await;
         assert_eq!(ui.location().await, "/password", "no page before the password is changed");
+        assert_eq!(ui.count("nav#nav a").await, 0, "and no menu of links that lead back here");
         ui.fill("input[name=current_password]", "Start-12345").await;
         ui.fill("input[name=password]", "Chosen-67890").await;
+        ui.fill("input[name=password_again]", "Chosen-6789").await;
+        ui.navigating(ui.click("main form button[type=submit]")).await;
+        assert!(ui.text("main .form-error").await.contains("两次输入的新密码不一致"), "a typo is caught");
+        ui.fill("input[name=current_password]", "Start-12345").await;
+        ui.fill("input[name=password]", "Chosen-67890").await;
+        ui.fill("input[name=password_again]", "Chosen-67890").await;
         ui.navigating(ui.click("main form button[type=submit]")).await;
         assert_eq!(ui.location().await, "/");
         assert!(!ui.text("div#flash").await.is_empty(), "the change is confirmed");
@@ -667,6 +674,17 @@ async fn bulk_assign_two_records() {
         assert!(ui.texts(&row).await.contains(&"王销售".to_owned()), "the list shows the new owner");
         ui.goto("/e/customer").await;
         assert!(!ui.exists("div#flash").await, "the message is shown once");
+
+        // Updating a field with options offers the field's own options, not free text.
+        ui.click(&format!("table#records tr[data-id='{}'] input[name=ids]", ids[2])).await;
+        ui.select("form#bulk select[name=field]", "industry").await;
+        let hidden = |selector: &str| format!("{}.hidden", q(selector));
+        assert!(ui.eval::<bool>(&hidden("form#bulk input[name=value]")).await, "no free text for a select field");
+        ui.select("form#bulk select[name=value_industry]", "retail").await;
+        ui.navigating(ui.click("form#bulk button[value=update]")).await;
+        assert_eq!(ui.text("div#flash").await, "已处理 1 条。");
+        let stored = t.get(&format!("/api/v1/records/customer/{}", ids[2])).await.expect(200);
+        assert_eq!(stored["industry"], "retail");
     })
     .await;
     ui.close().await;
@@ -694,6 +712,10 @@ async fn drag_an_opportunity_across_the_kanban() {
         };
         assert_eq!(ui.text(&count("initial_contact")).await, "2");
         assert_eq!(ui.text(&count("needs_analysis")).await, "0");
+        // Every column, won and lost too, is on the screen, and a card says whose deal it is.
+        let right: f64 = ui.eval(&format!("{}.getBoundingClientRect().right", q(&column("lost")))).await;
+        assert!(right <= 1280.0, "the lost column ends at {right} px");
+        assert!(ui.text(&format!("li.kanban-card[data-id='{deal}']")).await.contains("系统管理员"));
 
         ui.navigating(ui.drag(&format!("li.kanban-card[data-id='{deal}']"), &column("needs_analysis"))).await;
         assert_eq!(ui.location().await, "/e/opportunity/board");
@@ -715,6 +737,32 @@ async fn drag_an_opportunity_across_the_kanban() {
         assert!(ui.exists("section#stage-path span[data-stage=proposal][aria-current=step]").await);
         let stored = t.get(&format!("/api/v1/records/opportunity/{deal}")).await.expect(200);
         assert_eq!(stored["stage"], "proposal");
+    })
+    .await;
+    ui.close().await;
+}
+
+/// An activity dragged to another day on the calendar is rescheduled there, at the same time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drag_an_activity_to_another_day() {
+    let Some((t, ui)) = start("drag_an_activity_to_another_day", DESKTOP).await else { return };
+    ui.check(async {
+        let offset = crm::schedule::business_offset();
+        let today = chrono::Utc::now().with_timezone(&offset).date_naive();
+        // A day in the same week row: tomorrow, or Saturday on a Sunday.
+        let other =
+            if chrono::Datelike::weekday(&today) == chrono::Weekday::Sun { today.pred_opt() } else { today.succ_opt() }
+                .unwrap();
+        let due = today.and_hms_opt(15, 30, 0).unwrap().and_local_timezone(offset).unwrap().to_rfc3339();
+        let activity = id(&t.create("activity", json!({"name": "日历上的拜访", "due_at": due})).await);
+        ui.sign_in("/calendar").await;
+        let event = format!("li.event[data-id='{activity}']");
+        assert!(ui.text(&format!("td.day[data-date='{today}'] {event}")).await.contains("15:30 日历上的拜访"));
+        ui.navigating(ui.drag(&event, &format!("td.day[data-date='{other}']"))).await;
+        assert!(ui.exists(&format!("td.day[data-date='{other}'] {event}")).await, "on the new day");
+        let stored = t.get(&format!("/api/v1/records/activity/{activity}")).await.expect(200);
+        let stored = chrono::DateTime::parse_from_rfc3339(stored["due_at"].as_str().unwrap()).unwrap();
+        assert_eq!(stored.with_timezone(&offset).naive_local(), other.and_hms_opt(15, 30, 0).unwrap());
     })
     .await;
     ui.close().await;
@@ -862,6 +910,17 @@ async fn phone_width_pages_fit() {
             too_wide.extend(ui.too_wide(PHONE.width).await);
         }
         assert!(too_wide.is_empty(), "pages wider than a {} px phone:\n{}", PHONE.width, too_wide.join("\n"));
+
+        // A list row is a compact card; an order's approval comes before its details.
+        ui.goto("/e/customer").await;
+        let row = q(&format!("table#records tr[data-id='{customer}']"));
+        let height: f64 = ui.eval(&format!("{row}.getBoundingClientRect().height")).await;
+        assert!(height < 120.0, "a compact card, not {height} px");
+        let order = id(&t.create("order", json!({"name": "手机上的订单", "customer": customer})).await);
+        ui.goto(&format!("/e/order/{order}")).await;
+        let top: f64 = ui.eval("document.getElementById('approval').getBoundingClientRect().top").await;
+        assert!(top < 700.0, "the approval box is near the top, not {top} px down");
+        assert_eq!(ui.too_wide(PHONE.width).await, None, "the order fits");
     })
     .await;
     ui.close().await;
@@ -922,7 +981,7 @@ async fn an_admin_builds_a_module_and_a_rep_uses_it() {
         ui.fill("#entity-zh", "竞争对手").await;
         ui.fill("#entity-en", "Competitor").await;
         ui.navigating(ui.click("#entity-submit")).await;
-        assert!(ui.text("#studio-plan").await.contains("create table `competitor`"));
+        assert!(ui.text("#studio-plan").await.contains("新建数据表「竞争对手」"));
         ui.navigating(ui.click("#entity-submit")).await;
         assert_eq!(ui.location().await, "/studio/e/competitor");
 

@@ -47,7 +47,8 @@ async fn deals(t: &TestApp) -> (Vec<String>, Vec<String>) {
         t.create(
             "opportunity",
             json!({"name": format!("商机{n}"), "customer": customers[*customer], "owner": owners[*owner],
-                   "stage": stage, "amount": amount, "expected_close": close}),
+                   "stage": stage, "amount": amount, "expected_close": close,
+                   "lost_reason": (*stage == "lost").then_some("competitor")}),
         )
         .await;
     }
@@ -440,7 +441,10 @@ async fn the_funnel_shows_the_days_deals_stayed_in_each_stage(t: TestApp) {
         t.app.hold_clock(start + chrono::TimeDelta::hours(hours));
         let (_, id, version) = deals.iter_mut().find(|(n, ..)| *n == name).unwrap();
         let moved = t
-            .patch(&format!("/api/v1/records/opportunity/{id}"), json!({"stage": stage, "version": version}))
+            .patch(
+                &format!("/api/v1/records/opportunity/{id}"),
+                json!({"stage": stage, "version": version, "lost_reason": (stage == "lost").then_some("price")}),
+            )
             .await
             .expect(200);
         *version = moved["version"].clone();

@@ -32,7 +32,49 @@ backends!(
     a_manager_builds_a_report_saves_it_and_drills_into_its_records,
     mail_is_set_up_composed_from_a_list_previewed_and_its_statuses_shown,
     address_labels_print_what_the_viewer_may_read,
+    the_calendar_shows_a_month_of_activities_and_reschedules_them,
 );
+
+/// The activity calendar: the viewer's activities by day (their team's on asking), a link to
+/// plan one on a day, and a move to another day through the record's save.
+async fn the_calendar_shows_a_month_of_activities_and_reschedules_them(t: TestApp) {
+    let offset = crm::schedule::business_offset();
+    let today = chrono::Utc::now().with_timezone(&offset).date_naive();
+    let at = |day: chrono::NaiveDate, hour: u32| {
+        day.and_hms_opt(hour, 0, 0).unwrap().and_local_timezone(offset).unwrap().to_rfc3339()
+    };
+    let user =
+        json!({"user": {"name": "赵六", "login": "zhaoliu"}, "password": "a-long-password-1", "roles": ["sales_rep"]});
+    let rep = t.post("/api/v1/admin/users", user).await.expect(201)["id"].as_str().unwrap().to_owned();
+    let mine = t.create("activity", json!({"name": "拜访华东重工", "due_at": at(today, 10)})).await;
+    t.create("activity", json!({"name": "赵六的电话", "due_at": at(today, 11), "owner": rep})).await;
+    let mut b = Browser::sign_in(&t, "admin", support::ADMIN_PASSWORD).await;
+    let page = b.get("/calendar").await;
+    assert!(ok(&page).contains("href=\"&#x2f;calendar\"") || page.text.contains("href=\"/calendar\""), "in the menu");
+    let cell = between(&page.text, &format!("data-date=\"{today}\""), "</td>").unwrap();
+    assert!(cell.contains("10:00") && cell.contains("拜访华东重工"), "{cell}");
+    assert!(!cell.contains("赵六的电话"), "mine only");
+    assert!(
+        cell.contains(&format!("data-new=\"{today}\"")) && cell.contains("new?due_at="),
+        "a new one that day: {cell}"
+    );
+    let team = b.get("/calendar?who=team").await;
+    let cell = between(ok(&team), &format!("data-date=\"{today}\""), "</td>").unwrap();
+    assert!(cell.contains("赵六的电话 · 赵六"), "the team's, with whose: {cell}");
+    let january = b.get("/calendar?month=2026-01").await;
+    assert!(ok(&january).contains("2026 年 1 月") && !january.text.contains("拜访华东重工"));
+
+    // Dropped on the next day: rescheduled, the time of day kept.
+    let tomorrow = today.succ_opt().unwrap();
+    let id = mine["id"].as_str().unwrap();
+    let due = format!("{tomorrow}T10:00");
+    let fields = [("due_at", due.as_str()), ("version", "1"), ("_back", "/calendar")];
+    let moved = b.post(&format!("/e/activity/{id}/edit"), &fields).await;
+    assert_eq!(moved.location.as_deref(), Some("/calendar"));
+    let stored = t.get(&format!("/api/v1/records/activity/{id}")).await.expect(200);
+    let stored = chrono::DateTime::parse_from_rfc3339(stored["due_at"].as_str().unwrap()).unwrap();
+    assert_eq!(stored.with_timezone(&offset).naive_local(), tomorrow.and_hms_opt(10, 0, 0).unwrap());
+}
 
 /// A studio form's fields with the confirmation that applies its plan.
 fn confirm<'a>(fields: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
@@ -277,6 +319,8 @@ async fn lists_filter_sort_page_save_views_and_export(t: TestApp) {
     assert_eq!(row_ids(ok(&contains)).len(), 10);
     let bad = b.get("/e/customer?f_annual_revenue_from=lots").await;
     assert!(ok(&bad).contains("class=\"form-error\""), "a bad filter is said, not a crash");
+    let said = between(&bad.text, "id=\"bad-filter\">", "<details>").unwrap();
+    assert!(said.contains("查询条件有误") && !said.contains("number"), "in Chinese, the detail folded: {said}");
 
     // A saved view keeps filters and columns, and is the user's own.
     let query = "f_industry=software&cols=name&cols=annual_revenue";
@@ -325,6 +369,17 @@ async fn bulk_actions_and_the_recycle_bin(t: TestApp) {
         .await;
     let said = b.follow(invalid).await;
     assert!(ok(&said).contains("不是可选的值"), "the refusal is said on the list");
+    // A field with options offers them; its label typed by hand means the option too.
+    assert!(said.text.contains("<select name=\"value_industry\" data-bulk-value=\"industry\""));
+    assert!(said.text.contains("<option value=\"\">"), "no field is chosen to begin with");
+    let chosen = [("action", "update"), ("field", "industry"), ("value_industry", "software"), ("ids", &ids[2])];
+    let posted = b.post("/e/customer/bulk", &chosen).await;
+    b.follow(posted).await;
+    assert_eq!(t.get(&format!("/api/v1/records/customer/{}", ids[2])).await.expect(200)["industry"], "software");
+    let typed = [("action", "update"), ("field", "industry"), ("value", "制造业"), ("ids", &ids[2])];
+    let posted = b.post("/e/customer/bulk", &typed).await;
+    b.follow(posted).await;
+    assert_eq!(t.get(&format!("/api/v1/records/customer/{}", ids[2])).await.expect(200)["industry"], "manufacturing");
 
     let deleted = b.post("/e/customer/bulk", &[("action", "delete"), ("ids", &ids[0]), ("ids", &ids[1])]).await;
     b.follow(deleted).await;
@@ -387,12 +442,34 @@ async fn board_and_stage_path(t: TestApp) {
         )
         .await;
     assert!(b.follow(stale).await.text.contains("其他人已修改"), "a stale move is explained");
+    // Losing a deal asks why.
+    let lost = b
+        .post(
+            &format!("/e/opportunity/{}/edit", ids[1]),
+            &[("stage", "lost"), ("version", "1"), ("_back", "/e/opportunity/board")],
+        )
+        .await;
+    assert_eq!(lost.status, StatusCode::UNPROCESSABLE_ENTITY, "the whole form asks for the reason");
+    let reason = between(&lost.text, "data-field=\"lost_reason\"", "</div>").unwrap_or_default();
+    assert!(lost.text.contains("输单原因") && lost.text.contains("进入该阶段需要填写此字段"), "{}", lost.text);
+    assert!(lost.text.contains("<option value=\"lost\" selected"), "the stage chosen is kept: {reason}");
+    assert_eq!(t.get(&format!("/api/v1/records/opportunity/{}", ids[1])).await.expect(200)["stage"], "initial_contact");
 
     let record = b.get(&format!("/e/opportunity/{}", ids[0])).await;
     let path = between(ok(&record), "id=\"stage-path\"", "</section>").unwrap();
     assert!(path.contains("data-stage=\"negotiation\" aria-current=\"step\""));
-    assert!(path.contains("class=\"stage done"), "earlier stages are marked done");
+    let state = |stage: &str| {
+        let before = &path[..path.find(&format!("data-stage=\"{stage}\"")).unwrap()];
+        before[before.rfind("class=\"stage ").unwrap() + 13..].split(' ').next().unwrap().to_owned()
+    };
+    assert_eq!(state("initial_contact"), "done", "where it was");
+    assert_eq!((state("needs_analysis"), state("proposal")), ("skipped".into(), "skipped".into()), "passed over");
     assert!(path.contains("初步接洽") && path.contains("谈判审核"), "the history names both stages");
+    assert!(path.contains("data-confirm=\"确定将阶段改为“输单”吗？\""), "closing is confirmed");
+    let stays = between(&path, "<tbody>", "</tbody>").unwrap();
+    assert!(stays.contains("0 天 0 小时"), "how long, in days and hours: {stays}");
+    let today = chrono::Utc::now().with_timezone(&crm::schedule::business_offset()).format("%Y-%m-%d").to_string();
+    assert!(stays.contains(&today), "since when, on the viewer's clock: {stays}");
     let timeline = between(&record.text, "class=\"timeline", "</aside>").unwrap();
     assert!(timeline.contains("系统管理员") && timeline.contains("谈判审核"), "the change is on the timeline");
     // Activities logged on the record are on its timeline too, newest first.
@@ -429,8 +506,16 @@ async fn a_rep_sees_only_their_modules_and_actions(t: TestApp) {
     // A new account sets its password first.
     let forced = rep.get("/e/customer").await;
     assert_eq!(forced.location.as_deref(), Some("/password"));
-    let changed =
-        rep.post("/password", &[("current_password", password), ("password", "another-long-password-2")]).await;
+    let changed = rep
+        .post(
+            "/password",
+            &[
+                ("current_password", password),
+                ("password", "another-long-password-2"),
+                ("password_again", "another-long-password-2"),
+            ],
+        )
+        .await;
     assert_eq!(changed.status, StatusCode::SEE_OTHER, "{}", changed.text);
 
     let theirs = t.create("customer", json!({"name": "Admin's own Ltd"})).await["id"].as_str().unwrap().to_owned();
@@ -548,6 +633,31 @@ async fn approvals_reminders_and_conversion_on_screen(t: TestApp) {
     let page = b.get(&format!("/e/service_request/{}", late["id"].as_str().unwrap())).await;
     assert_eq!(marks(ok(&page), "overdue"), 0, "met: nothing is due");
 
+    // A quote's total recalculated line after line is one entry of its timeline.
+    let quote =
+        t.create("quote", json!({"name": "三行报价", "customer": customer})).await["id"].as_str().unwrap().to_owned();
+    for (name, quantity) in [("甲", "10"), ("乙", "2.5"), ("丙", "1")] {
+        t.create("quote_line", json!({"quote": quote, "name": name, "quantity": quantity, "price": "100"})).await;
+    }
+    let page = b.get(&format!("/e/quote/{quote}")).await;
+    let timeline = between(ok(&page), "class=\"timeline", "</aside>").unwrap();
+    assert_eq!(timeline.matches("重新计算了").count(), 1, "{timeline}");
+    assert!(timeline.contains("¥1,350.00"), "from the first total to the last: {timeline}");
+    let lines = between(&page.text, "id=\"panel-lines\"", "</table>").unwrap();
+    assert!(lines.contains(">2.5<") && !lines.contains("2.50"), "quantities as people write them: {lines}");
+
+    // A deleted customer shows as deleted on its opportunity, with the way to the recycle bin.
+    let gone = t.create("customer", json!({"name": "已删客户"})).await["id"].as_str().unwrap().to_owned();
+    let deal = json!({"name": "孤儿商机", "customer": gone, "expected_close": "2026-12-31"});
+    let deal = t.create("opportunity", deal).await["id"].as_str().unwrap().to_owned();
+    let before = b.get(&format!("/e/customer/{gone}")).await;
+    assert!(ok(&before).contains("这条记录还关联着：销售机会 1 条"), "the delete button warns first");
+    t.delete(&format!("/api/v1/records/customer/{gone}")).await.expect(204);
+    let page = b.get(&format!("/e/opportunity/{deal}")).await;
+    assert!(ok(&page).contains("已删客户（已删除）"), "{}", page.text);
+    assert!(page.text.contains("href=\"&#x2f;e&#x2f;customer&#x2f;bin\""), "{}", page.text);
+    assert!(!page.text.contains("无权查看"));
+
     // The supervisor's workload: per owner, open, overdue, resolved this week, average hours.
     t.create("service_request", json!({"name": "还没解决", "customer": customer})).await;
     let page = b.get("/service/workload").await;
@@ -578,7 +688,7 @@ async fn the_studio_builds_an_entity_with_a_plan_first(t: TestApp) {
     // A new entity: first its plan, then (confirmed) live, with nothing applied in between.
     let fields = [("name", "competitor"), ("label_zh", "竞争对手"), ("label_en", "Competitor"), ("icon", "flag")];
     let planned = b.post("/studio", &fields).await;
-    assert!(ok(&planned).contains("create table `competitor`"), "the plan is shown first");
+    assert!(ok(&planned).contains("新建数据表「竞争对手」"), "the plan is shown first, in Chinese");
     t.get("/api/v1/meta/entities/competitor").await.expect(404);
     let confirmed = confirm(&fields);
     let applied = b.post("/studio", &confirmed).await;
@@ -595,7 +705,7 @@ async fn the_studio_builds_an_entity_with_a_plan_first(t: TestApp) {
         ("required", "true"),
     ];
     let planned = b.post("/studio/e/competitor/fields", &field).await;
-    assert!(ok(&planned).contains("add column `competitor.threat`"), "{}", planned.text);
+    assert!(ok(&planned).contains("在「竞争对手」中新增字段「威胁程度」（单选）"), "{}", planned.text);
     let confirmed = confirm(&field);
     let applied = b.post("/studio/e/competitor/fields", &confirmed).await;
     assert_eq!(applied.status, StatusCode::SEE_OTHER, "{}", applied.text);
@@ -603,6 +713,7 @@ async fn the_studio_builds_an_entity_with_a_plan_first(t: TestApp) {
     assert!(ok(&form).contains("name=\"threat\"") && form.text.contains("威胁程度"));
     assert!(form.text.contains("<option value=\"high\">高</option>"));
     let created = t.create("competitor", json!({"name": "对手甲", "threat": "high"})).await;
+    let ours = t.create("competitor", json!({"name": "我们的影子", "threat": "low"})).await;
     assert_eq!(created["threat"], "high");
 
     // A field the metadata refuses is said on the page, nothing applied.
@@ -671,7 +782,13 @@ async fn the_studio_builds_an_entity_with_a_plan_first(t: TestApp) {
     assert_eq!(archived.location.as_deref(), Some("/studio/e/competitor"));
     assert!(!b.get("/e/competitor/new").await.text.contains("name=\"threat\""), "archived fields leave the form");
     let history = b.get("/studio/history").await;
-    assert!(ok(&history).contains("entity/competitor") && history.text.contains("~ field threat"), "{}", history.text);
+    assert!(
+        ok(&history).contains("对象「竞争对手」") && history.text.contains("修改字段「威胁等级」"),
+        "{}",
+        history.text
+    );
+    let rules_only = b.get("/studio/history?kind=script").await;
+    assert!(!ok(&rules_only).contains("对象「竞争对手」"), "filtered by the kind of document");
 
     // A rule written in the studio: its syntax checked on save, tried on a record, live at once.
     assert_eq!(b.get("/studio/scripts?new=no_rivals").await.location.as_deref(), Some("/studio/scripts/no_rivals"));
@@ -694,10 +811,17 @@ async fn the_studio_builds_an_entity_with_a_plan_first(t: TestApp) {
     let listed = b.get("/studio/scripts").await;
     assert!(ok(&listed).contains("data-script=\"no_rivals\""));
     let mut tried = rule(source);
-    let rival = created["id"].as_str().unwrap().to_owned();
+    let rival = ours["id"].as_str().unwrap().to_owned();
     tried.extend([("dry_run", "yes"), ("record_id", rival.as_str())]);
     let dry = b.post("/studio/scripts/no_rivals", &tried).await;
-    assert!(ok(&dry).contains("id=\"dry-run-result\"") && dry.text.contains("&quot;ok&quot;: true"), "{}", dry.text);
+    assert!(ok(&dry).contains("id=\"dry-run-ok\""), "{}", dry.text);
+    let picker = between(&dry.text, "id=\"dry-run-record\"", "</select>").unwrap();
+    assert!(
+        picker.contains(&format!("<option value=\"{rival}\" selected>")),
+        "the record is picked from a list: {picker}"
+    );
+    let said = between(&dry.text, "id=\"dry-run-errors\"", "</ul>").unwrap();
+    assert!(said.contains("不能把自己列为竞争对手"), "what the rule would say, in words: {said}");
     let refused = t.post("/api/v1/records/competitor", json!({"name": "我们自己"})).await.expect(422);
     assert_eq!(refused["errors"][0]["message"], "不能把自己列为竞争对手");
 
@@ -713,7 +837,7 @@ async fn the_studio_builds_an_entity_with_a_plan_first(t: TestApp) {
     let other = TestApp::sqlite().await;
     let mut there = Browser::sign_in(&other, "admin", support::ADMIN_PASSWORD).await;
     let planned = there.post("/studio/package", &[("package", &file.text)]).await;
-    assert!(ok(&planned).contains("create table `competitor`"), "{}", planned.text);
+    assert!(ok(&planned).contains("新建数据表「竞争对手」"), "{}", planned.text);
     other.get("/api/v1/meta/entities/competitor").await.expect(404);
     let installed = there.post("/studio/package", &[("package", &file.text), ("confirm", "yes")]).await;
     assert_eq!(installed.status, StatusCode::SEE_OTHER, "{}", installed.text);
@@ -761,7 +885,15 @@ async fn the_studio_builds_an_entity_with_a_plan_first(t: TestApp) {
         json!({"user": {"name": "普通", "login": "plain"}, "password": "first-Password-1", "roles": ["sales_rep"]});
     t.post("/api/v1/admin/users", user).await.expect(201);
     let mut rep = Browser::sign_in(&t, "plain", "first-Password-1").await;
-    rep.post("/password", &[("current_password", "first-Password-1"), ("password", "second-Password-2")]).await;
+    rep.post(
+        "/password",
+        &[
+            ("current_password", "first-Password-1"),
+            ("password", "second-Password-2"),
+            ("password_again", "second-Password-2"),
+        ],
+    )
+    .await;
     assert_eq!(rep.get("/studio").await.status, StatusCode::FORBIDDEN);
     assert_eq!(rep.get("/studio/e/customer/layout").await.status, StatusCode::FORBIDDEN);
     assert_eq!(rep.get("/studio/package.json").await.status, StatusCode::FORBIDDEN);
@@ -951,7 +1083,15 @@ async fn a_module_built_in_the_studio_is_live_for_a_rep(t: TestApp) {
         json!({"user": {"name": "小王", "login": "wang"}, "password": "first-Password-1", "roles": ["sales_rep"]});
     t.post("/api/v1/admin/users", user).await.expect(201);
     let mut rep = Browser::sign_in(&t, "wang", "first-Password-1").await;
-    rep.post("/password", &[("current_password", "first-Password-1"), ("password", "second-Password-2")]).await;
+    rep.post(
+        "/password",
+        &[
+            ("current_password", "first-Password-1"),
+            ("password", "second-Password-2"),
+            ("password_again", "second-Password-2"),
+        ],
+    )
+    .await;
     assert!(ok(&rep.get("/").await).contains("href=\"&#x2f;e&#x2f;competitor\""), "the module is in the rep's menu");
     let customer = rep.post("/e/customer/new", &[("name", "被竞争的客户")]).await;
     let customer = customer.location.unwrap().rsplit('/').next().unwrap().to_owned();
@@ -996,6 +1136,7 @@ async fn the_studio_manages_users(t: TestApp) {
     let page = b.get("/studio/users").await;
     let tree = between(ok(&page), "id=\"department-tree\"", "</ul>").unwrap();
     assert!(tree.find("销售中心").unwrap() < tree.find("华南大区").unwrap(), "the tree, parents first");
+    assert!(!page.text.contains("data-disable=\"admin\""), "one's own account offers no disable button");
 
     let weak = b
         .post("/studio/users", &[("name", "小刘"), ("login", "liu"), ("password", "short"), ("roles", "sales_rep")])
@@ -1086,9 +1227,20 @@ fn every_key_the_screens_name_has_text() {
             }
         }
     }
-    for action in
-        ["create", "update", "delete", "restore", "assign", "share", "unshare", "merge", "unmerge", "approval"]
-    {
+    for action in [
+        "create",
+        "update",
+        "delete",
+        "restore",
+        "assign",
+        "share",
+        "unshare",
+        "merge",
+        "unmerge",
+        "approval",
+        "recalculated",
+        "claim",
+    ] {
         named.insert(format!("timeline.{action}"));
     }
     assert!(named.len() > 300, "the scan finds the keys: {}", named.len());

@@ -89,11 +89,14 @@ const STAGES: [&str; 6] = ["initial_contact", "needs_analysis", "proposal", "neg
 
 /// A deal of a customer, closing some day of 2026, as a client would send it.
 fn opportunity(rng: &mut StdRng, customers: &[Uuid], owners: &[Uuid]) -> Json {
+    let stage = pick(rng, &STAGES);
     json!({
         "name": format!("{}项目", brand(rng)),
         "customer": customers[rng.random_range(0..customers.len())],
         "owner": owners[rng.random_range(0..owners.len())],
-        "stage": pick(rng, &STAGES),
+        "stage": stage,
+        // A lost deal says why.
+        "lost_reason": (stage == "lost").then_some("price"),
         "amount": crm_model::value::format_fixed(rng.random_range(100_000_i64..500_000_000), 2),
         "expected_close": format!("2026-{:02}-{:02}", rng.random_range(1..=12), rng.random_range(1..=28)),
     })

@@ -27,6 +27,19 @@ document.addEventListener("click", (event) => {
   if (button && !window.confirm(button.dataset.confirm)) event.preventDefault();
 });
 
+// The bulk bar's value follows the chosen field: a field with options offers them.
+for (const picker of document.querySelectorAll("[data-bulk-field]")) {
+  const form = picker.form;
+  const show = () => {
+    const choices = [...form.querySelectorAll("[data-bulk-value]")];
+    for (const s of choices) s.hidden = s.disabled = s.dataset.bulkValue !== picker.value;
+    const typed = form.querySelector('input[name="value"]');
+    typed.hidden = typed.disabled = choices.some((s) => s.dataset.bulkValue === picker.value);
+  };
+  picker.addEventListener("change", show);
+  show();
+}
+
 // Row selection: select all, and the count of selected rows.
 for (const form of document.querySelectorAll("form#bulk, form#bin")) {
   const boxes = () => [...form.querySelectorAll('input[name="ids"]')];
@@ -164,6 +177,24 @@ if (board) {
       form.action = `/e/${board.dataset.entity}/${card.dataset.id}/edit`;
       form.elements.version.value = card.dataset.version;
       form.elements[board.dataset.stageField].value = column.dataset.stage;
+      form.submit();
+    },
+  });
+}
+
+// Calendar: drop an activity on another day to reschedule it, at the same time of day.
+const calendar = document.querySelector("#calendar[data-draggable]");
+if (calendar) {
+  const form = document.getElementById("reschedule-form");
+  draggable(calendar, {
+    item: ".event",
+    zone: "td.day",
+    drop(event, day) {
+      if (day === event.closest("td.day")) return;
+      day.querySelector(".events").append(event);
+      form.action = `/e/activity/${event.dataset.id}/edit`;
+      form.elements.version.value = event.dataset.version;
+      form.elements.due_at.value = `${day.dataset.date}T${event.dataset.time}`;
       form.submit();
     },
   });

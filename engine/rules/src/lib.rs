@@ -483,7 +483,7 @@ mod tests {
         let outcome = rules.run("sla", source, input(json!({}))).unwrap();
         assert_eq!(
             outcome.value,
-            json!(["2026-12-07T12:30:00+08:00", "2026-11-26T10:00:00+08:00", "2026-11-26T10:00:00+08:00", 2.5])
+            json!(["2026-12-07T12:30:00+08:00", "2026-11-26T10:00:00+08:00", "2026-11-26T10:00:00+08:00", "2.5"])
         );
         let error =
             rules.run("sla", r#"add_working_hours(now, 1, #{ days: [], start: "9", end: "18" })"#, input(json!({})));

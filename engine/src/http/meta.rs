@@ -191,7 +191,7 @@ pub async fn history(
     ApiQuery(q): ApiQuery<HistoryParams>,
 ) -> ApiResult<Json<Json_>> {
     p.require_admin()?;
-    let changes = crm_store::system::meta_changes(&app.db, q.limit.unwrap_or(100).min(1000)).await?;
+    let changes = crm_store::system::meta_changes(&app.db, None, None, q.limit.unwrap_or(100).min(1000)).await?;
     Ok(Json(json!({ "data": changes })))
 }
 

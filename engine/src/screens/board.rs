@@ -46,14 +46,15 @@ pub async fn page(
     )
     .await?;
     let groups = groups.get("groups").and_then(Json::as_array).cloned().unwrap_or_default();
-    // The card shows the title and the next few list columns.
+    // The card shows the title and the next list columns (a deal's customer, amount, expected
+    // close and owner).
     let fields: Vec<&FieldDef> = entity
         .list
         .columns
         .iter()
         .filter(|c| !hidden.contains(*c) && c.as_str() != stage_field.name.as_str())
         .filter_map(|c| entity.column(c.as_str()))
-        .take(3)
+        .take(5)
         .collect();
     let mut columns = Vec::new();
     for stage in &set.stages {

@@ -322,8 +322,12 @@ pub async fn save(
         }
         Err(missing) => Err(missing),
     };
-    if let Some(back) = back {
-        // A one-field change from another page: its outcome is said there.
+    // A one-field change from another page (a stage on the path) that needs other fields — a
+    // lost deal's reason — is asked for on the whole form; anything else is said where the
+    // user was.
+    let needs_more =
+        matches!(&outcome, Err(ApiError::Invalid(errors)) if errors.iter().any(|e| !values.contains_key(&e.field)));
+    if let Some(back) = back.filter(|_| !needs_more) {
         let message = match outcome {
             Ok(_) => viewer.text("form.saved"),
             Err(ApiError::Invalid(errors)) => {

@@ -376,7 +376,11 @@ pub async fn page(
     let editable: Vec<Json> = entity
         .live_fields()
         .filter(|f| !hidden.contains(&f.name) && !read_only.contains(&f.name) && !f.spec().generated)
-        .map(|f| json!({"name": f.name, "label": f.label.get(viewer.locale)}))
+        .map(|f| {
+            let options: Vec<Json> =
+                f.options.iter().map(|o| json!({"value": o.value, "label": o.label.get(viewer.locale)})).collect();
+            json!({"name": f.name, "label": f.label.get(viewer.locale), "options": options})
+        })
         .collect();
     let label = entity.def.label.get(viewer.locale).to_owned();
     let values = json!({
@@ -564,7 +568,12 @@ async fn bulk_action(
             let name = form.get("field").unwrap_or("");
             let field =
                 entity.field(name).ok_or_else(|| ApiError::field(name, "unknown", viewer.text("bulk.choose_field")))?;
-            let value = view::form_value(field, &[form.get("value").unwrap_or("")], &viewer.offset);
+            // A field with options posts its own choice; typed text may be an option's label.
+            let chosen = form.get(&format!("value_{name}")).filter(|v| !v.is_empty());
+            let typed = chosen.or(form.get("value")).unwrap_or("").trim();
+            let option =
+                field.options.iter().find(|o| o.value == typed || o.label.zh_cn == typed || o.label.en == typed);
+            let value = view::form_value(field, &[option.map_or(typed, |o| o.value.as_str())], &viewer.offset);
             records::bulk(app, p, Source::Screen, entity_name, ids, BulkOp::Update(&json!({ name: value }))).await?
         }
         "delete" => records::bulk(app, p, Source::Screen, entity_name, ids, BulkOp::Delete).await?,

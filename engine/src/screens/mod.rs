@@ -4,12 +4,15 @@
 //! same; the few scripts of the pages call the JSON API with the session's CSRF token.
 
 mod board;
+mod calendar;
+mod dry_run;
 mod duplicates;
 mod form;
 mod import;
 mod kb;
 pub(crate) mod list;
 mod merge;
+mod plan;
 mod record;
 mod search;
 pub mod shell;
@@ -123,6 +126,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/reports/{name}/delete", post(crate::reports::screens::delete))
         .route("/kb", get(kb::page))
         .route("/service/workload", get(workload::page))
+        .route("/calendar", get(calendar::page))
         .route(
             "/kb/import",
             post(kb::import_files).layer(axum::extract::DefaultBodyLimit::max(crate::http::IMPORT_BODY_LIMIT)),
@@ -209,7 +213,13 @@ impl Viewer {
             "user_name": self.name,
             "path": self.path,
             "is_admin": self.principal.is_admin(),
-            "nav": navigation(catalog, &self.principal, self.locale, active),
+            // Until the user has a password of their own every link leads back to the form:
+            // no menu is offered.
+            "nav": if self.principal.must_change_password {
+                Vec::new()
+            } else {
+                navigation(catalog, &self.principal, self.locale, active)
+            },
             "title": title,
             "flash": self.flash,
         });
@@ -240,6 +250,7 @@ fn navigation(catalog: &Catalog, principal: &Principal, locale: &str, active: Op
         let name = e.name().to_string();
         let more = e.def.menu_order.is_none();
         let articles = name == crate::kb::ARTICLE;
+        let activities = name == "activity";
         items.push(NavItem {
             href: format!("/e/{name}"),
             label: e.def.label.get(locale).to_owned(),
@@ -247,12 +258,18 @@ fn navigation(catalog: &Catalog, principal: &Principal, locale: &str, active: Op
             more,
             name,
         });
-        if articles {
+        // The knowledge base page follows the articles, the calendar the activities.
+        let page = match (articles, activities) {
+            (true, _) => Some(("kb", "/kb", "kb.title")),
+            (_, true) => Some(("calendar", "/calendar", "calendar.title")),
+            _ => None,
+        };
+        if let Some((name, href, title)) = page {
             items.push(NavItem {
-                name: "kb".into(),
-                href: "/kb".into(),
-                label: shell::text(locale, "kb.title", &[]),
-                active: active == Some("kb"),
+                name: name.into(),
+                href: href.into(),
+                label: shell::text(locale, title, &[]),
+                active: active == Some(name),
                 more,
             });
         }
@@ -554,10 +571,13 @@ fn password_form(app: &App, viewer: &Viewer, error: Option<String>) -> ApiResult
 
 async fn change_password(State(app): State<AppState>, viewer: Viewer, form: Posted) -> ApiResult<Response> {
     let (current, new) = (form.get("current_password").unwrap_or(""), form.get("password").unwrap_or(""));
+    if form.get("password_again").unwrap_or("") != new {
+        return password_form(&app, &viewer, Some(viewer.text("password.mismatch")));
+    }
     match crate::admin::change_own_password(&app, &viewer.principal, current, new).await {
         Ok(()) => Ok(redirect_with("/", Some(&viewer.text("password.changed")))),
         Err(ApiError::Invalid(errors)) => {
-            let message = errors.into_iter().map(|e| e.message).collect::<Vec<_>>().join("; ");
+            let message = errors.iter().map(|e| viewer.error_text(e)).collect::<Vec<_>>().join("; ");
             password_form(&app, &viewer, Some(message))
         }
         Err(ApiError::Unauthorized) => password_form(&app, &viewer, Some(viewer.text("password.wrong_current"))),

@@ -82,6 +82,7 @@ pub async fn page(
     let title =
         entity.title_field().and_then(|f| record.get(f.name.as_str())).and_then(Json::as_str).unwrap_or(&id).to_owned();
     let panels = panels(&app, &viewer, &entity, &id).await?;
+    let confirm_delete = confirm_delete(&viewer, &panels);
     let stage = stage_path(&catalog, &entity, &viewer, &record, &history, app.now());
     let mut logged = logged(&app, &viewer, &entity, &id).await?;
     logged.extend(crate::mail::screens::timeline(&app, &viewer, &entity, found_id).await?);
@@ -105,6 +106,7 @@ pub async fn page(
         "entity_label": entity.def.label.get(viewer.locale),
         "id": id,
         "claimable": claimable,
+        "confirm_delete": confirm_delete,
         "version": record.get("version"),
         "sections": sections,
         "panels": panels,
@@ -280,6 +282,24 @@ async fn panels(app: &App, viewer: &Viewer, entity: &Entity, id: &str) -> ApiRes
     Ok(panels)
 }
 
+/// The question before a record goes to the recycle bin, naming what still points at it (a
+/// customer's opportunities, orders and service requests), as its panels count them.
+fn confirm_delete(viewer: &Viewer, panels: &[Json]) -> String {
+    let linked: Vec<String> = panels
+        .iter()
+        .filter_map(|p| {
+            let total = p["total"].as_i64().filter(|n| *n > 0)?;
+            let args = [("what", p["label"].as_str().unwrap_or("").to_owned()), ("n", total.to_string())];
+            Some(super::shell::text(viewer.locale, "record.linked_count", &args))
+        })
+        .collect();
+    if linked.is_empty() {
+        return viewer.text("record.confirm_delete");
+    }
+    let separator = if viewer.locale == "en" { ", " } else { "、" };
+    super::shell::text(viewer.locale, "record.confirm_delete_linked", &[("linked", linked.join(separator))])
+}
+
 /// 查找知识 (SV-3): on a service request whose articles panel the viewer sees, a box that
 /// searches the knowledge base as one types and attaches an article, if they may link them.
 async fn knowledge_finder(
@@ -344,36 +364,57 @@ fn stage_path(
             .find(|s| s.name.as_str() == stage)
             .map_or(stage.to_owned(), |s| s.label.get(viewer.locale).to_owned())
     };
+    // Times on the viewer's clock, as in the timeline; how long in days and hours.
+    let local = |t: DateTime<Utc>| t.with_timezone(&viewer.offset).format("%Y-%m-%d %H:%M").to_string();
     let mut periods = Vec::new();
     let mut since = created;
     let mut stage = moves.first().map_or(current.to_owned(), |m| m.1.clone());
+    let mut visited = vec![stage.clone()];
     for (when, _, to, _) in &moves {
-        periods.push(json!({"stage": label(&stage), "from": since.to_rfc3339(), "days": days(*when - since)}));
+        periods.push(json!({"stage": label(&stage), "from": local(since), "days": duration(viewer, *when - since)}));
         since = *when;
         stage = to.clone();
+        visited.push(stage.clone());
     }
-    periods
-        .push(json!({"stage": label(&stage), "from": since.to_rfc3339(), "days": days(now - since), "current": true}));
+    periods.push(
+        json!({"stage": label(&stage), "from": local(since), "days": duration(viewer, now - since), "current": true}),
+    );
     let position = set.stages.iter().position(|s| s.name.as_str() == current);
     let stages: Vec<Json> = set
         .stages
         .iter()
         .enumerate()
         .map(|(i, s)| {
+            // A stage passed over on the way is skipped, not done.
             let state = match position {
-                Some(p) if i < p => "done",
+                Some(p) if i < p && visited.iter().any(|v| v == s.name.as_str()) => "done",
+                Some(p) if i < p => "skipped",
                 Some(p) if i == p => "current",
                 _ => "upcoming",
             };
-            json!({"name": s.name, "label": s.label.get(viewer.locale), "state": state, "category": s.category, "probability": s.probability})
+            // A move that closes the record or passes stages over is confirmed first.
+            let label = s.label.get(viewer.locale).to_owned();
+            let skipped = position.map_or(0, |p| i.saturating_sub(p + 1));
+            let confirm = if s.category != crm_model::meta::StageCategory::Open && state != "current" {
+                Some(super::shell::text(viewer.locale, "stage.confirm_close", &[("stage", label.clone())]))
+            } else if skipped > 0 {
+                let args = [("stage", label.clone()), ("n", skipped.to_string())];
+                Some(super::shell::text(viewer.locale, "stage.confirm_skip", &args))
+            } else {
+                None
+            };
+            json!({"name": s.name, "label": label, "state": state, "category": s.category, "probability": s.probability, "confirm": confirm})
         })
         .collect();
     Some(json!({"field": name, "label": field.label.get(viewer.locale), "stages": stages, "periods": periods}))
 }
 
 /// A duration in days with one decimal, for "time in stage".
-fn days(span: chrono::TimeDelta) -> String {
-    format!("{:.1}", span.num_seconds().max(0) as f64 / 86_400.0)
+/// A stay in a stage as days and hours: "2 天 5 小时".
+fn duration(viewer: &Viewer, span: chrono::TimeDelta) -> String {
+    let hours = span.num_hours().max(0);
+    let args = [("days", (hours / 24).to_string()), ("hours", (hours % 24).to_string())];
+    super::shell::text(viewer.locale, "stage.duration", &args)
 }
 
 /// The record's history, newest first: who changed which fields from what to what.
@@ -385,7 +426,7 @@ fn timeline(
     titles: &Titles,
     logged: Vec<(DateTime<Utc>, Json)>,
 ) -> Vec<Json> {
-    let mut entries: Vec<(DateTime<Utc>, Json)> = history
+    let mut entries: Vec<(DateTime<Utc>, Json)> = fold_recalculations(history)
         .iter()
         .map(|entry| {
             let changes: Vec<Json> = entry
@@ -403,7 +444,10 @@ fn timeline(
             let actor =
                 entry.get("actor").and_then(Json::as_str).and_then(|a| a.parse().ok()).and_then(|a| titles.get(&a));
             let at = entry.get("at").and_then(Json::as_str).and_then(|t| DateTime::parse_from_rfc3339(t).ok());
-            let action = entry.get("action").and_then(Json::as_str).unwrap_or("");
+            let action = match entry.get("source").and_then(Json::as_str) {
+                Some("rollup") => "recalculated",
+                _ => entry.get("action").and_then(Json::as_str).unwrap_or(""),
+            };
             let entry = json!({
                 "action": super::shell::text(viewer.locale, &format!("timeline.{action}"), &[]),
                 "actor": actor,
@@ -416,6 +460,33 @@ fn timeline(
     entries.extend(logged);
     entries.sort_by_key(|entry| std::cmp::Reverse(entry.0));
     entries.into_iter().map(|(_, entry)| entry).collect()
+}
+
+/// Recalculations the engine made one after another (a quote's total as its lines are added)
+/// are one entry of the timeline: each field from its first value to its last.
+fn fold_recalculations(history: &[Json]) -> Vec<Json> {
+    let mut folded: Vec<Json> = Vec::new();
+    for entry in history {
+        let derived = |e: &Json| e.get("source").and_then(Json::as_str) == Some("rollup");
+        if derived(entry)
+            && let Some(last) = folded.last_mut().filter(|last| derived(last))
+        {
+            if let (Some(into), Some(from)) = (last["changes"].as_object_mut(), entry["changes"].as_object()) {
+                for (name, pair) in from {
+                    match into.get_mut(name) {
+                        Some(kept) => kept[1] = pair[1].clone(),
+                        None => {
+                            into.insert(name.clone(), pair.clone());
+                        }
+                    }
+                }
+            }
+            last["at"] = entry["at"].clone();
+            continue;
+        }
+        folded.push(entry.clone());
+    }
+    folded
 }
 
 /// The records of timeline panels (activities), as timeline entries: who logged what, when.

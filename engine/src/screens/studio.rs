@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse as _, Response};
 use crm_model::changes::{self, ChangeError};
+use crm_model::plan::Plan;
 use crm_model::types::{TYPES, TypeSpec};
 use crm_model::{Catalog, DocKind, Docs};
 use serde_json::{Map, Value as Json, json};
@@ -167,13 +168,14 @@ fn beside_inputs(errors: &[String]) -> Json {
     Json::Object(by_input)
 }
 
-/// A change's plan, or the errors that stop it, for the page to show.
-fn plan_of(catalog: &Catalog, next: Result<Docs, ChangeError>) -> Result<Vec<String>, Vec<String>> {
+/// A change's plan in the viewer's words, or the errors that stop it, for the page to show.
+fn plan_of(catalog: &Catalog, viewer: &Viewer, next: Result<Docs, ChangeError>) -> Result<Vec<String>, Vec<String>> {
     let next = next.map_err(|e| match e {
         ChangeError::NotFound(what) => vec![what],
         ChangeError::Invalid(errors) => errors.iter().map(ToString::to_string).collect(),
     })?;
-    crate::metadata::plan_docs(catalog, next).map(|(_, plan)| plan.describe()).map_err(|e| match e {
+    let described = |(next, plan): (Catalog, Plan)| super::plan::describe(&next, &plan, viewer.locale);
+    crate::metadata::plan_docs(catalog, next).map(described).map_err(|e| match e {
         ApiError::InvalidMetadata(errors) => errors.iter().map(ToString::to_string).collect(),
         other => vec![other.to_string()],
     })
@@ -228,7 +230,7 @@ async fn plan_or_apply(
     done: &str,
 ) -> ApiResult<Result<Response, (Vec<String>, Vec<String>)>> {
     let catalog = app.catalog();
-    match plan_of(&catalog, change(catalog.docs())) {
+    match plan_of(&catalog, viewer, change(catalog.docs())) {
         Err(errors) => Ok(Err((Vec::new(), errors))),
         Ok(plan) if form.get("confirm") != Some("yes") => Ok(Err((plan, Vec::new()))),
         Ok(_) => Ok(match apply(app, viewer, change).await? {
@@ -290,7 +292,8 @@ async fn entity_page(
                 "unique": f.unique,
                 "indexed": f.indexed || f.wants_index(),
                 "archived": f.archived,
-                "target": f.target,
+                // A lookup's target by its name in the viewer's language, not its API name.
+                "target": f.target.as_ref().map(|t| catalog.entity(t.as_str()).map_or(t.to_string(), |e| e.def.label.get(viewer.locale).to_owned())),
             })
         })
         .collect();
@@ -617,10 +620,10 @@ pub async fn script(
         }),
         None => json!({"enabled": true, "order": 0}),
     };
-    script_page(&app, &viewer, &name, form, Vec::new(), None)
+    script_page(&app, &viewer, &name, form, Vec::new(), None).await
 }
 
-fn script_page(
+async fn script_page(
     app: &App,
     viewer: &Viewer,
     name: &str,
@@ -629,6 +632,9 @@ fn script_page(
     dry_run: Option<Json>,
 ) -> ApiResult<Response> {
     let catalog = app.catalog();
+    let entity = form["entity"].as_str().filter(|e| !e.is_empty());
+    let records = super::dry_run::records(app, viewer, entity).await?;
+    let dry_run = dry_run.map(|outcome| super::dry_run::readable(app, viewer, entity, &outcome));
     let values = json!({
         "name": name,
         "exists": catalog.docs().scripts.contains_key(name),
@@ -636,7 +642,8 @@ fn script_page(
         "errors": errors,
         "events": crm_model::ScriptEvent::ALL.map(crm_model::ScriptEvent::name),
         "entities": catalog.entities().map(|e| json!({"name": e.name(), "label": e.def.label.get(viewer.locale)})).collect::<Vec<_>>(),
-        "dry_run": dry_run.map(|r| serde_json::to_string_pretty(&r).unwrap_or_default()),
+        "records": records,
+        "dry_run": dry_run,
     });
     let title = super::shell::text(viewer.locale, "studio.script_title", &[("name", name.to_owned())]);
     html("studio_script.html", viewer.page(&catalog, None, &title, values))
@@ -683,11 +690,11 @@ pub async fn save_script(
             }
             None => json!({"ok": false, "error": viewer.text("studio.save_first")}),
         };
-        return script_page(&app, &viewer, &name, shown, Vec::new(), Some(outcome));
+        return script_page(&app, &viewer, &name, shown, Vec::new(), Some(outcome)).await;
     }
     match save_doc(&app, &viewer, DocKind::Script, &doc).await? {
         Ok(()) => Ok(redirect_with(&format!("/studio/scripts/{name}"), Some(&viewer.text("studio.applied")))),
-        Err(errors) => script_page(&app, &viewer, &name, shown, errors, None).map(unprocessable),
+        Err(errors) => script_page(&app, &viewer, &name, shown, errors, None).await.map(unprocessable),
     }
 }
 
@@ -715,28 +722,61 @@ pub async fn preview_as(
     super::form::preview(&app, &viewer, &entity).await
 }
 
-/// `GET /studio/history`: every metadata change, newest first, with who and when.
-pub async fn history(State(app): State<AppState>, viewer: Viewer) -> ApiResult<Response> {
-    let changes = crm_store::system::meta_changes(&app.db, 200).await?;
+/// How many metadata changes a page of the history shows.
+const HISTORY_PAGE: u32 = 50;
+
+#[derive(serde::Deserialize)]
+pub struct HistoryQuery {
+    #[serde(default)]
+    kind: String,
+    before: Option<i64>,
+}
+
+/// `GET /studio/history`: the metadata changes, newest first, with who and when, a page at a
+/// time (`before`), of one kind of document if asked (`kind`).
+pub async fn history(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    ApiQuery(q): ApiQuery<HistoryQuery>,
+) -> ApiResult<Response> {
+    let kind = DocKind::parse(&q.kind);
+    let kind_name = kind.map(DocKind::as_str);
+    let changes = crm_store::system::meta_changes(&app.db, kind_name, q.before, HISTORY_PAGE).await?;
     let catalog = app.catalog();
     let users: std::collections::HashMap<String, String> = super::list::users(&app).await?.into_iter().collect();
+    let kind_label = |kind: &str| viewer.text(&format!("plan.kind.{kind}"));
     let rows: Vec<Json> = changes
         .iter()
         .map(|c| {
+            // A document by its kind and label, as the studio names it; its API name beside.
+            let label = DocKind::parse(&c.kind)
+                .and_then(|k| catalog.docs().get_json(k, &c.name))
+                .and_then(|doc| doc["label"][viewer.locale].as_str().map(str::to_owned))
+                .or_else(|| catalog.entity(&c.name).map(|e| e.def.label.get(viewer.locale).to_owned()))
+                .unwrap_or_else(|| c.name.clone());
             json!({
                 "id": c.id,
                 "version": c.catalog_version,
                 "kind": c.kind,
+                "kind_label": kind_label(&c.kind),
+                "label": label,
                 "name": c.name,
                 "created": c.before.is_none(),
                 "by": c.changed_by.and_then(|u| users.get(&u.to_string()).cloned()),
                 "at": c.changed_at.map(|t| t.with_timezone(&viewer.offset).format("%Y-%m-%d %H:%M").to_string()),
-                "diff": diff(c.before.as_ref(), &c.after),
+                "diff": diff(&viewer, c.before.as_ref(), &c.after),
             })
         })
         .collect();
     let title = viewer.text("studio.history");
-    html("studio_history.html", viewer.page(&catalog, None, &title, json!({"changes": rows})))
+    let filter = kind_name.map(|k| format!("&kind={k}")).unwrap_or_default();
+    let older = (changes.len() == HISTORY_PAGE as usize)
+        .then(|| changes.last().map(|c| format!("/studio/history?before={}{filter}", c.id)))
+        .flatten();
+    let kinds: Vec<Json> =
+        DocKind::ALL.iter().map(|k| json!({"name": k.as_str(), "label": kind_label(k.as_str())})).collect();
+    let values = json!({"changes": rows, "older": older, "kinds": kinds, "kind": kind_name});
+    html("studio_history.html", viewer.page(&catalog, None, &title, values))
 }
 
 /// `POST /studio/history/{id}/rollback`: puts a document back as it was before a change. An
@@ -857,8 +897,13 @@ pub async fn install_package(State(app): State<AppState>, viewer: Viewer, form: 
 
 /// A readable difference between two versions of a document: the top-level keys that changed
 /// and, for entities, the fields added or changed.
-fn diff(before: Option<&Json>, after: &Json) -> Vec<String> {
+fn diff(viewer: &Viewer, before: Option<&Json>, after: &Json) -> Vec<String> {
     let Some(before) = before else { return Vec::new() };
+    let field_label = |field: &Json| {
+        let name = field["name"].as_str().unwrap_or_default();
+        field["label"][viewer.locale].as_str().unwrap_or(name).to_owned()
+    };
+    let said = |key: &str, name: String| super::shell::text(viewer.locale, key, &[("name", name)]);
     let mut lines = Vec::new();
     if let (Some(old), Some(new)) = (before.as_object(), after.as_object()) {
         for (key, value) in new {
@@ -869,16 +914,18 @@ fn diff(before: Option<&Json>, after: &Json) -> Vec<String> {
                 && let (Some(old_fields), Some(new_fields)) = (old.get(key).and_then(Json::as_array), value.as_array())
             {
                 for field in new_fields {
-                    let name = field["name"].as_str().unwrap_or_default();
                     match old_fields.iter().find(|f| f["name"] == field["name"]) {
-                        None => lines.push(format!("+ field {name}")),
-                        Some(old) if old != field => lines.push(format!("~ field {name}")),
+                        None => lines.push(said("studio.diff_field_added", field_label(field))),
+                        Some(old) if old != field => lines.push(said("studio.diff_field_changed", field_label(field))),
                         Some(_) => {}
                     }
                 }
                 continue;
             }
-            lines.push(format!("~ {key}"));
+            // A property by its name in the viewer's words where it has one.
+            let property = super::shell::text(viewer.locale, &format!("studio.property.{key}"), &[]);
+            let property = if property.starts_with("studio.property.") { key.clone() } else { property };
+            lines.push(said("studio.diff_changed", property));
         }
     }
     lines

@@ -397,6 +397,8 @@ async fn users_page(app: &App, viewer: &Viewer, notice: Option<String>, errors: 
             "active": user["active"].as_bool().unwrap_or(true),
             "pool": user["pool"].as_bool().unwrap_or(false),
             "roles": roles,
+            // Nobody disables themself: the button is not offered on one's own row.
+            "me": id == viewer.principal.user_id,
         }));
     }
     // The department tree, depth first.

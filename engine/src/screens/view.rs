@@ -74,8 +74,20 @@ pub fn field_cell(app: &App, field: &FieldDef, record: &Json, viewer: &Viewer, t
     cell
 }
 
-/// The display names of referenced records, by id.
-pub type Titles = HashMap<Uuid, String>;
+/// The display names of referenced records, by id, and which of them are in the recycle bin.
+#[derive(Debug, Default)]
+pub struct Titles {
+    names: HashMap<Uuid, String>,
+    deleted: HashSet<Uuid>,
+}
+
+impl std::ops::Deref for Titles {
+    type Target = HashMap<Uuid, String>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.names
+    }
+}
 
 /// Formats one value of a field for display.
 pub fn display(catalog: &Catalog, field: &FieldDef, value: &Json, viewer: &Viewer, titles: &Titles) -> Cell {
@@ -104,8 +116,8 @@ pub fn display(catalog: &Catalog, field: &FieldDef, value: &Json, viewer: &Viewe
             Cell::text(super::shell::text(locale, key, &[]))
         }
         Display::Money => Cell { kind: "number", ..Cell::text(money(&text(value), field.currency())) },
-        Display::Percent => Cell { kind: "number", ..Cell::text(format!("{}%", group_digits(&text(value)))) },
-        Display::Number => Cell { kind: "number", ..Cell::text(group_digits(&text(value))) },
+        Display::Percent => Cell { kind: "number", ..Cell::text(format!("{}%", group_digits(&plain(&text(value))))) },
+        Display::Number => Cell { kind: "number", ..Cell::text(group_digits(&plain(&text(value)))) },
         Display::Datetime => Cell::text(
             DateTime::parse_from_rfc3339(&text(value))
                 .map(|dt| dt.with_timezone(&viewer.offset).format("%Y-%m-%d %H:%M").to_string())
@@ -114,8 +126,16 @@ pub fn display(catalog: &Catalog, field: &FieldDef, value: &Json, viewer: &Viewe
         Display::Record => {
             let id = text(value);
             let target = field.reference_target().unwrap_or_default();
-            match Uuid::parse_str(&id).ok().and_then(|id| titles.get(&id)) {
-                Some(title) => Cell { href: Some(format!("/e/{target}/{id}")), ..Cell::text(title.clone()) },
+            let id = Uuid::parse_str(&id).ok();
+            match id.and_then(|id| titles.get(&id).map(|title| (id, title))) {
+                // A record in the recycle bin is said to be there, with the way to it for those
+                // who may bring it back.
+                Some((id, title)) if titles.deleted.contains(&id) => {
+                    let restores = viewer.principal.access.allows(target, Action::Restore);
+                    let text = super::shell::text(locale, "common.deleted_record", &[("name", title.clone())]);
+                    Cell { href: restores.then(|| format!("/e/{target}/bin")), ..Cell::text(text) }
+                }
+                Some((id, title)) => Cell { href: Some(format!("/e/{target}/{id}")), ..Cell::text(title.clone()) },
                 None => Cell::text(super::shell::text(locale, "common.no_access", &[])),
             }
         }
@@ -139,6 +159,17 @@ pub fn display(catalog: &Catalog, field: &FieldDef, value: &Json, viewer: &Viewe
 
 fn option_label(field: &FieldDef, value: &str, locale: &str) -> String {
     field.options.iter().find(|o| o.value == value).map_or_else(|| value.to_owned(), |o| o.label.get(locale).to_owned())
+}
+
+/// A quantity as people write it: `10.00` as `10`, `2.50` as `2.5` (money keeps its cents).
+fn plain(number: &str) -> String {
+    match number.split_once('.') {
+        Some((whole, fraction)) => match fraction.trim_end_matches('0') {
+            "" => whole.to_owned(),
+            kept => format!("{whole}.{kept}"),
+        },
+        None => number.to_owned(),
+    }
 }
 
 /// `1234567.50` as `1,234,567.50`.
@@ -193,7 +224,7 @@ pub fn references(fields: &[&FieldDef], rows: &[&Json]) -> Wanted {
 /// sees.
 pub async fn titles(app: &App, principal: &Principal, wanted: Wanted) -> ApiResult<Titles> {
     let catalog = app.catalog();
-    let mut titles = Titles::new();
+    let mut titles = Titles::default();
     let tree = app.departments().await?;
     for (target, ids) in &wanted {
         let target = target.as_str();
@@ -213,10 +244,16 @@ pub async fn titles(app: &App, principal: &Principal, wanted: Wanted) -> ApiResu
             filter = filter.and(scope);
         }
         let limit = ids.len() as u32;
-        let query = ListQuery { filter: Some(filter), sort: Vec::new(), limit, after: None, deleted: false };
-        for record in store::list(&app.db, entity, &query).await?.records {
+        let mut query = ListQuery { filter: Some(filter), sort: Vec::new(), limit, after: None, deleted: false };
+        let live = store::list(&app.db, entity, &query).await?.records;
+        // Those not found alive may be in the recycle bin.
+        query.deleted = true;
+        let binned =
+            if live.len() < ids.len() { store::list(&app.db, entity, &query).await?.records } else { Vec::new() };
+        titles.deleted.extend(binned.iter().map(|r| r.id()));
+        for record in live.iter().chain(&binned) {
             if let Value::Text(text) = &record.values[title] {
-                titles.insert(record.id(), text.clone());
+                titles.names.insert(record.id(), text.clone());
             }
         }
     }
@@ -317,4 +354,18 @@ pub async fn choices(
             (text("id"), text(title.name.as_str()))
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities_read_as_people_write_them() {
+        assert_eq!(group_digits(&plain("10.00")), "10");
+        assert_eq!(group_digits(&plain("12345.50")), "12,345.5");
+        assert_eq!(group_digits(&plain("-0.25")), "-0.25");
+        assert_eq!(group_digits(&plain("300")), "300");
+        assert_eq!(money("1200.00", "CNY"), "¥1,200.00", "money keeps its cents");
+    }
 }

@@ -113,10 +113,21 @@ pub struct MetaChange {
 }
 
 /// The newest metadata changes, newest first.
-pub async fn meta_changes(db: &Db, limit: u32) -> Result<Vec<MetaChange>, StoreError> {
+pub async fn meta_changes(
+    db: &Db,
+    kind: Option<&str>,
+    before: Option<i64>,
+    limit: u32,
+) -> Result<Vec<MetaChange>, StoreError> {
     let mut sql = db.sql();
-    sql.push("SELECT id, catalog_version, kind, name, before, after, changed_by, changed_at FROM crm_meta_change ORDER BY id DESC LIMIT ");
-    sql.bind_int(i64::from(limit));
+    sql.push("SELECT id, catalog_version, kind, name, before, after, changed_by, changed_at FROM crm_meta_change WHERE 1 = 1");
+    if let Some(kind) = kind {
+        sql.push(" AND kind = ").bind(Arg::Text(kind.to_owned()));
+    }
+    if let Some(before) = before {
+        sql.push(" AND id < ").bind_int(before);
+    }
+    sql.push(" ORDER BY id DESC LIMIT ").bind_int(i64::from(limit));
     sql.fetch_all(db).await?.iter().map(read_change).collect()
 }
 
