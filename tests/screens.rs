@@ -804,7 +804,7 @@ async fn the_studio_builds_an_entity_with_a_plan_first(t: TestApp) {
     };
     let broken = b.post("/studio/scripts/no_rivals", &rule("if record.name == { }")).await;
     assert_eq!(broken.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(broken.text.contains("line 1"), "the syntax error is placed");
+    assert!(broken.text.contains("第 1 行第"), "the syntax error is placed, in Chinese: {}", broken.text);
     let source = r#"if record.name.contains("我们") { error("name", "不能把自己列为竞争对手"); }"#;
     let saved = b.post("/studio/scripts/no_rivals", &rule(source)).await;
     assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text);

@@ -692,6 +692,15 @@ pub async fn save_script(
         };
         return script_page(&app, &viewer, &name, shown, Vec::new(), Some(outcome)).await;
     }
+    // A syntax error is said in the reader's words with its place; the engine's own words
+    // follow as the detail.
+    if let Err(crm_rules::RuleError::Syntax { line, column, message, .. }) =
+        app.rules.compile(&name, form.get("source").unwrap_or(""))
+    {
+        let args = [("line", line.to_string()), ("column", column.to_string()), ("detail", message)];
+        let error = super::shell::text(viewer.locale, "studio.syntax_error", &args);
+        return script_page(&app, &viewer, &name, shown, vec![error], None).await.map(unprocessable);
+    }
     match save_doc(&app, &viewer, DocKind::Script, &doc).await? {
         Ok(()) => Ok(redirect_with(&format!("/studio/scripts/{name}"), Some(&viewer.text("studio.applied")))),
         Err(errors) => script_page(&app, &viewer, &name, shown, errors, None).await.map(unprocessable),
