@@ -450,9 +450,9 @@ async fn board_and_stage_path(t: TestApp) {
         )
         .await;
     assert_eq!(lost.status, StatusCode::UNPROCESSABLE_ENTITY, "the whole form asks for the reason");
-    let reason = between(&lost.text, "data-field=\"lost_reason\"", "</div>").unwrap_or_default();
-    assert!(lost.text.contains("输单原因") && lost.text.contains("进入该阶段需要填写此字段"), "{}", lost.text);
-    assert!(lost.text.contains("<option value=\"lost\" selected"), "the stage chosen is kept: {reason}");
+    let reason = between(&lost.text, "data-field=\"lost_reason\"", "</div>").expect("the reason's field");
+    assert!(reason.contains("进入该阶段需要填写此字段"), "the error is beside the reason: {reason}");
+    assert!(lost.text.contains("<option value=\"lost\" selected"), "the stage chosen is kept: {}", lost.text);
     assert_eq!(t.get(&format!("/api/v1/records/opportunity/{}", ids[1])).await.expect(200)["stage"], "initial_contact");
 
     let record = b.get(&format!("/e/opportunity/{}", ids[0])).await;
@@ -881,19 +881,8 @@ async fn the_studio_builds_an_entity_with_a_plan_first(t: TestApp) {
     assert_eq!(b.get("/studio/e/customer/preview?role=nobody").await.status, StatusCode::NOT_FOUND);
 
     // Only administrators have the studio.
-    let user =
-        json!({"user": {"name": "普通", "login": "plain"}, "password": "first-Password-1", "roles": ["sales_rep"]});
-    t.post("/api/v1/admin/users", user).await.expect(201);
-    let mut rep = Browser::sign_in(&t, "plain", "first-Password-1").await;
-    rep.post(
-        "/password",
-        &[
-            ("current_password", "first-Password-1"),
-            ("password", "second-Password-2"),
-            ("password_again", "second-Password-2"),
-        ],
-    )
-    .await;
+    t.user("plain", &["sales_rep"], None).await;
+    let mut rep = Browser::sign_in(&t, "plain", support::USER_PASSWORD).await;
     assert_eq!(rep.get("/studio").await.status, StatusCode::FORBIDDEN);
     assert_eq!(rep.get("/studio/e/customer/layout").await.status, StatusCode::FORBIDDEN);
     assert_eq!(rep.get("/studio/package.json").await.status, StatusCode::FORBIDDEN);
@@ -1079,19 +1068,8 @@ async fn a_module_built_in_the_studio_is_live_for_a_rep(t: TestApp) {
     assert_eq!(list.status, StatusCode::SEE_OTHER, "{}", list.text);
 
     // A rep, with no restart in between.
-    let user =
-        json!({"user": {"name": "小王", "login": "wang"}, "password": "first-Password-1", "roles": ["sales_rep"]});
-    t.post("/api/v1/admin/users", user).await.expect(201);
-    let mut rep = Browser::sign_in(&t, "wang", "first-Password-1").await;
-    rep.post(
-        "/password",
-        &[
-            ("current_password", "first-Password-1"),
-            ("password", "second-Password-2"),
-            ("password_again", "second-Password-2"),
-        ],
-    )
-    .await;
+    t.user("wang", &["sales_rep"], None).await;
+    let mut rep = Browser::sign_in(&t, "wang", support::USER_PASSWORD).await;
     assert!(ok(&rep.get("/").await).contains("href=\"&#x2f;e&#x2f;competitor\""), "the module is in the rep's menu");
     let customer = rep.post("/e/customer/new", &[("name", "被竞争的客户")]).await;
     let customer = customer.location.unwrap().rsplit('/').next().unwrap().to_owned();

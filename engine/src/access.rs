@@ -71,6 +71,14 @@ impl Principal {
         self.access.allows(entity, Action::Read)
     }
 
+    /// Whether the user may claim an entity's records from a public pool (领取): their roles
+    /// see its pool, or they administer and some role has a pool of it.
+    pub fn sees_pool(&self, catalog: &Catalog, entity: &str) -> bool {
+        let pooled = |grant: Option<&crm_model::roles::Grant>| grant.is_some_and(|g| g.pool);
+        self.access.entity(entity).is_some_and(|e| e.pool)
+            || (self.is_admin() && catalog.docs().roles.values().any(|r| pooled(r.entities.get(entity))))
+    }
+
     /// An entity the user may `action`: unknown and invisible entities are both 404, so
     /// nobody learns what modules exist beyond theirs; a visible one they may not act on is 403.
     pub fn entity<'c>(&self, catalog: &'c Catalog, name: &str, action: Action) -> ApiResult<&'c Arc<Entity>> {

@@ -149,12 +149,9 @@ impl Access {
             }
         }
         for (entity, grants) in grants {
-            let mut merged = EntityAccess::default();
-            let mut limits = None;
-            for (i, grant) in grants.iter().filter(|g| g.pool).enumerate() {
-                limits = if i == 0 { grant.claim_limits } else { ClaimLimits::widest(limits, grant.claim_limits) };
-            }
-            merged.claim_limits = limits;
+            let claim_limits =
+                grants.iter().filter(|g| g.pool).map(|g| g.claim_limits).reduce(ClaimLimits::widest).flatten();
+            let mut merged = EntityAccess { claim_limits, ..EntityAccess::default() };
             for grant in &grants {
                 merged.actions.extend(grant.actions.iter().copied());
                 merged.scope = merged.scope.max(Some(grant.scope));
@@ -227,5 +224,33 @@ mod tests {
 
         let only_rep = Access::of([&rep]);
         assert!(only_rep.entity("customer").unwrap().hidden.iter().any(|f| f.as_str() == "credit_limit"));
+    }
+
+    #[test]
+    fn claim_limits_are_the_most_generous_of_the_roles_that_see_the_pool() {
+        let grant = |limits: serde_json::Value| {
+            let mut customer = serde_json::json!({"actions": ["read"], "scope": "own", "pool": true});
+            if !limits.is_null() {
+                customer["claim_limits"] = limits;
+            }
+            serde_json::json!({ "customer": customer })
+        };
+        let small = role("small", grant(serde_json::json!({"held": 10, "per_day": 5})));
+        let large = role("large", grant(serde_json::json!({"held": 50})));
+        let free = role("free", grant(serde_json::Value::Null));
+        let no_pool = role("no_pool", serde_json::json!({"customer": {"actions": ["read"], "scope": "all"}}));
+        let limits = |roles: &[&RoleDoc]| Access::of(roles.iter().copied()).entity("customer").unwrap().claim_limits;
+        assert_eq!(limits(&[&small]), Some(ClaimLimits { held: Some(10), per_day: Some(5) }));
+        assert_eq!(
+            limits(&[&small, &large]),
+            Some(ClaimLimits { held: Some(50), per_day: None }),
+            "a role without a daily limit lifts it"
+        );
+        assert_eq!(limits(&[&small, &free]), None, "a role that sees the pool without limits");
+        assert_eq!(
+            limits(&[&small, &no_pool]),
+            Some(ClaimLimits { held: Some(10), per_day: Some(5) }),
+            "only pool roles count"
+        );
     }
 }

@@ -516,7 +516,7 @@ pub(super) fn add(
             .fails(&[404, 409, 422]);
         path("/bulk/assign", "post", assign);
     }
-    if p.is_admin() || p.access.entity(name).is_some_and(|e| e.pool) {
+    if p.sees_pool(catalog, name) {
         let claim = Op::new(format!("bulk_claim_{name}"), format!("Claim {label} records from the public pool (领取)"))
             .body(ids_body(&ids))
             .answers(

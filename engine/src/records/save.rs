@@ -348,7 +348,7 @@ impl<'a> Unit<'a> {
     /// must see that pool. The claim limits are the bulk operation's to count.
     pub async fn claim(&mut self, entity_name: &str, id: Uuid) -> ApiResult<()> {
         let entity = self.entity(entity_name, Action::Read)?;
-        if !self.principal.is_admin() && !self.principal.access.entity(entity_name).is_some_and(|e| e.pool) {
+        if !self.principal.sees_pool(&self.catalog, entity_name) {
             return Err(ApiError::forbidden(format!("your roles do not see the pool of `{entity_name}`")));
         }
         let current = self.current(&entity, id, Reach::Claim, false).await?;

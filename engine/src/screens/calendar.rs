@@ -19,7 +19,7 @@ use crate::error::ApiResult;
 use crate::http::ApiQuery;
 use crate::records::{self, ListParams, MAX_LIMIT};
 
-const ACTIVITY: &str = "activity";
+pub(super) const ACTIVITY: &str = "activity";
 
 #[derive(Deserialize)]
 pub struct CalendarQuery {

@@ -319,9 +319,8 @@ pub async fn page(
     let state = ListState { pairs };
     let (fields, filterable, base) = view_of(&entity, &viewer, &state);
     let users = users(&app).await?;
-    let can = allowed(&viewer, &entity_name);
     // The public pools the viewer may claim from, each a view of the list (公海).
-    let pools = if can["claim"] == true {
+    let pools = if viewer.principal.sees_pool(&catalog, &entity_name) {
         view::choices(&app, &viewer, USER_ENTITY, Some(json!({"field": "pool", "op": "eq", "value": true}))).await?
     } else {
         Vec::new()
@@ -404,7 +403,7 @@ pub async fn page(
         "editable_fields": editable,
         "users": users,
         "pools": pools,
-        "can": can,
+        "can": allowed(&viewer, &entity_name),
         "builds_reports": viewer.principal.builds_reports(),
         "campaigns": joinable_campaigns(&app, &viewer, &entity_name).await?,
         "labels": crate::print::labels::LABELLED.contains(&entity_name.as_str()),

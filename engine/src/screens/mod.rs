@@ -250,7 +250,7 @@ fn navigation(catalog: &Catalog, principal: &Principal, locale: &str, active: Op
         let name = e.name().to_string();
         let more = e.def.menu_order.is_none();
         let articles = name == crate::kb::ARTICLE;
-        let activities = name == "activity";
+        let activities = name == calendar::ACTIVITY;
         items.push(NavItem {
             href: format!("/e/{name}"),
             label: e.def.label.get(locale).to_owned(),
@@ -660,7 +660,6 @@ pub fn allowed(viewer: &Viewer, entity: &str) -> Json {
         "export": may(Action::Export),
         "merge": may(Action::Edit) && may(Action::Delete) && entity != crm_model::USER_ENTITY,
         "import": may(Action::Import),
-        "claim": viewer.principal.is_admin() || viewer.principal.access.entity(entity).is_some_and(|e| e.pool),
         "send": may(Action::Send) && viewer.principal.access.allows(crate::mail::MAILING, Action::Create),
     })
 }

@@ -95,10 +95,11 @@ pub async fn page(
     let to_order = entity_name == quote::QUOTE
         && quote::allowed(&viewer.principal)
         && quote::order_of(&app, found_id).await?.is_none();
-    let can = allowed(&viewer, &entity_name);
     let owner = record.get("owner").and_then(Json::as_str).and_then(|o| Uuid::parse_str(o).ok());
     let claimable = match owner {
-        Some(owner) if can["claim"] == true => crate::records::pool::is_pool(&app, owner).await?,
+        Some(owner) if viewer.principal.sees_pool(&catalog, &entity_name) => {
+            crate::records::pool::is_pool(&app, owner).await?
+        }
         _ => false,
     };
     let values = json!({
@@ -120,7 +121,7 @@ pub async fn page(
         "prints": crate::print::screens::offered(&app, &viewer, &entity_name),
         "merge": merge.map(|m| json!({"id": m.id, "count": m.losers.len() + 1})),
         "mailing": crate::mail::screens::panel(&app, &viewer, &entity_name, found_id, &record).await?,
-        "can": can,
+        "can": allowed(&viewer, &entity_name),
     });
     html("record.html", viewer.page(&catalog, Some(&entity_name), &title, values))
 }
@@ -409,7 +410,6 @@ fn stage_path(
     Some(json!({"field": name, "label": field.label.get(viewer.locale), "stages": stages, "periods": periods}))
 }
 
-/// A duration in days with one decimal, for "time in stage".
 /// A stay in a stage as days and hours: "2 天 5 小时".
 fn duration(viewer: &Viewer, span: chrono::TimeDelta) -> String {
     let hours = span.num_hours().max(0);

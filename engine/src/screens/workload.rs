@@ -8,6 +8,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use axum::extract::State;
 use axum::response::Response;
 use chrono::{Datelike, NaiveTime, TimeDelta};
+use crm_model::Action;
+use crm_model::meta::StageCategory;
 use serde_json::{Value as Json, json};
 use uuid::Uuid;
 
@@ -18,8 +20,8 @@ use crate::error::ApiResult;
 use crate::records;
 
 const SERVICE_REQUEST: &str = "service_request";
-/// The stages of a request still being worked on.
-const OPEN: [&str; 4] = ["new", "assigned", "in_progress", "waiting_customer"];
+/// The stage field of a request: its open stages are the requests still being worked on.
+const STATUS: &str = "status";
 
 /// One owner's line.
 #[derive(Default)]
@@ -34,11 +36,23 @@ struct Line {
 /// `GET /service/workload`
 pub async fn page(State(app): State<AppState>, viewer: Viewer) -> ApiResult<Response> {
     let p = &viewer.principal;
+    let catalog = app.catalog();
+    let entity = p.entity(&catalog, SERVICE_REQUEST, Action::Read)?;
+    // Open is what the stage set says, so a stage an administrator adds counts too.
+    let open: Vec<&str> = entity
+        .column(STATUS)
+        .map(|f| catalog.stage_sets_of(f))
+        .unwrap_or_default()
+        .into_iter()
+        .flat_map(|set| set.stages.iter())
+        .filter(|s| s.category == StageCategory::Open)
+        .map(|s| s.name.as_str())
+        .collect();
     let now = app.now();
     let local = now.with_timezone(&viewer.offset);
     let monday = local.date_naive() - TimeDelta::days(i64::from(local.weekday().num_days_from_monday()));
     let week = monday.and_time(NaiveTime::MIN).and_local_timezone(viewer.offset).single().map_or(now, |t| t.to_utc());
-    let open = json!({"field": "status", "op": "in", "value": OPEN});
+    let open = json!({"field": STATUS, "op": "in", "value": open});
     let overdue = json!({"and": [open, {"field": "resolution_due_at", "op": "lt", "value": now.to_rfc3339()}]});
     let resolved = json!({"field": "resolved_at", "op": "gte", "value": week.to_rfc3339()});
     let mut lines: BTreeMap<String, Line> = BTreeMap::new();
@@ -80,7 +94,7 @@ pub async fn page(State(app): State<AppState>, viewer: Viewer) -> ApiResult<Resp
     // The busiest first: what is late, then what is open.
     rows.sort_by_key(|r| (-r["overdue"].as_i64().unwrap_or(0), -r["open"].as_i64().unwrap_or(0)));
     let title = viewer.text("workload.title");
-    html("workload.html", viewer.page(&app.catalog(), Some(SERVICE_REQUEST), &title, json!({"rows": rows})))
+    html("workload.html", viewer.page(&catalog, Some(SERVICE_REQUEST), &title, json!({"rows": rows})))
 }
 
 fn owner_of(row: &Json) -> String {
