@@ -14,6 +14,7 @@ use std::panic::{AssertUnwindSafe, Location};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use axum::http::Method;
 use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
 use chromiumoxide::cdp::browser_protocol::input::{
     DispatchMouseEventParams, DispatchMouseEventType, InsertTextParams, MouseButton,
@@ -36,6 +37,7 @@ const POLL: Duration = Duration::from_millis(50);
 /// A desktop window and a phone's.
 const DESKTOP: Screen = Screen { width: 1280, height: 900, phone: false };
 const PHONE: Screen = Screen { width: 375, height: 800, phone: true };
+const LAPTOP: Screen = Screen { width: 1366, height: 768, phone: false };
 
 /// Where in a test a step was asked for, for its failure message.
 type At = &'static Location<'static>;
@@ -763,6 +765,18 @@ async fn drag_an_activity_to_another_day() {
         let stored = t.get(&format!("/api/v1/records/activity/{activity}")).await.expect(200);
         let stored = chrono::DateTime::parse_from_rfc3339(stored["due_at"].as_str().unwrap()).unwrap();
         assert_eq!(stored.with_timezone(&offset).naive_local(), other.and_hms_opt(15, 30, 0).unwrap());
+
+        // On the day's page, dropped on another hour: the minutes kept.
+        ui.navigating(ui.click("#calendar-view-day")).await;
+        assert!(ui.location().await.contains("view=day"), "the day view");
+        ui.goto(&format!("/calendar?view=day&date={other}")).await;
+        let slot = |hour: &str| format!("td.day[data-date='{other}'][data-hour='{hour}']");
+        assert!(ui.exists(&format!("{} {event}", slot("15"))).await, "in its hour");
+        ui.navigating(ui.drag(&event, &slot("17"))).await;
+        assert!(ui.exists(&format!("{} {event}", slot("17"))).await, "in the new hour");
+        let stored = t.get(&format!("/api/v1/records/activity/{activity}")).await.expect(200);
+        let stored = chrono::DateTime::parse_from_rfc3339(stored["due_at"].as_str().unwrap()).unwrap();
+        assert_eq!(stored.with_timezone(&offset).naive_local(), other.and_hms_opt(17, 30, 0).unwrap());
     })
     .await;
     ui.close().await;
@@ -1481,4 +1495,57 @@ async fn a_web_form_from_the_studio_takes_a_lead_from_a_static_page() {
     ui.close().await;
     let leads = t.names("lead", json!({"field": "web_form", "op": "eq", "value": "trial"})).await;
     assert_eq!(leads, ["刘访客"]);
+}
+
+/// In English on a 1366 px laptop, a manager decides an expense over budget: the company's name
+/// in the top bar, the budget and what is left beside the decision, the first approval leaving
+/// it for the level above, and no key of the interface anywhere instead of words; the week of
+/// the calendar by hour fits the screen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manager_decides_an_expense_over_budget_in_english() {
+    let Some((t, ui)) = start("a_manager_decides_an_expense_over_budget_in_english", LAPTOP).await else { return };
+    ui.check(async {
+        let group = t.create("department", json!({"name": "集团"})).await;
+        let sales = t.create("department", json!({"name": "华东销售部", "parent": id(&group)})).await;
+        let (manager, _) = t.user("qian", &["manager"], Some(&id(&sales))).await;
+        let (rep, rep_token) = t.user("sun", &["sales_rep"], Some(&id(&sales))).await;
+        let change = json!({"manager": manager, "version": sales["version"]});
+        t.patch(&format!("/api/v1/records/department/{}", id(&sales)), change).await.expect(200);
+        let budget = json!({"name": "Sun, December travel", "holder": rep, "amount": "1000.00",
+            "period_start": "2026-12-01", "period_end": "2026-12-31"});
+        t.create("budget", budget).await;
+        let trip = json!({"name": "Trip to Beijing", "amount": "1200.00", "expense_date": "2026-12-10"});
+        let trip = t.as_user(&rep_token, Method::POST, "/api/v1/records/expense", Some(trip)).await.expect(201);
+        let submit = format!("/api/v1/records/expense/{}/approval", id(&trip));
+        t.as_user(&rep_token, Method::POST, &submit, Some(json!({"action": "submit"}))).await.expect(200);
+        let trip = id(&trip);
+        let boundary = "----company";
+        let body = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nLiyouxin Technology\r\n--{boundary}--\r\n");
+        let content_type = format!("multipart/form-data; boundary={boundary}");
+        let token = t.token.clone();
+        t.raw(Method::PUT, "/api/v1/admin/company", body.into_bytes(), Some(&content_type), Some(&token)).await.expect(200);
+
+        ui.sign_in_as("qian", support::USER_PASSWORD, &format!("/e/expense/{trip}")).await;
+        ui.menu("button[data-locale=en]").await;
+        assert!(ui.text("a.brand").await.contains("Liyouxin Technology"), "the company in the top bar");
+        let facts = ui.text("#approval-facts").await;
+        for shown in ["Budget", "Sun, December travel", "Budget left", "-200.00", "Over budget", "Yes"] {
+            assert!(facts.contains(shown), "{shown} beside the decision: {facts}");
+        }
+        ui.navigating(ui.click("button[data-approval=approve]")).await;
+        assert_eq!(ui.text("#approval-status").await, "Awaiting the next level");
+        assert!(ui.text("#approval ol.steps").await.contains("approved at the first level"));
+        let body: String = ui.eval("document.body.innerText").await;
+        for key in ["timeline.", "approval.", "common.", "calendar."] {
+            assert!(!body.contains(key), "a key instead of words ({key}): {body}");
+        }
+        assert_eq!(ui.too_wide(1366).await, None);
+
+        ui.goto("/calendar?view=week").await;
+        assert!(ui.exists("#calendar-view-week.on").await, "the week, by hour");
+        assert_eq!(ui.count("table.calendar-week thead th").await, 8, "the hours' column and seven days");
+        assert_eq!(ui.too_wide(1366).await, None);
+    })
+    .await;
+    ui.close().await;
 }

@@ -13,6 +13,7 @@ backends!(
     a_quote_prints_its_lines_total_and_amount_in_words,
     printing_reads_within_the_callers_scope,
     templates_are_checked_escaped_and_stopped,
+    the_company_set_by_the_administrator_heads_pages_and_prints,
 );
 
 /// A session cookie (`crm_session=...`) for the screens.
@@ -156,4 +157,78 @@ async fn templates_are_checked_escaped_and_stopped(t: TestApp) {
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
     let history = t.get("/api/v1/meta/history?limit=5").await.expect(200);
     assert!(history["data"].as_array().expect("data").iter().any(|c| c["name"] == "endless" && c["after"].is_null()));
+}
+
+/// The company form as the studio page and the API send it: a name, a logo file, and whether
+/// to remove the saved logo.
+fn company_form(name: &str, logo: Option<&[u8]>, remove: bool) -> (Vec<u8>, String) {
+    let boundary = "----crm-test-boundary-company";
+    let mut body =
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\n{name}\r\n").into_bytes();
+    if let Some(logo) = logo {
+        let head = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"logo\"; filename=\"logo\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+        );
+        body.extend_from_slice(head.as_bytes());
+        body.extend_from_slice(logo);
+        body.extend_from_slice(b"\r\n");
+    }
+    if remove {
+        let part = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"remove_logo\"\r\n\r\ntrue\r\n");
+        body.extend_from_slice(part.as_bytes());
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (body, format!("multipart/form-data; boundary={boundary}"))
+}
+
+async fn put_company(t: &TestApp, token: &str, name: &str, logo: Option<&[u8]>, remove: bool) -> support::Reply {
+    let (body, content_type) = company_form(name, logo, remove);
+    t.raw(Method::PUT, "/api/v1/admin/company", body, Some(&content_type), Some(token)).await
+}
+
+/// Text as the templates write it into HTML.
+fn escaped(text: &str) -> String {
+    text.replace('&', "&amp;").replace('/', "&#x2f;")
+}
+
+async fn the_company_set_by_the_administrator_heads_pages_and_prints(t: TestApp) {
+    let (id, _) = quote(&t).await;
+    let admin = session(&t, "admin", support::ADMIN_PASSWORD).await;
+    let login = t.page(Method::GET, "/login", "", None).await;
+    assert!(login.text.contains("元枢CRM") && !login.text.contains("login-logo"), "the product's own name at first");
+
+    // A picture that is not a safe image, or a rep, changes nothing.
+    let svg = b"<svg xmlns='http://www.w3.org/2000/svg' onload='alert(1)'/>";
+    let refused = put_company(&t, &t.token, "北京立友信科技有限公司", Some(svg), false).await.expect(422);
+    assert_eq!(refused["errors"][0]["code"], "not_an_image", "{refused}");
+    assert_eq!(t.get("/api/v1/admin/company").await.expect(200)["name"], Value::Null, "nothing saved");
+    let (_, rep) = t.user("rep", &["sales_rep"], None).await;
+    put_company(&t, &rep, "别家公司", None, false).await.expect(403);
+
+    let png: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01";
+    let saved = put_company(&t, &t.token, " 北京立友信科技有限公司 ", Some(png), false).await.expect(200);
+    assert_eq!(saved["name"], "北京立友信科技有限公司", "trimmed: {saved}");
+    let logo = saved["logo"].as_str().expect("the logo's address").to_owned();
+    assert!(logo.starts_with("/brand/logo?v="), "{logo}");
+    let served = t.page(Method::GET, &logo, "", None).await;
+    assert_eq!(served.status, StatusCode::OK, "the logo is served to anyone: the login page shows it");
+    assert_eq!(served.content_type.as_deref(), Some("image/png"), "its type from its bytes");
+
+    // The login page, every page's top bar and the printout show the company.
+    let login = t.page(Method::GET, "/login", "", None).await.text;
+    assert!(login.contains("北京立友信科技有限公司") && login.contains(&escaped(&logo)), "{login}");
+    let record = t.page(Method::GET, &format!("/e/quote/{id}"), &admin, None).await.text;
+    let top = record.split("class=\"brand\"").nth(1).expect("the top bar's brand");
+    assert!(top.contains("北京立友信科技有限公司") && top.contains(&escaped(&logo)), "{top}");
+    let printed = t.page(Method::GET, &format!("/e/quote/{id}/print"), &admin, None).await.text;
+    assert!(printed.contains("北京立友信科技有限公司") && printed.contains(&escaped(&logo)), "the print's head");
+    let studio = t.page(Method::GET, "/studio/company", &admin, None).await;
+    assert!(studio.text.contains("公司信息") && studio.text.contains("value=\"北京立友信科技有限公司\""));
+
+    // A name kept without a new file keeps the logo; removing it takes it away.
+    let kept = put_company(&t, &t.token, "立友信", None, false).await.expect(200);
+    assert_eq!((&kept["name"], &kept["logo"]), (&json!("立友信"), &json!(logo)));
+    let removed = put_company(&t, &t.token, "立友信", None, true).await.expect(200);
+    assert_eq!(removed["logo"], Value::Null, "{removed}");
+    assert_eq!(t.page(Method::GET, &logo, "", None).await.status, StatusCode::NOT_FOUND);
 }

@@ -665,6 +665,10 @@ async fn assignment_and_activity_stage_rules(t: TestApp) {
         .await
         .expect(200);
     assert_eq!(listed["data"].as_array().unwrap().len(), 1, "activities listed per stage");
+    // The stage kept by its key reads as the stage's name.
+    let mut b = support::browser::Browser::sign_in(&t, "admin", support::ADMIN_PASSWORD).await;
+    let page = b.page(&format!("/e/activity/{}", id(&activity))).await;
+    assert!(page.contains("需求确认") && !page.contains(">needs_analysis<"), "the stage's label on the page");
 }
 
 async fn each_campaign_type_has_its_stages(t: TestApp) {

@@ -64,6 +64,25 @@ async fn the_calendar_shows_a_month_of_activities_and_reschedules_them(t: TestAp
     let january = b.get("/calendar?month=2026-01").await;
     assert!(ok(&january).contains("2026 年 1 月") && !january.text.contains("拜访华东重工"));
 
+    // A week and a day by hour: the activity in its hour's row, a new one planned at an hour.
+    let week = b.get(&format!("/calendar?view=week&date={today}")).await;
+    let slot = between(ok(&week), &format!("data-date=\"{today}\" data-hour=\"10\""), "</td>").unwrap();
+    assert!(slot.contains("拜访华东重工") && slot.contains(&format!("data-new=\"{today}T10\"")), "{slot}");
+    assert_eq!(week.text.matches("<th class=\"hour\"").count(), 12, "08:00 to 19:00, one row each");
+    let empty = between(&week.text, &format!("data-date=\"{today}\" data-hour=\"11\""), "</td>").unwrap();
+    assert!(!empty.contains("data-id="), "mine only, by hour too: {empty}");
+    let day = b.get(&format!("/calendar?view=day&date={today}&who=team")).await;
+    let slot = between(ok(&day), &format!("data-date=\"{today}\" data-hour=\"11\""), "</td>").unwrap();
+    assert!(slot.contains("赵六的电话 · 赵六"), "{slot}");
+    assert_eq!(
+        day.text.matches("class=\"day").count() - day.text.matches("class=\"day-").count(),
+        12,
+        "one day's hours"
+    );
+    let late = b.get("/calendar?view=day&date=2026-03-02").await;
+    assert!(ok(&late).contains("2026 年 3 月 2 日 周一"), "the day's heading");
+    assert!(late.text.contains("date=2026-03-01") && late.text.contains("date=2026-03-03"), "the days around");
+
     // Dropped on the next day: rescheduled, the time of day kept.
     let tomorrow = today.succ_opt().unwrap();
     let id = mine["id"].as_str().unwrap();

@@ -14,7 +14,11 @@ use serde_json::{Value, json};
 use support::browser::{Browser, between, unescaped};
 use support::{PageReply, TestApp};
 
-backends!(a_survey_is_designed_answered_and_counted_in_the_readers_scope, a_web_form_asks_its_survey_after_the_fields);
+backends!(
+    a_survey_is_designed_answered_and_counted_in_the_readers_scope,
+    a_web_form_asks_its_survey_after_the_fields,
+    a_resolved_request_is_scored_by_its_customer,
+);
 
 async fn visitor(t: &TestApp, path: &str, fields: &[(&str, &str)]) -> PageReply {
     t.page(Method::POST, path, "", Some(fields)).await
@@ -255,4 +259,46 @@ async fn a_web_form_asks_its_survey_after_the_fields(t: TestApp) {
     assert_eq!(nothing.status, StatusCode::BAD_REQUEST);
     assert!(nothing.text.contains("请至少回答一个问题"), "{}", nothing.text);
     assert_eq!(count(&t, "survey_response", optional_id).await, 0);
+}
+
+/// The satisfaction after a service request (SV-5): once resolved, its page offers the open
+/// service survey's personal link; the customer's stars and words are kept on the request.
+async fn a_resolved_request_is_scored_by_its_customer(t: TestApp) {
+    let survey = t.create("survey", json!({"name": "服务满意度回访", "status": "open", "purpose": "service"})).await;
+    let id = survey["id"].as_str().unwrap().to_owned();
+    for (position, (name, kind)) in [(1, ("您对本次服务的评分", "rating")), (2, ("您的意见", "text"))] {
+        let question = json!({"survey": id, "name": name, "kind": kind, "position": position});
+        t.create("survey_question", question).await;
+    }
+    let asked = questions(&t, &id).await;
+    let customer = t.create("customer", json!({"name": "华东重工"})).await;
+    let request = json!({"name": "打印机卡纸", "priority": "normal", "customer": customer["id"]});
+    let request = t.create("service_request", request).await;
+    let request_id = request["id"].as_str().unwrap().to_owned();
+    let mut b = Browser::sign_in(&t, "admin", support::ADMIN_PASSWORD).await;
+    let page = b.page(&format!("/e/service_request/{request_id}")).await;
+    assert!(!page.contains("id=\"satisfaction-survey\""), "no survey before it is resolved");
+
+    let change = json!({"status": "resolved", "version": request["version"]});
+    t.patch(&format!("/api/v1/records/service_request/{request_id}"), change).await.expect(200);
+    let page = b.page(&format!("/e/service_request/{request_id}")).await;
+    let card = between(&page, "id=\"satisfaction-survey\"", "</section>").expect("the survey's card");
+    let link = unescaped(&between(&card, "value=\"", "\"").expect("the link"));
+    assert!(link.contains(&format!("/q/{id}/")) && link.contains("?r=service_request."), "{link}");
+
+    // Four stars of five: 满意, the second best; the written answer is the comment.
+    let path = format!("/q/{}", link.split("/q/").nth(1).unwrap());
+    let answers = [(input(&asked, "您对本次服务的评分"), "4"), (input(&asked, "您的意见"), "工程师很耐心")];
+    let fields: Vec<(&str, &str)> = answers.iter().map(|(q, a)| (q.as_str(), *a)).collect();
+    assert_eq!(visitor(&t, &path, &fields).await.status, StatusCode::OK);
+    let scored = t.get(&format!("/api/v1/records/service_request/{request_id}")).await.expect(200);
+    assert_eq!(
+        (&scored["satisfaction"], &scored["satisfaction_comment"]),
+        (&json!("satisfied"), &json!("工程师很耐心"))
+    );
+    let responses =
+        t.list("survey_response", Some(json!({"field": "service_request", "op": "eq", "value": request_id})), "").await;
+    assert_eq!(responses.expect(200)["data"].as_array().map(Vec::len), Some(1), "the response names the request");
+    let page = b.page(&format!("/e/service_request/{request_id}")).await;
+    assert!(page.contains("满意") && page.contains("工程师很耐心"), "shown on the request");
 }

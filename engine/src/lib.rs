@@ -7,6 +7,7 @@ pub mod app;
 pub mod approval;
 pub mod auth;
 pub mod bench;
+pub mod brand;
 pub mod campaigns;
 pub mod config;
 pub mod convert;

@@ -182,7 +182,8 @@ if (board) {
   });
 }
 
-// Calendar: drop an activity on another day to reschedule it, at the same time of day.
+// Calendar: drop an activity on another day to reschedule it, at the same time of day; in a
+// week or a day, on another hour too, at the same minutes.
 const calendar = document.querySelector("#calendar[data-draggable]");
 if (calendar) {
   const form = document.getElementById("reschedule-form");
@@ -192,9 +193,10 @@ if (calendar) {
     drop(event, day) {
       if (day === event.closest("td.day")) return;
       day.querySelector(".events").append(event);
+      const [hour, minutes] = event.dataset.time.split(":");
       form.action = `/e/activity/${event.dataset.id}/edit`;
       form.elements.version.value = event.dataset.version;
-      form.elements.due_at.value = `${day.dataset.date}T${event.dataset.time}`;
+      form.elements.due_at.value = `${day.dataset.date}T${day.dataset.hour ?? hour}:${minutes}`;
       form.submit();
     },
   });

@@ -8,12 +8,13 @@ use std::sync::Arc;
 use serde_json::Value as Json;
 
 use crate::dashboard::DashboardDoc;
+use crate::filter::Filter;
 use crate::ident::Ident;
-use crate::meta::WebFormDoc;
 use crate::meta::{
     DocKind, EntityDef, FieldDef, Labels, Layout, LayoutDoc, LayoutItem, ListViewDoc, PrintTemplateDoc, RelatedDoc,
     ScriptDoc, ScriptEvent, Section, SortKey, StageSetDoc,
 };
+use crate::meta::{RollupDef, WebFormDoc};
 use crate::report::ReportDoc;
 use crate::roles::RoleDoc;
 use crate::types::{FieldType, Reference, Storage};
@@ -395,15 +396,14 @@ pub struct Catalog {
     rollups: HashMap<Ident, Vec<Rollup>>,
 }
 
-/// A rollup field as the engine keeps it: `entity.field` totals the records of `from` whose
-/// `via` points at it.
+/// A rollup field as the engine keeps it: `entity.field` totals the records of `def.from`
+/// whose `def.via` points at it, those matching `filter` only when there is one.
 #[derive(Debug, Clone)]
 pub struct Rollup {
     pub entity: Ident,
     pub field: Ident,
-    pub from: Ident,
-    pub via: Ident,
-    pub sum: Option<Ident>,
+    pub def: RollupDef,
+    pub filter: Option<Filter>,
 }
 
 impl Catalog {
@@ -431,37 +431,20 @@ impl Catalog {
                 (def.name.clone(), Arc::new(entity))
             })
             .collect();
-        let mut rollups: HashMap<Ident, Vec<Rollup>> = HashMap::new();
-        for def in docs.entities.values() {
-            for field in def.fields.iter().filter(|f| !f.archived) {
-                if let Some(rollup) = &field.rollup {
-                    rollups.entry(rollup.from.clone()).or_default().push(Rollup {
-                        entity: def.name.clone(),
-                        field: field.name.clone(),
-                        from: rollup.from.clone(),
-                        via: rollup.via.clone(),
-                        sum: rollup.sum.clone(),
-                    });
-                }
-            }
-        }
-        let catalog = Self { version, docs, entities, rollups };
+        let mut catalog = Self { version, docs, entities, rollups: HashMap::new() };
+        let (rollups, mut errors) = catalog.compile_rollups();
+        catalog.rollups = rollups;
         // A report is checked by compiling it as it would run, with nothing hidden.
-        let mut errors: Vec<MetaError> = catalog
-            .docs
-            .reports
-            .values()
-            .filter_map(|report| {
-                let compiled = crate::report::compile(
-                    &catalog,
-                    report,
-                    &|_| HashSet::new(),
-                    None,
-                    chrono::DateTime::UNIX_EPOCH.fixed_offset(),
-                );
-                compiled.err().map(|e| MetaError::new(DocKind::Report, report.name.as_str(), e.path, e.message))
-            })
-            .collect();
+        errors.extend(catalog.docs.reports.values().filter_map(|report| {
+            let compiled = crate::report::compile(
+                &catalog,
+                report,
+                &|_| HashSet::new(),
+                None,
+                chrono::DateTime::UNIX_EPOCH.fixed_offset(),
+            );
+            compiled.err().map(|e| MetaError::new(DocKind::Report, report.name.as_str(), e.path, e.message))
+        }));
         for dashboard in catalog.docs.dashboards.values() {
             errors.extend(crate::dashboard::check(&catalog, dashboard));
         }
@@ -471,9 +454,58 @@ impl Catalog {
         Ok(catalog)
     }
 
+    /// The rollups, by the entity whose records feed them, with their filters parsed.
+    fn compile_rollups(&self) -> (HashMap<Ident, Vec<Rollup>>, Vec<MetaError>) {
+        let (mut rollups, mut errors): (HashMap<Ident, Vec<Rollup>>, _) = (HashMap::new(), Vec::new());
+        for def in self.docs.entities.values() {
+            for (i, field) in def.fields.iter().enumerate().filter(|(_, f)| !f.archived) {
+                let Some(rollup) = &field.rollup else { continue };
+                let filter = match (&rollup.filter, self.entity(rollup.from.as_str())) {
+                    (Some(json), Some(source)) => match Filter::parse(self, source, json, &HashSet::new()) {
+                        Ok(filter) => Some(filter),
+                        Err(e) => {
+                            let path = format!("/fields/{i}/rollup/filter{}", e.path);
+                            errors.push(MetaError::new(DocKind::Entity, def.name.as_str(), path, e.message));
+                            continue;
+                        }
+                    },
+                    _ => None,
+                };
+                rollups.entry(rollup.from.clone()).or_default().push(Rollup {
+                    entity: def.name.clone(),
+                    field: field.name.clone(),
+                    def: rollup.clone(),
+                    filter,
+                });
+            }
+        }
+        (rollups, errors)
+    }
+
     /// The rollups that records of `entity` feed.
     pub fn rollups_from(&self, entity: &str) -> &[Rollup] {
         self.rollups.get(entity).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether writing records of `entity` may change a rollup: its own or another's.
+    pub fn feeds_rollups(&self, entity: &str) -> bool {
+        !self.rollups_from(entity).is_empty() || self.rollups_left_of(entity).next().is_some()
+    }
+
+    /// The rollup kept in `entity.field`.
+    pub fn rollup(&self, entity: &str, field: &str) -> Option<&Rollup> {
+        let def = self.entity(entity)?.field(field)?.rollup.as_ref()?;
+        self.rollups_from(def.from.as_str()).iter().find(|r| r.entity.as_str() == entity && r.field.as_str() == field)
+    }
+
+    /// The rollups of `entity` that take their total off one of its own fields, which
+    /// are recomputed when that field changes.
+    pub fn rollups_left_of(&self, entity: &str) -> impl Iterator<Item = &Rollup> {
+        let fields = self.entity(entity).map(|e| e.def.fields.as_slice()).unwrap_or_default();
+        fields
+            .iter()
+            .filter(|f| f.rollup.as_ref().is_some_and(|r| r.left_of.is_some()))
+            .filter_map(move |f| self.rollup(entity, f.name.as_str()))
     }
 
     pub fn docs(&self) -> &Docs {
@@ -500,6 +532,12 @@ impl Catalog {
     }
 
     /// Every stage set a stage field may use, its default first.
+    /// The label of a stage by its key, from whichever stage set has it.
+    pub fn stage_label(&self, key: &str) -> Option<&Labels> {
+        let mut stages = self.docs.stage_sets.values().flat_map(|set| set.stages.iter());
+        stages.find(|s| s.name.as_str() == key).map(|s| &s.label)
+    }
+
     pub fn stage_sets_of(&self, field: &FieldDef) -> Vec<&StageSetDoc> {
         let by = field.stage_set_by.iter().flat_map(|by| by.sets.values());
         let mut sets: Vec<&StageSetDoc> = Vec::new();
@@ -764,6 +802,18 @@ fn check_entity(docs: &Docs, entity: &EntityDef, errors: &mut Vec<MetaError>) {
                 ),
             ));
         }
+        if let Some(when) = &approval.next_level_when {
+            let boolean =
+                entity.fields.iter().any(|f| &f.name == when && !f.archived && f.field_type == FieldType::Boolean);
+            if !boolean {
+                errors.push(err("/approval/next_level_when".into(), format!("`{when}` must be a yes/no field")));
+            }
+        }
+        for (i, shown) in approval.shows.iter().enumerate() {
+            if !entity.fields.iter().any(|f| &f.name == shown && !f.archived) {
+                errors.push(err(format!("/approval/shows/{i}"), format!("no field `{shown}`")));
+            }
+        }
     }
     if let Some(parent) = &entity.locked_by {
         let lookup = entity.fields.iter().find(|f| &f.name == parent && f.field_type == FieldType::Lookup);
@@ -844,6 +894,9 @@ fn check_entity(docs: &Docs, entity: &EntityDef, errors: &mut Vec<MetaError>) {
             (FieldType::Stage, None) => errors.push(err(at("/stage_set"), "a stage field needs a stage set".into())),
             (_, Some(_)) => errors.push(err(at("/stage_set"), "only stage fields have a stage set".into())),
             (_, None) => {}
+        }
+        if field.stage_key && ty != FieldType::Text {
+            errors.push(err(at("/stage_key"), "only a text field keeps a stage's key".into()));
         }
         if let Some(by) = &field.stage_set_by {
             let selector = entity.fields.iter().find(|f| f.name == by.field && f.field_type == FieldType::Select);
@@ -945,6 +998,19 @@ fn check_rollups(docs: &Docs, entity: &EntityDef, errors: &mut Vec<MetaError>) {
         }
         if field.required || field.unique || field.default.is_some() {
             err("", "a rollup is kept by the engine: it is neither required, unique nor defaulted".into());
+        }
+        if let Some(name) = &rollup.left_of {
+            match entity.fields.iter().find(|f| &f.name == name && !f.archived) {
+                Some(base) if base.storage() == field.storage() && base.rollup.is_none() && rollup.latest.is_none() => {
+                }
+                _ => err(
+                    "/left_of",
+                    format!(
+                        "`{name}` is not a number field of `{}` kept in the same way as `{}`",
+                        entity.name, field.name
+                    ),
+                ),
+            }
         }
         let Some(source) = docs.entities.get(&rollup.from) else {
             err("/from", format!("no entity `{}`", rollup.from));

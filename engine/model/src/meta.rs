@@ -199,6 +199,10 @@ pub struct FieldDef {
     /// passed, and as near within `warn_hours`, while `met_by` is empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline: Option<Deadline>,
+    /// A text field keeping the key of a stage, copied from a related record by a rule (the
+    /// stage an activity was logged in): shown with the stage's label.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub stage_key: bool,
 }
 
 /// When a date or date-time field is a due time, and what meets it.
@@ -213,9 +217,10 @@ pub struct Deadline {
 }
 
 /// A field kept by the engine: the sum of a field (or the count) of the live records of
-/// `from` whose lookup `via` points at the record. It is recomputed, inside the writing
-/// transaction and over all records whoever wrote them, whenever such a record is created,
-/// changed, deleted or restored.
+/// `from` whose lookup `via` points at the record, optionally only those matching `filter`
+/// and taken off a number of the record itself (`left_of`: what is left of a budget). It is
+/// recomputed, inside the writing transaction and over all records whoever wrote them,
+/// whenever such a record is created, changed, deleted or restored, or `left_of` changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RollupDef {
@@ -228,6 +233,13 @@ pub struct RollupDef {
     /// follow-up, from its activities' completion times).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latest: Option<Ident>,
+    /// Only the records of `from` matching this filter tree count (expenses submitted or
+    /// approved).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<serde_json::Value>,
+    /// A number field of this record the total is taken off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub left_of: Option<Ident>,
 }
 
 impl FieldDef {
@@ -257,6 +269,7 @@ impl FieldDef {
             digits: None,
             rollup: None,
             deadline: None,
+            stage_key: false,
         }
     }
 
@@ -398,7 +411,9 @@ pub enum Compare {
 
 /// How an entity's records are approved: the status field (with the options draft,
 /// submitted, approved and rejected), the statuses that lock a record against those who may
-/// not approve, and whether only the submitter's department manager may approve.
+/// not approve, whether only the submitter's department manager may approve, and the yes/no
+/// field that, when set, makes an approval need the next level too (an expense over budget),
+/// and the fields shown with the decision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalDef {
@@ -407,6 +422,11 @@ pub struct ApprovalDef {
     pub locked: Vec<String>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub manager_only: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_level_when: Option<Ident>,
+    /// Fields the approver sees beside the decision (the budget and what is left of it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shows: Vec<Ident>,
 }
 
 fn locked_statuses() -> Vec<String> {

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::{ApiJson, ApiPath, ApiQuery};
 use crate::access::Principal;
 use crate::app::AppState;
+use crate::brand::{self, Brand, Change};
 use crate::error::ApiResult;
 
 #[derive(Deserialize)]
@@ -146,4 +147,14 @@ pub async fn retry_jobs(
     ApiPath(consumer): ApiPath<String>,
 ) -> ApiResult<Json<Json_>> {
     Ok(Json(crate::jobs::retry(&app, &p, &consumer).await?))
+}
+
+/// `GET /api/v1/admin/company`: the company's name and the address of its logo.
+pub async fn company(State(app): State<AppState>, p: Principal) -> ApiResult<Json<Brand>> {
+    Ok(Json(brand::shown(&app, &p).await?))
+}
+
+/// `PUT /api/v1/admin/company` (multipart: `name`, `logo`, `remove_logo`)
+pub async fn put_company(State(app): State<AppState>, p: Principal, change: Change) -> ApiResult<Json<Brand>> {
+    Ok(Json(brand::save(&app, &p, &change).await?))
 }

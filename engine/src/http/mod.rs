@@ -123,6 +123,7 @@ pub fn build_app(state: AppState) -> Router {
         .route("/api/v1/admin/users/{id}/reset-password", post(admin::reset_password))
         .route("/api/v1/admin/users/{id}/transfer", post(admin::transfer))
         .route("/api/v1/admin/jobs", get(admin::jobs))
+        .route("/api/v1/admin/company", get(admin::company).put(admin::put_company))
         .route("/api/v1/admin/mail", get(mail::get_settings).put(mail::put_settings))
         .route("/api/v1/admin/mail/test", post(mail::test))
         .route("/api/v1/admin/sms", get(sms::get_settings).put(sms::put_settings))

@@ -134,6 +134,7 @@ impl<'a> Reader<'a> {
             name: String::new(),
             path: String::new(),
             flash: None,
+            brand: Default::default(),
         };
         Reader { app, viewer, known: HashMap::new() }
     }
@@ -222,7 +223,7 @@ impl<'a> Reader<'a> {
         }
         data.insert(entity.to_owned(), recipient.clone());
         data.insert("recipient".into(), recipient);
-        data.insert("company".into(), json!({"name": self.app.config.company_name}));
+        data.insert("company".into(), json!({"name": crate::brand::brand(self.app).await?.name}));
         data.insert("unsubscribe_url".into(), json!(super::unsubscribe::link(self.app, entity, id)));
         Ok(Some(Recipient {
             address: raw.get(address).and_then(Json::as_str).map(str::to_owned).filter(|a| !a.trim().is_empty()),

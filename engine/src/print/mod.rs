@@ -183,7 +183,7 @@ pub async fn data(app: &App, viewer: &Viewer, entity: &Entity, id: &str) -> ApiR
     let title = entity.title_field().and_then(|f| record.get(f.name.as_str())).and_then(Json::as_str).unwrap_or(id);
     Ok(json!({
         "locale": viewer.locale,
-        "company": {"name": app.config.company_name, "logo": app.config.company_logo},
+        "company": *crate::brand::brand(app).await?,
         "entity": {"name": name, "label": entity.def.label},
         "id": id,
         "title": title,

@@ -38,8 +38,16 @@ pub(super) async fn recompute(
         let mut due: BTreeSet<(Ident, Ident, Uuid)> = BTreeSet::new();
         for (entity_name, before, after) in &level {
             let Some(entity) = catalog.entity(entity_name.as_str()) else { continue };
+            for rollup in catalog.rollups_left_of(entity_name.as_str()) {
+                let Some(base) = rollup.def.left_of.as_ref().and_then(|f| entity.column_index(f.as_str())) else {
+                    continue;
+                };
+                if before.as_ref().is_none_or(|before| before.values[base] != after.values[base]) {
+                    due.insert((rollup.entity.clone(), rollup.field.clone(), after.id()));
+                }
+            }
             for rollup in catalog.rollups_from(entity_name.as_str()) {
-                let Some(via) = entity.column_index(rollup.via.as_str()) else { continue };
+                let Some(via) = entity.column_index(rollup.def.via.as_str()) else { continue };
                 for record in before.iter().chain([after]) {
                     if let Value::Uuid(parent) = record.values[via] {
                         due.insert((rollup.entity.clone(), rollup.field.clone(), parent));
@@ -54,8 +62,9 @@ pub(super) async fn recompute(
         let (mut audit, mut events) = (Vec::new(), Vec::new());
         for (parent_name, field_name, id) in due {
             let Some(parent) = catalog.entity(parent_name.as_str()) else { continue };
-            let Some(field) = parent.field(field_name.as_str()) else { continue };
-            let Some((old, stored)) = store::recompute_rollup(tx, parent, field, id, by, now).await? else {
+            let Some(rollup) = catalog.rollup(parent_name.as_str(), field_name.as_str()) else { continue };
+            let field = parent.field(field_name.as_str()).expect("a rollup's field");
+            let Some((old, stored)) = store::recompute_rollup(tx, parent, rollup, id, by, now).await? else {
                 continue;
             };
             let new = &stored.values[parent.column_index(field_name.as_str()).expect("a column of the parent")];

@@ -309,6 +309,11 @@ impl<'a> Unit<'a> {
         self.prepare_new(&entity, &bodies, None).await
     }
 
+    /// The catalog the unit's writes are checked against.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
     /// A change of the caller's values; `version` is the one the caller read, if they did.
     pub async fn update(&mut self, entity_name: &str, id: &str, body: &Json, version: Option<i64>) -> ApiResult<()> {
         let entity = self.entity(entity_name, Action::Edit)?;
@@ -854,7 +859,7 @@ impl<'a> Unit<'a> {
         }
         let written = writes
             .iter()
-            .filter(|w| !catalog.rollups_from(w.entity.name().as_str()).is_empty())
+            .filter(|w| catalog.feeds_rollups(w.entity.name().as_str()))
             .map(|w| (w.entity.name().clone(), w.before.clone(), w.after.clone()))
             .collect();
         let rolled = super::rollup::recompute(&mut tx, &catalog, written, by, Source::Rollup.as_str(), now).await?;

@@ -5,6 +5,7 @@
 
 mod board;
 mod calendar;
+mod company;
 mod dry_run;
 mod duplicates;
 mod form;
@@ -32,6 +33,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use std::sync::Arc;
+
 use chrono::FixedOffset;
 use crm_model::{Action, Catalog};
 use crm_store::system;
@@ -62,6 +65,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
             get(crate::dashboards::studio::editor).post(crate::dashboards::studio::save),
         )
         .route("/studio/mail", get(crate::mail::screens::mail_settings).post(crate::mail::screens::save_mail_settings))
+        .route("/studio/company", get(company::show).post(company::save))
         .route("/studio/sms", get(crate::mail::screens::sms_settings).post(crate::mail::screens::save_sms_settings))
         .route("/studio/forms", get(crate::forms::screens::list))
         .route("/studio/forms/{name}", get(crate::forms::screens::designer).post(crate::forms::screens::save))
@@ -156,6 +160,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
             get(crate::mail::unsubscribe::ask).post(crate::mail::unsubscribe::confirm),
         )
         .route("/static/{*path}", get(asset))
+        .route(crate::brand::LOGO_PATH, get(company::logo))
         .merge(signed_in)
 }
 
@@ -173,6 +178,8 @@ pub struct Viewer {
     pub path: String,
     /// A message left by the previous page (after a redirect), shown once.
     pub flash: Option<String>,
+    /// The company's name and logo for the top bar.
+    pub brand: Arc<crate::brand::Brand>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Viewer {
@@ -222,6 +229,7 @@ impl Viewer {
             },
             "title": title,
             "flash": self.flash,
+            "company": *self.brand,
         });
         if let (Some(page), Json::Object(values)) = (context.as_object_mut(), values) {
             page.extend(values);
@@ -384,7 +392,8 @@ async fn viewer(app: &App, user: uuid::Uuid, csrf: String, headers: &HeaderMap) 
         .unwrap_or_else(crate::schedule::business_offset);
     let name = user_name(app, user).await?;
     let flash = auth::cookie(headers, FLASH_COOKIE).map(decode).filter(|f| !f.is_empty());
-    Ok(Viewer { principal, csrf, locale, theme, offset, name, path: String::new(), flash })
+    let brand = crate::brand::brand(app).await?;
+    Ok(Viewer { principal, csrf, locale, theme, offset, name, path: String::new(), flash, brand })
 }
 
 async fn user_name(app: &App, user: uuid::Uuid) -> ApiResult<String> {
@@ -480,11 +489,16 @@ struct LoginQuery {
 }
 
 /// `GET /login`
-async fn login_page(headers: HeaderMap, ApiQuery(q): ApiQuery<LoginQuery>) -> ApiResult<Response> {
-    login_form(browser_locale(&headers), q.next.as_deref(), "", None, StatusCode::OK)
+async fn login_page(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<LoginQuery>,
+) -> ApiResult<Response> {
+    login_form(&app, browser_locale(&headers), q.next.as_deref(), "", None, StatusCode::OK).await
 }
 
-fn login_form(
+async fn login_form(
+    app: &App,
     locale: &str,
     next: Option<&str>,
     login: &str,
@@ -498,6 +512,7 @@ fn login_form(
         "next": local_path(next),
         "login": login,
         "error": error,
+        "company": *crate::brand::brand(app).await?,
     });
     let mut response = html("login.html", minijinja::Value::from(minijinja::value::Serde(context)))?;
     *response.status_mut() = status;
@@ -518,11 +533,11 @@ async fn login(State(app): State<AppState>, request: Request) -> ApiResult<Respo
         Ok(user) => user,
         Err(ApiError::Unauthorized) => {
             let error = shell::text(locale, "login.failed", &[]);
-            return login_form(locale, next, login, Some(error), StatusCode::UNAUTHORIZED);
+            return login_form(&app, locale, next, login, Some(error), StatusCode::UNAUTHORIZED).await;
         }
         Err(ApiError::TooManyRequests(_)) => {
             let error = shell::text(locale, "login.throttled", &[]);
-            return login_form(locale, next, login, Some(error), StatusCode::TOO_MANY_REQUESTS);
+            return login_form(&app, locale, next, login, Some(error), StatusCode::TOO_MANY_REQUESTS).await;
         }
         Err(e) => return Err(e),
     };

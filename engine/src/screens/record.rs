@@ -102,9 +102,14 @@ pub async fn page(
         }
         _ => false,
     };
+    let satisfaction = match entity_name.as_str() {
+        crate::surveys::SERVICE_REQUEST => crate::surveys::satisfaction_link(&app, &record).await?,
+        _ => None,
+    };
     let values = json!({
         "entity": entity_name,
         "entity_label": entity.def.label.get(viewer.locale),
+        "satisfaction_link": satisfaction,
         "id": id,
         "claimable": claimable,
         "confirm_delete": confirm_delete,
@@ -151,11 +156,14 @@ async fn approval(
     let status = record.get(def.field.as_str()).and_then(Json::as_str);
     let id = record.get("id").and_then(Json::as_str).and_then(|i| i.parse().ok()).unwrap_or_default();
     let steps = crm_store::system::approval_steps(&app.db, name, id).await?;
+    let pending = crate::approval::Pending::of(&steps);
     let steps: Vec<Json> = steps
         .iter()
         .map(|s| {
+            // A first approval that leaves the record submitted waits for the next level.
+            let key = if s.action == "approve" && s.to == "submitted" { "approve_first" } else { s.action.as_str() };
             json!({
-                "action": super::shell::text(viewer.locale, &format!("approval.{}", s.action), &[]),
+                "action": super::shell::text(viewer.locale, &format!("approval.{key}"), &[]),
                 "actor": s.actor.and_then(|a| titles.get(&a)),
                 "comment": s.comment,
                 "at": s.at.map(|t| t.with_timezone(&viewer.offset).format("%Y-%m-%d %H:%M").to_string()),
@@ -169,9 +177,25 @@ async fn approval(
         Some("submitted") if may(Action::Edit) => vec!["recall"],
         _ => Vec::new(),
     };
-    let label =
-        view::display(&app.catalog(), field, record.get(def.field.as_str()).unwrap_or(&Json::Null), viewer, titles);
-    Ok(Some(json!({"status": label.text, "steps": steps, "actions": actions})))
+    let catalog = app.catalog();
+    let mut label =
+        view::display(&catalog, field, record.get(def.field.as_str()).unwrap_or(&Json::Null), viewer, titles).text;
+    let needs_next_level =
+        def.next_level_when.as_ref().is_some_and(|f| record.get(f.as_str()) == Some(&Json::Bool(true)));
+    if status == Some("submitted") && pending.level(needs_next_level) == crate::approval::Level::Next {
+        label = viewer.text("approval.awaiting_next_level");
+    }
+    let facts: Vec<Json> = def
+        .shows
+        .iter()
+        .filter(|f| viewer.principal.shows(name, f.as_str()))
+        .filter_map(|f| entity.field(f.as_str()))
+        .map(|f| {
+            let shown = view::display(&catalog, f, record.get(f.name.as_str()).unwrap_or(&Json::Null), viewer, titles);
+            json!({"label": f.label.get(viewer.locale), "value": shown.text, "href": shown.href, "tone": shown.tone})
+        })
+        .collect();
+    Ok(Some(json!({"status": label, "steps": steps, "actions": actions, "facts": facts})))
 }
 
 /// `POST /e/{entity}/{id}/approval`: one approval step, then back to the record.

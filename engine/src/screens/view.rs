@@ -97,6 +97,10 @@ pub fn display(catalog: &Catalog, field: &FieldDef, value: &Json, viewer: &Viewe
         return Cell::text(String::new());
     }
     match field.spec().display {
+        Display::Plain if field.stage_key => {
+            let key = text(value);
+            Cell::text(catalog.stage_label(&key).map_or(key, |label| label.get(locale).to_owned()))
+        }
         Display::Plain => Cell::text(text(value)),
         Display::Long => Cell { kind: "long", ..Cell::text(text(value)) },
         Display::Option => Cell::text(option_label(field, &text(value), locale)),

@@ -9,6 +9,11 @@
 //!
 //! The public address carries the survey's key (this server's signature of its id); a
 //! personal link adds the respondent, signed the same way, so nobody answers as someone else.
+//!
+//! A service request may be the respondent too (the satisfaction survey after it is resolved,
+//! SV-5): the first rating answered becomes the request's satisfaction (满意度, whose options
+//! go from the best to the worst: five stars are the first) and the first written answer its
+//! comment, in the same transaction.
 
 pub mod screens;
 mod statistics;
@@ -38,7 +43,12 @@ pub const RATING_MAX: i64 = 5;
 const ANSWER_PREFIX: &str = "q.";
 
 /// The entities a respondent may be, each a lookup of a response.
-const RESPONDENTS: [&str; 3] = ["lead", "contact", "customer"];
+const RESPONDENTS: [&str; 4] = ["lead", "contact", "customer", SERVICE_REQUEST];
+
+/// The respondent whose satisfaction a survey's answers score.
+pub const SERVICE_REQUEST: &str = "service_request";
+/// What a survey is for: `general`, or `service`: the satisfaction survey of service requests.
+pub const SERVICE_PURPOSE: &str = "service";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -183,6 +193,28 @@ pub fn path(app: &App, survey: Uuid) -> String {
     format!("/q/{survey}/{}", app.secrets.sign(&message(survey)))
 }
 
+/// The satisfaction survey's address for a service request that is resolved or closed, to
+/// send its customer: the first open survey for service, if there is one.
+pub async fn satisfaction_link(app: &App, request: &Json) -> ApiResult<Option<String>> {
+    let done = matches!(request["status"].as_str(), Some("resolved" | "closed"));
+    let Some(id) = request["id"].as_str().and_then(|i| i.parse().ok()).filter(|_| done) else { return Ok(None) };
+    let open = json!({"and": [
+        {"field": "status", "op": "eq", "value": "open"},
+        {"field": "purpose", "op": "eq", "value": SERVICE_PURPOSE},
+    ]});
+    let params = ListParams {
+        filter: Some(open.to_string()),
+        sort: Some("created_at".into()),
+        limit: Some(1),
+        ..ListParams::default()
+    };
+    let system = Principal::system(&app.catalog());
+    let page = serde_json::to_value(records::list(app, &system, SURVEY, &params).await?)
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let survey = page["data"][0]["id"].as_str().and_then(|s| s.parse().ok());
+    Ok(survey.map(|survey| personal_link(app, survey, SERVICE_REQUEST, id)))
+}
+
 /// A respondent's own address of the survey: their answers are linked to them.
 pub fn personal_link(app: &App, survey: Uuid, entity: &str, id: Uuid) -> String {
     let signature = app.secrets.sign(&personal(survey, entity, id));
@@ -296,7 +328,32 @@ pub async fn record(
         })
         .collect();
     unit.create_many(ANSWER, &rows).await?;
+    if let Some(request) = respondent.filter(|r| r.entity == SERVICE_REQUEST) {
+        score(unit, survey, request.id, answers).await?;
+    }
     Ok(id)
+}
+
+/// A service request's satisfaction from its survey: the first rating as the option as far
+/// from the worst (the last) as the rating is from one star, and the first written answer.
+async fn score(unit: &mut Unit<'_>, survey: &Survey, request: Uuid, answers: &[Answer]) -> ApiResult<()> {
+    let kind = |a: &Answer| survey.questions.iter().find(|q| q.id == a.question).map(|q| q.kind);
+    let catalog = unit.catalog();
+    let options = catalog.entity(SERVICE_REQUEST).and_then(|e| e.field("satisfaction")).map(|f| f.options.as_slice());
+    let mut change = Map::new();
+    let rating = answers.iter().find_map(|a| a.rating).and_then(|r| usize::try_from(r).ok());
+    if let (Some(rating), Some(options)) = (rating, options)
+        && let Some(option) = options.len().checked_sub(rating).and_then(|i| options.get(i))
+    {
+        change.insert("satisfaction".into(), json!(option.value));
+    }
+    if let Some(comment) = answers.iter().find(|a| kind(a) == Some(Kind::Text) && !a.text.trim().is_empty()) {
+        change.insert("satisfaction_comment".into(), json!(comment.text));
+    }
+    if change.is_empty() {
+        return Ok(());
+    }
+    unit.update(SERVICE_REQUEST, &request.to_string(), &Json::Object(change), None).await
 }
 
 /// A visitor's answers to an open survey, from its public page: checked, then written;

@@ -138,15 +138,11 @@ pub fn statements(dialect: Dialect, catalog: &Catalog, steps: &[TableStep]) -> V
                 out.push(sql);
             }
             TableStep::FillRollup { entity, field, .. } => {
-                let rollup = catalog
-                    .entity(entity.as_str())
-                    .and_then(|e| e.field(field.as_str()))
-                    .and_then(|f| f.rollup.as_ref())
-                    .expect("the plan's catalog has the rollup");
+                let rollup =
+                    catalog.rollup(entity.as_str(), field.as_str()).expect("the plan's catalog has the rollup");
                 let mut sql = Sql::new(dialect);
-                sql.push("UPDATE ").ident(entity).push(" SET ").ident(field).push(" = (");
+                sql.push("UPDATE ").ident(entity).push(" SET ").ident(field).push(" = ");
                 crate::records::push_total(&mut sql, rollup);
-                sql.ident(entity).push(".\"id\")");
                 out.push(sql);
             }
         }
@@ -211,11 +207,11 @@ async fn replaced_by_rollup(
     let Some(field) = catalog.entity(entity_name.as_str()).and_then(|e| e.field(field_name.as_str())) else {
         return Ok(Vec::new());
     };
-    let rollup = field.rollup.as_ref().expect("the plan's catalog has the rollup");
+    let rollup = catalog.rollup(entity_name.as_str(), field_name.as_str()).expect("the plan's catalog has the rollup");
     let mut sql = tx.sql();
-    sql.push("SELECT \"id\", ").ident(field_name).push(", (");
+    sql.push("SELECT \"id\", ").ident(field_name).push(", ");
     crate::records::push_total(&mut sql, rollup);
-    sql.ident(entity_name).push(".\"id\") FROM ").ident(entity_name);
+    sql.push(" FROM ").ident(entity_name);
     sql.push(" WHERE ").ident(field_name).push(" IS NOT NULL");
     let mut replaced = Vec::new();
     for row in sql.fetch_all_tx(tx).await? {

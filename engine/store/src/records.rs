@@ -4,8 +4,8 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
+use crm_model::catalog::Rollup;
 use crm_model::filter::{Cond, Op, ScopeTerm};
-use crm_model::meta::RollupDef;
 use crm_model::{Entity, FieldDef, FieldType, Filter, ListQuery, Storage, Value};
 use uuid::Uuid;
 
@@ -340,37 +340,45 @@ pub async fn count_owned(db: &Db, entity: &Entity, user: Uuid) -> Result<i64, St
 
 /// `SELECT <total> FROM <from> src WHERE … src.<via> = `, the parent's id to follow: the sum of
 /// `sum` (or the count) of the live records of `from` that point at one parent.
-pub(crate) fn push_total(sql: &mut Sql, rollup: &RollupDef) {
-    match (&rollup.sum, &rollup.latest) {
+/// The value a rollup keeps for a row of its entity's table, named as such in the statement:
+/// the total of the live records of `from` pointing at the row (those matching the filter),
+/// taken off the row's `left_of` when there is one.
+pub(crate) fn push_total(sql: &mut Sql, rollup: &Rollup) {
+    let def = &rollup.def;
+    if let Some(left_of) = &def.left_of {
+        sql.ident(&rollup.entity).push(".").ident(left_of).push(" - ");
+    }
+    match (&def.sum, &def.latest) {
         // PostgreSQL sums bigints as numeric: cast back to what the column holds.
-        (Some(summed), _) => sql.push("SELECT CAST(COALESCE(SUM(src.").ident(summed).push("), 0) AS BIGINT)"),
-        (None, Some(latest)) => sql.push("SELECT MAX(src.").ident(latest).push(")"),
-        (None, None) => sql.push("SELECT COUNT(*)"),
+        (Some(summed), _) => sql.push("(SELECT CAST(COALESCE(SUM(src.").ident(summed).push("), 0) AS BIGINT)"),
+        (None, Some(latest)) => sql.push("(SELECT MAX(src.").ident(latest).push(")"),
+        (None, None) => sql.push("(SELECT COUNT(*)"),
     };
-    sql.push(" FROM ").ident(&rollup.from).push(" src WHERE src.\"deleted_at\" IS NULL AND src.");
-    sql.ident(&rollup.via).push(" = ");
+    sql.push(" FROM ").ident(&def.from).push(" src WHERE src.\"deleted_at\" IS NULL");
+    // The filter's columns are those of `from`, which the innermost table answers.
+    push_and(sql, rollup.filter.as_ref());
+    sql.push(" AND src.").ident(&def.via).push(" = ").ident(&rollup.entity).push(".\"id\")");
 }
 
-/// Recomputes a rollup field of one record (`parent.field`, the total of `sum`, the latest
-/// `latest` or the count of the live records of `from` whose `via` points at it) and writes
-/// it if it changed.
+/// Recomputes a rollup of one record of `parent` and writes it if it changed.
 /// Returns the value before and the record as stored, or `None` if nothing changed. The
 /// parent is locked before the total is read, so that on PostgreSQL two transactions adding
 /// lines to one parent count each other's.
 pub async fn recompute_rollup(
     tx: &mut Tx,
     parent: &Entity,
-    field: &FieldDef,
+    rollup: &Rollup,
     id: Uuid,
     by: Uuid,
     now: DateTime<Utc>,
 ) -> Result<Option<(Value, Record)>, StoreError> {
-    let Some(rollup) = &field.rollup else { return Ok(None) };
+    let Some(field) = parent.field(rollup.field.as_str()) else { return Ok(None) };
     let Some(current) = get_for_update(tx, parent, id, None).await? else { return Ok(None) };
     let index = parent.column_index(field.name.as_str()).expect("a column of the parent");
     let mut total = tx.sql();
+    total.push("SELECT ");
     push_total(&mut total, rollup);
-    total.bind(Arg::Uuid(id));
+    total.push(" FROM ").ident(parent.name()).push(" WHERE \"id\" = ").bind(Arg::Uuid(id));
     let row =
         total.fetch_optional_tx(tx).await?.ok_or_else(|| StoreError::Corrupt("a total returned nothing".into()))?;
     let total = row.value(0, field.storage())?;
