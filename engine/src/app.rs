@@ -45,6 +45,8 @@ pub struct App {
     /// When the search index was last found to have seen every event: the write count and
     /// the index's position then (see [`crate::search`]).
     pub(crate) index_caught_up: std::sync::Mutex<Option<(u64, crm_store::jobs::Position, std::time::Instant)>>,
+    /// What the process counts for `/metrics`.
+    pub metrics: crate::metrics::Metrics,
     /// The company's name and logo as last read.
     pub(crate) brand: crate::brand::Cache,
     /// The time [`App::now`] tells while a test holds the clock.
@@ -84,6 +86,7 @@ impl App {
             secrets,
             written: tokio::sync::watch::Sender::new(0),
             index_caught_up: std::sync::Mutex::new(None),
+            metrics: crate::metrics::Metrics::default(),
             brand: crate::brand::Cache::default(),
             clock: std::sync::Mutex::new(None),
         });

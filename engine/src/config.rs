@@ -93,6 +93,10 @@ pub struct ServerArgs {
     /// [default: secret.key in the data folder, made on the first start]
     #[arg(long, env = "CRM_SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<String>,
+    /// The token a metrics scraper sends (`Authorization: Bearer ...`) to read `/metrics`
+    /// [default: none, and no metrics are served]
+    #[arg(long, env = "CRM_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
     /// Configuration file [default: ./crm.toml when it exists]
     #[arg(long, env = "CRM_CONFIG")]
     pub config: Option<PathBuf>,
@@ -135,6 +139,7 @@ struct FileConfig {
     company_logo: Option<String>,
     public_url: Option<String>,
     secret_key: Option<String>,
+    metrics_token: Option<String>,
 }
 
 /// The settings the app runs with.
@@ -149,13 +154,14 @@ pub struct Config {
     pub secure_cookies: bool,
     /// The wall-clock budget of one run of a rule.
     pub rule_budget: std::time::Duration,
-    /// The company's name and logo URL on printed pages; until there are company settings
-    /// (issue 17), they come from the configuration.
+    /// The company's name and logo URL until an administrator sets them (公司信息).
     pub company_name: Option<String>,
     pub company_logo: Option<String>,
     /// Where people reach the server, without a trailing slash.
     pub public_url: String,
     pub secret_key: Option<String>,
+    /// The token that reads `/metrics`; none serves no metrics.
+    pub metrics_token: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -171,6 +177,7 @@ impl std::fmt::Debug for Config {
             .field("company_logo", &self.company_logo)
             .field("public_url", &self.public_url)
             .field("secret_key", &self.secret_key.as_ref().map(|_| "***"))
+            .field("metrics_token", &self.metrics_token.as_ref().map(|_| "***"))
             .finish()
     }
 }
@@ -216,6 +223,7 @@ impl Config {
             .or(file.public_url)
             .map_or_else(|| format!("http://{listen}"), |url| url.trim_end_matches('/').to_owned());
         let secret_key = args.secret_key.clone().or(file.secret_key).filter(|k| !k.trim().is_empty());
+        let metrics_token = args.metrics_token.clone().or(file.metrics_token).filter(|t| !t.trim().is_empty());
         Ok(Self {
             data_dir,
             listen,
@@ -227,6 +235,7 @@ impl Config {
             company_logo,
             public_url,
             secret_key,
+            metrics_token,
         })
     }
 
@@ -243,6 +252,7 @@ impl Config {
             company_logo: None,
             public_url: "http://127.0.0.1".to_owned(),
             secret_key: None,
+            metrics_token: None,
         }
     }
 }

@@ -22,6 +22,7 @@ pub mod jobs;
 pub mod kb;
 pub mod mail;
 pub mod metadata;
+pub mod metrics;
 pub mod openapi;
 pub mod package;
 pub mod print;
@@ -39,6 +40,7 @@ pub mod sms;
 pub mod surveys;
 pub mod tasks;
 pub mod visible;
+pub mod webhooks;
 
 pub use app::{App, AppState};
 pub use http::build_app;

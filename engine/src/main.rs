@@ -9,11 +9,15 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     // Logs go to standard error, so that what a command prints (`bench --json`, the plan
-    // of `meta apply`) can be piped.
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(EnvFilter::try_from_env("CRM_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")))
-        .init();
+    // of `meta apply`) can be piped; `CRM_LOG_FORMAT=json` writes a JSON object per line,
+    // with the request's id and route on each line of a request.
+    let filter = EnvFilter::try_from_env("CRM_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let logs = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
+    if std::env::var("CRM_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        logs.json().with_current_span(true).with_span_list(true).init();
+    } else {
+        logs.init();
+    }
     match Cli::parse().command {
         Command::Serve(args) => {
             let config = Config::resolve(&args)?;

@@ -46,17 +46,36 @@ fn decimals(entity: &Entity) -> HashMap<String, u32> {
         .collect()
 }
 
-/// What a run needs besides the record: who, when, and a reader.
+/// What a run needs besides the record: who, when, a reader, and the span of the request
+/// (or job) it serves, for its logs on another thread.
 struct Context {
     app: Arc<App>,
     principal: Principal,
     now: DateTime<Utc>,
     handle: tokio::runtime::Handle,
+    span: tracing::Span,
 }
 
 impl Context {
     fn new(app: &App, principal: &Principal, now: DateTime<Utc>) -> Self {
-        Context { app: app.shared(), principal: principal.clone(), now, handle: tokio::runtime::Handle::current() }
+        let (handle, span) = (tokio::runtime::Handle::current(), tracing::Span::current());
+        Context { app: app.shared(), principal: principal.clone(), now, handle, span }
+    }
+
+    /// Runs a script, counted and timed for the metrics, logged in the request's span.
+    fn run(&self, script: &str, source: &str, input: Input) -> Result<crm_rules::Outcome, RuleError> {
+        let _entered = self.span.enter();
+        let started = std::time::Instant::now();
+        let outcome = self.app.rules.run(script, source, input);
+        let seconds = started.elapsed().as_secs_f64();
+        self.app.metrics.rule_runs.record(seconds);
+        if let Err(e) = &outcome {
+            self.app.metrics.rule_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(rule = script, error = %e, "a rule failed");
+        } else {
+            tracing::debug!(rule = script, seconds, "a rule ran");
+        }
+        outcome
     }
 
     /// The input of a run; `result` is the field a formula or default computes. Rules read
@@ -126,7 +145,6 @@ fn run_one(
     record: Map<String, Json>,
     old: Option<&Map<String, Json>>,
 ) -> Result<Verdict, RuleError> {
-    let rules = &context.app.rules;
     let mut verdict = Verdict { record, errors: Vec::new(), effects: Vec::new() };
     for script in scripts {
         let name = script.name.as_str();
@@ -137,7 +155,7 @@ fn run_one(
             continue;
         }
         let input = context.input(decimals.clone(), field.as_deref(), verdict.record.clone(), old.cloned());
-        let outcome = rules.run(name, &script.source, input)?;
+        let outcome = context.run(name, &script.source, input)?;
         verdict.errors.extend(outcome.errors.into_iter().map(|(f, message)| FieldError::new(f, "rule", message)));
         match script.event {
             ScriptEvent::Formula | ScriptEvent::Default => {
@@ -434,7 +452,7 @@ pub async fn run_alone(
     tokio::task::spawn_blocking(move || {
         let result = script.field.as_ref().map(|f| f.as_str());
         let input = context.input(entity.as_deref().map(decimals).unwrap_or_default(), result, record, old);
-        context.app.rules.run(script.name.as_str(), &script.source, input)
+        context.run(script.name.as_str(), &script.source, input)
     })
     .await
     .map_err(|e| ApiError::Internal(e.into()))

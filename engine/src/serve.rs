@@ -16,8 +16,9 @@ pub async fn serve(app: AppState, listener: tokio::net::TcpListener) -> anyhow::
     Ok(())
 }
 
-/// Starts what a node does besides answering requests: the schedule, the outbox consumers
-/// and, with several nodes on one PostgreSQL database, following what the others change.
+/// Starts what a node does besides answering requests: the schedule, the outbox consumers,
+/// sending webhook deliveries and, with several nodes on one PostgreSQL database, following
+/// what the others change.
 pub fn background(app: AppState) {
     if app.db.dialect() == crm_store::Dialect::Postgres {
         tokio::spawn(follow_catalog(app.clone()));
@@ -25,6 +26,7 @@ pub fn background(app: AppState) {
     }
     tokio::spawn(crate::schedule::follow_schedule(app.clone()));
     tokio::spawn(crate::jobs::Runner::new(app.clone(), crate::jobs::standard()).run());
+    tokio::spawn(crate::webhooks::deliver::follow(app.clone()));
 }
 
 /// Someone signed out on another node (a user disabled, a password reset): this node stops

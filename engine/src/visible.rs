@@ -133,7 +133,8 @@ pub fn document(catalog: &Catalog, p: &Principal, kind: DocKind, name: &str) -> 
         | DocKind::Report
         | DocKind::Dashboard
         | DocKind::PrintTemplate
-        | DocKind::WebForm => {
+        | DocKind::WebForm
+        | DocKind::Webhook => {
             return docs.get_json(kind, name);
         }
     };

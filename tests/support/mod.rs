@@ -39,6 +39,8 @@ pub struct Reply {
     pub bytes: Vec<u8>,
     pub content_type: Option<String>,
     pub set_cookie: Option<String>,
+    /// The id the server gave the request (`X-Request-Id`).
+    pub request_id: Option<String>,
 }
 
 impl Reply {
@@ -331,12 +333,14 @@ impl TestApp {
         PageReply { status, location, content_type, set_cookies, text: String::from_utf8_lossy(&bytes).into_owned() }
     }
 
-    async fn send(&self, request: Request<Body>) -> Reply {
+    /// Sends a request as built.
+    pub async fn send(&self, request: Request<Body>) -> Reply {
         let response = self.router.clone().oneshot(request).await.expect("infallible");
         let status = response.status();
-        let set_cookie = response.headers().get(header::SET_COOKIE).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let content_type =
-            response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let headers = response.headers();
+        let [set_cookie, content_type, request_id] =
+            [header::SET_COOKIE, header::CONTENT_TYPE, header::HeaderName::from_static("x-request-id")]
+                .map(|name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned));
         let bytes = response.into_body().collect().await.expect("body").to_bytes();
         let body = if bytes.is_empty() {
             Value::Null
@@ -344,7 +348,7 @@ impl TestApp {
             serde_json::from_slice(&bytes)
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
-        Reply { status, body, bytes: bytes.to_vec(), content_type, set_cookie }
+        Reply { status, body, bytes: bytes.to_vec(), content_type, set_cookie, request_id }
     }
 
     pub async fn get(&self, uri: &str) -> Reply {

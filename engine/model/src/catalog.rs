@@ -14,7 +14,7 @@ use crate::meta::{
     DocKind, EntityDef, FieldDef, Labels, Layout, LayoutDoc, LayoutItem, ListViewDoc, PrintTemplateDoc, RelatedDoc,
     ScriptDoc, ScriptEvent, Section, SortKey, StageSetDoc,
 };
-use crate::meta::{RollupDef, WebFormDoc};
+use crate::meta::{RollupDef, WebFormDoc, WebhookDoc};
 use crate::report::ReportDoc;
 use crate::roles::RoleDoc;
 use crate::types::{FieldType, Reference, Storage};
@@ -84,6 +84,7 @@ pub struct Docs {
     pub dashboards: BTreeMap<Ident, DashboardDoc>,
     pub print_templates: BTreeMap<Ident, PrintTemplateDoc>,
     pub web_forms: BTreeMap<Ident, WebFormDoc>,
+    pub webhooks: BTreeMap<Ident, WebhookDoc>,
 }
 
 impl Docs {
@@ -164,6 +165,12 @@ impl Docs {
                 let doc: WebFormDoc = serde_json::from_value(body).map_err(parse_error)?;
                 let name = doc.name.clone();
                 self.web_forms.insert(name.clone(), doc);
+                name
+            }
+            DocKind::Webhook => {
+                let doc: WebhookDoc = serde_json::from_value(body).map_err(parse_error)?;
+                let name = doc.name.clone();
+                self.webhooks.insert(name.clone(), doc);
                 name
             }
         };
@@ -265,6 +272,7 @@ impl Docs {
             .chain(all(DocKind::Dashboard, &self.dashboards))
             .chain(all(DocKind::PrintTemplate, &self.print_templates))
             .chain(all(DocKind::WebForm, &self.web_forms))
+            .chain(all(DocKind::Webhook, &self.webhooks))
             .collect()
     }
 
@@ -285,6 +293,7 @@ impl Docs {
             DocKind::Dashboard => one(&self.dashboards, name),
             DocKind::PrintTemplate => one(&self.print_templates, name),
             DocKind::WebForm => one(&self.web_forms, name),
+            DocKind::Webhook => one(&self.webhooks, name),
         }
     }
 
@@ -448,6 +457,16 @@ impl Catalog {
         for dashboard in catalog.docs.dashboards.values() {
             errors.extend(crate::dashboard::check(&catalog, dashboard));
         }
+        for hook in catalog.docs.webhooks.values() {
+            if let Err(e) = catalog.webhook_filter(hook) {
+                errors.push(MetaError::new(
+                    DocKind::Webhook,
+                    hook.name.as_str(),
+                    format!("/filter{}", e.path),
+                    e.message,
+                ));
+            }
+        }
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -480,6 +499,17 @@ impl Catalog {
             }
         }
         (rollups, errors)
+    }
+
+    /// A webhook's filter, parsed for its entity.
+    pub fn webhook_filter(&self, hook: &WebhookDoc) -> Result<Option<Filter>, crate::filter::QueryError> {
+        let (Some(json), Some(entity)) = (&hook.filter, self.entity(hook.entity.as_str())) else { return Ok(None) };
+        Filter::parse(self, entity, json, &HashSet::new()).map(Some)
+    }
+
+    /// The enabled webhooks of an entity.
+    pub fn webhooks_of(&self, entity: &str) -> impl Iterator<Item = &WebhookDoc> {
+        self.docs.webhooks.values().filter(move |h| h.enabled && h.entity.as_str() == entity)
     }
 
     /// The rollups that records of `entity` feed.
@@ -616,6 +646,7 @@ fn check(docs: &Docs) -> Vec<MetaError> {
     }
     check_print_templates(docs, &mut errors);
     check_web_forms(docs, &mut errors);
+    check_webhooks(docs, &mut errors);
     for (kind, names) in [
         (DocKind::Layout, docs.layouts.keys().collect::<Vec<_>>()),
         (DocKind::ListView, docs.lists.keys().collect()),
@@ -697,6 +728,21 @@ pub const WEB_FORM_ENTITY: &str = "lead";
 
 /// A web form asks for fields of leads a visitor can fill in, each once, and for every field
 /// a lead needs; its redirect is a web address.
+/// A webhook posts the events of an existing entity to an http(s) address.
+fn check_webhooks(docs: &Docs, errors: &mut Vec<MetaError>) {
+    for hook in docs.webhooks.values() {
+        let err = |path: &str, message: String| MetaError::new(DocKind::Webhook, hook.name.as_str(), path, message);
+        if !docs.entities.contains_key(&hook.entity) {
+            errors.push(err("/entity", format!("no entity `{}`", hook.entity)));
+        }
+        let url = hook.url.trim();
+        let host = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")).unwrap_or_default();
+        if host.is_empty() || host.starts_with('/') || url.chars().any(char::is_whitespace) {
+            errors.push(err("/url", format!("`{url}` is not an http:// or https:// address")));
+        }
+    }
+}
+
 fn check_web_forms(docs: &Docs, errors: &mut Vec<MetaError>) {
     for form in docs.web_forms.values() {
         let err = |path: String, message: String| MetaError::new(DocKind::WebForm, form.name.as_str(), path, message);

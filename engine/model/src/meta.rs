@@ -56,12 +56,13 @@ pub enum DocKind {
     Dashboard,
     PrintTemplate,
     WebForm,
+    Webhook,
 }
 
 impl DocKind {
     /// In dependency order: stage sets before the entities that use them, entities before
     /// the documents that describe their screens.
-    pub const ALL: [DocKind; 11] = [
+    pub const ALL: [DocKind; 12] = [
         DocKind::StageSet,
         DocKind::Entity,
         DocKind::Layout,
@@ -73,6 +74,7 @@ impl DocKind {
         DocKind::Dashboard,
         DocKind::PrintTemplate,
         DocKind::WebForm,
+        DocKind::Webhook,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -88,6 +90,7 @@ impl DocKind {
             DocKind::Dashboard => "dashboard",
             DocKind::PrintTemplate => "print_template",
             DocKind::WebForm => "web_form",
+            DocKind::Webhook => "webhook",
         }
     }
 
@@ -109,6 +112,7 @@ impl DocKind {
             DocKind::Dashboard => "dashboards",
             DocKind::PrintTemplate => "prints",
             DocKind::WebForm => "web_forms",
+            DocKind::Webhook => "webhooks",
         }
     }
 
@@ -126,6 +130,7 @@ impl DocKind {
             DocKind::Dashboard => "dashboard.schema.json",
             DocKind::PrintTemplate => "print_template.schema.json",
             DocKind::WebForm => "web_form.schema.json",
+            DocKind::Webhook => "webhook.schema.json",
         }
     }
 }
@@ -805,6 +810,66 @@ pub struct WebFormField {
     pub label: Option<Labels>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub required: bool,
+}
+
+/// A webhook subscription (P-10): the events of an entity's records (those matching a filter,
+/// when it has one) posted to a URL, signed with the webhook's secret, which is kept apart
+/// from the metadata (sealed, per installation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookDoc {
+    pub name: Ident,
+    pub label: Labels,
+    pub entity: Ident,
+    pub events: Vec<WebhookEvent>,
+    /// A filter tree over the entity's fields, as in lists: only matching records are posted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<serde_json::Value>,
+    /// Where the events are posted (`https://`, or `http://` on a trusted network).
+    pub url: String,
+    /// A webhook switched off posts nothing; events while it is off are not posted later.
+    #[serde(default = "enabled", skip_serializing_if = "is_true")]
+    pub enabled: bool,
+}
+
+/// What happened to a record, as a webhook subscribes to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookEvent {
+    Created,
+    Updated,
+    Deleted,
+    Restored,
+    /// A stage field changed (an opportunity moved to 方案报价).
+    StageMoved,
+    /// The record's approval reached approved.
+    Approved,
+}
+
+impl WebhookEvent {
+    pub const ALL: [WebhookEvent; 6] = [
+        WebhookEvent::Created,
+        WebhookEvent::Updated,
+        WebhookEvent::Deleted,
+        WebhookEvent::Restored,
+        WebhookEvent::StageMoved,
+        WebhookEvent::Approved,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookEvent::Created => "created",
+            WebhookEvent::Updated => "updated",
+            WebhookEvent::Deleted => "deleted",
+            WebhookEvent::Restored => "restored",
+            WebhookEvent::StageMoved => "stage_moved",
+            WebhookEvent::Approved => "approved",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.as_str() == text)
+    }
 }
 
 fn enabled() -> bool {

@@ -108,6 +108,7 @@ pub async fn check_password(app: &App, login: &str, password: &str, address: &st
         }
         other => {
             app.throttle.failed(login, address);
+            app.metrics.login_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let user = other.map(|c| c.user_id);
             audit(app, None, user.unwrap_or_default(), "login_failed", json!({"login": login, "address": address}))
                 .await?;

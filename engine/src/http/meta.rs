@@ -133,7 +133,7 @@ fn doc_kind(kind: &str) -> ApiResult<DocKind> {
     let generic = |k: &DocKind| !matches!(k, DocKind::Entity | DocKind::PrintTemplate);
     DocKind::ALL.into_iter().filter(generic).find(|k| k.folder() == kind).ok_or_else(|| {
         ApiError::not_found(format!(
-            "no metadata kind `{kind}`; use layouts, lists, related, stage_sets, roles, scripts, reports, dashboards or web_forms"
+            "no metadata kind `{kind}`; use layouts, lists, related, stage_sets, roles, scripts, reports, dashboards, web_forms or webhooks"
         ))
     })
 }
@@ -147,9 +147,12 @@ pub async fn get_doc(
 ) -> ApiResult<Json<Json_>> {
     let kind = doc_kind(&kind)?;
     match kind {
-        DocKind::Role | DocKind::Script | DocKind::Report | DocKind::Dashboard | DocKind::WebForm => {
-            p.require_admin()?
-        }
+        DocKind::Role
+        | DocKind::Script
+        | DocKind::Report
+        | DocKind::Dashboard
+        | DocKind::WebForm
+        | DocKind::Webhook => p.require_admin()?,
         DocKind::StageSet => {}
         _ if !p.sees(&name) => return Err(ApiError::not_found(format!("no {} `{name}`", kind.as_str()))),
         _ => {}

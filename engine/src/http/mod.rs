@@ -16,6 +16,7 @@ mod rules;
 mod search;
 mod sms;
 mod tasks;
+mod webhooks;
 
 pub use extract::{ApiJson, ApiPath, ApiQuery};
 pub use files::file_response;
@@ -124,6 +125,10 @@ pub fn build_app(state: AppState) -> Router {
         .route("/api/v1/admin/users/{id}/transfer", post(admin::transfer))
         .route("/api/v1/admin/jobs", get(admin::jobs))
         .route("/api/v1/admin/company", get(admin::company).put(admin::put_company))
+        .route("/api/v1/webhooks/{name}", axum::routing::delete(webhooks::remove))
+        .route("/api/v1/webhooks/{name}/secret", post(webhooks::new_secret))
+        .route("/api/v1/webhooks/{name}/deliveries", get(webhooks::deliveries))
+        .route("/api/v1/webhooks/{name}/deliveries/{id}/redeliver", post(webhooks::redeliver))
         .route("/api/v1/admin/mail", get(mail::get_settings).put(mail::put_settings))
         .route("/api/v1/admin/mail/test", post(mail::test))
         .route("/api/v1/admin/sms", get(sms::get_settings).put(sms::put_settings))
@@ -136,6 +141,7 @@ pub fn build_app(state: AppState) -> Router {
 
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(crate::metrics::serve))
         .route("/api/v1/auth/token", post(auth::token))
         .route("/api/v1/auth/login", post(auth::login))
         .merge(api)
@@ -144,6 +150,7 @@ pub fn build_app(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(log_failures))
+        .layer(middleware::from_fn_with_state(state.clone(), crate::metrics::track))
         .with_state(state)
 }
 

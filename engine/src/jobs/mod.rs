@@ -58,6 +58,7 @@ pub fn standard() -> Vec<Box<dyn Consumer>> {
         Box::new(assignments::Assignments),
         Box::new(crate::search::Indexer),
         Box::new(crate::mail::Sender),
+        Box::new(crate::webhooks::Dispatcher),
     ]
 }
 
@@ -69,6 +70,15 @@ pub const MAX_ATTEMPTS: i64 = 8;
 const LEASE: TimeDelta = TimeDelta::seconds(30);
 /// How often a node looks for new events.
 const POLL: Duration = Duration::from_millis(250);
+
+/// Handles an event in a span that names the request which wrote it, so that the work it
+/// causes logs beside the request.
+async fn handle(consumer: &dyn Consumer, app: &App, event: &Event) -> Result<(), String> {
+    use tracing::Instrument as _;
+    let request = event.payload["request"].as_str().unwrap_or_default();
+    let span = tracing::info_span!("job", consumer = consumer.name(), seq = event.seq, request);
+    consumer.handle(app, event).instrument(span).await
+}
 
 /// The delay before attempt `n + 1` at an event: 1 s, 2 s, 4 s … up to an hour.
 fn backoff(attempts: i64) -> TimeDelta {
@@ -151,7 +161,7 @@ impl Runner {
         let mut handled = 0;
         for due in store::due(db, name, node, now).await? {
             let outcome = match store::event_by_seq(db, due.seq).await? {
-                Some(event) => consumer.handle(app, &event).await,
+                Some(event) => handle(consumer, app, &event).await,
                 // The event is gone from the outbox: nothing is left to do.
                 None => Ok(()),
             };
@@ -167,7 +177,7 @@ impl Runner {
         loop {
             let events = store::events_after(db, at, BATCH).await?;
             for event in &events {
-                if let Err(error) = consumer.handle(app, event).await {
+                if let Err(error) = handle(consumer, app, event).await {
                     self.failed(name, node, event.seq, 1, &error, now).await?;
                 }
             }

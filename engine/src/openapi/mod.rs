@@ -2,6 +2,7 @@
 //! operations their roles allow on the entities they see, with the fields they see, every
 //! status each operation can answer and the shape of every body.
 
+mod integration;
 mod marketing;
 mod operations;
 mod records;
@@ -162,6 +163,7 @@ pub fn document(catalog: &Catalog, p: &Principal) -> Json {
     let mut paths = Map::new();
     operations::add(&mut paths, catalog, p);
     marketing::add(&mut paths, p);
+    integration::add(&mut paths, p);
     let mut schemas = Map::new();
     for entity in catalog.entities().filter(|e| p.sees(e.name().as_str())) {
         records::add(&mut paths, &mut schemas, catalog, p, entity);
@@ -221,6 +223,7 @@ fn documents(p: &Principal) -> Vec<(DocKind, &'static str)> {
             (DocKind::Script, "ScriptDocument"),
             (DocKind::Dashboard, "DashboardDocument"),
             (DocKind::WebForm, "WebFormDocument"),
+            (DocKind::Webhook, "WebhookDocument"),
         ]);
     }
     kinds

@@ -77,6 +77,11 @@ pub struct RecordOut {
 }
 
 impl RecordOut {
+    /// A record with every live field, as the system reads it.
+    pub fn whole(entity: Arc<Entity>, record: Record) -> Self {
+        RecordOut { entity, record, fields: None }
+    }
+
     pub fn id(&self) -> Uuid {
         self.record.id()
     }

@@ -932,6 +932,9 @@ fn logged(write: &Write, by: Uuid) -> (AuditEntry, OutboxEvent) {
         payload["owner"] = json!(owner);
     }
     payload["source"] = json!(write.source.as_str());
+    if let Some(request) = crate::metrics::request_id() {
+        payload["request"] = json!(request);
+    }
     let entity = write.entity.name().to_string();
     let id = write.after.id();
     (

@@ -12,8 +12,10 @@ pub mod reports;
 pub mod settings;
 pub mod sql;
 mod sqlite;
+pub mod stats;
 pub mod system;
 pub mod tasks;
+pub mod webhooks;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -147,6 +149,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../../migrations/sqlite/0010_claims.sql"),
         include_str!("../../../migrations/postgres/0010_claims.sql"),
     ),
+    (
+        11,
+        "webhook deliveries and their attempts",
+        include_str!("../../../migrations/sqlite/0011_webhooks.sql"),
+        include_str!("../../../migrations/postgres/0011_webhooks.sql"),
+    ),
 ];
 
 impl Db {
@@ -187,6 +195,15 @@ impl Db {
 
     pub fn sql(&self) -> Sql {
         Sql::new(self.dialect())
+    }
+
+    /// The node's open connections and how many of them are idle (SQLite: the readers and
+    /// the writer).
+    pub fn connections(&self) -> (usize, usize) {
+        match &self.pools {
+            Pools::Sqlite(pools) => pools.connections(),
+            Pools::Postgres(pool) => (pool.size() as usize, pool.num_idle()),
+        }
     }
 
     /// Creates or updates the system tables, one node at a time.

@@ -10,6 +10,7 @@ use rusqlite::types::ValueRef;
 use sqlx::{AssertSqlSafe, Row as _};
 use uuid::Uuid;
 
+use crate::stats::Timing;
 use crate::{Db, Pools, StoreError, Tx, TxInner};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,6 +196,7 @@ impl Sql {
 
     /// Runs the statement on the read side and returns its rows.
     pub async fn fetch_all(self, db: &Db) -> Result<Vec<Row>, StoreError> {
+        let _timing = Timing::read();
         Ok(match &db.pools {
             Pools::Sqlite(pools) => {
                 pools.read(self.text, self.args, crate::sqlite::cells).await?.into_iter().map(Row::Sqlite).collect()
@@ -207,12 +209,15 @@ impl Sql {
     /// the calling task instead of a database thread: it is shorter than the trip there.
     pub async fn fetch_keyed(self, db: &Db) -> Result<Vec<Row>, StoreError> {
         match &db.pools {
-            Pools::Sqlite(pools) => Ok(pools
-                .read_keyed(self.text, self.args, crate::sqlite::cells)
-                .await?
-                .into_iter()
-                .map(Row::Sqlite)
-                .collect()),
+            Pools::Sqlite(pools) => {
+                let _timing = Timing::read();
+                Ok(pools
+                    .read_keyed(self.text, self.args, crate::sqlite::cells)
+                    .await?
+                    .into_iter()
+                    .map(Row::Sqlite)
+                    .collect())
+            }
             Pools::Postgres(_) => self.fetch_all(db).await,
         }
     }
@@ -222,7 +227,10 @@ impl Sql {
     /// its text first.
     pub async fn fetch_values(self, db: &Db, storages: Vec<Storage>) -> Result<Vec<Vec<Value>>, StoreError> {
         match &db.pools {
-            Pools::Sqlite(pools) => pools.read(self.text, self.args, move |row| values(row, &storages)).await,
+            Pools::Sqlite(pools) => {
+                let _timing = Timing::read();
+                pools.read(self.text, self.args, move |row| values(row, &storages)).await
+            }
             Pools::Postgres(_) => postgres_values(self.fetch_all(db).await?, &storages),
         }
     }
@@ -230,7 +238,10 @@ impl Sql {
     /// [`Sql::fetch_values`] for the few rows a key finds, read as [`Sql::fetch_keyed`] reads.
     pub async fn fetch_values_keyed(self, db: &Db, storages: &[Storage]) -> Result<Vec<Vec<Value>>, StoreError> {
         match &db.pools {
-            Pools::Sqlite(pools) => pools.read_keyed(self.text, self.args, |row| values(row, storages)).await,
+            Pools::Sqlite(pools) => {
+                let _timing = Timing::read();
+                pools.read_keyed(self.text, self.args, |row| values(row, storages)).await
+            }
             Pools::Postgres(_) => postgres_values(self.fetch_all(db).await?, storages),
         }
     }
@@ -241,6 +252,7 @@ impl Sql {
 
     /// Runs the statement inside a transaction and returns its rows.
     pub async fn fetch_all_tx(self, tx: &mut Tx) -> Result<Vec<Row>, StoreError> {
+        let _timing = Timing::write();
         Ok(match &mut tx.inner {
             TxInner::Sqlite(t) => t.run(self.text, self.args).await?.0.into_iter().map(Row::Sqlite).collect(),
             TxInner::Postgres(t) => self.postgres().fetch_all(&mut **t).await?.into_iter().map(Row::Postgres).collect(),
@@ -253,6 +265,7 @@ impl Sql {
 
     /// Runs the statement inside a transaction; returns the number of rows it touched.
     pub async fn execute_tx(self, tx: &mut Tx) -> Result<u64, StoreError> {
+        let _timing = Timing::write();
         Ok(match &mut tx.inner {
             TxInner::Sqlite(t) => t.run(self.text, self.args).await?.1,
             TxInner::Postgres(t) => self.postgres().execute(&mut **t).await?.rows_affected(),
@@ -261,6 +274,7 @@ impl Sql {
 
     /// Runs statements in order inside a transaction, in one trip to SQLite.
     pub async fn execute_all(statements: Vec<Sql>, tx: &mut Tx) -> Result<(), StoreError> {
+        let _timing = Timing::write();
         match &mut tx.inner {
             TxInner::Sqlite(t) => t.run_all(statements.into_iter().map(|s| (s.text, s.args)).collect()).await,
             TxInner::Postgres(t) => {
@@ -274,6 +288,7 @@ impl Sql {
 
     /// Runs the statement on the write side outside any transaction.
     pub async fn execute(self, db: &Db) -> Result<u64, StoreError> {
+        let _timing = Timing::write();
         Ok(match &db.pools {
             Pools::Sqlite(pools) => pools.write(self.text, self.args).await?.1,
             Pools::Postgres(pool) => self.postgres().execute(pool).await?.rows_affected(),

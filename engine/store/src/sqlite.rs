@@ -91,6 +91,8 @@ fn spawn_checkpointer(path: &Path, writer: std::sync::Weak<Writer>) -> Result<()
 struct ReadPool {
     idle: Mutex<Vec<Connection>>,
     permits: tokio::sync::Semaphore,
+    /// How many read connections there are.
+    size: usize,
 }
 
 impl ReadPool {
@@ -337,9 +339,18 @@ impl SqlitePools {
             read: Arc::new(ReadPool {
                 idle: Mutex::new(idle),
                 permits: tokio::sync::Semaphore::new(readers.max(1) as usize),
+                size: readers.max(1) as usize,
             }),
             writer,
         })
+    }
+
+    /// The connections and how many are idle: the readers not lent out, and the writer
+    /// when no transaction holds it.
+    pub(crate) fn connections(&self) -> (usize, usize) {
+        let idle_readers = self.read.idle.lock().map_or(0, |idle| idle.len());
+        let writer_idle = usize::from(self.writer.turn.try_lock().is_ok());
+        (self.read.size + 1, idle_readers + writer_idle)
     }
 
     /// Runs a query on a read connection, on a thread of the blocking pool, reading each
