@@ -1,7 +1,8 @@
 //! Operating the server: `/metrics` in the Prometheus text format for a scraper with the
 //! token (requests by route and status with latency, statements, connections, the outbox's
 //! lag, rule runs, failed logins), nothing without it; each request's id in its answer and in
-//! the outbox events it wrote, so its jobs can be found by it.
+//! the outbox events it wrote, so its jobs can be found by it; the nightly backup, taken once
+//! a night, the folder keeping the latest few.
 
 mod support;
 
@@ -10,7 +11,7 @@ use axum::http::{Method, Request, StatusCode, header};
 use serde_json::json;
 use support::TestApp;
 
-backends!(metrics_are_counted_and_kept_for_the_scraper);
+backends!(metrics_are_counted_and_kept_for_the_scraper, the_nightly_backup_is_taken_once_and_the_latest_kept);
 
 const TOKEN: &str = "scrape-7f3a9c";
 
@@ -93,4 +94,54 @@ async fn metrics_are_counted_and_kept_for_the_scraper(plain: TestApp) {
     let caches =
         text.lines().find(|l| l.starts_with("crm_outbox_lag_events{consumer=\"caches\"")).expect("the caches' lag");
     assert!(caches.ends_with(" 0"), "caught up: {caches}");
+}
+
+async fn the_nightly_backup_is_taken_once_and_the_latest_kept(plain: TestApp) {
+    let folder = tempfile::tempdir().unwrap();
+    let configure = |c: &mut crm::config::Config| {
+        c.backup_dir = Some(folder.path().to_owned());
+        c.backup_keep = 2;
+    };
+    let t = if plain.is_postgres() {
+        let Some(t) = TestApp::postgres_with(configure).await else { return };
+        t
+    } else {
+        TestApp::sqlite_with(configure).await
+    };
+    assert!(crm::backup::take_due(&plain.app, chrono::Utc::now()).await.unwrap().is_none(), "no folder, no backup");
+    t.create("customer", json!({"name": "夜间备份客户"})).await;
+    let china = crm::schedule::business_offset();
+    let night = |day: u32, hour: u32| {
+        chrono::NaiveDate::from_ymd_opt(2026, 12, day)
+            .unwrap()
+            .and_hms_opt(hour, 0, 0)
+            .unwrap()
+            .and_local_timezone(china)
+            .unwrap()
+            .to_utc()
+    };
+    let mut taken = Vec::new();
+    for day in [2, 3, 4] {
+        let file = crm::backup::take_due(&t.app, night(day, 3)).await.unwrap().expect("the night's backup");
+        taken.push(file);
+        assert!(crm::backup::take_due(&t.app, night(day, 9)).await.unwrap().is_none(), "once a night");
+    }
+    let mut kept: Vec<String> = std::fs::read_dir(folder.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    kept.sort();
+    assert_eq!(kept, ["crm-20261203-0230.zip", "crm-20261204-0230.zip"], "the latest two");
+    // The latest restores, with the customer in it (PostgreSQL's restore: tests/serve.rs).
+    if t.is_postgres() {
+        return;
+    }
+    let restored = tempfile::tempdir().unwrap();
+    let config = crm::config::Config::for_data_dir(restored.path());
+    crm::backup::restore(&config, &taken[2], false).await.unwrap();
+    let reopened = crm::setup::open(config).await.unwrap();
+    let mut sql = reopened.app.db.sql();
+    sql.push("SELECT COUNT(*) FROM customer WHERE deleted_at IS NULL");
+    let rows = crm_store::records::count(&reopened.app.db, sql).await.unwrap();
+    assert_eq!(rows, 1, "the customer came back");
 }

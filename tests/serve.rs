@@ -1,12 +1,13 @@
 //! The `crm` binary: first start prints the administrator's password once, serves the API,
 //! keeps its data across restarts and stops cleanly on SIGTERM; `crm meta export` writes a
-//! package. Configuration layers flags over variables over `crm.toml`.
+//! package; `crm backup` copies a running server's data and `crm restore` brings it back.
+//! Configuration layers flags over variables over `crm.toml`.
 
 mod support;
 
 use std::process::Command;
 
-use support::binary::{free_port, http, start, stop};
+use support::binary::{free_port, http, start, start_with, stop};
 
 #[test]
 fn first_start_restart_and_graceful_stop() {
@@ -96,4 +97,115 @@ fn bench_json_is_one_object_on_stdout() {
     }
     assert!(report["import_rows_per_s"].as_f64().unwrap() > 0.0, "{report}");
     assert!(report["add_field_ms"].as_f64().unwrap() > 0.0, "{report}");
+}
+
+/// A backup taken while customers are being written restores every customer the server had
+/// confirmed before the backup began; a restore does not overwrite data unless told.
+#[test]
+fn a_backup_under_writes_restores_everything_up_to_its_point_sqlite() {
+    backup_round_trip(None);
+}
+
+#[test]
+fn a_backup_under_writes_restores_everything_up_to_its_point_postgres() {
+    let Ok(server) = std::env::var("CRM_TEST_POSTGRES_URL") else {
+        eprintln!("CRM_TEST_POSTGRES_URL is not set: skipping the PostgreSQL run");
+        return;
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let names = ["src", "dst"].map(|side| format!("crm_backup_{side}_{}", uuid::Uuid::now_v7().simple()));
+    for name in &names {
+        runtime.block_on(crm_store::server::create_database(&server, name, None)).unwrap();
+    }
+    let url = |name: &str| crm_store::server::database_url(&server, name);
+    backup_round_trip(Some((url(&names[0]), url(&names[1]))));
+    for name in &names {
+        runtime.block_on(crm_store::server::drop_database(&server, name)).unwrap();
+    }
+}
+
+/// The round trip on SQLite, or on PostgreSQL from one database to another, empty one.
+fn backup_round_trip(databases: Option<(String, String)>) {
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let source = databases.as_ref().map(|(source, _)| vec![("CRM_DATABASE_URL", source.as_str())]).unwrap_or_default();
+    let (child, lines) = start_with(data.path(), port, &source);
+    let password = lines.iter().find_map(|l| l.split("with password ").nth(1)).expect("the password").trim().to_owned();
+    let login = format!(r#"{{"login":"admin","password":"{password}"}}"#);
+    let token = http(port, "POST", "/api/v1/auth/token", &login, None).1;
+    let token = token.split("\"token\":\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+
+    // A writer confirms customers one after another until told to stop.
+    let confirmed = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let stop_writing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (confirmed, stop_writing, token) = (confirmed.clone(), stop_writing.clone(), token.clone());
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop_writing.load(std::sync::atomic::Ordering::Relaxed) {
+                let name = format!("备份客户{n:05}");
+                let (status, _) =
+                    http(port, "POST", "/api/v1/records/customer", &format!(r#"{{"name":"{name}"}}"#), Some(&token));
+                if status == 201 {
+                    confirmed.lock().unwrap().push(name);
+                }
+                n += 1;
+            }
+        })
+    };
+    while confirmed.lock().unwrap().len() < 30 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let before: Vec<String> = confirmed.lock().unwrap().clone();
+    let backup = data.path().join("nightly.zip");
+    let taken = Command::new(env!("CARGO_BIN_EXE_crm"))
+        .args(["backup", "--to"])
+        .arg(&backup)
+        .arg("--data-dir")
+        .arg(data.path())
+        .env("CRM_LOG", "warn")
+        .envs(source.iter().copied())
+        .output()
+        .unwrap();
+    assert!(taken.status.success(), "{}", String::from_utf8_lossy(&taken.stderr));
+    while confirmed.lock().unwrap().len() < before.len() + 10 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    stop_writing.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    stop(child);
+
+    let restore = |into: &std::path::Path, database: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_crm"));
+        command.args(["restore", "--from"]).arg(&backup).arg("--data-dir").arg(into).env("CRM_LOG", "warn");
+        command.env_remove("CRM_DATABASE_URL").envs(database.map(|url| ("CRM_DATABASE_URL", url)));
+        command.output().unwrap()
+    };
+    let refused = restore(data.path(), databases.as_ref().map(|(source, _)| source.as_str()));
+    assert!(!refused.status.success(), "data in place is not overwritten");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--force"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    let restored = tempfile::tempdir().unwrap();
+    let target = databases.as_ref().map(|(_, target)| target.as_str());
+    let done = restore(restored.path(), target);
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    let port = free_port();
+    let (child, _) =
+        start_with(restored.path(), port, &target.map(|t| vec![("CRM_DATABASE_URL", t)]).unwrap_or_default());
+    let token = http(port, "POST", "/api/v1/auth/token", &login, None).1;
+    assert!(token.contains("\"token\""), "the administrator's password came back with the data: {token}");
+    let token = token.split("\"token\":\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let (status, page) =
+        http(port, "GET", "/api/v1/records/customer?limit=500&sort=name&fields=name", "", Some(&token));
+    assert_eq!(status, 200, "{page}");
+    for name in &before {
+        assert!(page.contains(name), "{name}, confirmed before the backup, is restored");
+    }
+    let found = http(port, "GET", "/api/v1/search?q=%E5%A4%87%E4%BB%BD%E5%AE%A2%E6%88%B700000", "", Some(&token));
+    assert!(found.1.contains("备份客户00000"), "the search index was rebuilt: {}", found.1);
+    stop(child);
 }

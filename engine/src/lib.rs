@@ -6,6 +6,7 @@ pub mod admin;
 pub mod app;
 pub mod approval;
 pub mod auth;
+pub mod backup;
 pub mod bench;
 pub mod brand;
 pub mod campaigns;

@@ -41,6 +41,21 @@ async fn main() -> anyhow::Result<()> {
             let opened = crm::setup::open(Config::resolve(&server)?).await?;
             crm::package::apply_dir(&opened.app, &dir, dry_run).await
         }
+        Command::Backup { to, server } => {
+            let size = crm::backup::backup(&Config::resolve(&server)?, &to).await?;
+            println!("wrote {} ({:.1} MB)", to.display(), size as f64 / 1e6);
+            Ok(())
+        }
+        Command::Restore { from, force, server } => {
+            let config = Config::resolve(&server)?;
+            crm::backup::restore(&config, &from, force).await?;
+            let opened = crm::setup::open(config).await?;
+            crm::search::rebuild(&opened.app, |_, _| {})
+                .await
+                .map_err(|e| anyhow::anyhow!("rebuilding the search index failed: {e:?}"))?;
+            println!("restored {}; the search index was rebuilt", from.display());
+            Ok(())
+        }
         Command::Search { command: SearchCommand::Reindex { server } } => {
             let opened = crm::setup::open(Config::resolve(&server)?).await?;
             let began = std::time::Instant::now();

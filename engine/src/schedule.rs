@@ -21,7 +21,7 @@ pub fn business_offset() -> FixedOffset {
 }
 
 /// The latest slot of a `daily HH:MM` or `every N minutes` schedule at or before `now`.
-fn latest_slot(schedule: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+pub(crate) fn latest_slot(schedule: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     if let Some(minutes) = schedule.strip_prefix("every ").and_then(|s| s.strip_suffix(" minutes")) {
         let every = minutes.parse::<i64>().ok().filter(|m| *m > 0)? * 60;
         return DateTime::from_timestamp(now.timestamp().div_euclid(every) * every, 0);
@@ -123,6 +123,9 @@ pub async fn follow_schedule(app: crate::AppState) {
         }
         if let Err(e) = crate::mail::compose::release_due(&app, app.now()).await {
             tracing::warn!(error = ?e, "sending the scheduled mailings failed");
+        }
+        if let Err(e) = crate::backup::take_due(&app, app.now()).await {
+            tracing::error!(error = ?e, "the nightly backup failed");
         }
     }
 }

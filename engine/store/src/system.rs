@@ -39,6 +39,27 @@ pub async fn catalog_version(db: &Db) -> Result<i64, StoreError> {
     Ok(row.map(|r| r.int(0)).transpose()?.flatten().unwrap_or(0))
 }
 
+/// Copies an SQLite database, while others read and write it, into a new file: a snapshot
+/// of one read transaction (`VACUUM INTO`), compacted.
+pub async fn copy_sqlite(db: &Db, to: &std::path::Path) -> Result<(), StoreError> {
+    let mut sql = db.sql();
+    sql.push("VACUUM INTO ").bind(Arg::Text(to.to_string_lossy().into_owned()));
+    sql.fetch_all(db).await?;
+    Ok(())
+}
+
+/// Whether the database holds this product's tables.
+pub async fn has_tables(db: &Db) -> Result<bool, StoreError> {
+    let mut sql = db.sql();
+    sql.push(match db.dialect() {
+        Dialect::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'crm_catalog'",
+        Dialect::Postgres => {
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'crm_catalog'"
+        }
+    });
+    Ok(sql.fetch_optional(db).await?.map(|r| r.int(0)).transpose()?.flatten().unwrap_or(0) > 0)
+}
+
 /// Takes the catalog lock for a metadata change and returns the current version, so that two
 /// changes (from any node) apply one after the other to the version they were planned on.
 pub async fn lock_catalog(tx: &mut Tx) -> Result<i64, StoreError> {
