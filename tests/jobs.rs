@@ -203,9 +203,29 @@ async fn two_nodes_postgres() {
     drain(&b, &on_b, b.app.now() + TimeDelta::seconds(31), &["assignments"]).await;
     assert_eq!(reminders(&a, &token).await.len(), 2);
 
-    // Disabling on A ends the rep's token on B at once.
+    // A field added on A is live on B, and a role changed on A holds on B, within seconds.
     crm::serve::background(b.app.clone());
     tokio::time::sleep(Duration::from_millis(300)).await;
+    b.as_user(&token, Method::GET, "/api/v1/records/budget", None).await.expect(200);
+    let field = json!({"name": "wechat_id", "type": "text", "label": {"zh-CN": "微信号", "en": "WeChat ID"}});
+    a.post("/api/v1/meta/entities/customer/fields", field).await.expect(201);
+    let mut role = a.get("/api/v1/meta/roles/sales_rep").await.expect(200);
+    role["entities"].as_object_mut().unwrap().remove("budget");
+    a.put("/api/v1/meta/roles/sales_rep", role).await.expect(200);
+    let mut followed = false;
+    for _ in 0..60 {
+        let entity = b.get("/api/v1/meta/entities/customer").await.expect(200);
+        let has_field = entity["entity"]["fields"].as_array().unwrap().iter().any(|f| f["name"] == "wechat_id");
+        let budgets = b.as_user(&token, Method::GET, "/api/v1/records/budget", None).await.status.as_u16();
+        if has_field && budgets != 200 {
+            followed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(followed, "node B follows A's metadata and role changes");
+
+    // Disabling on A ends the rep's token on B at once.
     b.as_user(&token, Method::GET, "/api/v1/records/customer", None).await.expect(200);
     a.post(&format!("/api/v1/admin/users/{rep}/disable"), json!({})).await.expect(200);
     let mut refused = false;

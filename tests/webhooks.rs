@@ -3,7 +3,8 @@
 //! posted signed (HMAC-SHA256 of the timestamp and the body); a receiver that answers 500
 //! gets it again later with a growing delay, and counts every event exactly once by the
 //! delivery id; a filter and the event kinds choose what is posted; a slow receiver delays
-//! no other; a dead one is given up after its attempts and can be sent again by hand.
+//! no other; a dead one is given up after its attempts and can be sent again by hand; two
+//! nodes on one database post each event once.
 
 mod support;
 
@@ -355,4 +356,43 @@ async fn the_studio_sets_one_up_and_shows_its_deliveries(t: TestApp) {
     assert_eq!(seen.lock().unwrap().taken.len(), 2, "sent again");
     assert_eq!(b.submit("/studio/webhooks/erp_orders/delete", &[]).await, "/studio/webhooks");
     assert!(t.get("/api/v1/meta/webhooks/erp_orders").await.status == StatusCode::NOT_FOUND);
+}
+
+/// Two nodes on one PostgreSQL database, both running the outbox consumers and posting due
+/// deliveries at the same time: each event is queued and posted once, not once per node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_post_each_event_once_postgres() {
+    let Some(a) = TestApp::postgres().await else { return };
+    let b = a.another_node().await;
+    let (url, seen) = receiver().await;
+    subscribe(&a, "two_nodes", json!({"entity": "customer", "events": ["created"], "url": url})).await;
+    seen.lock().unwrap().secret = secret(&a, "two_nodes").await;
+    assert!(b.app.refresh_catalog().await.unwrap(), "node B picks up the webhook");
+    for n in 0..20 {
+        a.create("customer", json!({"name": format!("两节点客户{n:02}")})).await;
+    }
+    let on_a = crm::jobs::Runner::new(a.app.clone(), crm::jobs::standard());
+    let on_b = crm::jobs::Runner::new(b.app.clone(), crm::jobs::standard());
+    for _ in 0..100 {
+        let (ran_a, ran_b) = tokio::join!(on_a.run_once(a.app.now()), on_b.run_once(b.app.now()));
+        ran_a.unwrap();
+        ran_b.unwrap();
+        let (sent_a, sent_b) =
+            tokio::join!(crm::webhooks::deliver::deliver_due(&a.app), crm::webhooks::deliver::deliver_due(&b.app));
+        sent_a.unwrap();
+        sent_b.unwrap();
+        if seen.lock().unwrap().taken.len() >= 20 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let ids: std::collections::HashSet<String> = {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.taken.len(), 20, "each event posted once, not once per node");
+        assert_eq!(seen.bad_signatures, 0, "both nodes sign with the one secret");
+        seen.taken.iter().map(|(id, _, _)| id.clone()).collect()
+    };
+    assert_eq!(ids.len(), 20);
+    let log = log(&a, "two_nodes").await;
+    assert!(log.iter().all(|d| d["status"] == "delivered" && d["attempts"] == 1), "{log:?}");
 }

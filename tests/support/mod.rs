@@ -166,12 +166,14 @@ impl TestApp {
         Some(Self::ready(opened.app, dir, Some((server, name))).await)
     }
 
-    /// A second node on the same database, with a data folder of its own; the first keeps
-    /// the database (and drops it at the end).
+    /// A second node on the same database, with a data folder of its own and the first
+    /// node's secret key, as every node of one database must have; the first keeps the
+    /// database (and drops it at the end).
     pub async fn another_node(&self) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = config(dir.path(), None);
         config.database_url = self.app.config.database_url.clone();
+        config.secret_key = std::fs::read_to_string(self.app.config.data_dir.join("secret.key")).ok();
         let opened = crm::setup::open(config).await.expect("the second node opens");
         Self::ready(opened.app, dir, None).await
     }
