@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::access::Principal;
 use crate::app::App;
 use crate::error::{ApiError, ApiResult, FieldError};
+use crate::http::kb::broken;
 
 /// Where the saved logo is served, to anyone: the login page shows it.
 pub const LOGO_PATH: &str = "/brand/logo";
@@ -107,10 +108,6 @@ pub struct Change {
     pub remove_logo: bool,
     /// The page's CSRF token, when a page sent it.
     pub csrf: Option<String>,
-}
-
-fn broken(e: impl std::fmt::Display) -> ApiError {
-    ApiError::bad_request("invalid_body", format!("the multipart form cannot be read: {e}"))
 }
 
 impl<S: Send + Sync> FromRequest<S> for Change {

@@ -19,7 +19,8 @@ pub struct ImportForm {
     pub csrf: Option<String>,
 }
 
-fn broken(e: impl std::fmt::Display) -> ApiError {
+/// A multipart form that cannot be read.
+pub(crate) fn broken(e: impl std::fmt::Display) -> ApiError {
     ApiError::bad_request("invalid_body", format!("the multipart form cannot be read: {e}"))
 }
 

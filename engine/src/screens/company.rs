@@ -29,12 +29,7 @@ pub async fn show(State(app): State<AppState>, viewer: Viewer) -> ApiResult<Resp
 /// `POST /studio/company` (multipart: `name`, `logo`, `remove_logo`): saved and back, or the
 /// form again with what is wrong and nothing saved.
 pub async fn save(State(app): State<AppState>, viewer: Viewer, change: Change) -> ApiResult<Response> {
-    if !crate::auth::same_secret(change.csrf.as_deref().unwrap_or(""), &viewer.csrf) {
-        return Err(ApiError::Forbidden {
-            code: "csrf_failed",
-            message: "this form is out of date; reload the page and send it again".into(),
-        });
-    }
+    super::check_csrf(change.csrf.as_deref(), &viewer.csrf)?;
     match brand::save(&app, &viewer.principal, &change).await {
         Ok(_) => Ok(redirect_with(PATH, Some(&viewer.text("studio.applied")))),
         Err(ApiError::Invalid(errors)) => {

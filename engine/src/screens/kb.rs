@@ -14,7 +14,6 @@ use uuid::Uuid;
 use super::search::pieces;
 use super::{Viewer, html, redirect_with};
 use crate::app::{App, AppState};
-use crate::auth;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::ApiQuery;
 use crate::http::kb::ImportForm;
@@ -44,12 +43,7 @@ pub async fn page(
 /// `POST /kb/import`: the files of the form become articles, then back to the page; a bad
 /// file shows the page again with what is wrong with each, and nothing written.
 pub async fn import_files(State(app): State<AppState>, viewer: Viewer, form: ImportForm) -> ApiResult<Response> {
-    if !auth::same_secret(form.csrf.as_deref().unwrap_or(""), &viewer.csrf) {
-        return Err(ApiError::Forbidden {
-            code: "csrf_failed",
-            message: "this form is out of date; reload the page and send it again".into(),
-        });
-    }
+    super::check_csrf(form.csrf.as_deref(), &viewer.csrf)?;
     let category = form.category.as_deref().map(str::trim).filter(|c| !c.is_empty());
     match import::import(&app, &viewer.principal, category, &form.files).await {
         Ok(ids) => {
