@@ -39,6 +39,7 @@ pub mod settings;
 pub mod setup;
 pub mod sms;
 pub mod surveys;
+pub mod sync;
 pub mod tasks;
 pub mod visible;
 pub mod webhooks;

@@ -183,7 +183,10 @@ pub fn bundle(catalog: &Catalog, name: &str, module: Option<&str>) -> Json {
             crm_model::DocKind::StageSet => used_sets.iter().any(|s| s == doc_name),
             crm_model::DocKind::Role => false,
             crm_model::DocKind::WebForm => entities.iter().any(|m| m == crm_model::WEB_FORM_ENTITY),
-            crm_model::DocKind::Script | crm_model::DocKind::PrintTemplate | crm_model::DocKind::Webhook => {
+            crm_model::DocKind::Script
+            | crm_model::DocKind::PrintTemplate
+            | crm_model::DocKind::Webhook
+            | crm_model::DocKind::Sync => {
                 body.get("entity").and_then(Json::as_str).is_some_and(|e| entities.iter().any(|m| m == e))
             }
             _ => entities.iter().any(|m| m == doc_name),

@@ -118,6 +118,9 @@ pub async fn follow_schedule(app: crate::AppState) {
         if let Err(e) = run_due(&app, app.now()).await {
             tracing::warn!(error = ?e, "running the schedule failed");
         }
+        if let Err(e) = crate::sync::run_due(&app, app.now()).await {
+            tracing::warn!(error = ?e, "running the scheduled syncs failed");
+        }
         if let Err(e) = crate::reports::snapshot::take_due(&app, app.now()).await {
             tracing::warn!(error = ?e, "taking the forecast snapshot failed");
         }

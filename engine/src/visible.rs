@@ -134,7 +134,8 @@ pub fn document(catalog: &Catalog, p: &Principal, kind: DocKind, name: &str) -> 
         | DocKind::Dashboard
         | DocKind::PrintTemplate
         | DocKind::WebForm
-        | DocKind::Webhook => {
+        | DocKind::Webhook
+        | DocKind::Sync => {
             return docs.get_json(kind, name);
         }
     };

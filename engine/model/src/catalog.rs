@@ -14,7 +14,7 @@ use crate::meta::{
     DocKind, EntityDef, FieldDef, Labels, Layout, LayoutDoc, LayoutItem, ListViewDoc, PrintTemplateDoc, RelatedDoc,
     ScriptDoc, ScriptEvent, Section, SortKey, StageSetDoc,
 };
-use crate::meta::{RollupDef, WebFormDoc, WebhookDoc};
+use crate::meta::{RollupDef, SyncDirection, SyncDoc, WebFormDoc, WebhookDoc};
 use crate::report::ReportDoc;
 use crate::roles::RoleDoc;
 use crate::types::{FieldType, Reference, Storage};
@@ -85,6 +85,7 @@ pub struct Docs {
     pub print_templates: BTreeMap<Ident, PrintTemplateDoc>,
     pub web_forms: BTreeMap<Ident, WebFormDoc>,
     pub webhooks: BTreeMap<Ident, WebhookDoc>,
+    pub syncs: BTreeMap<Ident, SyncDoc>,
 }
 
 impl Docs {
@@ -171,6 +172,12 @@ impl Docs {
                 let doc: WebhookDoc = serde_json::from_value(body).map_err(parse_error)?;
                 let name = doc.name.clone();
                 self.webhooks.insert(name.clone(), doc);
+                name
+            }
+            DocKind::Sync => {
+                let doc: SyncDoc = serde_json::from_value(body).map_err(parse_error)?;
+                let name = doc.name.clone();
+                self.syncs.insert(name.clone(), doc);
                 name
             }
         };
@@ -273,6 +280,7 @@ impl Docs {
             .chain(all(DocKind::PrintTemplate, &self.print_templates))
             .chain(all(DocKind::WebForm, &self.web_forms))
             .chain(all(DocKind::Webhook, &self.webhooks))
+            .chain(all(DocKind::Sync, &self.syncs))
             .collect()
     }
 
@@ -294,6 +302,7 @@ impl Docs {
             DocKind::PrintTemplate => one(&self.print_templates, name),
             DocKind::WebForm => one(&self.web_forms, name),
             DocKind::Webhook => one(&self.webhooks, name),
+            DocKind::Sync => one(&self.syncs, name),
         }
     }
 
@@ -467,6 +476,11 @@ impl Catalog {
                 ));
             }
         }
+        for sync in catalog.docs.syncs.values() {
+            if let Err(e) = catalog.sync_filter(sync) {
+                errors.push(MetaError::new(DocKind::Sync, sync.name.as_str(), format!("/filter{}", e.path), e.message));
+            }
+        }
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -504,6 +518,12 @@ impl Catalog {
     /// A webhook's filter, parsed for its entity.
     pub fn webhook_filter(&self, hook: &WebhookDoc) -> Result<Option<Filter>, crate::filter::QueryError> {
         let (Some(json), Some(entity)) = (&hook.filter, self.entity(hook.entity.as_str())) else { return Ok(None) };
+        Filter::parse(self, entity, json, &HashSet::new()).map(Some)
+    }
+
+    /// The records a sync towards the ERP sends, as a filter parsed for its entity.
+    pub fn sync_filter(&self, sync: &SyncDoc) -> Result<Option<Filter>, crate::filter::QueryError> {
+        let (Some(json), Some(entity)) = (&sync.filter, self.entity(sync.entity.as_str())) else { return Ok(None) };
         Filter::parse(self, entity, json, &HashSet::new()).map(Some)
     }
 
@@ -647,6 +667,7 @@ fn check(docs: &Docs) -> Vec<MetaError> {
     check_print_templates(docs, &mut errors);
     check_web_forms(docs, &mut errors);
     check_webhooks(docs, &mut errors);
+    check_syncs(docs, &mut errors);
     for (kind, names) in [
         (DocKind::Layout, docs.layouts.keys().collect::<Vec<_>>()),
         (DocKind::ListView, docs.lists.keys().collect()),
@@ -739,6 +760,93 @@ fn check_webhooks(docs: &Docs, errors: &mut Vec<MetaError>) {
         let host = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")).unwrap_or_default();
         if host.is_empty() || host.starts_with('/') || url.chars().any(char::is_whitespace) {
             errors.push(err("/url", format!("`{url}` is not an http:// or https:// address")));
+        }
+    }
+}
+
+/// Whether a name of the external database (`table`, `schema.table`, `column`) is one that
+/// may be written into its SQL: letters, digits and underscores, each part under 64.
+pub fn is_external_name(name: &str, parts: usize) -> bool {
+    let valid = |part: &str| {
+        !part.is_empty()
+            && part.len() <= 64
+            && !part.starts_with(|c: char| c.is_ascii_digit())
+            && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    let split: Vec<&str> = name.split('.').collect();
+    split.len() <= parts && split.iter().all(|p| valid(p))
+}
+
+/// A sync mapping keeps existing fields from columns with names fit for SQL; a reference is
+/// kept through a mapping of the entity it points at.
+fn check_syncs(docs: &Docs, errors: &mut Vec<MetaError>) {
+    for sync in docs.syncs.values() {
+        let err = |path: String, message: String| MetaError::new(DocKind::Sync, sync.name.as_str(), path, message);
+        if !is_external_name(&sync.table, 2) {
+            errors.push(err("/table".into(), format!("`{}` is not a table name (letters, digits, _)", sync.table)));
+        }
+        for (path, column) in
+            [("/key/column", Some(&sync.key.column)), ("/watermark", sync.watermark.as_ref())].into_iter()
+        {
+            if let Some(column) = column.filter(|c| !is_external_name(c, 1)) {
+                errors.push(err(path.into(), format!("`{column}` is not a column name (letters, digits, _)")));
+            }
+        }
+        let Some(entity) = docs.entities.get(&sync.entity) else {
+            errors.push(err("/entity".into(), format!("no entity `{}`", sync.entity)));
+            continue;
+        };
+        // The owner is kept like a field: from the ERP's 业务员 through the employees' mapping.
+        let system = system_columns(&entity.name);
+        let field_of = |name: &Ident| {
+            entity
+                .fields
+                .iter()
+                .find(|f| f.name == *name && !f.archived)
+                .or_else(|| system.iter().find(|f| f.name == *name && f.name.as_str() == "owner"))
+        };
+        if let Some(key_field) = &sync.key.field
+            && field_of(key_field).is_none()
+        {
+            errors.push(err("/key/field".into(), format!("no field `{key_field}` on `{}`", sync.entity)));
+        }
+        if sync.direction == SyncDirection::ToErp && sync.key.field.is_none() {
+            errors
+                .push(err("/key/field".into(), "towards the ERP, name the field that gives a new row its code".into()));
+        }
+        let mut seen = HashSet::new();
+        for (i, mapped) in sync.fields.iter().enumerate() {
+            if !is_external_name(&mapped.column, 1) {
+                errors.push(err(format!("/fields/{i}/column"), format!("`{}` is not a column name", mapped.column)));
+            }
+            if !seen.insert(&mapped.field) {
+                errors.push(err(format!("/fields/{i}/field"), format!("`{}` is mapped twice", mapped.field)));
+            }
+            let Some(field) = field_of(&mapped.field) else {
+                errors.push(err(
+                    format!("/fields/{i}/field"),
+                    format!("no field `{}` on `{}`", mapped.field, sync.entity),
+                ));
+                continue;
+            };
+            if let Some(via) = &mapped.via {
+                let target = match field.field_type {
+                    FieldType::User => Some(crate::USER_ENTITY),
+                    FieldType::Lookup => field.target.as_ref().map(Ident::as_str),
+                    _ => None,
+                };
+                match (target, docs.syncs.get(via)) {
+                    (None, _) => {
+                        errors.push(err(format!("/fields/{i}/via"), format!("`{}` is not a reference", field.name)))
+                    }
+                    (_, None) => errors.push(err(format!("/fields/{i}/via"), format!("no sync mapping `{via}`"))),
+                    (Some(target), Some(other)) if other.entity.as_str() != target => errors.push(err(
+                        format!("/fields/{i}/via"),
+                        format!("`{via}` keeps `{}`, and `{}` points at `{target}`", other.entity, field.name),
+                    )),
+                    _ => {}
+                }
+            }
         }
     }
 }

@@ -22,7 +22,8 @@ pub use filter::{Filter, ListQuery, Op, QueryError};
 pub use ident::Ident;
 pub use meta::{
     Compare, DocKind, DuplicateAction, DuplicateField, DuplicateRule, EntityDef, FieldDef, Labels, PrintTemplateDoc,
-    ScriptDoc, ScriptEvent, SortKey, WebFormDoc, WebFormField, WebhookDoc, WebhookEvent,
+    ScriptDoc, ScriptEvent, SortKey, SyncDirection, SyncDoc, SyncField, SyncKey, WebFormDoc, WebFormField, WebhookDoc,
+    WebhookEvent,
 };
 pub use roles::{Access, Action, Scope};
 pub use types::{FieldType, Storage, TypeSpec};

@@ -57,12 +57,13 @@ pub enum DocKind {
     PrintTemplate,
     WebForm,
     Webhook,
+    Sync,
 }
 
 impl DocKind {
     /// In dependency order: stage sets before the entities that use them, entities before
     /// the documents that describe their screens.
-    pub const ALL: [DocKind; 12] = [
+    pub const ALL: [DocKind; 13] = [
         DocKind::StageSet,
         DocKind::Entity,
         DocKind::Layout,
@@ -75,6 +76,7 @@ impl DocKind {
         DocKind::PrintTemplate,
         DocKind::WebForm,
         DocKind::Webhook,
+        DocKind::Sync,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -91,6 +93,7 @@ impl DocKind {
             DocKind::PrintTemplate => "print_template",
             DocKind::WebForm => "web_form",
             DocKind::Webhook => "webhook",
+            DocKind::Sync => "sync",
         }
     }
 
@@ -113,6 +116,7 @@ impl DocKind {
             DocKind::PrintTemplate => "prints",
             DocKind::WebForm => "web_forms",
             DocKind::Webhook => "webhooks",
+            DocKind::Sync => "syncs",
         }
     }
 
@@ -131,6 +135,7 @@ impl DocKind {
             DocKind::PrintTemplate => "print_template.schema.json",
             DocKind::WebForm => "web_form.schema.json",
             DocKind::Webhook => "webhook.schema.json",
+            DocKind::Sync => "sync.schema.json",
         }
     }
 }
@@ -870,6 +875,114 @@ impl WebhookEvent {
     pub fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|e| e.as_str() == text)
     }
+}
+
+/// A sync mapping (I-1): the rows of a table of an external database (an ERP's) and the
+/// records of an entity, kept alike by a key — the ERP's code, remembered per record — in
+/// one direction. The connection's address is kept sealed apart from the metadata, per
+/// installation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncDoc {
+    pub name: Ident,
+    pub label: Labels,
+    /// The external database, by the name its address is kept under.
+    pub connection: Ident,
+    pub entity: Ident,
+    #[serde(default, skip_serializing_if = "SyncDirection::is_from_erp")]
+    pub direction: SyncDirection,
+    /// The external table (or `schema.table`).
+    pub table: String,
+    pub key: SyncKey,
+    /// A column that grows with every change of a row (a modification time): a run reads
+    /// only the rows changed since the last one. Without it every run compares all rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watermark: Option<String>,
+    pub fields: Vec<SyncField>,
+    /// Whether a row without a record makes one; off, rows only update the records they
+    /// match (the execution of orders made here, read back).
+    #[serde(default = "enabled", skip_serializing_if = "is_true")]
+    pub creates: bool,
+    /// What becomes of a record whose row is gone from the source, seen when all rows are
+    /// compared.
+    #[serde(default, skip_serializing_if = "OnMissing::is_delete")]
+    pub on_missing: OnMissing,
+    /// `every N minutes` or `daily HH:MM` (Beijing time); run on demand only without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// Towards the ERP: only the records matching this filter tree are sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<serde_json::Value>,
+    #[serde(default = "enabled", skip_serializing_if = "is_true")]
+    pub enabled: bool,
+}
+
+/// Which side a sync mapping writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncDirection {
+    /// ERP rows make and change records.
+    #[default]
+    FromErp,
+    /// Records make and change ERP rows.
+    ToErp,
+}
+
+impl SyncDirection {
+    fn is_from_erp(&self) -> bool {
+        *self == SyncDirection::FromErp
+    }
+}
+
+/// What becomes of a record whose source row is gone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnMissing {
+    /// It goes to the recycle bin, and comes back if the row does.
+    #[default]
+    Delete,
+    Keep,
+}
+
+impl OnMissing {
+    fn is_delete(&self) -> bool {
+        *self == OnMissing::Delete
+    }
+}
+
+/// How rows and records are matched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncKey {
+    /// The ERP's code column.
+    pub column: String,
+    /// A field of ours holding the same code: records not yet matched are found by it, and
+    /// new ones get it (towards the ERP, it gives the code of a new row).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<Ident>,
+}
+
+/// A column and the field it is kept in, with the transforms between them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncField {
+    pub field: Ident,
+    pub column: String,
+    /// Spaces around the ERP's text dropped (fixed-width CHAR columns pad with them).
+    #[serde(default = "enabled", skip_serializing_if = "is_true")]
+    pub trim: bool,
+    /// The ERP's codes and the values of ours they stand for (a select's options).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub codes: std::collections::BTreeMap<String, String>,
+    /// Ours = the ERP's × factor (a unit conversion: 1000 for tonnes kept in kilograms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub factor: Option<serde_json::Number>,
+    /// How the ERP writes a date or time, in chrono's format (`%Y%m%d`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date_format: Option<String>,
+    /// For a reference: the sync mapping whose code the column holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<Ident>,
 }
 
 fn enabled() -> bool {

@@ -9,7 +9,7 @@ use serde_json::Value as Json;
 use crate::meta::DocKind;
 
 /// The schema files, embedded so the binary checks exactly what editors autocomplete with.
-pub const FILES: [(DocKind, &str); 12] = [
+pub const FILES: [(DocKind, &str); 13] = [
     (DocKind::StageSet, include_str!("../../../metadata/schema/stage_set.schema.json")),
     (DocKind::Entity, include_str!("../../../metadata/schema/entity.schema.json")),
     (DocKind::Layout, include_str!("../../../metadata/schema/layout.schema.json")),
@@ -22,6 +22,7 @@ pub const FILES: [(DocKind, &str); 12] = [
     (DocKind::PrintTemplate, include_str!("../../../metadata/schema/print_template.schema.json")),
     (DocKind::WebForm, include_str!("../../../metadata/schema/web_form.schema.json")),
     (DocKind::Webhook, include_str!("../../../metadata/schema/webhook.schema.json")),
+    (DocKind::Sync, include_str!("../../../metadata/schema/sync.schema.json")),
 ];
 
 static VALIDATORS: LazyLock<HashMap<DocKind, jsonschema::Validator>> = LazyLock::new(|| {

@@ -133,7 +133,7 @@ fn doc_kind(kind: &str) -> ApiResult<DocKind> {
     let generic = |k: &DocKind| !matches!(k, DocKind::Entity | DocKind::PrintTemplate);
     DocKind::ALL.into_iter().filter(generic).find(|k| k.folder() == kind).ok_or_else(|| {
         ApiError::not_found(format!(
-            "no metadata kind `{kind}`; use layouts, lists, related, stage_sets, roles, scripts, reports, dashboards, web_forms or webhooks"
+            "no metadata kind `{kind}`; use layouts, lists, related, stage_sets, roles, scripts, reports, dashboards, web_forms, webhooks or syncs"
         ))
     })
 }
@@ -152,7 +152,8 @@ pub async fn get_doc(
         | DocKind::Report
         | DocKind::Dashboard
         | DocKind::WebForm
-        | DocKind::Webhook => p.require_admin()?,
+        | DocKind::Webhook
+        | DocKind::Sync => p.require_admin()?,
         DocKind::StageSet => {}
         _ if !p.sees(&name) => return Err(ApiError::not_found(format!("no {} `{name}`", kind.as_str()))),
         _ => {}

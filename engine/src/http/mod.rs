@@ -15,6 +15,7 @@ mod reports;
 mod rules;
 mod search;
 mod sms;
+mod sync;
 mod tasks;
 mod webhooks;
 
@@ -125,6 +126,10 @@ pub fn build_app(state: AppState) -> Router {
         .route("/api/v1/admin/users/{id}/transfer", post(admin::transfer))
         .route("/api/v1/admin/jobs", get(admin::jobs))
         .route("/api/v1/admin/company", get(admin::company).put(admin::put_company))
+        .route("/api/v1/sync", get(sync::overview))
+        .route("/api/v1/sync/connections/{name}", axum::routing::put(sync::set_connection))
+        .route("/api/v1/sync/runs/{id}", get(sync::run))
+        .route("/api/v1/sync/{name}/runs", get(sync::runs).post(sync::start))
         .route("/api/v1/webhooks/{name}", axum::routing::delete(webhooks::remove))
         .route("/api/v1/webhooks/{name}/secret", post(webhooks::new_secret))
         .route("/api/v1/webhooks/{name}/deliveries", get(webhooks::deliveries))

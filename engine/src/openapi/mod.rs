@@ -224,6 +224,7 @@ fn documents(p: &Principal) -> Vec<(DocKind, &'static str)> {
             (DocKind::Dashboard, "DashboardDocument"),
             (DocKind::WebForm, "WebFormDocument"),
             (DocKind::Webhook, "WebhookDocument"),
+            (DocKind::Sync, "SyncDocument"),
         ]);
     }
     kinds

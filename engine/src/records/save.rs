@@ -71,11 +71,13 @@ pub enum Source {
     Mail,
     /// A visitor's submission of a web form or a survey.
     WebForm,
+    /// A run of an ERP sync mapping.
+    Sync,
 }
 
 impl Source {
     /// Every source, for the places that list them (the API's description).
-    pub const ALL: [Source; 13] = [
+    pub const ALL: [Source; 14] = [
         Source::Api,
         Source::Screen,
         Source::Import,
@@ -89,6 +91,7 @@ impl Source {
         Source::Schedule,
         Source::Mail,
         Source::WebForm,
+        Source::Sync,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -106,6 +109,7 @@ impl Source {
             Source::Schedule => "schedule",
             Source::Mail => "mail",
             Source::WebForm => "web_form",
+            Source::Sync => "sync",
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod settings;
 pub mod sql;
 mod sqlite;
 pub mod stats;
+pub mod sync;
 pub mod system;
 pub mod tasks;
 pub mod webhooks;
@@ -154,6 +155,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         "webhook deliveries and their attempts",
         include_str!("../../../migrations/sqlite/0011_webhooks.sql"),
         include_str!("../../../migrations/postgres/0011_webhooks.sql"),
+    ),
+    (
+        12,
+        "sync mappings' links, watermarks and runs",
+        include_str!("../../../migrations/sqlite/0012_sync.sql"),
+        include_str!("../../../migrations/postgres/0012_sync.sql"),
     ),
 ];
 
