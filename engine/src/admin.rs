@@ -46,12 +46,25 @@ pub async fn create_user(
     admin.require_admin()?;
     check_new_password(password)?;
     let roles = checked_roles(app, roles)?;
-    let hash = hashed(password)?;
+    create_account(app, admin, fields, Some(hashed(password)?), roles).await
+}
+
+/// A new user with roles, and a first password unless they sign in through the identity
+/// provider.
+pub(crate) async fn create_account(
+    app: &App,
+    admin: &Principal,
+    fields: &Json,
+    password_hash: Option<String>,
+    roles: Vec<String>,
+) -> ApiResult<RecordOut> {
     let mut unit = Unit::new(app, admin, Source::Admin).await?;
     let id = unit.create_with_id(USER_ENTITY, fields, Some(Uuid::now_v7())).await?;
     unit.also(move |tx, now| {
         Box::pin(async move {
-            system::set_credential(tx, id, &hash, true, now).await?;
+            if let Some(hash) = &password_hash {
+                system::set_credential(tx, id, hash, true, now).await?;
+            }
             system::set_user_roles(tx, id, &roles).await
         })
     });

@@ -123,6 +123,9 @@ impl Package {
         next.reports.extend(self.docs.reports.clone());
         next.dashboards.extend(self.docs.dashboards.clone());
         next.print_templates.extend(self.docs.print_templates.clone());
+        next.web_forms.extend(self.docs.web_forms.clone());
+        next.webhooks.extend(self.docs.webhooks.clone());
+        next.syncs.extend(self.docs.syncs.clone());
         next.fill_defaults();
         next
     }

@@ -29,8 +29,8 @@ pub fn background(app: AppState) {
     tokio::spawn(crate::webhooks::deliver::follow(app.clone()));
 }
 
-/// Someone signed out on another node (a user disabled, a password reset): this node stops
-/// trusting the sessions and tokens it checked, at once.
+/// Someone signed out on another node (a user disabled, a password reset) or was given other
+/// roles: this node stops trusting the sessions, tokens and permissions it worked out, at once.
 async fn follow_sign_outs(app: AppState) {
     loop {
         match crm_store::server::listen(&app.config.database_url, crm_store::system::SIGNED_OUT_CHANNEL).await {

@@ -33,6 +33,29 @@ pub fn start(data: &std::path::Path, port: u16) -> (Server, Vec<String>) {
 
 /// Starts the server with more variables set; returns it and what it printed at start-up.
 pub fn start_with(data: &std::path::Path, port: u16, vars: &[(&str, &str)]) -> (Server, Vec<String>) {
+    started(data, port, vars, None)
+}
+
+/// Starts the server with its log (standard error) written to a file.
+pub fn start_logging(
+    data: &std::path::Path,
+    port: u16,
+    vars: &[(&str, &str)],
+    log: &std::path::Path,
+) -> (Server, Vec<String>) {
+    started(data, port, vars, Some(log))
+}
+
+fn started(
+    data: &std::path::Path,
+    port: u16,
+    vars: &[(&str, &str)],
+    log: Option<&std::path::Path>,
+) -> (Server, Vec<String>) {
+    let stderr = match log {
+        Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+        None => Stdio::inherit(),
+    };
     let mut child = Command::new(env!("CARGO_BIN_EXE_crm"))
         .args(["serve", "--data-dir"])
         .arg(data)
@@ -42,6 +65,7 @@ pub fn start_with(data: &std::path::Path, port: u16, vars: &[(&str, &str)]) -> (
         .env("CRM_LOG", "warn")
         .envs(vars.iter().copied())
         .stdout(Stdio::piped())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();

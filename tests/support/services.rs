@@ -59,10 +59,14 @@ impl Smtp {
         Smtp { child, port, out, _dir: dir }
     }
 
-    /// The messages received so far, oldest first.
+    /// The messages received so far, oldest first; a line the server is still writing is
+    /// left for the next look.
     pub fn received(&self) -> Vec<Value> {
         let text = std::fs::read_to_string(&self.out).unwrap_or_default();
-        text.lines().map(|line| serde_json::from_str(line).expect("a JSON line")).collect()
+        text.split_inclusive('\n')
+            .filter(|line| line.ends_with('\n'))
+            .map(|line| serde_json::from_str(line).expect("a JSON line"))
+            .collect()
     }
 
     /// The mail settings that send to this server.

@@ -27,6 +27,8 @@ use crate::error::{ApiError, ApiResult};
 pub const SESSION_COOKIE: &str = "crm_session";
 /// The header a cookie-authenticated change must carry its CSRF token in.
 pub const CSRF_HEADER: &str = "x-csrf-token";
+/// The code of a password sign-in refused because only the identity provider signs in.
+pub const SSO_ONLY: &str = "sso_only";
 /// How long a browser session lasts.
 const SESSION_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::hours(12);
 
@@ -97,6 +99,10 @@ pub async fn audit(
 /// Failures and successes are audited.
 pub async fn check_password(app: &App, login: &str, password: &str, address: &str) -> ApiResult<Uuid> {
     app.throttle.check(login, address)?;
+    if !crate::sso::password_allowed(app, login).await? {
+        let message = "passwords are turned off: sign in through the company's identity provider";
+        return Err(ApiError::Forbidden { code: SSO_ONLY, message: message.into() });
+    }
     let credential = system::credential_by_login(&app.db, login).await?;
     let hash = credential.as_ref().map_or_else(|| DECOY_HASH.clone(), |c| c.password_hash.clone());
     let matches = verify_in_background(hash, password).await?;

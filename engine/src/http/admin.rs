@@ -158,3 +158,17 @@ pub async fn company(State(app): State<AppState>, p: Principal) -> ApiResult<Jso
 pub async fn put_company(State(app): State<AppState>, p: Principal, change: Change) -> ApiResult<Json<Brand>> {
     Ok(Json(brand::save(&app, &p, &change).await?))
 }
+
+/// `GET /api/v1/admin/sso`: single sign-on's settings, without the client secret.
+pub async fn sso(State(app): State<AppState>, p: Principal) -> ApiResult<Json<Json_>> {
+    Ok(Json(crate::sso::get(&app, &p).await?))
+}
+
+/// `PUT /api/v1/admin/sso`
+pub async fn put_sso(
+    State(app): State<AppState>,
+    p: Principal,
+    ApiJson(settings): ApiJson<crate::sso::Settings>,
+) -> ApiResult<Json<Json_>> {
+    Ok(Json(crate::sso::put(&app, &p, settings).await?))
+}

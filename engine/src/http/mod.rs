@@ -126,6 +126,7 @@ pub fn build_app(state: AppState) -> Router {
         .route("/api/v1/admin/users/{id}/transfer", post(admin::transfer))
         .route("/api/v1/admin/jobs", get(admin::jobs))
         .route("/api/v1/admin/company", get(admin::company).put(admin::put_company))
+        .route("/api/v1/admin/sso", get(admin::sso).put(admin::put_sso))
         .route("/api/v1/sync", get(sync::overview))
         .route("/api/v1/sync/connections/{name}", axum::routing::put(sync::set_connection))
         .route("/api/v1/sync/runs/{id}", get(sync::run))

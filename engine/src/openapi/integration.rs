@@ -1,6 +1,7 @@
 //! The operations administrators set the installation up with for the outside world: the
-//! company's name and logo, and webhooks' secrets and deliveries (the subscriptions are
-//! metadata documents, `/api/v1/meta/webhooks/{name}`).
+//! company's name and logo, webhooks' secrets and deliveries (the subscriptions are metadata
+//! documents, `/api/v1/meta/webhooks/{name}`), ERP sync's connections and runs (the mappings
+//! are `/api/v1/meta/syncs/{name}`), and single sign-on.
 
 use serde_json::{Map, Value as Json, json};
 
@@ -88,7 +89,117 @@ pub(super) fn add(paths: &mut Map<String, Json>, p: &Principal) {
         "/api/v1/webhooks/{name}",
         "delete",
         Op::new("remove_webhook", "Remove a webhook and its secret; its deliveries stay in the log")
-            .path("name", name)
+            .path("name", name.clone())
             .answers_empty(204, "Removed"),
+    );
+    sync(&mut path, &name);
+    sso(&mut path);
+}
+
+fn sync(path: &mut impl FnMut(&str, &str, Op), name: &Json) {
+    let counts = json!({"type": "object", "properties": {
+        "read": {"type": "integer"}, "created": {"type": "integer"}, "updated": {"type": "integer"},
+        "deleted": {"type": "integer"}, "unchanged": {"type": "integer"}, "failed": {"type": "integer"},
+    }});
+    let run = json!({"type": "object", "required": ["id", "sync", "status", "counts"], "properties": {
+        "id": {"type": "string", "format": "uuid"},
+        "sync": {"type": "string"},
+        "trigger": {"enum": ["manual", "schedule"]},
+        "dry_run": {"type": "boolean"},
+        "full": {"type": "boolean", "description": "Every row was compared (and rows gone from the source were seen)."},
+        "status": {"enum": ["running", "succeeded", "failed"]},
+        "started_by": {"type": ["string", "null"], "format": "uuid"},
+        "started_at": {"type": "string", "format": "date-time"},
+        "finished_at": {"type": ["string", "null"], "format": "date-time"},
+        "counts": counts,
+        "message": {"type": ["string", "null"], "description": "Why the run stopped, when it did."},
+        "errors": {"type": "array", "description": "The rows it could not keep: `{code, message}`."},
+        "changes": {"type": "array", "description": "For a dry run, what it would do: `{code, action, record_id, changes}`."},
+    }});
+    path(
+        "/api/v1/sync",
+        "get",
+        Op::new(
+            "sync_overview",
+            "The sync mappings with their latest run, and the connections they use (without passwords)",
+        )
+        .answers(
+            200,
+            "The mappings",
+            json!({"type": "object", "required": ["data", "connections"], "properties": {
+                "data": {"type": "array"}, "connections": {"type": "array"}}}),
+        ),
+    );
+    path(
+        "/api/v1/sync/connections/{name}",
+        "put",
+        Op::new("set_sync_connection", "Set the address of an external database (mysql://, mariadb:// or postgres://); it is tried first and kept encrypted")
+            .path("name", name.clone())
+            .body(json!({"type": "object", "required": ["url"], "additionalProperties": false, "properties": {"url": {"type": "string"}}}))
+            .answers(200, "Connected and kept", json!({"type": "object", "properties": {
+                "name": {"type": "string"}, "address": {"type": "string", "description": "Without the password."}}}))
+            .fails(&[502]),
+    );
+    path(
+        "/api/v1/sync/{name}/runs",
+        "post",
+        Op::new("run_sync", "Run a mapping now: `dry_run` records what would change and writes nothing, `full` compares every row; `wait` answers when it has ended (201), otherwise as it starts (202)")
+            .path("name", name.clone())
+            .body(json!({"type": "object", "additionalProperties": false, "properties": {
+                "full": {"type": "boolean"}, "dry_run": {"type": "boolean"}, "wait": {"type": "boolean"}}}))
+            .answers(201, "The run, ended", run.clone())
+            .answers(202, "The run, started", run.clone())
+            .fails(&[409]),
+    );
+    path(
+        "/api/v1/sync/{name}/runs",
+        "get",
+        Op::new("sync_runs", "A mapping's latest runs, newest first")
+            .path("name", name.clone())
+            .query(json!({"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}}))
+            .answers(200, "The runs", json!({"type": "array", "items": run.clone()})),
+    );
+    path(
+        "/api/v1/sync/runs/{id}",
+        "get",
+        Op::new("sync_run", "One run, with its failed rows and, for a dry run, what it would change")
+            .path("id", json!({"type": "string", "format": "uuid"}))
+            .answers(200, "The run", run),
+    );
+}
+
+fn sso(path: &mut impl FnMut(&str, &str, Op)) {
+    let settings = json!({"type": "object", "required": ["enabled", "issuer", "client_id"], "additionalProperties": false, "properties": {
+        "enabled": {"type": "boolean"},
+        "issuer": {"type": "string", "description": "The OpenID provider; its discovery document is at <issuer>/.well-known/openid-configuration."},
+        "client_id": {"type": "string"},
+        "client_secret": {"type": "string", "description": "Write-only; absent keeps the saved one."},
+        "redirect_uri": {"type": "string", "description": "<public url>/sso/callback when absent."},
+        "scopes": {"type": "string", "default": "openid email profile"},
+        "groups_claim": {"type": "string", "default": "groups"},
+        "roles": {"type": "object", "additionalProperties": {"type": "string"}, "description": "The role each group gives."},
+        "default_role": {"type": "string", "description": "The role of a new user whose groups give none; without it they are refused."},
+        "department_claim": {"type": "string", "description": "The claim naming the department, by its name."},
+        "local_login": {"type": "boolean", "default": true, "description": "Off: only the break-glass administrator signs in with a password."},
+        "break_glass": {"type": "string", "description": "An administrator's login."},
+    }});
+    let shown = json!({"type": "object", "required": ["enabled", "client_secret_set"], "properties": {
+        "enabled": {"type": "boolean"}, "client_secret_set": {"type": "boolean"}}});
+    path(
+        "/api/v1/admin/sso",
+        "get",
+        Op::new("sso_settings", "Single sign-on's settings, without the client secret").answers(
+            200,
+            "The settings",
+            shown.clone(),
+        ),
+    );
+    path(
+        "/api/v1/admin/sso",
+        "put",
+        Op::new("set_sso", "Set single sign-on up: the roles must exist, the provider must answer when it is turned on, and passwords are turned off only with a break-glass administrator")
+            .body(settings)
+            .answers(200, "Saved", shown)
+            .fails(&[502]),
     );
 }

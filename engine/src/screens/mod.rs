@@ -71,6 +71,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/studio/webhooks/{name}/secret", post(crate::webhooks::screens::new_secret))
         .route("/studio/webhooks/{name}/delete", post(crate::webhooks::screens::remove))
         .route("/studio/webhooks/{name}/deliveries/{id}/redeliver", post(crate::webhooks::screens::redeliver))
+        .route("/studio/sso", get(crate::sso::screens::settings).post(crate::sso::screens::save_settings))
         .route("/studio/sync", get(crate::sync::screens::list))
         .route("/studio/sync/connections/{name}", post(crate::sync::screens::connect))
         .route("/studio/sync/{name}", get(crate::sync::screens::show).post(crate::sync::screens::save))
@@ -150,6 +151,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .layer(middleware::from_fn_with_state(state, sign_in_required));
     Router::new()
         .route("/login", get(login_page).post(login))
+        .route("/sso/login", get(crate::sso::screens::login))
+        .route("/sso/callback", get(crate::sso::screens::callback))
         .route(
             "/f/{name}/{key}",
             get(crate::forms::screens::page)
@@ -513,7 +516,7 @@ async fn login_page(
     login_form(&app, browser_locale(&headers), q.next.as_deref(), "", None, StatusCode::OK).await
 }
 
-async fn login_form(
+pub(crate) async fn login_form(
     app: &App,
     locale: &str,
     next: Option<&str>,
@@ -529,6 +532,7 @@ async fn login_form(
         "login": login,
         "error": error,
         "company": *crate::brand::brand(app).await?,
+        "sso": crate::sso::enabled(app).await?.is_some(),
     });
     let mut response = html("login.html", minijinja::Value::from(minijinja::value::Serde(context)))?;
     *response.status_mut() = status;
@@ -554,6 +558,10 @@ async fn login(State(app): State<AppState>, request: Request) -> ApiResult<Respo
         Err(ApiError::TooManyRequests(_)) => {
             let error = shell::text(locale, "login.throttled", &[]);
             return login_form(&app, locale, next, login, Some(error), StatusCode::TOO_MANY_REQUESTS).await;
+        }
+        Err(ApiError::Forbidden { code: auth::SSO_ONLY, .. }) => {
+            let error = shell::text(locale, "login.sso_only", &[]);
+            return login_form(&app, locale, next, login, Some(error), StatusCode::FORBIDDEN).await;
         }
         Err(e) => return Err(e),
     };

@@ -6,13 +6,12 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use ring::hmac;
 use serde_json::Value as Json;
 
 use super::{Provider, Sending, Settings, Text};
 use crate::mail::smtp::Failure;
+use crate::outbound::{self, HttpsClient};
 // The service signs text percent-encoded but for RFC 3986's unreserved characters, which is
 // the screens' encoding.
 use crate::screens::encode;
@@ -22,18 +21,12 @@ const TRANSIENT: [&str; 3] = ["isv.BUSINESS_LIMIT_CONTROL", "isv.OUT_OF_SERVICE"
 
 pub struct Aliyun {
     settings: Settings,
-    client: Client<hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>, Full<Bytes>>,
+    client: HttpsClient,
 }
 
 impl Aliyun {
     pub fn new(settings: Settings) -> Result<Self, Failure> {
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
-            .map_err(|e| Failure::Deferred(e.to_string()))?
-            .https_or_http()
-            .enable_http1()
-            .build();
-        Ok(Aliyun { settings, client: Client::builder(TokioExecutor::new()).build(connector) })
+        Ok(Aliyun { settings, client: outbound::client().map_err(Failure::Deferred)? })
     }
 }
 

@@ -10,14 +10,12 @@ use chrono::{DateTime, TimeDelta, Utc};
 use crm_store::webhooks::{self as store, Attempt, Delivery, Status};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use ring::hmac;
 use tokio::task::JoinSet;
 
 use crate::app::{App, AppState};
 use crate::error::{ApiError, ApiResult};
+use crate::outbound::{self, HttpsClient};
 
 /// Deliveries posted at once by a node.
 const IN_FLIGHT: usize = 32;
@@ -32,16 +30,8 @@ const POLL: Duration = Duration::from_millis(500);
 /// How much of a receiver's answer is kept.
 const ANSWER_CHARS: usize = 500;
 
-type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
-
 fn client() -> ApiResult<HttpsClient> {
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("TLS for webhooks: {e}")))?
-        .https_or_http()
-        .enable_http1()
-        .build();
-    Ok(Client::builder(TokioExecutor::new()).build(connector))
+    outbound::client().map_err(|e| ApiError::Internal(anyhow::anyhow!("webhooks: {e}")))
 }
 
 /// The wait before the attempt after `attempts` failed ones.

@@ -252,7 +252,8 @@ pub fn sign_out_statements(dialect: crate::Dialect, user_id: Uuid, now: DateTime
     statements
 }
 
-/// The channel on which PostgreSQL tells every node that someone was signed out.
+/// The channel on which PostgreSQL tells every node that someone was signed out or given
+/// other roles.
 pub const SIGNED_OUT_CHANNEL: &str = "crm_signed_out";
 
 pub async fn set_credential(
@@ -287,8 +288,10 @@ pub async fn user_roles(db: &Db, user_id: Uuid) -> Result<Vec<String>, StoreErro
 }
 
 /// Replaces the roles a user holds.
+/// Gives a user these roles; on PostgreSQL every node is told, when the transaction commits,
+/// to work out again who may do what (as for a sign-out).
 pub async fn set_user_roles(tx: &mut Tx, user_id: Uuid, roles: &[String]) -> Result<(), StoreError> {
-    let mut statements = Vec::with_capacity(1 + roles.len());
+    let mut statements = Vec::with_capacity(2 + roles.len());
     let mut clear = tx.sql();
     clear.push("DELETE FROM crm_user_role WHERE user_id = ").bind(Arg::Uuid(user_id));
     statements.push(clear);
@@ -297,6 +300,11 @@ pub async fn set_user_roles(tx: &mut Tx, user_id: Uuid, roles: &[String]) -> Res
         add.push("INSERT INTO crm_user_role (user_id, role) VALUES (").bind(Arg::Uuid(user_id)).push(", ");
         add.bind(Arg::Text(role.clone())).push(")");
         statements.push(add);
+    }
+    if tx.dialect() == crate::Dialect::Postgres {
+        let mut notify = tx.sql();
+        notify.push("NOTIFY crm_signed_out");
+        statements.push(notify);
     }
     crate::Sql::execute_all(statements, tx).await
 }
