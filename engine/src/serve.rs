@@ -11,6 +11,11 @@ pub async fn serve(app: AppState, listener: tokio::net::TcpListener) -> anyhow::
     background(app.clone());
     let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, service).with_graceful_shutdown(shutdown_signal()).await?;
+    // The SQLite log is copied into the database and cut back, so that a stopped server
+    // leaves one file behind, not a log of hundreds of megabytes.
+    if let Err(e) = app.db.checkpoint().await {
+        tracing::warn!(error = ?e, "checkpointing the database at shutdown failed");
+    }
     app.db.close().await;
     tracing::info!("stopped");
     Ok(())

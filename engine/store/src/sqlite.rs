@@ -391,7 +391,7 @@ impl SqlitePools {
     }
 
     /// A full checkpoint on the write connection, in the writer's turn so that no write
-    /// starts meanwhile.
+    /// starts meanwhile, that cuts the log file back to nothing.
     pub(crate) async fn checkpoint(&self) -> Result<(), StoreError> {
         let _turn = self.writer.turn.clone().lock_owned().await;
         let writer = self.writer.clone();
@@ -401,7 +401,16 @@ impl SqlitePools {
             if group.open {
                 writer.commit_group(&mut conn, &mut group)?;
             }
-            Ok(conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))?)
+            // While the checkpointer thread copies the log, a second checkpoint is refused
+            // (busy) rather than waited for: try again shortly, for up to two seconds.
+            for _ in 0..100 {
+                let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))?;
+                if busy == 0 {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Ok(())
         })
         .await
     }
