@@ -21,7 +21,9 @@ use uuid::Uuid;
 
 pub use bulk::{BulkOp, BulkResult, Grantee, MAX_BULK, Outcome, bulk, bulk_share};
 pub use out::{ListPage, RecordOut};
-pub use read::{ListParams, MAX_LIMIT, cursor_of, get, groups, history, list, list_query, parse_fields, related};
+pub use read::{
+    ListParams, MAX_LIMIT, cursor_of, find_by, get, groups, history, list, list_query, parse_fields, related,
+};
 pub use save::{Committed, MAX_IMPORT, Source, Unit};
 
 use crate::access::Principal;

@@ -174,6 +174,23 @@ async fn run_list(
     Ok(ListPage { entity: entity.clone(), records, fields, next_cursor, total })
 }
 
+/// A live record of an entity whose `field` equals `value`, within the caller's read scope
+/// (a code an ERP row names, a user by e-mail).
+pub async fn find_by(
+    app: &App,
+    principal: &Principal,
+    entity_name: &str,
+    field: &str,
+    value: &str,
+) -> ApiResult<Option<Record>> {
+    let params = ListParams {
+        filter: Some(json!({"field": field, "op": "eq", "value": value}).to_string()),
+        limit: Some(1),
+        ..ListParams::default()
+    };
+    Ok(list(app, principal, entity_name, &params).await?.records.into_iter().next())
+}
+
 pub async fn list(app: &App, principal: &Principal, entity_name: &str, params: &ListParams) -> ApiResult<ListPage> {
     let catalog = app.catalog();
     let entity = principal.entity(&catalog, entity_name, Action::Read)?;

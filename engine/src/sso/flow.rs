@@ -17,7 +17,7 @@ use super::{Settings, token};
 use crate::access::Principal;
 use crate::app::App;
 use crate::outbound;
-use crate::records::{self, ListParams};
+use crate::records;
 use crate::screens::encode;
 
 /// How long a sign-in may take at the provider.
@@ -176,7 +176,7 @@ fn mapped_roles(settings: &Settings, claims: &Map<String, Json>) -> Vec<String> 
     roles
 }
 
-/// The one live record of `entity` whose `field` is `value`.
+/// A live record of `entity` whose `field` is `value`.
 async fn find(
     app: &App,
     system: &Principal,
@@ -184,13 +184,7 @@ async fn find(
     field: &str,
     value: &str,
 ) -> Result<Option<crm_store::Record>, Refusal> {
-    let params = ListParams {
-        filter: Some(json!({"field": field, "op": "eq", "value": value}).to_string()),
-        limit: Some(1),
-        ..ListParams::default()
-    };
-    let page = records::list(app, system, entity, &params).await.map_err(|e| failed(e.to_string()))?;
-    Ok(page.records().first().cloned())
+    records::find_by(app, system, entity, field, value).await.map_err(|e| failed(e.to_string()))
 }
 
 /// The user of the claims: matched by e-mail (a disabled one is refused), or made now with

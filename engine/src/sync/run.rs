@@ -253,24 +253,6 @@ async fn from_erp(app: &App, sync: &SyncDoc, run: &mut Run, tally: &mut Tally) -
     Ok(())
 }
 
-/// The live record of `entity` whose `field` holds `code`.
-async fn find_by_code(
-    app: &App,
-    system: &Principal,
-    entity: &Entity,
-    field: &str,
-    code: &str,
-) -> ApiResult<Option<Uuid>> {
-    let params = ListParams {
-        filter: Some(json!({"field": field, "op": "eq", "value": code}).to_string()),
-        limit: Some(1),
-        fields: Some("id".into()),
-        ..ListParams::default()
-    };
-    let page = records::list(app, system, entity.name().as_str(), &params).await?;
-    Ok(page.records().first().map(|r| r.id()))
-}
-
 /// Keeps a row's values in its record: made, changed (back from the recycle bin if it was
 /// there) or left as it is; with the link to write beside it.
 async fn keep(
@@ -285,7 +267,10 @@ async fn keep(
         Some(link) if link.digest == digest => return Ok((Done::unchanged(Some(link.record_id)), None)),
         Some(link) => Some(link.record_id),
         None => match &sync.key.field {
-            Some(field) => find_by_code(app, system, entity, field.as_str(), code).await.map_err(reason)?,
+            Some(field) => records::find_by(app, system, entity.name().as_str(), field.as_str(), code)
+                .await
+                .map_err(reason)?
+                .map(|r| r.id()),
             None => None,
         },
     };

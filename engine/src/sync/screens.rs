@@ -45,7 +45,7 @@ pub async fn list(State(app): State<AppState>, viewer: Viewer) -> ApiResult<Resp
 }
 
 async fn list_page(app: &App, viewer: &Viewer, errors: Vec<String>) -> ApiResult<Response> {
-    let overview = super::overview(app, &viewer.principal).await?;
+    viewer.principal.require_admin()?;
     let catalog = app.catalog();
     let mut mappings = Vec::new();
     for sync in catalog.docs().syncs.values() {
@@ -65,7 +65,8 @@ async fn list_page(app: &App, viewer: &Viewer, errors: Vec<String>) -> ApiResult
             "last": last.first().map(|r| run_row(viewer, r)),
         }));
     }
-    let values = json!({"mappings": mappings, "connections": overview["connections"], "errors": errors});
+    let values =
+        json!({"mappings": mappings, "connections": super::connections(app, &catalog).await?, "errors": errors});
     html("studio_sync.html", viewer.page(&catalog, None, &viewer.text("sync.title"), values))
 }
 
