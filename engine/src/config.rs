@@ -23,6 +23,11 @@ pub enum Command {
         #[command(subcommand)]
         command: MetaCommand,
     },
+    /// Industry templates and other packages: list, show, install, upgrade, export.
+    Template {
+        #[command(subcommand)]
+        command: TemplateCommand,
+    },
     /// The search index of this node.
     Search {
         #[command(subcommand)]
@@ -58,6 +63,79 @@ pub enum SearchCommand {
         #[command(flatten)]
         server: ServerArgs,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TemplateCommand {
+    /// The templates shipped with the product, and which are installed.
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// What a template brings and what installing it would change.
+    Show {
+        /// A template's name or a package folder.
+        name: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Install a template (or a package folder) over the live metadata.
+    Install {
+        name: String,
+        /// Also create its sample records.
+        #[arg(long)]
+        with_sample_data: bool,
+        #[command(flatten)]
+        choices: ChoiceArgs,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Upgrade an installed template to the version shipped (or in a folder), keeping what
+    /// an administrator changed.
+    Upgrade {
+        name: String,
+        #[command(flatten)]
+        choices: ChoiceArgs,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Remove an installed template: its entities and fields are archived with their data,
+    /// what an administrator changed since stays.
+    Remove {
+        name: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Write entities with what they need (layouts, lists, panels, rules, reports, grants)
+    /// as a template folder.
+    Export {
+        /// An entity to include; repeat for several.
+        #[arg(long = "module", required = true)]
+        modules: Vec<String>,
+        /// The folder to write.
+        #[arg(long)]
+        to: PathBuf,
+        /// The template's name [default: the first module's]
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+/// How to go on where the plan has conflicts, and whether to apply it.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ChoiceArgs {
+    /// Print the plan only.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Resolve a conflict: `ITEM=mine` keeps the live one, `ITEM=theirs` takes the
+    /// template's; repeat for several.
+    #[arg(long = "resolve")]
+    pub resolve: Vec<String>,
+    /// Resolve every conflict left the same way: `mine` or `theirs`.
+    #[arg(long)]
+    pub all: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

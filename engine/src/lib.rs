@@ -43,6 +43,7 @@ pub mod sso;
 pub mod surveys;
 pub mod sync;
 pub mod tasks;
+pub mod templates;
 pub mod visible;
 pub mod webhooks;
 

@@ -41,6 +41,7 @@ async fn main() -> anyhow::Result<()> {
             let opened = crm::setup::open(Config::resolve(&server)?).await?;
             crm::package::apply_dir(&opened.app, &dir, dry_run).await
         }
+        Command::Template { command } => crm::templates::cli::run(command).await,
         Command::Backup { to, server } => {
             let size = crm::backup::backup(&Config::resolve(&server)?, &to).await?;
             println!("wrote {} ({:.1} MB)", to.display(), size as f64 / 1e6);

@@ -5,7 +5,7 @@
 use crm_model::changes::ChangeError;
 use crm_model::plan::{self, Plan};
 use crm_model::{Catalog, DocKind, Docs};
-use crm_store::{ddl, system, tasks};
+use crm_store::{ddl, packages, system, tasks};
 use uuid::Uuid;
 
 use crate::app::App;
@@ -115,6 +115,39 @@ pub async fn apply_docs(
     by: Option<Uuid>,
     change: impl Fn(&Docs) -> Result<Docs, ChangeError>,
 ) -> ApiResult<Plan> {
+    apply_package(app, by, change, None).await
+}
+
+/// What becomes of a package with a metadata change.
+#[derive(Clone, Copy)]
+pub enum PackageChange<'a> {
+    /// Installed or upgraded: recorded with its items.
+    Installed(&'a packages::Installed),
+    /// Removed: marked so.
+    Removed(&'a str),
+}
+
+impl PackageChange<'_> {
+    async fn record(
+        self,
+        tx: &mut crm_store::Tx,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), crm_store::StoreError> {
+        match self {
+            PackageChange::Installed(package) => packages::put(tx, package).await,
+            PackageChange::Removed(name) => packages::mark_removed(tx, name, now).await,
+        }
+    }
+}
+
+/// [`apply_docs`] for a package: what becomes of the package is recorded in the same
+/// transaction (also when its documents are already as it wants them).
+pub async fn apply_package(
+    app: &App,
+    by: Option<Uuid>,
+    change: impl Fn(&Docs) -> Result<Docs, ChangeError>,
+    package: Option<PackageChange<'_>>,
+) -> ApiResult<Plan> {
     let _guard = app.meta_lock.lock().await;
     for _ in 0..3 {
         let current = app.catalog();
@@ -126,9 +159,17 @@ pub async fn apply_docs(
         }
         let (mut catalog, plan) = plan_docs(&current, next)?;
         if plan.is_empty() {
+            if let Some(package) = package {
+                let mut tx = app.db.begin().await?;
+                package.record(&mut tx, app.now()).await?;
+                tx.commit().await?;
+            }
             return Ok(plan);
         }
         let mut tx = app.db.begin().await?;
+        if let Some(package) = package {
+            package.record(&mut tx, app.now()).await?;
+        }
         if system::lock_catalog(&mut tx).await? != current.version {
             drop(tx);
             app.set_catalog(crate::app::load_catalog(&app.db).await.map_err(ApiError::Internal)?);

@@ -3,13 +3,12 @@
 
 use std::path::Path;
 
-use crm_model::{Catalog, Docs, MetaError};
+use crm_model::threeway;
+use crm_model::{Catalog, DocKind, Docs, MetaError};
 use serde_json::Value as Json;
 
-use crate::access::Principal;
 use crate::app::App;
 use crate::error::ApiResult;
-use crate::records::{Source, Unit};
 
 /// The core package, embedded so the binary installs it wherever it runs.
 #[derive(rust_embed::RustEmbed)]
@@ -24,9 +23,14 @@ struct CoreScripts;
 pub struct Package {
     pub manifest: Json,
     pub docs: Docs,
+    /// Partial documents adding fields, sections, panels or grants to documents the package
+    /// does not own (`extends/entities/customer.json`): see [`crm_model::threeway`].
+    pub extensions: Vec<(DocKind, Json)>,
     /// Records the package's configuration needs from the start (`data/<entity>.json`: an
     /// array of records), such as the service levels: created once, when it is installed.
     pub data: Vec<(String, Vec<Json>)>,
+    /// Example records to try the package with (`sample/<entity>.json`), installed on demand.
+    pub sample: Vec<(String, Vec<Json>)>,
 }
 
 impl Package {
@@ -63,17 +67,31 @@ impl Package {
 
     pub fn from_files(files: impl IntoIterator<Item = (String, String)>) -> Result<Self, Vec<MetaError>> {
         let files: Vec<(String, String)> = files.into_iter().collect();
-        let mut data = Vec::new();
+        let (mut data, mut sample, mut extensions) = (Vec::new(), Vec::new(), Vec::new());
         let mut errors = Vec::new();
+        let invalid = |path: &str, message: String| MetaError { doc: path.to_owned(), path: String::new(), message };
         for (path, text) in &files {
-            let Some(entity) = path.strip_prefix("data/").and_then(|f| f.strip_suffix(".json")) else { continue };
-            match serde_json::from_str::<Vec<Json>>(text) {
-                Ok(records) => data.push((entity.to_owned(), records)),
-                Err(e) => errors.push(MetaError {
-                    doc: path.clone(),
-                    path: String::new(),
-                    message: format!("an array of records: {e}"),
-                }),
+            let Some((folder, rest)) = path.split_once('/') else { continue };
+            let Some(stem) = rest.strip_suffix(".json") else { continue };
+            match folder {
+                "data" | "sample" => match serde_json::from_str::<Vec<Json>>(text) {
+                    Ok(records) if folder == "data" => data.push((stem.to_owned(), records)),
+                    Ok(records) => sample.push((stem.to_owned(), records)),
+                    Err(e) => errors.push(invalid(path, format!("an array of records: {e}"))),
+                },
+                "extends" => {
+                    let kind = stem
+                        .split_once('/')
+                        .and_then(|(kind, _)| DocKind::ALL.into_iter().find(|k| k.folder() == kind));
+                    match (kind, serde_json::from_str::<Json>(text)) {
+                        (Some(kind), Ok(doc)) => extensions.push((kind, doc)),
+                        (None, _) => {
+                            errors.push(invalid(path, "extends/ holds folders named after kinds of document".into()))
+                        }
+                        (_, Err(e)) => errors.push(invalid(path, e.to_string())),
+                    }
+                }
+                _ => {}
             }
         }
         let (manifest, docs) = Docs::from_package_files(files)?;
@@ -81,23 +99,31 @@ impl Package {
             return Err(errors);
         }
         data.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(Self { manifest, docs, data })
+        sample.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(Self { manifest, docs, extensions, data, sample })
     }
 
-    /// Creates the package's records through the save pipeline, in one unit: all of them or
-    /// none. Returns how many were created.
-    pub async fn install_data(&self, app: &App) -> ApiResult<usize> {
-        let principal = Principal::system(&app.catalog());
-        let mut unit = Unit::new(app, &principal, Source::Setup).await?;
-        let mut created = 0;
-        for (entity, records) in &self.data {
-            for record in records {
-                unit.create(entity, record).await?;
-                created += 1;
-            }
-        }
-        unit.commit().await?;
-        Ok(created)
+    pub fn name(&self) -> &str {
+        self.manifest["name"].as_str().unwrap_or_default()
+    }
+
+    pub fn version(&self) -> &str {
+        self.manifest["version"].as_str().unwrap_or_default()
+    }
+
+    /// The package's items over the live documents: those of its own documents and of its
+    /// extensions.
+    pub fn items(&self, live: &Docs) -> Result<threeway::Items, Vec<MetaError>> {
+        let mut items = threeway::items_of(&self.docs);
+        items.extend(threeway::extension_items(live, &self.extensions)?);
+        Ok(items)
+    }
+
+    /// Creates the package's records (and its sample records, when asked) through the save
+    /// pipeline, in one unit: all of them or none. Returns how many were created.
+    pub async fn install_data(&self, app: &App, with_sample: bool) -> ApiResult<usize> {
+        let records = self.data.iter().chain(self.sample.iter().filter(|_| with_sample));
+        crate::templates::sample::create(app, records, &mut Default::default()).await
     }
 
     /// The live documents with this package installed over them: the package's documents
@@ -133,75 +159,72 @@ impl Package {
     /// Writes the live catalog as a package folder, in the format of `metadata/core`.
     pub fn export(catalog: &Catalog, dir: &Path, name: &str) -> anyhow::Result<usize> {
         let manifest = serde_json::json!({
-            "$schema": "../schema/package.schema.json",
             "name": name,
             "version": "1.0.0",
             "label": {"zh-CN": "导出的元数据", "en": "Exported metadata"},
             "description": format!("Exported from catalog version {}", catalog.version),
         });
-        std::fs::create_dir_all(dir)?;
-        std::fs::write(dir.join("package.json"), serde_json::to_string_pretty(&manifest)? + "\n")?;
-        let mut written = 0;
-        for (kind, doc_name, body) in catalog.docs().iter_json() {
-            let folder = dir.join(kind.folder());
-            std::fs::create_dir_all(&folder)?;
-            let mut document = serde_json::Map::new();
-            document.insert("$schema".into(), Json::String(format!("../../schema/{}", kind.schema_file())));
-            if let Json::Object(fields) = body {
-                document.extend(fields);
-            }
-            // A rule's source goes in its own file, where editors know it as Rhai.
-            if kind == crm_model::DocKind::Script
-                && let Some(Json::String(source)) = document.remove("source")
-            {
-                std::fs::write(folder.join(format!("{doc_name}.rhai")), source)?;
-            }
-            let text = serde_json::to_string_pretty(&Json::Object(document))? + "\n";
-            std::fs::write(folder.join(format!("{doc_name}.json")), text)?;
-            written += 1;
-        }
-        Ok(written)
+        write_folder(
+            dir,
+            "../schema",
+            &manifest,
+            catalog.docs().iter_json().into_iter().map(|(k, n, b)| (k, n.to_string(), b)),
+        )
     }
 }
 
-/// The live metadata (or one entity's module: the entity, its layout, list, panels, rules and
-/// stage sets) as one package file: `{"package": manifest, "files": {"entities/x.json": ...}}`,
-/// the files of a package folder in one JSON document. A module brings what it needs that a
-/// fresh installation (the core package) lacks — the entities its lookups, panels and rollups
-/// name, with their own documents — and every stage set its fields name, archived ones too,
-/// so that it always installs.
+/// Writes a package folder: the manifest and each document in its kind's folder (a rule's
+/// source beside it, in its own file where editors know it as Rhai), each naming its JSON
+/// Schema under `schemas` (relative to the folder). Documents under `extends/` are given as
+/// `extends/<folder>` kinds by the caller's names. Returns how many documents it wrote.
+pub fn write_folder(
+    dir: &Path,
+    schemas: &str,
+    manifest: &Json,
+    docs: impl IntoIterator<Item = (DocKind, String, Json)>,
+) -> anyhow::Result<usize> {
+    std::fs::create_dir_all(dir)?;
+    let mut head = serde_json::Map::new();
+    head.insert("$schema".into(), Json::String(format!("{schemas}/package.schema.json")));
+    head.extend(manifest.as_object().cloned().unwrap_or_default());
+    std::fs::write(dir.join("package.json"), serde_json::to_string_pretty(&Json::Object(head))? + "\n")?;
+    let mut written = 0;
+    for (kind, doc_name, body) in docs {
+        let (folder, depth) = match doc_name.split_once('/') {
+            Some(("extends", _)) => (dir.join("extends").join(kind.folder()), "../.."),
+            _ => (dir.join(kind.folder()), ".."),
+        };
+        let doc_name = doc_name.rsplit('/').next().unwrap_or_default().to_owned();
+        std::fs::create_dir_all(&folder)?;
+        let mut document = serde_json::Map::new();
+        if depth == ".." {
+            document.insert("$schema".into(), Json::String(format!("../{schemas}/{}", kind.schema_file())));
+        }
+        if let Json::Object(fields) = body {
+            document.extend(fields);
+        }
+        if kind == DocKind::Script
+            && depth == ".."
+            && let Some(Json::String(source)) = document.remove("source")
+        {
+            std::fs::write(folder.join(format!("{doc_name}.rhai")), source)?;
+        }
+        let text = serde_json::to_string_pretty(&Json::Object(document))? + "\n";
+        std::fs::write(folder.join(format!("{doc_name}.json")), text)?;
+        written += 1;
+    }
+    Ok(written)
+}
+
+/// The live metadata (or one entity's module) as one package file: `{"package": manifest,
+/// "files": {"entities/x.json": ...}}`, the files of a package folder in one JSON document.
 pub fn bundle(catalog: &Catalog, name: &str, module: Option<&str>) -> Json {
-    let modules = module.map(|m| needed_entities(catalog, m));
-    let used_sets: Vec<String> = modules
-        .iter()
-        .flatten()
-        .filter_map(|m| catalog.entity(m))
-        .flat_map(|e| e.def.fields.iter())
-        .flat_map(|f| f.stage_set.iter().chain(f.stage_set_by.iter().flat_map(|by| by.sets.values())))
-        .map(ToString::to_string)
-        .collect();
-    let wanted = |kind: crm_model::DocKind, doc_name: &str, body: &Json| match &modules {
-        None => true,
-        Some(entities) => match kind {
-            crm_model::DocKind::StageSet => used_sets.iter().any(|s| s == doc_name),
-            crm_model::DocKind::Role => false,
-            crm_model::DocKind::WebForm => entities.iter().any(|m| m == crm_model::WEB_FORM_ENTITY),
-            crm_model::DocKind::Script
-            | crm_model::DocKind::PrintTemplate
-            | crm_model::DocKind::Webhook
-            | crm_model::DocKind::Sync => {
-                body.get("entity").and_then(Json::as_str).is_some_and(|e| entities.iter().any(|m| m == e))
-            }
-            _ => entities.iter().any(|m| m == doc_name),
-        },
+    let docs = match module {
+        Some(module) => module_docs(catalog, &[module.to_owned()]),
+        None => catalog.docs().iter_json(),
     };
-    let files: serde_json::Map<String, Json> = catalog
-        .docs()
-        .iter_json()
-        .into_iter()
-        .filter(|(kind, doc_name, body)| wanted(*kind, doc_name.as_str(), body))
-        .map(|(kind, doc_name, body)| (format!("{}/{doc_name}.json", kind.folder()), body))
-        .collect();
+    let files: serde_json::Map<String, Json> =
+        docs.into_iter().map(|(kind, doc_name, body)| (format!("{}/{doc_name}.json", kind.folder()), body)).collect();
     serde_json::json!({
         "package": {
             "name": name,
@@ -213,19 +236,54 @@ pub fn bundle(catalog: &Catalog, name: &str, module: Option<&str>) -> Json {
     })
 }
 
-/// A module's entity and, transitively, the entities it names that the core package does not
-/// have: the targets of its lookups, the sources of its panels and rollups.
-fn needed_entities(catalog: &Catalog, module: &str) -> Vec<String> {
+/// The documents of some entities' modules: the entities, their layouts, lists, panels,
+/// rules, print templates, webhooks and syncs. A module brings what it needs that a fresh
+/// installation (the core package) lacks — the entities its lookups, panels and rollups name,
+/// with their own documents — and every stage set its fields name, archived ones too, so
+/// that it always installs. Roles are left out: they grant more than the module.
+pub fn module_docs(catalog: &Catalog, modules: &[String]) -> Vec<(DocKind, crm_model::Ident, Json)> {
+    let entities = needed_entities(catalog, modules);
+    let used_sets: Vec<String> = entities
+        .iter()
+        .filter_map(|m| catalog.entity(m))
+        .flat_map(|e| e.def.fields.iter())
+        .flat_map(|f| f.stage_set.iter().chain(f.stage_set_by.iter().flat_map(|by| by.sets.values())))
+        .map(ToString::to_string)
+        .collect();
+    let wanted = |kind: DocKind, doc_name: &str, body: &Json| match kind {
+        DocKind::StageSet => used_sets.iter().any(|s| s == doc_name),
+        DocKind::Role | DocKind::Report | DocKind::Dashboard => false,
+        DocKind::WebForm => entities.iter().any(|m| m == crm_model::WEB_FORM_ENTITY),
+        DocKind::Script | DocKind::PrintTemplate | DocKind::Webhook | DocKind::Sync => {
+            body.get("entity").and_then(Json::as_str).is_some_and(|e| entities.iter().any(|m| m == e))
+        }
+        _ => entities.iter().any(|m| m == doc_name),
+    };
+    catalog
+        .docs()
+        .iter_json()
+        .into_iter()
+        .filter(|(kind, doc_name, body)| wanted(*kind, doc_name.as_str(), body))
+        .collect()
+}
+
+/// The modules' entities and, transitively, the entities they name: the targets of their
+/// lookups, the sources of their panels and rollups. A core entity a panel or rollup reads
+/// from is named too (it holds the lookup back, which the module may have added) but not
+/// walked: a fresh installation has the rest of the core.
+fn needed_entities(catalog: &Catalog, modules: &[String]) -> Vec<String> {
     let core = Package::core().map(|p| p.docs).unwrap_or_default();
-    let mut needed = vec![module.to_owned()];
+    let is_core = |name: &str| core.entities.keys().any(|k| k.as_str() == name);
+    let mut needed = modules.to_vec();
     let mut i = 0;
     while i < needed.len() {
-        if let Some(entity) = catalog.entity(&needed[i]) {
+        if let Some(entity) = catalog.entity(&needed[i]).filter(|e| !is_core(e.name().as_str()) || i < modules.len()) {
             let targets = entity.def.fields.iter().filter_map(|f| f.target.as_ref().map(ToString::to_string));
+            let targets: Vec<String> = targets.filter(|t| !is_core(t)).collect();
             let rollups = entity.def.fields.iter().filter_map(|f| f.rollup.as_ref().map(|r| r.from.to_string()));
             let panels = entity.related.panels.iter().map(|p| p.source.to_string());
-            for name in targets.chain(rollups).chain(panels).collect::<Vec<_>>() {
-                if !core.entities.keys().any(|k| k.as_str() == name) && !needed.contains(&name) {
+            for name in targets.into_iter().chain(rollups).chain(panels) {
+                if !needed.contains(&name) {
                     needed.push(name);
                 }
             }
@@ -285,7 +343,7 @@ pub async fn apply_dir(app: &crate::App, dir: &Path, dry_run: bool) -> anyhow::R
     Ok(())
 }
 
-fn describe_error(error: &crate::error::ApiError) -> String {
+pub(crate) fn describe_error(error: &crate::error::ApiError) -> String {
     match error {
         crate::error::ApiError::InvalidMetadata(errors) => {
             errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")

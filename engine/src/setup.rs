@@ -31,7 +31,7 @@ pub async fn open(config: Config) -> anyhow::Result<Opened> {
             .await
             .map_err(|e| anyhow::anyhow!("installing the core package failed: {e:?}"))?;
         let records = core
-            .install_data(&app)
+            .install_data(&app, false)
             .await
             .map_err(|e| anyhow::anyhow!("creating the core package's records failed: {e:?}"))?;
         tracing::info!(records, "installed the core package");

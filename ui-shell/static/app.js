@@ -21,6 +21,16 @@ for (const input of document.querySelectorAll("input[type=file][data-load-into]"
   });
 }
 
+// A form whose work takes a while says so on its button, and is not sent twice.
+for (const form of document.querySelectorAll("form[data-busy]")) {
+  form.addEventListener("submit", () => {
+    for (const button of form.querySelectorAll("button[type=submit]")) {
+      button.disabled = true;
+      button.textContent = form.dataset.busy;
+    }
+  });
+}
+
 // Buttons that destroy ask first.
 document.addEventListener("click", (event) => {
   const button = event.target.closest("[data-confirm]");

@@ -490,7 +490,7 @@ impl Catalog {
     /// The rollups, by the entity whose records feed them, with their filters parsed.
     fn compile_rollups(&self) -> (HashMap<Ident, Vec<Rollup>>, Vec<MetaError>) {
         let (mut rollups, mut errors): (HashMap<Ident, Vec<Rollup>>, _) = (HashMap::new(), Vec::new());
-        for def in self.docs.entities.values() {
+        for def in self.docs.entities.values().filter(|e| !e.archived) {
             for (i, field) in def.fields.iter().enumerate().filter(|(_, f)| !f.archived) {
                 let Some(rollup) = &field.rollup else { continue };
                 let filter = match (&rollup.filter, self.entity(rollup.from.as_str())) {
@@ -654,6 +654,8 @@ fn check(docs: &Docs) -> Vec<MetaError> {
             None => errors.push(MetaError::new(DocKind::ListView, name, "", "missing")),
         }
         match docs.related.get(name) {
+            // An archived entity's panels may read through lookups archived with it.
+            Some(_) if entity.archived => {}
             Some(related) => check_related(docs, entity, related, &mut errors),
             None => errors.push(MetaError::new(DocKind::Related, name, "", "missing")),
         }
@@ -1128,6 +1130,10 @@ fn check_entity(docs: &Docs, entity: &EntityDef, errors: &mut Vec<MetaError>) {
 /// A rollup totals a number field (or counts the records) of an entity whose live lookup
 /// points back, into a number field that nobody else writes.
 fn check_rollups(docs: &Docs, entity: &EntityDef, errors: &mut Vec<MetaError>) {
+    // An archived entity's totals sleep: the lookups they count through may be archived too.
+    if entity.archived {
+        return;
+    }
     for (i, field) in entity.fields.iter().enumerate() {
         let Some(rollup) = field.rollup.as_ref().filter(|_| !field.archived) else { continue };
         let mut err = |prop: &str, message: String| {

@@ -14,6 +14,7 @@ pub mod region;
 pub mod report;
 pub mod roles;
 pub mod schema;
+pub mod threeway;
 pub mod types;
 pub mod value;
 

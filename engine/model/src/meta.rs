@@ -351,6 +351,9 @@ pub struct EntityDef {
     /// Entities the engine itself relies on (user, department) cannot be removed.
     #[serde(default, skip_serializing_if = "is_false")]
     pub system: bool,
+    /// Left by a package that was removed: kept with its data, out of the menus.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub archived: bool,
     pub fields: Vec<FieldDef>,
     /// Indexes over several fields, for the filter-and-sort combinations lists use most.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -133,6 +133,7 @@ pub fn diff(old: &Docs, new: &Docs) -> Result<Plan, Vec<MetaError>> {
             errors.push(MetaError::new(DocKind::Entity, name.as_str(), "", "entities cannot be removed"));
         }
     }
+    let mut fills = Vec::new();
     for (name, entity) in &new.entities {
         let Some(before) = old.entities.get(name) else {
             plan.tables.push(TableStep::CreateTable { entity: name.clone() });
@@ -203,16 +204,20 @@ pub fn diff(old: &Docs, new: &Docs) -> Result<Plan, Vec<MetaError>> {
         }
         for field in entity.fields.iter().filter(|f| f.rollup.is_some() && !f.archived) {
             let old_field = before.fields.iter().find(|f| f.name == field.name);
-            if old_field.is_some_and(|f| f.rollup == field.rollup && !f.archived) {
+            // An entity back from the archive has its totals computed again.
+            if old_field.is_some_and(|f| f.rollup == field.rollup && !f.archived) && !before.archived {
                 continue;
             }
-            plan.tables.push(TableStep::FillRollup {
+            fills.push(TableStep::FillRollup {
                 entity: name.clone(),
                 field: field.name.clone(),
                 replaces: old_field.is_some_and(|f| f.rollup.is_none()),
             });
         }
     }
+    // Totals are computed once every table and column exists: a rollup may total records of
+    // an entity created by the same change.
+    plan.tables.extend(fills);
     if !errors.is_empty() {
         return Err(errors);
     }

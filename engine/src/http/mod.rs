@@ -17,6 +17,7 @@ mod search;
 mod sms;
 mod sync;
 mod tasks;
+mod templates;
 mod webhooks;
 
 pub use extract::{ApiJson, ApiPath, ApiQuery};
@@ -127,6 +128,10 @@ pub fn build_app(state: AppState) -> Router {
         .route("/api/v1/admin/jobs", get(admin::jobs))
         .route("/api/v1/admin/company", get(admin::company).put(admin::put_company))
         .route("/api/v1/admin/sso", get(admin::sso).put(admin::put_sso))
+        .route("/api/v1/templates", get(templates::list))
+        .route("/api/v1/templates/{name}", get(templates::show))
+        .route("/api/v1/templates/{name}/install", post(templates::install))
+        .route("/api/v1/templates/{name}/remove", post(templates::remove))
         .route("/api/v1/sync", get(sync::overview))
         .route("/api/v1/sync/connections/{name}", axum::routing::put(sync::set_connection))
         .route("/api/v1/sync/runs/{id}", get(sync::run))

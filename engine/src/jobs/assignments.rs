@@ -1,6 +1,6 @@
 //! Tells people when a record becomes theirs: a record created for someone else, or given to
 //! them (分配), leaves them a reminder (not each row of an import: that is one person's
-//! batch, not news for each record). It acts once for the whole installation, and the
+//! batch, not news for each record; nor a package's data and sample records). It acts once for the whole installation, and the
 //! reminder's id comes from the event, so seeing an event twice leaves one reminder.
 
 use crm_model::{Labels, USER_ENTITY, Value};
@@ -33,7 +33,7 @@ impl Consumer for Assignments {
 
 async fn notify(app: &App, event: &Event) -> Result<(), crm_store::StoreError> {
     let owner_changed = match event.event.as_str() {
-        "created" => event.payload["source"] != "import",
+        "created" => !matches!(event.payload["source"].as_str(), Some("import" | "setup")),
         "updated" => event.payload["fields"].as_array().is_some_and(|f| f.iter().any(|f| f == "owner")),
         _ => false,
     };

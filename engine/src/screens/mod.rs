@@ -72,6 +72,9 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/studio/webhooks/{name}/delete", post(crate::webhooks::screens::remove))
         .route("/studio/webhooks/{name}/deliveries/{id}/redeliver", post(crate::webhooks::screens::redeliver))
         .route("/studio/sso", get(crate::sso::screens::settings).post(crate::sso::screens::save_settings))
+        .route("/studio/templates", get(crate::templates::screens::gallery))
+        .route("/studio/templates/{name}", get(crate::templates::screens::show).post(crate::templates::screens::apply))
+        .route("/studio/templates/{name}/remove", post(crate::templates::screens::remove_template))
         .route("/studio/sync", get(crate::sync::screens::list))
         .route("/studio/sync/connections/{name}", post(crate::sync::screens::connect))
         .route("/studio/sync/{name}", get(crate::sync::screens::show).post(crate::sync::screens::save))
@@ -263,7 +266,8 @@ struct NavItem {
 /// The user's modules in menu order; the knowledge base page (知识库) follows the articles,
 /// and the reports (报表) every user may run come last.
 fn navigation(catalog: &Catalog, principal: &Principal, locale: &str, active: Option<&str>) -> Vec<NavItem> {
-    let mut entities: Vec<_> = catalog.entities().filter(|e| principal.sees(e.name().as_str())).collect();
+    let mut entities: Vec<_> =
+        catalog.entities().filter(|e| !e.def.archived && principal.sees(e.name().as_str())).collect();
     entities.sort_by_key(|e| (e.def.menu_order.unwrap_or(u16::MAX), e.name().as_str().to_owned()));
     let mut items = Vec::new();
     for e in entities {

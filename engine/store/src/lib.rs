@@ -7,6 +7,7 @@ pub mod ddl;
 pub mod jobs;
 pub mod mail;
 pub mod merges;
+pub mod packages;
 pub mod records;
 pub mod reports;
 pub mod settings;
@@ -161,6 +162,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         "sync mappings' links, watermarks and runs",
         include_str!("../../../migrations/sqlite/0012_sync.sql"),
         include_str!("../../../migrations/postgres/0012_sync.sql"),
+    ),
+    (
+        13,
+        "the packages installed, with their items as installed",
+        include_str!("../../../migrations/sqlite/0013_packages.sql"),
+        include_str!("../../../migrations/postgres/0013_packages.sql"),
     ),
 ];
 
