@@ -1110,6 +1110,59 @@ async fn an_admin_builds_a_module_and_a_rep_uses_it() {
     ui.close().await;
 }
 
+/// An administrator installs a template from the studio's gallery, with its sample data; a
+/// rep then uses it: the new module in the menu, a visit planned from a customer's new panel,
+/// the template's rule refusing a visit done without its result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_from_the_gallery_used_by_a_rep() {
+    let Some((t, ui)) = start("a_template_from_the_gallery_used_by_a_rep", DESKTOP).await else { return };
+    ui.check(async {
+        let rep = add_user(&t, "小王", "wang", "first-Password-1").await;
+        let token = t.login("wang", "first-Password-1").await.expect("the rep signs in");
+        let change = json!({"current_password": "first-Password-1", "password": "second-Password-2"});
+        let changed = t.call(axum::http::Method::POST, "/api/v1/auth/password", Some(change), Some(&token)).await;
+        assert_eq!(changed.status.as_u16(), 204);
+
+        ui.sign_in("/studio/templates").await;
+        assert!(ui.text("section[data-template=direct_sales]").await.contains("未安装"));
+        ui.navigating(ui.click("section[data-template=direct_sales] a.button")).await;
+        assert!(ui.exists("#template-steps tr[data-item='entities/prospect_visit'][data-action=add]").await);
+        ui.click("#template-sample").await;
+        ui.navigating(ui.click("#template-apply")).await;
+        assert!(ui.text("div#flash").await.contains("已安装"), "installed");
+        assert!(ui.text("#template-status").await.contains("已安装"));
+        assert!(t.list("prospect_visit", None, "").await.expect(200)["data"].as_array().is_some_and(|v| !v.is_empty()));
+
+        let customer = id(&t.create("customer", json!({"name": "杭州试用客户有限公司", "owner": rep})).await);
+        ui.menu("#logout").await;
+        ui.sign_in_as("wang", "second-Password-2", &format!("/e/customer/{customer}")).await;
+        assert!(ui.exists("nav a[href='/e/prospect_visit']").await, "the new module is in the rep's menu");
+        ui.navigating(ui.click("a[data-new-related=prospect_visits]")).await;
+        ui.fill("#record-form input[name=name]", "首次上门演示").await;
+        ui.select("#record-form select[name=visit_purpose]", "product_demo").await;
+        let today = chrono::Utc::now().with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap()).date_naive();
+        ui.eval::<Value>(&format!("{}.value = '{today}'", q("#record-form input[name=visit_date]"))).await;
+        ui.select("#record-form select[name=status]", "done").await;
+        ui.navigating(ui.click("#save")).await;
+        assert!(
+            ui.text("p.field-error[data-error-for=visit_result]").await.contains("拜访结果"),
+            "the template's rule refuses"
+        );
+        ui.select("#record-form select[name=visit_result]", "intent").await;
+        ui.navigating(ui.click("#save")).await;
+        assert_eq!(ui.location().await, format!("/e/customer/{customer}"), "back on the customer");
+        assert!(
+            ui.text("section#panel-prospect_visits").await.contains("首次上门演示"),
+            "the visit is on the customer"
+        );
+        let visits =
+            t.list("prospect_visit", Some(json!({"field": "customer", "op": "eq", "value": customer})), "").await;
+        assert_eq!(visits.expect(200)["data"][0]["owner"], rep.as_str(), "owned by the rep");
+    })
+    .await;
+    ui.close().await;
+}
+
 /// The top bar's box finds customers as one types a few characters of their name; the full
 /// results page marks the match.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -285,11 +285,14 @@ async fn an_upgrade_keeps_the_customisation(t: TestApp) {
 }
 
 /// Removal archives the template's entities and the fields it added elsewhere, with their
-/// records; installing it again brings them back.
+/// records; another template removed after it goes the same way; installing it again brings
+/// them back.
 async fn removal_archives_and_keeps_the_data(t: TestApp) {
     let name = TRIED;
     let package = package(name);
+    let second = templates::names().into_iter().find(|n| n != name).expect("another template");
     t.post(&format!("/api/v1/templates/{name}/install"), json!({"sample_data": true})).await.expect(201);
+    t.post(&format!("/api/v1/templates/{second}/install"), json!({"sample_data": true})).await.expect(201);
     let entity = &owned(&package)[0];
     let records = count(&t, None, entity).await;
     let added: Vec<(String, String)> = package
@@ -318,6 +321,10 @@ async fn removal_archives_and_keeps_the_data(t: TestApp) {
     let mut browser = Browser::sign_in(&t, "admin", ADMIN_PASSWORD).await;
     assert!(!browser.get("/").await.text.contains(&format!("href=\"/e/{entity}\"")), "out of the menus");
     assert_eq!(count(&t, None, entity).await, records, "its records are kept");
+
+    t.post(&format!("/api/v1/templates/{second}/remove"), json!({})).await.expect(200);
+    let second_entity = owned(&self::package(&second))[0].clone();
+    assert!(t.app.catalog().entity(&second_entity).unwrap().def.archived, "the second is archived too");
 
     t.post(&format!("/api/v1/templates/{name}/install"), json!({})).await.expect(201);
     let catalog = t.app.catalog();

@@ -202,9 +202,10 @@ pub fn diff(old: &Docs, new: &Docs) -> Result<Plan, Vec<MetaError>> {
                 },
             }
         }
-        for field in entity.fields.iter().filter(|f| f.rollup.is_some() && !f.archived) {
+        // An archived entity's totals sleep; one back from the archive has them computed again.
+        let live = |f: &&FieldDef| f.rollup.is_some() && !f.archived && !entity.archived;
+        for field in entity.fields.iter().filter(live) {
             let old_field = before.fields.iter().find(|f| f.name == field.name);
-            // An entity back from the archive has its totals computed again.
             if old_field.is_some_and(|f| f.rollup == field.rollup && !f.archived) && !before.archived {
                 continue;
             }
