@@ -389,3 +389,33 @@ backends!(
     an_export_installs_elsewhere,
     the_gallery_installs_a_template,
 );
+
+/// `crm template ...` as an implementer runs it: list, install with sample data, export the
+/// module, check the exported folder against the instance it came from.
+#[test]
+fn the_command_line() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let crm = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_crm"))
+            .args(args)
+            .env("CRM_DATA_DIR", data.path())
+            .env("CRM_LOG", "warn")
+            .output()
+            .expect("crm runs");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "crm {args:?}: {text}{}", String::from_utf8_lossy(&out.stderr));
+        text
+    };
+    assert!(crm(&["template", "list"]).contains("direct_sales 1.0.0    installed: -"));
+    let dry = crm(&["template", "install", TRIED, "--dry-run"]);
+    assert!(dry.contains("create table `prospect_visit`") && dry.contains("dry run: nothing applied"), "{dry}");
+    let done = crm(&["template", "install", TRIED, "--with-sample-data"]);
+    assert!(done.contains(&format!("installed {TRIED} 1.0.0")), "{done}");
+    assert!(crm(&["template", "list"]).contains("installed: 1.0.0"));
+    let folder = data.path().join("exported");
+    let folder = folder.to_str().unwrap();
+    crm(&["template", "export", "--module", "prospect_visit", "--to", folder]);
+    let shown = crm(&["template", "show", folder]);
+    assert!(shown.contains("plan (0 steps)"), "the export is what is installed: {shown}");
+    assert!(crm(&["template", "upgrade", TRIED]).contains("0 steps"), "nothing to upgrade");
+}

@@ -1,7 +1,7 @@
 //! The operations administrators set the installation up with for the outside world: the
 //! company's name and logo, webhooks' secrets and deliveries (the subscriptions are metadata
 //! documents, `/api/v1/meta/webhooks/{name}`), ERP sync's connections and runs (the mappings
-//! are `/api/v1/meta/syncs/{name}`), and single sign-on.
+//! are `/api/v1/meta/syncs/{name}`), single sign-on, and industry templates.
 
 use serde_json::{Map, Value as Json, json};
 
@@ -94,6 +94,73 @@ pub(super) fn add(paths: &mut Map<String, Json>, p: &Principal) {
     );
     sync(&mut path, &name);
     sso(&mut path);
+    templates(&mut path, &name);
+}
+
+fn templates(path: &mut impl FnMut(&str, &str, Op), name: &Json) {
+    let labels = json!({"type": "object", "properties": {"zh-CN": {"type": "string"}, "en": {"type": "string"}}});
+    let step = json!({"type": "object", "required": ["key", "action"], "properties": {
+        "key": {"type": "string", "description": "The item: `entities/customer/fields/ka_abc_class`, `layouts/x/edit/section`, `roles/sales_rep/entities/x`, `reports/y`."},
+        "action": {"enum": ["add", "update", "remove", "keep_local", "conflict"]},
+        "base": {"description": "The item as the installed version had it."},
+        "theirs": {"description": "The item as the template has it."},
+        "ours": {"description": "The item as it is here."},
+    }});
+    let errors =
+        json!({"type": "array", "description": "Why the result would not be valid metadata, if it would not."});
+    path(
+        "/api/v1/templates",
+        "get",
+        Op::new("templates", "The industry templates shipped, and which version of each is installed").answers(
+            200,
+            "The templates",
+            json!({"type": "object", "required": ["data"], "properties": {"data": {"type": "array", "items": {
+            "type": "object", "properties": {
+                "name": {"type": "string"}, "version": {"type": "string"}, "label": labels.clone(),
+                "summary": labels.clone(), "features": {"type": "array", "items": labels},
+                "installed": {"type": ["object", "null"]},
+            }}}}}),
+        ),
+    );
+    path(
+        "/api/v1/templates/{name}",
+        "get",
+        Op::new(
+            "template",
+            "A template and its plan over the metadata here: each item added, updated, removed, kept or in conflict",
+        )
+        .path("name", name.clone())
+        .answers(
+            200,
+            "The template and its plan",
+            json!({"type": "object", "properties": {
+                "name": {"type": "string"}, "version": {"type": "string"}, "manifest": {"type": "object"},
+                "installed": {"type": ["string", "null"]},
+                "steps": {"type": "array", "items": step.clone()},
+                "plan": {"type": "array", "items": {"type": "string"}}, "errors": errors.clone()}}),
+        ),
+    );
+    path(
+        "/api/v1/templates/{name}/install",
+        "post",
+        Op::new("install_template", "Install a template or upgrade it to the version shipped, keeping what was changed here; every conflict must be chosen (`mine` keeps the item here, `theirs` takes the template's). `sample_data` also creates its sample records; `dry_run` answers the plan only")
+            .path("name", name.clone())
+            .body(json!({"type": "object", "additionalProperties": false, "properties": {
+                "sample_data": {"type": "boolean"}, "dry_run": {"type": "boolean"},
+                "choices": {"type": "object", "additionalProperties": {"enum": ["mine", "theirs"]}}}}))
+            .answers(200, "The plan (a dry run)", json!({"type": "object", "properties": {
+                "steps": {"type": "array", "items": step}, "plan": {"type": "array", "items": {"type": "string"}}, "errors": errors}}))
+            .answers(201, "Installed", json!({"type": "object", "properties": {
+                "version": {"type": "string"}, "plan": {"type": "array", "items": {"type": "string"}},
+                "records": {"type": "integer", "description": "The records created: its configuration data and, when asked, its sample data."}}})),
+    );
+    path(
+        "/api/v1/templates/{name}/remove",
+        "post",
+        Op::new("remove_template", "Remove an installed template: its entities and the fields it added are archived with their records, its grants, panels, rules and reports taken out, except what was changed here")
+            .path("name", name.clone())
+            .answers(200, "Removed", json!({"type": "object", "properties": {"plan": {"type": "array", "items": {"type": "string"}}}})),
+    );
 }
 
 fn sync(path: &mut impl FnMut(&str, &str, Op), name: &Json) {
