@@ -4,7 +4,8 @@
 //! event a webhook subscribes to is posted once, not once per node, and a scheduled ERP sync
 //! runs on one node. And the logs: with
 //! `CRM_LOG_FORMAT=json` every line is a JSON object, a request's rule runs log inside a span
-//! naming its request id, and the secret key never appears.
+//! naming its request id, and the secret key never appears. And a database that goes away and
+//! comes back under a running server.
 
 mod support;
 
@@ -226,4 +227,57 @@ fn json_logs_name_the_request_and_keep_secrets_out() {
     assert!(in_request.is_some(), "a rule run logged in the span of its request: {text}");
     assert!(!text.contains(&key), "the secret key never reaches the log");
     assert!(!text.contains(&password) && !text.contains(&admin), "nor passwords or tokens");
+}
+
+/// The database goes away under a running server: requests get 503 with a problem document
+/// (soon, not after a hang), `/healthz` says why, nothing is half-written; when the database
+/// is back the server serves again by itself.
+#[test]
+fn the_database_goes_away_and_comes_back() {
+    let Ok(server) = std::env::var("CRM_TEST_POSTGRES_URL") else {
+        eprintln!("CRM_TEST_POSTGRES_URL is not set: skipping the PostgreSQL run");
+        return;
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let name = format!("crm_down_{}", uuid::Uuid::now_v7().simple());
+    runtime.block_on(crm_store::server::create_database(&server, &name, None)).unwrap();
+    let url = crm_store::server::database_url(&server, &name);
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (node, lines) = start_with(data.path(), port, &[("CRM_DATABASE_URL", url.as_str())]);
+    let password = lines.iter().find_map(|l| l.split("with password ").nth(1)).expect("the password").trim().to_owned();
+    let admin = token_of(port, "admin", &password);
+    let customer = json!({"name": "断线前的客户"}).to_string();
+    assert_eq!(http(port, "POST", "/api/v1/records/customer", &customer, Some(&admin)).0, 201);
+
+    let admin_sql = |sql: &str| {
+        let out = std::process::Command::new("psql")
+            .args([server.as_str(), "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    admin_sql(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"));
+    admin_sql(&format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"));
+
+    let began = Instant::now();
+    let (status, body) = http(port, "GET", "/api/v1/records/customer", "", Some(&admin));
+    assert_eq!(status, 503, "{body}");
+    assert!(began.elapsed() < Duration::from_secs(5), "answered without a hang: {:?}", began.elapsed());
+    assert_eq!(json_of(&body)["code"], "database_unavailable", "{body}");
+    let later = json!({"name": "断线时的客户"}).to_string();
+    assert_eq!(http(port, "POST", "/api/v1/records/customer", &later, Some(&admin)).0, 503);
+    let (status, body) = http(port, "GET", "/healthz", "", None);
+    assert_eq!((status, json_of(&body)["reason"].clone()), (503, json!("unreachable")), "{body}");
+
+    admin_sql(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"));
+    eventually("the server serves again", || http(port, "GET", "/healthz", "", None).0 == 200);
+    let (status, body) = http(port, "GET", "/api/v1/records/customer", "", Some(&admin));
+    assert_eq!(status, 200, "{body}");
+    let listed = json_of(&body);
+    let names: Vec<&str> = listed["data"].as_array().unwrap().iter().filter_map(|c| c["name"].as_str()).collect();
+    assert_eq!(names, ["断线前的客户"], "nothing was written while the database was away");
+    assert_eq!(http(port, "POST", "/api/v1/records/customer", &later, Some(&admin)).0, 201);
+    stop(node);
+    runtime.block_on(crm_store::server::drop_database(&server, &name)).unwrap();
 }

@@ -254,3 +254,95 @@ fn an_import_and_a_stop_leave_the_sqlite_log_short() {
     stop(child);
     assert!(size() < 1 << 20, "a graceful stop cuts the log back: {} bytes", size());
 }
+
+/// `kill -9` in the middle of a large import: every row the import had reported committed is
+/// there after the restart, no batch is there in part, the task is marked interrupted, the
+/// server answers at once, and the search index (fed from the outbox) has what was committed.
+#[test]
+fn a_kill_during_an_import_loses_no_committed_row_sqlite() {
+    kill_during_an_import(&[]);
+}
+
+#[test]
+fn a_kill_during_an_import_loses_no_committed_row_postgres() {
+    let Ok(server) = std::env::var("CRM_TEST_POSTGRES_URL") else {
+        eprintln!("CRM_TEST_POSTGRES_URL is not set: skipping the PostgreSQL run");
+        return;
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let name = format!("crm_crash_{}", uuid::Uuid::now_v7().simple());
+    runtime.block_on(crm_store::server::create_database(&server, &name, None)).unwrap();
+    let url = crm_store::server::database_url(&server, &name);
+    kill_during_an_import(&[("CRM_DATABASE_URL", url.as_str())]);
+    runtime.block_on(crm_store::server::drop_database(&server, &name)).unwrap();
+}
+
+fn kill_during_an_import(vars: &[(&str, &str)]) {
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (child, lines) = start_with(data.path(), port, vars);
+    let password = lines.iter().find_map(|l| l.split("with password ").nth(1)).expect("the password").trim().to_owned();
+    let login = format!(r#"{{"login":"admin","password":"{password}"}}"#);
+    let token_of = |port| {
+        let token = http(port, "POST", "/api/v1/auth/token", &login, None).1;
+        token.split("\"token\":\"").nth(1).unwrap().split('"').next().unwrap().to_owned()
+    };
+    let token = token_of(port);
+    let rows = 80_000;
+    let mut csv = String::from("客户名称,地址\n");
+    for n in 0..rows {
+        csv.push_str(&format!("崩溃测试客户{n:05},上海市浦东新区世纪大道{n}号\n"));
+    }
+    const BOUNDARY: &str = "crm-crash-test";
+    let mut body = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"customers.csv\"\r\nContent-Type: text/csv\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(csv.as_bytes());
+    body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+    let content_type = format!("multipart/form-data; boundary={BOUNDARY}");
+    let (status, started) =
+        request(port, "POST", "/api/v1/records/customer/import", &content_type, &body, Some(&token));
+    assert_eq!(status, 202, "{started}");
+    let task = started.split("\"task\":\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let task_of = |port, token: &str| {
+        let (_, state) = http(port, "GET", &format!("/api/v1/tasks/{task}"), "", Some(token));
+        serde_json::from_str::<serde_json::Value>(&state).unwrap()
+    };
+    // Killed once a few batches are in and before the last.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let reported = loop {
+        let state = task_of(port, &token);
+        let done = state["done"].as_i64().unwrap_or(0);
+        assert_eq!(state["state"], "running", "killed while running: {state}");
+        if done >= 20_000 {
+            break done;
+        }
+        assert!(std::time::Instant::now() < deadline, "the import got going");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    child.kill();
+
+    let began = std::time::Instant::now();
+    let (child, _) = start_with(data.path(), port, vars);
+    assert!(began.elapsed() < std::time::Duration::from_secs(5), "ready again in {:?}", began.elapsed());
+    let token = token_of(port);
+    let count = |token: &str| {
+        let (_, page) = http(port, "GET", "/api/v1/records/customer?limit=1&count=true", "", Some(token));
+        serde_json::from_str::<serde_json::Value>(&page).unwrap()["total"].as_i64().unwrap()
+    };
+    let kept = count(&token);
+    assert!(kept >= reported, "every row reported committed is there: {kept} < {reported}");
+    assert!(kept < rows, "the kill came before the end");
+    assert_eq!(kept % 10_000, 0, "whole batches only: {kept}");
+    let state = task_of(port, &token);
+    assert_eq!(state["state"], "failed", "the task the process left running is marked: {state}");
+    let last = format!("崩溃测试客户{:05}", kept - 1);
+    let query = format!("/api/v1/search?q={}", support::encode(&last));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !http(port, "GET", &query, "", Some(&token)).1.contains(&last) {
+        assert!(std::time::Instant::now() < deadline, "the search index caught up with the committed rows");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    stop(child);
+}

@@ -52,6 +52,9 @@ pub enum ApiError {
     /// the message says what it answered.
     #[error("{message}")]
     Upstream { code: &'static str, message: String },
+    /// The database cannot serve now (unreachable, disk full): try again later.
+    #[error("{message}")]
+    Unavailable { code: &'static str, message: String },
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -82,6 +85,20 @@ impl ApiError {
         ApiError::NotFound(what.into())
     }
 
+    /// The database cannot serve, for the reason [`StoreError::unavailable`] gives.
+    pub fn unavailable(why: &str) -> Self {
+        match why {
+            "disk_full" => ApiError::Unavailable {
+                code: "disk_full",
+                message: "the database has no room left; nothing was saved. Try again once space is freed".into(),
+            },
+            _ => ApiError::Unavailable {
+                code: "database_unavailable",
+                message: "the database cannot be reached at the moment; nothing was saved. Try again shortly".into(),
+            },
+        }
+    }
+
     /// One invalid field.
     pub fn field(field: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
         ApiError::Invalid(vec![FieldError::new(field, code, message)])
@@ -103,6 +120,7 @@ impl ApiError {
             ApiError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "Validation failed"),
             ApiError::InvalidMetadata(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_metadata", "Invalid metadata"),
             ApiError::Upstream { code, .. } => (StatusCode::BAD_GATEWAY, code, "Bad gateway"),
+            ApiError::Unavailable { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, code, "Service unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
         }
     }
@@ -112,7 +130,13 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Unique(field) => ApiError::field(field, "not_unique", "another record already has this value"),
-            other => ApiError::Internal(other.into()),
+            other => match other.unavailable() {
+                Some(why) => {
+                    tracing::warn!(error = %other, why, "the database cannot serve");
+                    ApiError::unavailable(why)
+                }
+                None => ApiError::Internal(other.into()),
+            },
         }
     }
 }
@@ -158,6 +182,8 @@ impl IntoResponse for ApiError {
         response.extensions_mut().insert(failure);
         if let ApiError::Internal(source) = self {
             response.extensions_mut().insert(InternalError(format!("{source:#}")));
+        } else if matches!(self, ApiError::Unavailable { .. }) {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
         response
     }

@@ -171,7 +171,10 @@ async fn healthz(State(app): State<AppState>) -> Response {
         Ok(version) => Json(serde_json::json!({"status": "ok", "catalog_version": version})).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "health check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"status": "unavailable"}))).into_response()
+            // Why, for the load balancer's log and whoever is paged: unreachable, disk_full.
+            let reason = e.unavailable().unwrap_or("database_error");
+            let body = serde_json::json!({"status": "unavailable", "reason": reason});
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
         }
     }
 }

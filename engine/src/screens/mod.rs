@@ -373,11 +373,11 @@ async fn sign_in_required(State(app): State<AppState>, mut request: Request, nex
     let (user, csrf) = match auth::session_user(&app, cookie).await {
         Ok(session) => session,
         Err(ApiError::Unauthorized) => return to_login(),
-        Err(e) => return e.into_response(),
+        Err(e) => return bare_error(request.headers(), e),
     };
     let viewer = match viewer(&app, user, csrf, request.headers()).await {
         Ok(viewer) => Viewer { path: back, ..viewer },
-        Err(e) => return e.into_response(),
+        Err(e) => return bare_error(request.headers(), e),
     };
     let path = request.uri().path();
     if viewer.principal.must_change_password && path != "/password" && path != "/logout" {
@@ -426,6 +426,24 @@ async fn user_name(app: &App, user: uuid::Uuid) -> ApiResult<String> {
     })
 }
 
+/// An error before the viewer is known (the database down while the session is looked up): a
+/// page of its own in the browser's language, which needs nothing from the database.
+fn bare_error(headers: &HeaderMap, error: ApiError) -> Response {
+    let ApiError::Unavailable { code, .. } = &error else { return error.into_response() };
+    let locale = browser_locale(headers);
+    let title = shell::text(locale, "error.unavailable", &[]);
+    let detail = shell::text(locale, &format!("error.{code}"), &[]);
+    let body = format!(
+        "<!DOCTYPE html><html lang=\"{locale}\"><head><meta charset=\"utf-8\"><title>{title}</title>\
+         <meta name=\"viewport\" content=\"width=device-width\"><link rel=\"stylesheet\" href=\"/static/app.css\"></head>\
+         <body><main class=\"empty error-page\"><h1>{title}</h1><p class=\"detail\">{detail}</p></main></body></html>"
+    );
+    let mut response = error.into_response();
+    *response.body_mut() = axum::body::Body::from(body);
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    response
+}
+
 fn error_page(app: &App, viewer: &Viewer, status: StatusCode, failure: &Failure) -> Response {
     let catalog = app.catalog();
     let key = match status {
@@ -433,6 +451,7 @@ fn error_page(app: &App, viewer: &Viewer, status: StatusCode, failure: &Failure)
         StatusCode::FORBIDDEN => "error.forbidden",
         StatusCode::BAD_REQUEST => "error.bad_request",
         StatusCode::CONFLICT => "error.conflict",
+        StatusCode::SERVICE_UNAVAILABLE => "error.unavailable",
         _ => "error.failed",
     };
     let title = viewer.text(key);

@@ -57,6 +57,39 @@ impl StoreError {
         }
     }
 
+    /// Why the database cannot serve at the moment, if that is what went wrong: it cannot be
+    /// reached or refuses connections (`unreachable`), or it has no room left (`disk_full`).
+    /// The request was not at fault and the same one may succeed later.
+    pub fn unavailable(&self) -> Option<&'static str> {
+        use rusqlite::ffi::ErrorCode;
+        match self {
+            StoreError::Database(
+                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_),
+            ) => Some("unreachable"),
+            StoreError::Database(sqlx::Error::Database(db)) => match db.code().as_deref() {
+                Some("53100") => Some("disk_full"),
+                // Connections lost or refused: the server shutting down, too many connections,
+                // the database gone or not accepting connections (55000 says so in words).
+                Some(code)
+                    if code.starts_with("08")
+                        || code.starts_with("57P")
+                        || code == "53300"
+                        || code == "3D000"
+                        || code == "55000" && db.message().contains("accepting connections") =>
+                {
+                    Some("unreachable")
+                }
+                _ => None,
+            },
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => match e.code {
+                ErrorCode::DiskFull => Some("disk_full"),
+                ErrorCode::CannotOpen | ErrorCode::SystemIoFailure | ErrorCode::ReadOnly => Some("unreachable"),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// The constraint (PostgreSQL) or the message naming the columns (SQLite) of a violation.
     pub(crate) fn violation_detail(&self) -> Option<String> {
         match self {
