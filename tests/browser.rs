@@ -450,6 +450,16 @@ async fn add_user(t: &TestApp, name: &str, login: &str, password: &str) -> Strin
     id(&t.post("/api/v1/admin/users", body).await.expect(201))
 }
 
+/// The sales rep 小王 (`wang`), who has chosen the password `second-Password-2`; returns the id.
+async fn add_rep_wang(t: &TestApp) -> String {
+    let rep = add_user(t, "小王", "wang", "first-Password-1").await;
+    let token = t.login("wang", "first-Password-1").await.expect("the rep signs in");
+    let change = json!({"current_password": "first-Password-1", "password": "second-Password-2"});
+    let changed = t.call(axum::http::Method::POST, "/api/v1/auth/password", Some(change), Some(&token)).await;
+    assert_eq!(changed.status.as_u16(), 204);
+    rep
+}
+
 async fn admin_id(t: &TestApp) -> String {
     t.get("/api/v1/auth/session").await.expect(200)["user_id"].as_str().expect("the session's user").to_owned()
 }
@@ -982,11 +992,7 @@ type FieldToAdd = (&'static str, &'static str, &'static str, &'static str, &'sta
 async fn an_admin_builds_a_module_and_a_rep_uses_it() {
     let Some((t, ui)) = start("an_admin_builds_a_module_and_a_rep_uses_it", DESKTOP).await else { return };
     ui.check(async {
-        let rep = add_user(&t, "小王", "wang", "first-Password-1").await;
-        let token = t.login("wang", "first-Password-1").await.expect("the rep signs in");
-        let change = json!({"current_password": "first-Password-1", "password": "second-Password-2"});
-        let changed = t.call(axum::http::Method::POST, "/api/v1/auth/password", Some(change), Some(&token)).await;
-        assert_eq!(changed.status.as_u16(), 204);
+        let rep = add_rep_wang(&t).await;
         let customer = id(&t.create("customer", json!({"name": "被竞争的客户", "owner": rep})).await);
 
         ui.sign_in("/studio").await;
@@ -1117,11 +1123,7 @@ async fn an_admin_builds_a_module_and_a_rep_uses_it() {
 async fn a_template_from_the_gallery_used_by_a_rep() {
     let Some((t, ui)) = start("a_template_from_the_gallery_used_by_a_rep", DESKTOP).await else { return };
     ui.check(async {
-        let rep = add_user(&t, "小王", "wang", "first-Password-1").await;
-        let token = t.login("wang", "first-Password-1").await.expect("the rep signs in");
-        let change = json!({"current_password": "first-Password-1", "password": "second-Password-2"});
-        let changed = t.call(axum::http::Method::POST, "/api/v1/auth/password", Some(change), Some(&token)).await;
-        assert_eq!(changed.status.as_u16(), 204);
+        let rep = add_rep_wang(&t).await;
 
         ui.sign_in("/studio/templates").await;
         assert!(ui.text("section[data-template=direct_sales]").await.contains("未安装"));

@@ -219,25 +219,12 @@ fn an_import_and_a_stop_leave_the_sqlite_log_short() {
     let port = free_port();
     let (child, lines) = start(data.path(), port);
     let password = lines.iter().find_map(|l| l.split("with password ").nth(1)).expect("the password").trim().to_owned();
-    let token =
-        http(port, "POST", "/api/v1/auth/token", &format!(r#"{{"login":"admin","password":"{password}"}}"#), None).1;
-    let token = token.split("\"token\":\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let token = admin_token(port, &password);
     let mut csv = String::from("客户名称,地址,备注\n");
     for n in 0..30_000 {
         csv.push_str(&format!("日志测试客户{n:05},北京市海淀区中关村大街{n}号,批量导入的第{n}位客户\n"));
     }
-    const BOUNDARY: &str = "crm-log-test";
-    let mut body = format!(
-        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"customers.csv\"\r\nContent-Type: text/csv\r\n\r\n"
-    )
-    .into_bytes();
-    body.extend_from_slice(csv.as_bytes());
-    body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
-    let content_type = format!("multipart/form-data; boundary={BOUNDARY}");
-    let (status, started) =
-        request(port, "POST", "/api/v1/records/customer/import", &content_type, &body, Some(&token));
-    assert_eq!(status, 202, "{started}");
-    let task = started.split("\"task\":\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let task = start_import(port, &token, &csv);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     loop {
         let (_, state) = http(port, "GET", &format!("/api/v1/tasks/{task}"), "", Some(&token));
@@ -282,29 +269,13 @@ fn kill_during_an_import(vars: &[(&str, &str)]) {
     let port = free_port();
     let (child, lines) = start_with(data.path(), port, vars);
     let password = lines.iter().find_map(|l| l.split("with password ").nth(1)).expect("the password").trim().to_owned();
-    let login = format!(r#"{{"login":"admin","password":"{password}"}}"#);
-    let token_of = |port| {
-        let token = http(port, "POST", "/api/v1/auth/token", &login, None).1;
-        token.split("\"token\":\"").nth(1).unwrap().split('"').next().unwrap().to_owned()
-    };
-    let token = token_of(port);
+    let token = admin_token(port, &password);
     let rows = 80_000;
     let mut csv = String::from("客户名称,地址\n");
     for n in 0..rows {
         csv.push_str(&format!("崩溃测试客户{n:05},上海市浦东新区世纪大道{n}号\n"));
     }
-    const BOUNDARY: &str = "crm-crash-test";
-    let mut body = format!(
-        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"customers.csv\"\r\nContent-Type: text/csv\r\n\r\n"
-    )
-    .into_bytes();
-    body.extend_from_slice(csv.as_bytes());
-    body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
-    let content_type = format!("multipart/form-data; boundary={BOUNDARY}");
-    let (status, started) =
-        request(port, "POST", "/api/v1/records/customer/import", &content_type, &body, Some(&token));
-    assert_eq!(status, 202, "{started}");
-    let task = started.split("\"task\":\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let task = start_import(port, &token, &csv);
     let task_of = |port, token: &str| {
         let (_, state) = http(port, "GET", &format!("/api/v1/tasks/{task}"), "", Some(token));
         serde_json::from_str::<serde_json::Value>(&state).unwrap()
@@ -326,7 +297,7 @@ fn kill_during_an_import(vars: &[(&str, &str)]) {
     let began = std::time::Instant::now();
     let (child, _) = start_with(data.path(), port, vars);
     assert!(began.elapsed() < std::time::Duration::from_secs(5), "ready again in {:?}", began.elapsed());
-    let token = token_of(port);
+    let token = admin_token(port, &password);
     let count = |token: &str| {
         let (_, page) = http(port, "GET", "/api/v1/records/customer?limit=1&count=true", "", Some(token));
         serde_json::from_str::<serde_json::Value>(&page).unwrap()["total"].as_i64().unwrap()
@@ -345,4 +316,26 @@ fn kill_during_an_import(vars: &[(&str, &str)]) {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     stop(child);
+}
+
+/// The administrator's token, from the binary's first-start password.
+fn admin_token(port: u16, password: &str) -> String {
+    let token =
+        http(port, "POST", "/api/v1/auth/token", &format!(r#"{{"login":"admin","password":"{password}"}}"#), None).1;
+    token.split("\"token\":\"").nth(1).unwrap().split('"').next().unwrap().to_owned()
+}
+
+/// Uploads a CSV of customers to import in the background; the import's task id.
+fn start_import(port: u16, token: &str, csv: &str) -> String {
+    const BOUNDARY: &str = "crm-import-test";
+    let mut body = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"customers.csv\"\r\nContent-Type: text/csv\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(csv.as_bytes());
+    body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+    let content_type = format!("multipart/form-data; boundary={BOUNDARY}");
+    let (status, started) = request(port, "POST", "/api/v1/records/customer/import", &content_type, &body, Some(token));
+    assert_eq!(status, 202, "{started}");
+    started.split("\"task\":\"").nth(1).unwrap().split('"').next().unwrap().to_owned()
 }
