@@ -6,7 +6,6 @@
 
 pub mod cli;
 mod export;
-pub mod sample;
 pub mod screens;
 
 pub use export::export;
@@ -110,10 +109,6 @@ fn base_of(installed: Option<&Installed>) -> Items {
         .collect()
 }
 
-fn invalid(errors: Vec<MetaError>) -> ApiError {
-    ApiError::InvalidMetadata(errors)
-}
-
 /// Whether the packages a package requires are installed.
 async fn check_requires(app: &App, package: &Package) -> ApiResult<()> {
     let installed = packages::all(&app.db).await?;
@@ -129,7 +124,7 @@ async fn check_requires(app: &App, package: &Package) -> ApiResult<()> {
             message: format!("install `{name}` first"),
         })
         .collect();
-    if missing.is_empty() { Ok(()) } else { Err(invalid(missing)) }
+    if missing.is_empty() { Ok(()) } else { Err(missing.into()) }
 }
 
 /// The next documents: the plan's steps over `live`, conflicts as chosen.
@@ -149,14 +144,14 @@ pub async fn preview(app: &App, package: &Package, choices: &BTreeMap<String, Ch
     let installed = packages::get(&app.db, package.name()).await?;
     let current = app.catalog();
     let base = base_of(installed.as_ref());
-    let theirs = package.items(current.docs()).map_err(invalid)?;
+    let theirs = package.items(current.docs()).map_err(ApiError::from)?;
     let steps = threeway::plan(&base, &theirs, current.docs());
     let mut kept = choices.clone();
     for step in steps.iter().filter(|s| s.action == threeway::Action::Conflict) {
         kept.entry(step.key.clone()).or_insert(Choice::Mine);
     }
     let planned = threeway::apply(current.docs(), &steps, &kept)
-        .map_err(invalid)
+        .map_err(ApiError::from)
         .and_then(|next| crate::metadata::plan_docs(&current, next));
     let (plan, errors) = match planned {
         Ok((_, plan)) => (plan.describe(), Vec::new()),
@@ -186,7 +181,7 @@ pub async fn install(
     let ever = packages::ever(&app.db, package.name()).await?;
     let installed = ever.clone().and_then(|(installed, removed)| (!removed).then_some(installed));
     let base = base_of(installed.as_ref());
-    let theirs = package.items(app.catalog().docs()).map_err(invalid)?;
+    let theirs = package.items(app.catalog().docs()).map_err(ApiError::from)?;
     let now = app.now();
     let record = Installed {
         name: package.name().to_owned(),
@@ -215,7 +210,11 @@ pub async fn install(
     let records: Vec<&(String, Vec<Json>)> = data.chain(package.sample.iter().filter(|_| sample)).collect();
     let mut keys: HashMap<String, Uuid> =
         before.as_ref().and_then(|i| serde_json::from_value(i.keys.clone()).ok()).unwrap_or_default();
-    let created = if records.is_empty() { 0 } else { sample::create(app, records.into_iter(), &mut keys).await? };
+    let created = if records.is_empty() {
+        0
+    } else {
+        crate::package::records::create(app, records.into_iter(), &mut keys).await?
+    };
     if created > 0 || before.is_none() {
         let keys = serde_json::to_value(&keys).unwrap_or_default();
         packages::set_data(&app.db, package.name(), had_sample || sample, &keys).await?;

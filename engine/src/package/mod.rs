@@ -10,6 +10,8 @@ use serde_json::Value as Json;
 use crate::app::App;
 use crate::error::ApiResult;
 
+pub mod records;
+
 /// The core package, embedded so the binary installs it wherever it runs.
 #[derive(rust_embed::RustEmbed)]
 #[folder = "metadata/core/"]
@@ -123,7 +125,7 @@ impl Package {
     /// pipeline, in one unit: all of them or none. Returns how many were created.
     pub async fn install_data(&self, app: &App, with_sample: bool) -> ApiResult<usize> {
         let records = self.data.iter().chain(self.sample.iter().filter(|_| with_sample));
-        crate::templates::sample::create(app, records, &mut Default::default()).await
+        records::create(app, records, &mut Default::default()).await
     }
 
     /// The live documents with this package installed over them: the package's documents
@@ -190,21 +192,22 @@ pub fn write_folder(
     std::fs::write(dir.join("package.json"), serde_json::to_string_pretty(&Json::Object(head))? + "\n")?;
     let mut written = 0;
     for (kind, doc_name, body) in docs {
-        let (folder, depth) = match doc_name.split_once('/') {
-            Some(("extends", _)) => (dir.join("extends").join(kind.folder()), "../.."),
-            _ => (dir.join(kind.folder()), ".."),
+        // An extension is a partial document: no schema of its own, its rule source inline.
+        let (folder, whole) = match doc_name.split_once('/') {
+            Some(("extends", _)) => (dir.join("extends").join(kind.folder()), false),
+            _ => (dir.join(kind.folder()), true),
         };
         let doc_name = doc_name.rsplit('/').next().unwrap_or_default().to_owned();
         std::fs::create_dir_all(&folder)?;
         let mut document = serde_json::Map::new();
-        if depth == ".." {
+        if whole {
             document.insert("$schema".into(), Json::String(format!("../{schemas}/{}", kind.schema_file())));
         }
         if let Json::Object(fields) = body {
             document.extend(fields);
         }
         if kind == DocKind::Script
-            && depth == ".."
+            && whole
             && let Some(Json::String(source)) = document.remove("source")
         {
             std::fs::write(folder.join(format!("{doc_name}.rhai")), source)?;
