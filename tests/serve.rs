@@ -7,7 +7,7 @@ mod support;
 
 use std::process::Command;
 
-use support::binary::{free_port, http, request, start, start_with, stop};
+use support::binary::{free_port, http, request, start, start_with, stop, try_request};
 
 #[test]
 fn first_start_restart_and_graceful_stop() {
@@ -252,6 +252,12 @@ fn a_kill_during_an_import_loses_no_committed_row_sqlite() {
 
 #[test]
 fn a_kill_during_an_import_loses_no_committed_row_postgres() {
+    on_a_fresh_postgres_database(kill_during_an_import);
+}
+
+/// Runs the binary's `scenario` with `CRM_DATABASE_URL` naming a fresh database on the test
+/// PostgreSQL server, dropped after; skipped without one.
+fn on_a_fresh_postgres_database(scenario: fn(&[(&str, &str)])) {
     let Ok(server) = std::env::var("CRM_TEST_POSTGRES_URL") else {
         eprintln!("CRM_TEST_POSTGRES_URL is not set: skipping the PostgreSQL run");
         return;
@@ -260,7 +266,7 @@ fn a_kill_during_an_import_loses_no_committed_row_postgres() {
     let name = format!("crm_crash_{}", uuid::Uuid::now_v7().simple());
     runtime.block_on(crm_store::server::create_database(&server, &name, None)).unwrap();
     let url = crm_store::server::database_url(&server, &name);
-    kill_during_an_import(&[("CRM_DATABASE_URL", url.as_str())]);
+    scenario(&[("CRM_DATABASE_URL", url.as_str())]);
     runtime.block_on(crm_store::server::drop_database(&server, &name)).unwrap();
 }
 
@@ -316,6 +322,161 @@ fn kill_during_an_import(vars: &[(&str, &str)]) {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     stop(child);
+}
+
+/// `kill -9` while stage moves and fields being added to customers are in flight: after the
+/// restart every opportunity's stage is the last move its history records, and the catalog
+/// and the table agree on every field (a field the catalog has takes values; the next field
+/// adds cleanly, so no column was left behind without its field).
+#[test]
+fn a_kill_during_stage_moves_and_metadata_changes_leaves_each_whole_sqlite() {
+    kill_during_moves_and_changes(&[]);
+}
+
+#[test]
+fn a_kill_during_stage_moves_and_metadata_changes_leaves_each_whole_postgres() {
+    on_a_fresh_postgres_database(kill_during_moves_and_changes);
+}
+
+fn kill_during_moves_and_changes(vars: &[(&str, &str)]) {
+    use serde_json::{Value, json};
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (child, lines) = start_with(data.path(), port, vars);
+    let password = lines.iter().find_map(|l| l.split("with password ").nth(1)).expect("the password").trim().to_owned();
+    let token = admin_token(port, &password);
+    let (status, customer) = http(port, "POST", "/api/v1/records/customer", r#"{"name":"崩溃阶段客户"}"#, Some(&token));
+    assert_eq!(status, 201, "{customer}");
+    let customer: Value = serde_json::from_str(&customer).unwrap();
+    let deals: Vec<Value> = (0..24)
+        .map(|i| json!({"name": format!("崩溃机会{i}"), "customer": customer["id"], "stage": "initial_contact", "amount": "50000"}))
+        .collect();
+    let (status, created) = http(
+        port,
+        "POST",
+        "/api/v1/records/opportunity/bulk/create",
+        &json!({ "records": deals }).to_string(),
+        Some(&token),
+    );
+    assert_eq!(status, 201, "{created}");
+    let ids: Vec<String> =
+        serde_json::from_value(serde_json::from_str::<Value>(&created).unwrap()["ids"].clone()).unwrap();
+
+    // Movers cycle their opportunities through the stages and a changer adds fields, all until
+    // the server is gone; then the kill lands among their writes.
+    let moved = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for chunk in ids.chunks(3).map(<[String]>::to_vec) {
+        let (token, moved) = (token.clone(), moved.clone());
+        workers.push(std::thread::spawn(move || {
+            let stages = ["needs_analysis", "proposal", "negotiation", "initial_contact"];
+            for step in 0.. {
+                let id = &chunk[step % chunk.len()];
+                let body = json!({ "stage": stages[step % stages.len()] }).to_string();
+                let path = format!("/api/v1/records/opportunity/{id}/stage");
+                match try_request(port, "POST", &path, "application/json", body.as_bytes(), Some(&token)) {
+                    Ok((200, _)) => {
+                        moved.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+        }));
+    }
+    let changer = {
+        let token = token.clone();
+        std::thread::spawn(move || {
+            let mut added = 0;
+            for n in 0.. {
+                let field = json!({"name": format!("crash_note_{n}"), "type": "text", "label": {"zh-CN": "备注", "en": "Note"}});
+                match try_request(
+                    port,
+                    "POST",
+                    "/api/v1/meta/entities/customer/fields",
+                    "application/json",
+                    field.to_string().as_bytes(),
+                    Some(&token),
+                ) {
+                    Ok((201, _)) => added += 1,
+                    // No status line: the server died while answering.
+                    Ok((0, _)) | Err(_) => break,
+                    Ok((status, body)) => panic!("adding a field: {status} {body}"),
+                }
+            }
+            added
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while moved.load(std::sync::atomic::Ordering::Relaxed) < 100 {
+        assert!(std::time::Instant::now() < deadline, "the moves got going");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    let added = changer.join().unwrap();
+    assert!(added > 0, "fields were added before the kill");
+
+    let began = std::time::Instant::now();
+    let (child, _) = start_with(data.path(), port, vars);
+    assert!(began.elapsed() < std::time::Duration::from_secs(5), "ready again in {:?}", began.elapsed());
+    let token = admin_token(port, &password);
+    for id in &ids {
+        let (_, record) = http(port, "GET", &format!("/api/v1/records/opportunity/{id}"), "", Some(&token));
+        let record: Value = serde_json::from_str(&record).unwrap();
+        let (_, history) =
+            http(port, "GET", &format!("/api/v1/records/opportunity/{id}/stage-history"), "", Some(&token));
+        let history: Value = serde_json::from_str(&history).unwrap();
+        let last = history["data"].as_array().and_then(|moves| moves.last()).map(|m| m["to"].clone());
+        assert_eq!(last, Some(record["stage"].clone()), "the record and its history agree: {record} {history}");
+    }
+    let (_, entity) = http(port, "GET", "/api/v1/meta/entities/customer", "", Some(&token));
+    let entity: Value = serde_json::from_str(&entity).unwrap();
+    let notes: Vec<String> = entity["entity"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .filter(|name| name.starts_with("crash_note_"))
+        .map(str::to_owned)
+        .collect();
+    assert!(notes.len() >= added, "every field reported added is there: {notes:?} < {added}");
+    let mut values = json!({"name": "崩溃后客户"});
+    for note in &notes {
+        values[note] = json!("可写");
+    }
+    let (status, body) = http(port, "POST", "/api/v1/records/customer", &values.to_string(), Some(&token));
+    assert_eq!(status, 201, "every field the catalog has is a column: {body}");
+    let next = json!({"name": format!("crash_note_{}", notes.len()), "type": "text", "label": {"zh-CN": "备注", "en": "Note"}});
+    let (status, body) = http(port, "POST", "/api/v1/meta/entities/customer/fields", &next.to_string(), Some(&token));
+    assert_eq!(status, 201, "no column was left without its field: {body}");
+    stop(child);
+}
+
+/// `crm bench --soak`: a short soak runs the mix, adds a field meanwhile, reports windows
+/// with memory, and fails on no request.
+#[test]
+fn a_short_soak_reports_windows_memory_and_no_error() {
+    let output = Command::new(env!("CARGO_BIN_EXE_crm"))
+        .args(["bench", "--soak", "0.1", "--records", "2000", "--clients", "4", "--json"])
+        .env("CRM_LOG", "warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(report["errors"], 0, "{report}");
+    assert!(report["capacity"].as_f64().unwrap() > 0.0, "{report}");
+    let windows = report["windows"].as_array().unwrap();
+    assert!(windows.len() >= 2, "{report}");
+    assert!(windows.iter().all(|w| w["ops_per_s"].as_f64().unwrap() > 0.0), "{report}");
+    assert!(report["metadata_changes"].as_u64().unwrap() >= 1, "a field was added during the soak: {report}");
+    for memory in ["memory_start", "memory_end", "memory_peak"] {
+        assert!(report[memory]["pss_mb"].as_f64().unwrap() > 0.0, "{memory}: {report}");
+        assert!(report[memory]["rss_mb"].as_f64() >= report[memory]["private_mb"].as_f64(), "{report}");
+    }
 }
 
 /// The administrator's token, from the binary's first-start password.

@@ -34,6 +34,8 @@ pub struct App {
     pub(crate) counts: WriteCache<i64>,
     /// The groups of reports (and the average days in their stages), by statement.
     pub(crate) report_groups: WriteCache<Arc<Vec<crm_store::aggregate::GroupRow>>>,
+    /// The groups of lists (`/records/{entity}/groups`), by statement.
+    pub(crate) record_groups: WriteCache<Arc<Vec<crm_store::records::Group>>>,
     pub rules: crm_rules::Rules,
     /// This node's search index, under its data folder.
     pub search: crm_search::Index,
@@ -81,6 +83,7 @@ impl App {
             forms: crate::forms::Limiter::default(),
             counts: WriteCache::default(),
             report_groups: WriteCache::default(),
+            record_groups: WriteCache::default(),
             rules: crm_rules::Rules::new(crm_rules::Limits { budget: rules_budget, ..crm_rules::Limits::default() }),
             search,
             secrets,
@@ -137,8 +140,7 @@ impl App {
     /// Called after a write commits: list totals and reports are counted again, and changes
     /// to users and departments change who may see what.
     pub fn noticed_write(&self, entity: &str) {
-        self.counts.forget();
-        self.report_groups.forget();
+        self.forget_counted();
         if entity == crm_model::USER_ENTITY || entity == "department" {
             self.access.forget();
         }
@@ -154,8 +156,14 @@ impl App {
     /// Called after roles, accounts or ownership change: who sees what is worked out again.
     pub fn scopes_changed(&self) {
         self.access.forget();
+        self.forget_counted();
+    }
+
+    /// Totals and groups counted over many rows are counted again.
+    fn forget_counted(&self) {
         self.counts.forget();
         self.report_groups.forget();
+        self.record_groups.forget();
     }
 
     /// The time of the engine; one place so rules and schedules can be tested with a clock.

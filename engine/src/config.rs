@@ -222,6 +222,10 @@ pub struct BenchArgs {
     /// Measure only these operations (comma-separated), e.g. `get,list_filtered`.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
+    /// Instead of measuring each operation, run a mixed load for this many minutes at half
+    /// the capacity measured first, and report latency, errors and memory as it goes.
+    #[arg(long, value_name = "MINUTES")]
+    pub soak: Option<f64>,
     /// Benchmark on PostgreSQL: a fresh database is created on this server and dropped after.
     #[arg(long, env = "CRM_BENCH_DATABASE_URL")]
     pub database_url: Option<String>,

@@ -13,7 +13,7 @@ pub async fn serve(app: AppState, listener: tokio::net::TcpListener) -> anyhow::
     axum::serve(listener, service).with_graceful_shutdown(shutdown_signal()).await?;
     // The SQLite log is copied into the database and cut back, so that a stopped server
     // leaves one file behind, not a log of hundreds of megabytes.
-    if let Err(e) = app.db.checkpoint().await {
+    if let Err(e) = app.db.settle(&[]).await {
         tracing::warn!(error = ?e, "checkpointing the database at shutdown failed");
     }
     app.db.close().await;

@@ -383,9 +383,10 @@ pub async fn run(app: &App, principal: &Principal, plan: &Plan, progress: Option
         tally(plan, rows, &results, &mut summary);
         report(progress, done + rows.len(), total).await;
     }
-    // A large import grew SQLite's log far past its usual size: cut it back now that it ended.
+    // A large import grew SQLite's log far past its usual size, and PostgreSQL's statistics of
+    // the table are now wrong: cut the one back and count the other again.
     if chunks.len() > 1 {
-        app.db.checkpoint().await?;
+        app.db.settle(&[&plan.entity]).await?;
     }
     Ok(summary)
 }

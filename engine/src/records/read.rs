@@ -272,7 +272,13 @@ pub async fn groups(
     let params = ListParams { filter: filter.map(str::to_owned), ..ListParams::default() };
     let scope = scope_for_list(app, principal, entity, &params).await?;
     let query = list_query(&catalog, entity, &params, scope, &[], hidden)?;
-    let groups = store::group(&app.db, entity, by_field, sum_field, query.filter.as_ref()).await?;
+    let statement = store::group_statement(app.db.dialect(), entity, by_field, sum_field, query.filter.as_ref());
+    let groups = app
+        .record_groups
+        .get_or(statement.cache_key(), || async {
+            Ok(std::sync::Arc::new(store::group(&app.db, statement, by_field, sum_field).await?))
+        })
+        .await?;
     let rows: Vec<Json> = groups
         .iter()
         .map(|g| {

@@ -779,7 +779,7 @@ impl<'a> Unit<'a> {
         let mut logs = Some(system::change_statements(dialect, now, audit, events));
         // New records of one entity in a row are inserted together, built before the
         // writer's turn; the log goes with the last statement when it is an insert.
-        let mut inserts: Vec<(usize, store::Insert)> = Vec::new();
+        let mut inserts: Vec<(usize, usize, store::Insert)> = Vec::new();
         let mut i = 0;
         while i < writes.len() {
             let end = (i..writes.len())
@@ -788,10 +788,20 @@ impl<'a> Unit<'a> {
             if writes[i].kind == Kind::Create {
                 let records: Vec<&Record> = writes[i..end].iter().map(|w| &w.after).collect();
                 let then = if end == writes.len() { logs.take().unwrap_or_default() } else { Vec::new() };
-                inserts.push((i, store::Insert::new(dialect, &writes[i].entity, &records, then)));
+                inserts.push((i, end, store::Insert::new(dialect, &writes[i].entity, &records, then)));
                 i = end;
             } else {
                 i += 1;
+            }
+        }
+        let mut writes = writes;
+        // Concurrent writers on PostgreSQL number their records before their transactions
+        // (see store::reserve_ahead); SQLite's one writer numbers them in its turn.
+        let ahead = dialect == crm_store::Dialect::Postgres;
+        if ahead {
+            for (start, end, insert) in &mut inserts {
+                let entity = writes[*start].entity.clone();
+                fill_auto_numbers(&app.db, None, &entity, &mut writes[*start..*end], insert).await?;
             }
         }
         let deactivated: Vec<Uuid> = writes
@@ -799,7 +809,6 @@ impl<'a> Unit<'a> {
             .filter(|w| w.before.as_ref().is_some_and(|before| accounts::deactivates(&w.entity, before, &w.after)))
             .map(|w| w.after.id())
             .collect();
-        let mut writes = writes;
         let mut tx = app.db.begin().await?;
         for hold in held {
             let stored = store::get_for_update(&mut tx, &hold.entity, hold.id, None).await?;
@@ -816,12 +825,12 @@ impl<'a> Unit<'a> {
         let mut inserts = inserts.into_iter().peekable();
         let mut i = 0;
         while i < writes.len() {
-            if let Some((_, insert)) = inserts.next_if(|(at, _)| *at == i) {
-                let end = (i..writes.len())
-                    .find(|j| writes[*j].kind != Kind::Create || writes[*j].entity.name() != writes[i].entity.name())
-                    .unwrap_or(writes.len());
+            if let Some((_, end, mut insert)) = inserts.next_if(|(at, _, _)| *at == i) {
                 let entity = writes[i].entity.clone();
-                fill_auto_numbers(&mut tx, &entity, &mut writes[i..end], insert).await?;
+                if !ahead {
+                    fill_auto_numbers(&app.db, Some(&mut tx), &entity, &mut writes[i..end], &mut insert).await?;
+                }
+                insert.run(&mut tx, &entity).await?;
                 i = end;
                 continue;
             }
@@ -954,12 +963,14 @@ fn logged(write: &Write, by: Uuid) -> (AuditEntry, OutboxEvent) {
     )
 }
 
-/// Numbers new records in the transaction, in the records and in their insert, and runs it.
+/// Numbers new records, in the records and in their insert: in the transaction when given,
+/// else ahead of it.
 async fn fill_auto_numbers(
-    tx: &mut Tx,
+    db: &crm_store::Db,
+    mut tx: Option<&mut Tx>,
     entity: &Entity,
     writes: &mut [Write],
-    mut insert: store::Insert,
+    insert: &mut store::Insert,
 ) -> ApiResult<()> {
     for (i, field) in entity
         .columns()
@@ -968,7 +979,11 @@ async fn fill_auto_numbers(
         .filter(|(_, f)| f.field_type == crm_model::FieldType::AutoNumber && !f.archived)
     {
         let sequence = format!("{}.{}", entity.name(), field.name);
-        let first = store::reserve_in_sequence(tx, &sequence, writes.len() as i64).await?;
+        let count = writes.len() as i64;
+        let first = match tx.as_deref_mut() {
+            Some(tx) => store::reserve_in_sequence(tx, &sequence, count).await?,
+            None => store::reserve_ahead(db, &sequence, count).await?,
+        };
         let digits = usize::from(field.digits.unwrap_or(6));
         let prefix = field.prefix.as_deref().unwrap_or("");
         let numbers: Vec<String> = (first..).take(writes.len()).map(|n| format!("{prefix}{n:0digits$}")).collect();
@@ -977,7 +992,6 @@ async fn fill_auto_numbers(
             write.after.values[i] = Value::Text(number);
         }
     }
-    insert.run(tx, entity).await?;
     Ok(())
 }
 

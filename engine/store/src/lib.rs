@@ -208,9 +208,15 @@ impl Db {
     /// Opens `sqlite://path` (created if missing) or `postgres://...`.
     pub async fn connect(url: &str, read_connections: u32) -> Result<Self, StoreError> {
         let pools = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let options = PgConnectOptions::from_str(url)?
+            let mut options = PgConnectOptions::from_str(url)?
                 .statement_cache_capacity(500)
                 .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1));
+            // Encryption over the loopback protects nothing and costs both processes time on
+            // every statement; a URL that names its sslmode keeps it.
+            let loopback = ["127.0.0.1", "::1", "localhost"].contains(&options.get_host());
+            if loopback && !url.contains("sslmode=") {
+                options = options.ssl_mode(sqlx::postgres::PgSslMode::Disable);
+            }
             let pool = PgPoolOptions::new()
                 .max_connections(read_connections.max(4) + 4)
                 .acquire_timeout(Duration::from_secs(10))
@@ -289,13 +295,36 @@ impl Db {
         Ok(Tx { inner })
     }
 
-    /// Settles the database after a large write: on SQLite, copies the whole log into the
-    /// database file and starts the log over once readers are done with it (the file keeps
-    /// its size, so the next writes need not grow it again); PostgreSQL needs nothing.
-    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+    /// A transaction whose commit does not wait for the disk, on PostgreSQL (SQLite's waits
+    /// as always): for a write that a later commit which does wait makes durable, since the
+    /// log reaches the disk in order (see [`records::reserve_ahead`]).
+    pub async fn begin_unflushed(&self) -> Result<Tx, StoreError> {
+        let inner = match &self.pools {
+            Pools::Sqlite(pools) => TxInner::Sqlite(pools.begin().await?),
+            Pools::Postgres(pool) => {
+                TxInner::Postgres(pool.begin_with("BEGIN; SET LOCAL synchronous_commit TO OFF").await?)
+            }
+        };
+        Ok(Tx { inner })
+    }
+
+    /// Settles the database after a large write to the tables of `entities` (and at shutdown, with none): on
+    /// SQLite, copies the whole log into the database file and starts the log over once
+    /// readers are done with it (the file keeps its size, so the next writes need not grow it
+    /// again); on PostgreSQL, vacuums and analyses the tables, so that the planner knows their
+    /// new rows and index-only scans need not visit them (autovacuum would, a minute or more
+    /// later, while the first lists ran on the statistics of an empty table).
+    pub async fn settle(&self, entities: &[&crm_model::Entity]) -> Result<(), StoreError> {
         match &self.pools {
             Pools::Sqlite(pools) => pools.checkpoint().await,
-            Pools::Postgres(_) => Ok(()),
+            Pools::Postgres(_) => {
+                for entity in entities {
+                    let mut vacuum = self.sql();
+                    vacuum.push("VACUUM (ANALYZE) ").ident(entity.name());
+                    vacuum.execute(self).await?;
+                }
+                Ok(())
+            }
         }
     }
 

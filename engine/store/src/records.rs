@@ -243,6 +243,19 @@ pub async fn reserve_in_sequence(tx: &mut Tx, name: &str, count: i64) -> Result<
     Ok(last - count + 1)
 }
 
+/// [`reserve_in_sequence`] in a short transaction of its own, before the transaction of the
+/// records that take the numbers begins: on PostgreSQL, in theirs the counter's row would
+/// stay locked until it commits, and every new record of the entity would wait for the one
+/// before it to reach the disk. This one does not wait for the disk either: the records'
+/// commit does, so a number is durable whenever a record carrying it is. Records that then
+/// fail to commit leave a gap.
+pub async fn reserve_ahead(db: &Db, name: &str, count: i64) -> Result<i64, StoreError> {
+    let mut own = db.begin_unflushed().await?;
+    let first = reserve_in_sequence(&mut own, name, count).await?;
+    own.commit().await?;
+    Ok(first)
+}
+
 /// New records as INSERT statements, in as few as the parameter limits allow, followed by
 /// the statements of the change (its audit and outbox rows), to run in one trip to the
 /// database. They are built before the transaction that runs them begins, so that the
@@ -478,15 +491,10 @@ pub fn group_statement(
     sql
 }
 
-/// Counts live records per value of a field, optionally summing a number field.
-pub async fn group(
-    db: &Db,
-    entity: &Entity,
-    by: &FieldDef,
-    sum: Option<&FieldDef>,
-    filter: Option<&Filter>,
-) -> Result<Vec<Group>, StoreError> {
-    let rows = group_statement(db.dialect(), entity, by, sum, filter).fetch_all(db).await?;
+/// Counts live records per value of a field, optionally summing a number field: runs a
+/// [`group_statement`].
+pub async fn group(db: &Db, statement: Sql, by: &FieldDef, sum: Option<&FieldDef>) -> Result<Vec<Group>, StoreError> {
+    let rows = statement.fetch_all(db).await?;
     rows.iter()
         .map(|row| {
             let sum = match sum {

@@ -82,11 +82,14 @@ pub struct Sql {
     dialect: Dialect,
     text: String,
     args: Vec<Arg>,
+    /// Started by [`Sql::insert_rows_into`]: rows that no other statement of their
+    /// transaction reads in the same trip (see [`Sql::execute_all`]).
+    inserts_rows: bool,
 }
 
 impl Sql {
     pub fn new(dialect: Dialect) -> Self {
-        Self { dialect, text: String::with_capacity(256), args: Vec::new() }
+        Self { dialect, text: String::with_capacity(256), args: Vec::new(), inserts_rows: false }
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -110,6 +113,7 @@ impl Sql {
     /// of its time. Callers roll the whole transaction back on any error, so no partial
     /// statement survives.
     pub fn insert_rows_into(&mut self) -> &mut Self {
+        self.inserts_rows = self.text.is_empty();
         self.push(match self.dialect {
             Dialect::Sqlite => "INSERT OR FAIL INTO ",
             Dialect::Postgres => "INSERT INTO ",
@@ -278,7 +282,7 @@ impl Sql {
         match &mut tx.inner {
             TxInner::Sqlite(t) => t.run_all(statements.into_iter().map(|s| (s.text, s.args)).collect()).await,
             TxInner::Postgres(t) => {
-                for statement in statements {
+                for statement in joined_inserts(statements) {
                     statement.postgres().execute(&mut **t).await?;
                 }
                 Ok(())
@@ -286,6 +290,23 @@ impl Sql {
         }
     }
 
+    /// Appends `other`'s text and values, its parameters numbered after this one's (PostgreSQL).
+    /// Numbering is read from the text, which holds no `$` but placeholders: values are bound
+    /// and identifiers are `[a-z0-9_]`.
+    fn append_renumbered(&mut self, other: Sql) {
+        let offset = self.args.len();
+        let mut rest = other.text.as_str();
+        while let Some(at) = rest.find('$') {
+            self.text.push_str(&rest[..=at]);
+            rest = &rest[at + 1..];
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            let n: usize = rest[..digits].parse().unwrap_or(0);
+            self.text.push_str(&(n + offset).to_string());
+            rest = &rest[digits..];
+        }
+        self.text.push_str(rest);
+        self.args.extend(other.args);
+    }
     /// Runs the statement on the write side outside any transaction.
     pub async fn execute(self, db: &Db) -> Result<u64, StoreError> {
         let _timing = Timing::write();
@@ -294,6 +315,50 @@ impl Sql {
             Pools::Postgres(pool) => self.postgres().execute(pool).await?.rows_affected(),
         })
     }
+}
+
+/// The most parameters one joined statement takes (PostgreSQL takes 65535).
+const JOINED_PARAMETERS: usize = 32_766;
+
+/// Consecutive inserts of rows as one statement on PostgreSQL, all but the last as
+/// data-modifying `WITH` parts: a new record, its audit row and its outbox event cost one
+/// trip to the server instead of three. The parts cannot see each other's rows, which no
+/// insert of rows needs.
+fn joined_inserts(statements: Vec<Sql>) -> Vec<Sql> {
+    let mut joined = Vec::with_capacity(statements.len());
+    let mut group: Vec<Sql> = Vec::new();
+    let mut parameters = 0;
+    for statement in statements {
+        let joins = statement.inserts_rows
+            && group.last().is_some_and(|last| last.inserts_rows)
+            && parameters + statement.args.len() <= JOINED_PARAMETERS;
+        if !joins && !group.is_empty() {
+            joined.push(join(std::mem::take(&mut group)));
+            parameters = 0;
+        }
+        parameters += statement.args.len();
+        group.push(statement);
+    }
+    if !group.is_empty() {
+        joined.push(join(group));
+    }
+    joined
+}
+
+fn join(mut parts: Vec<Sql>) -> Sql {
+    let Some(last) = parts.pop() else { return Sql::new(Dialect::Postgres) };
+    if parts.is_empty() {
+        return last;
+    }
+    let mut sql = Sql::new(Dialect::Postgres);
+    for (i, part) in parts.into_iter().enumerate() {
+        sql.text.push_str(&if i == 0 { "WITH w0 AS (".to_owned() } else { format!(", w{i} AS (") });
+        sql.append_renumbered(part);
+        sql.push(")");
+    }
+    sql.push(" ");
+    sql.append_renumbered(last);
+    sql
 }
 
 /// The cells of an SQLite row as values kept with `storages`.
@@ -572,5 +637,43 @@ mod tests {
         let times = ["2026-11-27T09:00:00Z", "2026-11-27T09:00:00.5Z", "2026-11-27T10:00:00Z", "2027-01-01T00:00:00Z"];
         let texts: Vec<String> = times.iter().map(|t| sqlite_datetime(&at(t))).collect();
         assert!(texts.windows(2).all(|w| w[0] < w[1] && w[0].len() == w[1].len()), "{texts:?}");
+    }
+
+    fn insert(table: &'static str, values: &[i64]) -> Sql {
+        let mut sql = Sql::new(Dialect::Postgres);
+        sql.insert_rows_into().push(table).push(" (n) VALUES ");
+        sql.comma_list(values, |sql, n| {
+            sql.push("(").bind_int(*n).push(")");
+        });
+        sql
+    }
+
+    #[test]
+    fn consecutive_inserts_of_rows_go_as_one_statement_with_their_parameters_renumbered() {
+        let mut update = Sql::new(Dialect::Postgres);
+        update.push("UPDATE t SET n = ").bind_int(7);
+        let statements = vec![insert("a", &[1, 2]), insert("b", &[3]), insert("c", &[4, 5]), update, insert("d", &[6])];
+        let joined = joined_inserts(statements);
+        let texts: Vec<&str> = joined.iter().map(|s| s.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "WITH w0 AS (INSERT INTO a (n) VALUES ($1), ($2)), w1 AS (INSERT INTO b (n) VALUES ($3)) \
+                 INSERT INTO c (n) VALUES ($4), ($5)",
+                "UPDATE t SET n = $1",
+                "INSERT INTO d (n) VALUES ($1)",
+            ]
+        );
+        let values: Vec<String> = joined[0].args.iter().map(|a| format!("{a:?}")).collect();
+        assert_eq!(values, ["Integer(1)", "Integer(2)", "Integer(3)", "Integer(4)", "Integer(5)"]);
+    }
+
+    #[test]
+    fn a_join_stops_at_the_parameter_limit() {
+        let big: Vec<i64> = (0..20_000).collect();
+        let joined = joined_inserts(vec![insert("a", &big), insert("b", &big), insert("c", &[1])]);
+        assert_eq!(joined.len(), 2);
+        assert!(joined[1].text.starts_with("WITH w0 AS (INSERT INTO b"), "{}", &joined[1].text[..40]);
+        assert!(joined[1].text.ends_with("INSERT INTO c (n) VALUES ($20001)"));
     }
 }

@@ -25,6 +25,9 @@ use crate::app::{App, AppState};
 use crate::config::{BenchArgs, Config};
 use crate::records::{self, ListParams};
 
+mod memory;
+mod soak;
+
 const INDUSTRIES: [&str; 8] =
     ["manufacturing", "trade", "industry_trade", "services", "software", "construction", "finance", "retail"];
 const STATUSES: [(&str, u32); 4] = [("prospect", 40), ("active", 35), ("dormant", 15), ("lost", 10)];
@@ -286,8 +289,10 @@ struct Report {
     duplicate_clusters: u64,
     index_documents: u64,
     index_mb: f64,
-    /// The process's resident memory at the end, index included.
-    resident_mb: f64,
+    /// The process's memory at the end, and the highest seen while measuring (the load
+    /// generator and the search index included).
+    memory: memory::Memory,
+    memory_peak: memory::Memory,
     add_field_ms: f64,
     /// The filtered list as a rep with a department scope, over the same list as the
     /// administrator (p50).
@@ -327,17 +332,31 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     rand::fill(&mut secret);
     let password: String = secret.iter().map(|b| format!("{b:02x}")).collect();
     config.admin_password = Some(password.clone());
-    let result = measure(&args, config, &password).await;
+    let result = match args.soak {
+        Some(minutes) => soak::soak(&args, minutes, config, &password).await.map(Finished::Soaked),
+        None => measure(&args, config, &password).await.map(Finished::Measured),
+    };
     if let Some((server, name)) = postgres {
         crm_store::server::drop_database(&server, &name).await?;
     }
-    let report = result?;
-    if args.json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
-        print_table(&report);
+    match result? {
+        Finished::Measured(report) if args.json => println!("{}", serde_json::to_string(&report)?),
+        Finished::Measured(report) => print_table(&report),
+        Finished::Soaked(report) => {
+            if args.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                soak::print(&report);
+            }
+            anyhow::ensure!(report.errors == 0, "{} requests failed during the soak", report.errors);
+        }
     }
     Ok(())
+}
+
+enum Finished {
+    Measured(Report),
+    Soaked(soak::Report),
 }
 
 fn progress(args: &BenchArgs, message: &str) {
@@ -346,7 +365,23 @@ fn progress(args: &BenchArgs, message: &str) {
     }
 }
 
-async fn measure(args: &BenchArgs, config: Config, password: &str) -> anyhow::Result<Report> {
+/// A server running on a fresh database, seeded with departments, sales reps and customers
+/// through its API.
+struct Seeded {
+    app: AppState,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    http: Http,
+    principal: Principal,
+    departments: Vec<Uuid>,
+    owners: Vec<Uuid>,
+    /// The customers, oldest first.
+    ids: Vec<Uuid>,
+    import_time: Duration,
+    /// The seeding's random stream, to go on with.
+    rng: StdRng,
+}
+
+async fn seed(args: &BenchArgs, config: Config, password: &str) -> anyhow::Result<Seeded> {
     let app = crate::setup::open(config).await?.app;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
@@ -376,6 +411,23 @@ async fn measure(args: &BenchArgs, config: Config, password: &str) -> anyhow::Re
     let owners: Vec<Uuid> = serde_json::from_value(created["ids"].clone())?;
     let mut rng = StdRng::seed_from_u64(42);
     let (ids, import_time) = import(&http, args.records, &owners, &mut rng).await?;
+    Ok(Seeded { app, server, http, principal, departments, owners, ids, import_time, rng })
+}
+
+/// Settles what was seeded, as an import leaves it: not while SQLite still copies the log
+/// into the file, nor on PostgreSQL's statistics of an empty table.
+async fn settle(app: &App) -> anyhow::Result<()> {
+    let catalog = app.catalog();
+    let seeded: Vec<&crm_model::Entity> =
+        ["customer", "opportunity", "user"].iter().filter_map(|name| catalog.entity(name).map(|e| &**e)).collect();
+    app.db.settle(&seeded).await?;
+    Ok(())
+}
+
+async fn measure(args: &BenchArgs, config: Config, password: &str) -> anyhow::Result<Report> {
+    let Seeded { app, server, http, principal, departments, owners, ids, import_time, mut rng } =
+        seed(args, config, password).await?;
+    let peak = memory::Peak::watch();
     let import_rows_per_s = ids.len() as f64 / import_time.as_secs_f64();
     progress(args, &format!("imported at {import_rows_per_s:.0} rows/s"));
     let xlsx_import_rows_per_s = if args.only.iter().any(|o| o == "xlsx_import") {
@@ -407,14 +459,12 @@ async fn measure(args: &BenchArgs, config: Config, password: &str) -> anyhow::Re
     crate::search::rebuild(&app, |_, _| {}).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let reindex_s = began.elapsed().as_secs_f64();
     let index = app.search.stats()?;
-    // Every operation is measured on a settled database, not while SQLite still copies the
-    // import's log into the file in the background.
-    app.db.checkpoint().await?;
+    settle(&app).await?;
+    let catalog = app.catalog();
 
     let duration = Duration::from_secs_f64(args.seconds);
     let mut ops = Vec::new();
     let ids = std::sync::Arc::new(ids);
-    let catalog = app.catalog();
     let entity = catalog.entity("customer").ok_or_else(|| anyhow::anyhow!("no customer entity"))?.clone();
 
     // Cursors deep into the default newest-first list.
@@ -575,22 +625,13 @@ async fn measure(args: &BenchArgs, config: Config, password: &str) -> anyhow::Re
         duplicate_clusters,
         index_documents: index.documents,
         index_mb: index.bytes as f64 / 1e6,
-        resident_mb: resident_mb(),
+        memory: memory::Memory::now(),
+        memory_peak: peak.get(),
         add_field_ms,
         scope_ratio_p50,
         rules_ratio_p50,
         rule_run_us,
     })
-}
-
-/// The resident memory of this process, from Linux's `/proc` (0 elsewhere).
-fn resident_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kb = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok());
-    kb.unwrap_or(0.0) / 1024.0
 }
 
 /// Rows imported with the bench's rules attached.
@@ -905,9 +946,15 @@ fn print_table(report: &Report) {
         println!("an XLSX file of {} customers read, mapped and imported: {rate:.0} rows/s", report.records);
     }
     println!(
-        "search index rebuilt in {:.1} s: {} documents, {:.1} MB; process memory {:.0} MB",
-        report.reindex_s, report.index_documents, report.index_mb, report.resident_mb
+        "search index rebuilt in {:.1} s: {} documents, {:.1} MB",
+        report.reindex_s, report.index_documents, report.index_mb
     );
+    for (when, memory) in [("at the end", report.memory), ("at the peak", report.memory_peak)] {
+        println!(
+            "process memory {when}: RSS {:.0} MB, PSS {:.0} MB, private {:.0} MB",
+            memory.rss_mb, memory.pss_mb, memory.private_mb
+        );
+    }
     println!(
         "duplicate scan over {} customers: {:.1} s, {} clusters",
         report.records, report.duplicate_scan_s, report.duplicate_clusters
