@@ -191,6 +191,17 @@ impl Http {
     }
 
     async fn send_bytes(&self, method: Method, path: &str, body: Bytes) -> anyhow::Result<Bytes> {
+        let (status, body) = self.exchange(method, path, body).await?;
+        anyhow::ensure!(
+            status == StatusCode::OK || status == StatusCode::CREATED,
+            "{path}: {status} {}",
+            String::from_utf8_lossy(&body)
+        );
+        Ok(body)
+    }
+
+    /// Sends a request and returns whatever the server answered.
+    async fn exchange(&self, method: Method, path: &str, body: Bytes) -> anyhow::Result<(StatusCode, Bytes)> {
         let request = Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base))
@@ -200,13 +211,7 @@ impl Http {
             .body(Full::new(body))?;
         let response = self.client.request(request).await?;
         let status = response.status();
-        let body = response.into_body().collect().await?.to_bytes();
-        anyhow::ensure!(
-            status == StatusCode::OK || status == StatusCode::CREATED,
-            "{path}: {status} {}",
-            String::from_utf8_lossy(&body)
-        );
-        Ok(body)
+        Ok((status, response.into_body().collect().await?.to_bytes()))
     }
 
     async fn send_json(&self, method: Method, path: &str, body: Option<&Json>) -> anyhow::Result<Json> {

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use hyper::Method;
+use hyper::{Method, StatusCode};
 use rand::rngs::StdRng;
 use rand::{RngExt as _, SeedableRng as _};
 use serde::Serialize;
@@ -17,7 +17,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::memory::{Memory, Peak};
-use super::{Http, Seeded, customer, filtered_params, install_rules, progress, query_string, seed, settle};
+use super::{Http, Run, Seeded, customer, filtered_params, install_rules, progress, query_string, seed, settle};
 use crate::config::{BenchArgs, Config};
 
 /// The mix, by weight out of 100.
@@ -156,16 +156,17 @@ pub async fn soak(args: &BenchArgs, minutes: f64, config: Config, password: &str
     let mut opened = Instant::now();
     while Instant::now() < deadline {
         tokio::time::sleep(window.min(deadline.saturating_duration_since(Instant::now()))).await;
-        let mut done = std::mem::take(&mut *tally.lock().unwrap_or_else(|e| e.into_inner()));
-        let lasted = std::mem::replace(&mut opened, Instant::now()).elapsed();
-        done.latencies_us.sort_unstable();
+        let done = std::mem::take(&mut *tally.lock().unwrap_or_else(|e| e.into_inner()));
+        let elapsed = std::mem::replace(&mut opened, Instant::now()).elapsed();
+        let mut run = Run { latencies_us: done.latencies_us, elapsed };
+        run.latencies_us.sort_unstable();
         let at = began.elapsed();
         let memory = Memory::now();
         let closed = Window {
             at_s: at.as_secs_f64(),
-            ops_per_s: done.latencies_us.len() as f64 / lasted.as_secs_f64(),
-            p50_ms: percentile_ms(&done.latencies_us, 0.5),
-            p99_ms: percentile_ms(&done.latencies_us, 0.99),
+            ops_per_s: run.rps(),
+            p50_ms: run.percentile_ms(0.5),
+            p99_ms: run.percentile_ms(0.99),
             errors: done.errors,
             memory,
         };
@@ -299,21 +300,18 @@ async fn one(http: &Http, ids: &[Uuid], owners: &[Uuid], rng: &mut StdRng) -> an
             let read: serde_json::Value = serde_json::from_slice(&http.send(Method::GET, &path, None).await?)?;
             let change =
                 json!({"annual_revenue": rng.random_range(100_000..500_000_000i64), "version": read["version"]});
-            match http.send(Method::PATCH, &path, Some(&change)).await {
-                Err(e) if e.to_string().contains(" 409 ") => Bytes::new(),
-                other => other?,
-            }
+            let body = Bytes::from(serde_json::to_vec(&change)?);
+            let (status, answer) = http.exchange(Method::PATCH, &path, body).await?;
+            anyhow::ensure!(
+                status == StatusCode::OK || status == StatusCode::CONFLICT,
+                "{path}: {status} {}",
+                String::from_utf8_lossy(&answer)
+            );
+            answer
         }
         Op::Count => http.send(Method::GET, "/api/v1/records/customer/groups?by=status", None).await?,
     };
     Ok(())
-}
-
-fn percentile_ms(sorted_us: &[u64], p: f64) -> f64 {
-    if sorted_us.is_empty() {
-        return 0.0;
-    }
-    sorted_us[((sorted_us.len() as f64 - 1.0) * p).round() as usize] as f64 / 1000.0
 }
 
 pub fn print(report: &Report) {

@@ -308,12 +308,12 @@ impl Db {
         Ok(Tx { inner })
     }
 
-    /// Settles the database after a large write to the tables of `entities` (and at shutdown, with none): on
-    /// SQLite, copies the whole log into the database file and starts the log over once
-    /// readers are done with it (the file keeps its size, so the next writes need not grow it
-    /// again); on PostgreSQL, vacuums and analyses the tables, so that the planner knows their
-    /// new rows and index-only scans need not visit them (autovacuum would, a minute or more
-    /// later, while the first lists ran on the statistics of an empty table).
+    /// Settles the database after a large write to the tables of `entities` (and at shutdown,
+    /// with none): on SQLite, copies the whole log into the database file and starts the log
+    /// over once readers are done with it (the file keeps its size, so the next writes need
+    /// not grow it again); on PostgreSQL, vacuums and analyses the tables, so that the planner
+    /// knows their new rows and index-only scans need not visit them (autovacuum would, a
+    /// minute or more later, while the first lists ran on the statistics of an empty table).
     pub async fn settle(&self, entities: &[&crm_model::Entity]) -> Result<(), StoreError> {
         match &self.pools {
             Pools::Sqlite(pools) => pools.checkpoint().await,

@@ -307,6 +307,7 @@ impl Sql {
         self.text.push_str(rest);
         self.args.extend(other.args);
     }
+
     /// Runs the statement on the write side outside any transaction.
     pub async fn execute(self, db: &Db) -> Result<u64, StoreError> {
         let _timing = Timing::write();
@@ -345,8 +346,9 @@ fn joined_inserts(statements: Vec<Sql>) -> Vec<Sql> {
     joined
 }
 
+/// The statements of a group as one (a group holds at least one).
 fn join(mut parts: Vec<Sql>) -> Sql {
-    let Some(last) = parts.pop() else { return Sql::new(Dialect::Postgres) };
+    let last = parts.pop().expect("a group holds a statement");
     if parts.is_empty() {
         return last;
     }
