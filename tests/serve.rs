@@ -456,7 +456,7 @@ fn kill_during_moves_and_changes(vars: &[(&str, &str)]) {
 }
 
 /// `crm bench --soak`: a short soak runs the mix, adds a field meanwhile, reports windows
-/// with memory, and fails on no request.
+/// with each operation's p99 and memory, and fails on no request.
 #[test]
 fn a_short_soak_reports_windows_memory_and_no_error() {
     let output = Command::new(env!("CARGO_BIN_EXE_crm"))
@@ -473,9 +473,20 @@ fn a_short_soak_reports_windows_memory_and_no_error() {
     assert!(windows.len() >= 2, "{report}");
     assert!(windows.iter().all(|w| w["ops_per_s"].as_f64().unwrap() > 0.0), "{report}");
     assert!(report["metadata_changes"].as_u64().unwrap() >= 1, "a field was added during the soak: {report}");
+    for window in windows {
+        let ops: Vec<&str> =
+            window["p99_by_op_ms"].as_array().unwrap().iter().map(|op| op[0].as_str().unwrap()).collect();
+        assert_eq!(ops, ["get", "list", "screen", "create", "update", "count"], "{report}");
+        assert!(window["p99_by_op_ms"].as_array().unwrap().iter().any(|op| op[1].as_f64().unwrap() > 0.0));
+    }
     for memory in ["memory_start", "memory_end", "memory_peak"] {
-        assert!(report[memory]["pss_mb"].as_f64().unwrap() > 0.0, "{memory}: {report}");
-        assert!(report[memory]["rss_mb"].as_f64() >= report[memory]["private_mb"].as_f64(), "{report}");
+        let mb = |key: &str| report[memory][key].as_f64().unwrap();
+        assert!(mb("pss_mb") > 0.0, "{memory}: {report}");
+        assert!(mb("rss_mb") >= mb("private_mb"), "{report}");
+        assert!(
+            (mb("pss_anon_mb") + mb("pss_file_mb") - mb("pss_mb")).abs() < 2.0,
+            "PSS is anonymous or files: {report}"
+        );
     }
 }
 

@@ -6,6 +6,10 @@ use crm::config::{Cli, Command, Config, MetaCommand, SearchCommand};
 use crm::package::Package;
 use tracing_subscriber::EnvFilter;
 
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     // Logs go to standard error, so that what a command prints (`bench --json`, the plan

@@ -12,6 +12,10 @@ pub struct Memory {
     pub rss_mb: f64,
     pub pss_mb: f64,
     pub private_mb: f64,
+    /// PSS split into anonymous memory (the heap, stacks) and file pages (the binary,
+    /// SQLite's mapped database, the search index).
+    pub pss_anon_mb: f64,
+    pub pss_file_mb: f64,
 }
 
 impl Memory {
@@ -26,15 +30,28 @@ impl Memory {
                 .sum::<f64>()
                 / 1024.0
         };
-        Memory { rss_mb: mb("Rss:"), pss_mb: mb("Pss:"), private_mb: mb("Private_Clean:") + mb("Private_Dirty:") }
+        Memory {
+            rss_mb: mb("Rss:"),
+            pss_mb: mb("Pss:"),
+            private_mb: mb("Private_Clean:") + mb("Private_Dirty:"),
+            pss_anon_mb: mb("Pss_Anon:"),
+            pss_file_mb: mb("Pss_File:"),
+        }
     }
 
+    /// The sample with the higher PSS, whole, so that its parts still add up.
     fn max(self, other: Memory) -> Memory {
-        Memory {
-            rss_mb: self.rss_mb.max(other.rss_mb),
-            pss_mb: self.pss_mb.max(other.pss_mb),
-            private_mb: self.private_mb.max(other.private_mb),
-        }
+        if other.pss_mb > self.pss_mb { other } else { self }
+    }
+}
+
+impl std::fmt::Display for Memory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "RSS {:.0} MB, PSS {:.0} MB (anonymous {:.0}, files {:.0}), private {:.0} MB",
+            self.rss_mb, self.pss_mb, self.pss_anon_mb, self.pss_file_mb, self.private_mb
+        )
     }
 }
 

@@ -20,7 +20,8 @@ use super::memory::{Memory, Peak};
 use super::{Http, Run, Seeded, customer, filtered_params, install_rules, progress, query_string, seed, settle};
 use crate::config::{BenchArgs, Config};
 
-/// The mix, by weight out of 100.
+/// The mix, by weight out of 100, in the order of [`Op`]'s variants (the tally of each is
+/// kept at its variant's index).
 const MIX: [(Op, u32); 6] =
     [(Op::Get, 35), (Op::List, 20), (Op::Screen, 10), (Op::Create, 15), (Op::Update, 15), (Op::Count, 5)];
 
@@ -32,6 +33,19 @@ enum Op {
     Create,
     Update,
     Count,
+}
+
+impl Op {
+    fn name(self) -> &'static str {
+        match self {
+            Op::Get => "get",
+            Op::List => "list",
+            Op::Screen => "screen",
+            Op::Create => "create",
+            Op::Update => "update",
+            Op::Count => "count",
+        }
+    }
 }
 
 /// How long the capacity is measured before the soak.
@@ -69,14 +83,27 @@ struct Window {
     ops_per_s: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// Each operation's p99, to tell which one a creeping tail comes from.
+    p99_by_op_ms: Vec<(&'static str, f64)>,
     errors: u64,
     memory: Memory,
+}
+
+impl Window {
+    /// The operation with the highest p99, as `create 41.2 ms`.
+    fn slowest(&self) -> String {
+        self.p99_by_op_ms
+            .iter()
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map_or_else(String::new, |(op, p99)| format!("{op} {p99:.1} ms"))
+    }
 }
 
 /// What the clients have done since the last window closed.
 #[derive(Default)]
 struct Tally {
     latencies_us: Vec<u64>,
+    by_op: [Vec<u64>; MIX.len()],
     errors: u64,
     first_error: Option<String>,
 }
@@ -160,6 +187,14 @@ pub async fn soak(args: &BenchArgs, minutes: f64, config: Config, password: &str
         let elapsed = std::mem::replace(&mut opened, Instant::now()).elapsed();
         let mut run = Run { latencies_us: done.latencies_us, elapsed };
         run.latencies_us.sort_unstable();
+        let p99_by_op_ms = MIX
+            .iter()
+            .zip(done.by_op)
+            .map(|((op, _), mut latencies_us)| {
+                latencies_us.sort_unstable();
+                (op.name(), Run { latencies_us, elapsed }.percentile_ms(0.99))
+            })
+            .collect();
         let at = began.elapsed();
         let memory = Memory::now();
         let closed = Window {
@@ -167,17 +202,19 @@ pub async fn soak(args: &BenchArgs, minutes: f64, config: Config, password: &str
             ops_per_s: run.rps(),
             p50_ms: run.percentile_ms(0.5),
             p99_ms: run.percentile_ms(0.99),
+            p99_by_op_ms,
             errors: done.errors,
             memory,
         };
         progress(
             args,
             &format!(
-                "{:>6.0} s  {:>6.0} ops/s  p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}  RSS {:.0} MB  PSS {:.0} MB",
+                "{:>6.0} s  {:>6.0} ops/s  p50 {:>6.2} ms  p99 {:>6.2} ms ({})  errors {}  RSS {:.0} MB  PSS {:.0} MB",
                 closed.at_s,
                 closed.ops_per_s,
                 closed.p50_ms,
                 closed.p99_ms,
+                closed.slowest(),
                 closed.errors,
                 memory.rss_mb,
                 memory.pss_mb
@@ -250,10 +287,13 @@ async fn run_clients(
                         ticks.tick().await;
                     }
                     let began = Instant::now();
-                    match one(&http, &ids, &owners, &mut rng).await {
+                    let (op, outcome) = one(&http, &ids, &owners, &mut rng).await;
+                    match outcome {
                         Ok(()) => {
                             let took = began.elapsed().as_micros() as u64;
-                            tally.lock().unwrap_or_else(|e| e.into_inner()).latencies_us.push(took);
+                            let mut tally = tally.lock().unwrap_or_else(|e| e.into_inner());
+                            tally.latencies_us.push(took);
+                            tally.by_op[op as usize].push(took);
                         }
                         Err(e) => failed(&tally, &e),
                     }
@@ -273,8 +313,8 @@ fn failed(tally: &Mutex<Tally>, error: &anyhow::Error) {
     tally.first_error.get_or_insert_with(|| format!("{error:#}"));
 }
 
-/// One operation of the mix, chosen by weight.
-async fn one(http: &Http, ids: &[Uuid], owners: &[Uuid], rng: &mut StdRng) -> anyhow::Result<()> {
+/// One operation of the mix, chosen by weight: which, and how it went.
+async fn one(http: &Http, ids: &[Uuid], owners: &[Uuid], rng: &mut StdRng) -> (Op, anyhow::Result<()>) {
     let mut pick = rng.random_range(0..MIX.iter().map(|(_, w)| w).sum::<u32>());
     let op = MIX
         .iter()
@@ -284,6 +324,10 @@ async fn one(http: &Http, ids: &[Uuid], owners: &[Uuid], rng: &mut StdRng) -> an
             here
         })
         .map_or(Op::Get, |(op, _)| *op);
+    (op, run_one(op, http, ids, owners, rng).await)
+}
+
+async fn run_one(op: Op, http: &Http, ids: &[Uuid], owners: &[Uuid], rng: &mut StdRng) -> anyhow::Result<()> {
     let id = ids[rng.random_range(0..ids.len())];
     match op {
         Op::Get => http.send(Method::GET, &format!("/api/v1/records/customer/{id}"), None).await?,
@@ -320,13 +364,21 @@ pub fn print(report: &Report) {
         report.minutes, report.records, report.database, report.clients, report.rate, report.capacity
     );
     println!(
-        "{:>8} {:>9} {:>9} {:>9} {:>7} {:>8} {:>8} {:>10}",
+        "{:>8} {:>9} {:>9} {:>9} {:>7} {:>8} {:>8} {:>10}  slowest p99",
         "at s", "ops/s", "p50 ms", "p99 ms", "errors", "RSS MB", "PSS MB", "private MB"
     );
     for w in &report.windows {
         println!(
-            "{:>8.0} {:>9.0} {:>9.2} {:>9.2} {:>7} {:>8.0} {:>8.0} {:>10.0}",
-            w.at_s, w.ops_per_s, w.p50_ms, w.p99_ms, w.errors, w.memory.rss_mb, w.memory.pss_mb, w.memory.private_mb
+            "{:>8.0} {:>9.0} {:>9.2} {:>9.2} {:>7} {:>8.0} {:>8.0} {:>10.0}  {}",
+            w.at_s,
+            w.ops_per_s,
+            w.p50_ms,
+            w.p99_ms,
+            w.errors,
+            w.memory.rss_mb,
+            w.memory.pss_mb,
+            w.memory.private_mb,
+            w.slowest()
         );
     }
     let p99s = report.windows.iter().map(|w| w.p99_ms);
@@ -342,7 +394,7 @@ pub fn print(report: &Report) {
         ("at the end", report.memory_end),
         ("at the peak", report.memory_peak),
     ] {
-        println!("memory {when}: RSS {:.0} MB, PSS {:.0} MB, private {:.0} MB", m.rss_mb, m.pss_mb, m.private_mb);
+        println!("memory {when}: {m}");
     }
     println!("RSS from warm-up to the end: {:+.1} %", report.rss_growth_after_warm_up * 100.0);
     match &report.first_error {
