@@ -97,6 +97,11 @@ fn bench_json_is_one_object_on_stdout() {
     }
     assert!(report["import_rows_per_s"].as_f64().unwrap() > 0.0, "{report}");
     assert!(report["add_field_ms"].as_f64().unwrap() > 0.0, "{report}");
+    for memory in ["memory", "memory_load_peak", "memory_peak"] {
+        let mb = |key: &str| report[memory][key].as_f64().unwrap();
+        assert!(mb("pss_mb") > 0.0, "{memory}: {report}");
+        assert!((mb("pss_anon_mb") + mb("pss_file_mb") - mb("pss_mb")).abs() < 2.0, "{memory}: {report}");
+    }
 }
 
 /// A backup taken while customers are being written restores every customer the server had
