@@ -7,7 +7,7 @@ mod support;
 
 use std::process::Command;
 
-use support::binary::{free_port, http, request, start, start_with, stop, try_request};
+use support::binary::{free_port, http, request, start, start_on_small_disk, start_with, stop, try_request};
 
 #[test]
 fn first_start_restart_and_graceful_stop() {
@@ -329,17 +329,20 @@ fn kill_during_an_import(vars: &[(&str, &str)]) {
     stop(child);
 }
 
-/// `kill -9` while stage moves and fields being added to customers are in flight: after the
-/// restart every opportunity's stage is the last move its history records, and the catalog
+/// `kill -9` while stage moves, approval steps, creates a webhook follows and fields being
+/// added to customers are in flight: after the restart every opportunity's stage is the last
+/// move its history records, every order's approval status the last step its approval
+/// records; the webhook's outbox consumer, resuming from its cursor, queues exactly one
+/// delivery for each customer that was committed (none lost, none twice); and the catalog
 /// and the table agree on every field (a field the catalog has takes values; the next field
 /// adds cleanly, so no column was left behind without its field).
 #[test]
-fn a_kill_during_stage_moves_and_metadata_changes_leaves_each_whole_sqlite() {
+fn a_kill_during_writes_and_metadata_changes_leaves_each_whole_sqlite() {
     kill_during_moves_and_changes(&[]);
 }
 
 #[test]
-fn a_kill_during_stage_moves_and_metadata_changes_leaves_each_whole_postgres() {
+fn a_kill_during_writes_and_metadata_changes_leaves_each_whole_postgres() {
     on_a_fresh_postgres_database(kill_during_moves_and_changes);
 }
 
@@ -366,11 +369,67 @@ fn kill_during_moves_and_changes(vars: &[(&str, &str)]) {
     assert_eq!(status, 201, "{created}");
     let ids: Vec<String> =
         serde_json::from_value(serde_json::from_str::<Value>(&created).unwrap()["ids"].clone()).unwrap();
+    let orders: Vec<Value> =
+        (0..6).map(|i| json!({"name": format!("崩溃订单{i}"), "customer": customer["id"]})).collect();
+    let (status, created) = http(
+        port,
+        "POST",
+        "/api/v1/records/order/bulk/create",
+        &json!({ "records": orders }).to_string(),
+        Some(&token),
+    );
+    assert_eq!(status, 201, "{created}");
+    let orders: Vec<String> =
+        serde_json::from_value(serde_json::from_str::<Value>(&created).unwrap()["ids"].clone()).unwrap();
+    // No secret is set, so nothing is posted: the deliveries wait in the log to be counted.
+    let hook = json!({"name": "crash_hook", "label": {"zh-CN": "崩溃推送", "en": "Crash hook"},
+        "entity": "customer", "events": ["created"], "url": "http://127.0.0.1:9/hook"});
+    let (status, body) = http(port, "PUT", "/api/v1/meta/webhooks/crash_hook", &hook.to_string(), Some(&token));
+    assert_eq!(status, 200, "{body}");
 
-    // Movers cycle their opportunities through the stages and a changer adds fields, all until
-    // the server is gone; then the kill lands among their writes.
+    // Movers cycle their opportunities through the stages, approvers their orders through
+    // submit and reject, a creator adds customers and a changer adds fields, all until the
+    // server is gone; then the kill lands among their writes.
     let moved = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut workers = Vec::new();
+    for order in orders.clone() {
+        let token = token.clone();
+        workers.push(std::thread::spawn(move || {
+            let steps = [json!({"action": "submit"}), json!({"action": "reject", "comment": "重新核对"})];
+            for step in steps.iter().cycle() {
+                let path = format!("/api/v1/records/order/{order}/approval");
+                match try_request(port, "POST", &path, "application/json", step.to_string().as_bytes(), Some(&token)) {
+                    Ok((200, _)) => {}
+                    Ok((0, _)) | Err(_) => break,
+                    Ok((status, body)) => panic!("an approval step: {status} {body}"),
+                }
+            }
+        }));
+    }
+    let creator = {
+        let token = token.clone();
+        std::thread::spawn(move || {
+            let mut created = 0;
+            // Fewer than the delivery log shows at once.
+            while created < 150 {
+                let body = json!({ "name": format!("崩溃推送客户{created}") }).to_string();
+                match try_request(
+                    port,
+                    "POST",
+                    "/api/v1/records/customer",
+                    "application/json",
+                    body.as_bytes(),
+                    Some(&token),
+                ) {
+                    Ok((201, _)) => created += 1,
+                    Ok((0, _)) | Err(_) => break,
+                    Ok((status, body)) => panic!("creating a customer: {status} {body}"),
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            created
+        })
+    };
     for chunk in ids.chunks(3).map(<[String]>::to_vec) {
         let (token, moved) = (token.clone(), moved.clone());
         workers.push(std::thread::spawn(move || {
@@ -423,6 +482,7 @@ fn kill_during_moves_and_changes(vars: &[(&str, &str)]) {
     }
     let added = changer.join().unwrap();
     assert!(added > 0, "fields were added before the kill");
+    let told_created = creator.join().unwrap();
 
     let began = std::time::Instant::now();
     let (child, _) = start_with(data.path(), port, vars);
@@ -436,6 +496,48 @@ fn kill_during_moves_and_changes(vars: &[(&str, &str)]) {
         let history: Value = serde_json::from_str(&history).unwrap();
         let last = history["data"].as_array().and_then(|moves| moves.last()).map(|m| m["to"].clone());
         assert_eq!(last, Some(record["stage"].clone()), "the record and its history agree: {record} {history}");
+    }
+    for id in &orders {
+        let (_, record) = http(port, "GET", &format!("/api/v1/records/order/{id}"), "", Some(&token));
+        let record: Value = serde_json::from_str(&record).unwrap();
+        let (_, steps) = http(port, "GET", &format!("/api/v1/records/order/{id}/approvals"), "", Some(&token));
+        let steps: Value = serde_json::from_str(&steps).unwrap();
+        let last = steps["data"].as_array().and_then(|steps| steps.last()).map_or(json!("draft"), |s| s["to"].clone());
+        assert_eq!(last, record["approval_status"], "the order and its approval agree: {record} {steps}");
+    }
+    let filter = support::encode(&json!({"field": "name", "op": "starts_with", "value": "崩溃推送客户"}).to_string());
+    let (_, listed) =
+        http(port, "GET", &format!("/api/v1/records/customer?filter={filter}&limit=200"), "", Some(&token));
+    let mut customers: Vec<String> = serde_json::from_str::<Value>(&listed).unwrap()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_owned())
+        .collect();
+    customers.sort();
+    assert!(customers.len() >= told_created, "every customer reported created is there");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, log) = http(port, "GET", "/api/v1/webhooks/crash_hook/deliveries?limit=200", "", Some(&token));
+        let mut delivered: Vec<String> = serde_json::from_str::<Value>(&log).unwrap()["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["record_id"].as_str().unwrap().to_owned())
+            .filter(|id| customers.binary_search(id).is_ok())
+            .collect();
+        delivered.sort();
+        if delivered == customers {
+            break;
+        }
+        let mut distinct = delivered.clone();
+        distinct.dedup();
+        assert_eq!(distinct.len(), delivered.len(), "no customer's creation is delivered twice");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "one delivery per committed customer: {delivered:?} {customers:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
     }
     let (_, entity) = http(port, "GET", "/api/v1/meta/entities/customer", "", Some(&token));
     let entity: Value = serde_json::from_str(&entity).unwrap();
@@ -457,6 +559,104 @@ fn kill_during_moves_and_changes(vars: &[(&str, &str)]) {
     let next = json!({"name": format!("crash_note_{}", notes.len()), "type": "text", "label": {"zh-CN": "备注", "en": "Note"}});
     let (status, body) = http(port, "POST", "/api/v1/meta/entities/customer/fields", &next.to_string(), Some(&token));
     assert_eq!(status, 201, "no column was left without its field: {body}");
+    stop(child);
+}
+
+/// A full disk under the SQLite database: saves get 503 with a problem saying so and write
+/// nothing, reads still answer, `/healthz` says why; once there is room again saves succeed
+/// without a restart. The data folder is a small file system of the server's own, filled
+/// from outside.
+#[test]
+fn a_full_disk_refuses_saves_with_503_and_the_server_recovers_sqlite() {
+    use serde_json::{Value, json};
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let Some((child, lines)) = start_on_small_disk(data.path(), port, 48) else {
+        eprintln!("this machine allows no mount namespace: skipping the full disk");
+        return;
+    };
+    let password = lines.iter().find_map(|l| l.split("with password ").nth(1)).expect("the password").trim().to_owned();
+    let token = admin_token(port, &password);
+    let create = |n: usize| {
+        let body = json!({"name": format!("满盘客户{n}"), "remark": "上海市浦东新区世纪大道".repeat(100)});
+        http(port, "POST", "/api/v1/records/customer", &body.to_string(), Some(&token))
+    };
+    assert_eq!(create(0).0, 201);
+
+    let filler = child.path(&data.path().join("filler"));
+    {
+        use std::io::Write;
+        let mut file = std::fs::File::create(&filler).unwrap();
+        let block = vec![0_u8; 1 << 20];
+        while file.write_all(&block).and_then(|()| file.sync_all()).is_ok() {}
+    }
+    // The log has room for a few saves before it must grow. Four clients save at once, so
+    // that saves share commits: every one of them is told 201 or 503, none 500.
+    let next = std::sync::atomic::AtomicUsize::new(1);
+    let (saved, refused) = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut saved = 0;
+                    loop {
+                        let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        assert!(n < 5_000, "the disk filled up");
+                        let (status, body) = create(n);
+                        match status {
+                            201 => saved += 1,
+                            503 => return (saved, serde_json::from_str::<Value>(&body).unwrap()),
+                            _ => panic!("a save on a full disk: {status} {body}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        let told: Vec<(usize, Value)> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+        (
+            1 + told.iter().map(|(saved, _)| saved).sum::<usize>(),
+            told.into_iter().map(|(_, refused)| refused).collect::<Vec<_>>(),
+        )
+    });
+    for refused in &refused {
+        assert_eq!((&refused["status"], &refused["code"]), (&json!(503), &json!("disk_full")), "{refused}");
+    }
+    let (status, health) = http(port, "GET", "/healthz", "", None);
+    assert_eq!((status, serde_json::from_str::<Value>(&health).unwrap()["reason"].clone()), (503, json!("disk_full")));
+    let (status, _) = http(port, "GET", "/api/v1/records/customer?limit=5", "", Some(&token));
+    assert_eq!(status, 200, "reads still answer");
+
+    std::fs::remove_file(&filler).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut saved = saved;
+    loop {
+        let (status, body) = create(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        if status == 201 {
+            saved += 1;
+            break;
+        }
+        assert_eq!(status, 503, "{body}");
+        assert!(std::time::Instant::now() < deadline, "saves succeed again once there is room");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // Saves that commit for a while after the last refusal say the trouble is over.
+    while http(port, "GET", "/healthz", "", None).0 != 200 {
+        assert!(std::time::Instant::now() < deadline, "healthy again");
+        assert_eq!(create(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)).0, 201);
+        saved += 1;
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let filter = support::encode(&json!({"field": "name", "op": "starts_with", "value": "满盘客户"}).to_string());
+    let (_, page) =
+        http(port, "GET", &format!("/api/v1/records/customer?filter={filter}&limit=1&count=true"), "", Some(&token));
+    let total = serde_json::from_str::<Value>(&page).unwrap()["total"].as_i64().unwrap();
+    assert_eq!(total, saved as i64, "every save told 201 is there and no refused one");
+    // The search index, whose writer stopped at the full disk, takes a fresh one and catches up.
+    let last = format!("满盘客户{}", next.load(std::sync::atomic::Ordering::Relaxed) - 1);
+    let query = format!("/api/v1/search?q={}", support::encode(&last));
+    while !http(port, "GET", &query, "", Some(&token)).1.contains(&last) {
+        assert!(std::time::Instant::now() < deadline + std::time::Duration::from_secs(20), "the index caught up");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     stop(child);
 }
 

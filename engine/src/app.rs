@@ -37,8 +37,9 @@ pub struct App {
     /// The groups of lists (`/records/{entity}/groups`), by statement.
     pub(crate) record_groups: WriteCache<Arc<Vec<crm_store::records::Group>>>,
     pub rules: crm_rules::Rules,
-    /// This node's search index, under its data folder.
-    pub search: crm_search::Index,
+    /// This node's search index, under its data folder; shared with the blocking threads
+    /// that commit it.
+    pub search: Arc<crm_search::Index>,
     /// Seals the secrets the database keeps and signs links that act without a login.
     pub secrets: crate::secrets::Secrets,
     /// Counts the writes this node commits, so each of its outbox consumers, watching it,
@@ -67,7 +68,7 @@ impl App {
         let db = Db::connect(&config.database_url, read_connections).await?;
         db.migrate().await?;
         let catalog = load_catalog(&db).await?;
-        let search = crm_search::Index::open(&config.data_dir.join("search"))?;
+        let search = Arc::new(crm_search::Index::open(&config.data_dir.join("search"))?);
         let secrets = crate::secrets::Secrets::load(config.secret_key.as_deref(), &config.data_dir)?;
         let rules_budget = config.rule_budget;
         let app = Arc::new_cyclic(|me| App {

@@ -13,6 +13,12 @@ pub fn free_port() -> u16 {
 pub struct Server(pub Child);
 
 impl Server {
+    /// A path as the server sees it, in its own mount namespace if it has one.
+    pub fn path(&self, path: &std::path::Path) -> std::path::PathBuf {
+        let inside = path.strip_prefix("/").unwrap_or(path);
+        std::path::Path::new(&format!("/proc/{}/root", self.0.id())).join(inside)
+    }
+
     /// `kill -9`: the process ends at once, without a chance to finish anything.
     pub fn kill(mut self) {
         self.0.kill().unwrap();
@@ -46,7 +52,40 @@ pub fn start_logging(
     started(data, port, vars, Some(log))
 }
 
+/// Starts the server in a mount namespace of its own whose `data` folder is a file system of
+/// `megabytes`, so that a test can fill its disk (through `/proc/PID/root`, see
+/// [`Server::path`]); `None` where this machine allows no such namespace.
+pub fn start_on_small_disk(data: &std::path::Path, port: u16, megabytes: u32) -> Option<(Server, Vec<String>)> {
+    let mount = r#"mount -t tmpfs -o size="$1"m crm-test-disk "$2" && shift 2 && exec "$@""#;
+    let size = megabytes.to_string();
+    // As root a mount namespace is enough; otherwise a user namespace lends the right to mount.
+    let flags = [&["--mount"][..], &["--user", "--map-root-user", "--mount"]].into_iter().find(|flags| {
+        Command::new("unshare")
+            .args(*flags)
+            .args(["sh", "-c", mount, "sh", "1"])
+            .arg(data)
+            .arg("true")
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })?;
+    let mut command = Command::new("unshare");
+    command.args(flags).args(["sh", "-c", mount, "sh", &size]).arg(data).arg(env!("CARGO_BIN_EXE_crm"));
+    Some(launch(command, data, port, &[], None))
+}
+
 fn started(
+    data: &std::path::Path,
+    port: u16,
+    vars: &[(&str, &str)],
+    log: Option<&std::path::Path>,
+) -> (Server, Vec<String>) {
+    launch(Command::new(env!("CARGO_BIN_EXE_crm")), data, port, vars, log)
+}
+
+/// Runs `command` (the binary, or what runs it) as `crm serve` on `data` and `port`.
+fn launch(
+    mut command: Command,
     data: &std::path::Path,
     port: u16,
     vars: &[(&str, &str)],
@@ -56,7 +95,7 @@ fn started(
         Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
         None => Stdio::inherit(),
     };
-    let mut child = Command::new(env!("CARGO_BIN_EXE_crm"))
+    let mut child = command
         .args(["serve", "--data-dir"])
         .arg(data)
         .env("CRM_LISTEN", format!("127.0.0.1:{port}"))

@@ -340,12 +340,19 @@ impl Index {
 
     /// Makes staged changes seen, recording the position the caller has reached with them.
     pub fn commit(&self, position: &str) -> Result<()> {
-        self.with_writer(|writer| {
+        let committed = self.with_writer(|writer| {
             let mut prepared = writer.prepare_commit()?;
             prepared.set_payload(position);
             prepared.commit()?;
             Ok(())
-        })?;
+        });
+        if committed.is_err() {
+            // A writer whose threads stopped (an I/O error, a full disk) fails every call from
+            // then on: it is let go, with what it had staged, and the next change takes a
+            // fresh one. The caller's position was not committed, so it stages them again.
+            *self.writer.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
+        committed?;
         self.reader.reload()?;
         *self.reached.lock().unwrap_or_else(|e| e.into_inner()) = Some(position.to_owned());
         Ok(())

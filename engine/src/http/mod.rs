@@ -165,10 +165,17 @@ pub fn build_app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// `GET /healthz`: the database answers.
+/// `GET /healthz`: the database answers, and takes writes.
 async fn healthz(State(app): State<AppState>) -> Response {
     match crm_store::system::catalog_version(&app.db).await {
-        Ok(version) => Json(serde_json::json!({"status": "ok", "catalog_version": version})).into_response(),
+        Ok(version) => match app.db.refusing_writes() {
+            // Reads work but the last writes were refused (a full disk): no save can succeed.
+            Some(reason) => {
+                let body = serde_json::json!({"status": "unavailable", "reason": reason, "catalog_version": version});
+                (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+            }
+            None => Json(serde_json::json!({"status": "ok", "catalog_version": version})).into_response(),
+        },
         Err(e) => {
             tracing::error!(error = %e, "health check failed");
             // Why, for the load balancer's log and whoever is paged: unreachable, disk_full.

@@ -70,6 +70,11 @@ pub const MAX_ATTEMPTS: i64 = 8;
 const LEASE: TimeDelta = TimeDelta::seconds(30);
 /// How often a node looks for new events.
 const POLL: Duration = Duration::from_millis(250);
+/// The least time from one run of a consumer to the next when writes wake it. A write after
+/// a quiet spell is handled at once; under a stream of writes a run takes the events of many
+/// (one read of the outbox, one cursor write, one index commit) instead of following each
+/// write with writes of its own.
+const SETTLE: Duration = Duration::from_millis(100);
 
 /// Handles an event in a span that names the request which wrote it, so that the work it
 /// causes logs beside the request.
@@ -115,12 +120,13 @@ impl Runner {
         let consumer = self.consumers[index].as_ref();
         let mut written = self.app.written.subscribe();
         loop {
+            let started = tokio::time::Instant::now();
             if let Err(e) = self.run_consumer(consumer, self.app.now()).await {
                 tracing::warn!(consumer = consumer.name(), error = ?e, "running an outbox consumer failed");
             }
             tokio::select! {
                 () = tokio::time::sleep(POLL) => {}
-                _ = written.changed() => {}
+                _ = written.changed() => tokio::time::sleep_until(started + SETTLE).await,
             }
         }
     }

@@ -38,6 +38,7 @@ use std::sync::Arc;
 use chrono::FixedOffset;
 use crm_model::{Action, Catalog};
 use crm_store::system;
+use minijinja::value::Serde;
 use serde::Serialize;
 use serde_json::{Value as Json, json};
 
@@ -224,32 +225,37 @@ impl Viewer {
     }
 
     /// The context every page template gets: who is signed in, the navigation, the page's
-    /// title, and the page's own values.
-    pub fn page(&self, catalog: &Catalog, active: Option<&str>, title: &str, values: Json) -> minijinja::Value {
-        let mut context = json!({
-            "locale": self.locale,
-            "locales": shell::LOCALES,
-            "theme": self.theme,
-            "themes": shell::THEMES,
-            "csrf": self.csrf,
-            "user_name": self.name,
-            "path": self.path,
-            "is_admin": self.principal.is_admin(),
-            // Until the user has a password of their own every link leads back to the form:
-            // no menu is offered.
-            "nav": if self.principal.must_change_password {
-                Vec::new()
-            } else {
-                navigation(catalog, &self.principal, self.locale, active)
-            },
-            "title": title,
-            "flash": self.flash,
-            "company": *self.brand,
-        });
-        if let (Some(page), Json::Object(values)) = (context.as_object_mut(), values) {
-            page.extend(values);
-        }
-        minijinja::Value::from(minijinja::value::Serde(context))
+    /// title, and the page's own values, which win over these. Each part goes into the
+    /// template's values once, without a JSON copy first.
+    pub fn page(
+        &self,
+        catalog: &Catalog,
+        active: Option<&str>,
+        title: &str,
+        values: impl Serialize,
+    ) -> minijinja::Value {
+        // Until the user has a password of their own every link leads back to the form: no
+        // menu is offered.
+        let nav = if self.principal.must_change_password {
+            Vec::new()
+        } else {
+            navigation(catalog, &self.principal, self.locale, active)
+        };
+        let shell = minijinja::context! {
+            locale => self.locale,
+            locales => Serde(shell::LOCALES),
+            theme => self.theme.as_str(),
+            themes => Serde(shell::THEMES),
+            csrf => self.csrf.as_str(),
+            user_name => self.name.as_str(),
+            path => self.path.as_str(),
+            is_admin => self.principal.is_admin(),
+            nav => Serde(nav),
+            title,
+            flash => Serde(&self.flash),
+            company => Serde(self.brand.as_ref()),
+        };
+        minijinja::value::merge_maps([minijinja::Value::from(Serde(values)), shell])
     }
 }
 

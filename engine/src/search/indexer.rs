@@ -76,12 +76,22 @@ pub(super) async fn caught_up(app: &App) -> ApiResult<bool> {
     if single && app.index_caught_up.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(known) {
         return Ok(true);
     }
-    let caught_up = !jobs::any_after(&app.db, reached).await?;
+    // An event the index failed on waits to be tried again: its record may be missing.
+    let caught_up = !jobs::any_after(&app.db, reached).await?
+        && !jobs::any_failed(&app.db, crate::jobs::Consumer::name(&Indexer), &app.node).await?;
     if single && caught_up {
         *app.index_caught_up.lock().unwrap_or_else(|e| e.into_inner()) =
             Some((written, reached, std::time::Instant::now()));
     }
     Ok(caught_up)
+}
+
+/// Commits the index on a thread of the blocking pool: a commit waits for the indexing
+/// threads and writes and syncs files, tens of milliseconds that would stall a runtime worker
+/// and every request queued behind it.
+async fn commit(app: &App, reached: Position) -> ApiResult<()> {
+    let search = app.search.clone();
+    tokio::task::spawn_blocking(move || search.commit(&position_text(reached))).await.map_err(failed)?.map_err(failed)
 }
 
 fn failed(error: impl std::fmt::Display) -> ApiError {
@@ -101,7 +111,7 @@ pub async fn rebuild(app: &App, progress: impl Fn(&str, usize)) -> ApiResult<Pos
         })
         .await?;
     }
-    app.search.commit(&position_text(reached)).map_err(failed)?;
+    commit(app, reached).await?;
     // Entities waiting to be indexed again were: their reindex events lie before `reached`.
     tasks::finish_all(&app.db, REINDEX, serde_json::json!({"rebuilt": true}), app.now()).await?;
     Ok(reached)
@@ -204,6 +214,6 @@ impl Consumer for Indexer {
     }
 
     fn flush<'a>(&'a self, app: &'a App, reached: Position) -> Handled<'a> {
-        Box::pin(async move { app.search.commit(&position_text(reached)).map_err(|e| e.to_string()) })
+        Box::pin(async move { commit(app, reached).await.map_err(|e| e.to_string()) })
     }
 }

@@ -207,6 +207,15 @@ pub async fn due(db: &Db, consumer: &str, node: &str, now: DateTime<Utc>) -> Res
         .collect()
 }
 
+/// Whether a consumer has events it failed on, to be tried again or dead: what it keeps
+/// lacks them.
+pub async fn any_failed(db: &Db, consumer: &str, node: &str) -> Result<bool, StoreError> {
+    let mut sql = db.sql();
+    sql.push("SELECT 1 FROM crm_job_failure WHERE consumer = ").bind(Arg::Text(consumer.to_owned()));
+    sql.push(" AND node = ").bind(Arg::Text(node.to_owned())).push(" LIMIT 1");
+    Ok(sql.fetch_optional(db).await?.is_some())
+}
+
 /// Forgets a failure: its event went through.
 pub async fn recovered(db: &Db, consumer: &str, node: &str, seq: i64) -> Result<(), StoreError> {
     let mut sql = db.sql();

@@ -21,7 +21,9 @@ pub mod webhooks;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use sqlx::ConnectOptions as _;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -110,11 +112,61 @@ pub(crate) enum Pools {
 #[derive(Clone)]
 pub struct Db {
     pub(crate) pools: Pools,
+    pub(crate) writes: Arc<Writes>,
 }
 
 /// A transaction on the write side.
 pub struct Tx {
     pub(crate) inner: TxInner,
+    writes: Arc<Writes>,
+}
+
+/// How long a refused write says writes are refused, when none was tried since: longer tells
+/// nothing about now.
+const REFUSALS_TOLD_FOR: Duration = Duration::from_secs(30);
+
+/// How long after a refused write a committed one says the trouble is over: while the disk is
+/// full, writes that need no new room (a cursor moved in place) still commit in between.
+const RECOVERED_AFTER: Duration = Duration::from_secs(2);
+
+/// Whether the database refuses writes while it still answers reads (a full disk): the
+/// reason of the last write that failed for want of the database, until writes commit again.
+#[derive(Default)]
+pub(crate) struct Writes {
+    refused: AtomicBool,
+    last: std::sync::Mutex<Option<(&'static str, Instant)>>,
+}
+
+impl Writes {
+    /// Notes how a write went: a failure that is the database's (no room, gone) is told to
+    /// health checks; `committed` tells the write is over.
+    pub(crate) fn noted<T>(&self, result: Result<T, StoreError>, committed: bool) -> Result<T, StoreError> {
+        match &result {
+            Err(e) => {
+                if let Some(reason) = e.unavailable() {
+                    *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some((reason, Instant::now()));
+                    self.refused.store(true, Ordering::Relaxed);
+                }
+            }
+            Ok(_) if committed && self.refused.load(Ordering::Relaxed) => {
+                let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+                if last.is_none_or(|(_, at)| at.elapsed() >= RECOVERED_AFTER) {
+                    *last = None;
+                    self.refused.store(false, Ordering::Relaxed);
+                }
+            }
+            Ok(_) => {}
+        }
+        result
+    }
+
+    fn refusing(&self) -> Option<&'static str> {
+        if !self.refused.load(Ordering::Relaxed) {
+            return None;
+        }
+        let last = *self.last.lock().unwrap_or_else(|e| e.into_inner());
+        last.filter(|(_, at)| at.elapsed() < REFUSALS_TOLD_FOR).map(|(reason, _)| reason)
+    }
 }
 
 pub(crate) enum TxInner {
@@ -231,7 +283,13 @@ impl Db {
                 .map_err(|e| StoreError::Corrupt(format!("opening the database failed: {e}")))??;
             Pools::Sqlite(pools)
         };
-        Ok(Self { pools })
+        Ok(Self { pools, writes: Arc::default() })
+    }
+
+    /// Why writes fail while the database answers reads (`disk_full`), if the last write
+    /// that was tried failed so lately.
+    pub fn refusing_writes(&self) -> Option<&'static str> {
+        self.writes.refusing()
     }
 
     /// A SQLite URL for a file.
@@ -292,7 +350,7 @@ impl Db {
             Pools::Sqlite(pools) => TxInner::Sqlite(pools.begin().await?),
             Pools::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
         };
-        Ok(Tx { inner })
+        Ok(Tx { inner, writes: self.writes.clone() })
     }
 
     /// A transaction whose commit does not wait for the disk, on PostgreSQL (SQLite's waits
@@ -305,7 +363,7 @@ impl Db {
                 TxInner::Postgres(pool.begin_with("BEGIN; SET LOCAL synchronous_commit TO OFF").await?)
             }
         };
-        Ok(Tx { inner })
+        Ok(Tx { inner, writes: self.writes.clone() })
     }
 
     /// Settles the database after a large write to the tables of `entities` (and at shutdown,
@@ -349,11 +407,16 @@ impl Tx {
     }
 
     pub async fn commit(self) -> Result<(), StoreError> {
-        match self.inner {
-            TxInner::Sqlite(t) => t.commit().await?,
-            TxInner::Postgres(t) => t.commit().await?,
-        }
-        Ok(())
+        let result = match self.inner {
+            TxInner::Sqlite(t) => t.commit().await,
+            TxInner::Postgres(t) => t.commit().await.map_err(StoreError::from),
+        };
+        self.writes.noted(result, true)
+    }
+
+    /// Notes how a statement of the transaction went (see [`Writes`]).
+    pub(crate) fn noted<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        self.writes.noted(result, false)
     }
 
     /// Runs a script of several statements without parameters (migrations).

@@ -257,10 +257,18 @@ impl Sql {
     /// Runs the statement inside a transaction and returns its rows.
     pub async fn fetch_all_tx(self, tx: &mut Tx) -> Result<Vec<Row>, StoreError> {
         let _timing = Timing::write();
-        Ok(match &mut tx.inner {
-            TxInner::Sqlite(t) => t.run(self.text, self.args).await?.0.into_iter().map(Row::Sqlite).collect(),
-            TxInner::Postgres(t) => self.postgres().fetch_all(&mut **t).await?.into_iter().map(Row::Postgres).collect(),
-        })
+        let rows = match &mut tx.inner {
+            TxInner::Sqlite(t) => {
+                t.run(self.text, self.args).await.map(|(rows, _)| rows.into_iter().map(Row::Sqlite).collect())
+            }
+            TxInner::Postgres(t) => self
+                .postgres()
+                .fetch_all(&mut **t)
+                .await
+                .map(|rows| rows.into_iter().map(Row::Postgres).collect())
+                .map_err(StoreError::from),
+        };
+        tx.noted(rows)
     }
 
     pub async fn fetch_optional_tx(self, tx: &mut Tx) -> Result<Option<Row>, StoreError> {
@@ -270,24 +278,31 @@ impl Sql {
     /// Runs the statement inside a transaction; returns the number of rows it touched.
     pub async fn execute_tx(self, tx: &mut Tx) -> Result<u64, StoreError> {
         let _timing = Timing::write();
-        Ok(match &mut tx.inner {
-            TxInner::Sqlite(t) => t.run(self.text, self.args).await?.1,
-            TxInner::Postgres(t) => self.postgres().execute(&mut **t).await?.rows_affected(),
-        })
+        let touched = match &mut tx.inner {
+            TxInner::Sqlite(t) => t.run(self.text, self.args).await.map(|(_, touched)| touched),
+            TxInner::Postgres(t) => {
+                self.postgres().execute(&mut **t).await.map(|done| done.rows_affected()).map_err(StoreError::from)
+            }
+        };
+        tx.noted(touched)
     }
 
     /// Runs statements in order inside a transaction, in one trip to SQLite.
     pub async fn execute_all(statements: Vec<Sql>, tx: &mut Tx) -> Result<(), StoreError> {
         let _timing = Timing::write();
-        match &mut tx.inner {
+        let done = match &mut tx.inner {
             TxInner::Sqlite(t) => t.run_all(statements.into_iter().map(|s| (s.text, s.args)).collect()).await,
             TxInner::Postgres(t) => {
-                for statement in joined_inserts(statements) {
-                    statement.postgres().execute(&mut **t).await?;
+                async {
+                    for statement in joined_inserts(statements) {
+                        statement.postgres().execute(&mut **t).await?;
+                    }
+                    Ok(())
                 }
-                Ok(())
+                .await
             }
-        }
+        };
+        tx.noted(done)
     }
 
     /// Appends `other`'s text and values, its parameters numbered after this one's (PostgreSQL).
@@ -311,10 +326,13 @@ impl Sql {
     /// Runs the statement on the write side outside any transaction.
     pub async fn execute(self, db: &Db) -> Result<u64, StoreError> {
         let _timing = Timing::write();
-        Ok(match &db.pools {
-            Pools::Sqlite(pools) => pools.write(self.text, self.args).await?.1,
-            Pools::Postgres(pool) => self.postgres().execute(pool).await?.rows_affected(),
-        })
+        let touched = match &db.pools {
+            Pools::Sqlite(pools) => pools.write(self.text, self.args).await.map(|(_, touched)| touched),
+            Pools::Postgres(pool) => {
+                self.postgres().execute(pool).await.map(|done| done.rows_affected()).map_err(StoreError::from)
+            }
+        };
+        db.writes.noted(touched, true)
     }
 }
 

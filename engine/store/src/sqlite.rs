@@ -43,10 +43,10 @@ fn open(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
     )?;
     // Readers keep a large page cache. The writer's is smaller: SQLite walks the whole cache
     // at the end of every write transaction, and the pages it needs are in the memory map.
-    // The checkpointer thread copies the log into the database file as it goes, so a commit
-    // rarely waits for that; the writer still checkpoints past 10000 log pages, which lets the
-    // log restart from its beginning under a steady stream of writes, and the log file is cut
-    // back to 64 MB when it restarts.
+    // The checkpointer thread copies the log into the database file as it goes and lets it
+    // restart from its beginning (see `spawn_checkpointer`), so a commit rarely waits for
+    // that; the writer checkpoints itself only past 10000 log pages, should the checkpointer
+    // fall behind, and the log file is cut back to 64 MB when it restarts.
     conn.execute_batch(if read_only { "PRAGMA cache_size = -65536" } else { WRITER_CACHE })?;
     if !read_only {
         conn.execute_batch("PRAGMA journal_size_limit = 67108864")?;
@@ -70,16 +70,42 @@ const LARGE_WRITE_ARGS: usize = 20_000;
 /// How often the checkpointer copies the log into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
+/// Log frames (8 KB pages) past which the checkpointer lets the log start over from its
+/// beginning, well before the writer's own checkpoint at 10000 would.
+const RESTART_LOG_AT: i64 = 2000;
+
 /// Checkpoints the log from a connection of its own until the pools are dropped. Passive
 /// checkpoints never block readers or the writer.
+///
+/// Under a steady stream of writes a passive checkpoint never catches up with the log (new
+/// frames come in while it copies), so the log can start over only once the writer has
+/// checkpointed it itself, inside a commit: every queued write then waited for the copy of
+/// the frames since the last pass and a sync of the database file, tens of milliseconds, a
+/// create's p99. Instead, once the log is long, the checkpointer copies what it can, then
+/// takes the writer's turn for a second pass over the few frames written meanwhile; the next
+/// write starts the log over.
 fn spawn_checkpointer(path: &Path, writer: std::sync::Weak<Writer>) -> Result<(), StoreError> {
     let conn = open(path, false)?;
+    let passive = move || conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get::<_, i64>(1));
     std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
         .spawn(move || {
             while writer.strong_count() > 0 {
                 std::thread::sleep(CHECKPOINT_EVERY);
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                let caught_up = passive().and_then(|log| {
+                    let Some(writer) = writer.upgrade().filter(|_| log >= RESTART_LOG_AT) else { return Ok(()) };
+                    let _turn = writer.turn.blocking_lock();
+                    {
+                        let mut conn = writer.conn();
+                        let mut group = writer.group();
+                        if group.open {
+                            // Its members learn how the commit went; an error is theirs.
+                            let _ = writer.commit_group(&mut conn, &mut group);
+                        }
+                    }
+                    passive().map(|_| ())
+                });
+                if let Err(e) = caught_up {
                     tracing::warn!(error = %e, "checkpointing the SQLite log failed");
                 }
             }
@@ -146,7 +172,10 @@ struct Group {
     /// A SQLite transaction is open on the write connection.
     open: bool,
     /// Finished transactions waiting for the group's COMMIT.
-    waiting: Vec<tokio::sync::oneshot::Sender<Result<(), String>>>,
+    waiting: Vec<tokio::sync::oneshot::Sender<Told>>,
+    /// SQLite's error on the group's last failed statement: when it undoes the whole
+    /// transaction (a full disk), the waiting members learn that reason, not a vaguer one.
+    failure: Option<rusqlite::ffi::Error>,
     /// A task will commit the group if nobody else does.
     flusher: bool,
     /// The running transaction is inside a savepoint (it joined a group others left open).
@@ -168,6 +197,7 @@ impl Group {
     /// it, which cost every later write a twentieth of its time.
     fn ended(&mut self, conn: &mut Connection, path: &Path) {
         self.open = false;
+        self.failure = None;
         if self.large_cache && !std::mem::take(&mut self.large_write) {
             match open(path, false) {
                 Ok(fresh) => {
@@ -190,6 +220,18 @@ impl Group {
     }
 }
 
+/// How a group's COMMIT went, as each member learns it: SQLite's error code where there is
+/// one, so that a full disk is a full disk to each of them, and the message.
+type Told = Result<(), (Option<rusqlite::ffi::Error>, String)>;
+
+/// SQLite's error code in an error, if it is SQLite's.
+fn code_of(error: &rusqlite::Error) -> Option<rusqlite::ffi::Error> {
+    match error {
+        rusqlite::Error::SqliteFailure(code, _) => Some(*code),
+        _ => None,
+    }
+}
+
 /// The most transactions one COMMIT makes durable: enough to share the log writes, few
 /// enough that the first waits little.
 const MAX_GROUP: usize = 64;
@@ -203,13 +245,33 @@ impl Writer {
         self.group.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Keeps SQLite's code of a statement's failure for the group's members.
+    fn failed(&self, error: &StoreError) {
+        if let StoreError::Sqlite(error) = error {
+            self.group().failure = code_of(error);
+        }
+    }
+
     /// Commits the open group and tells its members how it went. Callers hold the connection.
     fn commit_group(&self, conn: &mut Connection, group: &mut Group) -> Result<(), StoreError> {
-        let result = if conn.is_autocommit() { Ok(()) } else { conn.execute_batch("COMMIT") };
+        let result = if conn.is_autocommit() {
+            // SQLite undid the transaction by itself, after a statement failed.
+            Err(rusqlite::Error::SqliteFailure(
+                group.failure.unwrap_or(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT_ROLLBACK)),
+                Some("the group's transaction was rolled back".into()),
+            ))
+        } else {
+            conn.execute_batch("COMMIT")
+        };
+        // A COMMIT that failed (a full disk) may leave the transaction open; the next group
+        // must begin afresh, as SQLite advises.
+        if result.is_err() && !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
         group.ended(conn, &self.path);
-        let outcome = result.as_ref().map(|_| ()).map_err(ToString::to_string);
+        let told: Told = result.as_ref().map(|_| ()).map_err(|e| (code_of(e), e.to_string()));
         for member in group.waiting.drain(..) {
-            let _ = member.send(outcome.clone());
+            let _ = member.send(told.clone());
         }
         Ok(result?)
     }
@@ -459,7 +521,7 @@ impl SqliteTx {
     pub(crate) async fn run(&mut self, sql: String, args: Vec<Arg>) -> Result<(Vec<Cells>, u64), StoreError> {
         let mut conn = self.writer.conn();
         start(&self.writer, &mut conn, std::mem::replace(&mut self.started, true))?;
-        run(&conn, &sql, &args)
+        run(&conn, &sql, &args).inspect_err(|e| self.writer.failed(e))
     }
 
     /// Runs several statements in one trip. A large write runs on a thread of its own;
@@ -475,7 +537,7 @@ impl SqliteTx {
                 writer.group().make_large(&conn)?;
             }
             for (sql, args) in &statements {
-                run(&conn, sql, args)?;
+                run(&conn, sql, args).inspect_err(|e| writer.failed(e))?;
             }
             Ok(statements)
         };
@@ -527,7 +589,8 @@ impl SqliteTx {
             None => Ok(()),
             Some(receiver) => match receiver.await {
                 Ok(Ok(())) => Ok(()),
-                Ok(Err(message)) => Err(StoreError::Corrupt(format!("the commit failed: {message}"))),
+                Ok(Err((Some(code), message))) => Err(rusqlite::Error::SqliteFailure(code, Some(message)).into()),
+                Ok(Err((None, message))) => Err(StoreError::Corrupt(format!("the commit failed: {message}"))),
                 Err(_) => Err(StoreError::Corrupt("the commit was abandoned".into())),
             },
         }
@@ -548,9 +611,10 @@ impl Drop for SqliteTx {
             if !conn.is_autocommit() {
                 let _ = conn.execute_batch("ROLLBACK");
             }
+            let code = group.failure.unwrap_or(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT_ROLLBACK));
             group.ended(&mut conn, &self.writer.path);
             for member in group.waiting.drain(..) {
-                let _ = member.send(Err("the group's transaction was rolled back".into()));
+                let _ = member.send(Err((Some(code), "the group's transaction was rolled back".into())));
             }
         } else {
             self.writer.ensure_flusher(&mut conn, &mut group);
