@@ -28,6 +28,15 @@ fn first_start_restart_and_graceful_stop() {
     let (status, body) = http(port, "POST", "/api/v1/records/customer", r#"{"name":"持久客户"}"#, Some(&token));
     assert_eq!(status, 201, "{body}");
     stop(child);
+    // The tasks a first start sets going itself (the install's reindexing) are not taken for
+    // ones a previous process left running.
+    let failed = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let db = crm_store::Db::connect(&crm_store::Db::sqlite_url(&data.path().join("crm.db")), 1).await.unwrap();
+        let mut sql = db.sql();
+        sql.push("SELECT count(*) FROM crm_task WHERE state = 'failed'");
+        sql.fetch_all(&db).await.unwrap()[0].int(0).unwrap()
+    });
+    assert_eq!(failed, Some(0), "no task of a fresh start failed");
 
     let port = free_port();
     let (child, lines) = start(data.path(), port);

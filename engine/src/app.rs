@@ -52,6 +52,8 @@ pub struct App {
     pub metrics: crate::metrics::Metrics,
     /// The company's name and logo as last read.
     pub(crate) brand: crate::brand::Cache,
+    /// When this process opened the app: tasks created before were left by another.
+    pub(crate) opened_at: DateTime<Utc>,
     /// The time [`App::now`] tells while a test holds the clock.
     clock: std::sync::Mutex<Option<DateTime<Utc>>>,
 }
@@ -71,6 +73,7 @@ impl App {
         let search = Arc::new(crm_search::Index::open(&config.data_dir.join("search"))?);
         let secrets = crate::secrets::Secrets::load(config.secret_key.as_deref(), &config.data_dir)?;
         let rules_budget = config.rule_budget;
+        let opened_at = Utc::now();
         let app = Arc::new_cyclic(|me| App {
             me: me.clone(),
             db,
@@ -92,6 +95,7 @@ impl App {
             index_caught_up: std::sync::Mutex::new(None),
             metrics: crate::metrics::Metrics::default(),
             brand: crate::brand::Cache::default(),
+            opened_at,
             clock: std::sync::Mutex::new(None),
         });
         Ok(app)

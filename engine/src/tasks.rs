@@ -92,9 +92,10 @@ pub async fn get(app: &App, principal: &Principal, id: Uuid) -> ApiResult<Task> 
     }
 }
 
-/// Marks the tasks this node left running when its process ended as failed.
+/// Marks the tasks this node left running when its process ended as failed; not those this
+/// process started before serving (the reindexing a first start's install asks for).
 pub async fn mark_interrupted(app: &App) -> ApiResult<()> {
-    let stopped = store::interrupted(&app.db, &app.node, "interrupted", app.now()).await?;
+    let stopped = store::interrupted(&app.db, &app.node, "interrupted", app.opened_at, app.now()).await?;
     if stopped > 0 {
         tracing::warn!(stopped, "tasks left running by a previous process were marked failed");
     }

@@ -107,12 +107,20 @@ pub async fn finish_all(db: &Db, kind: &str, result: Json, now: DateTime<Utc>) -
     sql.execute(db).await
 }
 
-/// Marks the tasks a node left running as failed: they ended with its process.
-pub async fn interrupted(db: &Db, node: &str, reason: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
+/// Marks the tasks a node left running as failed: those created before `before`, when its
+/// process started, ended with the process before it.
+pub async fn interrupted(
+    db: &Db,
+    node: &str,
+    reason: &str,
+    before: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
     let mut sql = db.sql();
     sql.push("UPDATE crm_task SET state = 'failed', error = ").bind(Arg::Text(reason.to_owned()));
     sql.push(", finished_at = ").bind(Arg::Datetime(now)).push(", updated_at = ").bind(Arg::Datetime(now));
     sql.push(" WHERE state = 'running' AND node = ").bind(Arg::Text(node.to_owned()));
+    sql.push(" AND created_at < ").bind(Arg::Datetime(before));
     sql.execute(db).await
 }
 
