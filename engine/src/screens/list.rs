@@ -7,7 +7,6 @@ use axum::response::Response;
 use crm_model::types::FilterInput;
 use crm_model::{Action, Entity, FieldDef, FieldType, USER_ENTITY};
 use crm_store::system;
-use minijinja::value::Serde;
 use serde::Serialize;
 use serde_json::{Value as Json, json};
 use uuid::Uuid;
@@ -383,33 +382,34 @@ pub async fn page(
         })
         .collect();
     let label = entity.def.label.get(viewer.locale).to_owned();
-    let values = minijinja::context! {
-        entity => entity_name.as_str(),
-        entity_label => label.as_str(),
-        has_board => entity.live_fields().any(|f| f.field_type == FieldType::Stage),
-        reviews_duplicates => viewer.principal.is_admin() && !entity.def.duplicates.is_empty(),
-        columns => Serde(columns),
-        rows => Serde(rows),
-        total => total,
-        next_href => next_href,
-        first_href => state.get("cursor").map(|_| format!("?{query}")),
-        widgets => Serde(widgets),
-        filtered => state.has_filters(),
-        drill => state.get("filter"),
-        undrilled_href => format!("?{}", state.query_without(&["cursor", "filter"])),
-        problem => problem,
-        query => query,
-        views => Serde(views),
-        all_fields => Serde(all_fields),
-        editable_fields => Serde(editable),
-        users => Serde(users),
-        pools => Serde(pools),
-        can => Serde(allowed(&viewer, &entity_name)),
-        builds_reports => viewer.principal.builds_reports(),
-        campaigns => Serde(joinable_campaigns(&app, &viewer, &entity_name).await?),
-        labels => crate::print::labels::LABELLED.contains(&entity_name.as_str()),
-        texts => entity.column(crate::sms::MOBILE).is_some_and(|f| f.field_type == crm_model::FieldType::Phone),
-    };
+    let campaigns = joinable_campaigns(&app, &viewer, &entity_name).await?;
+    let values = json!({
+        "entity": entity_name.as_str(),
+        "entity_label": label.as_str(),
+        "has_board": entity.live_fields().any(|f| f.field_type == FieldType::Stage),
+        "reviews_duplicates": viewer.principal.is_admin() && !entity.def.duplicates.is_empty(),
+        "columns": columns,
+        "rows": rows,
+        "total": total,
+        "next_href": next_href,
+        "first_href": state.get("cursor").map(|_| format!("?{query}")),
+        "widgets": widgets,
+        "filtered": state.has_filters(),
+        "drill": state.get("filter"),
+        "undrilled_href": format!("?{}", state.query_without(&["cursor", "filter"])),
+        "problem": problem,
+        "query": query,
+        "views": views,
+        "all_fields": all_fields,
+        "editable_fields": editable,
+        "users": users,
+        "pools": pools,
+        "can": allowed(&viewer, &entity_name),
+        "builds_reports": viewer.principal.builds_reports(),
+        "campaigns": campaigns,
+        "labels": crate::print::labels::LABELLED.contains(&entity_name.as_str()),
+        "texts": entity.column(crate::sms::MOBILE).is_some_and(|f| f.field_type == crm_model::FieldType::Phone),
+    });
     html("list.html", viewer.page(&catalog, Some(&entity_name), &label, values))
 }
 

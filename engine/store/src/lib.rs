@@ -133,6 +133,8 @@ const RECOVERED_AFTER: Duration = Duration::from_secs(2);
 /// reason of the last write that failed for want of the database, until writes commit again.
 #[derive(Default)]
 pub(crate) struct Writes {
+    /// Set with `last`; every write reads it, so the lock is only taken while writes are
+    /// being refused.
     refused: AtomicBool,
     last: std::sync::Mutex<Option<(&'static str, Instant)>>,
 }

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use rusqlite::config::DbConfig;
@@ -74,16 +74,25 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 /// beginning, well before the writer's own checkpoint at 10000 would.
 const RESTART_LOG_AT: i64 = 2000;
 
+/// A pass short enough to repeat in the writer's turn: it copied little, so the next copies
+/// as little.
+const SHORT_PASS: Duration = Duration::from_millis(10);
+
+/// Passes in a row the checkpointer tries before it leaves the log to the next round.
+const PASSES_TO_CATCH_UP: u32 = 10;
+
 /// Checkpoints the log from a connection of its own until the pools are dropped. Passive
 /// checkpoints never block readers or the writer.
 ///
 /// Under a steady stream of writes a passive checkpoint never catches up with the log (new
-/// frames come in while it copies), so the log can start over only once the writer has
-/// checkpointed it itself, inside a commit: every queued write then waited for the copy of
-/// the frames since the last pass and a sync of the database file, tens of milliseconds, a
-/// create's p99. Instead, once the log is long, the checkpointer copies what it can, then
-/// takes the writer's turn for a second pass over the few frames written meanwhile; the next
-/// write starts the log over.
+/// frames come in while it copies), so the log can start over only once a pass runs while
+/// no write can: in the writer's turn, which every write then waits for. Such a pass copies
+/// the frames written since the pass before and syncs them, so it is as long as that one:
+/// after a pass over a long log, a tenth of a second and more, a create's p99. So, once the
+/// log is long, the checkpointer repeats passes outside the turn until one is short (each
+/// copies what came in during the last), and only then takes the turn for a last one; the
+/// next write starts the log over. Writes that outrun the copying leave the log to the next
+/// round, and to the writer's own checkpoint at 10000 frames should it get that far.
 fn spawn_checkpointer(path: &Path, writer: std::sync::Weak<Writer>) -> Result<(), StoreError> {
     let conn = open(path, false)?;
     let passive = move || conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get::<_, i64>(1));
@@ -92,8 +101,11 @@ fn spawn_checkpointer(path: &Path, writer: std::sync::Weak<Writer>) -> Result<()
         .spawn(move || {
             while writer.strong_count() > 0 {
                 std::thread::sleep(CHECKPOINT_EVERY);
-                let caught_up = passive().and_then(|log| {
-                    let Some(writer) = writer.upgrade().filter(|_| log >= RESTART_LOG_AT) else { return Ok(()) };
+                let restarted = passive().and_then(|log| {
+                    if log < RESTART_LOG_AT || !caught_up(&passive)? {
+                        return Ok(());
+                    }
+                    let Some(writer) = writer.upgrade() else { return Ok(()) };
                     let _turn = writer.turn.blocking_lock();
                     {
                         let mut conn = writer.conn();
@@ -105,13 +117,25 @@ fn spawn_checkpointer(path: &Path, writer: std::sync::Weak<Writer>) -> Result<()
                     }
                     passive().map(|_| ())
                 });
-                if let Err(e) = caught_up {
+                if let Err(e) = restarted {
                     tracing::warn!(error = %e, "checkpointing the SQLite log failed");
                 }
             }
         })
         .map_err(|e| StoreError::Corrupt(format!("cannot start the checkpointer: {e}")))?;
     Ok(())
+}
+
+/// Repeats passes until one is short; false if none was.
+fn caught_up(passive: impl Fn() -> rusqlite::Result<i64>) -> rusqlite::Result<bool> {
+    for _ in 0..PASSES_TO_CATCH_UP {
+        let started = Instant::now();
+        passive()?;
+        if started.elapsed() < SHORT_PASS {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 struct ReadPool {
@@ -189,6 +213,12 @@ struct Group {
 }
 
 impl Group {
+    /// Why the group's transaction was rolled back, as SQLite's code: the failure it noted,
+    /// else a rollback.
+    fn rolled_back(&self) -> rusqlite::ffi::Error {
+        self.failure.unwrap_or(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT_ROLLBACK))
+    }
+
     /// The SQLite transaction is over, committed or rolled back.
     /// The cache of a large write is kept while large writes follow each other (the
     /// batches of one import find their pages still there) and given back after the first
@@ -257,7 +287,7 @@ impl Writer {
         let result = if conn.is_autocommit() {
             // SQLite undid the transaction by itself, after a statement failed.
             Err(rusqlite::Error::SqliteFailure(
-                group.failure.unwrap_or(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT_ROLLBACK)),
+                group.rolled_back(),
                 Some("the group's transaction was rolled back".into()),
             ))
         } else {
@@ -611,7 +641,7 @@ impl Drop for SqliteTx {
             if !conn.is_autocommit() {
                 let _ = conn.execute_batch("ROLLBACK");
             }
-            let code = group.failure.unwrap_or(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT_ROLLBACK));
+            let code = group.rolled_back();
             group.ended(&mut conn, &self.writer.path);
             for member in group.waiting.drain(..) {
                 let _ = member.send(Err((Some(code), "the group's transaction was rolled back".into())));
