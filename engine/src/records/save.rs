@@ -32,7 +32,7 @@ use crm_model::{Action, Catalog, Entity, Filter, USER_ENTITY, Value};
 use crm_rules::Effect;
 use crm_store::records::{self as store, col};
 use crm_store::system::{self, AuditEntry, OutboxEvent};
-use crm_store::{Arg, On, Record, StoreError, Tx};
+use crm_store::{On, Record, StoreError, Tx};
 use serde_json::{Map, Value as Json, json};
 use uuid::Uuid;
 
@@ -987,10 +987,10 @@ async fn fill_auto_numbers(
         let digits = usize::from(field.digits.unwrap_or(6));
         let prefix = field.prefix.as_deref().unwrap_or("");
         let numbers: Vec<String> = (first..).take(writes.len()).map(|n| format!("{prefix}{n:0digits$}")).collect();
-        insert.set_column(i, numbers.iter().map(|number| Arg::Text(number.clone())));
-        for (write, number) in writes.iter_mut().zip(numbers) {
-            write.after.values[i] = Value::Text(number);
+        for (write, number) in writes.iter_mut().zip(&numbers) {
+            write.after.values[i] = Value::Text(number.clone());
         }
+        insert.set_texts(i, numbers);
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ pub mod jobs;
 pub mod mail;
 pub mod merges;
 pub mod packages;
+mod postgres;
 pub mod records;
 pub mod reports;
 pub mod settings;
@@ -173,7 +174,7 @@ impl Writes {
 
 pub(crate) enum TxInner {
     Sqlite(sqlite::SqliteTx),
-    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+    Postgres(postgres::PgTx),
 }
 
 /// The system tables' migrations: version, description, SQLite script, PostgreSQL script.
@@ -350,20 +351,7 @@ impl Db {
     pub async fn begin(&self) -> Result<Tx, StoreError> {
         let inner = match &self.pools {
             Pools::Sqlite(pools) => TxInner::Sqlite(pools.begin().await?),
-            Pools::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
-        };
-        Ok(Tx { inner, writes: self.writes.clone() })
-    }
-
-    /// A transaction whose commit does not wait for the disk, on PostgreSQL (SQLite's waits
-    /// as always): for a write that a later commit which does wait makes durable, since the
-    /// log reaches the disk in order (see [`records::reserve_ahead`]).
-    pub async fn begin_unflushed(&self) -> Result<Tx, StoreError> {
-        let inner = match &self.pools {
-            Pools::Sqlite(pools) => TxInner::Sqlite(pools.begin().await?),
-            Pools::Postgres(pool) => {
-                TxInner::Postgres(pool.begin_with("BEGIN; SET LOCAL synchronous_commit TO OFF").await?)
-            }
+            Pools::Postgres(pool) => TxInner::Postgres(postgres::PgTx::new(pool.clone())),
         };
         Ok(Tx { inner, writes: self.writes.clone() })
     }
@@ -411,7 +399,7 @@ impl Tx {
     pub async fn commit(self) -> Result<(), StoreError> {
         let result = match self.inner {
             TxInner::Sqlite(t) => t.commit().await,
-            TxInner::Postgres(t) => t.commit().await.map_err(StoreError::from),
+            TxInner::Postgres(t) => t.commit().await,
         };
         self.writes.noted(result, true)
     }
@@ -426,7 +414,7 @@ impl Tx {
         match &mut self.inner {
             TxInner::Sqlite(t) => t.script(sql).await,
             TxInner::Postgres(t) => {
-                sqlx::raw_sql(sql).execute(&mut **t).await?;
+                sqlx::raw_sql(sql).execute(t.connection().await?).await?;
                 Ok(())
             }
         }

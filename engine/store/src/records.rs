@@ -2,6 +2,7 @@
 //! update with a version check (which also moves them to and from the recycle bin), rollups.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use crm_model::catalog::Rollup;
@@ -10,8 +11,8 @@ use crm_model::{Entity, FieldDef, FieldType, Filter, ListQuery, Storage, Value};
 use uuid::Uuid;
 
 use crate::ddl::index_name;
-use crate::sql::{Arg, Dialect, On, Row, Sql};
-use crate::{Db, StoreError, Tx};
+use crate::sql::{Arg, Dialect, On, Row, Rows, Sql};
+use crate::{Db, StoreError, Tx, TxInner};
 
 /// One row of an entity table: a value per column of [`Entity::columns`], in that order.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,7 +72,7 @@ fn select_from(sql: &mut Sql, entity: &Entity) {
 }
 
 /// Turns a unique-index violation into [`StoreError::Unique`] naming the field.
-fn classify(entity: &Entity, error: StoreError) -> StoreError {
+pub(crate) fn classify(entity: &Entity, error: StoreError) -> StoreError {
     if !error.is_unique_violation() {
         return error;
     }
@@ -235,74 +236,84 @@ pub async fn value_taken(
 pub async fn reserve_in_sequence(tx: &mut Tx, name: &str, count: i64) -> Result<i64, StoreError> {
     let mut sql = tx.sql();
     sql.push("INSERT INTO crm_sequence (name, value) VALUES (").bind(Arg::Text(name.to_owned())).push(", ");
-    sql.bind_int(count).push(") ON CONFLICT (name) DO UPDATE SET value = crm_sequence.value + ").bind_int(count);
+    sql.bind_int(count).push(")");
+    first_reserved(reserving(sql, count).fetch_optional_tx(tx).await?, count)
+}
+
+/// [`reserve_in_sequence`] on PostgreSQL, before the transaction of the records that take the
+/// numbers begins: in theirs the counter's row would stay locked until it commits, and every
+/// new record of the entity would wait for the one before it to reach the disk. This is one
+/// statement, its own transaction, and its commit does not wait for the disk either (the
+/// setting lasts as long as that transaction): the records' commit does, so a number is
+/// durable whenever a record carrying it is, since the log reaches the disk in order.
+/// Records that then fail to commit leave a gap.
+pub async fn reserve_ahead(db: &Db, name: &str, count: i64) -> Result<i64, StoreError> {
+    let mut sql = db.sql();
+    sql.push("INSERT INTO crm_sequence (name, value) SELECT ").bind(Arg::Text(name.to_owned())).push(", ");
+    sql.bind_int(count).push(" FROM (SELECT set_config('synchronous_commit', 'off', true)) AS unflushed");
+    let rows = db.writes.noted(reserving(sql, count).fetch_all(db).await, true)?;
+    first_reserved(rows.into_iter().next(), count)
+}
+
+/// The end of an insert into the counters that adds `count` to an existing one.
+fn reserving(mut sql: Sql, count: i64) -> Sql {
+    sql.push(" ON CONFLICT (name) DO UPDATE SET value = crm_sequence.value + ").bind_int(count);
     sql.push(" RETURNING value");
-    let row =
-        sql.fetch_optional_tx(tx).await?.ok_or_else(|| StoreError::Corrupt("sequence returned nothing".into()))?;
+    sql
+}
+
+fn first_reserved(row: Option<Row>, count: i64) -> Result<i64, StoreError> {
+    let row = row.ok_or_else(|| StoreError::Corrupt("sequence returned nothing".into()))?;
     let last = row.int(0)?.ok_or_else(|| StoreError::Corrupt("sequence returned null".into()))?;
     Ok(last - count + 1)
 }
 
-/// [`reserve_in_sequence`] in a short transaction of its own, before the transaction of the
-/// records that take the numbers begins: on PostgreSQL, in theirs the counter's row would
-/// stay locked until it commits, and every new record of the entity would wait for the one
-/// before it to reach the disk. This one does not wait for the disk either: the records'
-/// commit does, so a number is durable whenever a record carrying it is. Records that then
-/// fail to commit leave a gap.
-pub async fn reserve_ahead(db: &Db, name: &str, count: i64) -> Result<i64, StoreError> {
-    let mut own = db.begin_unflushed().await?;
-    let first = reserve_in_sequence(&mut own, name, count).await?;
-    own.commit().await?;
-    Ok(first)
-}
-
-/// New records as INSERT statements, in as few as the parameter limits allow, followed by
-/// the statements of the change (its audit and outbox rows), to run in one trip to the
-/// database. They are built before the transaction that runs them begins, so that the
-/// writer is not held while they are; what only the transaction knows (auto-numbers) is
-/// set with [`Insert::set_column`].
+/// New records as INSERT statements ([`Rows`]), followed by the statements of the change
+/// (its audit and outbox rows), to run in one trip to the database. They are built before the
+/// transaction that runs them begins, so that the writer is not held while they are; what
+/// only the transaction knows (auto-numbers) is set with [`Insert::set_texts`].
 pub struct Insert {
-    statements: Vec<Sql>,
-    rows_per_statement: usize,
-    columns: usize,
+    rows: Rows,
+    then: Vec<Sql>,
 }
 
 impl Insert {
     pub fn new(dialect: Dialect, entity: &Entity, records: &[&Record], then: Vec<Sql>) -> Self {
         let columns = entity.columns();
-        // Both databases take at least 32766 parameters per statement.
-        let rows_per_statement = (30_000 / columns.len()).clamp(1, 500);
-        let mut statements = Vec::with_capacity(records.len() / rows_per_statement + 1 + then.len());
-        for chunk in records.chunks(rows_per_statement) {
-            let mut sql = Sql::new(dialect);
-            sql.insert_rows_into().ident(entity.name()).push(" (");
-            sql.comma_list(columns, |sql, field| {
-                sql.ident(&field.name);
-            });
-            sql.push(") VALUES ");
-            sql.comma_list(chunk, |sql, record| {
-                sql.push("(");
-                sql.comma_list(columns.iter().zip(&record.values), |sql, (field, value)| {
-                    sql.bind(Arg::of(field, value));
-                });
-                sql.push(")");
-            });
-            statements.push(sql);
-        }
-        statements.extend(then);
-        Insert { statements, rows_per_statement, columns: columns.len() }
+        let mut head = Sql::new(dialect);
+        head.insert_rows_into().ident(entity.name()).push(" (");
+        head.comma_list(columns, |sql, field| {
+            sql.ident(&field.name);
+        });
+        head.push(")");
+        let rows = records
+            .iter()
+            .map(|record| columns.iter().zip(&record.values).map(|(field, value)| Arg::of(field, value)).collect())
+            .collect();
+        Insert { rows: Rows::new(head, rows), then }
     }
 
-    /// Sets column `column` of the rows, in the order of the records.
-    pub fn set_column(&mut self, column: usize, values: impl IntoIterator<Item = Arg>) {
-        for (row, value) in values.into_iter().enumerate() {
-            let statement = &mut self.statements[row / self.rows_per_statement];
-            statement.set_arg((row % self.rows_per_statement) * self.columns + column, value);
+    /// Sets column `column` of the rows to `texts`, in the order of the records.
+    pub fn set_texts(&mut self, column: usize, texts: Vec<String>) {
+        self.rows.set_texts(column, texts);
+    }
+
+    /// Runs the statements in `tx`; on PostgreSQL they may wait for the transaction's next
+    /// statement or its commit (see `postgres::PgTx`).
+    pub async fn run(self, tx: &mut Tx, entity: &Arc<Entity>) -> Result<(), StoreError> {
+        match &mut tx.inner {
+            TxInner::Postgres(t) => {
+                let done = t.insert(self.statements(), entity).await;
+                tx.noted(done)
+            }
+            TxInner::Sqlite(_) => Sql::execute_all(self.statements(), tx).await.map_err(|e| classify(entity, e)),
         }
     }
 
-    pub async fn run(self, tx: &mut Tx, entity: &Entity) -> Result<(), StoreError> {
-        Sql::execute_all(self.statements, tx).await.map_err(|e| classify(entity, e))
+    fn statements(self) -> Vec<Sql> {
+        let mut statements = self.rows.into_statements();
+        statements.extend(self.then);
+        statements
     }
 }
 

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
 use crm_model::{FieldDef, Ident, Storage, Value};
 use rusqlite::types::ValueRef;
-use sqlx::{AssertSqlSafe, Row as _};
+use sqlx::{AssertSqlSafe, PgConnection, Row as _};
 use uuid::Uuid;
 
 use crate::stats::Timing;
@@ -32,6 +32,171 @@ pub enum Arg {
     Uuid(Uuid),
     /// A JSON document (jsonb on PostgreSQL, text on SQLite).
     Json(serde_json::Value),
+    /// A column of many rows' values, as one PostgreSQL array (see [`Rows`]).
+    Array(Array),
+}
+
+/// The values of one column of many rows, all of one type, bound as one PostgreSQL array.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Array {
+    Text(Vec<Option<String>>),
+    Integer(Vec<Option<i64>>),
+    Boolean(Vec<Option<bool>>),
+    Date(Vec<Option<NaiveDate>>),
+    Datetime(Vec<Option<DateTime<Utc>>>),
+    Uuid(Vec<Option<Uuid>>),
+    Json(Vec<Option<serde_json::Value>>),
+}
+
+impl Array {
+    /// The one type of a column's values, as the storage they would have as a field: that of
+    /// its values, or of its nulls when it holds only nulls; none if they are of several.
+    fn type_of<'a>(args: impl Iterator<Item = Option<&'a Arg>>) -> Option<Storage> {
+        let mut values = None;
+        let mut nulls = None;
+        for arg in args {
+            let storage = match arg? {
+                Arg::Null(storage) => {
+                    nulls.get_or_insert(*storage);
+                    continue;
+                }
+                Arg::Text(_) => Storage::Text,
+                Arg::Integer(_) => Storage::Integer,
+                Arg::Boolean(_) => Storage::Boolean,
+                Arg::Date(_) => Storage::Date,
+                Arg::Datetime(_) => Storage::Datetime,
+                Arg::Uuid(_) => Storage::Uuid,
+                Arg::Json(_) => Storage::List,
+                Arg::Array(_) => return None,
+            };
+            if *values.get_or_insert(storage) != storage {
+                return None;
+            }
+        }
+        values.or(nulls)
+    }
+
+    /// The values as an array of `storage`'s type, which [`Array::type_of`] found them to
+    /// have: any other is a null.
+    fn of(storage: Storage, args: Vec<Arg>) -> Array {
+        fn each<T>(args: Vec<Arg>, value: impl Fn(Arg) -> Option<T>) -> Vec<Option<T>> {
+            args.into_iter().map(value).collect()
+        }
+        match storage {
+            Storage::Text => Array::Text(each(args, |arg| if let Arg::Text(s) = arg { Some(s) } else { None })),
+            Storage::Integer | Storage::Fixed(_) => {
+                Array::Integer(each(args, |arg| if let Arg::Integer(n) = arg { Some(n) } else { None }))
+            }
+            Storage::Boolean => {
+                Array::Boolean(each(args, |arg| if let Arg::Boolean(b) = arg { Some(b) } else { None }))
+            }
+            Storage::Date => Array::Date(each(args, |arg| if let Arg::Date(d) = arg { Some(d) } else { None })),
+            Storage::Datetime => {
+                Array::Datetime(each(args, |arg| if let Arg::Datetime(dt) = arg { Some(dt) } else { None }))
+            }
+            Storage::Uuid => Array::Uuid(each(args, |arg| if let Arg::Uuid(id) = arg { Some(id) } else { None })),
+            Storage::List => Array::Json(each(args, |arg| if let Arg::Json(json) = arg { Some(json) } else { None })),
+        }
+    }
+
+    /// The array's type, as a cast after its placeholder.
+    fn cast(&self) -> &'static str {
+        match self {
+            Array::Text(_) => "::text[]",
+            Array::Integer(_) => "::bigint[]",
+            Array::Boolean(_) => "::boolean[]",
+            Array::Date(_) => "::date[]",
+            Array::Datetime(_) => "::timestamptz[]",
+            Array::Uuid(_) => "::uuid[]",
+            Array::Json(_) => "::jsonb[]",
+        }
+    }
+}
+
+/// Rows to insert into one table, as statements made before the transaction that runs them
+/// begins (so that SQLite's writer is not held while they are): on SQLite, a multi-row
+/// `VALUES` per chunk of rows the parameter limits allow; on PostgreSQL, one statement whose
+/// parameters are the columns, each an array of every row's value (`UNNEST`), which the
+/// server parses and plans once, whatever the number of rows, where a `VALUES` list costs it
+/// work for every value. A single row, or a column whose values are not all of one type, goes
+/// as `VALUES`, as on SQLite (PostgreSQL then refuses a value of the wrong type as always).
+pub struct Rows {
+    statements: Vec<Sql>,
+    /// Rows per `VALUES` statement; none when the rows go as arrays.
+    rows_per_statement: Option<usize>,
+    columns: usize,
+}
+
+impl Rows {
+    /// `head` is the statement's start, `INSERT INTO t (a, b, c)`, begun with
+    /// [`Sql::insert_rows_into`]; each row has a value for each of its columns.
+    pub fn new(head: Sql, rows: Vec<Vec<Arg>>) -> Rows {
+        let Some(columns) = rows.first().map(Vec::len) else {
+            return Rows { statements: Vec::new(), rows_per_statement: None, columns: 0 };
+        };
+        // One row goes faster as VALUES (a create: 5 % more per second than as arrays).
+        let types: Option<Vec<Storage>> = match head.dialect {
+            Dialect::Postgres if rows.len() > 1 => {
+                (0..columns).map(|c| Array::type_of(rows.iter().map(|row| row.get(c)))).collect()
+            }
+            _ => None,
+        };
+        if let Some(types) = types {
+            let mut by_column: Vec<Vec<Arg>> = (0..columns).map(|_| Vec::with_capacity(rows.len())).collect();
+            for row in rows {
+                for (column, arg) in by_column.iter_mut().zip(row) {
+                    column.push(arg);
+                }
+            }
+            let mut sql = head;
+            sql.push(" SELECT * FROM UNNEST(");
+            sql.comma_list(types.into_iter().zip(by_column), |sql, (storage, args)| {
+                let array = Array::of(storage, args);
+                let cast = array.cast();
+                sql.bind(Arg::Array(array)).push(cast);
+            });
+            sql.push(")");
+            return Rows { statements: vec![sql], rows_per_statement: None, columns };
+        }
+        // Both databases take at least 32766 parameters per statement.
+        let rows_per_statement = (30_000 / columns.max(1)).clamp(1, 500);
+        let mut statements = Vec::with_capacity(rows.len().div_ceil(rows_per_statement));
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let mut sql = head.clone();
+            sql.push(" VALUES ");
+            sql.comma_list(rows.by_ref().take(rows_per_statement), |sql, row| {
+                sql.push("(");
+                sql.comma_list(row, |sql, arg| {
+                    sql.bind(arg);
+                });
+                sql.push(")");
+            });
+            statements.push(sql);
+        }
+        Rows { statements, rows_per_statement: Some(rows_per_statement), columns }
+    }
+
+    /// Sets column `column` of the rows to `texts`, in the order of the rows.
+    pub fn set_texts(&mut self, column: usize, texts: Vec<String>) {
+        match self.rows_per_statement {
+            None => {
+                if let Some(statement) = self.statements.first_mut() {
+                    statement.set_arg(column, Arg::Array(Array::Text(texts.into_iter().map(Some).collect())));
+                }
+            }
+            Some(per_statement) => {
+                for (row, text) in texts.into_iter().enumerate() {
+                    let statement = &mut self.statements[row / per_statement];
+                    statement.set_arg((row % per_statement) * self.columns + column, Arg::Text(text));
+                }
+            }
+        }
+    }
+
+    pub fn into_statements(self) -> Vec<Sql> {
+        self.statements
+    }
 }
 
 impl Arg {
@@ -173,7 +338,7 @@ impl Sql {
         self
     }
 
-    fn postgres(self) -> sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    pub(crate) fn postgres(self) -> sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments> {
         let mut query = sqlx::query(AssertSqlSafe(self.text));
         for arg in self.args {
             query = match arg {
@@ -193,6 +358,17 @@ impl Sql {
                 Arg::Datetime(dt) => query.bind(dt),
                 Arg::Uuid(id) => query.bind(id),
                 Arg::Json(json) => query.bind(sqlx::types::Json(json)),
+                Arg::Array(array) => match array {
+                    Array::Text(values) => query.bind(values),
+                    Array::Integer(values) => query.bind(values),
+                    Array::Boolean(values) => query.bind(values),
+                    Array::Date(values) => query.bind(values),
+                    Array::Datetime(values) => query.bind(values),
+                    Array::Uuid(values) => query.bind(values),
+                    Array::Json(values) => {
+                        query.bind(values.into_iter().map(|v| v.map(sqlx::types::Json)).collect::<Vec<_>>())
+                    }
+                },
             };
         }
         query
@@ -261,12 +437,13 @@ impl Sql {
             TxInner::Sqlite(t) => {
                 t.run(self.text, self.args).await.map(|(rows, _)| rows.into_iter().map(Row::Sqlite).collect())
             }
-            TxInner::Postgres(t) => self
-                .postgres()
-                .fetch_all(&mut **t)
+            TxInner::Postgres(t) => {
+                async {
+                    let rows = self.postgres().fetch_all(t.connection().await?).await?;
+                    Ok(rows.into_iter().map(Row::Postgres).collect())
+                }
                 .await
-                .map(|rows| rows.into_iter().map(Row::Postgres).collect())
-                .map_err(StoreError::from),
+            }
         };
         tx.noted(rows)
     }
@@ -281,7 +458,11 @@ impl Sql {
         let touched = match &mut tx.inner {
             TxInner::Sqlite(t) => t.run(self.text, self.args).await.map(|(_, touched)| touched),
             TxInner::Postgres(t) => {
-                self.postgres().execute(&mut **t).await.map(|done| done.rows_affected()).map_err(StoreError::from)
+                async {
+                    let done = self.postgres().execute(t.connection().await?).await?;
+                    Ok(done.rows_affected())
+                }
+                .await
             }
         };
         tx.noted(touched)
@@ -292,17 +473,17 @@ impl Sql {
         let _timing = Timing::write();
         let done = match &mut tx.inner {
             TxInner::Sqlite(t) => t.run_all(statements.into_iter().map(|s| (s.text, s.args)).collect()).await,
-            TxInner::Postgres(t) => {
-                async {
-                    for statement in joined_inserts(statements) {
-                        statement.postgres().execute(&mut **t).await?;
-                    }
-                    Ok(())
-                }
-                .await
-            }
+            TxInner::Postgres(t) => async { Sql::run_on_postgres(statements, t.connection().await?).await }.await,
         };
         tx.noted(done)
+    }
+
+    /// Runs statements in order on a PostgreSQL connection, consecutive inserts of rows as one.
+    pub(crate) async fn run_on_postgres(statements: Vec<Sql>, conn: &mut PgConnection) -> Result<(), StoreError> {
+        for statement in joined_inserts(statements) {
+            statement.postgres().execute(&mut *conn).await?;
+        }
+        Ok(())
     }
 
     /// Appends `other`'s text and values, its parameters numbered after this one's (PostgreSQL).
@@ -343,7 +524,7 @@ const JOINED_PARAMETERS: usize = 32_766;
 /// data-modifying `WITH` parts: a new record, its audit row and its outbox event cost one
 /// trip to the server instead of three. The parts cannot see each other's rows, which no
 /// insert of rows needs.
-fn joined_inserts(statements: Vec<Sql>) -> Vec<Sql> {
+pub(crate) fn joined_inserts(statements: Vec<Sql>) -> Vec<Sql> {
     let mut joined = Vec::with_capacity(statements.len());
     let mut group: Vec<Sql> = Vec::new();
     let mut parameters = 0;
@@ -686,6 +867,69 @@ mod tests {
         );
         let values: Vec<String> = joined[0].args.iter().map(|a| format!("{a:?}")).collect();
         assert_eq!(values, ["Integer(1)", "Integer(2)", "Integer(3)", "Integer(4)", "Integer(5)"]);
+    }
+
+    fn rows(dialect: Dialect, rows: Vec<Vec<Arg>>) -> Vec<Sql> {
+        let mut head = Sql::new(dialect);
+        head.insert_rows_into().push("t (a, b)");
+        Rows::new(head, rows).into_statements()
+    }
+
+    #[test]
+    fn rows_go_to_postgresql_as_one_array_per_column_and_to_sqlite_as_values() {
+        let values = |n: i64| {
+            vec![Arg::Text(format!("r{n}")), if n == 1 { Arg::Null(Storage::Fixed(2)) } else { Arg::Integer(n) }]
+        };
+        let postgres = rows(Dialect::Postgres, (0..1200).map(values).collect());
+        assert_eq!(postgres.len(), 1);
+        assert_eq!(postgres[0].text, "INSERT INTO t (a, b) SELECT * FROM UNNEST($1::text[], $2::bigint[])");
+        let Arg::Array(Array::Integer(numbers)) = &postgres[0].args[1] else { panic!("{:?}", postgres[0].args[1]) };
+        assert_eq!(numbers[..3], [Some(0), None, Some(2)]);
+        assert_eq!(numbers.len(), 1200);
+
+        let sqlite = rows(Dialect::Sqlite, (0..1200).map(values).collect());
+        assert_eq!(sqlite.len(), 3, "500 rows a statement");
+        assert!(sqlite[2].text.starts_with("INSERT OR FAIL INTO t (a, b) VALUES (?, ?), (?, ?)"));
+        assert_eq!(sqlite[2].args.len(), 400);
+        assert!(rows(Dialect::Postgres, Vec::new()).is_empty());
+    }
+
+    #[test]
+    fn a_single_row_or_a_column_of_several_types_goes_to_postgresql_as_values() {
+        let mixed =
+            vec![vec![Arg::Text("a".into()), Arg::Integer(1)], vec![Arg::Text("b".into()), Arg::Text("2".into())]];
+        let statements = rows(Dialect::Postgres, mixed);
+        assert_eq!(statements[0].text, "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4)");
+        let one = vec![vec![Arg::Text("a".into()), Arg::Integer(1)]];
+        assert_eq!(rows(Dialect::Postgres, one)[0].text, "INSERT INTO t (a, b) VALUES ($1, $2)");
+        // Nulls only: the array takes the type the nulls carry.
+        let nulls = vec![vec![Arg::Null(Storage::Date), Arg::Null(Storage::Uuid)]; 2];
+        assert_eq!(
+            rows(Dialect::Postgres, nulls)[0].text,
+            "INSERT INTO t (a, b) SELECT * FROM UNNEST($1::date[], $2::uuid[])"
+        );
+    }
+
+    #[test]
+    fn auto_numbers_set_after_the_rows_land_in_their_column() {
+        for dialect in [Dialect::Postgres, Dialect::Sqlite] {
+            let mut head = Sql::new(dialect);
+            head.insert_rows_into().push("t (a, b)");
+            let mut inserted =
+                Rows::new(head, (0..600).map(|n| vec![Arg::Null(Storage::Text), Arg::Integer(n)]).collect());
+            inserted.set_texts(0, (0..600).map(|n| format!("C{n}")).collect());
+            let texts: Vec<String> = inserted
+                .into_statements()
+                .into_iter()
+                .flat_map(|sql| sql.args)
+                .flat_map(|arg| match arg {
+                    Arg::Array(Array::Text(texts)) => texts.into_iter().flatten().collect(),
+                    Arg::Text(text) => vec![text],
+                    _ => Vec::new(),
+                })
+                .collect();
+            assert_eq!(texts, (0..600).map(|n| format!("C{n}")).collect::<Vec<_>>(), "{dialect:?}");
+        }
     }
 
     #[test]

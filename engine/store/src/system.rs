@@ -512,34 +512,38 @@ pub fn change_statements(
     audit: Vec<AuditEntry>,
     events: Vec<OutboxEvent>,
 ) -> Vec<crate::Sql> {
-    let mut statements = Vec::new();
-    let mut audit = audit.into_iter().peekable();
-    while audit.peek().is_some() {
-        let chunk: Vec<AuditEntry> = audit.by_ref().take(1000).collect();
-        let mut sql = crate::Sql::new(dialect);
-        sql.insert_rows_into().push("crm_audit (at, actor, entity, record_id, action, source, changes) VALUES ");
-        sql.comma_list(chunk, |sql, entry| {
-            sql.push("(").bind(Arg::Datetime(now)).push(", ");
-            sql.bind(entry.actor.map_or(Arg::Null(Storage::Uuid), Arg::Uuid)).push(", ");
-            sql.bind(Arg::Text(entry.entity)).push(", ").bind(Arg::Uuid(entry.record_id)).push(", ");
-            sql.bind(Arg::Text(entry.action.to_owned())).push(", ");
-            sql.bind(entry.source.map_or(Arg::Null(Storage::Text), |s| Arg::Text(s.to_owned()))).push(", ");
-            sql.bind(Arg::json(dialect, entry.changes)).push(")");
-        });
-        statements.push(sql);
-    }
-    let mut events = events.into_iter().peekable();
-    while events.peek().is_some() {
-        let chunk: Vec<OutboxEvent> = events.by_ref().take(1000).collect();
-        let mut sql = crate::Sql::new(dialect);
-        sql.insert_rows_into().push("crm_outbox (at, entity, record_id, event, payload) VALUES ");
-        sql.comma_list(chunk, |sql, event| {
-            sql.push("(").bind(Arg::Datetime(now)).push(", ");
-            sql.bind(Arg::Text(event.entity)).push(", ").bind(Arg::Uuid(event.record_id)).push(", ");
-            sql.bind(Arg::Text(event.event.to_owned())).push(", ").bind(Arg::json(dialect, event.payload)).push(")");
-        });
-        statements.push(sql);
-    }
+    let mut head = crate::Sql::new(dialect);
+    head.insert_rows_into().push("crm_audit (at, actor, entity, record_id, action, source, changes)");
+    let audit = audit
+        .into_iter()
+        .map(|entry| {
+            vec![
+                Arg::Datetime(now),
+                entry.actor.map_or(Arg::Null(Storage::Uuid), Arg::Uuid),
+                Arg::Text(entry.entity),
+                Arg::Uuid(entry.record_id),
+                Arg::Text(entry.action.to_owned()),
+                entry.source.map_or(Arg::Null(Storage::Text), |s| Arg::Text(s.to_owned())),
+                Arg::json(dialect, entry.changes),
+            ]
+        })
+        .collect();
+    let mut statements = crate::sql::Rows::new(head, audit).into_statements();
+    let mut head = crate::Sql::new(dialect);
+    head.insert_rows_into().push("crm_outbox (at, entity, record_id, event, payload)");
+    let events = events
+        .into_iter()
+        .map(|event| {
+            vec![
+                Arg::Datetime(now),
+                Arg::Text(event.entity),
+                Arg::Uuid(event.record_id),
+                Arg::Text(event.event.to_owned()),
+                Arg::json(dialect, event.payload),
+            ]
+        })
+        .collect();
+    statements.extend(crate::sql::Rows::new(head, events).into_statements());
     statements
 }
 
