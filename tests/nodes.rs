@@ -233,7 +233,7 @@ fn json_logs_name_the_request_and_keep_secrets_out() {
 /// (soon, not after a hang), `/healthz` says why, nothing is half-written; when the database
 /// is back the server serves again by itself.
 #[test]
-fn the_database_goes_away_and_comes_back() {
+fn the_postgres_database_goes_away_and_comes_back() {
     let Ok(server) = std::env::var("CRM_TEST_POSTGRES_URL") else {
         eprintln!("CRM_TEST_POSTGRES_URL is not set: skipping the PostgreSQL run");
         return;

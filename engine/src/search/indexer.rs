@@ -77,8 +77,7 @@ pub(super) async fn caught_up(app: &App) -> ApiResult<bool> {
         return Ok(true);
     }
     // An event the index failed on waits to be tried again: its record may be missing.
-    let caught_up = !jobs::any_after(&app.db, reached).await?
-        && !jobs::any_failed(&app.db, crate::jobs::Consumer::name(&Indexer), &app.node).await?;
+    let caught_up = !jobs::lacking(&app.db, crate::jobs::Consumer::name(&Indexer), &app.node, reached).await?;
     if single && caught_up {
         *app.index_caught_up.lock().unwrap_or_else(|e| e.into_inner()) =
             Some((written, reached, std::time::Instant::now()));

@@ -64,20 +64,28 @@ pub async fn events_after(db: &Db, after: Position, limit: i64) -> Result<Vec<Ev
     sql.fetch_all(db).await?.iter().map(event).collect()
 }
 
-/// Whether any event this connection sees lies after a position: on PostgreSQL including
-/// those of recent transactions that [`events_after`] does not hand out yet.
-pub async fn any_after(db: &Db, after: Position) -> Result<bool, StoreError> {
+/// Whether what a consumer keeps may lack events, in one trip: any event this connection
+/// sees lies after its position (on PostgreSQL including those of recent transactions that
+/// [`events_after`] does not hand out yet), or it failed on some, to be tried again or dead.
+pub async fn lacking(db: &Db, consumer: &str, node: &str, after: Position) -> Result<bool, StoreError> {
     let mut sql = db.sql();
+    // The first event after the position, as a value rather than `EXISTS`, whose subquery
+    // loses its order: the order makes PostgreSQL's planner walk the index from the
+    // position; without it, it guesses a third of the rows lie after and scans the table
+    // for the first, all of it when none does (30 ms at 100k events, on every `contains`
+    // filter).
     match db.dialect() {
         Dialect::Sqlite => {
-            sql.push("SELECT 1 FROM crm_outbox WHERE seq > ").bind_int(after.seq);
+            sql.push("SELECT 1 WHERE (SELECT seq FROM crm_outbox WHERE seq > ").bind_int(after.seq);
         }
         Dialect::Postgres => {
-            sql.push("SELECT 1 FROM crm_outbox WHERE (tx, seq) > (CAST(");
-            sql.bind(Arg::Text(after.tx.to_string())).push(" AS xid8), ").bind_int(after.seq).push(")");
+            sql.push("SELECT 1 WHERE (SELECT seq FROM crm_outbox WHERE (tx, seq) > (CAST(");
+            sql.bind(Arg::Text(after.tx.to_string())).push(" AS xid8), ").bind_int(after.seq);
+            sql.push(") ORDER BY tx, seq");
         }
     }
-    sql.push(" LIMIT 1");
+    sql.push(" LIMIT 1) IS NOT NULL OR EXISTS (SELECT 1 FROM crm_job_failure WHERE consumer = ");
+    sql.bind(Arg::Text(consumer.to_owned())).push(" AND node = ").bind(Arg::Text(node.to_owned())).push(")");
     Ok(sql.fetch_optional(db).await?.is_some())
 }
 
@@ -205,15 +213,6 @@ pub async fn due(db: &Db, consumer: &str, node: &str, now: DateTime<Utc>) -> Res
         .iter()
         .map(|row| Ok(Due { seq: row.int(0)?.unwrap_or(0), attempts: row.int(1)?.unwrap_or(0) }))
         .collect()
-}
-
-/// Whether a consumer has events it failed on, to be tried again or dead: what it keeps
-/// lacks them.
-pub async fn any_failed(db: &Db, consumer: &str, node: &str) -> Result<bool, StoreError> {
-    let mut sql = db.sql();
-    sql.push("SELECT 1 FROM crm_job_failure WHERE consumer = ").bind(Arg::Text(consumer.to_owned()));
-    sql.push(" AND node = ").bind(Arg::Text(node.to_owned())).push(" LIMIT 1");
-    Ok(sql.fetch_optional(db).await?.is_some())
 }
 
 /// Forgets a failure: its event went through.

@@ -825,11 +825,7 @@ fn push_cond(sql: &mut Sql, cond: &Cond) {
             push_list_has_any(sql, field, &options);
         }
         Op::In(values) => {
-            sql.ident(&field.name).push(" IN (");
-            sql.comma_list(values, |sql, value| {
-                sql.bind(Arg::of(field, value));
-            });
-            sql.push(")");
+            sql.ident(&field.name).push_in(values.iter().map(|value| Arg::of(field, value)).collect());
         }
         Op::Contains(Value::List(options)) => push_list_has_any(sql, field, options),
         Op::Contains(Value::Text(text)) => push_like(sql, field, like_pattern(text, true)),

@@ -318,6 +318,25 @@ impl Sql {
         self.args[index] = arg;
     }
 
+    /// Appends ` IN (values)` after a column. On PostgreSQL several values of one type go as
+    /// one array (` = ANY($1::uuid[])`): the server parses and plans one parameter, not one
+    /// per value (a filter narrowed by the search index holds thousands of ids).
+    pub fn push_in(&mut self, values: Vec<Arg>) -> &mut Self {
+        if self.dialect == Dialect::Postgres
+            && values.len() > 1
+            && let Some(storage) = Array::type_of(values.iter().map(Some))
+        {
+            let array = Array::of(storage, values);
+            let cast = array.cast();
+            return self.push(" = ANY(").bind(Arg::Array(array)).push(cast).push(")");
+        }
+        self.push(" IN (");
+        self.comma_list(values, |sql, value| {
+            sql.bind(value);
+        });
+        self.push(")")
+    }
+
     /// Appends a number the engine computed (limits, scales) as a bound parameter.
     pub fn bind_int(&mut self, n: i64) -> &mut Self {
         self.bind(Arg::Integer(n))
