@@ -17,7 +17,11 @@ use crm_store::jobs::Event;
 use serde_json::{Value, json};
 use support::TestApp;
 
-backends!(assignments_leave_one_reminder_each, a_failing_consumer_retries_then_waits_for_an_administrator);
+backends!(
+    assignments_leave_one_reminder_each,
+    a_failing_consumer_retries_then_waits_for_an_administrator,
+    a_stream_of_writes_wakes_a_consumer_every_so_often_not_after_each
+);
 
 /// Runs consumers until none of `names` has events waiting on this node. On PostgreSQL an event becomes
 /// readable once every transaction of the server that began before it has ended, and the
@@ -237,4 +241,67 @@ async fn two_nodes_postgres() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(refused, "node B still trusted a token of a disabled user");
+}
+
+/// A consumer that counts the events it was handed and the runs that found any.
+struct Counting {
+    seen: Arc<AtomicUsize>,
+    runs: Arc<AtomicUsize>,
+}
+
+impl Consumer for Counting {
+    fn name(&self) -> &'static str {
+        "counting"
+    }
+
+    fn shared(&self) -> bool {
+        false
+    }
+
+    fn handle<'a>(&'a self, _app: &'a App, event: &'a Event) -> Handled<'a> {
+        Box::pin(async move {
+            if event.entity == "customer" {
+                self.seen.fetch_add(1, Ordering::SeqCst);
+            }
+            Ok(())
+        })
+    }
+
+    fn flush<'a>(&'a self, _app: &'a App, _reached: crm_store::jobs::Position) -> Handled<'a> {
+        Box::pin(async move {
+            self.runs.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        })
+    }
+}
+
+/// Under a stream of writes a consumer runs at most every 100 ms and takes the events of many
+/// writes at once, instead of following each write with a run (a read of the outbox, a cursor
+/// write, an index commit) of its own; and none of the events is left behind.
+async fn a_stream_of_writes_wakes_a_consumer_every_so_often_not_after_each(t: TestApp) {
+    let (seen, runs) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let runner = Runner::new(t.app.clone(), vec![Box::new(Counting { seen: seen.clone(), runs: runs.clone() })]);
+    let running = tokio::spawn(runner.run());
+    // The consumer's first run starts its cursor; what it is handed afterwards is news.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let writes = 40;
+    let started = std::time::Instant::now();
+    for n in 0..writes {
+        t.create("customer", json!({"name": format!("连续写入的客户{n}")})).await;
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let spent = started.elapsed();
+    for _ in 0..200 {
+        if seen.load(Ordering::SeqCst) == writes {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    running.abort();
+    assert_eq!(seen.load(Ordering::SeqCst), writes, "every write's event was handed over");
+    // At most one run per 100 ms of writing, the first and the last besides.
+    let most = spent.as_millis() as usize / 100 + 2;
+    let runs = runs.load(Ordering::SeqCst);
+    assert!(runs <= most, "{runs} runs for {writes} writes in {spent:?}: at most {most}");
+    assert!(runs >= 2, "the events were taken as they came, not all at the end: {runs} run(s)");
 }
